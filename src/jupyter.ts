@@ -1,31 +1,35 @@
 /**
- * The Jupyter rich-display hook of Deno's kernel, as a typed symbol.
+ * The Jupyter rich-display hook of the Deno kernel (REFERENCE §11): an object with a method under
+ * this symbol returning a MIME bundle is displayed as that bundle.
  *
  * @module
  */
 
 /**
- * `Symbol.for("Jupyter.display")`: the Deno Jupyter kernel calls an object's method under this key
- * and shows the MIME bundle it returns (e.g. `{"image/png": base64}`, `{"image/svg+xml": svg}`).
- * Declared as a `unique symbol` so TypeScript lets classes and callers index with it.
+ * `Symbol.for("Jupyter.display")`, shared so that every result class uses the same typed key.
  *
  * @example
  * ```ts
  * import { JUPYTER_DISPLAY } from "./jupyter.ts";
- * const note = { [JUPYTER_DISPLAY]: () => ({ "text/plain": "hello" }) };
- * console.assert(note[Symbol.for("Jupyter.display") as typeof JUPYTER_DISPLAY]()["text/plain"] === "hello");
+ * const shown = { [JUPYTER_DISPLAY]: () => ({ "text/plain": "hi" }) };
+ * console.assert(shown[JUPYTER_DISPLAY]()["text/plain"] === "hi");
  * ```
  */
 export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
 
+/** A MIME bundle: MIME type → content. */
+export type MimeBundle = Record<string, string>;
+
 /**
- * A Jupyter MIME bundle: MIME type → content (base64 for binary types).
+ * The display bundle of any value that has one, else `undefined`.
  *
  * @example
  * ```ts
- * import type { MimeBundle } from "./jupyter.ts";
- * const bundle: MimeBundle = { "text/plain": "42" };
- * console.assert(bundle["text/plain"] === "42");
+ * import { displayBundle } from "./jupyter.ts";
+ * console.assert(displayBundle(42) === undefined);
  * ```
  */
-export type MimeBundle = Record<string, string>;
+export function displayBundle(value: unknown): MimeBundle | undefined {
+  const hook = (value as Record<symbol, unknown> | null)?.[Symbol.for("Jupyter.display")];
+  return typeof hook === "function" ? hook.call(value) : undefined;
+}

@@ -67,7 +67,9 @@ export function removeWord(prompt: string, word: string, options: RemoveWordOpti
     const known = promptWords(prompt).map((w) => w.word).join(", ");
     const which = occurrence === 0 ? "" : ` (occurrence ${occurrence}, found ${matches.length})`;
     throw new PromptError(
-      `word "${word}" is not in the prompt "${prompt}"${which}; expected one of: ${known || "(none)"}`,
+      `word "${word}" is not in the prompt "${prompt}"${which}; expected one of: ${
+        known || "(none)"
+      }`,
     );
   }
   const replacement = options.placeholder ?? "";

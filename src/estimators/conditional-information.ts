@@ -1,0 +1,50 @@
+/**
+ * Conditional information of one word, i(x; word | rest of the prompt).
+ *
+ * @module
+ */
+import type { Model } from "../models/model.ts";
+import { normaliseWord, promptWords, removeWord } from "../models/prompt.ts";
+import type { RemoveWordOptions } from "../models/prompt.ts";
+import { estimateContrasts } from "./contrasts.ts";
+import type { EstimatorOptions } from "./options.ts";
+import { resolveOptions } from "./options.ts";
+import type { TokenInformation } from "./results.ts";
+
+/** Options of {@link conditionalInformation}: estimator options plus how the word is removed. */
+export type ConditionalOptions = EstimatorOptions & RemoveWordOptions;
+
+/**
+ * i(x; w | c): the information the word adds to the rest of the prompt c (the prompt with the
+ * word removed at word boundaries, or replaced by a placeholder).
+ *
+ * @example
+ * ```ts
+ * import { mixtureModel } from "../models/mixture.ts";
+ * import { conditionalInformation } from "./conditional-information.ts";
+ * const model = mixtureModel({ shape: [1, 1, 2], components: [
+ *   { words: ["red", "circle"], mean: [1, 0], variance: 0.2 }, { words: ["blue", "circle"], mean: [0, 1], variance: 0.2 }] });
+ * const r = await conditionalInformation(model, model.sample("red", { seed: 2 }), "a red circle", "red", { samples: 50 });
+ * console.assert(r.context === "a circle" && r.estimate.nats > 0);
+ * ```
+ */
+export async function conditionalInformation(
+  model: Model,
+  data: Float32Array,
+  prompt: string,
+  word: string,
+  options: ConditionalOptions = {},
+): Promise<TokenInformation> {
+  const context = removeWord(prompt, word, options);
+  const outcome = await estimateContrasts(
+    model,
+    data,
+    { prompts: [prompt, context], contrasts: [{ with: 0, without: 1 }] },
+    resolveOptions(model, options),
+  );
+  const [result] = outcome.contrasts;
+  const target = normaliseWord(word);
+  const positions = promptWords(prompt).flatMap((w, i) => w.word === target ? [i] : []);
+  const index = positions[options.occurrence ?? 0]; // removeWord has checked it exists
+  return { word: target, index, context, estimate: result.estimate, map: result.map };
+}

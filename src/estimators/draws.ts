@@ -1,0 +1,97 @@
+/**
+ * Common random numbers: the (α, ε) draws that every condition of one image is evaluated on.
+ * Using the same draws for the conditions being compared is what keeps their differences from
+ * drowning in noise (REFERENCE §2).
+ *
+ * @module
+ */
+import type { LogSnrSampling } from "../numerics/log-snr.ts";
+import { sampleLogSnr } from "../numerics/log-snr.ts";
+import { Random } from "../numerics/random.ts";
+
+/** A block of consecutive draws, evaluated together. */
+export interface DrawBlock {
+  /** index of the first draw of the block */
+  readonly start: number;
+  /** number of draws in the block */
+  readonly count: number;
+  /** α of each draw, already snapped to the model's timesteps */
+  readonly logSnr: Float64Array;
+  /** importance weight 1/q(α) of each draw */
+  readonly weight: Float64Array;
+  /** ε of each draw, draw-major (`count · d` values) */
+  readonly noise: Float32Array;
+}
+
+/** How to cut the draws into blocks. */
+export interface DrawPlan {
+  /** total number of draws */
+  readonly samples: number;
+  /** seed of the draws */
+  readonly seed: number;
+  /** log-SNR sampling */
+  readonly logSnr: LogSnrSampling;
+  /** values per draw (c·h·w) */
+  readonly size: number;
+  /** draws per block */
+  readonly blockSize: number;
+  /** all draws of a block share one α (models with a scalar timestep) */
+  readonly sharedLogSnr: boolean;
+  /** the model's timestep snapping, if any */
+  readonly snap?: (logSnr: number) => number;
+}
+
+/**
+ * Yields the draws in blocks. α and ε come from two separate streams of the seed, so with
+ * per-draw α the numbers do not depend on the block size.
+ *
+ * @example
+ * ```ts
+ * import { drawBlocks } from "./draws.ts";
+ * const plan = { samples: 5, seed: 1, logSnr: { loc: 1, scale: 2, clip: 3 }, size: 4, blockSize: 2, sharedLogSnr: false };
+ * const blocks = [...drawBlocks(plan)];
+ * console.assert(blocks.length === 3 && blocks[2].count === 1);
+ * ```
+ */
+export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
+  const root = new Random(plan.seed);
+  const alphas = root.fork(), noises = root.fork();
+  for (let start = 0; start < plan.samples; start += plan.blockSize) {
+    const count = Math.min(plan.blockSize, plan.samples - start);
+    const logSnr = new Float64Array(count), weight = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      if (i > 0 && plan.sharedLogSnr) {
+        logSnr[i] = logSnr[0];
+        weight[i] = weight[0];
+        continue;
+      }
+      const draw = sampleLogSnr(alphas, plan.logSnr);
+      logSnr[i] = plan.snap ? plan.snap(draw.logSnr) : draw.logSnr;
+      weight[i] = draw.weight;
+    }
+    const noise = noises.fillGaussian(new Float32Array(count * plan.size));
+    yield { start, count, logSnr, weight, noise };
+  }
+}
+
+/**
+ * Noises the data at each draw of a block: x_α = √σ(α)·x + √σ(−α)·ε, draw-major.
+ *
+ * @example
+ * ```ts
+ * import { noisyData } from "./draws.ts";
+ * const z = noisyData(new Float32Array([1]), { start: 0, count: 1, logSnr: new Float64Array([0]), weight: new Float64Array([1]), noise: new Float32Array([1]) });
+ * console.assert(Math.abs(z[0] - 2 * Math.sqrt(0.5)) < 1e-6);
+ * ```
+ */
+export function noisyData(data: Float32Array, block: DrawBlock): Float32Array {
+  const d = data.length;
+  const out = new Float32Array(block.count * d);
+  for (let i = 0; i < block.count; i++) {
+    const s = 1 / (1 + Math.exp(-block.logSnr[i]));
+    const a = Math.sqrt(s), b = Math.sqrt(1 - s);
+    const offset = i * d;
+    for (let j = 0; j < d; j++) out[offset + j] = a * data[j] + b * block.noise[offset + j];
+  }
+  return out;
+}

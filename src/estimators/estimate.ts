@@ -1,0 +1,52 @@
+/**
+ * The scalar result every estimator returns: a value in nats with its standard error.
+ *
+ * @module
+ */
+
+import { JUPYTER_DISPLAY } from "../jupyter.ts";
+
+/**
+ * An estimate in nats with its standard error and the number of noise draws behind it.
+ *
+ * @example
+ * ```ts
+ * import { Estimate } from "./estimate.ts";
+ * const e = new Estimate(0.5, 0.05, 100);
+ * console.assert(e.toString() === "0.5000 ± 0.0500 nats (n=100)");
+ * console.assert(JSON.stringify(e) === '{"nats":0.5,"se":0.05,"samples":100}');
+ * ```
+ */
+export class Estimate {
+  /**
+   * @param nats the estimate, in nats
+   * @param se its standard error, in nats
+   * @param samples the number of noise draws
+   */
+  constructor(readonly nats: number, readonly se: number, readonly samples: number) {}
+
+  /** The estimate in bits. */
+  get bits(): number {
+    return this.nats / Math.LN2;
+  }
+
+  /** The standard error in bits. */
+  get seBits(): number {
+    return this.se / Math.LN2;
+  }
+
+  /** Plain data: `{ nats, se, samples }`. */
+  toJSON(): { nats: number; se: number; samples: number } {
+    return { nats: this.nats, se: this.se, samples: this.samples };
+  }
+
+  /** `0.5123 ± 0.0311 nats (n=100)` */
+  toString(): string {
+    return `${this.nats.toFixed(4)} ± ${this.se.toFixed(4)} nats (n=${this.samples})`;
+  }
+
+  /** Shows the estimate as text in Jupyter. */
+  [JUPYTER_DISPLAY](): Record<string, string> {
+    return { "text/plain": this.toString() };
+  }
+}
