@@ -1,0 +1,506 @@
+/**
+ * The CLIP tokenizer against known truth: the reference prompt → ids vectors of the real CLIP
+ * vocabulary, Hugging Face's tokenizers.js on a few hundred random prompts, and small hand-made
+ * vocabularies whose every id is known.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { ClipTokenizer, loadTokenizer } from "../src/models/onnx/tokenizer.ts";
+import { ModelLoadError } from "../src/errors.ts";
+import { Random } from "../src/numerics/random.ts";
+
+const SHARED_CLIP = fileURLToPath(new URL("../../shared/clip/", import.meta.url));
+const BOS = 49406;
+const EOS = 49407;
+
+interface Vector {
+  text: string;
+  ids: number[];
+}
+const VECTORS: Vector[] = JSON.parse(
+  await Deno.readTextFile(join(SHARED_CLIP, "tokenizer-vectors.json")),
+);
+const VOCAB: Record<string, number> = JSON.parse(
+  await Deno.readTextFile(join(SHARED_CLIP, "vocab.json")),
+);
+const ID_TO_TOKEN = new Map(Object.entries(VOCAB).map(([token, id]) => [id, token]));
+
+/** SD 2.x's files (pad "!", tokens as AddedToken objects) and SD 1.x's (pad = EOS, plain strings). */
+const SD2_SPECIALS = {
+  bos_token: { content: "<|startoftext|>", lstrip: false, normalized: true, rstrip: false },
+  eos_token: { content: "<|endoftext|>", lstrip: false, normalized: true, rstrip: false },
+  pad_token: "!",
+  unk_token: { content: "<|endoftext|>", lstrip: false, normalized: true, rstrip: false },
+};
+const SD1_SPECIALS = {
+  bos_token: "<|startoftext|>",
+  eos_token: "<|endoftext|>",
+  pad_token: "<|endoftext|>",
+  unk_token: "<|endoftext|>",
+};
+
+/** A temporary SD-style tokenizer/ folder with the real CLIP vocab and merges. */
+async function clipFolder(
+  specials: object,
+  config: object = { model_max_length: 77, do_lower_case: true },
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "infodiff-tokenizer-" });
+  await Deno.copyFile(join(SHARED_CLIP, "vocab.json"), join(dir, "vocab.json"));
+  await Deno.copyFile(join(SHARED_CLIP, "merges.txt"), join(dir, "merges.txt"));
+  await Deno.writeTextFile(join(dir, "special_tokens_map.json"), JSON.stringify(specials));
+  await Deno.writeTextFile(join(dir, "tokenizer_config.json"), JSON.stringify(config));
+  return dir;
+}
+
+async function withFolder<T>(dir: string, body: (dir: string) => Promise<T>): Promise<T> {
+  try {
+    return await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** GPT-2's byte ↔ symbol table, inverted: decodes byte-level tokens back to text. */
+const SYMBOL_TO_BYTE = (() => {
+  const printable = (b: number) =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const table = new Map<string, number>();
+  let next = 256;
+  for (let b = 0; b < 256; b++) table.set(String.fromCharCode(printable(b) ? b : next++), b);
+  return table;
+})();
+
+/** The UTF-8 bytes a CLIP token stands for (its `</w>` dropped). */
+function tokenBytes(id: number): number[] {
+  const token = ID_TO_TOKEN.get(id);
+  assert.ok(token !== undefined, `id ${id} is not in the vocabulary`);
+  return [...token.replace(/<\/w>$/, "")].map((symbol) => SYMBOL_TO_BYTE.get(symbol)!);
+}
+
+function decodeTokens(ids: number[]): string {
+  return new TextDecoder().decode(new Uint8Array(ids.flatMap(tokenBytes)));
+}
+
+/** The tokenizer.json Hugging Face's CLIPTokenizerFast uses, built from vocab + merges. */
+function hfClipTokenizerJson(vocab: Record<string, number>, merges: string[]): object {
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: true,
+    special: true,
+  });
+  return {
+    version: "1.0",
+    added_tokens: [special(BOS, "<|startoftext|>"), special(EOS, "<|endoftext|>")],
+    normalizer: {
+      type: "Sequence",
+      normalizers: [
+        { type: "NFC" },
+        { type: "Replace", pattern: { Regex: "\\s+" }, content: " " },
+        { type: "Lowercase" },
+      ],
+    },
+    pre_tokenizer: {
+      type: "Sequence",
+      pretokenizers: [
+        {
+          type: "Split",
+          pattern: {
+            Regex:
+              "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
+          },
+          behavior: "Removed",
+          invert: true,
+        },
+        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: {
+      type: "RobertaProcessing",
+      sep: ["<|endoftext|>", EOS],
+      cls: ["<|startoftext|>", BOS],
+      trim_offsets: false,
+      add_prefix_space: false,
+    },
+    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<|endoftext|>",
+      continuing_subword_prefix: "",
+      end_of_word_suffix: "</w>",
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
+    },
+  };
+}
+
+async function sharedMerges(): Promise<string[]> {
+  const lines = (await Deno.readTextFile(join(SHARED_CLIP, "merges.txt"))).split("\n");
+  return lines.slice(1).filter((line) => line.length > 0);
+}
+
+/** Runs the body with console.warn captured; returns what was warned. */
+function captureWarnings(body: () => void): string[] {
+  const warnings: string[] = [];
+  const original = console.warn;
+  console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
+  try {
+    body();
+  } finally {
+    console.warn = original;
+  }
+  return warnings;
+}
+
+Deno.test("every reference vector comes out identical, SD 2.x and SD 1.x folders", async () => {
+  for (const specials of [SD2_SPECIALS, SD1_SPECIALS]) {
+    await withFolder(await clipFolder(specials), async (dir) => {
+      const tokenizer = await loadTokenizer(dir);
+      assert.equal(tokenizer.bosId, BOS);
+      assert.equal(tokenizer.eosId, EOS);
+      assert.equal(tokenizer.contextLength, 77);
+      for (const { text, ids } of VECTORS) assert.deepEqual(tokenizer.encode(text), ids, text);
+    });
+  }
+});
+
+Deno.test('SD 2.x pads with 0 ("!"), SD 1.x with 49407, both to 77', async () => {
+  for (const [specials, pad] of [[SD2_SPECIALS, 0], [SD1_SPECIALS, EOS]] as const) {
+    await withFolder(await clipFolder(specials), async (dir) => {
+      const tokenizer = await loadTokenizer(dir);
+      assert.equal(tokenizer.padId, pad);
+      for (const { text, ids } of VECTORS) {
+        const padded = tokenizer.inputIds(text);
+        assert.equal(padded.length, 77);
+        assert.deepEqual([...padded], [...ids, ...new Array(77 - ids.length).fill(pad)], text);
+      }
+    });
+  }
+});
+
+Deno.test("a folder without tokenizer_config.json gets context 77; HF's 1e30 sentinel too", async () => {
+  await withFolder(await clipFolder(SD1_SPECIALS, { model_max_length: 1e30 }), async (dir) => {
+    assert.equal((await loadTokenizer(dir)).contextLength, 77);
+    await Deno.remove(join(dir, "tokenizer_config.json"));
+    assert.equal((await loadTokenizer(dir)).contextLength, 77);
+  });
+});
+
+Deno.test("a 100-word prompt is cut to 77 ids ending in EOS, with a warning naming 25", async () => {
+  // "a photo of a cat" is [320, 1125, 539, 320, 2368], one token per word (reference vector).
+  const words = ["a", "photo", "of", "a", "cat"];
+  const wordIds = [320, 1125, 539, 320, 2368];
+  const prompt = Array.from({ length: 100 }, (_, i) => words[i % 5]).join(" ");
+  const expected = [BOS, ...Array.from({ length: 75 }, (_, i) => wordIds[i % 5]), EOS];
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    let ids: number[] = [];
+    const warnings = captureWarnings(() => {
+      ids = tokenizer.encode(prompt);
+    });
+    assert.deepEqual(ids, expected);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /dropped 25 token/);
+    assert.deepEqual(tokenizer.tokenize(prompt), { ids: expected, dropped: 25 });
+    const padded = captureWarnings(() =>
+      assert.deepEqual([...tokenizer.inputIds(prompt)], expected)
+    );
+    assert.equal(padded.length, 1);
+    const positions = tokenizer.wordPositions(prompt);
+    assert.equal(positions.length, 100);
+    positions.forEach((w, i) => assert.deepEqual(w.positions, i < 75 ? [i + 1] : [], `word ${i}`));
+    // 75 tokens fit exactly: nothing is dropped and nothing is warned.
+    const exact = Array.from({ length: 75 }, (_, i) => words[i % 5]).join(" ");
+    assert.deepEqual(captureWarnings(() => assert.equal(tokenizer.encode(exact).length, 77)), []);
+  });
+});
+
+Deno.test("wordPositions: the tokens at a word's positions spell that word", async () => {
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    const cases: [string, [string, number[]][]][] = [
+      ["A red circle to the left of a blue square.", [
+        ["a", [1]],
+        ["red", [2]],
+        ["circle", [3]],
+        ["to", [4]],
+        ["the", [5]],
+        ["left", [6]],
+        ["of", [7]],
+        ["a", [8]],
+        ["blue", [9]],
+        ["square", [10]], // position 11 is ".", part of no word
+      ]],
+      ["the man's hat isn't red", [
+        ["the", [1]],
+        ["man's", [2, 3]],
+        ["hat", [4]],
+        ["isn't", [5, 6]],
+        ["red", [7]],
+      ]],
+    ];
+    for (const [text, expected] of cases) {
+      const ids = tokenizer.inputIds(text);
+      const words = tokenizer.wordPositions(text);
+      assert.deepEqual(words.map((w) => [w.word, w.positions]), expected, text);
+      for (const w of words) {
+        assert.equal(text.slice(w.start, w.end).toLowerCase(), w.word);
+        assert.equal(decodeTokens(w.positions.map((p) => ids[p])), w.word);
+      }
+    }
+  });
+});
+
+Deno.test("wordPositions keeps original offsets through İ (lower-cases to 2 units) and emoji", async () => {
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    const text = "🐱  İstanbul's\tCAFÉ 🐶dog";
+    const ids = tokenizer.inputIds(text);
+    const words = tokenizer.wordPositions(text);
+    assert.deepEqual(words.map((w) => [w.word, w.start, w.end]), [
+      ["i\u0307stanbul's", 4, 14],
+      ["café", 15, 19],
+      ["dog", 22, 25],
+    ]);
+    for (const w of words) assert.equal(decodeTokens(w.positions.map((p) => ids[p])), w.word);
+    // The emoji tokens belong to no word: every content position is either a word's or an emoji's.
+    const inWords = new Set(words.flatMap((w) => w.positions));
+    const content = tokenizer.encode(text).length - 2;
+    const outside = Array.from({ length: content }, (_, i) => i + 1).filter((p) => !inWords.has(p));
+    assert.equal(decodeTokens(outside.map((p) => ids[p])), "🐱🐶");
+  });
+});
+
+Deno.test("matches Hugging Face tokenizers.js on 400 random prompts (seed 1234)", async () => {
+  const hf = new HfTokenizer(hfClipTokenizerJson(VOCAB, await sharedMerges()), {
+    bos_token: "<|startoftext|>",
+    eos_token: "<|endoftext|>",
+  });
+  const fragments = [
+    "a",
+    "the",
+    "Photo",
+    "CAT",
+    "dogs'",
+    "man's",
+    "isn't",
+    "we're",
+    "they've",
+    "I'm",
+    "you'll",
+    "he'd",
+    "don’t",
+    "rock'n'roll",
+    "'sun",
+    "x'",
+    "3's",
+    "12",
+    "2024",
+    "3.14",
+    "¼",
+    ",",
+    ".",
+    "!!",
+    "?!",
+    "...",
+    "-",
+    "—",
+    "&amp;",
+    '"quoted"',
+    "(paren)",
+    "#tag",
+    "@user",
+    "$5",
+    "100%",
+    "café",
+    "naïve",
+    "Straße",
+    "ÆØÅ",
+    "ĳ",
+    "İstanbul",
+    "ΟΔΟΣ",
+    "привет",
+    "日本語",
+    "한국어",
+    "🐱",
+    "👍🏽",
+    "a🐶b",
+    "antidisestablishmentarianism",
+    "qzxv",
+    "ZZZ",
+    "tHiS",
+  ];
+  const spaces = [" ", " ", " ", "  ", "\t", "\n", ""];
+  const random = new Random(1234);
+  const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  await withFolder(await clipFolder(SD2_SPECIALS, { model_max_length: 10_000 }), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    for (let n = 0; n < 400; n++) {
+      let text = spaces[random.int(spaces.length)];
+      for (let k = random.int(12); k >= 0; k--) {
+        const word = random.int(4) === 0
+          ? Array.from({ length: 1 + random.int(12) }, () => letters[random.int(letters.length)])
+            .join("")
+          : fragments[random.int(fragments.length)];
+        text += word + spaces[random.int(spaces.length)];
+      }
+      assert.deepEqual(tokenizer.encode(text), hf.encode(text).ids, JSON.stringify(text));
+      const ids = tokenizer.inputIds(text);
+      for (const w of tokenizer.wordPositions(text)) {
+        // A word's tokens spell the word, plus at most punctuation glued on by the split ("'sun").
+        const spelled = decodeTokens(w.positions.map((p) => ids[p]));
+        assert.ok(spelled.includes(w.word), `${JSON.stringify(text)}: ${w.word} vs ${spelled}`);
+        assert.match(spelled.replace(w.word, ""), /^[^\p{L}\p{N}]*$/u, JSON.stringify(text));
+      }
+    }
+  });
+});
+
+Deno.test("a folder with only tokenizer.json (no vocab.json / merges.txt) gives the same ids", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "infodiff-tokenizer-" });
+  await withFolder(dir, async () => {
+    const json = hfClipTokenizerJson(VOCAB, await sharedMerges());
+    await Deno.writeTextFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    await Deno.writeTextFile(join(dir, "special_tokens_map.json"), JSON.stringify(SD2_SPECIALS));
+    const tokenizer = await loadTokenizer(dir);
+    assert.equal(tokenizer.padId, 0);
+    for (const { text, ids } of VECTORS) assert.deepEqual(tokenizer.encode(text), ids, text);
+  });
+});
+
+/**
+ * A tiny custom tokenizer: "red", "circle", "square" as whole-word tokens (ids 0-2), special
+ * tokens 3/4/5, the 256 byte symbols and their `</w>` forms, merges that build the three words.
+ */
+async function tinyFolder(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "infodiff-tiny-tokenizer-" });
+  const vocab: Record<string, number> = {
+    "red</w>": 0,
+    "circle</w>": 1,
+    "square</w>": 2,
+    "<bos>": 3,
+    "<eos>": 4,
+    "<pad>": 5,
+  };
+  const add = (token: string) => vocab[token] ??= Object.keys(vocab).length;
+  const symbols = [...SYMBOL_TO_BYTE.keys()];
+  for (const symbol of symbols) add(symbol);
+  for (const symbol of symbols) add(symbol + "</w>");
+  const merges: string[] = [];
+  for (const word of ["red", "circle", "square"]) {
+    // Left to right: r+e → re, re+d</w> → red</w>.
+    let left = word[0];
+    for (let i = 1; i < word.length; i++) {
+      const right = i === word.length - 1 ? word[i] + "</w>" : word[i];
+      merges.push(`${left} ${right}`);
+      left += right;
+      add(left);
+    }
+  }
+  await Deno.writeTextFile(join(dir, "vocab.json"), JSON.stringify(vocab));
+  await Deno.writeTextFile(join(dir, "merges.txt"), `#version: 0.2\n${merges.join("\n")}\n`);
+  await Deno.writeTextFile(
+    join(dir, "special_tokens_map.json"),
+    JSON.stringify({ bos_token: "<bos>", eos_token: { content: "<eos>" }, pad_token: "<pad>" }),
+  );
+  await Deno.writeTextFile(
+    join(dir, "tokenizer_config.json"),
+    JSON.stringify({ model_max_length: 16, bos_token: "<ignored>" }), // special_tokens_map wins
+  );
+  return dir;
+}
+
+Deno.test("a tiny custom tokenizer takes every id and the length from its own files", async () => {
+  await withFolder(await tinyFolder(), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    assert.deepEqual(
+      [tokenizer.bosId, tokenizer.eosId, tokenizer.padId, tokenizer.contextLength],
+      [3, 4, 5, 16],
+    );
+    assert.deepEqual(tokenizer.encode("Red  circle, SQUARE"), [3, 0, 1, 262 + 0x2c, 2, 4]);
+    assert.deepEqual(
+      [...tokenizer.inputIds("red square")],
+      [3, 0, 2, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5],
+    );
+    // "blue" is not a word of the vocab: byte symbols b, l, u and e</w> (ids 6 + byte, 262 + byte).
+    const b = (char: string) => 6 + char.charCodeAt(0);
+    assert.deepEqual(tokenizer.encode("blue"), [3, b("b"), b("l"), b("u"), 256 + b("e"), 4]);
+    const words = tokenizer.wordPositions("red blue circle");
+    assert.deepEqual(words.map((w) => w.positions), [[1], [2, 3, 4, 5], [6]]);
+    // 20 words, 14 fit: 6 dropped.
+    const long = Array(20).fill("red").join(" ");
+    const warnings = captureWarnings(() =>
+      assert.deepEqual(tokenizer.encode(long), [3, ...Array(14).fill(0), 4])
+    );
+    assert.match(warnings[0], /dropped 6 token/);
+  });
+});
+
+Deno.test("missing folder, missing merges.txt and unknown special tokens are ModelLoadErrors", async () => {
+  await assert.rejects(
+    () => loadTokenizer("/nonexistent/infodiff/tokenizer"),
+    (e: unknown) =>
+      e instanceof ModelLoadError && e.message.includes("/nonexistent/infodiff/tokenizer") &&
+      e.message.includes("vocab.json + merges.txt"),
+  );
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    await Deno.remove(join(dir, "merges.txt"));
+    await assert.rejects(
+      () => loadTokenizer(dir),
+      (e: unknown) =>
+        e instanceof ModelLoadError && e.message.includes(join(dir, "merges.txt")) &&
+        e.message.includes("vocab.json + merges.txt"),
+    );
+  });
+  await withFolder(await clipFolder({ ...SD2_SPECIALS, pad_token: "<pad>" }), async (dir) => {
+    await assert.rejects(
+      () => loadTokenizer(dir),
+      (e: unknown) =>
+        e instanceof ModelLoadError && e.message.includes('pad_token "<pad>"') &&
+        e.message.includes("not in the vocabulary"),
+    );
+  });
+  await withFolder(await clipFolder(SD2_SPECIALS, { model_max_length: 1 }), async (dir) => {
+    await assert.rejects(
+      () => loadTokenizer(dir),
+      /model_max_length .* is 1; expected an integer ≥ 2/,
+    );
+  });
+});
+
+Deno.test("a piece with no token and no unk_token is a PromptError naming it", () => {
+  const tokenizer = new ClipTokenizer({
+    vocab: new Map([["<s>", 0], ["</s>", 1], ["a</w>", 2]]),
+    merges: [],
+    bosToken: "<s>",
+    eosToken: "</s>",
+    padToken: "</s>",
+    contextLength: 8,
+  });
+  assert.deepEqual(tokenizer.encode("a"), [0, 2, 1]);
+  assert.throws(() => tokenizer.encode("a b"), /"b<\/w>" of "b" is not in the vocabulary/);
+});
+
+Deno.test("special tokens typed into a prompt stay whole, as in CLIP's seeded BPE cache", async () => {
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    // "a" = 320 and "cat" = 2368 (reference vector "a photo of a cat").
+    assert.deepEqual(tokenizer.encode("a cat <|endoftext|> a"), [BOS, 320, 2368, EOS, 320, EOS]);
+    assert.deepEqual(tokenizer.encode("<|StartOfText|>cat"), [BOS, BOS, 2368, EOS]);
+  });
+});
+
+Deno.test("whitespace is Python's (CLIP's) \\s: \\x1c and \\x85 separate words like a space", async () => {
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    assert.deepEqual(tokenizer.encode("a\x1ccat\x85a\u3000cat"), [BOS, 320, 2368, 320, 2368, EOS]);
+  });
+});
