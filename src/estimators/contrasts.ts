@@ -135,7 +135,10 @@ export async function estimateContrasts(
       });
       (plan.denoisingErrors ?? []).forEach((k, index) => {
         const s = 1 / (1 + Math.exp(-block.logSnr[i]));
-        reduction.errors[index][draw] = half * (squaredError(noise, at(k)) - d * s);
+        // E‖ε‖² = d exactly, so σ(α)·‖ε‖² can replace d·σ(α): same expectation, but it cancels
+        // the χ² noise of ‖ε − ε̂‖² where ε̂ ≈ 0 or ε̂ ≈ ε, i.e. where the weights are largest.
+        reduction.errors[index][draw] = half *
+          (squaredError(noise, at(k)) - s * squaredNorm(noise));
       });
     }
     options.onProgress?.({ done: block.start + block.count, total: n });
@@ -233,6 +236,12 @@ function reduceContrast(
     total += sum;
   }
   return total;
+}
+
+function squaredNorm(values: Float32Array): number {
+  let sum = 0;
+  for (let j = 0; j < values.length; j++) sum += values[j] * values[j];
+  return sum;
 }
 
 function squaredError(noise: Float32Array, prediction: Float32Array): number {

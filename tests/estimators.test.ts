@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import { meanWithError } from "../src/numerics/statistics.ts";
+import { Random } from "../src/numerics/random.ts";
+import {
+  assertWithin,
+  colourShapeMixture,
+  TRUNCATION_ALLOWANCE,
+  twoWordMixture,
+  WIDE,
+} from "./helpers.ts";
+
+const cases = [
+  { sampleFrom: "red circle", prompt: "a red circle", seed: 4 },
+  { sampleFrom: "blue", prompt: "a blue circle", seed: 5 },
+  { sampleFrom: "square", prompt: "red square", seed: 6 },
+  { sampleFrom: "circle", prompt: "red", seed: 7 }, // a point the prompt does not describe: i < 0
+];
+
+Deno.test("standard estimator matches log p(x|y) − log p(x) within 3 SE + truncation allowance", async () => {
+  const model = colourShapeMixture();
+  for (const c of cases) {
+    const x = model.sample(c.sampleFrom, { seed: c.seed });
+    const truth = model.logDensity(x, c.prompt) - model.logDensity(x, "");
+    const estimate = await model.info(x).given(c.prompt).estimator("standard").samples(1500)
+      .logSnr(WIDE).seed(c.seed).total();
+    assertWithin(estimate, truth);
+  }
+});
+
+Deno.test("standard estimator on a second mixture, several points", async () => {
+  const model = twoWordMixture();
+  for (let seed = 0; seed < 4; seed++) {
+    const x = model.sample(seed % 2 ? "red" : "blue", { seed });
+    const truth = model.logDensity(x, "red") - model.logDensity(x, "");
+    const estimate = await model.info(x).given("red").estimator("standard").samples(1500)
+      .logSnr(WIDE).seed(seed).total();
+    assertWithin(estimate, truth);
+  }
+});
+
+Deno.test("orthogonal estimator averaged over p(x, y) matches the exact mutual information", async () => {
+  const model = twoWordMixture();
+  const words = ["red", "blue"]; // p(y) uniform, equal to the component weights
+  // Exact I(X;Y) = E[log p(x|y) − log p(x)] by plain Monte Carlo on the exact log-densities.
+  const exact: number[] = [];
+  const random = new Random(99);
+  for (let i = 0; i < 20000; i++) {
+    const y = words[random.int(2)];
+    const x = model.sample(y, { seed: 1000 + i });
+    exact.push(model.logDensity(x, y) - model.logDensity(x, ""));
+  }
+  const truth = meanWithError(exact);
+  assert.ok(
+    truth.mean > 0.1 && truth.mean < Math.log(2) - 0.1,
+    `I = ${truth.mean} is not in (0.1, log 2 − 0.1)`,
+  );
+  const orthogonal: number[] = [], standard: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const y = words[i % 2];
+    const x = model.sample(y, { seed: 50000 + i });
+    const q = model.info(x).given(y).samples(40).logSnr(WIDE).seed(i);
+    const pixel = await q.perPixel();
+    assert.ok(pixel.map.min() >= 0, "orthogonal maps are non-negative");
+    orthogonal.push(pixel.estimate.nats);
+    standard.push((await q.estimator("standard").total()).nats);
+  }
+  for (const values of [orthogonal, standard]) {
+    const avg = meanWithError(values);
+    const combinedSe = Math.sqrt(avg.se ** 2 + truth.se ** 2);
+    assertWithin({ nats: avg.mean, se: combinedSe }, truth.mean);
+  }
+});
+
+Deno.test("negative log-likelihood within 3 SE of −log p(x | prompt)", async () => {
+  const model = colourShapeMixture();
+  for (const c of cases) {
+    const x = model.sample(c.sampleFrom, { seed: c.seed });
+    for (const prompt of [c.prompt, ""]) {
+      const nll = await model.info(x).given(prompt).samples(2000).logSnr(WIDE).seed(c.seed).nll();
+      assertWithin(nll, -model.logDensity(x, prompt));
+      assert.equal(nll.bitsPerDim, nll.nats / 4 / Math.LN2);
+    }
+  }
+});
+
+Deno.test("a word that no component carries has exactly zero conditional information", async () => {
+  const model = colourShapeMixture();
+  const x = model.sample("red circle", { seed: 1 });
+  for (const estimator of ["orthogonal", "standard"] as const) {
+    const q = model.info(x).given("a red circle on the grass").estimator(estimator).samples(50);
+    for (const word of ["a", "on", "the", "grass"]) {
+      const e = await q.about(word);
+      assert.equal(e.nats, 0, `${word}: ${e}`);
+      assert.equal(e.se, 0);
+    }
+  }
+});
+
+Deno.test("maps sum to their scalars; per-token totals agree with total()", async () => {
+  const model = colourShapeMixture();
+  const x = model.sample("red square", { seed: 3 });
+  for (const estimator of ["orthogonal", "standard"] as const) {
+    const q = model.info(x).given("a red square").samples(64).estimator(estimator).seed(11);
+    const perToken = await q.perToken();
+    for (const token of perToken.tokens) {
+      assert.ok(
+        Math.abs(token.map.sum() - token.estimate.nats) <
+          1e-5 * (1 + Math.abs(token.estimate.nats)),
+      );
+    }
+    const perPixel = await q.perPixel();
+    assert.ok(Math.abs(perPixel.map.sum() - perPixel.estimate.nats) < 1e-5);
+    // Same seed → same draws → the same total whichever terminal computed it.
+    assert.equal(perToken.total.nats, perPixel.estimate.nats);
+    assert.equal((await q.total()).nats, perPixel.estimate.nats);
+  }
+});
+
+Deno.test("the same seed gives identical numbers, another seed different ones", async () => {
+  const model = colourShapeMixture();
+  const x = model.sample("red circle", { seed: 2 });
+  const q = model.info(x).given("red circle").samples(30);
+  const a = await q.seed(5).perToken(),
+    b = await q.seed(5).perToken(),
+    c = await q.seed(6).perToken();
+  assert.deepEqual(a.toJSON(), b.toJSON());
+  assert.notEqual(a.total.nats, c.total.nats);
+  // The batch size changes how draws are grouped into calls, not the draws themselves.
+  const d = await q.seed(5).batchSize(3).perToken();
+  assert.deepEqual(a.rows(), d.rows());
+});
+
+Deno.test("standard errors are honest: ~95 % of 2-SE intervals cover the exact value", async () => {
+  const model = twoWordMixture();
+  const x = model.sample("red", { seed: 8 });
+  const truth = model.logDensity(x, "red") - model.logDensity(x, "");
+  let covered = 0;
+  const runs = 200;
+  for (let seed = 0; seed < runs; seed++) {
+    const e = await model.info(x).given("red").estimator("standard").samples(100).logSnr(WIDE)
+      .seed(seed).total();
+    if (Math.abs(e.nats - truth) <= 2 * e.se + TRUNCATION_ALLOWANCE / 10) covered++;
+  }
+  // Binomial(200, 0.95) has standard deviation 1.5 %; 3 of them either side.
+  const rate = covered / runs;
+  assert.ok(rate >= 0.905 && rate <= 0.995, `coverage ${rate}`);
+});
+
+Deno.test("per-token: every word occurrence is removed separately and contexts are word-bounded", async () => {
+  const model = colourShapeMixture();
+  const x = model.sample("red circle", { seed: 2 });
+  const r = await model.info(x).given("a red circle near a reddish blob").samples(10).perToken();
+  assert.deepEqual(r.tokens.map((t) => t.word), [
+    "a",
+    "red",
+    "circle",
+    "near",
+    "a",
+    "reddish",
+    "blob",
+  ]);
+  assert.equal(r.tokens[0].context, "red circle near a reddish blob");
+  assert.equal(r.tokens[4].context, "a red circle near reddish blob");
+  assert.equal(r.tokens[1].context, "a circle near a reddish blob");
+  const placeholder = await model.info(x).given("a red circle").samples(10).perToken({
+    placeholder: "_",
+  });
+  assert.equal(placeholder.token("red").context, "a _ circle");
+});
