@@ -1,3 +1,100 @@
+/**
+ * infodiff: ask a text-to-image diffusion model what it knows. Pointwise and conditional mutual
+ * information between an image and a prompt, per pixel and per word, with standard errors
+ * (Kong et al., ICLR 2024), on exact oracles and Stable Diffusion ONNX exports.
+ *
+ * @example
+ * ```ts
+ * import { exampleOracle, EXAMPLE_PROMPT } from "./mod.ts";
+ * const model = exampleOracle();
+ * const image = model.sample(EXAMPLE_PROMPT, { seed: 1 });
+ * const result = await model.info(image).given(EXAMPLE_PROMPT).samples(20).perToken();
+ * console.log(result.toString());
+ * ```
+ *
+ * @module
+ */
+export * from "./src/errors.ts";
+export type {
+  Condition,
+  ImageInput,
+  LogSnrRange,
+  Model,
+  NoiseBatch,
+  Shape,
+} from "./src/models/model.ts";
+export { shapeSize } from "./src/models/model.ts";
+export {
+  logSumExp,
+  type MixtureComponent,
+  type MixtureCondition,
+  type MixtureModel,
+  mixtureModel,
+  type MixtureSpec,
+  type SampleOptions,
+} from "./src/models/mixture.ts";
+export { EXAMPLE_PROMPT, exampleOracle } from "./src/models/example.ts";
+export {
+  normaliseWord,
+  type PromptWord,
+  promptWords,
+  removeWord,
+  type RemoveWordOptions,
+} from "./src/models/prompt.ts";
+export { Random } from "./src/numerics/random.ts";
+export {
+  checkLogSnrSampling,
+  defaultLogSnrSampling,
+  logSnrInterval,
+  type LogSnrSampling,
+  logSnrWeight,
+  REFERENCE_LOG_SNR,
+  sampleLogSnr,
+} from "./src/numerics/log-snr.ts";
+export {
+  bootstrap,
+  type BootstrapOptions,
+  type BootstrapResult,
+  type MeanWithError,
+  meanWithError,
+  pearson,
+} from "./src/numerics/statistics.ts";
+export { Estimate } from "./src/estimators/estimate.ts";
+export {
+  type EstimatorName,
+  type EstimatorOptions,
+  type Progress,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./src/estimators/options.ts";
+export {
+  type Contrast,
+  type ContrastOutcome,
+  type ContrastPlan,
+  type ContrastResult,
+  estimateContrasts,
+} from "./src/estimators/contrasts.ts";
+export { mutualInformation } from "./src/estimators/mutual-information.ts";
+export {
+  conditionalInformation,
+  type ConditionalOptions,
+} from "./src/estimators/conditional-information.ts";
+export { perTokenInformation, type PerTokenOptions } from "./src/estimators/per-token.ts";
+export { negativeLogLikelihood } from "./src/estimators/log-likelihood.ts";
+export {
+  LogLikelihood,
+  PerPixelResult,
+  PerTokenResult,
+  type TokenInformation,
+} from "./src/estimators/results.ts";
+export { createQuery, Query, type QueryDescription } from "./src/query/query.ts";
+export { JUPYTER_DISPLAY, type MimeBundle } from "./src/jupyter.ts";
+export {
+  Heatmap,
+  type HeatmapJSON,
+  type UpsampleMethod,
+  type UpsampleOptions,
+} from "./src/images/heatmap.ts";
 export {
   ClipTokenizer,
   type ClipTokenizerConfig,
@@ -5,3 +102,15 @@ export {
   type TokenizedPrompt,
   type WordPositions,
 } from "./src/models/onnx/tokenizer.ts";
+export { loadModel, type LoadModelOptions } from "./src/models/onnx/load-model.ts";
+export type {
+  Device,
+  OnnxCondition,
+  OnnxModel,
+  OnnxModelStats,
+} from "./src/models/onnx/onnx-model.ts";
+export {
+  NoiseSchedule,
+  type PredictionType,
+  type SchedulerConfig,
+} from "./src/models/onnx/schedule.ts";

@@ -1,0 +1,240 @@
+/**
+ * A Stable Diffusion ONNX export as a {@link Model}: tokenizer → text encoder → (VAE) → UNet, with
+ * the trained schedule mapping every log-SNR to its nearest timestep.
+ *
+ * @module
+ */
+import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
+import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
+import { createQuery, type Query } from "../../query/query.ts";
+import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../model.ts";
+import type { NoiseSchedule } from "./schedule.ts";
+import type { Device, OnnxCondition, OnnxModel, OnnxModelStats } from "./onnx-model.ts";
+import type { OnnxTextEncoder } from "./text-encoder.ts";
+import type { ClipTokenizer } from "./tokenizer.ts";
+import type { OnnxUnet } from "./unet.ts";
+import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
+
+/** The parts an {@link OnnxDiffusionModel} is assembled from (see `loadModel`). */
+export interface OnnxModelParts {
+  /** display name (the folder's base name) */
+  readonly name: string;
+  /** the device the sessions run on */
+  readonly device: Exclude<Device, "auto">;
+  /** the prompt tokenizer */
+  readonly tokenizer: ClipTokenizer;
+  /** the training schedule */
+  readonly schedule: NoiseSchedule;
+  /** text encoder */
+  readonly textEncoder: OnnxTextEncoder;
+  /** UNet */
+  readonly unet: OnnxUnet;
+  /** VAE encoder (absent: pixel-space model) */
+  readonly vaeEncoder?: OnnxVaeEncoder;
+  /** VAE decoder, created on first use (absent: pixel-space model) */
+  readonly vaeDecoder?: () => Promise<OnnxVaeDecoder>;
+  /** shape of the data the UNet denoises */
+  readonly shape: Shape;
+  /** image resolution in pixels (square) */
+  readonly resolution: number;
+  /** preferred items per predictNoise call */
+  readonly batchSize: number;
+}
+
+/**
+ * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Model} interface. Create it with
+ * `loadModel(dir)`.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModel } from "./load-model.ts";
+ * const model = await loadModel("models/sd-2-1-base-onnx", { device: "cuda" });
+ * const bits = await model.info("cat.png").given("a photo of a cat").total();
+ * await model.dispose();
+ * ```
+ */
+export class OnnxDiffusionModel implements OnnxModel {
+  /** display name */
+  readonly name: string;
+  /** (C, H, W) of the denoised data: the latent, or the pixels of a pixel-space model */
+  readonly shape: Shape;
+  /** the trained log-SNR range, [α of the last timestep, α of the first] */
+  readonly logSnrRange: LogSnrRange;
+  /** preferred items per predictNoise call */
+  readonly batchSize: number;
+  /** true when the UNet takes one scalar timestep per call */
+  readonly sharedLogSnr: boolean;
+  /** the image resolution maps are upsampled to */
+  readonly imageSize: { readonly width: number; readonly height: number };
+  /** the prompt tokenizer (word token positions for attention studies) */
+  readonly tokenizer: ClipTokenizer;
+  /** the training schedule (for sampling studies) */
+  readonly schedule: NoiseSchedule;
+  /** the device the sessions run on */
+  readonly device: Exclude<Device, "auto">;
+  /** true when the data are VAE latents */
+  readonly latent: boolean;
+
+  readonly #parts: OnnxModelParts;
+  readonly #conditions = new Map<string, Promise<OnnxCondition>>();
+  #decoder: Promise<OnnxVaeDecoder> | undefined;
+  #items = 0;
+  #disposed = false;
+
+  /** @param parts sessions and metadata assembled by `loadModel` */
+  constructor(parts: OnnxModelParts) {
+    this.#parts = parts;
+    this.name = parts.name;
+    this.shape = parts.shape;
+    this.schedule = parts.schedule;
+    this.logSnrRange = parts.schedule.range;
+    this.batchSize = parts.batchSize;
+    this.sharedLogSnr = parts.unet.scalarTimestep;
+    this.imageSize = { width: parts.resolution, height: parts.resolution };
+    this.tokenizer = parts.tokenizer;
+    this.device = parts.device;
+    this.latent = parts.vaeEncoder !== undefined;
+  }
+
+  /** Counters of time spent in session.run. */
+  get stats(): OnnxModelStats {
+    return {
+      unetMs: this.#parts.unet.runMs,
+      unetCalls: this.#parts.unet.runs,
+      unetItems: this.#items,
+      textEncoderMs: this.#parts.textEncoder.runMs,
+    };
+  }
+
+  /** The α of the trained timestep nearest to `logSnr`. */
+  snapLogSnr(logSnr: number): number {
+    return this.schedule.snapLogSnr(logSnr);
+  }
+
+  /** Encodes a prompt with the text encoder, once per distinct prompt. */
+  encode(prompt: string): Promise<OnnxCondition> {
+    this.#checkOpen();
+    if (typeof prompt !== "string") {
+      throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
+    }
+    let condition = this.#conditions.get(prompt);
+    if (!condition) {
+      condition = this.#encodeUncached(prompt);
+      // a failed encoding is not cached, so a retry can succeed
+      condition.catch(() => this.#conditions.delete(prompt));
+      this.#conditions.set(prompt, condition);
+    }
+    return condition;
+  }
+
+  async #encodeUncached(prompt: string): Promise<OnnxCondition> {
+    const inputIds = this.tokenizer.inputIds(prompt);
+    const { lastHiddenState } = await this.#parts.textEncoder.encode(inputIds);
+    return { prompt, inputIds, lastHiddenState };
+  }
+
+  /** Predicts ε̂ for every item; each item's α is mapped to its nearest trained timestep. */
+  async predictNoise(batch: NoiseBatch): Promise<Float32Array> {
+    this.#checkOpen();
+    const n = batch.logSnr.length;
+    if (batch.conditions.length !== n) {
+      throw new InvalidArgumentError(
+        `batch has ${n} log-SNR values but ${batch.conditions.length} conditions; expected equal counts`,
+      );
+    }
+    const timesteps = new Int32Array(n);
+    for (let i = 0; i < n; i++) timesteps[i] = this.schedule.nearestTimestep(batch.logSnr[i]);
+    const hiddenStates = batch.conditions.map((condition, i) => {
+      const hidden = (condition as Partial<OnnxCondition>).lastHiddenState;
+      if (!(hidden instanceof Float32Array)) {
+        throw new InvalidArgumentError(
+          `condition ${i} ("${condition.prompt}") was not made by this model's encode(); ` +
+            `expected an OnnxCondition with lastHiddenState`,
+        );
+      }
+      return hidden;
+    });
+    const result = await this.#parts.unet.predict(
+      { noisy: batch.noisy, timesteps, hiddenStates },
+      this.shape,
+    );
+    this.#items += n;
+    return result;
+  }
+
+  /**
+   * Image → model data: decode, RGB, resize the shorter side and centre-crop to the resolution,
+   * scale to [−1, 1], then VAE-encode (mean × scaling factor). A pixel-space model returns the
+   * pixels. A Float32Array is taken as model data when it has C·H·W values, or as CHW pixels in
+   * [−1, 1] when it has 3·R·R values.
+   */
+  async prepare(image: ImageInput): Promise<Float32Array> {
+    this.#checkOpen();
+    const [c, h, w] = this.shape;
+    const resolution = this.imageSize.width;
+    if (image instanceof Float32Array) {
+      checkFinite(image, "image array");
+      if (image.length === c * h * w) return image.slice();
+      if (image.length !== 3 * resolution * resolution) {
+        throw new InvalidImageError(
+          `image array has ${image.length} values; expected ${
+            c * h * w
+          } (model data ${c}×${h}×${w}) ` +
+            `or ${3 * resolution * resolution} (pixels 3×${resolution}×${resolution} in [−1, 1])`,
+        );
+      }
+      return await this.#encodePixels(image);
+    }
+    const pixels = await loadImagePixels(image as ImageSource, resolution, resolution);
+    return await this.#encodePixels(pixels);
+  }
+
+  async #encodePixels(pixels: Float32Array): Promise<Float32Array> {
+    const encoder = this.#parts.vaeEncoder;
+    if (!encoder) return pixels;
+    const { latent } = await encoder.encode(pixels, this.imageSize.width);
+    return latent;
+  }
+
+  /**
+   * Decodes model data back to CHW pixels in [−1, 1] (divides by the scaling factor and runs the
+   * VAE decoder; identity for a pixel-space model).
+   */
+  async decode(data: Float32Array): Promise<Float32Array> {
+    this.#checkOpen();
+    if (!this.#parts.vaeDecoder) return data.slice();
+    this.#decoder ??= this.#parts.vaeDecoder();
+    const { pixels } = await (await this.#decoder).decode(data, this.shape);
+    return pixels;
+  }
+
+  /** Starts a lazy information query: `model.info(image).given(prompt).perToken()`. */
+  info(image: ImageInput): Query {
+    return createQuery(this, image);
+  }
+
+  /** Releases every ONNX session. Safe to call twice. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const sessions = [this.#parts.textEncoder.session, this.#parts.unet.session];
+    if (this.#parts.vaeEncoder) sessions.push(this.#parts.vaeEncoder.session);
+    if (this.#decoder) sessions.push((await this.#decoder).session);
+    this.#conditions.clear();
+    await Promise.all(sessions.map((session) => session.release()));
+  }
+
+  #checkOpen(): void {
+    if (this.#disposed) {
+      throw new InvalidArgumentError(`model ${this.name} was disposed; load it again to use it`);
+    }
+  }
+}
+
+function checkFinite(values: Float32Array, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new InvalidImageError(`${what} has ${values[i]} at index ${i}; expected finite values`);
+    }
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Creating onnxruntime-node sessions on the requested device, and reading their input/output
+ * metadata (names, dtypes, shapes) instead of guessing it.
+ *
+ * @module
+ */
+import { InferenceSession } from "onnxruntime-node";
+import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
+import { hideFloat16ArrayFromOnnxRuntime } from "./float16.ts";
+
+import type { Device } from "./onnx-model.ts";
+
+/** Session creation options. */
+export interface SessionOptions {
+  /** execution device (default `"auto"`) */
+  readonly device?: Device;
+  /** CPU intra-op threads (default: onnxruntime's choice) */
+  readonly threads?: number;
+}
+
+/** Metadata of one tensor input or output, read from the session. */
+export interface TensorInfo {
+  /** the input/output name */
+  readonly name: string;
+  /** onnxruntime's tensor type, e.g. `"float32"`, `"float16"`, `"int64"` */
+  readonly type: string;
+  /** dimensions: numbers, or strings for symbolic dimensions; `[]` for a scalar */
+  readonly shape: readonly (number | string)[];
+}
+
+/**
+ * How to get the CUDA provider libraries; part of every CUDA failure message.
+ *
+ * @example
+ * ```ts
+ * import { CUDA_INSTALL_HELP } from "./session.ts";
+ * console.assert(CUDA_INSTALL_HELP.includes("ONNXRUNTIME_NODE_INSTALL"));
+ * ```
+ */
+export const CUDA_INSTALL_HELP: string =
+  "onnxruntime-node ships only the CPU (and WebGPU) library; its install script downloads the CUDA " +
+  "provider (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) from NuGet into " +
+  "node_modules/onnxruntime-node/bin/napi-v6/linux/x64/. Deno skips npm install scripts, and " +
+  "ONNXRUNTIME_NODE_INSTALL=skip disables it. To install the provider, run with network access: " +
+  "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (in a " +
+  "Deno project: `deno install --allow-scripts=npm:onnxruntime-node` with " +
+  "ONNXRUNTIME_NODE_INSTALL=cuda12, or run that script inside node_modules/.deno/onnxruntime-node@*/" +
+  "node_modules/onnxruntime-node). The provider also needs the CUDA 12 runtime and cuDNN 9 on the " +
+  'library path (LD_LIBRARY_PATH) and an NVIDIA driver. Use device: "cpu" to run without a GPU.';
+
+/** The sessions' device after "auto" resolution, shared by all sessions of one model. */
+export interface SessionFactory {
+  /** the device the sessions really use */
+  readonly device: Exclude<Device, "auto">;
+  /** creates a session for an .onnx file (external weights next to it are resolved by path) */
+  create(path: string): Promise<InferenceSession>;
+}
+
+/**
+ * Makes a factory that creates sessions on the requested device. With `"auto"` the first session
+ * decides: CUDA if it can be created, else CPU with one `console.warn` line.
+ *
+ * @example
+ * ```ts
+ * import { sessionFactory } from "./session.ts";
+ * const factory = sessionFactory({ device: "cpu", threads: 1 });
+ * console.assert(factory.device === "cpu");
+ * ```
+ */
+export function sessionFactory(options: SessionOptions = {}): SessionFactory {
+  const requested = options.device ?? "auto";
+  if (!["auto", "cuda", "cpu", "webgpu"].includes(requested)) {
+    throw new InvalidArgumentError(
+      `device must be "auto", "cuda", "cpu" or "webgpu", got ${JSON.stringify(requested)}`,
+    );
+  }
+  const threads = options.threads;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
+    throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
+  }
+  hideFloat16ArrayFromOnnxRuntime();
+  let device: Exclude<Device, "auto"> = requested === "auto" ? "cuda" : requested;
+  let decided = requested !== "auto";
+  return {
+    get device() {
+      return device;
+    },
+    async create(path: string): Promise<InferenceSession> {
+      if (!decided) {
+        decided = true;
+        try {
+          return await createOn("cuda", path, threads, true);
+        } catch (error) {
+          device = "cpu";
+          console.warn(
+            `infodiff: CUDA is not available (${firstLine(error)}); running on the CPU. ` +
+              `Pass device: "cpu" to silence this, or see the README to install the CUDA provider.`,
+          );
+        }
+      }
+      return await createOn(device, path, threads, false);
+    },
+  };
+}
+
+async function createOn(
+  device: Exclude<Device, "auto">,
+  path: string,
+  threads: number | undefined,
+  quiet: boolean,
+): Promise<InferenceSession> {
+  const options: InferenceSession.SessionOptions = {
+    executionProviders: device === "cuda"
+      ? [{ name: "cuda", deviceId: 0 }]
+      : device === "webgpu"
+      ? ["webgpu"]
+      : ["cpu"],
+    graphOptimizationLevel: "all",
+    // 3 = errors only; 4 = fatal only while probing CUDA for "auto"
+    logSeverityLevel: quiet ? 4 : 3,
+    ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+  };
+  try {
+    return await InferenceSession.create(path, options);
+  } catch (error) {
+    if (device === "cuda") {
+      throw new ModelLoadError(
+        `could not create a CUDA session for ${path}: ${firstLine(error)}. ${CUDA_INSTALL_HELP}`,
+      );
+    }
+    if (device === "webgpu") {
+      throw new ModelLoadError(
+        `could not create a WebGPU session for ${path}: ${firstLine(error)}. WebGPU needs a ` +
+          `supported GPU and onnxruntime-node's WebGPU build; use device: "cpu" or "cuda".`,
+      );
+    }
+    throw new ModelLoadError(`could not load ONNX model ${path}: ${firstLine(error)}`);
+  }
+}
+
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0].trim();
+}
+
+/**
+ * The tensor inputs of a session, by name, from its metadata.
+ *
+ * @example
+ * ```ts ignore
+ * import { inputInfo } from "./session.ts";
+ * const info = inputInfo(session); // Map { "input_ids" => { type: "int64", shape: ["batch", 77] } }
+ * ```
+ */
+export function inputInfo(session: InferenceSession): Map<string, TensorInfo> {
+  return tensorInfo(session.inputMetadata, session.inputNames, "input");
+}
+
+/**
+ * The tensor outputs of a session, by name, from its metadata.
+ *
+ * @example
+ * ```ts ignore
+ * import { outputInfo } from "./session.ts";
+ * const info = outputInfo(session); // Map { "out_sample" => { type: "float32", shape: [...] } }
+ * ```
+ */
+export function outputInfo(session: InferenceSession): Map<string, TensorInfo> {
+  return tensorInfo(session.outputMetadata, session.outputNames, "output");
+}
+
+function tensorInfo(
+  metadata: readonly InferenceSession.ValueMetadata[],
+  names: readonly string[],
+  kind: string,
+): Map<string, TensorInfo> {
+  const result = new Map<string, TensorInfo>();
+  names.forEach((name, i) => {
+    const meta = metadata[i];
+    if (!meta || !meta.isTensor) {
+      throw new ModelLoadError(`${kind} "${name}" is not a tensor; expected tensor ${kind}s only`);
+    }
+    result.set(name, { name, type: meta.type, shape: [...meta.shape] });
+  });
+  return result;
+}
+
+/**
+ * Describes a session's inputs and outputs for error messages: `name: type[dims]`.
+ *
+ * @example
+ * ```ts
+ * import { describeTensors } from "./session.ts";
+ * const text = describeTensors(new Map([["t", { name: "t", type: "int64", shape: ["batch"] }]]));
+ * console.assert(text === "t: int64[batch]");
+ * ```
+ */
+export function describeTensors(info: Map<string, TensorInfo>): string {
+  return [...info.values()].map((t) => `${t.name}: ${t.type}[${t.shape.join(",")}]`).join(", ");
+}

@@ -1,0 +1,108 @@
+/**
+ * The CLIP text encoder of an SD ONNX export: `input_ids` (int32 or int64, [B, 77]) →
+ * `last_hidden_state` ([B, 77, hidden], float32 or float16), as read from the session metadata.
+ *
+ * @module
+ */
+import { type InferenceSession, Tensor } from "onnxruntime-node";
+import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
+import { fromFloat16Bits } from "./float16.ts";
+import { describeTensors, inputInfo, outputInfo } from "./session.ts";
+
+/** Encoded text: the hidden states of every position, row-major [contextLength, hiddenSize]. */
+export interface EncodedText {
+  /** last_hidden_state of one prompt, [contextLength · hiddenSize] */
+  readonly lastHiddenState: Float32Array;
+  /** number of token positions (77 for CLIP) */
+  readonly contextLength: number;
+  /** width of one hidden state (768 for SD 1.x, 1024 for SD 2.x) */
+  readonly hiddenSize: number;
+}
+
+/**
+ * Runs an SD text encoder session on padded token ids.
+ *
+ * @example
+ * ```ts ignore
+ * import { OnnxTextEncoder } from "./text-encoder.ts";
+ * const encoder = new OnnxTextEncoder(session, "text_encoder/model.onnx");
+ * const { lastHiddenState } = await encoder.encode(tokenizer.inputIds("a red circle"));
+ * ```
+ */
+export class OnnxTextEncoder {
+  /** the session (owned by the model, which disposes it) */
+  readonly session: InferenceSession;
+  /** dtype of `input_ids`: int32 (older exports) or int64 */
+  readonly idsType: "int32" | "int64";
+  /** dtype of `last_hidden_state` */
+  readonly outputType: "float32" | "float16";
+  /** token positions per prompt, from the metadata (or the tokenizer when symbolic) */
+  readonly contextLength: number | undefined;
+  /** total milliseconds spent in session.run */
+  runMs = 0;
+
+  /** @param session a text-encoder session; @param source its path, for messages */
+  constructor(session: InferenceSession, readonly source: string) {
+    this.session = session;
+    const inputs = inputInfo(session);
+    const outputs = outputInfo(session);
+    const ids = inputs.get("input_ids");
+    const hidden = outputs.get("last_hidden_state");
+    if (!ids || inputs.size !== 1 || !hidden) {
+      throw new ModelLoadError(
+        `${source}: expected one input input_ids int32/int64 [B,77] and an output ` +
+          `last_hidden_state; found inputs ${describeTensors(inputs)}, outputs ${
+            describeTensors(outputs)
+          }`,
+      );
+    }
+    if (ids.type !== "int32" && ids.type !== "int64") {
+      throw new ModelLoadError(
+        `${source}: input_ids has type ${ids.type}; expected int32 or int64`,
+      );
+    }
+    if (hidden.type !== "float32" && hidden.type !== "float16") {
+      throw new ModelLoadError(
+        `${source}: last_hidden_state has type ${hidden.type}; expected float32 or float16`,
+      );
+    }
+    if (ids.shape.length !== 2) {
+      throw new ModelLoadError(`${source}: input_ids has shape [${ids.shape}]; expected [B, 77]`);
+    }
+    this.idsType = ids.type;
+    this.outputType = hidden.type;
+    this.contextLength = typeof ids.shape[1] === "number" ? ids.shape[1] : undefined;
+  }
+
+  /** Encodes one prompt's padded ids (length = context length) into its hidden states. */
+  async encode(inputIds: Int32Array): Promise<EncodedText> {
+    if (this.contextLength !== undefined && inputIds.length !== this.contextLength) {
+      throw new ModelRuntimeError(
+        `${this.source}: got ${inputIds.length} token ids; the text encoder expects ${this.contextLength}`,
+      );
+    }
+    const data = this.idsType === "int64"
+      ? BigInt64Array.from(inputIds, (id) => BigInt(id))
+      : Int32Array.from(inputIds);
+    const feeds = { input_ids: new Tensor(this.idsType, data, [1, inputIds.length]) };
+    const start = performance.now();
+    const results = await this.session.run(feeds, ["last_hidden_state"]);
+    this.runMs += performance.now() - start;
+    const output = results.last_hidden_state;
+    const [, positions, hiddenSize] = output.dims;
+    const values = this.outputType === "float16"
+      ? fromFloat16Bits(output.data as Uint16Array)
+      : Float32Array.from(output.data as Float32Array);
+    output.dispose();
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) {
+        throw new ModelRuntimeError(
+          `${this.source}: last_hidden_state contains ${
+            values[i]
+          } at index ${i}; expected finite values`,
+        );
+      }
+    }
+    return { lastHiddenState: values, contextLength: positions, hiddenSize };
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The denoising UNet of an SD ONNX export: `sample` [B,C,H,W], `timestep` (int64 [B], float [B],
+ * float scalar [] or float16), `encoder_hidden_states` [B,77,hidden] → `out_sample` (REFERENCE §5).
+ * Every dtype and shape comes from the session metadata.
+ *
+ * @module
+ */
+import { type InferenceSession, Tensor } from "onnxruntime-node";
+import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
+import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
+import { type NoiseSchedule, vToEpsilon } from "./schedule.ts";
+import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
+
+/** One UNet request: items share nothing but the model; each has its own timestep and text. */
+export interface UnetRequest {
+  /** noisy samples, item-major, `n · C·H·W` values */
+  readonly noisy: Float32Array;
+  /** trained timestep index of each item (length n) */
+  readonly timesteps: Int32Array;
+  /** last_hidden_state of each item's prompt, `contextLength · hiddenSize` values each */
+  readonly hiddenStates: readonly Float32Array[];
+}
+
+const FLOAT_TYPES = ["float32", "float16"];
+
+/**
+ * Runs an SD UNet session in batches, converting v-predictions to noise predictions.
+ *
+ * @example
+ * ```ts ignore
+ * import { OnnxUnet } from "./unet.ts";
+ * const unet = new OnnxUnet(session, "unet/model.onnx", schedule, 8);
+ * const eps = await unet.predict({ noisy, timesteps, hiddenStates });
+ * ```
+ */
+export class OnnxUnet {
+  /** the session (owned by the model, which disposes it) */
+  readonly session: InferenceSession;
+  /** metadata of `sample` */
+  readonly sample: TensorInfo;
+  /** metadata of `timestep` */
+  readonly timestep: TensorInfo;
+  /** metadata of `encoder_hidden_states` */
+  readonly hiddenInput: TensorInfo;
+  /** the output's name (`out_sample` in SD exports) */
+  readonly outputName: string;
+  /** true when the timestep is one value per call (shape [] or [1]) */
+  readonly scalarTimestep: boolean;
+  /** the batch dimension when the export fixed it (items are padded up to it), else undefined */
+  readonly fixedBatch: number | undefined;
+  /** items per session.run */
+  readonly batchSize: number;
+  /** total milliseconds in session.run */
+  runMs = 0;
+  /** number of session.run calls */
+  runs = 0;
+
+  /**
+   * @param session a UNet session
+   * @param source its path, for messages
+   * @param schedule the training schedule (for ᾱ_t in the v → ε conversion)
+   * @param batchSize preferred items per call
+   */
+  constructor(
+    session: InferenceSession,
+    readonly source: string,
+    readonly schedule: NoiseSchedule,
+    batchSize: number,
+  ) {
+    this.session = session;
+    const inputs = inputInfo(session);
+    const outputs = outputInfo(session);
+    const sample = inputs.get("sample");
+    const timestep = inputs.get("timestep");
+    const hidden = inputs.get("encoder_hidden_states");
+    const output = outputs.get("out_sample") ??
+      (outputs.size === 1 ? [...outputs.values()][0] : undefined);
+    if (!sample || !timestep || !hidden || inputs.size !== 3 || !output) {
+      throw new ModelLoadError(
+        `${source}: expected inputs sample [B,C,H,W], timestep and encoder_hidden_states ` +
+          `[B,77,hidden] and the output out_sample; found inputs ${describeTensors(inputs)}, ` +
+          `outputs ${describeTensors(outputs)}`,
+      );
+    }
+    for (const info of [sample, hidden, output]) {
+      if (!FLOAT_TYPES.includes(info.type)) {
+        throw new ModelLoadError(
+          `${source}: ${info.name} has type ${info.type}; expected float32 or float16`,
+        );
+      }
+    }
+    if (![...FLOAT_TYPES, "int64", "int32"].includes(timestep.type)) {
+      throw new ModelLoadError(
+        `${source}: timestep has type ${timestep.type}; expected int64, int32, float32 or float16`,
+      );
+    }
+    if (sample.shape.length !== 4 || hidden.shape.length !== 3 || timestep.shape.length > 1) {
+      throw new ModelLoadError(
+        `${source}: unexpected ranks; expected sample [B,C,H,W], encoder_hidden_states [B,77,hidden], ` +
+          `timestep [B] or []; found ${describeTensors(inputs)}`,
+      );
+    }
+    this.sample = sample;
+    this.timestep = timestep;
+    this.hiddenInput = hidden;
+    this.outputName = output.name;
+    this.scalarTimestep = timestep.shape.length === 0 || timestep.shape[0] === 1;
+    this.fixedBatch = typeof sample.shape[0] === "number" ? sample.shape[0] : undefined;
+    this.batchSize = this.fixedBatch ?? batchSize;
+  }
+
+  /** (C, H, W) of `sample` when the export fixed them, else undefined (dynamic axes). */
+  get metadataShape(): [number, number, number] | undefined {
+    const [, c, h, w] = this.sample.shape;
+    return typeof c === "number" && typeof h === "number" && typeof w === "number"
+      ? [c, h, w]
+      : undefined;
+  }
+
+  /**
+   * The model output converted to noise predictions, one `C·H·W` block per item. Items are sent in
+   * calls of at most `batchSize`; with a scalar timestep each call holds items of one timestep.
+   */
+  async predict(
+    request: UnetRequest,
+    itemShape: readonly [number, number, number],
+  ): Promise<Float32Array> {
+    const n = request.timesteps.length;
+    const d = itemShape[0] * itemShape[1] * itemShape[2];
+    if (request.noisy.length !== n * d || request.hiddenStates.length !== n) {
+      throw new ModelRuntimeError(
+        `${this.source}: batch has ${request.noisy.length} values and ${request.hiddenStates.length} ` +
+          `conditions for ${n} items; expected ${n * d} values and ${n} conditions`,
+      );
+    }
+    const result = new Float32Array(n * d);
+    for (const group of this.#groups(request.timesteps)) {
+      for (let start = 0; start < group.length; start += this.batchSize) {
+        const items = group.slice(start, start + this.batchSize);
+        const output = await this.#run(items, request, itemShape);
+        items.forEach((item, k) => result.set(output.subarray(k * d, (k + 1) * d), item * d));
+      }
+    }
+    return result;
+  }
+
+  /** Item indices grouped so each call is valid: all together, or by equal timestep. */
+  #groups(timesteps: Int32Array): number[][] {
+    const all = Array.from(timesteps.keys());
+    if (!this.scalarTimestep) return [all];
+    const byTimestep = new Map<number, number[]>();
+    for (const i of all) {
+      const group = byTimestep.get(timesteps[i]) ?? [];
+      group.push(i);
+      byTimestep.set(timesteps[i], group);
+    }
+    return [...byTimestep.values()];
+  }
+
+  async #run(
+    items: number[],
+    request: UnetRequest,
+    itemShape: readonly [number, number, number],
+  ): Promise<Float32Array> {
+    const d = itemShape[0] * itemShape[1] * itemShape[2];
+    // a fixed-batch export gets the last item repeated up to its batch; extra outputs are dropped
+    const rows = this.fixedBatch ? padTo(items, this.fixedBatch) : items;
+    const hiddenSize = request.hiddenStates[items[0]].length;
+    const sample = new Float32Array(rows.length * d);
+    const hidden = new Float32Array(rows.length * hiddenSize);
+    rows.forEach((item, k) => {
+      sample.set(request.noisy.subarray(item * d, (item + 1) * d), k * d);
+      const h = request.hiddenStates[item];
+      if (h.length !== hiddenSize) {
+        throw new ModelRuntimeError(
+          `${this.source}: conditions of one batch have different hidden sizes`,
+        );
+      }
+      hidden.set(h, k * hiddenSize);
+    });
+    const positions = typeof this.hiddenInput.shape[1] === "number"
+      ? this.hiddenInput.shape[1]
+      : 77;
+    const feeds = {
+      sample: this.#floatTensor(this.sample.type, sample, [rows.length, ...itemShape]),
+      encoder_hidden_states: this.#floatTensor(this.hiddenInput.type, hidden, [
+        rows.length,
+        positions,
+        hiddenSize / positions,
+      ]),
+      timestep: this.#timestepTensor(rows.map((item) => request.timesteps[item])),
+    };
+    const start = performance.now();
+    let results;
+    try {
+      results = await this.session.run(feeds, [this.outputName]);
+    } catch (error) {
+      throw new ModelRuntimeError(
+        `${this.source}: session.run failed (${(error as Error).message.split("\n")[0]}); ` +
+          `fed sample [${feeds.sample.dims}], timestep [${feeds.timestep.dims}], ` +
+          `encoder_hidden_states [${feeds.encoder_hidden_states.dims}]`,
+      );
+    }
+    this.runMs += performance.now() - start;
+    this.runs++;
+    const tensor = results[this.outputName];
+    const raw = tensor.type === "float16"
+      ? fromFloat16Bits(tensor.data as Uint16Array)
+      : new Float32Array(tensor.data as Float32Array);
+    tensor.dispose();
+    const output = raw.subarray(0, items.length * d);
+    this.#checkFinite(output, items, request.timesteps, d);
+    if (this.schedule.predictionType === "v_prediction") {
+      const abar = items.map((item) => this.schedule.alphasCumprod[request.timesteps[item]]);
+      vToEpsilon(output, sample, abar, d);
+    }
+    return output;
+  }
+
+  #checkFinite(output: Float32Array, items: number[], timesteps: Int32Array, d: number) {
+    for (let j = 0; j < output.length; j++) {
+      if (!Number.isFinite(output[j])) {
+        const t = timesteps[items[Math.floor(j / d)]];
+        throw new ModelRuntimeError(
+          `${this.source}: UNet output contains ${output[j]} (item ${items[Math.floor(j / d)]}, ` +
+            `timestep ${t}, value ${j % d}); expected finite noise predictions`,
+        );
+      }
+    }
+  }
+
+  #floatTensor(type: string, values: Float32Array, dims: number[]): Tensor {
+    return type === "float16"
+      ? new Tensor("float16", toFloat16Bits(values), dims)
+      : new Tensor("float32", values, dims);
+  }
+
+  #timestepTensor(timesteps: number[]): Tensor {
+    const values = this.scalarTimestep ? [timesteps[0]] : timesteps;
+    const dims = this.timestep.shape.length === 0 ? [] : [values.length];
+    switch (this.timestep.type) {
+      case "int64":
+        return new Tensor("int64", BigInt64Array.from(values, (t) => BigInt(t)), dims);
+      case "int32":
+        return new Tensor("int32", Int32Array.from(values), dims);
+      case "float16":
+        return new Tensor("float16", toFloat16Bits(values), dims);
+      default:
+        return new Tensor("float32", Float32Array.from(values), dims);
+    }
+  }
+}
+
+function padTo(items: number[], size: number): number[] {
+  if (items.length > size) {
+    throw new RangeError(`batch of ${items.length} exceeds fixed batch ${size}`);
+  }
+  return [...items, ...Array(size - items.length).fill(items[items.length - 1])];
+}

@@ -1,0 +1,168 @@
+/**
+ * The VAE halves of an SD ONNX export. The encoder maps pixels in [−1, 1] to latents: exports
+ * output either `latent_parameters` [B, 2C, h, w] (mean ‖ logvar; the mean is used, so latents are
+ * deterministic) or, in older exports, `latent_sample` (whatever the graph computes: some draw a
+ * random sample there). The latent is multiplied by the scaling factor (outside the graph).
+ *
+ * @module
+ */
+import { type InferenceSession, Tensor } from "onnxruntime-node";
+import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
+import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
+import { describeTensors, inputInfo, outputInfo } from "./session.ts";
+
+/**
+ * Runs a VAE encoder session and returns scaled latent means.
+ *
+ * @example
+ * ```ts ignore
+ * import { OnnxVaeEncoder } from "./vae.ts";
+ * const vae = new OnnxVaeEncoder(session, "vae_encoder/model.onnx", 0.18215);
+ * const latent = await vae.encode(pixels, 512); // Float32Array of 4·64·64
+ * ```
+ */
+export class OnnxVaeEncoder {
+  /** the session (owned by the model, which disposes it) */
+  readonly session: InferenceSession;
+  /** `latent_parameters` (mean ‖ logvar) or `latent_sample` */
+  readonly outputName: "latent_parameters" | "latent_sample";
+  /** dtype of `sample` */
+  readonly inputType: "float32" | "float16";
+  /** pixel resolution fixed by the export's input shape, if any */
+  readonly metadataResolution: number | undefined;
+
+  /**
+   * @param session a VAE encoder session
+   * @param source its path, for messages
+   * @param scalingFactor multiplies the latent (0.18215 for SD)
+   */
+  constructor(session: InferenceSession, readonly source: string, readonly scalingFactor: number) {
+    this.session = session;
+    const inputs = inputInfo(session);
+    const outputs = outputInfo(session);
+    const sample = inputs.get("sample");
+    const output = outputs.get("latent_parameters") ?? outputs.get("latent_sample");
+    if (!sample || inputs.size !== 1 || !output) {
+      throw new ModelLoadError(
+        `${source}: expected input sample [B,3,H,W] and output latent_parameters or latent_sample; ` +
+          `found inputs ${describeTensors(inputs)}, outputs ${describeTensors(outputs)}`,
+      );
+    }
+    if ((sample.type !== "float32" && sample.type !== "float16") || sample.type !== output.type) {
+      throw new ModelLoadError(
+        `${source}: sample is ${sample.type} and ${output.name} is ${output.type}; expected both ` +
+          `float32 or both float16`,
+      );
+    }
+    this.inputType = sample.type;
+    this.outputName = output.name as "latent_parameters" | "latent_sample";
+    const [, , h, w] = sample.shape;
+    this.metadataResolution = typeof h === "number" && h === w ? h : undefined;
+  }
+
+  /**
+   * Encodes one CHW image in [−1, 1] of `resolution`² pixels; returns the scaled latent mean and
+   * its shape.
+   */
+  async encode(
+    pixels: Float32Array,
+    resolution: number,
+  ): Promise<{ latent: Float32Array; shape: [number, number, number] }> {
+    const dims = [1, 3, resolution, resolution];
+    const input = this.inputType === "float16"
+      ? new Tensor("float16", toFloat16Bits(pixels), dims)
+      : new Tensor("float32", pixels, dims);
+    let results;
+    try {
+      results = await this.session.run({ sample: input }, [this.outputName]);
+    } catch (error) {
+      throw new ModelRuntimeError(
+        `${this.source}: session.run failed on a ${resolution}×${resolution} image ` +
+          `(${(error as Error).message.split("\n")[0]})`,
+      );
+    }
+    const tensor = results[this.outputName];
+    const values = tensor.type === "float16"
+      ? fromFloat16Bits(tensor.data as Uint16Array)
+      : new Float32Array(tensor.data as Float32Array);
+    const [, channels, h, w] = tensor.dims;
+    tensor.dispose();
+    // latent_parameters holds mean ‖ logvar along channels: the mean is the first half
+    const latentChannels = this.outputName === "latent_parameters" ? channels / 2 : channels;
+    if (!Number.isInteger(latentChannels)) {
+      throw new ModelRuntimeError(
+        `${this.source}: latent_parameters has an odd channel count ${channels}`,
+      );
+    }
+    const latent = values.slice(0, latentChannels * h * w);
+    for (let i = 0; i < latent.length; i++) {
+      latent[i] *= this.scalingFactor;
+      if (!Number.isFinite(latent[i])) {
+        throw new ModelRuntimeError(
+          `${this.source}: latent contains ${latent[i]}; expected finite values`,
+        );
+      }
+    }
+    return { latent, shape: [latentChannels, h, w] };
+  }
+}
+
+/**
+ * Runs a VAE decoder session: scaled latents → pixels in [−1, 1] (for sampling studies).
+ *
+ * @example
+ * ```ts ignore
+ * import { OnnxVaeDecoder } from "./vae.ts";
+ * const decoder = new OnnxVaeDecoder(session, "vae_decoder/model.onnx", 0.18215);
+ * const pixels = await decoder.decode(latent, [4, 64, 64]);
+ * ```
+ */
+export class OnnxVaeDecoder {
+  /** the session (owned by the model, which disposes it) */
+  readonly session: InferenceSession;
+  /** dtype of `latent_sample` */
+  readonly inputType: "float32" | "float16";
+
+  /**
+   * @param session a VAE decoder session
+   * @param source its path, for messages
+   * @param scalingFactor the latent is divided by it before decoding
+   */
+  constructor(session: InferenceSession, readonly source: string, readonly scalingFactor: number) {
+    this.session = session;
+    const inputs = inputInfo(session);
+    const outputs = outputInfo(session);
+    const latent = inputs.get("latent_sample");
+    const sample = outputs.get("sample");
+    if (
+      !latent || inputs.size !== 1 || !sample ||
+      (latent.type !== "float32" && latent.type !== "float16")
+    ) {
+      throw new ModelLoadError(
+        `${source}: expected input latent_sample float32/float16 [B,C,h,w] and output sample; found ` +
+          `inputs ${describeTensors(inputs)}, outputs ${describeTensors(outputs)}`,
+      );
+    }
+    this.inputType = latent.type;
+  }
+
+  /** Decodes one scaled latent (CHW) into a CHW image in [−1, 1]; returns pixels and shape. */
+  async decode(
+    latent: Float32Array,
+    shape: readonly [number, number, number],
+  ): Promise<{ pixels: Float32Array; shape: [number, number, number] }> {
+    const unscaled = latent.map((x) => x / this.scalingFactor);
+    const dims = [1, ...shape];
+    const input = this.inputType === "float16"
+      ? new Tensor("float16", toFloat16Bits(unscaled), dims)
+      : new Tensor("float32", unscaled, dims);
+    const results = await this.session.run({ latent_sample: input }, ["sample"]);
+    const tensor = results.sample;
+    const pixels = tensor.type === "float16"
+      ? fromFloat16Bits(tensor.data as Uint16Array)
+      : new Float32Array(tensor.data as Float32Array);
+    const [, c, h, w] = tensor.dims;
+    tensor.dispose();
+    return { pixels, shape: [c, h, w] };
+  }
+}
