@@ -20,7 +20,10 @@
  * ```
  */
 export class InfoDiffError extends Error {
-  /** @param message what was wrong and what was expected */
+  /**
+   * Creates the error.
+   * @param message what was wrong and what was expected
+   */
   constructor(message: string) {
     super(message);
     this.name = new.target.name;

@@ -19,6 +19,7 @@ import { JUPYTER_DISPLAY } from "../jupyter.ts";
  */
 export class Estimate {
   /**
+   * Creates the result.
    * @param nats the estimate, in nats
    * @param se its standard error, in nats
    * @param samples the number of noise draws

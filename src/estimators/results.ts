@@ -25,6 +25,7 @@ const escapeHtml = (text: string) =>
  */
 export class PerPixelResult {
   /**
+   * Creates the result.
    * @param estimate the image-level information
    * @param map its per-pixel decomposition (sums to the estimate)
    */
@@ -72,6 +73,7 @@ export interface TokenInformation {
  */
 export class PerTokenResult {
   /**
+   * Creates the result.
    * @param prompt the prompt
    * @param total i(x; prompt) against the null prompt
    * @param tokens one entry per word of the prompt, in order
@@ -164,6 +166,7 @@ export class PerTokenResult {
  */
 export class LogLikelihood {
   /**
+   * Creates the result.
    * @param nats −log p(x | prompt) in nats
    * @param se its standard error in nats
    * @param samples noise draws

@@ -36,7 +36,10 @@ export class Random {
   #s = new Uint32Array(4);
   #spare: number | undefined;
 
-  /** @param seed any finite number; equal seeds give equal streams */
+  /**
+   * Creates a generator.
+   * @param seed any finite number; equal seeds give equal streams
+   */
   constructor(seed: number) {
     if (!Number.isFinite(seed)) {
       throw new InvalidArgumentError(`seed must be a finite number, got ${seed}`);
