@@ -1,0 +1,91 @@
+/**
+ * Renders Observable Plot specifications to {@link Chart}s without a browser, using linkedom's
+ * DOM. Shared by the chart functions in this folder.
+ *
+ * @module
+ */
+import * as Plot from "@observablehq/plot";
+import { parseHTML } from "linkedom";
+import { InvalidArgumentError } from "../errors.ts";
+import { Chart } from "./chart.ts";
+
+const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
+
+/**
+ * Room above the plot frame for a chart title, in pixels.
+ *
+ * @example
+ * ```ts
+ * import { TITLE_MARGIN } from "./render.ts";
+ * console.assert(TITLE_MARGIN >= 30);
+ * ```
+ */
+export const TITLE_MARGIN = 40;
+
+/** The DOM document type Plot expects (Deno has no DOM types of its own). */
+type PlotDocument = NonNullable<Plot.PlotOptions["document"]>;
+
+/**
+ * `aria-description` of the SVG group holding ±2 SE error bars (lets tests and screen readers find
+ * them).
+ *
+ * @example
+ * ```ts
+ * import { ERROR_BAR_DESCRIPTION } from "./render.ts";
+ * console.assert(ERROR_BAR_DESCRIPTION === "error bars: ±2 standard errors");
+ * ```
+ */
+export const ERROR_BAR_DESCRIPTION = "error bars: ±2 standard errors";
+
+let sharedDocument: PlotDocument | undefined;
+
+/** One linkedom document serves every plot: Plot only creates detached elements in it. */
+function plotDocument(): PlotDocument {
+  if (sharedDocument === undefined) {
+    // linkedom's types describe a browser Window; at run time it has a `document`.
+    const window = parseHTML("<!DOCTYPE html><html><body></body></html>") as unknown as {
+      document: PlotDocument;
+    };
+    sharedDocument = window.document;
+  }
+  return sharedDocument;
+}
+
+/**
+ * Renders a Plot specification to a Chart, adding `title` as bold SVG text centred above the
+ * frame (Plot's own `title` option wraps the chart in an HTML `<figure>`, which is not SVG).
+ * Specifications with a title should leave at least {@link TITLE_MARGIN} px of `marginTop`.
+ * Legends are not supported: continuous ones need a canvas, categorical ones are HTML.
+ *
+ * @throws {InvalidArgumentError} when Plot produced something other than a single `<svg>`
+ *
+ * @example
+ * ```ts
+ * import * as Plot from "@observablehq/plot";
+ * import { renderPlot } from "./render.ts";
+ * const chart = renderPlot({ marginTop: 40, marks: [Plot.dot([[1, 2]])] }, "one dot");
+ * console.assert(chart.svg.includes("one dot"));
+ * ```
+ */
+export function renderPlot(options: Plot.PlotOptions, title?: string): Chart {
+  const document = plotDocument();
+  const node = Plot.plot({ ...options, document });
+  if (node.tagName.toLowerCase() !== "svg") {
+    throw new InvalidArgumentError(
+      `Plot rendered a <${node.tagName.toLowerCase()}>, expected a single <svg>; ` +
+        "drop legend, title, subtitle and caption options",
+    );
+  }
+  if (title !== undefined && title !== "") {
+    const text = document.createElementNS(SVG_NAMESPACE, "text");
+    text.setAttribute("x", String(Number(node.getAttribute("width")) / 2));
+    text.setAttribute("y", "20");
+    text.setAttribute("text-anchor", "middle");
+    text.setAttribute("font-size", "14");
+    text.setAttribute("font-weight", "bold");
+    text.textContent = title;
+    node.appendChild(text);
+  }
+  node.setAttribute("xmlns", SVG_NAMESPACE);
+  return new Chart(node.outerHTML);
+}
