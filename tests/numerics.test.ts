@@ -14,11 +14,22 @@ Deno.test("Random: same seed, same stream; moments of the Gaussian", () => {
   const xs = Array.from({ length: 5 }, () => a.nextUint32());
   assert.deepEqual(xs, Array.from({ length: 5 }, () => b.nextUint32()));
   assert.notDeepEqual(xs, Array.from({ length: 5 }, () => c.nextUint32()));
-  const z = new Random(1).fillGaussian(new Float64Array(200000));
+  const z = new Random(1).fillGaussian(new Float64Array(1000000));
   const m = meanWithError(z);
   assert.ok(Math.abs(m.mean) < 4 * m.se);
   const variance = z.reduce((s, v) => s + v * v, 0) / z.length;
   assert.ok(Math.abs(variance - 1) < 4 * Math.sqrt(2 / z.length)); // sd of the sample variance
+  // Tails and shape: P(|z| > k) for k = 1, 2, 3, 3.5 (the ziggurat's base strip starts at 3.44)
+  // against the normal distribution, within 4 binomial standard deviations.
+  for (const [k, p] of [[1, 0.3173105], [2, 0.0455003], [3, 0.0026998], [3.5, 0.000465]]) {
+    const share = z.filter((v) => Math.abs(v) > k).length / z.length;
+    assert.ok(
+      Math.abs(share - p) < 4 * Math.sqrt(p * (1 - p) / z.length),
+      `P(|z|>${k}) = ${share}`,
+    );
+  }
+  const fourth = z.reduce((s, v) => s + v ** 4, 0) / z.length;
+  assert.ok(Math.abs(fourth - 3) < 4 * Math.sqrt(96 / z.length), `E z⁴ = ${fourth}`);
   const u = new Random(2);
   for (let i = 0; i < 1000; i++) {
     const v = u.uniform();

@@ -118,7 +118,7 @@ export async function estimateContrasts(
       const draw = block.start + i;
       blockOf[draw] = block.start;
       const noise = block.noise.subarray(i * d, (i + 1) * d);
-      const at = (k: number) => predictions.subarray((i * K + k) * d, (i * K + k + 1) * d);
+      const at = (k: number) => predictions.item(i * K + k);
       const half = 0.5 * block.weight[i];
       plan.contrasts.forEach((c, index) => {
         const total = reduceContrast(
@@ -160,7 +160,10 @@ export async function estimateContrasts(
   };
 }
 
-/** Evaluates every condition on every draw of a block, in calls of at most `batchSize` items. */
+/**
+ * Evaluates every condition on every draw of a block, in calls of at most `batchSize` items, and
+ * gives access to the prediction of item `draw · K + condition`.
+ */
 async function predictBlock(
   model: Model,
   data: Float32Array,
@@ -168,10 +171,10 @@ async function predictBlock(
   conditions: readonly Condition[],
   batchSize: number,
   timing: { modelMs: number; modelCalls: number },
-): Promise<Float32Array> {
+): Promise<{ item(index: number): Float32Array }> {
   const d = data.length, K = conditions.length, items = block.count * K;
   const noisy = noisyData(data, block);
-  const predictions = new Float32Array(items * d);
+  const outputs: Float32Array[] = []; // one per call; items are read in place, not copied out
   for (let first = 0; first < items; first += batchSize) {
     const size = Math.min(batchSize, items - first);
     const batchNoisy = new Float32Array(size * d);
@@ -198,9 +201,14 @@ async function predictBlock(
         }`,
       );
     }
-    predictions.set(out, first * d);
+    outputs.push(out);
   }
-  return predictions;
+  return {
+    item(index: number): Float32Array {
+      const call = Math.floor(index / batchSize), offset = (index - call * batchSize) * d;
+      return outputs[call].subarray(offset, offset + d);
+    },
+  };
 }
 
 /**
