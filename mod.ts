@@ -95,6 +95,37 @@ export {
   type UpsampleMethod,
   type UpsampleOptions,
 } from "./src/images/heatmap.ts";
+export { applyColormap, type ColormapName, colormapTable } from "./src/images/colormap.ts";
+export { crc32, encodePng } from "./src/images/encode_png.ts";
+export {
+  type ChwImage,
+  chwToRgb,
+  type ChwToRgbOptions,
+  type HeatmapPngOptions,
+  heatmapToPng,
+  type OverlayOptions,
+  overlayPng,
+  type RgbImage,
+  rgbToPng,
+  writePng,
+} from "./src/images/png.ts";
+export { Chart, type ChartPngOptions } from "./src/plots/chart.ts";
+export {
+  type InformationBar,
+  informationBars,
+  type InformationBarsOptions,
+} from "./src/plots/information_bars.ts";
+export {
+  heatmapPlot,
+  type HeatmapPlotOptions,
+  MAX_HEATMAP_CELLS,
+} from "./src/plots/heatmap_plot.ts";
+export {
+  scatterPlot,
+  type ScatterPlotOptions,
+  type ScatterPoint,
+} from "./src/plots/scatter_plot.ts";
+export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./src/plots/grouped_bars.ts";
 export {
   ClipTokenizer,
   type ClipTokenizerConfig,
