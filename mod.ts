@@ -145,3 +145,4 @@ export {
   type PredictionType,
   type SchedulerConfig,
 } from "./src/models/onnx/schedule.ts";
+export { perTokenChart } from "./src/plots/per_token_chart.ts";
