@@ -109,9 +109,8 @@ Deno.test("bad input: clear typed errors that say what was expected", async () =
     PromptError,
     /word "dog" is not in the prompt "a red circle"; expected one of: a, red, circle/,
   );
-  // deno-lint-ignore no-explicit-any
   await expectError(
-    () => model.info(x).given("red").estimator("exact" as any),
+    () => model.info(x).given("red").estimator("exact" as unknown as "standard"),
     InvalidArgumentError,
     /unknown estimator "exact"; expected one of "orthogonal", "standard"/,
   );
