@@ -8,7 +8,7 @@ unet/, optional vae_encoder/ + vae_decoder/) whose UNet is the EXACT Gaussian de
 prompt-dependent mean (REFERENCE §2):
 
     text encoder   h[b, p] = E[input_ids[b, p]] + P[p]                    (a fixed embedding table)
-    mean           mu(c)   = A · mean_p h[p] + b0                          (fixed linear map, d values)
+    mean           mu(c)   = A · Σ_p w_p h[p] + b0          (fixed position weights w, linear map A)
     UNet           s = abar[t] (gathered from a constant table), eps = sqrt(1-s)(z - sqrt(s) mu)/(s v + 1 - s)
                    (or v = (eps - sqrt(1-s) z)/sqrt(s) for the v-prediction fixture)
     VAE encoder    8×8 average pooling followed by a fixed 1×1 conv (a known linear map)
@@ -39,6 +39,9 @@ CLIP = os.path.join(os.path.dirname(ROOT), "shared", "clip")
 CONTEXT = 77
 HIDDEN = 8
 OPSET = 14
+# mu depends on a position-weighted mean of the hidden states, so word order matters (a plain mean
+# would make "a red circle" and "circle red a" identical and hide word-removal mistakes)
+POSITION_WEIGHTS = (1 + 0.5 * np.cos(np.arange(CONTEXT) * 0.7)) / CONTEXT
 
 WORDS = [
     "a", "an", "photo", "of", "red", "blue", "green", "circle", "square", "dog", "cat", "on", "the",
@@ -256,7 +259,8 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
     nodes += [
         helper.make_node("Gather", ["abar", "t_index"], ["s_flat"], axis=0),
         helper.make_node("Reshape", ["s_flat", "shape_b111"], ["s"]),
-        helper.make_node("ReduceMean", [ehs], ["m"], axes=[1], keepdims=0),
+        helper.make_node("Mul", [ehs, "position_weights"], ["weighted"]),
+        helper.make_node("ReduceSum", ["weighted", "axis1"], ["m"], keepdims=0),
         helper.make_node("Gemm", ["m", "a_matrix", "b0"], ["mu_flat"], transB=1),
         helper.make_node("Reshape", ["mu_flat", "shape_bchw"], ["mu"]),
         helper.make_node("Sqrt", ["s"], ["sqrt_s"]),
@@ -283,11 +287,14 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
         const("abar", abar.astype(np.float32)),
         const("a_matrix", a_matrix.astype(np.float32)),
         const("b0", b0.astype(np.float32)),
-        const("shape_minus1", np.array([-1], dtype=np.int64)),
+        const("position_weights", POSITION_WEIGHTS.astype(np.float32).reshape(1, CONTEXT, 1)),
+        const("axis1", np.array([1], dtype=np.int64)),
         const("shape_b111", np.array([-1, 1, 1, 1], dtype=np.int64)),
         const("shape_bchw", np.array([-1, c, h, w], dtype=np.int64)),
         scalar_f("one", 1.0), scalar_f("v", v),
     ]
+    if timestep != "int64[B]":
+        initializers.append(const("shape_minus1", np.array([-1], dtype=np.int64)))
     if emit_nan:
         initializers.append(scalar_f("nan", float("nan")))
     return helper.make_graph(
@@ -457,8 +464,8 @@ def build_fixture(spec, vocab, merges, ranks, index):
         return ids, embedding[ids] + positions
 
     main = FULL_PROMPTS[1]
-    m_main = hidden(main)[1].mean(axis=0)
-    m_null = hidden("")[1].mean(axis=0)
+    m_main = POSITION_WEIGHTS @ hidden(main)[1]
+    m_null = POSITION_WEIGHTS @ hidden("")[1]
     a_matrix = rng.standard_normal((d, HIDDEN))
     gap = a_matrix @ (m_main - m_null)
     a_matrix *= np.sqrt(2 * VARIANCE * TARGET_FULL_INFORMATION / (gap @ gap))
@@ -496,7 +503,8 @@ def build_fixture(spec, vocab, merges, ranks, index):
         ids, h = hidden(prompt)
         # last_hidden_state as the graph emits it: float32 sums, rounded to fp16 for fp16 models
         h = h.astype(np.float32).astype(np.float16 if spec["fp16"] else np.float32).astype(np.float64)
-        mu = a32 @ h.mean(axis=0) + b32
+        w32 = POSITION_WEIGHTS.astype(np.float32).astype(np.float64)
+        mu = a32 @ (w32 @ h) + b32
         prompts[prompt] = {"input_ids": ids, "mu": [round(float(x), 9) for x in mu]}
     truth = {
         "description": "x ~ N(mu(prompt), v I) per dimension; UNet = exact denoiser (REFERENCE §2)",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Condition, Model } from "../model.ts";
+import type { Condition, LogSnrRange, Model } from "../model.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import type { ClipTokenizer } from "./tokenizer.ts";
 
@@ -51,6 +51,8 @@ export interface OnnxModel extends Model {
   readonly latent: boolean;
   /** the prompt tokenizer (word token positions for attention studies) */
   readonly tokenizer: ClipTokenizer;
+  /** the trained log-SNR range, [α of the last timestep, α of the first] */
+  readonly logSnrRange: LogSnrRange;
   /** the training schedule (timesteps, ᾱ_t, for sampling studies) */
   readonly schedule: NoiseSchedule;
   /** counters of time spent in session.run */

@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { InferenceSession } from "onnxruntime-node";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { hideFloat16ArrayFromOnnxRuntime } from "./float16.ts";
@@ -39,14 +42,15 @@ export interface TensorInfo {
  */
 export const CUDA_INSTALL_HELP: string =
   "onnxruntime-node ships only the CPU (and WebGPU) library; its install script downloads the CUDA " +
-  "provider (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) from NuGet into " +
-  "node_modules/onnxruntime-node/bin/napi-v6/linux/x64/. Deno skips npm install scripts, and " +
-  "ONNXRUNTIME_NODE_INSTALL=skip disables it. To install the provider, run with network access: " +
-  "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (in a " +
-  "Deno project: `deno install --allow-scripts=npm:onnxruntime-node` with " +
-  "ONNXRUNTIME_NODE_INSTALL=cuda12, or run that script inside node_modules/.deno/onnxruntime-node@*/" +
-  "node_modules/onnxruntime-node). The provider also needs the CUDA 12 runtime and cuDNN 9 on the " +
-  'library path (LD_LIBRARY_PATH) and an NVIDIA driver. Use device: "cpu" to run without a GPU.';
+  "12 provider (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) from NuGet into " +
+  "its bin/napi-v6/linux/x64/ folder. Deno skips npm install scripts and ONNXRUNTIME_NODE_INSTALL=skip " +
+  "disables it. To install the provider (network access to api.nuget.org needed): in a Deno project " +
+  "run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js` inside " +
+  "node_modules/.deno/onnxruntime-node@<version>/node_modules/onnxruntime-node (or `deno install " +
+  "--allow-scripts=npm:onnxruntime-node`, which runs the same script); with npm, " +
+  "`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`. The provider also needs an NVIDIA " +
+  "driver, the CUDA 12 runtime and cuDNN 9 on the library path (LD_LIBRARY_PATH). Use device: " +
+  '"cpu" to run without a GPU.';
 
 /** The sessions' device after "auto" resolution, shared by all sessions of one model. */
 export interface SessionFactory {
@@ -81,26 +85,61 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
   hideFloat16ArrayFromOnnxRuntime();
   let device: Exclude<Device, "auto"> = requested === "auto" ? "cuda" : requested;
   let decided = requested !== "auto";
+  const fallBack = (reason: string) => {
+    device = "cpu";
+    console.warn(
+      `infodiff: CUDA is not available (${reason}); running on the CPU. ` +
+        `Pass device: "cpu" to silence this, or see the README to install the CUDA provider.`,
+    );
+  };
   return {
     get device() {
       return device;
     },
     async create(path: string): Promise<InferenceSession> {
+      if (device === "cuda") {
+        // without the provider library onnxruntime would also print a native error line: check first
+        const missing = missingCudaProvider();
+        if (missing && !decided) {
+          decided = true;
+          fallBack(`${missing} is not installed`);
+        } else if (missing) {
+          throw new ModelLoadError(
+            `could not create a CUDA session for ${path}: ${missing} is not installed. ${CUDA_INSTALL_HELP}`,
+          );
+        }
+      }
       if (!decided) {
         decided = true;
         try {
           return await createOn("cuda", path, threads, true);
         } catch (error) {
-          device = "cpu";
-          console.warn(
-            `infodiff: CUDA is not available (${firstLine(error)}); running on the CPU. ` +
-              `Pass device: "cpu" to silence this, or see the README to install the CUDA provider.`,
-          );
+          fallBack(firstLine(error));
         }
       }
       return await createOn(device, path, threads, false);
     },
   };
+}
+
+/**
+ * The CUDA provider library onnxruntime-node would load, when it can be located and is absent;
+ * undefined when it is present or the package cannot be located (then creating the session tells).
+ */
+function missingCudaProvider(): string | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  let bindingDir: string;
+  try {
+    const entry = import.meta.resolve("onnxruntime-node");
+    if (!entry.startsWith("file:")) return undefined;
+    const arch = Deno.build.arch === "x86_64" ? "x64" : "arm64";
+    bindingDir = fromFileUrl(new URL(`../bin/napi-v6/linux/${arch}/`, entry));
+    if (!existsSync(join(bindingDir, "onnxruntime_binding.node"))) return undefined;
+  } catch {
+    return undefined;
+  }
+  const provider = join(bindingDir, "libonnxruntime_providers_cuda.so");
+  return existsSync(provider) ? undefined : provider;
 }
 
 async function createOn(
