@@ -146,3 +146,12 @@ export {
   type SchedulerConfig,
 } from "./src/models/onnx/schedule.ts";
 export { perTokenChart } from "./src/plots/per_token_chart.ts";
+export * from "./src/datasets/shapes/draw.ts";
+export * from "./src/datasets/shapes/caption.ts";
+export * from "./src/datasets/shapes/world.ts";
+export * from "./src/datasets/shapes/oracle.ts";
+export * from "./src/datasets/shapes/export.ts";
+export * from "./src/datasets/coco-mask.ts";
+export * from "./src/datasets/coco.ts";
+export * from "./src/datasets/aro.ts";
+export * from "./src/datasets/coco-it.ts";
