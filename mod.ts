@@ -155,3 +155,21 @@ export * from "./src/datasets/coco-mask.ts";
 export * from "./src/datasets/coco.ts";
 export * from "./src/datasets/aro.ts";
 export * from "./src/datasets/coco-it.ts";
+export {
+  partialInformation,
+  type PidOptions,
+  PidResult,
+  type PidTerm,
+  type PidTerms,
+  type RedundancyMeasure,
+  type SpecificRedundancy,
+} from "./src/estimators/pid.ts";
+export {
+  formatProgress,
+  runStudy,
+  type Shard,
+  type StudyOptions,
+  type StudyProgress,
+  type StudyRecord,
+  type StudyRun,
+} from "./src/studies/runner.ts";

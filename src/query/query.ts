@@ -18,6 +18,8 @@ import { checkEstimator, checkPositiveInteger } from "../estimators/options.ts";
 import { perTokenInformation } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
 import type { RemoveWordOptions } from "../models/prompt.ts";
+import { partialInformation } from "../estimators/pid.ts";
+import type { PidOptions, PidResult } from "../estimators/pid.ts";
 
 /** The image of a query, prepared (e.g. VAE-encoded) at most once for every query derived from it. */
 interface LazyImage {
@@ -156,7 +158,23 @@ export class Query {
     );
   }
 
-  /** The model, for functions that extend the query (e.g. PID). */
+  /**
+   * Partial information decomposition of two words of the prompt: redundancy, unique and synergy,
+   * plain and conditional, each with its standard error and map.
+   */
+  async pid(
+    wordA: string,
+    wordB: string,
+    options: Pick<PidOptions, "redundancy" | "resamples"> = {},
+  ): Promise<PidResult> {
+    const prompt = this.#requirePrompt("pid");
+    return partialInformation(this.#model, await this.#data(), prompt, wordA, wordB, {
+      ...this.#options,
+      ...options,
+    });
+  }
+
+  /** The model, for functions that extend the query. */
   get model(): Model {
     return this.#model;
   }

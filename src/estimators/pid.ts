@@ -1,0 +1,404 @@
+/**
+ * Partial information decomposition of two words of a prompt (DiffusionPID, REFERENCE §9):
+ * redundancy R, unique U_A = I_A − R, U_B = I_B − R and synergy S = I_AB − I_A − I_B + R, per image
+ * and per pixel, in the plain form (each word alone against the null prompt) and the conditional
+ * form (every term conditioned on the rest of the prompt), all from one pass on common draws.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import { Heatmap } from "../images/heatmap.ts";
+import { JUPYTER_DISPLAY } from "../jupyter.ts";
+import type { Model } from "../models/model.ts";
+import { normaliseWord, promptWords, removeWord } from "../models/prompt.ts";
+import { Random } from "../numerics/random.ts";
+import type { ContrastResult } from "./contrasts.ts";
+import { estimateContrasts } from "./contrasts.ts";
+import { Estimate } from "./estimate.ts";
+import type { EstimatorOptions } from "./options.ts";
+import { resolveOptions } from "./options.ts";
+
+/**
+ * Specific-information redundancy (Williams–Beer I_min): each word is one value of a source
+ * whose candidate values and prior are given; the source's specific information about the image
+ * is Σ_y p(y | x)·i(x; y) with p(y | x) ∝ p(y)·exp(i(x; y)), and R is the smaller of the two.
+ * Use the "standard" estimator with it: exp(i) is a likelihood ratio only in that form.
+ */
+export interface SpecificRedundancy {
+  /** marks this measure */
+  readonly kind: "specific";
+  /** candidate words for each source; each list must contain that source's word */
+  readonly candidates: { readonly a: readonly string[]; readonly b: readonly string[] };
+  /** prior probabilities of the candidates (default uniform) */
+  readonly prior?: { readonly a?: readonly number[]; readonly b?: readonly number[] };
+}
+
+/** How redundancy is measured: the minimum of the two informations (default) or specific information. */
+export type RedundancyMeasure = "minimum" | SpecificRedundancy;
+
+/** Options of {@link partialInformation}. */
+export interface PidOptions extends EstimatorOptions {
+  /** redundancy measure (default "minimum") */
+  readonly redundancy?: RedundancyMeasure;
+  /** bootstrap resamples of the draws for the terms' standard errors (default 500) */
+  readonly resamples?: number;
+}
+
+/** One PID term: a scalar with its standard error and a per-pixel map. */
+export interface PidTerm {
+  /** image-level value in nats, with its bootstrap standard error */
+  readonly estimate: Estimate;
+  /** per-pixel value (data resolution) */
+  readonly map: Heatmap;
+}
+
+/** The decomposition in one form (plain or conditional). */
+export interface PidTerms {
+  /** the condition everything is measured against ("" for the plain form) */
+  readonly context: string;
+  /** I_A: information of word A */
+  readonly informationA: PidTerm;
+  /** I_B: information of word B */
+  readonly informationB: PidTerm;
+  /** I_AB: information of both words together */
+  readonly informationBoth: PidTerm;
+  /** R */
+  readonly redundancy: PidTerm;
+  /** U_A = I_A − R */
+  readonly uniqueA: PidTerm;
+  /** U_B = I_B − R */
+  readonly uniqueB: PidTerm;
+  /** S = I_AB − I_A − I_B + R */
+  readonly synergy: PidTerm;
+}
+
+const TERM_NAMES = [
+  "informationA",
+  "informationB",
+  "informationBoth",
+  "redundancy",
+  "uniqueA",
+  "uniqueB",
+  "synergy",
+] as const;
+
+/**
+ * The result of {@link partialInformation}: both forms of the decomposition.
+ *
+ * @example
+ * ```ts
+ * import { PidResult } from "./pid.ts";
+ * console.assert(typeof PidResult === "function");
+ * ```
+ */
+export class PidResult {
+  /**
+   * Creates the result.
+   * @param prompt the prompt
+   * @param wordA the first word
+   * @param wordB the second word
+   * @param plain each word alone against the null prompt
+   * @param conditional each term conditioned on the rest of the prompt
+   */
+  constructor(
+    readonly prompt: string,
+    readonly wordA: string,
+    readonly wordB: string,
+    readonly plain: PidTerms,
+    readonly conditional: PidTerms,
+  ) {}
+
+  /** Rows `{ form, term, nats, se }` for tables and charts. */
+  rows(): { form: "plain" | "conditional"; term: string; nats: number; se: number }[] {
+    return (["plain", "conditional"] as const).flatMap((form) =>
+      TERM_NAMES.map((term) => ({
+        form,
+        term,
+        nats: this[form][term].estimate.nats,
+        se: this[form][term].estimate.se,
+      }))
+    );
+  }
+
+  /** Plain data (maps included). */
+  toJSON(): Record<string, unknown> {
+    const form = (terms: PidTerms) => ({
+      context: terms.context,
+      ...Object.fromEntries(
+        TERM_NAMES.map((
+          t,
+        ) => [t, { estimate: terms[t].estimate.toJSON(), map: terms[t].map.toJSON() }]),
+      ),
+    });
+    return {
+      prompt: this.prompt,
+      wordA: this.wordA,
+      wordB: this.wordB,
+      plain: form(this.plain),
+      conditional: form(this.conditional),
+    };
+  }
+
+  /** A text table of both forms. */
+  toString(): string {
+    const line = (name: string, a: PidTerm, b: PidTerm) =>
+      `${name.padEnd(16)} ${a.estimate.nats.toFixed(4).padStart(9)} ± ${
+        a.estimate.se.toFixed(4)
+      }   ${b.estimate.nats.toFixed(4).padStart(9)} ± ${b.estimate.se.toFixed(4)}`;
+    return [
+      `PID of "${this.wordA}" and "${this.wordB}" in "${this.prompt}" (nats)`,
+      `${"term".padEnd(16)} ${"plain".padStart(18)}   ${"conditional".padStart(18)}`,
+      ...TERM_NAMES.map((t) => line(t, this.plain[t], this.conditional[t])),
+    ].join("\n");
+  }
+
+  /** Shows the text table in Jupyter. */
+  [JUPYTER_DISPLAY](): Record<string, string> {
+    return { "text/plain": this.toString() };
+  }
+}
+
+/**
+ * Decomposes what two words of a prompt tell the model about an image.
+ *
+ * Plain form: I_A = i(x; A), I_B = i(x; B), I_AB = i(x; "A B") against "". Conditional form, with
+ * c = the prompt without A and B: I_A = i(x; A | c) (prompt without B vs c), I_B likewise,
+ * I_AB = i(x; A, B | c) (full prompt vs c). Redundancy maps are the per-pixel minimum (or the
+ * per-pixel minimum of the specific-information maps); note that the pixel minimum does not sum
+ * to the image-level minimum.
+ *
+ * @example
+ * ```ts
+ * import { mixtureModel } from "../models/mixture.ts";
+ * import { partialInformation } from "./pid.ts";
+ * const model = mixtureModel({ shape: [1, 1, 2], components: [
+ *   { words: ["sofa", "couch"], mean: [1, 0], variance: 0.2 }, { words: ["chair"], mean: [0, 1], variance: 0.2 }] });
+ * const r = await partialInformation(model, model.sample("sofa", { seed: 1 }), "a sofa couch", "sofa", "couch", { samples: 30 });
+ * console.assert(r.plain.uniqueA.estimate.nats === 0 && r.plain.synergy.estimate.nats === 0);
+ * ```
+ */
+export async function partialInformation(
+  model: Model,
+  data: Float32Array,
+  prompt: string,
+  wordA: string,
+  wordB: string,
+  options: PidOptions = {},
+): Promise<PidResult> {
+  const a = normaliseWord(wordA), b = normaliseWord(wordB);
+  if (a === b) {
+    throw new InvalidArgumentError(`PID needs two different words, got "${a}" twice`);
+  }
+  const withoutA = removeWord(prompt, a), withoutB = removeWord(prompt, b);
+  const context = removeWord(withoutA, b);
+  const both = promptWords(prompt).filter((w) => w.word === a || w.word === b).map((w) => w.word);
+  const measure = options.redundancy ?? "minimum";
+  const candidates = measure === "minimum" ? undefined : checkSpecific(measure, a, b);
+
+  // Each form is a list of contrasts: I_A, I_B, I_AB, then candidate informations (specific).
+  const prompts: string[] = [];
+  const index = (p: string) => (prompts.includes(p) ? prompts.indexOf(p) : prompts.push(p) - 1);
+  const contrast = (withPrompt: string, withoutPrompt: string) => ({
+    with: index(withPrompt),
+    without: index(withoutPrompt),
+  });
+  const forms = {
+    plain: {
+      context: "",
+      base: [contrast(a, ""), contrast(b, ""), contrast([...new Set(both)].join(" "), "")],
+      candidatesA: candidates?.a.map((y) => contrast(y, "")) ?? [],
+      candidatesB: candidates?.b.map((y) => contrast(y, "")) ?? [],
+    },
+    conditional: {
+      context,
+      base: [contrast(withoutB, context), contrast(withoutA, context), contrast(prompt, context)],
+      candidatesA:
+        candidates?.a.map((y) => contrast(removeWord(withoutB, a, { placeholder: y }), context)) ??
+          [],
+      candidatesB:
+        candidates?.b.map((y) => contrast(removeWord(withoutA, b, { placeholder: y }), context)) ??
+          [],
+    },
+  };
+  const plan = Object.values(forms).flatMap((f) => [...f.base, ...f.candidatesA, ...f.candidatesB]);
+  const resolved = resolveOptions(model, options);
+  const outcome = await estimateContrasts(model, data, { prompts, contrasts: plan }, resolved);
+
+  let offset = 0;
+  const take = (count: number) => outcome.contrasts.slice(offset, offset += count);
+  const decompose = (form: typeof forms.plain): PidTerms => {
+    const [ia, ib, iab] = take(3);
+    const candA = take(form.candidatesA.length), candB = take(form.candidatesB.length);
+    return decomposition(
+      form.context,
+      ia,
+      ib,
+      iab,
+      candA,
+      candB,
+      candidates,
+      options.resamples ?? 500,
+      resolved.seed,
+    );
+  };
+  const plain = decompose(forms.plain);
+  const conditional = decompose(forms.conditional);
+  return new PidResult(prompt, a, b, plain, conditional);
+}
+
+interface CandidateSet {
+  readonly a: string[];
+  readonly b: string[];
+  readonly priorA: number[];
+  readonly priorB: number[];
+}
+
+function checkSpecific(measure: SpecificRedundancy, a: string, b: string): CandidateSet {
+  if (measure?.kind !== "specific") {
+    throw new InvalidArgumentError(
+      `unknown redundancy measure ${
+        JSON.stringify(measure)
+      }; expected "minimum" or { kind: "specific", candidates }`,
+    );
+  }
+  const side = (
+    word: string,
+    list: readonly string[],
+    prior: readonly number[] | undefined,
+    name: string,
+  ) => {
+    const words = list.map(normaliseWord);
+    if (!words.includes(word)) {
+      throw new InvalidArgumentError(
+        `candidates.${name} must contain the word "${word}", got [${words.join(", ")}]`,
+      );
+    }
+    const p = prior ?? words.map(() => 1 / words.length);
+    if (p.length !== words.length || p.some((v) => !(v > 0))) {
+      throw new InvalidArgumentError(
+        `prior.${name} must hold ${words.length} positive probabilities, got [${p.join(", ")}]`,
+      );
+    }
+    const total = p.reduce((s, v) => s + v, 0);
+    return { words, prior: p.map((v) => v / total) };
+  };
+  const sa = side(a, measure.candidates.a, measure.prior?.a, "a");
+  const sb = side(b, measure.candidates.b, measure.prior?.b, "b");
+  return { a: sa.words, b: sb.words, priorA: sa.prior, priorB: sb.prior };
+}
+
+/** Specific information Σ_y p(y|x)·i_y from candidate informations and the prior. */
+function specificInformation(
+  values: readonly number[],
+  prior: readonly number[],
+): { value: number; weights: number[] } {
+  const logs = values.map((v, i) => Math.log(prior[i]) + v);
+  const max = Math.max(...logs);
+  const raw = logs.map((l) => Math.exp(l - max));
+  const total = raw.reduce((s, v) => s + v, 0);
+  const weights = raw.map((v) => v / total);
+  return { value: weights.reduce((s, w, i) => s + w * values[i], 0), weights };
+}
+
+function decomposition(
+  context: string,
+  ia: ContrastResult,
+  ib: ContrastResult,
+  iab: ContrastResult,
+  candA: ContrastResult[],
+  candB: ContrastResult[],
+  candidates: CandidateSet | undefined,
+  resamples: number,
+  seed: number,
+): PidTerms {
+  // The terms as a function of the mean of every contrast: evaluated once on all draws and
+  // again on bootstrap resamples of the (paired) draws for the standard errors.
+  const all = [ia, ib, iab, ...candA, ...candB];
+  const terms = (means: number[]) => {
+    const [va, vb, vab] = means;
+    const r = candidates
+      ? Math.min(
+        specificInformation(means.slice(3, 3 + candA.length), candidates.priorA).value,
+        specificInformation(means.slice(3 + candA.length), candidates.priorB).value,
+      )
+      : Math.min(va, vb);
+    return [va, vb, vab, r, va - r, vb - r, vab - va - vb + r];
+  };
+  const means = all.map((c) => c.estimate.nats);
+  const point = terms(means);
+  const n = ia.perDraw.length;
+  const errors = bootstrapErrors(all.map((c) => c.perDraw), terms, resamples, seed);
+  const redundancyMap = candidates
+    ? pixelMinimum(
+      weightedMap(
+        candA,
+        specificInformation(candA.map((c) => c.estimate.nats), candidates.priorA).weights,
+      ),
+      weightedMap(
+        candB,
+        specificInformation(candB.map((c) => c.estimate.nats), candidates.priorB).weights,
+      ),
+    )
+    : pixelMinimum(ia.map, ib.map);
+  const maps = [
+    ia.map,
+    ib.map,
+    iab.map,
+    redundancyMap,
+    ia.map.add(redundancyMap.scale(-1)),
+    ib.map.add(redundancyMap.scale(-1)),
+    iab.map.add(ia.map.scale(-1)).add(ib.map.scale(-1)).add(redundancyMap),
+  ];
+  const term = (t: number): PidTerm => ({
+    estimate: new Estimate(point[t], errors[t], n),
+    map: maps[t],
+  });
+  return {
+    context,
+    informationA: term(0),
+    informationB: term(1),
+    informationBoth: term(2),
+    redundancy: term(3),
+    uniqueA: term(4),
+    uniqueB: term(5),
+    synergy: term(6),
+  };
+}
+
+/** Standard deviation of every term over bootstrap resamples of the paired draws. */
+function bootstrapErrors(
+  perDraw: Float64Array[],
+  terms: (means: number[]) => number[],
+  resamples: number,
+  seed: number,
+): number[] {
+  const n = perDraw[0].length;
+  const random = new Random(seed);
+  const samples: number[][] = [];
+  const means = new Array<number>(perDraw.length);
+  for (let r = 0; r < resamples && n > 1; r++) {
+    means.fill(0);
+    for (let k = 0; k < n; k++) {
+      const i = random.int(n);
+      for (let c = 0; c < perDraw.length; c++) means[c] += perDraw[c][i] / n;
+    }
+    samples.push(terms(means));
+  }
+  return terms(means).map((_, t) => {
+    if (samples.length < 2) return NaN;
+    const values = samples.map((s) => s[t]);
+    const mean = values.reduce((s, v) => s + v, 0) / values.length;
+    return Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1));
+  });
+}
+
+function pixelMinimum(a: Heatmap, b: Heatmap): Heatmap {
+  return new Heatmap(a.width, a.height, a.data.map((v, i) => Math.min(v, b.data[i])));
+}
+
+function weightedMap(results: ContrastResult[], weights: number[]): Heatmap {
+  return results.reduce(
+    (sum, r, i) => sum.add(r.map.scale(weights[i])),
+    Heatmap.zeros(results[0].map.width, results[0].map.height),
+  );
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { mixtureModel } from "../src/models/mixture.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import { assertWithin } from "./helpers.ts";
+
+const v = 0.2;
+
+Deno.test("PID: two words that always occur together are purely redundant (exact zeros)", async () => {
+  const model = mixtureModel({
+    shape: [1, 2, 2],
+    components: [
+      { words: ["sofa", "couch"], mean: [1, 0.5, 0, 0], variance: v },
+      { words: ["chair", "seat"], mean: [0, 0, 1, 0.5], variance: v },
+    ],
+  });
+  const x = model.sample("sofa", { seed: 1 });
+  const r = await model.info(x).given("a sofa or couch").samples(100).pid("sofa", "couch");
+  const p = r.plain;
+  assert.ok(p.informationA.estimate.nats > 4 * p.informationA.estimate.se);
+  assert.equal(p.informationA.estimate.nats, p.informationB.estimate.nats);
+  assert.equal(p.redundancy.estimate.nats, p.informationA.estimate.nats);
+  for (const term of [p.uniqueA, p.uniqueB, p.synergy]) {
+    assert.equal(term.estimate.nats, 0);
+    assert.equal(term.estimate.se, 0);
+    assert.ok(term.map.data.every((value) => Math.abs(value) < 1e-6));
+  }
+  // The rest of the prompt ("a or") carries no known word, so conditioning on it changes nothing.
+  assert.equal(r.conditional.context, "a or");
+  assert.equal(r.conditional.redundancy.estimate.nats, p.redundancy.estimate.nats);
+  assert.equal(r.conditional.synergy.estimate.nats, 0);
+});
+
+Deno.test("PID: XOR words carry nothing alone and everything together (synergy)", async () => {
+  // p(x | a) = p(x | b) = p(x | c) = p(x | d) = p(x): each word alone is uninformative.
+  const m1 = [1, 1, 0, 0], m2 = [0, 0, 1, 1];
+  const model = mixtureModel({
+    shape: [1, 2, 2],
+    components: [
+      { words: ["a1", "b1"], mean: m1, variance: v },
+      { words: ["a1", "b2"], mean: m2, variance: v },
+      { words: ["a2", "b1"], mean: m2, variance: v },
+      { words: ["a2", "b2"], mean: m1, variance: v },
+    ],
+  });
+  const x = model.sample("a1 b1", { seed: 2 });
+  const r = await model.info(x).given("a1 b1").samples(400).estimator("standard").pid("a1", "b1");
+  const exactBoth = model.logDensity(x, "a1 b1") - model.logDensity(x, "");
+  const p = r.plain;
+  assertWithin(p.informationA.estimate, 0, 4, 1e-6);
+  assertWithin(p.informationB.estimate, 0, 4, 1e-6);
+  assertWithin(p.informationBoth.estimate, exactBoth, 3, 0.01);
+  assertWithin(p.synergy.estimate, exactBoth, 3, 0.02);
+  assert.ok(p.synergy.estimate.nats > 4 * p.synergy.estimate.se, `${p.synergy.estimate}`);
+});
+
+Deno.test("PID: a word every component carries is uninformative; the other is unique", async () => {
+  const model = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["red", "thing"], mean: [1, 0], variance: v },
+      { words: ["blue", "thing"], mean: [0, 1], variance: v },
+    ],
+  });
+  const x = model.sample("red", { seed: 3 });
+  const r = await model.info(x).given("a red thing").samples(100).pid("red", "thing");
+  const p = r.plain;
+  assert.equal(p.informationB.estimate.nats, 0);
+  assert.equal(p.redundancy.estimate.nats, 0);
+  assert.equal(p.uniqueA.estimate.nats, p.informationA.estimate.nats);
+  assert.ok(Math.abs(p.synergy.estimate.nats) < 1e-12); // I_AB = I_A exactly
+  assert.ok(p.uniqueA.estimate.se > 0);
+  // Per-pixel terms add up: U_A + R = I_A in every pixel.
+  p.uniqueA.map.data.forEach((u, i) =>
+    assert.ok(Math.abs(u + p.redundancy.map.data[i] - p.informationA.map.data[i]) < 1e-6)
+  );
+});
+
+Deno.test("PID: specific-information redundancy with candidate words and prior", async () => {
+  const model = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["doctor", "male"], mean: [1, 0], variance: v, weight: 3 },
+      { words: ["doctor", "female"], mean: [0.8, 0.2], variance: v },
+      { words: ["nurse", "female"], mean: [0, 1], variance: v, weight: 3 },
+      { words: ["nurse", "male"], mean: [0.2, 0.8], variance: v },
+    ],
+  });
+  const x = model.sample("doctor male", { seed: 4 });
+  const q = model.info(x).given("a male doctor").samples(200).estimator("standard");
+  const specific = await q.pid("doctor", "male", {
+    redundancy: { kind: "specific", candidates: { a: ["doctor", "nurse"], b: ["male", "female"] } },
+  });
+  const minimum = await q.pid("doctor", "male");
+  // Specific information is a posterior average, never above the largest candidate information.
+  const p = specific.plain;
+  assert.ok(
+    p.redundancy.estimate.nats <=
+      Math.max(p.informationA.estimate.nats, p.informationB.estimate.nats) + 1e-9,
+  );
+  assert.equal(minimum.plain.informationA.estimate.nats, p.informationA.estimate.nats); // same draws
+  await assert.rejects(
+    () =>
+      q.pid("doctor", "male", {
+        redundancy: { kind: "specific", candidates: { a: ["nurse"], b: ["male"] } },
+      }),
+    (e: Error) =>
+      e instanceof InvalidArgumentError && /must contain the word "doctor"/.test(e.message),
+  );
+  await assert.rejects(() => q.pid("doctor", "doctor"), InvalidArgumentError);
+});
