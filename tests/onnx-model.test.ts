@@ -173,3 +173,26 @@ Deno.test("decode() runs the VAE decoder on the unscaled latent; dispose is safe
   await model.dispose();
   await assert.rejects(async () => await model.encode("a"), /disposed/);
 });
+
+Deno.test("sd-realsize: SD-sized tensors (512 px, 4×64×64 latent, 77×1024 hidden states)", async () => {
+  const model = await loadModel(fixtureDir("sd-realsize"), { device: "cpu" });
+  try {
+    assert.deepEqual([...model.shape], [4, 64, 64]);
+    assert.deepEqual(model.imageSize, { width: 512, height: 512 });
+    assert.ok(model.sharedLogSnr);
+    const condition = await model.encode("a red circle");
+    assert.equal(condition.lastHiddenState.length, 77 * 1024);
+    // the 64 px test image is resized up to 512 px before VAE encoding (default scaling 0.18215)
+    const x = await model.prepare("fixtures/images/test-64.png");
+    assert.equal(x.length, 4 * 64 * 64);
+    const eps = await model.predictNoise({
+      noisy: x,
+      logSnr: Float64Array.of(model.snapLogSnr(0)),
+      conditions: [condition],
+    });
+    assert.equal(eps.length, x.length);
+    assert.ok(eps.every(Number.isFinite));
+  } finally {
+    await model.dispose();
+  }
+});

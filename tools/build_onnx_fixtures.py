@@ -219,32 +219,54 @@ def fp16_out(nodes, internal, name, fp16):
         nodes.append(helper.make_node("Identity", [internal], [name]))
 
 
-def text_encoder_graph(embedding, positions, ids_type, fp16):
+def text_encoder_graph(embedding, positions, ids_type, fp16, hidden_out=HIDDEN, rng=None):
+    """hidden_out > HIDDEN widens the states with [I | small noise] (first HIDDEN dims unchanged)."""
     ftype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     nodes = [
         helper.make_node("Gather", ["embedding", "input_ids"], ["tokens"], axis=0),
-        helper.make_node("Add", ["tokens", "positions"], ["hidden"]),
-        helper.make_node("Gather", ["hidden", "first"], ["pooled"], axis=1),
+        helper.make_node("Add", ["tokens", "positions"], ["hidden8" if hidden_out > HIDDEN else "hidden"]),
     ]
+    extra = []
+    if hidden_out > HIDDEN:
+        widen = np.concatenate([np.eye(HIDDEN), 0.1 * rng.standard_normal((HIDDEN, hidden_out - HIDDEN))], 1)
+        nodes.append(helper.make_node("MatMul", ["hidden8", "widen"], ["hidden"]))
+        extra.append(const("widen", widen.astype(np.float32)))
+    nodes.append(helper.make_node("Gather", ["hidden", "first"], ["pooled"], axis=1))
     fp16_out(nodes, "hidden", "last_hidden_state", fp16)
     fp16_out(nodes, "pooled", "pooler_output", fp16)
     return helper.make_graph(
         nodes, "text_encoder",
         [helper.make_tensor_value_info("input_ids", ids_type, ["batch", CONTEXT])],
-        [helper.make_tensor_value_info("last_hidden_state", ftype, ["batch", CONTEXT, HIDDEN]),
-         helper.make_tensor_value_info("pooler_output", ftype, ["batch", HIDDEN])],
-        [const("embedding", embedding.astype(np.float32)),
+        [helper.make_tensor_value_info("last_hidden_state", ftype, ["batch", CONTEXT, hidden_out]),
+         helper.make_tensor_value_info("pooler_output", ftype, ["batch", hidden_out])],
+        extra + [const("embedding", embedding.astype(np.float32)),
          const("positions", positions.astype(np.float32)),
          const("first", np.array(0, dtype=np.int64))])
 
 
-def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_nan=False):
-    """Exact Gaussian denoiser. timestep: 'int64[B]' | 'float[B]' | 'float[]'."""
+def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_nan=False,
+               hidden_in=HIDDEN, tile=1):
+    """Exact Gaussian denoiser. timestep: 'int64[B]' | 'float[B]' | 'float[]'. With hidden_in >
+    HIDDEN only the first HIDDEN dims of the states are used; with tile > 1 the stored A holds
+    d/tile rows, tiled in the graph (keeps large fixtures small)."""
     c, h, w = shape
     ftype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     nodes = []
+    extra = []
     z = fp16_in(nodes, "sample", fp16)
     ehs = fp16_in(nodes, "encoder_hidden_states", fp16)
+    if hidden_in > HIDDEN:
+        nodes.append(helper.make_node("Slice", [ehs, "slice_start", "slice_end", "slice_axis"], ["ehs8"]))
+        extra += [const("slice_start", np.array([0], dtype=np.int64)),
+                  const("slice_end", np.array([HIDDEN], dtype=np.int64)),
+                  const("slice_axis", np.array([2], dtype=np.int64))]
+        ehs = "ehs8"
+    a_name = "a_matrix"
+    if tile > 1:
+        nodes.append(helper.make_node("Tile", ["a_rows", "a_repeats"], ["a_matrix"]))
+        extra += [const("a_repeats", np.array([tile, 1], dtype=np.int64))]
+        a_name = "a_rows"
+        a_matrix = a_matrix[: a_matrix.shape[0] // tile]
     if timestep == "int64[B]":
         t_type, t_shape = TensorProto.INT64, ["batch"]
         nodes.append(helper.make_node("Identity", ["timestep"], ["t_index"]))
@@ -285,7 +307,7 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
     fp16_out(nodes, result, "out_sample", fp16)
     initializers = [
         const("abar", abar.astype(np.float32)),
-        const("a_matrix", a_matrix.astype(np.float32)),
+        const(a_name, a_matrix.astype(np.float32)),
         const("b0", b0.astype(np.float32)),
         const("position_weights", POSITION_WEIGHTS.astype(np.float32).reshape(1, CONTEXT, 1)),
         const("axis1", np.array([1], dtype=np.int64)),
@@ -301,9 +323,9 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
         nodes, "unet",
         [helper.make_tensor_value_info("sample", ftype, ["batch", c, h, w]),
          helper.make_tensor_value_info("timestep", t_type, t_shape),
-         helper.make_tensor_value_info("encoder_hidden_states", ftype, ["batch", CONTEXT, HIDDEN])],
+         helper.make_tensor_value_info("encoder_hidden_states", ftype, ["batch", CONTEXT, hidden_in])],
         [helper.make_tensor_value_info("out_sample", ftype, ["batch", c, h, w])],
-        initializers)
+        initializers + extra)
 
 
 def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels):
@@ -409,6 +431,11 @@ FIXTURES = [
     dict(name="nan-unet", ids=TensorProto.INT32, timestep="int64[B]", vae="latent_sample",
          external=None, prediction="epsilon", schedule="scaled_linear", fp16=False,
          pad="<|endoftext|>", scaling=None, nan=True),
+    # SD-sized tensors (512 px images, 4×64×64 latents, 1024-wide hidden states as in SD 2.x) with
+    # a trivial-cost graph: measures the backend's own overhead at real sizes (bench/onnx.ts)
+    dict(name="sd-realsize", ids=TensorProto.INT64, timestep="float[]", vae="latent_parameters",
+         external="weights.pb", prediction="epsilon", schedule="scaled_linear", fp16=False, pad="!",
+         scaling=None, pixels=512, hidden_out=1024, tile=64, truth=False),
 ]
 
 LATENT_PIXELS = 64
@@ -439,7 +466,9 @@ def build_fixture(spec, vocab, merges, ranks, index):
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     pixel_space = spec["vae"] is None
-    pixels = PIXEL_SPACE_PIXELS if pixel_space else LATENT_PIXELS
+    pixels = spec.get("pixels", PIXEL_SPACE_PIXELS if pixel_space else LATENT_PIXELS)
+    tile = spec.get("tile", 1)
+    hidden_out = spec.get("hidden_out", HIDDEN)
     shape = (3, pixels, pixels) if pixel_space else (4, pixels // 8, pixels // 8)
     d = int(np.prod(shape))
     pad_id = vocab[spec["pad"]]
@@ -466,7 +495,7 @@ def build_fixture(spec, vocab, merges, ranks, index):
     main = FULL_PROMPTS[1]
     m_main = POSITION_WEIGHTS @ hidden(main)[1]
     m_null = POSITION_WEIGHTS @ hidden("")[1]
-    a_matrix = rng.standard_normal((d, HIDDEN))
+    a_matrix = np.tile(rng.standard_normal((d // tile, HIDDEN)), (tile, 1))
     gap = a_matrix @ (m_main - m_null)
     a_matrix *= np.sqrt(2 * VARIANCE * TARGET_FULL_INFORMATION / (gap @ gap))
     # centre the prior so the test image is typical for the main prompt
@@ -479,10 +508,10 @@ def build_fixture(spec, vocab, merges, ranks, index):
     os.makedirs(os.path.join(folder, "scheduler"))
     write_json(os.path.join(folder, "scheduler", "scheduler_config.json"), config)
     write_tokenizer(os.path.join(folder, "tokenizer"), vocab, merges, spec["pad"])
-    save(text_encoder_graph(embedding, positions, spec["ids"], spec["fp16"]),
+    save(text_encoder_graph(embedding, positions, spec["ids"], spec["fp16"], hidden_out, rng),
          os.path.join(folder, "text_encoder", "model.onnx"))
     save(unet_graph(abar, a_matrix, b0, shape, VARIANCE, spec["timestep"], spec["prediction"],
-                    spec["fp16"], spec.get("nan", False)),
+                    spec["fp16"], spec.get("nan", False), hidden_out, tile),
          os.path.join(folder, "unet", "model.onnx"), spec["external"])
     if not pixel_space:
         save(vae_encoder_graph(conv_w, conv_b, spec["vae"], spec["fp16"], pixels),
@@ -495,7 +524,7 @@ def build_fixture(spec, vocab, merges, ranks, index):
                    {"_class_name": "AutoencoderKL", "latent_channels": 4, "sample_size": pixels,
                     "scaling_factor": value})
 
-    if spec.get("nan"):
+    if spec.get("nan") or spec.get("truth") is False:
         return
     a32, b32 = a_matrix.astype(np.float32).astype(np.float64), b0.astype(np.float32).astype(np.float64)
     prompts = {}

@@ -54,6 +54,7 @@ export class OnnxUnet {
   runMs = 0;
   /** number of session.run calls */
   runs = 0;
+  readonly #float16Cache = new WeakMap<Float32Array, Uint16Array>();
 
   /**
    * @param session a UNet session
@@ -167,7 +168,10 @@ export class OnnxUnet {
     const rows = this.fixedBatch ? padTo(items, this.fixedBatch) : items;
     const hiddenSize = request.hiddenStates[items[0]].length;
     const sample = new Float32Array(rows.length * d);
-    const hidden = new Float32Array(rows.length * hiddenSize);
+    const fp16Hidden = this.hiddenInput.type === "float16";
+    const hidden = fp16Hidden
+      ? new Uint16Array(rows.length * hiddenSize)
+      : new Float32Array(rows.length * hiddenSize);
     rows.forEach((item, k) => {
       sample.set(request.noisy.subarray(item * d, (item + 1) * d), k * d);
       const h = request.hiddenStates[item];
@@ -176,18 +180,18 @@ export class OnnxUnet {
           `${this.source}: conditions of one batch have different hidden sizes`,
         );
       }
-      hidden.set(h, k * hiddenSize);
+      if (fp16Hidden) (hidden as Uint16Array).set(this.#float16Of(h), k * hiddenSize);
+      else (hidden as Float32Array).set(h, k * hiddenSize);
     });
     const positions = typeof this.hiddenInput.shape[1] === "number"
       ? this.hiddenInput.shape[1]
       : 77;
+    const hiddenDims = [rows.length, positions, hiddenSize / positions];
     const feeds = {
       sample: this.#floatTensor(this.sample.type, sample, [rows.length, ...itemShape]),
-      encoder_hidden_states: this.#floatTensor(this.hiddenInput.type, hidden, [
-        rows.length,
-        positions,
-        hiddenSize / positions,
-      ]),
+      encoder_hidden_states: fp16Hidden
+        ? new Tensor("float16", hidden as Uint16Array, hiddenDims)
+        : new Tensor("float32", hidden as Float32Array, hiddenDims),
       timestep: this.#timestepTensor(rows.map((item) => request.timesteps[item])),
     };
     const start = performance.now();
@@ -227,6 +231,16 @@ export class OnnxUnet {
         );
       }
     }
+  }
+
+  /** fp16 bits of a condition's hidden states, converted once per condition (they are reused). */
+  #float16Of(hidden: Float32Array): Uint16Array {
+    let bits = this.#float16Cache.get(hidden);
+    if (!bits) {
+      bits = toFloat16Bits(hidden);
+      this.#float16Cache.set(hidden, bits);
+    }
+    return bits;
   }
 
   #floatTensor(type: string, values: Float32Array, dims: number[]): Tensor {
