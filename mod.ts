@@ -173,3 +173,4 @@ export {
   type StudyRecord,
   type StudyRun,
 } from "./src/studies/runner.ts";
+export { type PidRow, pidStudy, PidStudyResult, type PidStudyRow } from "./src/studies/pid-study.ts";

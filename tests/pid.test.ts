@@ -108,3 +108,29 @@ Deno.test("PID: specific-information redundancy with candidate words and prior",
   );
   await assert.rejects(() => q.pid("doctor", "doctor"), InvalidArgumentError);
 });
+
+Deno.test("PID study: rows to a table, bad rows skipped, results resumable", async () => {
+  const { pidStudy } = await import("../src/studies/pid-study.ts");
+  const model = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["red", "thing"], mean: [1, 0], variance: v },
+      { words: ["blue", "thing"], mean: [0, 1], variance: v },
+    ],
+  });
+  const image = model.sample("red", { seed: 1 });
+  const rows = [
+    { image, prompt: "a red thing", wordA: "red", wordB: "thing" },
+    { image, prompt: "a red thing", wordA: "red", wordB: "dog" }, // bad row
+    { image, prompt: "a blue thing", wordA: "blue", wordB: "thing" },
+  ];
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const study = await pidStudy(model, rows, { samples: 20, results: file });
+  assert.equal(study.rows.length, 2);
+  assert.equal(study.failures.length, 1);
+  assert.match(study.failures[0].error, /"dog" is not in the prompt/);
+  assert.equal(study.rows[0].plain.uniqueB.nats, 0);
+  assert.equal(study.table().length, 2 * 2 * 7);
+  const again = await pidStudy(model, rows, { samples: 20, results: file });
+  assert.deepEqual(again.toJSON(), study.toJSON());
+});
