@@ -228,3 +228,37 @@ Deno.test('device "auto" falls back to the CPU with exactly one warning line', a
     await model.dispose();
   }
 });
+
+Deno.test("resolution: dynamic VAE axes read sample_size from the config; without it 512 px is assumed with a warning", async () => {
+  // sd-scalart-onnxdata's VAE has dynamic height/width (as diffusers exports do) and a config
+  const model = await loadModel(fixtureDir("sd-scalart-onnxdata"), { device: "cpu" });
+  assert.deepEqual(model.imageSize, { width: 64, height: 64 });
+  await model.dispose();
+
+  const dir = await copyFixture("sd-scalart-onnxdata");
+  try {
+    await Deno.writeTextFile(
+      join(dir, "vae_encoder", "config.json"),
+      JSON.stringify({ scaling_factor: 0.3 }),
+    );
+    const warnings: string[] = [];
+    const original = console.warn;
+    console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
+    try {
+      // 512 px → a 4×64×64 latent, which this UNet (fixed 4×8×8) cannot take: refused, not guessed
+      await assert.rejects(
+        () => loadModel(dir, { device: "cpu" }),
+        loadError([/4×8×8/, /4×64×64/]),
+      );
+    } finally {
+      console.warn = original;
+    }
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /using 512 px/);
+    const resized = await loadModel(dir, { device: "cpu", resolution: 64 });
+    assert.deepEqual([...resized.shape], [4, 8, 8]);
+    await resized.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

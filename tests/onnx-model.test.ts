@@ -196,3 +196,35 @@ Deno.test("sd-realsize: SD-sized tensors (512 px, 4×64×64 latent, 77×1024 hid
     await model.dispose();
   }
 });
+
+Deno.test("sd-fixedbatch: a UNet with a static batch of 2 gets padded calls, same ε̂ as its twin", async () => {
+  const model = await loadModel(fixtureDir("sd-fixedbatch"), { device: "cpu", batchSize: 16 });
+  try {
+    const truth = await readTruth("sd-int32-int64t"); // same parameters, dynamic batch
+    assert.equal(model.batchSize, 2, "the export's fixed batch overrides the option");
+    const conditions = await Promise.all(
+      ["", "a red circle", "a blue square"].map((p) => model.encode(p)),
+    );
+    const d = 256;
+    const n = 3; // odd: the last call is padded with a repeated item
+    const noisy = new Float32Array(n * d);
+    new Random(4).fillGaussian(noisy);
+    const logSnr = Float64Array.from([2, -1, 0.3], (a) => model.snapLogSnr(a));
+    const output = await model.predictNoise({ noisy, logSnr, conditions });
+    for (let i = 0; i < n; i++) {
+      const s = 1 / (1 + Math.exp(-logSnr[i]));
+      const expected = exactNoise(
+        noisy.subarray(i * d, (i + 1) * d),
+        meanOf(truth, conditions[i].prompt),
+        truth.variance,
+        s,
+      );
+      for (let j = 0; j < d; j++) {
+        assert.ok(Math.abs(output[i * d + j] - expected[j]) < 2e-6 * (1 + Math.abs(expected[j])));
+      }
+    }
+    assert.equal(model.stats.unetCalls, 2);
+  } finally {
+    await model.dispose();
+  }
+});

@@ -245,7 +245,7 @@ def text_encoder_graph(embedding, positions, ids_type, fp16, hidden_out=HIDDEN, 
 
 
 def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_nan=False,
-               hidden_in=HIDDEN, tile=1):
+               hidden_in=HIDDEN, tile=1, batch="batch"):
     """Exact Gaussian denoiser. timestep: 'int64[B]' | 'float[B]' | 'float[]'. With hidden_in >
     HIDDEN only the first HIDDEN dims of the states are used; with tile > 1 the stored A holds
     d/tile rows, tiled in the graph (keeps large fixtures small)."""
@@ -268,11 +268,11 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
         a_name = "a_rows"
         a_matrix = a_matrix[: a_matrix.shape[0] // tile]
     if timestep == "int64[B]":
-        t_type, t_shape = TensorProto.INT64, ["batch"]
+        t_type, t_shape = TensorProto.INT64, [batch]
         nodes.append(helper.make_node("Identity", ["timestep"], ["t_index"]))
     else:
         t_type = ftype
-        t_shape = ["batch"] if timestep == "float[B]" else []
+        t_shape = [batch] if timestep == "float[B]" else []
         nodes.append(helper.make_node("Cast", ["timestep"], ["t_float"], to=TensorProto.FLOAT))
         # timesteps are whole numbers; round before the cast so 213.99997 cannot become 213
         nodes.append(helper.make_node("Round", ["t_float"], ["t_round"]))
@@ -321,14 +321,14 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
         initializers.append(scalar_f("nan", float("nan")))
     return helper.make_graph(
         nodes, "unet",
-        [helper.make_tensor_value_info("sample", ftype, ["batch", c, h, w]),
+        [helper.make_tensor_value_info("sample", ftype, [batch, c, h, w]),
          helper.make_tensor_value_info("timestep", t_type, t_shape),
-         helper.make_tensor_value_info("encoder_hidden_states", ftype, ["batch", CONTEXT, hidden_in])],
-        [helper.make_tensor_value_info("out_sample", ftype, ["batch", c, h, w])],
+         helper.make_tensor_value_info("encoder_hidden_states", ftype, [batch, CONTEXT, hidden_in])],
+        [helper.make_tensor_value_info("out_sample", ftype, [batch, c, h, w])],
         initializers + extra)
 
 
-def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels):
+def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels, dynamic=False):
     """8×8 average pooling then a 1×1 conv to 4 channels; `latent_parameters` appends logvar."""
     ftype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     nodes = []
@@ -345,10 +345,13 @@ def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels):
         result = "params"
     fp16_out(nodes, result, output, fp16)
     side = pixels // 8
+    # diffusers' conversion script exports dynamic height/width axes
+    hw = ["height", "width"] if dynamic else [pixels, pixels]
+    latent_hw = ["latent_height", "latent_width"] if dynamic else [side, side]
     return helper.make_graph(
         nodes, "vae_encoder",
-        [helper.make_tensor_value_info("sample", ftype, ["batch", 3, pixels, pixels])],
-        [helper.make_tensor_value_info(output, ftype, ["batch", channels, side, side])],
+        [helper.make_tensor_value_info("sample", ftype, ["batch", 3, *hw])],
+        [helper.make_tensor_value_info(output, ftype, ["batch", channels, *latent_hw])],
         [const("conv_w", conv_w.astype(np.float32).reshape(4, 3, 1, 1)),
          const("conv_b", conv_b.astype(np.float32)),
          scalar_f("zero", 0.0), scalar_f("logvar", -3.0)])
@@ -418,7 +421,7 @@ FIXTURES = [
          schedule="scaled_linear", fp16=False, pad="!", scaling=None),
     dict(name="sd-scalart-onnxdata", ids=TensorProto.INT64, timestep="float[]",
          vae="latent_parameters", external="model.onnx_data", prediction="epsilon",
-         schedule="linear", fp16=False, pad="!", scaling=("vae_encoder", 0.3)),
+         schedule="linear", fp16=False, pad="!", scaling=("vae_encoder", 0.3), dynamic_vae=True),
     dict(name="sd-vpred", ids=TensorProto.INT64, timestep="int64[B]", vae="latent_parameters",
          external=None, prediction="v_prediction", schedule="scaled_linear", fp16=False, pad="!",
          scaling=("vae", 0.4)),
@@ -436,6 +439,11 @@ FIXTURES = [
     dict(name="sd-realsize", ids=TensorProto.INT64, timestep="float[]", vae="latent_parameters",
          external="weights.pb", prediction="epsilon", schedule="scaled_linear", fp16=False, pad="!",
          scaling=None, pixels=512, hidden_out=1024, tile=64, truth=False),
+    # sd-int32-int64t's parameters with the UNet batch fixed to 2 (exports with static shapes):
+    # the loader pads calls to 2 items; its truth is sd-int32-int64t/truth.json
+    dict(name="sd-fixedbatch", ids=TensorProto.INT32, timestep="int64[B]", vae="latent_sample",
+         external=None, prediction="epsilon", schedule="scaled_linear", fp16=False,
+         pad="<|endoftext|>", scaling=("vae_decoder", 0.5), batch=2, seed_index=0, truth=False),
 ]
 
 LATENT_PIXELS = 64
@@ -461,7 +469,8 @@ def truth_prompts():
 
 
 def build_fixture(spec, vocab, merges, ranks, index):
-    rng = np.random.default_rng(1000 + index)
+    # a fixture may reuse another's random parameters (same truth, different I/O)
+    rng = np.random.default_rng(1000 + spec.get("seed_index", index))
     folder = os.path.join(OUT, spec["name"])
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
@@ -511,10 +520,11 @@ def build_fixture(spec, vocab, merges, ranks, index):
     save(text_encoder_graph(embedding, positions, spec["ids"], spec["fp16"], hidden_out, rng),
          os.path.join(folder, "text_encoder", "model.onnx"))
     save(unet_graph(abar, a_matrix, b0, shape, VARIANCE, spec["timestep"], spec["prediction"],
-                    spec["fp16"], spec.get("nan", False), hidden_out, tile),
+                    spec["fp16"], spec.get("nan", False), hidden_out, tile, spec.get("batch", "batch")),
          os.path.join(folder, "unet", "model.onnx"), spec["external"])
     if not pixel_space:
-        save(vae_encoder_graph(conv_w, conv_b, spec["vae"], spec["fp16"], pixels),
+        save(vae_encoder_graph(conv_w, conv_b, spec["vae"], spec["fp16"], pixels,
+                               spec.get("dynamic_vae", False)),
              os.path.join(folder, "vae_encoder", "model.onnx"))
         save(vae_decoder_graph(spec["fp16"], pixels), os.path.join(folder, "vae_decoder", "model.onnx"))
     if spec["scaling"]:
