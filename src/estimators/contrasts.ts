@@ -225,25 +225,40 @@ function reduceContrast(
   map: Float64Array,
   mapScale: number,
 ): number {
-  let total = 0;
-  const orthogonal = estimator === "orthogonal";
-  for (let p = 0; p < pixels; p++) {
-    let sum = 0;
-    if (orthogonal) {
-      for (let c = 0, j = p; c < channels; c++, j += pixels) {
-        const diff = withPrediction[j] - withoutPrediction[j];
-        sum += diff * diff;
-      }
-    } else {
-      for (let c = 0, j = p; c < channels; c++, j += pixels) {
-        const a = noise[j] - withoutPrediction[j], b = noise[j] - withPrediction[j];
-        sum += a * a - b * b;
+  // Channel-outer loops keep every access contiguous; `scratch` collects the per-pixel sums.
+  const scratch = pixelScratch(pixels);
+  if (estimator === "orthogonal") {
+    for (let c = 0, base = 0; c < channels; c++, base += pixels) {
+      for (let p = 0; p < pixels; p++) {
+        const diff = withPrediction[base + p] - withoutPrediction[base + p];
+        scratch[p] += diff * diff;
       }
     }
-    map[p] += mapScale * sum;
-    total += sum;
+  } else {
+    for (let c = 0, base = 0; c < channels; c++, base += pixels) {
+      for (let p = 0; p < pixels; p++) {
+        const j = base + p;
+        const a = noise[j] - withoutPrediction[j], b = noise[j] - withPrediction[j];
+        scratch[p] += a * a - b * b;
+      }
+    }
+  }
+  let total = 0;
+  for (let p = 0; p < pixels; p++) {
+    total += scratch[p];
+    map[p] += mapScale * scratch[p];
   }
   return total;
+}
+
+let scratchBuffer = new Float64Array(0);
+
+/** A zeroed per-pixel buffer, reused across calls (the reduction runs once per draw and contrast). */
+function pixelScratch(pixels: number): Float64Array {
+  if (scratchBuffer.length < pixels) scratchBuffer = new Float64Array(pixels);
+  const view = scratchBuffer.subarray(0, pixels);
+  view.fill(0);
+  return view;
 }
 
 function squaredNorm(values: Float32Array): number {
