@@ -5,6 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { runDemo } from "./demo.ts";
+import { runInfo } from "./info.ts";
+import type { Device } from "../models/onnx/onnx-model.ts";
 import { InfoDiffError } from "../errors.ts";
 
 const USAGE = `usage: infodiff <command> [options]
@@ -12,6 +14,9 @@ const USAGE = `usage: infodiff <command> [options]
 commands:
   demo [--out DIR] [--samples N] [--seed S]   per-word information of a built-in example,
                                               heat maps written as PNG under DIR (default out/demo)
+  info --model DIR --image FILE --prompt TEXT [--samples N] [--seed S] [--device auto|cuda|cpu]
+       [--batch-size B] [--out DIR] [--json]   per-word information of an image under a Stable
+                                              Diffusion ONNX export; overlays under --out
 `;
 
 /**
@@ -32,6 +37,12 @@ export async function main(args: string[]): Promise<number> {
       samples: { type: "string" },
       seed: { type: "string" },
       help: { type: "boolean", short: "h" },
+      model: { type: "string" },
+      image: { type: "string" },
+      prompt: { type: "string" },
+      device: { type: "string" },
+      "batch-size": { type: "string" },
+      json: { type: "boolean" },
     },
   });
   const [command] = positionals;
@@ -55,6 +66,29 @@ export async function main(args: string[]): Promise<number> {
         seed: number("seed", values.seed),
       });
       return 0;
+    case "info": {
+      const required = (name: "model" | "image" | "prompt") => {
+        const value = values[name];
+        if (value === undefined) throw new InfoDiffError(`info needs --${name}\n${USAGE}`);
+        return value;
+      };
+      const device = values.device ?? "auto";
+      if (!["auto", "cuda", "cpu", "webgpu"].includes(device)) {
+        throw new InfoDiffError(`--device expects auto, cuda, cpu or webgpu, got "${device}"`);
+      }
+      await runInfo({
+        model: required("model"),
+        image: required("image"),
+        prompt: required("prompt"),
+        samples: number("samples", values.samples),
+        seed: number("seed", values.seed),
+        device: device as Device,
+        batchSize: number("batch-size", values["batch-size"]),
+        out: values.out,
+        json: values.json,
+      });
+      return 0;
+    }
     default:
       console.error(`unknown command "${command}"\n${USAGE}`);
       return 2;

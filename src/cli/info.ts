@@ -1,0 +1,96 @@
+/**
+ * `infodiff info`: per-word (or total) information of an image and a prompt under a Stable
+ * Diffusion ONNX export, from the command line.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { loadModel } from "../models/onnx/load-model.ts";
+import type { Device } from "../models/onnx/onnx-model.ts";
+import { loadImagePixels } from "../images/load-image.ts";
+import { heatmapToPng, overlayPng, writePng } from "../images/png.ts";
+import { formatProgress } from "../studies/runner.ts";
+
+/** Options of {@link runInfo}. */
+export interface InfoCommandOptions {
+  /** the SD ONNX export folder */
+  readonly model: string;
+  /** the image file */
+  readonly image: string;
+  /** the prompt */
+  readonly prompt: string;
+  /** noise draws (default 100) */
+  readonly samples?: number;
+  /** seed (default 0) */
+  readonly seed?: number;
+  /** device (default "auto") */
+  readonly device?: Device;
+  /** items per UNet call */
+  readonly batchSize?: number;
+  /** folder for the per-word PNG overlays (none: no files) */
+  readonly out?: string;
+  /** print JSON instead of a table */
+  readonly json?: boolean;
+  /** where to print (default console.log) */
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Loads the model, runs `perToken()` and prints the table (or JSON); writes overlays if `out`.
+ *
+ * @example
+ * ```ts ignore
+ * import { runInfo } from "./info.ts";
+ * await runInfo({ model: "/models/sd21-onnx", image: "cat.png", prompt: "a cat on a sofa", out: "out/cat" });
+ * ```
+ */
+export async function runInfo(options: InfoCommandOptions): Promise<void> {
+  const log = options.log ?? console.log;
+  const model = await loadModel(options.model, {
+    device: options.device ?? "auto",
+    batchSize: options.batchSize,
+  });
+  try {
+    const started = performance.now();
+    let lastPrint = 0;
+    const result = await model.info(options.image).given(options.prompt)
+      .samples(options.samples ?? 100).seed(options.seed ?? 0)
+      .onProgress((p) => {
+        const now = performance.now();
+        if (now - lastPrint < 1000 && p.done < p.total) return; // at most one line a second
+        lastPrint = now;
+        const rate = p.done / ((performance.now() - started) / 1000);
+        console.error(
+          formatProgress({
+            done: p.done,
+            total: p.total,
+            resumed: 0,
+            failed: 0,
+            rate,
+            etaSeconds: (p.total - p.done) / rate,
+            id: "",
+          }).replace("items/s", "draws/s"),
+        );
+      })
+      .perToken();
+    log(options.json ? JSON.stringify(result) : result.toString());
+    if (options.out) {
+      const { width, height } = model.imageSize;
+      const data = await loadImagePixels(options.image, width, height);
+      const image = { data, shape: [3, height, width] as const };
+      for (const token of result.tokens) {
+        await writePng(
+          join(options.out, `${token.index}-${token.word}.png`),
+          await overlayPng(image, token.map),
+        );
+        await writePng(
+          join(options.out, `${token.index}-${token.word}-map.png`),
+          await heatmapToPng(token.map, { width, height }),
+        );
+      }
+      log(`wrote overlays and maps for ${result.tokens.length} words under ${options.out}`);
+    }
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { main } from "../src/cli/main.ts";
+import { InfoDiffError } from "../src/errors.ts";
+import sharp from "sharp";
+
+const capture = async (run: () => Promise<number>) => {
+  const lines: string[] = [];
+  const original = console.log;
+  console.log = (...args: unknown[]) => lines.push(args.join(" "));
+  try {
+    return { code: await run(), output: lines.join("\n") };
+  } finally {
+    console.log = original;
+  }
+};
+
+Deno.test("cli demo: prints the per-word table and writes one PNG per word", async () => {
+  const out = await Deno.makeTempDir();
+  const { code, output } = await capture(() => main(["demo", "--out", out, "--samples", "20"]));
+  assert.equal(code, 0);
+  assert.match(output, /prompt: "a red circle on the left"/);
+  assert.match(output, /^a\s+0\.0000\s+± 0\.0000$/m); // "a" is carried by no component: exactly 0
+  for (const file of ["image.png", "1-red.png", "2-circle.png", "5-left.png", "result.json"]) {
+    assert.ok((await Deno.stat(`${out}/${file}`)).isFile, file);
+  }
+  const meta = await sharp(`${out}/1-red.png`).metadata();
+  assert.equal(meta.format, "png");
+  assert.equal(meta.width, 256);
+});
+
+Deno.test("cli info: per-word table on an ONNX export fixture, overlays written", async () => {
+  const out = await Deno.makeTempDir();
+  const { code, output } = await capture(() =>
+    main([
+      "info",
+      "--model",
+      "fixtures/models/sd-vpred",
+      "--image",
+      "fixtures/images/test-64.png",
+      "--prompt",
+      "a red circle",
+      "--samples",
+      "8",
+      "--device",
+      "cpu",
+      "--out",
+      out,
+      "--json",
+    ])
+  );
+  assert.equal(code, 0);
+  const json = JSON.parse(output.split("\n")[0]);
+  assert.deepEqual(json.tokens.map((t: { word: string }) => t.word), ["a", "red", "circle"]);
+  assert.ok((await Deno.stat(`${out}/1-red.png`)).isFile);
+});
+
+Deno.test("cli: missing arguments and bad values are clear errors", async () => {
+  await assert.rejects(
+    () => main(["info", "--model", "x"]),
+    (e: Error) => e instanceof InfoDiffError && /needs --image/.test(e.message),
+  );
+  await assert.rejects(
+    () => main(["demo", "--samples", "many"]),
+    /--samples expects a number, got "many"/,
+  );
+  const { code } = await capture(() => main(["frobnicate"]).catch(() => 2));
+  assert.equal(code, 2);
+});
