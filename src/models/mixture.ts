@@ -7,6 +7,7 @@
 import { InvalidArgumentError, InvalidImageError, PromptError } from "../errors.ts";
 import { Random } from "../numerics/random.ts";
 import { createQuery } from "../query/query.ts";
+import { generate, invert } from "../generation/ddim.ts";
 import type { Query } from "../query/query.ts";
 import type { Condition, ImageInput, Model, NoiseBatch, Shape } from "./model.ts";
 import { shapeSize } from "./model.ts";
@@ -185,6 +186,13 @@ export function mixtureModel(spec: MixtureSpec): MixtureModel {
       return createQuery(model, image);
     },
     dispose: () => Promise.resolve(),
+    // `this`, not `model`: wrappers that spread the mixture (the shapes oracle) keep their encode
+    generate(prompt, options) {
+      return generate(this, prompt, options);
+    },
+    invert(image, prompt, options) {
+      return invert(this, image, prompt, options);
+    },
   };
 
   /**

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Query } from "../query/query.ts";
+import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
 
 /** Shape of one data item (an image, or a latent for latent diffusion): channels, height, width. */
 export type Shape = readonly [channels: number, height: number, width: number];
@@ -77,6 +78,10 @@ export interface Model {
   info(image: ImageInput): Query;
   /** Releases native resources (ONNX sessions). Safe to call twice. */
   dispose(): Promise<void>;
+  /** DDIM (η = 0) sample in data space from a prompt (`generate` in src/generation/ddim.ts). */
+  generate?(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
+  /** Deterministic DDIM inversion of an image to x_T (`invert` in src/generation/ddim.ts). */
+  invert?(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
 }
 
 /** Number of values in one datum of the given shape. */
