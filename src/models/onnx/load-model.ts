@@ -85,6 +85,16 @@ export async function loadModel(
           `${folder.tokenizerDir} pads to ${tokenizer.contextLength}; expected equal lengths`,
       );
     }
+    const unetHidden = unet.hiddenInput.shape[2];
+    if (
+      textEncoder.hiddenSize !== undefined && typeof unetHidden === "number" &&
+      textEncoder.hiddenSize !== unetHidden
+    ) {
+      throw new ModelLoadError(
+        `${folder.textEncoderPath} outputs hidden states of width ${textEncoder.hiddenSize} but ` +
+          `${folder.unetPath} takes encoder_hidden_states of width ${unetHidden}; expected equal widths`,
+      );
+    }
     let vaeEncoder: OnnxVaeEncoder | undefined;
     let shape: [number, number, number];
     let resolution: number;

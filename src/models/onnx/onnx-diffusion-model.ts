@@ -155,7 +155,7 @@ export class OnnxDiffusionModel implements OnnxModel {
       return hidden;
     });
     const result = await this.#parts.unet.predict(
-      { noisy: batch.noisy, timesteps, hiddenStates },
+      { noisy: batch.noisy, timesteps, hiddenStates, contextLength: this.tokenizer.contextLength },
       this.shape,
     );
     this.#items += n;

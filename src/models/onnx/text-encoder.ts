@@ -38,6 +38,8 @@ export class OnnxTextEncoder {
   readonly outputType: "float32" | "float16";
   /** token positions per prompt, from the metadata (or the tokenizer when symbolic) */
   readonly contextLength: number | undefined;
+  /** width of the hidden states, from the metadata (undefined when symbolic) */
+  readonly hiddenSize: number | undefined;
   /** total milliseconds spent in session.run */
   runMs = 0;
 
@@ -72,6 +74,7 @@ export class OnnxTextEncoder {
     this.idsType = ids.type;
     this.outputType = hidden.type;
     this.contextLength = typeof ids.shape[1] === "number" ? ids.shape[1] : undefined;
+    this.hiddenSize = typeof hidden.shape[2] === "number" ? hidden.shape[2] : undefined;
   }
 
   /** Encodes one prompt's padded ids (length = context length) into its hidden states. */

@@ -19,6 +19,8 @@ export interface UnetRequest {
   readonly timesteps: Int32Array;
   /** last_hidden_state of each item's prompt, `contextLength · hiddenSize` values each */
   readonly hiddenStates: readonly Float32Array[];
+  /** token positions per hidden state (the tokenizer's context length, 77 for CLIP) */
+  readonly contextLength: number;
 }
 
 const FLOAT_TYPES = ["float32", "float16"];
@@ -183,9 +185,12 @@ export class OnnxUnet {
       if (fp16Hidden) (hidden as Uint16Array).set(this.#float16Of(h), k * hiddenSize);
       else (hidden as Float32Array).set(h, k * hiddenSize);
     });
-    const positions = typeof this.hiddenInput.shape[1] === "number"
-      ? this.hiddenInput.shape[1]
-      : 77;
+    const positions = request.contextLength;
+    if (!Number.isInteger(hiddenSize / positions)) {
+      throw new ModelRuntimeError(
+        `${this.source}: hidden states of ${hiddenSize} values do not split into ${positions} positions`,
+      );
+    }
     const hiddenDims = [rows.length, positions, hiddenSize / positions];
     const feeds = {
       sample: this.#floatTensor(this.sample.type, sample, [rows.length, ...itemShape]),
