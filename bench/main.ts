@@ -1,0 +1,19 @@
+/**
+ * `deno task bench`: every benchmark, printed as JSON and written to out/bench.json. Numbers are
+ * recorded in the README, never asserted in tests.
+ *
+ * @module
+ */
+import { benchOracle } from "./oracle.ts";
+import { benchOnnx } from "./onnx.ts";
+
+const results = {
+  date: new Date().toISOString(),
+  cpu: `${navigator.hardwareConcurrency} cores`,
+  oracle: await benchOracle(2000),
+  onnx: await benchOnnx(),
+};
+console.log(JSON.stringify(results, null, 1));
+await Deno.mkdir("out", { recursive: true });
+await Deno.writeTextFile("out/bench.json", JSON.stringify(results, null, 1));
+console.log("wrote out/bench.json");
