@@ -174,3 +174,32 @@ export {
   type StudyRun,
 } from "./src/studies/runner.ts";
 export { type PidRow, pidStudy, PidStudyResult, type PidStudyRow } from "./src/studies/pid-study.ts";
+export {
+  DDIM_REFERENCE_RANGE,
+  ddimBatch,
+  type DdimLadder,
+  ddimLadder,
+  type DdimRequest,
+  generate,
+  generateFrom,
+  type GenerateOptions,
+  initialNoise,
+  invert,
+  type InvertOptions,
+  toPixels,
+} from "./src/generation/ddim.ts";
+export {
+  type AttentionBaseline,
+  type AttentionMethod,
+  type Correlation,
+  intervene,
+  interveneOne,
+  type InterventionCase,
+  interventionId,
+  type InterventionItem,
+  type InterventionOptions,
+  type InterventionRecord,
+  InterventionResult,
+  type InterventionRow,
+  type MethodCorrelations,
+} from "./src/studies/intervention.ts";
