@@ -209,3 +209,31 @@ Deno.test("model.generate / model.invert methods on the oracle; bad inputs are r
   );
   await assert.rejects(() => generate(model, "a red circle", { steps: 2.5 }), InvalidArgumentError);
 });
+
+Deno.test("ONNX models: model.generate/invert, an image path through prepare, VAE decoding", async () => {
+  const pixelModel = await loadModel("fixtures/models/pixel-space", { device: "cpu" });
+  try {
+    assert.deepEqual(
+      await pixelModel.generate!("a blue", { steps: 5, seed: 1 }),
+      await generate(pixelModel, "a blue", { steps: 5, seed: 1 }),
+    );
+    const fromPath = await pixelModel.invert!("fixtures/images/test-16.png", "a blue", {
+      steps: 5,
+    });
+    const data = await pixelModel.prepare("fixtures/images/test-16.png");
+    assert.deepEqual(fromPath, await invert(pixelModel, data, "a blue", { steps: 5 }));
+  } finally {
+    await pixelModel.dispose();
+  }
+  const latentModel = await loadModel("fixtures/models/sd-int32-int64t", { device: "cpu" });
+  try {
+    const latent = await latentModel.generate!("red circle", { steps: 4, seed: 2 });
+    assert.equal(latent.length, 4 * 8 * 8);
+    const pixels = await toPixels(latentModel, latent);
+    const r = latentModel.imageSize.width;
+    assert.equal(pixels.length, 3 * r * r);
+    assert.ok(pixels.every(Number.isFinite));
+  } finally {
+    await latentModel.dispose();
+  }
+});

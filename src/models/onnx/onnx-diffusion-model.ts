@@ -7,6 +7,12 @@
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
 import { createQuery, type Query } from "../../query/query.ts";
+import {
+  generate,
+  type GenerateOptions,
+  invert,
+  type InvertOptions,
+} from "../../generation/ddim.ts";
 import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../model.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import type { Device, OnnxCondition, OnnxModel, OnnxModelStats } from "./onnx-model.ts";
@@ -206,6 +212,16 @@ export class OnnxDiffusionModel implements OnnxModel {
     this.#decoder ??= this.#parts.vaeDecoder();
     const { pixels } = await (await this.#decoder).decode(data, this.shape);
     return pixels;
+  }
+
+  /** DDIM (η = 0) sample from a prompt at trained timesteps, as model data (`decode` for pixels). */
+  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array> {
+    return generate(this, prompt, options);
+  }
+
+  /** Deterministic DDIM inversion of an image (path, bytes or data) to x_T. */
+  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array> {
+    return invert(this, image, prompt, options);
   }
 
   /** Starts a lazy information query: `model.info(image).given(prompt).perToken()`. */
