@@ -1,0 +1,310 @@
+/**
+ * The result of a localization study: per-row IoUs at every threshold, and the summary table
+ * (mIoU with the paper's global-threshold protocol and at a fixed threshold, per method), as JSON,
+ * text, a Jupyter HTML table and a grouped bar chart.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import type { Heatmap } from "../images/heatmap.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { meanWithError } from "../numerics/statistics.ts";
+import type { Chart } from "../plots/chart.ts";
+import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped_bars.ts";
+import { selectGlobalThreshold } from "./iou.ts";
+import type { StudyRun } from "./runner.ts";
+
+/** A localization method: information map, whole-image baseline, attention, or both combined. */
+export type LocalizationMethod =
+  | "information"
+  | "whole-image"
+  | "attention"
+  | "attention+information";
+
+/** What one row stores in the results file. */
+export interface LocalizationRecord {
+  /** image path or label */
+  readonly image: string;
+  /** caption */
+  readonly caption: string;
+  /** the object word (lower-case) */
+  readonly word: string;
+  /** ground-truth category */
+  readonly category: string;
+  /** the caption without the word */
+  readonly context: string;
+  /** i(x; word | context) in nats */
+  readonly nats: number;
+  /** its standard error */
+  readonly se: number;
+  /** pixels of the ground-truth mask (in the region the model sees) */
+  readonly maskArea: number;
+  /** pixels of that region */
+  readonly pixels: number;
+  /** thresholds the IoUs were evaluated at, ascending */
+  readonly thresholds: readonly number[];
+  /** per method, the IoU at each threshold (methods that were not computed are absent) */
+  readonly ious: Partial<Record<LocalizationMethod, readonly number[]>>;
+}
+
+/** Maps of one row (computed in this run with `keepMaps`), at the mask's size, min–max normalised. */
+export interface LocalizationMaps {
+  /** the conditional-information map */
+  readonly information: Heatmap;
+  /** the ground-truth mask as a 0/1 map */
+  readonly mask: Heatmap;
+  /** the attention map, when computed */
+  readonly attention?: Heatmap;
+  /** attention + information, when computed */
+  readonly combined?: Heatmap;
+}
+
+/** One line of the summary table. */
+export interface LocalizationSummaryRow {
+  /** the method */
+  readonly method: LocalizationMethod;
+  /** mean IoU at the best global threshold (the paper's protocol); NaN when unavailable */
+  readonly mIoU: number;
+  /** that threshold (NaN for the whole-image baseline, which has none, and when unavailable) */
+  readonly threshold: number;
+  /** mean IoU at the fixed threshold */
+  readonly mIoUFixed: number;
+  /** standard error of `mIoU` (rows as independent samples) */
+  readonly se: number;
+  /** standard error of `mIoUFixed` */
+  readonly seFixed: number;
+  /** rows behind the numbers */
+  readonly n: number;
+  /** mean IoU at every candidate threshold, in candidate order */
+  readonly byThreshold: readonly number[];
+  /** why the method has no numbers, when it has none */
+  readonly unavailable?: string;
+}
+
+/** What {@link LocalizationResult} is built from. */
+export interface LocalizationResultInit {
+  /** the study run (per-row records and failures) */
+  readonly run: StudyRun<LocalizationRecord>;
+  /** methods asked for, in order */
+  readonly methods: readonly LocalizationMethod[];
+  /** candidate global thresholds */
+  readonly thresholds: readonly number[];
+  /** the fixed threshold */
+  readonly fixedThreshold: number;
+  /** methods that could not run, with the reason */
+  readonly unavailable: ReadonlyMap<LocalizationMethod, string>;
+  /** maps kept in this run, by row id */
+  readonly maps: ReadonlyMap<string, LocalizationMaps>;
+  /** noise draws per row */
+  readonly samples: number;
+  /** model name */
+  readonly model: string;
+}
+
+/**
+ * Localization results: `rows` (one record per good row), `summary` (one line per method),
+ * `failures` (bad rows with what was wrong).
+ *
+ * @example
+ * ```ts
+ * import { LocalizationResult } from "./localization-result.ts";
+ * const record = { image: "1.png", caption: "a red circle", word: "red", category: "circle",
+ *   context: "a circle", nats: 1, se: 0.1, maskArea: 1, pixels: 4, thresholds: [0.2, 0.4],
+ *   ious: { information: [0.5, 1], "whole-image": [0.25, 0.25] } };
+ * const result = new LocalizationResult({
+ *   run: { results: [{ id: "a", result: record }], failures: [], resumed: 0, total: 1 },
+ *   methods: ["information", "whole-image"], thresholds: [0.2, 0.4], fixedThreshold: 0.4,
+ *   unavailable: new Map(), maps: new Map(), samples: 10, model: "m",
+ * });
+ * console.assert(result.summary[0].mIoU === 1 && result.summary[0].threshold === 0.4);
+ * ```
+ */
+export class LocalizationResult {
+  /** good rows: id and record */
+  readonly rows: readonly ({ readonly id: string } & LocalizationRecord)[];
+  /** one line per method */
+  readonly summary: readonly LocalizationSummaryRow[];
+  /** bad rows, skipped */
+  readonly failures: readonly {
+    readonly id: string;
+    readonly error: string;
+    readonly kind: string;
+  }[];
+  /** rows found finished in the results file */
+  readonly resumed: number;
+  /** rows of this shard */
+  readonly total: number;
+  /** candidate global thresholds */
+  readonly thresholds: readonly number[];
+  /** the fixed threshold */
+  readonly fixedThreshold: number;
+  /** noise draws per row */
+  readonly samples: number;
+  /** model name */
+  readonly model: string;
+  readonly #maps: ReadonlyMap<string, LocalizationMaps>;
+
+  /** Builds the summary from the run. */
+  constructor(init: LocalizationResultInit) {
+    this.rows = init.run.results.map((r) => ({ id: r.id, ...r.result }));
+    this.failures = init.run.failures;
+    this.resumed = init.run.resumed;
+    this.total = init.run.total;
+    this.thresholds = init.thresholds;
+    this.fixedThreshold = init.fixedThreshold;
+    this.samples = init.samples;
+    this.model = init.model;
+    this.#maps = init.maps;
+    this.summary = init.methods.map((method) =>
+      summarise(method, this.rows, init.thresholds, init.fixedThreshold, init.unavailable)
+    );
+  }
+
+  /** The summary line of a method. */
+  method(name: LocalizationMethod): LocalizationSummaryRow {
+    const found = this.summary.find((s) => s.method === name);
+    if (!found) {
+      throw new InvalidArgumentError(
+        `method "${name}" was not run; methods: ${this.summary.map((s) => s.method).join(", ")}`,
+      );
+    }
+    return found;
+  }
+
+  /** Maps of a row computed in this run with `keepMaps: true` (undefined otherwise). */
+  maps(id: string): LocalizationMaps | undefined {
+    return this.#maps.get(id);
+  }
+
+  /** Plain data: summary, rows, failures (NaN becomes null in JSON). */
+  toJSON(): Record<string, unknown> {
+    return {
+      model: this.model,
+      samples: this.samples,
+      thresholds: this.thresholds,
+      fixedThreshold: this.fixedThreshold,
+      total: this.total,
+      resumed: this.resumed,
+      summary: this.summary,
+      rows: this.rows,
+      failures: this.failures,
+    };
+  }
+
+  /** A fixed-width text table. */
+  toString(): string {
+    const head =
+      `localization on ${this.model}: ${this.rows.length} rows, ${this.failures.length} ` +
+      `bad, ${this.resumed} resumed, ${this.samples} draws per row`;
+    const header = `${"method".padEnd(22)} ${"mIoU".padStart(6)} ${"± se".padStart(7)} ${
+      "t".padStart(4)
+    } ${`mIoU@${this.fixedThreshold}`.padStart(9)} ${"n".padStart(5)}`;
+    const lines = this.summary.map((s) =>
+      s.unavailable
+        ? `${s.method.padEnd(22)} ${s.unavailable}`
+        : `${s.method.padEnd(22)} ${fmt(s.mIoU, 6)} ${fmt(s.se, 7)} ${
+          Number.isNaN(s.threshold) ? "   —" : s.threshold.toFixed(1).padStart(4)
+        } ${fmt(s.mIoUFixed, 9)} ${String(s.n).padStart(5)}`
+    );
+    return [head, header, ...lines].join("\n");
+  }
+
+  /**
+   * A grouped bar chart of mIoU per method, for the paper's protocol and the fixed threshold,
+   * with ±2 SE bars (available methods only).
+   */
+  chart(options: GroupedBarsOptions = {}): Chart {
+    const bars: GroupedBar[] = this.summary.filter((s) => !s.unavailable && s.n > 0).flatMap((
+      s,
+    ) => [
+      { group: "best global threshold", method: s.method, value: s.mIoU, se: finite(s.se) },
+      {
+        group: `threshold ${this.fixedThreshold}`,
+        method: s.method,
+        value: s.mIoUFixed,
+        se: finite(s.seFixed),
+      },
+    ]);
+    return groupedBars(bars, { yLabel: "mIoU", title: `localization (${this.model})`, ...options });
+  }
+
+  /** Jupyter: an HTML table (and the text table). */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    const cell = (v: number) => `<td style="text-align:right">${fmt(v, 0).trim()}</td>`;
+    const body = this.summary.map((s) =>
+      s.unavailable
+        ? `<tr><td>${s.method}</td><td colspan="5"><i>${escapeHtml(s.unavailable)}</i></td></tr>`
+        : `<tr><td>${s.method}</td>${cell(s.mIoU)}${cell(s.se)}<td style="text-align:right">${
+          Number.isNaN(s.threshold) ? "—" : s.threshold
+        }</td>${cell(s.mIoUFixed)}<td style="text-align:right">${s.n}</td></tr>`
+    ).join("");
+    const html =
+      `<table><caption>localization on ${escapeHtml(this.model)} — ${this.rows.length} ` +
+      `rows, ${this.failures.length} bad, ${this.samples} draws per row</caption><tr><th>method` +
+      `</th><th>mIoU</th><th>± se</th><th>global t</th><th>mIoU @ ${this.fixedThreshold}</th>` +
+      `<th>n</th></tr>${body}</table>`;
+    return { "text/html": html, "text/plain": this.toString() };
+  }
+}
+
+function summarise(
+  method: LocalizationMethod,
+  rows: readonly LocalizationRecord[],
+  thresholds: readonly number[],
+  fixed: number,
+  unavailable: ReadonlyMap<LocalizationMethod, string>,
+): LocalizationSummaryRow {
+  const empty = {
+    method,
+    mIoU: NaN,
+    threshold: NaN,
+    mIoUFixed: NaN,
+    se: NaN,
+    seFixed: NaN,
+    n: 0,
+    byThreshold: thresholds.map(() => NaN),
+  };
+  const reason = unavailable.get(method);
+  if (reason) return { ...empty, unavailable: reason };
+  const having = rows.filter((r) => r.ious[method] !== undefined);
+  if (having.length === 0) return empty;
+  const at = (r: LocalizationRecord, t: number) => {
+    const index = r.thresholds.findIndex((v) => Math.abs(v - t) < 1e-12);
+    if (index < 0) {
+      throw new InvalidArgumentError(
+        `a stored row (${r.image}, "${r.word}") has no IoU at threshold ${t} (stored: ` +
+          `${r.thresholds.join(", ")}); resume with the thresholds it was run with or use a new ` +
+          `results file`,
+      );
+    }
+    return r.ious[method]![index];
+  };
+  const perRow = having.map((r) => thresholds.map((t) => at(r, t)));
+  const best = selectGlobalThreshold(perRow, thresholds);
+  const fixedStats = meanWithError(having.map((r) => at(r, fixed)));
+  return {
+    ...empty,
+    mIoU: best.mIoU,
+    threshold: method === "whole-image" ? NaN : best.threshold,
+    mIoUFixed: fixedStats.mean,
+    se: best.se,
+    seFixed: fixedStats.se,
+    n: having.length,
+    byThreshold: best.byThreshold,
+  };
+}
+
+function fmt(v: number, width: number): string {
+  return (Number.isFinite(v) ? v.toFixed(3) : "—").padStart(width);
+}
+
+function finite(v: number): number | undefined {
+  return Number.isFinite(v) ? v : undefined;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(
+    /[&<>"]/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!,
+  );
+}
