@@ -203,3 +203,9 @@ export {
   type InterventionRow,
   type MethodCorrelations,
 } from "./src/studies/intervention.ts";
+export * from "./src/studies/iou.ts";
+export * from "./src/studies/localization.ts";
+export * from "./src/studies/localization-rows.ts";
+export * from "./src/studies/localization-result.ts";
+export * from "./src/studies/relations.ts";
+export * from "./src/studies/relations-result.ts";
