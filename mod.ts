@@ -189,8 +189,6 @@ export {
   toPixels,
 } from "./src/generation/ddim.ts";
 export {
-  type AttentionBaseline,
-  type AttentionMethod,
   type Correlation,
   intervene,
   interveneOne,

@@ -116,8 +116,8 @@ Deno.test("correlation is positive on a mixed set, with bootstrap SEs; resume re
 
 Deno.test("attention baseline: correlated when supported, 'unavailable' when not; bad rows skipped", async () => {
   const brightness = {
-    supports: () => true,
-    map: (_m: Model, data: Float32Array) =>
+    supportsAttention: () => true,
+    wordAttention: (_m: Model, data: Float32Array) =>
       Promise.resolve(
         new Heatmap(16, 16, Float32Array.from(data.subarray(0, 256), (v) => (v + 1) / 2)),
       ),
@@ -133,7 +133,7 @@ Deno.test("attention baseline: correlated when supported, 'unavailable' when not
   assert.notEqual(result.attention, "unavailable");
   const off = await intervene(model, some.slice(0, 3), {
     ...FAST,
-    attention: { ...brightness, supports: () => false },
+    attention: { ...brightness, supportsAttention: () => false },
   });
   assert.equal(off.attention, "unavailable");
   const json = JSON.parse(JSON.stringify(result));

@@ -13,7 +13,7 @@
  *   original image removes the inversion error from the change;
  * - the word's conditional information i(x; w | caption without w) on the original data, as a
  *   number and a map, with the same removal (`placeholder`) as the edit;
- * - the word's attention map, when an attention method is given and supports the model.
+ * - the word's attention map, when an attention provider is given and supports the model.
  *
  * Across items: Pearson r between change and information, at image level (one pair per item) and
  * at pixel level. Pixel level is computed per item (r between the item's change map and its
@@ -36,6 +36,7 @@ import { removeWord } from "../models/prompt.ts";
 import { bootstrap, pearson } from "../numerics/statistics.ts";
 import type { Chart } from "../plots/chart.ts";
 import { scatterPlot } from "../plots/scatter_plot.ts";
+import type { AttentionProvider } from "./localization.ts";
 import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
 
 /** One intervention: an image, its caption and the word to remove or swap. */
@@ -54,22 +55,6 @@ export interface InterventionItem {
   readonly occurrence?: number;
 }
 
-/** A word's attention map on an image (e.g. `wordAttention` of src/attention). */
-export type AttentionMethod = (
-  model: Model,
-  data: Float32Array,
-  prompt: string,
-  word: string,
-) => Promise<Heatmap>;
-
-/** Attention baseline: whether it runs on a model, and the map. */
-export interface AttentionBaseline {
-  /** whether this model exposes attention (e.g. `supportsAttention`) */
-  readonly supports: (model: Model) => boolean;
-  /** the word's map at data resolution */
-  readonly map: AttentionMethod;
-}
-
 /** Options of {@link intervene} and {@link interveneOne}. */
 export interface InterventionOptions extends EstimatorOptions {
   /** DDIM steps for inversion and regeneration (default 50) */
@@ -78,8 +63,10 @@ export interface InterventionOptions extends EstimatorOptions {
   readonly guidance?: number;
   /** text put where a removed word was (default: delete it; the reference's editing uses "_") */
   readonly placeholder?: string;
-  /** the attention baseline (absent, or not supporting the model: reported "unavailable") */
-  readonly attention?: AttentionBaseline;
+  /** attention maps (the `src/attention/` module; absent or unsupported: "unavailable") */
+  readonly attention?: AttentionProvider;
+  /** where attention is gathered (default "trajectory": DAAM over the DDIM steps) */
+  readonly attentionAt?: "sampled" | "trajectory";
   /** bootstrap resamples of the correlations' errors (default 1000) */
   readonly resamples?: number;
   /** JSON-lines results file to append to and resume from */
@@ -206,8 +193,13 @@ export async function interveneOne(
     item.word,
     { ...options, ...removal },
   );
-  const attention = options.attention?.supports(model)
-    ? await options.attention.map(model, original, item.caption, item.word)
+  const attention = options.attention?.supportsAttention(model)
+    ? await options.attention.wordAttention(model, original, item.caption, item.word, {
+      at: options.attentionAt ?? "trajectory",
+      samples: options.samples,
+      seed: options.seed,
+      steps: options.steps,
+    })
     : undefined;
   const record: InterventionRecord = {
     caption: item.caption,
@@ -261,7 +253,7 @@ export async function intervene(
     async (item) => (await interveneOne(model, item, options)).record,
     { results: options.results, shard: options.shard, onProgress: options.onStudyProgress },
   );
-  const attentionRan = options.attention?.supports(model) ?? false;
+  const attentionRan = options.attention?.supportsAttention(model) ?? false;
   return new InterventionResult(
     model.name,
     run.results.map(({ id, result }) => ({ id, ...result })),
