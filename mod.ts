@@ -207,3 +207,11 @@ export * from "./src/studies/localization-rows.ts";
 export * from "./src/studies/localization-result.ts";
 export * from "./src/studies/relations.ts";
 export * from "./src/studies/relations-result.ts";
+export {
+  findObject,
+  largestObject,
+  paletteLabels,
+  type RecognisedObject,
+  type RecogniseOptions,
+  shapeFromFill,
+} from "./src/datasets/shapes/recognise.ts";
