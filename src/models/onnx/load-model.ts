@@ -131,6 +131,7 @@ export async function loadModel(
       shape,
       resolution,
       batchSize: unet.batchSize,
+      unetFromBytes: (bytes) => factory.createFromBytes(bytes, folder.unetPath),
     });
     return model;
   } catch (error) {

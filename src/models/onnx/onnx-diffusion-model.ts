@@ -18,7 +18,8 @@ import type { NoiseSchedule } from "./schedule.ts";
 import type { Device, OnnxCondition, OnnxModel, OnnxModelStats } from "./onnx-model.ts";
 import type { OnnxTextEncoder } from "./text-encoder.ts";
 import type { ClipTokenizer } from "./tokenizer.ts";
-import type { OnnxUnet } from "./unet.ts";
+import type { InferenceSession } from "onnxruntime-node";
+import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 
 /** The parts an {@link OnnxDiffusionModel} is assembled from (see `loadModel`). */
@@ -45,6 +46,16 @@ export interface OnnxModelParts {
   readonly resolution: number;
   /** preferred items per predictNoise call */
   readonly batchSize: number;
+  /** creates a UNet session from an edited copy of the UNet graph (same device, same weights) */
+  readonly unetFromBytes?: (bytes: Uint8Array) => Promise<InferenceSession>;
+}
+
+/** An edited copy of a model's UNet graph (see `OnnxDiffusionModel.predictNoiseWithOutputs`). */
+export interface EditedUnet {
+  /** the edited ModelProto; external weights stay where the original's point */
+  readonly bytes: Uint8Array;
+  /** the extra outputs to return per item */
+  readonly outputs: readonly string[];
 }
 
 /**
@@ -83,6 +94,7 @@ export class OnnxDiffusionModel implements OnnxModel {
 
   readonly #parts: OnnxModelParts;
   readonly #conditions = new Map<string, Promise<OnnxCondition>>();
+  readonly #editedUnets = new Map<EditedUnet, Promise<OnnxUnet>>();
   #decoder: Promise<OnnxVaeDecoder> | undefined;
   #items = 0;
   #disposed = false;
@@ -139,8 +151,62 @@ export class OnnxDiffusionModel implements OnnxModel {
     return { prompt, inputIds, lastHiddenState };
   }
 
+  /** The UNet's .onnx file (graph tools such as attention maps read and edit a copy of it). */
+  get unetPath(): string {
+    return this.#parts.unet.source;
+  }
+
   /** Predicts ε̂ for every item; each item's α is mapped to its nearest trained timestep. */
   async predictNoise(batch: NoiseBatch): Promise<Float32Array> {
+    const result = await this.#parts.unet.predict(this.#unetRequest(batch), this.shape);
+    this.#items += batch.logSnr.length;
+    return result;
+  }
+
+  /**
+   * ε̂ as {@link OnnxDiffusionModel.predictNoise}, plus each item's share of the extra outputs of
+   * an edited copy of the UNet graph (e.g. cross-attention probabilities exposed as outputs). The
+   * second UNet session is created from `graph.bytes` on first use, on this model's device, with
+   * the weights read from the original UNet's folder; it is kept for later calls with the same
+   * `graph` object and released by dispose().
+   */
+  async predictNoiseWithOutputs(batch: NoiseBatch, graph: EditedUnet): Promise<UnetPrediction> {
+    const request = this.#unetRequest(batch);
+    let unet = this.#editedUnets.get(graph);
+    if (!unet) {
+      unet = this.#openEditedUnet(graph);
+      unet.catch(() => this.#editedUnets.delete(graph));
+      this.#editedUnets.set(graph, unet);
+    }
+    const result = await (await unet).predictWithOutputs(request, this.shape);
+    this.#items += batch.logSnr.length;
+    return result;
+  }
+
+  async #openEditedUnet(graph: EditedUnet): Promise<OnnxUnet> {
+    const original = this.#parts.unet;
+    if (!this.#parts.unetFromBytes) {
+      throw new InvalidArgumentError(
+        `model ${this.name} was assembled without unetFromBytes; load it with loadModel() to run ` +
+          `an edited UNet graph`,
+      );
+    }
+    const session = await this.#parts.unetFromBytes(graph.bytes);
+    try {
+      return new OnnxUnet(
+        session,
+        `${original.source} (edited)`,
+        this.schedule,
+        this.batchSize,
+        graph.outputs,
+      );
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+  }
+
+  #unetRequest(batch: NoiseBatch): UnetRequest {
     this.#checkOpen();
     const n = batch.logSnr.length;
     if (batch.conditions.length !== n) {
@@ -160,12 +226,12 @@ export class OnnxDiffusionModel implements OnnxModel {
       }
       return hidden;
     });
-    const result = await this.#parts.unet.predict(
-      { noisy: batch.noisy, timesteps, hiddenStates, contextLength: this.tokenizer.contextLength },
-      this.shape,
-    );
-    this.#items += n;
-    return result;
+    return {
+      noisy: batch.noisy,
+      timesteps,
+      hiddenStates,
+      contextLength: this.tokenizer.contextLength,
+    };
   }
 
   /**
@@ -236,6 +302,11 @@ export class OnnxDiffusionModel implements OnnxModel {
     const sessions = [this.#parts.textEncoder.session, this.#parts.unet.session];
     if (this.#parts.vaeEncoder) sessions.push(this.#parts.vaeEncoder.session);
     if (this.#decoder) sessions.push((await this.#decoder).session);
+    for (const edited of this.#editedUnets.values()) {
+      const unet = await edited.catch(() => undefined);
+      if (unet) sessions.push(unet.session);
+    }
+    this.#editedUnets.clear();
     this.#conditions.clear();
     await Promise.all(sessions.map((session) => session.release()));
   }

@@ -5,7 +5,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { InferenceSession } from "onnxruntime-node";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
@@ -58,6 +58,11 @@ export interface SessionFactory {
   readonly device: Exclude<Device, "auto">;
   /** creates a session for an .onnx file (external weights next to it are resolved by path) */
   create(path: string): Promise<InferenceSession>;
+  /**
+   * creates a session from an edited in-memory copy of the .onnx file at `path`; its external
+   * weights are read from `path`'s folder, as for the file itself (nothing is written to disk)
+   */
+  createFromBytes(bytes: Uint8Array, path: string): Promise<InferenceSession>;
 }
 
 /**
@@ -119,6 +124,9 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
       }
       return await createOn(device, path, threads, false);
     },
+    async createFromBytes(bytes: Uint8Array, path: string): Promise<InferenceSession> {
+      return await createOn(device, path, threads, false, bytes);
+    },
   };
 }
 
@@ -147,6 +155,7 @@ async function createOn(
   path: string,
   threads: number | undefined,
   quiet: boolean,
+  bytes?: Uint8Array,
 ): Promise<InferenceSession> {
   const options: InferenceSession.SessionOptions = {
     executionProviders: device === "cuda"
@@ -158,9 +167,15 @@ async function createOn(
     // 3 = errors only; 4 = fatal only while probing CUDA for "auto"
     logSeverityLevel: quiet ? 4 : 3,
     ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+    // a model given as bytes reads its external weights from this folder (relative locations)
+    ...(bytes
+      ? { extra: { session: { model_external_initializers_file_folder_path: dirname(path) } } }
+      : {}),
   };
   try {
-    return await InferenceSession.create(path, options);
+    return await (bytes
+      ? InferenceSession.create(bytes, options)
+      : InferenceSession.create(path, options));
   } catch (error) {
     if (device === "cuda") {
       throw new ModelLoadError(

@@ -23,6 +23,22 @@ export interface UnetRequest {
   readonly contextLength: number;
 }
 
+/** One item's share of an extra UNet output (e.g. attention probabilities). */
+export interface ItemOutput {
+  /** the item's values, row-major (a view into the call's output) */
+  readonly data: Float32Array;
+  /** the output's dims with the first (batch-major) axis divided by the call's batch */
+  readonly dims: readonly number[];
+}
+
+/** Noise predictions plus, per item, the extra outputs the session was asked for. */
+export interface UnetPrediction {
+  /** noise predictions, one `C·H·W` block per item */
+  readonly noise: Float32Array;
+  /** per item: extra output name → the item's share */
+  readonly outputs: ReadonlyMap<string, ItemOutput>[];
+}
+
 const FLOAT_TYPES = ["float32", "float16"];
 
 /**
@@ -63,12 +79,14 @@ export class OnnxUnet {
    * @param source its path, for messages
    * @param schedule the training schedule (for ᾱ_t in the v → ε conversion)
    * @param batchSize preferred items per call
+   * @param extraOutputs further outputs to return per item (an edited graph's, see predictWithOutputs)
    */
   constructor(
     session: InferenceSession,
     readonly source: string,
     readonly schedule: NoiseSchedule,
     batchSize: number,
+    readonly extraOutputs: readonly string[] = [],
   ) {
     this.session = session;
     const inputs = inputInfo(session);
@@ -76,8 +94,14 @@ export class OnnxUnet {
     const sample = inputs.get("sample");
     const timestep = inputs.get("timestep");
     const hidden = inputs.get("encoder_hidden_states");
-    const output = outputs.get("out_sample") ??
-      (outputs.size === 1 ? [...outputs.values()][0] : undefined);
+    const missing = extraOutputs.filter((name) => !outputs.has(name));
+    if (missing.length > 0) {
+      throw new ModelLoadError(
+        `${source}: has no output ${missing.join(", ")}; found outputs ${describeTensors(outputs)}`,
+      );
+    }
+    const main = [...outputs.values()].filter((info) => !extraOutputs.includes(info.name));
+    const output = outputs.get("out_sample") ?? (main.length === 1 ? main[0] : undefined);
     if (!sample || !timestep || !hidden || inputs.size !== 3 || !output) {
       throw new ModelLoadError(
         `${source}: expected inputs sample [B,C,H,W], timestep and encoder_hidden_states ` +
@@ -128,6 +152,17 @@ export class OnnxUnet {
     request: UnetRequest,
     itemShape: readonly [number, number, number],
   ): Promise<Float32Array> {
+    return (await this.predictWithOutputs(request, itemShape)).noise;
+  }
+
+  /**
+   * Like {@link OnnxUnet.predict}, and also returns each item's share of the extra outputs (their
+   * first axis is batch-major: `[B·heads, …]` or `[B, …]`).
+   */
+  async predictWithOutputs(
+    request: UnetRequest,
+    itemShape: readonly [number, number, number],
+  ): Promise<UnetPrediction> {
     const n = request.timesteps.length;
     const d = itemShape[0] * itemShape[1] * itemShape[2];
     if (request.noisy.length !== n * d || request.hiddenStates.length !== n) {
@@ -137,14 +172,18 @@ export class OnnxUnet {
       );
     }
     const result = new Float32Array(n * d);
+    const extras: ReadonlyMap<string, ItemOutput>[] = new Array(n);
     for (const group of this.#groups(request.timesteps)) {
       for (let start = 0; start < group.length; start += this.batchSize) {
         const items = group.slice(start, start + this.batchSize);
-        const output = await this.#run(items, request, itemShape);
-        items.forEach((item, k) => result.set(output.subarray(k * d, (k + 1) * d), item * d));
+        const { output, outputs } = await this.#run(items, request, itemShape);
+        items.forEach((item, k) => {
+          result.set(output.subarray(k * d, (k + 1) * d), item * d);
+          extras[item] = outputs[k];
+        });
       }
     }
-    return result;
+    return { noise: result, outputs: extras };
   }
 
   /** Item indices grouped so each call is valid: all together, or by equal timestep. */
@@ -164,7 +203,7 @@ export class OnnxUnet {
     items: number[],
     request: UnetRequest,
     itemShape: readonly [number, number, number],
-  ): Promise<Float32Array> {
+  ): Promise<{ output: Float32Array; outputs: Map<string, ItemOutput>[] }> {
     const d = itemShape[0] * itemShape[1] * itemShape[2];
     // a fixed-batch export gets the last item repeated up to its batch; extra outputs are dropped
     const rows = this.fixedBatch ? padTo(items, this.fixedBatch) : items;
@@ -202,7 +241,7 @@ export class OnnxUnet {
     const start = performance.now();
     let results;
     try {
-      results = await this.session.run(feeds, [this.outputName]);
+      results = await this.session.run(feeds, [this.outputName, ...this.extraOutputs]);
     } catch (error) {
       throw new ModelRuntimeError(
         `${this.source}: session.run failed (${(error as Error).message.split("\n")[0]}); ` +
@@ -223,7 +262,27 @@ export class OnnxUnet {
       const abar = items.map((item) => this.schedule.alphasCumprod[request.timesteps[item]]);
       vToEpsilon(output, sample, abar, d);
     }
-    return output;
+    const outputs = items.map(() => new Map<string, ItemOutput>());
+    for (const name of this.extraOutputs) {
+      const extra = results[name];
+      const values = extra.type === "float16"
+        ? fromFloat16Bits(extra.data as Uint16Array)
+        : new Float32Array(extra.data as Float32Array);
+      const dims = [...extra.dims];
+      extra.dispose();
+      if (dims.length === 0 || dims[0] % rows.length !== 0) {
+        throw new ModelRuntimeError(
+          `${this.source}: output ${name} has dims [${dims}]; expected a first axis that is a ` +
+            `multiple of the batch ${rows.length} (batch-major, e.g. [B·heads, HW, tokens])`,
+        );
+      }
+      const itemDims = [dims[0] / rows.length, ...dims.slice(1)];
+      const size = values.length / rows.length;
+      items.forEach((_, k) => {
+        outputs[k].set(name, { data: values.subarray(k * size, (k + 1) * size), dims: itemDims });
+      });
+    }
+    return { output, outputs };
   }
 
   #checkFinite(output: Float32Array, items: number[], timesteps: Int32Array, d: number) {
