@@ -144,7 +144,11 @@ export class RelationsResult {
 
   /** A fixed-width text table: overall, per kind, per group. */
   toString(): string {
-    const width = Math.max(10, ...this.byGroup.map((g) => g.name.length + 2));
+    const width = Math.max(
+      10,
+      ...this.byGroup.map((g) => g.name.length + 2),
+      ...this.byKind.map((k) => k.name.length + 5),
+    );
     const line = (a: Accuracy) =>
       `${a.name.padEnd(width)} ${(100 * a.accuracy).toFixed(1).padStart(6)} % ± ${
         (100 * a.se).toFixed(1).padStart(4)
