@@ -10,6 +10,7 @@ import { Heatmap } from "../src/images/heatmap.ts";
 import { loadImagePixels } from "../src/images/load-image.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import type { Model } from "../src/models/model.ts";
+import { mixtureModel } from "../src/models/mixture.ts";
 
 // One-object scenes: the context ("a circle") leaves every scene with a circle, and the colour
 // word picks this image among them; the alternatives differ from the image where its object is
@@ -191,4 +192,34 @@ Deno.test("localize: attention methods use the provider; attention+information =
   });
   assert.match(result.toString(), /attention\+information/);
   assert.match(refused.method("attention+information").unavailable!, /for this model/);
+});
+
+Deno.test("localize: a wider mask is cropped to the centre region the model sees (cover + centre crop)", async () => {
+  // model data 2×2 (square); the mask's image is 4×2, so prepare would keep columns 1–2
+  const model = mixtureModel({
+    shape: [1, 2, 2],
+    components: [{ words: ["b"], mean: [0, 0, 0, 0], variance: 1 }],
+  });
+  const row: LocalizationRow = {
+    id: "wide",
+    image: "wide",
+    caption: "a b",
+    word: "b",
+    category: "b",
+    data: new Float32Array(4),
+    groundTruth: () => ({ mask: new Uint8Array([0, 1, 0, 0, 0, 1, 0, 0]), width: 4, height: 2 }),
+  };
+  // attention = the left column of the visible 2×2 region, i.e. image column 1
+  const provider: AttentionProvider = {
+    supportsAttention: () => true,
+    wordAttention: () => Promise.resolve(new Heatmap(2, 2, new Float32Array([1, 0, 1, 0]))),
+  };
+  const result = await localize(model, [row], {
+    samples: 2,
+    methods: ["attention", "whole-image"],
+    attention: provider,
+  });
+  assert.equal(result.method("attention").mIoU, 1);
+  assert.equal(result.rows[0].pixels, 4);
+  assert.equal(result.method("whole-image").mIoU, 0.5);
 });
