@@ -90,7 +90,13 @@ Deno.test("swapping a word for another generates with the swapped caption", asyn
 
 Deno.test("correlation is positive on a mixed set, with bootstrap SEs; resume recomputes nothing", async () => {
   const file = await Deno.makeTempFile({ suffix: ".jsonl" });
-  const first = await intervene(model, items(), { ...FAST, results: file });
+  let reported = 0;
+  const first = await intervene(model, items(), {
+    ...FAST,
+    results: file,
+    onProgress: (p) => reported = p.done,
+  });
+  assert.equal(reported, 18);
   assert.equal(first.items.length, 18);
   assert.equal(first.attention, "unavailable");
   const { image, pixel, pixelPooled } = first.information;

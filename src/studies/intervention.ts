@@ -56,7 +56,7 @@ export interface InterventionItem {
 }
 
 /** Options of {@link intervene} and {@link interveneOne}. */
-export interface InterventionOptions extends EstimatorOptions {
+export interface InterventionOptions extends Omit<EstimatorOptions, "onProgress"> {
   /** DDIM steps for inversion and regeneration (default 50) */
   readonly steps?: number;
   /** classifier-free guidance during inversion and regeneration (default 1: none) */
@@ -73,8 +73,8 @@ export interface InterventionOptions extends EstimatorOptions {
   readonly results?: string;
   /** run one shard of the items */
   readonly shard?: Shard;
-  /** called after every item */
-  readonly onStudyProgress?: (progress: StudyProgress) => void;
+  /** called after every item (`formatProgress` of the runner prints it) */
+  readonly onProgress?: (progress: StudyProgress) => void;
 }
 
 /** What is stored per item (one JSON line): enough to recompute every correlation after resume. */
@@ -191,7 +191,7 @@ export async function interveneOne(
     original,
     item.caption,
     item.word,
-    { ...options, ...removal },
+    { ...options, ...removal, onProgress: undefined },
   );
   const attention = options.attention?.supportsAttention(model)
     ? await options.attention.wordAttention(model, original, item.caption, item.word, {
@@ -251,7 +251,7 @@ export async function intervene(
     items,
     interventionId,
     async (item) => (await interveneOne(model, item, options)).record,
-    { results: options.results, shard: options.shard, onProgress: options.onStudyProgress },
+    { results: options.results, shard: options.shard, onProgress: options.onProgress },
   );
   const attentionRan = options.attention?.supportsAttention(model) ?? false;
   return new InterventionResult(
