@@ -215,3 +215,22 @@ export {
   type RecogniseOptions,
   shapeFromFill,
 } from "./src/datasets/shapes/recognise.ts";
+export {
+  addGraphOutputs,
+  type AttentionGraph,
+  type CrossAttentionLayer,
+  crossAttentionLayers,
+  readAttentionGraph,
+  UNFUSED_EXPORT_HELP,
+} from "./src/attention/graph.ts";
+export {
+  type AttentionLayerMap,
+  type AttentionModel,
+  type AttentionPrediction,
+  predictWithAttention,
+  requireAttentionModel,
+  supportsAttention,
+} from "./src/attention/cross-attention.ts";
+export { wordAttention, type WordAttentionOptions } from "./src/attention/word-attention.ts";
+export type { EditedUnet } from "./src/models/onnx/onnx-diffusion-model.ts";
+export type { ItemOutput, UnetPrediction } from "./src/models/onnx/unet.ts";

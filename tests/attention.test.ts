@@ -1,0 +1,271 @@
+/**
+ * Attention baseline: graph editing against torch's own probabilities (truth.json of
+ * tools/build_attention_fixture.py), external weights after editing, refusal of fused exports,
+ * and DAAM-style word maps against the closed form of the fixture (its cross-attention depends on
+ * the prompt only, so every noise level gives the same probabilities).
+ */
+import assert from "node:assert/strict";
+import onnxProto from "onnx-proto";
+import {
+  addGraphOutputs,
+  crossAttentionLayers,
+  readAttentionGraph,
+} from "../src/attention/graph.ts";
+import { predictWithAttention, supportsAttention } from "../src/attention/cross-attention.ts";
+import { wordAttention } from "../src/attention/word-attention.ts";
+import { InvalidArgumentError, ModelLoadError, PromptError } from "../src/errors.ts";
+import { Heatmap } from "../src/images/heatmap.ts";
+import { exampleOracle } from "../src/models/example.ts";
+import { loadModel } from "../src/models/onnx/load-model.ts";
+import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
+
+const TINY = "fixtures/models/attention-tiny";
+const EXTERNAL = "fixtures/models/attention-tiny-external";
+const FUSED = "fixtures/models/attention-fused";
+const NO_ATTENTION = "fixtures/models/sd-floatt-weightspb";
+
+interface TruthLayer {
+  node: string;
+  size: number;
+  dims: [number, number, number];
+  probs: number[];
+}
+interface Truth {
+  prompts: string[];
+  inputIds: number[][];
+  timesteps: number[];
+  heads: number;
+  keptPositions: number;
+  sample: number[];
+  outSample: number[];
+  layers: TruthLayer[];
+  selfAttentionNodes: string[];
+}
+
+const truth: Truth = JSON.parse(Deno.readTextFileSync(`${TINY}/truth.json`));
+const load = (dir: string) => loadModel(dir, { device: "cpu", threads: 1 });
+
+/** Torch's probability of item `item`, head `h`, cell `p`, token `t` (padding = last kept). */
+function truthProb(layer: TruthLayer, item: number, h: number, p: number, t: number): number {
+  const [rows, cells] = layer.dims;
+  const k = truth.keptPositions;
+  const row = item * (rows / truth.prompts.length) + h;
+  return layer.probs[(row * cells + p) * k + Math.min(t, k - 1)];
+}
+
+/** The truth of the fixture's DAAM map: per layer Σ heads, bicubic to 8×8, mean over 4 (layer, head) pairs. */
+function expectedWordMap(item: number, positions: number[]): Heatmap {
+  const total = new Float32Array(64);
+  let pairs = 0;
+  for (const layer of truth.layers) {
+    const cells = layer.size * layer.size;
+    const sum = new Float32Array(cells);
+    for (let h = 0; h < truth.heads; h++) {
+      for (let p = 0; p < cells; p++) {
+        for (const t of positions) sum[p] += truthProb(layer, item, h, p, t) / positions.length;
+      }
+    }
+    const map = new Heatmap(layer.size, layer.size, sum);
+    const common = layer.size === 8 ? map : map.upsample(8, 8, { method: "bicubic" });
+    common.data.forEach((v, i) => (total[i] += v));
+    pairs += truth.heads;
+  }
+  return new Heatmap(8, 8, total.map((v) => v / pairs)).normalize();
+}
+
+/** Mean of a map over the columns [x0, x1) (all rows) or rows [y0, y1) (all columns). */
+function regionMean(map: Heatmap, axis: "x" | "y", from: number, to: number): number {
+  let sum = 0, count = 0;
+  for (let y = 0; y < map.height; y++) {
+    for (let x = 0; x < map.width; x++) {
+      const c = axis === "x" ? x : y;
+      if (c >= from && c < to) {
+        sum += map.at(x, y);
+        count++;
+      }
+    }
+  }
+  return sum / count;
+}
+
+async function checkAgainstTorch(model: OnnxModel): Promise<void> {
+  const conditions = await Promise.all(truth.prompts.map((p) => model.encode(p)));
+  conditions.forEach((c, i) => assert.deepEqual([...c.inputIds], truth.inputIds[i]));
+  const logSnr = Float64Array.from(truth.timesteps, (t) => model.schedule.logSnr[t]);
+  const { noise, layers } = await predictWithAttention(model, {
+    noisy: Float32Array.from(truth.sample),
+    logSnr,
+    conditions,
+  });
+  noise.forEach((v, i) => assert.ok(Math.abs(v - truth.outSample[i]) < 1e-5, `out_sample ${i}`));
+  assert.equal(layers.length, 2);
+  for (const [item, itemLayers] of layers.entries()) {
+    assert.deepEqual(itemLayers.map((l) => l.node), truth.layers.map((l) => l.node));
+    for (const [l, layer] of itemLayers.entries()) {
+      const expected = truth.layers[l];
+      assert.deepEqual(
+        [layer.heads, layer.height, layer.width, layer.tokens],
+        [truth.heads, expected.size, expected.size, 77],
+      );
+      const cells = layer.height * layer.width;
+      let worst = 0;
+      for (let h = 0; h < layer.heads; h++) {
+        for (let p = 0; p < cells; p++) {
+          for (let t = 0; t < 77; t++) {
+            const got = layer.probs[(h * cells + p) * 77 + t];
+            worst = Math.max(worst, Math.abs(got - truthProb(expected, item, h, p, t)));
+          }
+        }
+      }
+      assert.ok(worst < 1e-5, `layer ${l} item ${item}: max |Δ| = ${worst}`);
+    }
+  }
+}
+
+Deno.test("the edited UNet returns every attn2 Softmax output, equal to torch's probabilities, and the same out_sample", async () => {
+  const model = await load(TINY);
+  try {
+    assert.ok(supportsAttention(model));
+    await checkAgainstTorch(model);
+    // the plain UNet is untouched by the edit
+    assert.equal(model.stats.unetCalls, 0);
+  } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("external-weight UNets still load after editing: weights are read from the original folder", async () => {
+  const path = `${EXTERNAL}/unet/model.onnx`;
+  const graph = readAttentionGraph(Deno.readFileSync(path), path);
+  assert.ok(graph.externalData);
+  const model = await load(EXTERNAL);
+  try {
+    assert.ok(supportsAttention(model));
+    await checkAgainstTorch(model);
+  } finally {
+    await model.dispose();
+  }
+  // nothing was written next to the model
+  assert.deepEqual([...Deno.readDirSync(`${EXTERNAL}/unet`)].map((e) => e.name).sort(), [
+    "model.onnx",
+    "model.onnx_data",
+  ]);
+});
+
+Deno.test("the edit only appends outputs: every original byte and external_data entry is kept", () => {
+  const path = `${EXTERNAL}/unet/model.onnx`;
+  // an unknown top-level field (number 99, varint 5) must survive, as fields newer than onnx-proto would
+  const original = new Uint8Array([...Deno.readFileSync(path), 0x98, 0x06, 0x05]);
+  const graph = readAttentionGraph(original, path);
+  assert.deepEqual(graph.layers.map((l) => l.node), truth.layers.map((l) => l.node));
+  assert.ok(!graph.layers.some((l) => truth.selfAttentionNodes.includes(l.node)));
+  const names = graph.layers.map((l) => l.output);
+  const edited = addGraphOutputs(original, names);
+  assert.deepEqual([...edited.subarray(edited.length - 3)], [0x98, 0x06, 0x05]);
+  const before = onnxProto.onnx.ModelProto.decode(original);
+  const after = onnxProto.onnx.ModelProto.decode(edited);
+  assert.deepEqual(after.graph!.output!.map((o) => o.name), ["out_sample", ...names]);
+  assert.equal(after.graph!.node!.length, before.graph!.node!.length);
+  const locations = (m: typeof before) =>
+    m.graph!.initializer!.map((t) => JSON.stringify(t.externalData));
+  assert.deepEqual(locations(after), locations(before));
+  // adding the same outputs again changes nothing but the graph field's framing
+  const twice = onnxProto.onnx.ModelProto.decode(addGraphOutputs(edited, names));
+  assert.equal(twice.graph!.output!.length, 3);
+});
+
+Deno.test("a fused-attention export is refused with how to export an unfused one; a UNet without attn2 too", async () => {
+  const model = await load(FUSED);
+  try {
+    assert.ok(!supportsAttention(model));
+    // the model itself works: only attention maps are refused
+    const condition = await model.encode("a red circle");
+    const eps = await model.predictNoise({
+      noisy: new Float32Array(192),
+      logSnr: new Float64Array([0]),
+      conditions: [condition],
+    });
+    assert.equal(eps.length, 192);
+    await assert.rejects(
+      () => wordAttention(model, new Float32Array(192), "a red circle", "red", { samples: 1 }),
+      (error: Error) =>
+        error instanceof ModelLoadError && /fused attention/.test(error.message) &&
+        /MultiHeadAttention/.test(error.message) && /torch\.onnx\.export/.test(error.message),
+    );
+  } finally {
+    await model.dispose();
+  }
+  const plain = await load(NO_ATTENTION);
+  try {
+    assert.ok(!supportsAttention(plain));
+    const path = `${NO_ATTENTION}/unet/model.onnx`;
+    assert.throws(
+      () => crossAttentionLayers(readAttentionGraph(Deno.readFileSync(path), path)),
+      (error: Error) => error instanceof ModelLoadError && /no Softmax node/.test(error.message),
+    );
+  } finally {
+    await plain.dispose();
+  }
+});
+
+Deno.test("wordAttention equals the fixture's closed form at sampled α and along the DDIM inversion, and concentrates where the keys point", async () => {
+  const model = await load(TINY);
+  try {
+    const data = Float32Array.from(truth.sample.slice(0, 192));
+    const cases = [
+      { item: 0, word: "red", position: 2, axis: "x" as const, high: "end" },
+      { item: 0, word: "circle", position: 3, axis: "y" as const, high: "end" },
+      { item: 1, word: "Blue", position: 2, axis: "x" as const, high: "start" },
+      { item: 1, word: "square", position: 3, axis: "y" as const, high: "start" },
+    ];
+    for (const c of cases) {
+      const expected = expectedWordMap(c.item, [c.position]);
+      const prompt = truth.prompts[c.item];
+      const sampled = await wordAttention(model, data, prompt, c.word, { samples: 5, seed: 3 });
+      const trajectory = await wordAttention(model, data, prompt, c.word, {
+        at: "trajectory",
+        steps: 4,
+      });
+      for (const map of [sampled, trajectory]) {
+        assert.equal(map.width, 8);
+        assert.equal(map.height, 8);
+        const worst = Math.max(...map.data.map((v, i) => Math.abs(v - expected.data[i])));
+        assert.ok(worst < 1e-4, `${c.word}: max |Δ| = ${worst}`);
+        assert.equal(map.min(), 0);
+        assert.equal(map.max(), 1);
+        const start = regionMean(map, c.axis, 0, 4), end = regionMean(map, c.axis, 4, 8);
+        const [high, low] = c.high === "end" ? [end, start] : [start, end];
+        assert.ok(high > 0.6 && low < 0.25, `${c.word}: ${high} vs ${low}`);
+      }
+    }
+  } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("supportsAttention is false on the oracle, whose wordAttention is refused", async () => {
+  const oracle = exampleOracle();
+  assert.equal(supportsAttention(oracle), false);
+  await assert.rejects(
+    () => wordAttention(oracle, new Float32Array(768), "a red circle", "red"),
+    InvalidArgumentError,
+  );
+});
+
+Deno.test("a word that is not in the prompt is a PromptError naming the prompt's words", async () => {
+  const model = await load(TINY);
+  try {
+    await assert.rejects(
+      () => wordAttention(model, new Float32Array(192), "a red circle", "green", { samples: 1 }),
+      (error: Error) =>
+        error instanceof PromptError && /"green" is not a word/.test(error.message) &&
+        /a, red, circle/.test(error.message),
+    );
+    await assert.rejects(
+      () => wordAttention(model, new Float32Array(10), "a red circle", "red", { samples: 1 }),
+      /Float32Array of 192 values/,
+    );
+  } finally {
+    await model.dispose();
+  }
+});
