@@ -18,6 +18,8 @@ import { Heatmap } from "../src/images/heatmap.ts";
 import { exampleOracle } from "../src/models/example.ts";
 import { loadModel } from "../src/models/onnx/load-model.ts";
 import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
+import { shapesWorld } from "../src/datasets/shapes/world.ts";
+import { meanWithError } from "../src/numerics/statistics.ts";
 
 const TINY = "fixtures/models/attention-tiny";
 const EXTERNAL = "fixtures/models/attention-tiny-external";
@@ -268,4 +270,68 @@ Deno.test("a word that is not in the prompt is a PromptError naming the prompt's
   } finally {
     await model.dispose();
   }
+});
+
+const SHAPES_TINY = "fixtures/models/shapes-tiny";
+const shapesTinyExists = (() => {
+  try {
+    return Deno.statSync(`${SHAPES_TINY}/unet/model.onnx`).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name:
+    "shapes-tiny: a colour word's attention falls on its object's mask more than a uniform map's",
+  ignore: !shapesTinyExists,
+  fn: async () => {
+    const model = await load(SHAPES_TINY);
+    try {
+      assert.ok(supportsAttention(model));
+      const world = shapesWorld({ seed: 1, count: 24, split: "test" });
+      const gains: number[] = [], masses: number[] = [], areas: number[] = [], ious: number[] = [];
+      for (const scene of world.scenes) {
+        const words = scene.caption.split(" ");
+        for (const object of scene.objects) {
+          // wordAttention reads a word's first occurrence: keep colours named once
+          if (words.filter((w) => w === object.colour).length !== 1) continue;
+          const map = await wordAttention(model, scene.toData(), scene.caption, object.colour, {
+            samples: 8,
+            seed: 1,
+          });
+          assert.equal(map.width, scene.size);
+          let inside = 0, area = 0, intersection = 0, union = 0;
+          map.data.forEach((v, i) => {
+            const m = object.mask[i], on = v >= 0.4 ? 1 : 0;
+            inside += m * v;
+            area += m;
+            intersection += m & on;
+            union += m | on;
+          });
+          const mass = inside / map.sum(), fraction = area / map.data.length;
+          masses.push(mass);
+          areas.push(fraction);
+          gains.push(mass - fraction);
+          ious.push(intersection / union);
+        }
+      }
+      const gain = meanWithError(gains);
+      const iouGain = meanWithError(ious.map((iou, i) => iou - areas[i]));
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      console.log(
+        `shapes-tiny colour attention over ${gains.length} objects: mass in mask ` +
+          `${mean(masses).toFixed(3)} vs uniform ${mean(areas).toFixed(3)} ` +
+          `(gain ${gain.mean.toFixed(3)} ± ${gain.se.toFixed(3)}); IoU@0.4 ${
+            mean(ious).toFixed(3)
+          } ` +
+          `vs whole image ${mean(areas).toFixed(3)} (gain ${iouGain.mean.toFixed(3)} ± ` +
+          `${iouGain.se.toFixed(3)})`,
+      );
+      assert.ok(gains.length >= 10, `only ${gains.length} objects`);
+      assert.ok(gain.mean > 3 * gain.se, `gain ${gain.mean} ± ${gain.se}`);
+    } finally {
+      await model.dispose();
+    }
+  },
 });

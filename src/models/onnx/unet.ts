@@ -265,9 +265,10 @@ export class OnnxUnet {
     const outputs = items.map(() => new Map<string, ItemOutput>());
     for (const name of this.extraOutputs) {
       const extra = results[name];
+      // the tensor's JS array stays valid after dispose(); item shares are views into it
       const values = extra.type === "float16"
         ? fromFloat16Bits(extra.data as Uint16Array)
-        : new Float32Array(extra.data as Float32Array);
+        : extra.data as Float32Array;
       const dims = [...extra.dims];
       extra.dispose();
       if (dims.length === 0 || dims[0] % rows.length !== 0) {
