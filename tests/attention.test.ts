@@ -29,7 +29,8 @@ const NO_ATTENTION = "fixtures/models/sd-floatt-weightspb";
 interface TruthLayer {
   node: string;
   size: number;
-  dims: [number, number, number];
+  /** [B·heads, HW, 77] or [B, heads, HW, 77] */
+  dims: number[];
   probs: number[];
 }
 interface Truth {
@@ -49,9 +50,8 @@ const load = (dir: string) => loadModel(dir, { device: "cpu", threads: 1 });
 
 /** Torch's probability of item `item`, head `h`, cell `p`, token `t` (padding = last kept). */
 function truthProb(layer: TruthLayer, item: number, h: number, p: number, t: number): number {
-  const [rows, cells] = layer.dims;
-  const k = truth.keptPositions;
-  const row = item * (rows / truth.prompts.length) + h;
+  const cells = layer.size * layer.size, k = truth.keptPositions;
+  const row = item * truth.heads + h; // both layouts are batch-major, then heads
   return layer.probs[(row * cells + p) * k + Math.min(t, k - 1)];
 }
 
@@ -103,6 +103,8 @@ async function checkAgainstTorch(model: OnnxModel): Promise<void> {
   assert.equal(layers.length, 2);
   for (const [item, itemLayers] of layers.entries()) {
     assert.deepEqual(itemLayers.map((l) => l.node), truth.layers.map((l) => l.node));
+    // one layer of each layout: diffusers' AttnProcessor and decomposed scaled_dot_product_attention
+    assert.deepEqual(truth.layers.map((l) => l.dims.length), [3, 4]);
     for (const [l, layer] of itemLayers.entries()) {
       const expected = truth.layers[l];
       assert.deepEqual(

@@ -3,8 +3,10 @@
 
 Run from the repository root with Debian's interpreter:  /usr/bin/python3 tools/build_attention_fixture.py
 
-- attention-tiny/           pixel-space SD layout (3×8×8 data) whose UNet has two cross-attention layers
-                            (`.../attn2/Softmax`, [B·2 heads, 64 or 16, 77]) and one self-attention layer
+- attention-tiny/           pixel-space SD layout (3×8×8 data) whose UNet has two cross-attention layers,
+                            `.../attn2/Softmax` of [B·2 heads, 64, 77] (diffusers' AttnProcessor layout)
+                            and [B, 2 heads, 16, 77] (the layout of torch's decomposed
+                            scaled_dot_product_attention, AttnProcessor2_0), and one self-attention layer
                             (`.../attn1/Softmax`, which attention maps must ignore), exported unfused with
                             torch.onnx.export.
 - attention-tiny-external/  the same UNet with its weights in unet/model.onnx_data (external data).
@@ -65,9 +67,10 @@ def positional_code(size):
 class Attention(nn.Module):
     """Multi-head attention with the softmax written out (as diffusers' unfused AttnProcessor)."""
 
-    def __init__(self, dim, context_dim, heads, code=None):
+    def __init__(self, dim, context_dim, heads, code=None, four_d=False):
         super().__init__()
         self.heads = heads
+        self.four_d = four_d
         self.scale = (dim // heads) ** -0.5
         self.to_q = nn.Linear(dim, dim, bias=False)
         self.to_k = nn.Linear(context_dim, dim, bias=False)
@@ -87,9 +90,14 @@ class Attention(nn.Module):
         if self.code is not None:
             q = q + self.code
         q, k, v = self.split(q), self.split(self.to_k(context)), self.split(self.to_v(context))
-        probs = (torch.bmm(q, k.transpose(1, 2)) * self.scale).softmax(dim=-1)  # [B·heads, n, 77]
+        if self.four_d:
+            q, k, v = (t.reshape(b, self.heads, t.shape[1], t.shape[2]) for t in (q, k, v))
+            probs = (torch.matmul(q, k.transpose(2, 3)) * self.scale).softmax(dim=-1)  # [B, heads, n, 77]
+            out = torch.matmul(probs, v).reshape(b * self.heads, n, c // self.heads)
+        else:
+            probs = (torch.bmm(q, k.transpose(1, 2)) * self.scale).softmax(dim=-1)  # [B·heads, n, 77]
+            out = torch.bmm(probs, v)
         self.probs = probs
-        out = torch.bmm(probs, v)
         out = out.reshape(b, self.heads, n, c // self.heads).permute(0, 2, 1, 3).reshape(b, n, c)
         return self.to_out(out)
 
@@ -98,7 +106,7 @@ class TransformerBlock(nn.Module):
     def __init__(self, size, self_attention):
         super().__init__()
         self.attn1 = Attention(DIM, DIM, HEADS) if self_attention else None
-        self.attn2 = Attention(DIM, HIDDEN, HEADS, positional_code(size))
+        self.attn2 = Attention(DIM, HIDDEN, HEADS, positional_code(size), four_d=not self_attention)
 
     def forward(self, x, context):
         if self.attn1 is not None:
@@ -293,18 +301,20 @@ def main():
     layers = []
     for index, block in enumerate(unet.down_blocks):
         attn2 = block.attentions[0].transformer_blocks[0].attn2
-        probs = attn2.probs.numpy()  # [2·heads, n, 77]
+        dims = list(attn2.probs.shape)  # [2·heads, n, 77] or [2, heads, n, 77]
+        probs = attn2.probs.numpy().reshape(2 * HEADS, -1, CONTEXT)
         assert np.allclose(probs[:, :, KEPT_POSITIONS:], probs[:, :, KEPT_POSITIONS - 1:KEPT_POSITIONS])
         node = [name for name, _ in softmax if f"/down_blocks.{index}/" in name and "/attn2/" in name]
         layers.append({
             "node": node[0],
             "size": SIZE >> index,
-            "dims": list(probs.shape),
+            "dims": dims,
             "probs": [round(float(v), 7) for v in probs[:, :, :KEPT_POSITIONS].reshape(-1)],
         })
     truth = {
         "description": "torch truth for tools/build_attention_fixture.py; probs keep the first "
-                       f"{KEPT_POSITIONS} token positions ([rows, n, {KEPT_POSITIONS}] row-major), the "
+                       f"{KEPT_POSITIONS} token positions ([2·heads, n, {KEPT_POSITIONS}] row-major, "
+                       "whatever the layer's dims), the "
                        "others equal the last kept one (padding = EOS)",
         "prompts": PROMPTS,
         "inputIds": ids,
