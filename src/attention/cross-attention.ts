@@ -53,7 +53,13 @@ export interface AttentionPrediction {
 }
 
 const graphs = new WeakMap<object, AttentionGraph>();
-const editedUnets = new WeakMap<object, Promise<EditedUnet>>();
+/** An edited UNet whose bytes are dropped once its session exists (a UNet can be gigabytes). */
+interface HeldUnet {
+  bytes: Uint8Array;
+  readonly outputs: readonly string[];
+}
+
+const editedUnets = new WeakMap<object, Promise<HeldUnet>>();
 
 /**
  * True when attention maps can be read from the model: an ONNX model (from `loadModel`) whose
@@ -105,6 +111,8 @@ export async function predictWithAttention(
   const edited = await editedUnetOf(attentionModel);
   const graph = graphOf(attentionModel);
   const prediction = await attentionModel.predictNoiseWithOutputs(batch, edited);
+  // the model keeps the session made from the bytes (keyed by this object): they are not needed again
+  edited.bytes = new Uint8Array(0);
   const layers = prediction.outputs.map((outputs) =>
     graph.layers.map((layer) => {
       const output = outputs.get(layer.output);
@@ -158,7 +166,7 @@ function graphOf(model: AttentionModel): AttentionGraph {
   return graph;
 }
 
-function editedUnetOf(model: AttentionModel): Promise<EditedUnet> {
+function editedUnetOf(model: AttentionModel): Promise<HeldUnet> {
   let edited = editedUnets.get(model);
   if (!edited) {
     edited = (async () => {
