@@ -17,6 +17,7 @@ import { InvalidArgumentError, ModelLoadError, PromptError } from "../src/errors
 import { Heatmap } from "../src/images/heatmap.ts";
 import { exampleOracle } from "../src/models/example.ts";
 import { loadModel } from "../src/models/onnx/load-model.ts";
+import { sessionFactory } from "../src/models/onnx/session.ts";
 import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { meanWithError } from "../src/numerics/statistics.ts";
@@ -154,6 +155,25 @@ Deno.test("external-weight UNets still load after editing: weights are read from
     "model.onnx",
     "model.onnx_data",
   ]);
+});
+
+Deno.test("edited copies of the weights.pb and model.onnx_data fixtures open with their external weights", async () => {
+  const factory = sessionFactory({ device: "cpu", threads: 1 });
+  for (
+    const dir of ["fixtures/models/sd-floatt-weightspb", "fixtures/models/sd-scalart-onnxdata"]
+  ) {
+    const path = `${dir}/unet/model.onnx`;
+    const bytes = Deno.readFileSync(path);
+    assert.ok(readAttentionGraph(bytes, path).externalData);
+    const model = onnxProto.onnx.ModelProto.decode(bytes);
+    const inner = model.graph!.node![0].output![0];
+    const session = await factory.createFromBytes(addGraphOutputs(bytes, [inner]), path);
+    try {
+      assert.ok(session.outputNames.includes(inner));
+    } finally {
+      await session.release();
+    }
+  }
 });
 
 Deno.test("the edit only appends outputs: every original byte and external_data entry is kept", () => {
