@@ -173,7 +173,12 @@ export {
   type StudyRecord,
   type StudyRun,
 } from "./src/studies/runner.ts";
-export { type PidRow, pidStudy, PidStudyResult, type PidStudyRow } from "./src/studies/pid-study.ts";
+export {
+  type PidRow,
+  pidStudy,
+  PidStudyResult,
+  type PidStudyRow,
+} from "./src/studies/pid-study.ts";
 export {
   DDIM_REFERENCE_RANGE,
   ddimBatch,
