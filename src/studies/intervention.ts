@@ -13,7 +13,8 @@
  *   original image removes the inversion error from the change;
  * - the word's conditional information i(x; w | caption without w) on the original data, as a
  *   number and a map, with the same removal (`placeholder`) as the edit;
- * - the word's attention map, when an attention provider is given and supports the model.
+ * - the word's DAAM attention map (src/attention, gathered along the DDIM inversion by default),
+ *   when the model supports attention; otherwise the attention row says "unavailable".
  *
  * Across items: Pearson r between change and information, at image level (one pair per item) and
  * at pixel level. Pixel level is computed per item (r between the item's change map and its
@@ -25,6 +26,8 @@
  *
  * @module
  */
+import { supportsAttention } from "../attention/cross-attention.ts";
+import { wordAttention } from "../attention/word-attention.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
 import type { EstimatorOptions } from "../estimators/options.ts";
@@ -63,8 +66,11 @@ export interface InterventionOptions extends Omit<EstimatorOptions, "onProgress"
   readonly guidance?: number;
   /** text put where a removed word was (default: delete it; the reference's editing uses "_") */
   readonly placeholder?: string;
-  /** attention maps (the `src/attention/` module; absent or unsupported: "unavailable") */
-  readonly attention?: AttentionProvider;
+  /**
+   * where attention maps come from (default: `supportsAttention`/`wordAttention` of src/attention;
+   * `false`: skip). A model it does not support (the oracles) reports attention "unavailable".
+   */
+  readonly attention?: AttentionProvider | false;
   /** where attention is gathered (default "trajectory": DAAM over the DDIM steps) */
   readonly attentionAt?: "sampled" | "trajectory";
   /** bootstrap resamples of the correlations' errors (default 1000) */
@@ -193,8 +199,9 @@ export async function interveneOne(
     item.word,
     { ...options, ...removal, onProgress: undefined },
   );
-  const attention = options.attention?.supportsAttention(model)
-    ? await options.attention.wordAttention(model, original, item.caption, item.word, {
+  const provider = attentionProvider(options);
+  const attention = provider?.supportsAttention(model)
+    ? await provider.wordAttention(model, original, item.caption, item.word, {
       at: options.attentionAt ?? "trajectory",
       samples: options.samples,
       seed: options.seed,
@@ -253,7 +260,7 @@ export async function intervene(
     async (item) => (await interveneOne(model, item, options)).record,
     { results: options.results, shard: options.shard, onProgress: options.onProgress },
   );
-  const attentionRan = options.attention?.supportsAttention(model) ?? false;
+  const attentionRan = attentionProvider(options)?.supportsAttention(model) ?? false;
   return new InterventionResult(
     model.name,
     run.results.map(({ id, result }) => ({ id, ...result })),
@@ -415,6 +422,13 @@ export class InterventionResult {
     }
     return { "text/plain": table, "text/html": `<pre>${escaped}</pre>${chart}` };
   }
+}
+
+const DEFAULT_ATTENTION: AttentionProvider = { supportsAttention, wordAttention };
+
+function attentionProvider(options: InterventionOptions): AttentionProvider | undefined {
+  if (options.attention === false) return undefined;
+  return options.attention ?? DEFAULT_ATTENTION;
 }
 
 /** Σ over channels of (a − b)² per pixel, as a data-resolution map. */
