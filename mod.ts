@@ -239,3 +239,4 @@ export {
 export { wordAttention, type WordAttentionOptions } from "./src/attention/word-attention.ts";
 export type { EditedUnet } from "./src/models/onnx/onnx-diffusion-model.ts";
 export type { ItemOutput, UnetPrediction } from "./src/models/onnx/unet.ts";
+export * from "./src/studies/row-seed.ts";

@@ -29,6 +29,8 @@ import { localize } from "../src/studies/localization.ts";
 import { shapesLocalizationRows } from "../src/studies/localization-rows.ts";
 import { relations } from "../src/studies/relations.ts";
 import type { EstimatorName } from "../src/estimators/options.ts";
+import { supportsAttention } from "../src/attention/cross-attention.ts";
+import { wordAttention } from "../src/attention/word-attention.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -60,6 +62,10 @@ interface Measured {
     se: number;
     n: number;
     wholeImage: number;
+    attention: number;
+    attentionFixed: number;
+    combined: number;
+    combinedFixed: number;
     bad: number;
   }>;
   relations: Record<string, {
@@ -79,9 +85,11 @@ async function measure(model: Model, pixels: boolean): Promise<Measured> {
     const result = await localize(model, shapesLocalizationRows(world, { words }), {
       samples,
       seed: 0,
-      methods: ["information", "whole-image"],
+      attention: { supportsAttention, wordAttention },
     });
     const info = result.method("information");
+    const attention = result.method("attention");
+    const combined = result.method("attention+information");
     localization[words] = {
       mIoU: info.mIoU,
       threshold: info.threshold,
@@ -89,6 +97,10 @@ async function measure(model: Model, pixels: boolean): Promise<Measured> {
       se: info.se,
       n: info.n,
       wholeImage: result.method("whole-image").mIoU,
+      attention: attention.mIoU,
+      attentionFixed: attention.mIoUFixed,
+      combined: combined.mIoU,
+      combinedFixed: combined.mIoUFixed,
       bad: result.failures.length,
     };
     console.error(`${model.name}: ${words} words done`);
@@ -150,6 +162,17 @@ const lines = [
       `${pct(st.accuracy, st.se)} (rel ${pct(st.relation)}, attr ${pct(st.attribution)}) |`;
   }),
 ];
+lines.push(
+  "",
+  "| model | words | information (best t / @0.4) | attention (best t / @0.4) | attention + information (best t / @0.4) | whole image |",
+  "|---|---|---|---|---|---|",
+  ...measured.flatMap((m) =>
+    Object.entries(m.localization).map(([words, l]) =>
+      `| ${m.model} | ${words} | ${f(l.mIoU)} / ${f(l.mIoUFixed)} | ${f(l.attention)} / ` +
+      `${f(l.attentionFixed)} | ${f(l.combined)} / ${f(l.combinedFixed)} | ${f(l.wholeImage)} |`
+    )
+  ),
+);
 console.log(lines.join("\n"));
 await Deno.mkdir(dirname(args.out!), { recursive: true });
 await Deno.writeTextFile(

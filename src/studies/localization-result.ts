@@ -37,6 +37,8 @@ export interface LocalizationRecord {
   readonly nats: number;
   /** its standard error */
   readonly se: number;
+  /** seed of the row's noise draws (from the study's seed and the row, see `rowSeed`) */
+  readonly seed: number;
   /** pixels of the ground-truth mask (in the region the model sees) */
   readonly maskArea: number;
   /** pixels of that region */
@@ -109,7 +111,7 @@ export interface LocalizationResultInit {
  * ```ts
  * import { LocalizationResult } from "./localization-result.ts";
  * const record = { image: "1.png", caption: "a red circle", word: "red", category: "circle",
- *   context: "a circle", nats: 1, se: 0.1, maskArea: 1, pixels: 4, thresholds: [0.2, 0.4],
+ *   context: "a circle", nats: 1, se: 0.1, seed: 7, maskArea: 1, pixels: 4, thresholds: [0.2, 0.4],
  *   ious: { information: [0.5, 1], "whole-image": [0.25, 0.25] } };
  * const result = new LocalizationResult({
  *   run: { results: [{ id: "a", result: record }], failures: [], resumed: 0, total: 1 },

@@ -28,6 +28,7 @@ import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
 import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
 import { PAPER_THRESHOLDS, thresholdIous } from "./iou.ts";
+import { rowSeed } from "./row-seed.ts";
 import {
   type GroundTruth,
   type LocalizationDataset,
@@ -100,6 +101,10 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
  * Runs the localization study over a dataset (COCO, COCO-IT + instances, or rows) through
  * {@link runStudy}: results are appended per row, resumed, sharded; bad rows (missing image, word
  * not in the caption, category without a mask) are counted and skipped.
+ *
+ * Noise draws: each row's come from `seed` and a hash of the row (its data, caption, word and
+ * context; {@link rowSeed}), so rows are independent samples and a row gets the same draws however
+ * the dataset is stored, ordered, sharded or resumed. The row's seed is stored with its result.
  *
  * Masks are compared in the region the model sees: `model.prepare` resizes an image to cover the
  * model's image size and crops the centre, so the mask is cropped to the same centre region (in
@@ -194,11 +199,12 @@ async function localizeRow(
   const mask = cropMask(truth, region);
   const toMask = (map: Heatmap) => map.upsample(region.width, region.height).normalize();
 
+  const seed = rowSeed(settings.estimator.seed ?? 0, data, `${row.caption}\n${word}\n${context}`);
   const outcome = await estimateContrasts(
     model,
     data,
     { prompts: [row.caption, context], contrasts: [{ with: 0, without: 1 }] },
-    resolveOptions(model, settings.estimator),
+    resolveOptions(model, { ...settings.estimator, seed }),
   );
   const [information] = outcome.contrasts;
   const rowMaps: { -readonly [K in keyof LocalizationMaps]: LocalizationMaps[K] } = {
@@ -210,7 +216,7 @@ async function localizeRow(
     const attention = await settings.attention.wordAttention(model, data, row.caption, word, {
       at: settings.attentionAt,
       samples: settings.estimator.samples,
-      seed: settings.estimator.seed,
+      seed,
     });
     rowMaps.attention = toMask(attention);
     rowMaps.combined = rowMaps.information.add(rowMaps.attention).normalize();
@@ -237,6 +243,7 @@ async function localizeRow(
     context,
     nats: information.estimate.nats,
     se: information.estimate.se,
+    seed,
     maskArea: mask.reduce((s, v) => s + v, 0),
     pixels: mask.length,
     thresholds: [...settings.thresholds],

@@ -32,6 +32,8 @@ export interface RelationRecord {
   readonly se: readonly (number | null)[];
   /** options the model refused to condition on (scored −∞) */
   readonly refused: readonly number[];
+  /** seed of the item's noise draws (from the study's seed and the item, see `rowSeed`) */
+  readonly seed: number;
 }
 
 /** Accuracy of a set of items. */
@@ -79,7 +81,7 @@ export function binomialAccuracy(name: string, correct: number, n: number): Accu
  * import { RelationsResult } from "./relations-result.ts";
  * const item = (correct: boolean, group: string) => ({ id: group + correct, result: {
  *   image: "1.png", kind: "relation", group, options: ["b", "a"], trueIndex: 1,
- *   chosen: correct ? 1 : 0, correct, nats: [0, 1], se: [0, 0], refused: [] } });
+ *   chosen: correct ? 1 : 0, correct, nats: [0, 1], se: [0, 0], refused: [], seed: 1 } });
  * const r = new RelationsResult({ results: [item(true, "above"), item(false, "above"), item(true, "below")],
  *   failures: [], resumed: 0, total: 3 }, 10, "m");
  * console.assert(r.accuracy.correct === 2 && r.byGroup.find((g) => g.name === "above")!.accuracy === 0.5);

@@ -18,6 +18,7 @@ import {
 } from "../estimators/options.ts";
 import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
 import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
+import { rowSeed } from "./row-seed.ts";
 import { type RelationRecord, RelationsResult } from "./relations-result.ts";
 
 /** Options of {@link relations}. */
@@ -47,6 +48,9 @@ export interface RelationsOptions extends Omit<EstimatorOptions, "onProgress"> {
  * log p(x | option) − log p(x): an option whose predictions differ strongly from the unconditional
  * ones scores high even when it is wrong (for exact oracles with well-separated images this
  * decides); `estimator: "standard"` ranks options by the unbiased log-likelihood ratio instead.
+ *
+ * Noise draws: each item's come from `seed` and a hash of the item (its data and options;
+ * {@link rowSeed}), so items are independent samples and the binomial standard error holds.
  *
  * An option the model refuses to condition on (a {@link PromptError} from `model.encode`, e.g. an
  * exact oracle whose world has no image with that caption: p(x | option) = 0) scores −∞ and is
@@ -112,11 +116,12 @@ async function scoreItem(
     );
   }
   const prompts = [...kept.map((k) => item.options[k]), ""];
+  const seed = rowSeed(resolved.seed, data, item.options.join("\n"));
   const outcome = await estimateContrasts(
     model,
     data,
     { prompts, contrasts: kept.map((_, i) => ({ with: i, without: kept.length })) },
-    resolved,
+    { ...resolved, seed },
   );
   const nats: (number | null)[] = item.options.map(() => null);
   const se: (number | null)[] = item.options.map(() => null);
@@ -137,6 +142,7 @@ async function scoreItem(
     nats,
     se,
     refused,
+    seed,
   };
 }
 
