@@ -222,18 +222,16 @@ async function localizeRow(
     rowMaps.combined = rowMaps.information.add(rowMaps.attention).normalize();
   }
   const ious: Partial<Record<LocalizationMethod, number[]>> = {};
+  const mapOf: Record<Exclude<LocalizationMethod, "whole-image">, Heatmap | undefined> = {
+    information: rowMaps.information,
+    attention: rowMaps.attention,
+    "attention+information": rowMaps.combined,
+  };
   for (const method of settings.methods) {
-    const map = method === "information"
-      ? rowMaps.information
-      : method === "attention"
-      ? rowMaps.attention
-      : method === "attention+information"
-      ? rowMaps.combined
-      : new Heatmap(region.width, region.height, new Float32Array(mask.length).fill(1));
-    // an all-ones map normalises to zeros; the whole-image prediction is every pixel
+    // the whole-image prediction is every pixel (an all-ones map would normalise to zeros)
     ious[method] = method === "whole-image"
       ? settings.thresholds.map(() => wholeImageIou(mask))
-      : thresholdIous(map!, mask, settings.thresholds);
+      : thresholdIous(mapOf[method]!, mask, settings.thresholds);
   }
   const record: LocalizationRecord = {
     image: row.image,
