@@ -9,6 +9,7 @@ import { Random } from "../numerics/random.ts";
 import { createQuery } from "../query/query.ts";
 import { generate, invert } from "../generation/ddim.ts";
 import type { Query } from "../query/query.ts";
+import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
 import type { Condition, ImageInput, Model, NoiseBatch, Shape } from "./model.ts";
 import { shapeSize } from "./model.ts";
 import { promptWords } from "./prompt.ts";
@@ -65,6 +66,10 @@ export interface MixtureModel extends Model {
   knownWords(prompt: string): string[];
   /** the condition of a prompt, synchronously (the oracle needs no encoder) */
   condition(prompt: string): MixtureCondition;
+  /** DDIM (η = 0) sample from a prompt. */
+  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
+  /** Deterministic DDIM inversion of an image to x_T. */
+  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
 }
 
 const LOG_2PI = Math.log(2 * Math.PI);

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Condition, LogSnrRange, Model } from "../model.ts";
+import type { Condition, ImageInput, LogSnrRange, Model } from "../model.ts";
+import type { GenerateOptions, InvertOptions } from "../../generation/ddim.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import type { ClipTokenizer } from "./tokenizer.ts";
 
@@ -65,4 +66,8 @@ export interface OnnxModel extends Model {
   encode(prompt: string): Promise<OnnxCondition>;
   /** model data → CHW pixels in [−1, 1] (VAE decoder; identity for pixel space) */
   decode(data: Float32Array): Promise<Float32Array>;
+  /** DDIM (η = 0) sample in data space from a prompt. */
+  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
+  /** Deterministic DDIM inversion of an image (path, bytes or data) to x_T. */
+  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
 }
