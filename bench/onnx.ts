@@ -18,13 +18,15 @@ export const ONNX_BENCH_PROMPT = "a photo of a big red dog on the green grass";
 /**
  * Fixtures measured: an fp32 [B]-timestep model, a scalar-timestep one, the fp16 one, and
  * `sd-realsize` (SD 2.x tensor sizes: 512 px, 4×64×64 latents, 77×1024 hidden states, with a
- * graph that costs almost nothing) whose numbers give the backend's own overhead at real sizes.
+ * graph that costs almost nothing) whose numbers give the backend's own overhead at real sizes,
+ * and `shapes-tiny`, a trained 2.3 M-parameter UNet: a real model whose session.run has real work.
  */
 export const ONNX_BENCH_FIXTURES = [
   "sd-int32-int64t",
   "sd-scalart-onnxdata",
   "sd-fp16",
   "sd-realsize",
+  "shapes-tiny",
 ] as const;
 
 /**
