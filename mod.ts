@@ -96,7 +96,7 @@ export {
   type UpsampleOptions,
 } from "./src/images/heatmap.ts";
 export { applyColormap, type ColormapName, colormapTable } from "./src/images/colormap.ts";
-export { crc32, encodePng } from "./src/images/encode_png.ts";
+export { crc32, encodePng } from "./src/images/encode-png.ts";
 export {
   type ChwImage,
   chwToRgb,
@@ -114,18 +114,18 @@ export {
   type InformationBar,
   informationBars,
   type InformationBarsOptions,
-} from "./src/plots/information_bars.ts";
+} from "./src/plots/information-bars.ts";
 export {
   heatmapPlot,
   type HeatmapPlotOptions,
   MAX_HEATMAP_CELLS,
-} from "./src/plots/heatmap_plot.ts";
+} from "./src/plots/heatmap-plot.ts";
 export {
   scatterPlot,
   type ScatterPlotOptions,
   type ScatterPoint,
-} from "./src/plots/scatter_plot.ts";
-export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./src/plots/grouped_bars.ts";
+} from "./src/plots/scatter-plot.ts";
+export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./src/plots/grouped-bars.ts";
 export {
   ClipTokenizer,
   type ClipTokenizerConfig,
@@ -145,7 +145,7 @@ export {
   type PredictionType,
   type SchedulerConfig,
 } from "./src/models/onnx/schedule.ts";
-export { perTokenChart } from "./src/plots/per_token_chart.ts";
+export { perTokenChart } from "./src/plots/per-token-chart.ts";
 export * from "./src/datasets/shapes/draw.ts";
 export * from "./src/datasets/shapes/caption.ts";
 export * from "./src/datasets/shapes/world.ts";

@@ -7,7 +7,7 @@
 import { Buffer } from "node:buffer";
 import { InvalidArgumentError } from "../errors.ts";
 import { applyColormap } from "./colormap.ts";
-import { encodePng } from "./encode_png.ts";
+import { encodePng } from "./encode-png.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 
 /** Resampling kernels of {@link Heatmap.upsample}, named as in PyTorch's `F.interpolate`. */

@@ -38,7 +38,7 @@ import type { ImageInput, Model } from "../models/model.ts";
 import { removeWord } from "../models/prompt.ts";
 import { bootstrap, pearson } from "../numerics/statistics.ts";
 import type { Chart } from "../plots/chart.ts";
-import { scatterPlot } from "../plots/scatter_plot.ts";
+import { scatterPlot } from "../plots/scatter-plot.ts";
 import type { AttentionProvider } from "./localization.ts";
 import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
 

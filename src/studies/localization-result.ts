@@ -10,7 +10,7 @@ import type { Heatmap } from "../images/heatmap.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 import type { Chart } from "../plots/chart.ts";
-import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped_bars.ts";
+import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped-bars.ts";
 import { selectGlobalThreshold } from "./iou.ts";
 import type { StudyRun } from "./runner.ts";
 

@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import type { Chart } from "../plots/chart.ts";
-import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped_bars.ts";
+import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped-bars.ts";
 import type { StudyRun } from "./runner.ts";
 
 /** What one item stores in the results file. */

@@ -5,8 +5,8 @@
  */
 import type { PerTokenResult } from "../estimators/results.ts";
 import type { Chart } from "./chart.ts";
-import { informationBars } from "./information_bars.ts";
-import type { InformationBarsOptions } from "./information_bars.ts";
+import { informationBars } from "./information-bars.ts";
+import type { InformationBarsOptions } from "./information-bars.ts";
 
 /**
  * Bar chart of every word's conditional information, in prompt order. A word that occurs more
@@ -14,7 +14,7 @@ import type { InformationBarsOptions } from "./information_bars.ts";
  *
  * @example
  * ```ts
- * import { perTokenChart } from "./per_token_chart.ts";
+ * import { perTokenChart } from "./per-token-chart.ts";
  * import { exampleOracle, EXAMPLE_PROMPT } from "../models/example.ts";
  * const model = exampleOracle();
  * const result = await model.info(model.sample(EXAMPLE_PROMPT)).given(EXAMPLE_PROMPT).samples(10).perToken();

@@ -42,7 +42,7 @@ export interface ScatterPlotOptions {
  *
  * @example
  * ```ts
- * import { scatterPlot } from "./scatter_plot.ts";
+ * import { scatterPlot } from "./scatter-plot.ts";
  * const chart = scatterPlot(
  *   [{ x: 1, y: 2 }, { x: 2, y: 4.1 }, { x: 3, y: 5.9, label: "c" }],
  *   { xLabel: "MI (nats)", yLabel: "mIoU" },

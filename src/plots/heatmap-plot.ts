@@ -41,7 +41,7 @@ interface Cell {
  * @example
  * ```ts
  * import { Heatmap } from "../images/heatmap.ts";
- * import { heatmapPlot } from "./heatmap_plot.ts";
+ * import { heatmapPlot } from "./heatmap-plot.ts";
  * const map = new Heatmap(3, 2, new Float32Array([0, 1, 2, 3, 4, 5]));
  * const chart = heatmapPlot(map, { title: "information map", colormap: "magma" });
  * console.assert(chart.svg.includes("information map"));

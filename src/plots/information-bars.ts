@@ -40,7 +40,7 @@ export interface InformationBarsOptions {
  *
  * @example
  * ```ts
- * import { informationBars } from "./information_bars.ts";
+ * import { informationBars } from "./information-bars.ts";
  * const chart = informationBars([
  *   { label: "cat", nats: 1.2, se: 0.1 },
  *   { label: "sofa", nats: 0.4, se: 0.05 },

@@ -27,7 +27,7 @@ const CRC_TABLE: Uint32Array = (() => {
  *
  * @example
  * ```ts
- * import { crc32 } from "./encode_png.ts";
+ * import { crc32 } from "./encode-png.ts";
  * console.assert(crc32(new TextEncoder().encode("IEND")) === 0xae426082);
  * ```
  */
@@ -59,7 +59,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * import { encodePng } from "./encode_png.ts";
+ * import { encodePng } from "./encode-png.ts";
  * const png = encodePng(new Uint8Array([255, 0, 0, 0, 0, 255]), 2, 1);
  * console.assert(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47); // "PNG"
  * ```

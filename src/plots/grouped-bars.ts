@@ -43,7 +43,7 @@ export interface GroupedBarsOptions {
  *
  * @example
  * ```ts
- * import { groupedBars } from "./grouped_bars.ts";
+ * import { groupedBars } from "./grouped-bars.ts";
  * const chart = groupedBars([
  *   { group: "COCO", method: "MI", value: 0.41, se: 0.02 },
  *   { group: "COCO", method: "DAAM", value: 0.35 },
