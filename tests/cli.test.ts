@@ -14,9 +14,11 @@ const capture = async (run: () => Promise<number>) => {
   }
 };
 
-Deno.test("cli demo: prints the per-word table and writes one PNG per word", async () => {
+Deno.test("cli demo --oracle: prints the per-word table and writes one PNG per word", async () => {
   const out = await Deno.makeTempDir();
-  const { code, output } = await capture(() => main(["demo", "--out", out, "--samples", "20"]));
+  const { code, output } = await capture(() =>
+    main(["demo", "--oracle", "--out", out, "--samples", "20"])
+  );
   assert.equal(code, 0);
   assert.match(output, /prompt: "a red circle on the left"/);
   assert.match(output, /^a\s+0\.0000\s+± 0\.0000$/m); // "a" is carried by no component: exactly 0
@@ -26,6 +28,19 @@ Deno.test("cli demo: prints the per-word table and writes one PNG per word", asy
   const meta = await sharp(`${out}/1-red.png`).metadata();
   assert.equal(meta.format, "png");
   assert.equal(meta.width, 256);
+});
+
+Deno.test("cli demo: a held-out scene under shapes-tiny, its caption, the table and overlays", async () => {
+  const out = await Deno.makeTempDir();
+  const { code, output } = await capture(() => main(["demo", "--out", out, "--samples", "4"]));
+  assert.equal(code, 0);
+  assert.match(output, /model: shapes-tiny/);
+  const result = JSON.parse(await Deno.readTextFile(`${out}/result.json`));
+  assert.ok(result.tokens.length >= 5);
+  for (const token of result.tokens) {
+    assert.ok((await Deno.stat(`${out}/${token.index}-${token.word}.png`)).isFile);
+  }
+  assert.equal((await sharp(`${out}/image.png`).metadata()).width, 256);
 });
 
 Deno.test("cli info: per-word table on an ONNX export fixture, overlays written", async () => {

@@ -1,65 +1,100 @@
 /**
- * `deno task demo`: a per-word information table for a built-in example, and a heat map per word
- * written as PNG overlays under an output folder.
+ * `deno task demo`: a held-out scene of the shapes world, its caption, a per-word information table
+ * with standard errors under the trained `shapes-tiny` model, and a heat-map overlay per word as
+ * PNG. `--oracle` runs the same on the exact example oracle instead.
  *
  * @module
  */
 import { join } from "node:path";
 import { EXAMPLE_PROMPT, exampleOracle } from "../models/example.ts";
-import { chwToRgb, overlayPng, rgbToPng, writePng } from "../images/png.ts";
+import { loadModel } from "../models/onnx/load-model.ts";
+import { shapesWorld } from "../datasets/shapes/world.ts";
+import { chwToRgb, heatmapToPng, overlayPng, rgbToPng, writePng } from "../images/png.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
+import type { Model } from "../models/model.ts";
+
+/** Where the trained demo model lives, relative to the repository root. */
+export const DEMO_MODEL = new URL("../../fixtures/models/shapes-tiny/", import.meta.url);
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
   /** output folder (default `out/demo`) */
   readonly out?: string;
-  /** noise draws (default 200) */
+  /** noise draws (default 100) */
   readonly samples?: number;
-  /** seed (default 0) */
+  /** seed of the draws and of the scene (default 0) */
   readonly seed?: number;
+  /** use the exact example oracle instead of shapes-tiny */
+  readonly oracle?: boolean;
+  /** a model folder to use instead of shapes-tiny (a pixel-space model of the shapes world) */
+  readonly model?: string;
   /** where to print (default console.log) */
   readonly log?: (line: string) => void;
 }
 
 /**
- * Runs the demo on the exact example oracle and returns the per-token result.
+ * Runs the demo and returns the per-token result.
  *
  * @example
  * ```ts
  * import { runDemo } from "./demo.ts";
- * const result = await runDemo({ out: await Deno.makeTempDir(), samples: 20, log: () => {} });
+ * const result = await runDemo({ out: await Deno.makeTempDir(), samples: 20, oracle: true, log: () => {} });
  * console.assert(result.tokens.length === 6);
  * ```
  */
 export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult> {
   const out = options.out ?? "out/demo";
   const log = options.log ?? console.log;
-  const model = exampleOracle();
-  const [channels, height, width] = model.shape;
-  const image = model.sample(EXAMPLE_PROMPT, { seed: options.seed ?? 0 });
-  log(
-    `model: ${model.name} (exact; ${model.components.length} components, ${channels}×${height}×${width})`,
-  );
-  const result = await model.info(image).given(EXAMPLE_PROMPT).samples(options.samples ?? 200)
-    .seed(options.seed ?? 0).perToken();
-  log(result.toString());
-  const rgb = chwToRgb(image, channels, height, width, { clamp: true }); // samples have noise past ±1
-  const scale = 16; // show 16×16 pictures at 256 px
-  const big = {
-    width: width * scale,
-    height: height * scale,
-    rgb: upscale(rgb, width, height, scale),
-  };
-  await writePng(join(out, "image.png"), await rgbToPng(big.rgb, big.width, big.height));
-  for (const token of result.tokens) {
-    const file = join(out, `${token.index}-${token.word}.png`);
-    await writePng(file, await overlayPng(big, token.map, { alpha: 0.6 }));
+  const seed = options.seed ?? 0;
+  const { model, image, prompt } = options.oracle
+    ? exampleScene(seed)
+    : await shapesScene(options.model ?? DEMO_MODEL.pathname, seed);
+  try {
+    const [channels, height, width] = model.shape;
+    log(`model: ${model.name} (${channels}×${height}×${width})`);
+    const result = await model.info(image).given(prompt).samples(options.samples ?? 100).seed(seed)
+      .perToken();
+    log(result.toString());
+    const scale = Math.max(1, Math.round(256 / width)); // show small pictures at ≥ 256 px
+    const rgb = chwToRgb(image, channels, height, width, { clamp: true }); // oracle samples pass ±1
+    const big = {
+      width: width * scale,
+      height: height * scale,
+      rgb: upscale(rgb, width, height, scale),
+    };
+    await writePng(join(out, "image.png"), await rgbToPng(big.rgb, big.width, big.height));
+    for (const token of result.tokens) {
+      const name = join(out, `${token.index}-${token.word}`);
+      await writePng(`${name}.png`, await overlayPng(big, token.map, { alpha: 0.6 }));
+      await writePng(
+        `${name}-map.png`,
+        await heatmapToPng(token.map, { width: big.width, height: big.height }),
+      );
+    }
+    await Deno.writeTextFile(join(out, "result.json"), JSON.stringify(result, null, 1));
+    log(
+      `wrote ${out}/image.png, per word an overlay and the map alone (${out}/<index>-<word>[-map].png), result.json`,
+    );
+    return result;
+  } finally {
+    await model.dispose();
   }
-  await Deno.writeTextFile(join(out, "result.json"), JSON.stringify(result, null, 1));
-  log(
-    `wrote ${out}/image.png, one heat-map overlay per word (${out}/<index>-<word>.png) and result.json`,
-  );
-  return result;
+}
+
+function exampleScene(seed: number): { model: Model; image: Float32Array; prompt: string } {
+  const model = exampleOracle();
+  return { model, image: model.sample(EXAMPLE_PROMPT, { seed }), prompt: EXAMPLE_PROMPT };
+}
+
+/** A two-object scene of the held-out test split (never seen in training) under a trained model. */
+async function shapesScene(
+  dir: string,
+  seed: number,
+): Promise<{ model: Model; image: Float32Array; prompt: string }> {
+  const model = await loadModel(dir, { device: "cpu" });
+  const world = shapesWorld({ seed: seed + 1, count: 20, split: "test" });
+  const scene = world.scenes.find((s) => s.objects.length === 2) ?? world.scenes[0];
+  return { model, image: scene.toData(), prompt: scene.caption };
 }
 
 /** Nearest-neighbour enlargement of an RGB image (so small pictures are visible). */

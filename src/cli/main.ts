@@ -12,8 +12,10 @@ import { InfoDiffError } from "../errors.ts";
 const USAGE = `usage: infodiff <command> [options]
 
 commands:
-  demo [--out DIR] [--samples N] [--seed S]   per-word information of a built-in example,
-                                              heat maps written as PNG under DIR (default out/demo)
+  demo [--out DIR] [--samples N] [--seed S] [--oracle | --model DIR]
+                                              per-word information of a held-out shapes scene under
+                                              the trained shapes-tiny model (--oracle: the exact
+                                              example oracle), heat maps as PNG under DIR (out/demo)
   info --model DIR --image FILE --prompt TEXT [--samples N] [--seed S] [--device auto|cuda|cpu]
        [--batch-size B] [--out DIR] [--json]   per-word information of an image under a Stable
                                               Diffusion ONNX export; overlays under --out
@@ -43,6 +45,7 @@ export async function main(args: string[]): Promise<number> {
       device: { type: "string" },
       "batch-size": { type: "string" },
       json: { type: "boolean" },
+      oracle: { type: "boolean" },
     },
   });
   const [command] = positionals;
@@ -64,6 +67,8 @@ export async function main(args: string[]): Promise<number> {
         out: values.out,
         samples: number("samples", values.samples),
         seed: number("seed", values.seed),
+        oracle: values.oracle,
+        model: values.model,
       });
       return 0;
     case "info": {
