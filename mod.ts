@@ -170,6 +170,7 @@ export {
   type Shard,
   type StudyOptions,
   type StudyProgress,
+  type StudyFailure,
   type StudyRecord,
   type StudyRun,
 } from "./src/studies/runner.ts";

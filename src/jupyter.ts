@@ -33,3 +33,19 @@ export function displayBundle(value: unknown): MimeBundle | undefined {
   const hook = (value as Record<symbol, unknown> | null)?.[Symbol.for("Jupyter.display")];
   return typeof hook === "function" ? hook.call(value) : undefined;
 }
+
+/**
+ * Escapes text for HTML display bundles.
+ *
+ * @example
+ * ```ts
+ * import { escapeHtml } from "./jupyter.ts";
+ * console.assert(escapeHtml('<a & "b">') === "&lt;a &amp; &quot;b&quot;&gt;");
+ * ```
+ */
+export function escapeHtml(text: string): string {
+  return text.replace(
+    /[&<>"]/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!,
+  );
+}

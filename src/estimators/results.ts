@@ -6,10 +6,7 @@
 import type { Heatmap } from "../images/heatmap.ts";
 import type { Estimate } from "./estimate.ts";
 
-import { displayBundle, JUPYTER_DISPLAY } from "../jupyter.ts";
-
-const escapeHtml = (text: string) =>
-  text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+import { displayBundle, escapeHtml, JUPYTER_DISPLAY } from "../jupyter.ts";
 
 /**
  * i(x; prompt) with its per-pixel decomposition.

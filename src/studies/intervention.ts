@@ -26,6 +26,7 @@
  *
  * @module
  */
+import type { StudyFailure } from "./runner.ts";
 import { supportsAttention } from "../attention/cross-attention.ts";
 import { wordAttention } from "../attention/word-attention.ts";
 import { InvalidArgumentError } from "../errors.ts";
@@ -33,7 +34,7 @@ import { conditionalInformation } from "../estimators/conditional-information.ts
 import type { EstimatorOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import type { ImageInput, Model } from "../models/model.ts";
 import { removeWord } from "../models/prompt.ts";
 import { bootstrap, pearson } from "../numerics/statistics.ts";
@@ -326,7 +327,7 @@ export class InterventionResult {
   constructor(
     readonly model: string,
     readonly items: readonly InterventionRow[],
-    readonly failures: readonly { id: string; error: string; kind: string }[],
+    readonly failures: readonly StudyFailure[],
     readonly resumed: number,
     readonly total: number,
     attentionRan: boolean,
@@ -410,10 +411,7 @@ export class InterventionResult {
   /** The table as text and HTML, with the scatter chart. */
   [JUPYTER_DISPLAY](): MimeBundle {
     const table = this.toString();
-    const escaped = table.replace(
-      /[&<>]/g,
-      (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]!,
-    );
+    const escaped = escapeHtml(table);
     let chart = "";
     try {
       chart = this.scatter().svg;

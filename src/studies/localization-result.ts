@@ -5,9 +5,10 @@
  *
  * @module
  */
+import type { StudyFailure } from "./runner.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Heatmap } from "../images/heatmap.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 import type { Chart } from "../plots/chart.ts";
 import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped-bars.ts";
@@ -127,11 +128,7 @@ export class LocalizationResult {
   /** one line per method */
   readonly summary: readonly LocalizationSummaryRow[];
   /** bad rows, skipped */
-  readonly failures: readonly {
-    readonly id: string;
-    readonly error: string;
-    readonly kind: string;
-  }[];
+  readonly failures: readonly StudyFailure[];
   /** rows found finished in the results file */
   readonly resumed: number;
   /** rows of this shard */
@@ -302,11 +299,4 @@ function fmt(v: number, width: number): string {
 
 function finite(v: number): number | undefined {
   return Number.isFinite(v) ? v : undefined;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"]/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!,
-  );
 }

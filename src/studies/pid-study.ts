@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { StudyFailure } from "./runner.ts";
 import type { ImageInput, Model } from "../models/model.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
@@ -50,7 +51,7 @@ export class PidStudyResult {
    */
   constructor(
     readonly rows: readonly PidStudyRow[],
-    readonly failures: readonly { id: string; error: string; kind: string }[],
+    readonly failures: readonly StudyFailure[],
   ) {}
 
   /** Flat table rows: one per (row, form, term). */

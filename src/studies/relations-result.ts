@@ -4,8 +4,9 @@
  *
  * @module
  */
+import type { StudyFailure } from "./runner.ts";
 import { InvalidArgumentError } from "../errors.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import type { Chart } from "../plots/chart.ts";
 import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped-bars.ts";
 import type { StudyRun } from "./runner.ts";
@@ -91,11 +92,7 @@ export class RelationsResult {
   /** good items: id and record */
   readonly items: readonly ({ readonly id: string } & RelationRecord)[];
   /** bad items, skipped */
-  readonly failures: readonly {
-    readonly id: string;
-    readonly error: string;
-    readonly kind: string;
-  }[];
+  readonly failures: readonly StudyFailure[];
   /** items found finished in the results file */
   readonly resumed: number;
   /** items of this shard */
@@ -211,11 +208,4 @@ function grouped(
   const groups = new Map<string, RelationRecord[]>();
   for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
   return [...groups].map(([name, members]) => accuracyOf(name, members));
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"]/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!,
-  );
 }

@@ -43,17 +43,27 @@ export interface StudyOptions {
   readonly onProgress?: (progress: StudyProgress) => void;
 }
 
+/** A bad row: its id, what was wrong, and the error's class name. */
+export interface StudyFailure {
+  /** the row's id */
+  readonly id: string;
+  /** the error message */
+  readonly error: string;
+  /** the error class, e.g. "PromptError" */
+  readonly kind: string;
+}
+
 /** One line of a results file. */
 export type StudyRecord<R> =
   | { readonly id: string; readonly ok: true; readonly result: R }
-  | { readonly id: string; readonly ok: false; readonly error: string; readonly kind: string };
+  | ({ readonly ok: false } & StudyFailure);
 
 /** Outcome of {@link runStudy}: every finished item of the shard, resumed ones included. */
 export interface StudyRun<R> {
   /** results of the good items, in item order */
   readonly results: { readonly id: string; readonly result: R }[];
   /** bad rows, with what was wrong */
-  readonly failures: { readonly id: string; readonly error: string; readonly kind: string }[];
+  readonly failures: StudyFailure[];
   /** items found finished in the results file (not recomputed) */
   readonly resumed: number;
   /** items of this shard */
