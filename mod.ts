@@ -168,9 +168,9 @@ export {
   formatProgress,
   runStudy,
   type Shard,
+  type StudyFailure,
   type StudyOptions,
   type StudyProgress,
-  type StudyFailure,
   type StudyRecord,
   type StudyRun,
 } from "./src/studies/runner.ts";
