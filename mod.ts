@@ -177,6 +177,7 @@ export {
 export {
   type PidRow,
   pidStudy,
+  type PidStudyOptions,
   PidStudyResult,
   type PidStudyRow,
 } from "./src/studies/pid-study.ts";

@@ -125,7 +125,14 @@ Deno.test("PID study: rows to a table, bad rows skipped, results resumable", asy
     { image, prompt: "a blue thing", wordA: "blue", wordB: "thing" },
   ];
   const file = await Deno.makeTempFile({ suffix: ".jsonl" });
-  const study = await pidStudy(model, rows, { samples: 20, results: file });
+  const progress: { done: number; total: number }[] = [];
+  const study = await pidStudy(model, rows, {
+    samples: 20,
+    results: file,
+    onProgress: (p) => progress.push({ done: p.done, total: p.total }),
+  });
+  // Progress counts rows, never the estimator's noise draws.
+  assert.deepEqual(progress, [{ done: 1, total: 3 }, { done: 2, total: 3 }, { done: 3, total: 3 }]);
   assert.equal(study.rows.length, 2);
   assert.equal(study.failures.length, 1);
   assert.match(study.failures[0].error, /"dog" is not in the prompt/);

@@ -4,13 +4,13 @@
  *
  * @module
  */
-import type { StudyFailure } from "./runner.ts";
 import type { ImageInput, Model } from "../models/model.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 import { JUPYTER_DISPLAY } from "../jupyter.ts";
 import { runStudy } from "./runner.ts";
-import type { StudyOptions } from "./runner.ts";
+import type { StudyFailure, StudyOptions } from "./runner.ts";
+import { rowSeed } from "./row-seed.ts";
 
 /** One row of a PID study. */
 export interface PidRow {
@@ -41,6 +41,12 @@ export interface PidStudyRow {
   /** conditional-form terms */
   readonly conditional: Record<string, { nats: number; se: number }>;
 }
+
+/**
+ * Options of {@link pidStudy}: the decomposition's options (each row gets its own draws, seeded
+ * from `seed` and the row's data and text) and the study runner's; `onProgress` reports rows.
+ */
+export type PidStudyOptions = Omit<PidOptions, "onProgress"> & StudyOptions;
 
 /** Result of {@link pidStudy}. */
 export class PidStudyResult {
@@ -104,14 +110,20 @@ export class PidStudyResult {
 export async function pidStudy(
   model: Model,
   rows: readonly PidRow[],
-  options: PidOptions & StudyOptions = {},
+  options: PidStudyOptions = {},
 ): Promise<PidStudyResult> {
+  const { results, shard, onProgress, ...pidOptions } = options;
   const idOf = (row: PidRow) => row.id ?? `${row.prompt}|${row.wordA}|${row.wordB}`;
   const run = await runStudy(rows, idOf, async (row) => {
     const data = await model.prepare(row.image);
-    const result = await partialInformation(model, data, row.prompt, row.wordA, row.wordB, options);
+    // Independent draws per row: one shared heavy draw would move every row the same way.
+    const seed = rowSeed(options.seed ?? 0, data, `${row.prompt}|${row.wordA}|${row.wordB}`);
+    const result = await partialInformation(model, data, row.prompt, row.wordA, row.wordB, {
+      ...pidOptions,
+      seed,
+    });
     return summariseRow(idOf(row), result);
-  }, options);
+  }, { results, shard, onProgress });
   return new PidStudyResult(run.results.map((r) => r.result), run.failures);
 }
 
