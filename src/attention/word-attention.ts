@@ -12,7 +12,7 @@ import {
   ModelRuntimeError,
   PromptError,
 } from "../errors.ts";
-import { drawBlocks, noisyData } from "../estimators/draws.ts";
+import { modelDrawBlocks, noisyData } from "../estimators/draws.ts";
 import { resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
@@ -117,16 +117,7 @@ async function gatherAtSampledLogSnr(
     batchSize: options.batchSize,
   });
   const condition = await model.encode(prompt);
-  const blocks = drawBlocks({
-    samples: resolved.samples,
-    seed: resolved.seed,
-    logSnr: resolved.logSnr,
-    size: data.length,
-    blockSize: resolved.batchSize,
-    sharedLogSnr: model.sharedLogSnr,
-    snap: model.snapLogSnr?.bind(model),
-  });
-  for (const block of blocks) {
+  for (const block of modelDrawBlocks(model, resolved, resolved.batchSize)) {
     await gather({
       noisy: noisyData(data, block),
       logSnr: block.logSnr,

@@ -11,7 +11,7 @@ import type { Condition, Model } from "../models/model.ts";
 import { shapeSize } from "../models/model.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { drawBlocks, noisyData } from "./draws.ts";
+import { modelDrawBlocks, noisyData } from "./draws.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorName, ResolvedOptions } from "./options.ts";
@@ -95,17 +95,7 @@ export async function estimateContrasts(
   const timing = { modelMs: 0, modelCalls: 0 };
   const blockOf = new Int32Array(n);
 
-  for (
-    const block of drawBlocks({
-      samples: n,
-      seed: options.seed,
-      logSnr: options.logSnr,
-      size: d,
-      blockSize,
-      sharedLogSnr: model.sharedLogSnr,
-      snap: model.snapLogSnr?.bind(model),
-    })
-  ) {
+  for (const block of modelDrawBlocks(model, options, blockSize)) {
     const predictions = await predictBlock(
       model,
       data,

@@ -6,6 +6,7 @@
  * @module
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
+import type { Model } from "../models/model.ts";
 import { sampleLogSnr } from "../numerics/log-snr.ts";
 import { Random } from "../numerics/random.ts";
 
@@ -72,6 +73,36 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
     const noise = noises.fillGaussian(new Float32Array(count * plan.size));
     yield { start, count, logSnr, weight, noise };
   }
+}
+
+/**
+ * The draws a model is evaluated on under resolved estimator options: the model's snapping and
+ * shared-α constraint applied, so every caller (estimators, attention) sees the same draws.
+ *
+ * @example
+ * ```ts
+ * import { modelDrawBlocks } from "./draws.ts";
+ * import { exampleOracle } from "../models/example.ts";
+ * import { resolveOptions } from "./options.ts";
+ * const model = exampleOracle();
+ * const blocks = [...modelDrawBlocks(model, resolveOptions(model, { samples: 4 }), 2)];
+ * console.assert(blocks.length === 2 && blocks[0].noise.length === 2 * 3 * 16 * 16);
+ * ```
+ */
+export function modelDrawBlocks(
+  model: Model,
+  options: { readonly samples: number; readonly seed: number; readonly logSnr: LogSnrSampling },
+  blockSize: number,
+): Generator<DrawBlock> {
+  return drawBlocks({
+    samples: options.samples,
+    seed: options.seed,
+    logSnr: options.logSnr,
+    size: model.shape[0] * model.shape[1] * model.shape[2],
+    blockSize,
+    sharedLogSnr: model.sharedLogSnr,
+    snap: model.snapLogSnr?.bind(model),
+  });
 }
 
 /**
