@@ -32,6 +32,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from clip_bpe import BYTE_ENCODER, encode_bytes
+import clip_bpe
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fixtures", "models")
 IMAGES = os.path.join(ROOT, "fixtures", "images")
@@ -54,42 +57,9 @@ FULL_PROMPTS = ["a red circle", "a photo of a big red dog on the green grass", "
 
 # ---------------------------------------------------------------- tokenizer (CLIP byte-level BPE)
 
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
 def bpe(word, ranks, used=None):
     """CLIP's BPE of one lower-case word; records the merges it applies in `used`."""
-    byte_encoder = bytes_to_unicode()
-    symbols = [byte_encoder[b] for b in word.encode("utf-8")]
-    symbols[-1] = symbols[-1] + "</w>"
-    while len(symbols) > 1:
-        pairs = [(symbols[i], symbols[i + 1]) for i in range(len(symbols) - 1)]
-        best = min(pairs, key=lambda p: ranks.get(p, float("inf")))
-        if best not in ranks:
-            break
-        if used is not None:
-            used.add(best)
-        merged = []
-        i = 0
-        while i < len(symbols):
-            if i < len(symbols) - 1 and (symbols[i], symbols[i + 1]) == best:
-                merged.append(symbols[i] + symbols[i + 1])
-                i += 2
-            else:
-                merged.append(symbols[i])
-                i += 1
-        symbols = merged
-    return symbols
+    return clip_bpe.bpe(encode_bytes(word), ranks, used)
 
 
 def build_tiny_tokenizer():
@@ -101,7 +71,7 @@ def build_tiny_tokenizer():
     for word in WORDS:
         bpe(word, ranks, used)
     merges = [m for m in all_merges if m in used]
-    byte_tokens = list(bytes_to_unicode().values())
+    byte_tokens = list(BYTE_ENCODER.values())
     vocab_list = byte_tokens + [t + "</w>" for t in byte_tokens]
     vocab_list += [a + b for a, b in merges]
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]

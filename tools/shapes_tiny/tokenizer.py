@@ -12,27 +12,17 @@ Usage: python3 tokenizer.py VOCABULARY_JSON OUT_DIR [--context-length N] [--vect
 import argparse
 import json
 import os
+import sys
 import unicodedata
+
+# The shared CLIP BPE lives one folder up (tools/clip_bpe.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from clip_bpe import BYTE_ENCODER, bpe, encode_bytes  # noqa: E402
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
 
 
-def bytes_to_unicode():
-    """GPT-2's reversible byte -> printable unicode map, in CLIP's order."""
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-BYTE_ENCODER = bytes_to_unicode()
 
 
 def _is_letter(ch):
@@ -78,28 +68,6 @@ def clean(text):
     return " ".join(text.split()).lower()
 
 
-def bpe(piece, ranks):
-    """CLIP's BPE on one byte-encoded piece; returns the list of symbols."""
-    word = list(piece[:-1]) + [piece[-1] + "</w>"]
-    while len(word) > 1:
-        pairs = [(word[k], word[k + 1]) for k in range(len(word) - 1)]
-        best = min(pairs, key=lambda p: ranks.get(p, float("inf")))
-        if best not in ranks:
-            break
-        first, second = best
-        merged = []
-        k = 0
-        while k < len(word):
-            if k < len(word) - 1 and word[k] == first and word[k + 1] == second:
-                merged.append(first + second)
-                k += 2
-            else:
-                merged.append(word[k])
-                k += 1
-        word = merged
-    return word
-
-
 def build_merges(words):
     """Merges so that CLIP's BPE turns every word into one symbol. Each word is simulated with the
     merges so far; while it ends in several symbols, the merge of its first two is appended. An
@@ -107,7 +75,7 @@ def build_merges(words):
     merges = []
     ranks = {}
     for word in words:
-        piece = "".join(BYTE_ENCODER[b] for b in word.encode("utf-8"))
+        piece = encode_bytes(word)
         while True:
             symbols = bpe(piece, ranks)
             if len(symbols) == 1:
@@ -143,7 +111,7 @@ class ShapesTokenizer:
             if piece in (BOS, EOS):
                 ids.append(self.encoder[piece])
                 continue
-            encoded = "".join(BYTE_ENCODER[b] for b in piece.encode("utf-8"))
+            encoded = encode_bytes(piece)
             ids.extend(self.encoder[s] for s in bpe(encoded, self.ranks))
         ids = ids[: self.context_length - 2]
         return [self.bos_id] + ids + [self.eos_id]
