@@ -71,6 +71,7 @@ export {
   type Contrast,
   type ContrastOutcome,
   type ContrastPlan,
+  contrastPlan,
   type ContrastResult,
   estimateContrasts,
 } from "./src/estimators/contrasts.ts";
@@ -79,7 +80,12 @@ export {
   conditionalInformation,
   type ConditionalOptions,
 } from "./src/estimators/conditional-information.ts";
-export { perTokenInformation, type PerTokenOptions } from "./src/estimators/per-token.ts";
+export {
+  perTokenInformation,
+  type PerTokenOptions,
+  perTokenPlan,
+  type PerTokenWord,
+} from "./src/estimators/per-token.ts";
 export { negativeLogLikelihood } from "./src/estimators/log-likelihood.ts";
 export {
   LogLikelihood,

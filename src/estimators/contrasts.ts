@@ -34,6 +34,30 @@ export interface ContrastPlan {
   readonly denoisingErrors?: readonly number[];
 }
 
+/**
+ * Builds a plan from (richer, poorer) prompt pairs: each distinct prompt is evaluated once, in
+ * first-seen order, and the contrasts come out in the order of the pairs.
+ *
+ * @example
+ * ```ts
+ * import { contrastPlan } from "./contrasts.ts";
+ * const plan = contrastPlan([["a red circle", ""], ["a red circle", "a circle"]]);
+ * console.assert(plan.prompts.length === 3 && plan.contrasts[1].without === 2);
+ * ```
+ */
+export function contrastPlan(pairs: readonly (readonly [string, string])[]): ContrastPlan {
+  const prompts: string[] = [];
+  const index = (p: string) => {
+    const found = prompts.indexOf(p);
+    return found >= 0 ? found : prompts.push(p) - 1;
+  };
+  const contrasts = pairs.map(([withPrompt, withoutPrompt]) => ({
+    with: index(withPrompt),
+    without: index(withoutPrompt),
+  }));
+  return { prompts, contrasts };
+}
+
 /** One estimated contrast: the scalar, its per-pixel map (summing to it) and the per-draw values. */
 export interface ContrastResult {
   /** the estimate in nats with its standard error */

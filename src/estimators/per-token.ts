@@ -5,7 +5,8 @@
  */
 import type { Model } from "../models/model.ts";
 import { promptWords, removeWord } from "../models/prompt.ts";
-import { estimateContrasts } from "./contrasts.ts";
+import { contrastPlan, estimateContrasts } from "./contrasts.ts";
+import type { ContrastPlan } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { PerTokenResult } from "./results.ts";
@@ -14,6 +15,48 @@ import { PerTokenResult } from "./results.ts";
 export interface PerTokenOptions extends EstimatorOptions {
   /** replace each word with this text instead of deleting it (the reference's editing uses "_") */
   readonly placeholder?: string;
+}
+
+/** One word of a per-token plan: the word, its position, and the prompt without it. */
+export interface PerTokenWord {
+  /** the word, lower-cased */
+  readonly word: string;
+  /** its position among the prompt's words */
+  readonly index: number;
+  /** the prompt with this occurrence removed (or replaced by the placeholder) */
+  readonly context: string;
+}
+
+/**
+ * The contrasts of a per-token decomposition: first i(x; prompt) against "", then for every word
+ * occurrence the full prompt against the prompt without that occurrence.
+ *
+ * @example
+ * ```ts
+ * import { perTokenPlan } from "./per-token.ts";
+ * const { words, plan } = perTokenPlan("a red a");
+ * console.assert(words[2].context === "a red" && plan.contrasts.length === 4);
+ * ```
+ */
+export function perTokenPlan(
+  prompt: string,
+  placeholder?: string,
+): { words: PerTokenWord[]; plan: ContrastPlan } {
+  const seen = new Map<string, number>();
+  const words = promptWords(prompt).map((w, index) => {
+    const occurrence = seen.get(w.word) ?? 0;
+    seen.set(w.word, occurrence + 1);
+    return {
+      word: w.word,
+      index,
+      context: removeWord(prompt, w.word, { occurrence, placeholder }),
+    };
+  });
+  const plan = contrastPlan([
+    [prompt, ""],
+    ...words.map((w) => [prompt, w.context] as const),
+  ]);
+  return { words, plan };
 }
 
 /**
@@ -37,36 +80,13 @@ export async function perTokenInformation(
   prompt: string,
   options: PerTokenOptions = {},
 ): Promise<PerTokenResult> {
-  const words = promptWords(prompt);
-  const prompts: string[] = [prompt, ""];
-  const indexOf = (p: string) => {
-    const found = prompts.indexOf(p);
-    return found >= 0 ? found : prompts.push(p) - 1;
-  };
-  const seen = new Map<string, number>();
-  const tokens = words.map((w, index) => {
-    const occurrence = seen.get(w.word) ?? 0;
-    seen.set(w.word, occurrence + 1);
-    const context = removeWord(prompt, w.word, { occurrence, placeholder: options.placeholder });
-    return { word: w.word, index, context, condition: indexOf(context) };
-  });
-  const outcome = await estimateContrasts(
-    model,
-    data,
-    {
-      prompts,
-      contrasts: [
-        { with: 0, without: 1 },
-        ...tokens.map((t) => ({ with: 0, without: t.condition })),
-      ],
-    },
-    resolveOptions(model, options),
-  );
+  const { words, plan } = perTokenPlan(prompt, options.placeholder);
+  const outcome = await estimateContrasts(model, data, plan, resolveOptions(model, options));
   const [total, ...perWord] = outcome.contrasts;
   return new PerTokenResult(
     prompt,
     total.estimate,
-    tokens.map((t, i) => ({
+    words.map((t, i) => ({
       word: t.word,
       index: t.index,
       context: t.context,

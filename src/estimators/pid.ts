@@ -13,7 +13,7 @@ import type { Model } from "../models/model.ts";
 import { normaliseWord, promptWords, removeWord } from "../models/prompt.ts";
 import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
-import { estimateContrasts } from "./contrasts.ts";
+import { contrastPlan, estimateContrasts } from "./contrasts.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
@@ -196,12 +196,8 @@ export async function partialInformation(
   const candidates = measure === "minimum" ? undefined : checkSpecific(measure, a, b);
 
   // Each form is a list of contrasts: I_A, I_B, I_AB, then candidate informations (specific).
-  const prompts: string[] = [];
-  const index = (p: string) => (prompts.includes(p) ? prompts.indexOf(p) : prompts.push(p) - 1);
-  const contrast = (withPrompt: string, withoutPrompt: string) => ({
-    with: index(withPrompt),
-    without: index(withoutPrompt),
-  });
+  const contrast = (withPrompt: string, withoutPrompt: string) =>
+    [withPrompt, withoutPrompt] as const;
   const forms = {
     plain: {
       context: "",
@@ -220,9 +216,11 @@ export async function partialInformation(
           [],
     },
   };
-  const plan = Object.values(forms).flatMap((f) => [...f.base, ...f.candidatesA, ...f.candidatesB]);
+  const plan = contrastPlan(
+    Object.values(forms).flatMap((f) => [...f.base, ...f.candidatesA, ...f.candidatesB]),
+  );
   const resolved = resolveOptions(model, options);
-  const outcome = await estimateContrasts(model, data, { prompts, contrasts: plan }, resolved);
+  const outcome = await estimateContrasts(model, data, plan, resolved);
 
   let offset = 0;
   const take = (count: number) => outcome.contrasts.slice(offset, offset += count);
