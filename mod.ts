@@ -23,7 +23,7 @@ export type {
   NoiseBatch,
   Shape,
 } from "./src/models/model.ts";
-export { shapeSize } from "./src/models/model.ts";
+export { checkModelData, shapeSize } from "./src/models/model.ts";
 export {
   logSumExp,
   type MixtureComponent,

@@ -6,18 +6,13 @@
  *
  * @module
  */
-import {
-  InvalidArgumentError,
-  InvalidImageError,
-  ModelRuntimeError,
-  PromptError,
-} from "../errors.ts";
+import { InvalidArgumentError, ModelRuntimeError, PromptError } from "../errors.ts";
 import { modelDrawBlocks, noisyData } from "../estimators/draws.ts";
 import { resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import type { Model, NoiseBatch } from "../models/model.ts";
-import { shapeSize } from "../models/model.ts";
+import { checkModelData } from "../models/model.ts";
 import { normaliseWord } from "../models/prompt.ts";
 import {
   type AttentionLayerMap,
@@ -81,7 +76,7 @@ export async function wordAttention(
   options: WordAttentionOptions = {},
 ): Promise<Heatmap> {
   const attentionModel = requireAttentionModel(model);
-  checkData(model, data);
+  checkModelData(model.shape, data, "data (from model.prepare(image))");
   const positions = wordTokenPositions(attentionModel, prompt, word);
   const at = options.at ?? "sampled";
   const maps = new LayerAccumulator(positions);
@@ -175,22 +170,6 @@ function wordTokenPositions(model: AttentionModel, prompt: string, word: string)
     );
   }
   return found.positions;
-}
-
-function checkData(model: Model, data: Float32Array): void {
-  const d = shapeSize(model.shape);
-  if (!(data instanceof Float32Array) || data.length !== d) {
-    const got = data instanceof Float32Array ? `${data.length} values` : typeof data;
-    throw new InvalidImageError(
-      `data must be the model's data (model.prepare(image)): a Float32Array of ${d} values ` +
-        `(${model.shape.join("×")}); got ${got}`,
-    );
-  }
-  for (let i = 0; i < d; i++) {
-    if (!Number.isFinite(data[i])) {
-      throw new InvalidImageError(`data value ${i} is ${data[i]}; expected finite values`);
-    }
-  }
 }
 
 /** Per layer: the word's attention summed over heads, sub-tokens and gathered items. */

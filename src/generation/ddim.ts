@@ -24,9 +24,9 @@
  *
  * @module
  */
-import { InvalidArgumentError, InvalidImageError, ModelRuntimeError } from "../errors.ts";
+import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
 import type { Condition, ImageInput, Model } from "../models/model.ts";
-import { shapeSize } from "../models/model.ts";
+import { checkModelData, shapeSize } from "../models/model.ts";
 import { Random } from "../numerics/random.ts";
 
 /** Options of {@link generate} and {@link generateFrom}. */
@@ -237,8 +237,9 @@ export async function ddimBatch(
   if (!Number.isFinite(guidance)) {
     throw new InvalidArgumentError(`guidance must be a finite number, got ${guidance}`);
   }
-  const d = shapeSize(model.shape);
-  const states = requests.map((r, i) => checkState(r.start, d, `request ${i} (${direction})`));
+  const states = requests.map((r, i) =>
+    checkModelData(model.shape, r.start, `request ${i} (${direction})`).slice()
+  );
   const conditions = await Promise.all(requests.map((r) => encodePrompt(model, r.prompt)));
   const nullCondition = guidance === 1 ? undefined : await encodePrompt(model, "");
   const levels = ladder.logSnr.length;
@@ -350,19 +351,6 @@ async function encodePrompt(model: Model, prompt: string): Promise<Condition> {
     throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
   }
   return await model.encode(prompt);
-}
-
-function checkState(state: Float32Array, d: number, what: string): Float32Array {
-  if (!(state instanceof Float32Array) || state.length !== d) {
-    const got = state instanceof Float32Array ? `${state.length} values` : typeof state;
-    throw new InvalidImageError(`${what}: expected a Float32Array of ${d} values, got ${got}`);
-  }
-  for (let j = 0; j < d; j++) {
-    if (!Number.isFinite(state[j])) {
-      throw new InvalidImageError(`${what}: value ${j} is ${state[j]}; expected finite numbers`);
-    }
-  }
-  return state.slice();
 }
 
 function checkSteps(steps: number): void {

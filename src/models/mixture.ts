@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { InvalidArgumentError, InvalidImageError, PromptError } from "../errors.ts";
+import { InvalidArgumentError, PromptError } from "../errors.ts";
 import { Random } from "../numerics/random.ts";
 import { createQuery } from "../query/query.ts";
 import { generate, invert } from "../generation/ddim.ts";
 import type { Query } from "../query/query.ts";
 import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
 import type { Condition, ImageInput, Model, NoiseBatch, Shape } from "./model.ts";
-import { shapeSize } from "./model.ts";
+import { checkModelData, shapeSize } from "./model.ts";
 import { promptWords } from "./prompt.ts";
 
 /** One isotropic Gaussian component N(mean, variance·I) and the words it carries. */
@@ -124,20 +124,7 @@ export function mixtureModel(spec: MixtureSpec): MixtureModel {
     return result;
   };
 
-  const checkData = (x: Float32Array, what: string) => {
-    if (!(x instanceof Float32Array) || x.length !== d) {
-      const got = x instanceof Float32Array ? `${x.length} values` : typeof x;
-      throw new InvalidImageError(
-        `${what}: expected a Float32Array of ${d} values (shape ${shape.join("×")}), got ${got}`,
-      );
-    }
-    for (let i = 0; i < d; i++) {
-      if (!Number.isFinite(x[i])) {
-        throw new InvalidImageError(`${what}: value ${i} is ${x[i]}; expected finite numbers`);
-      }
-    }
-    return x;
-  };
+  const checkData = (x: Float32Array, what: string) => checkModelData(shape, x, what);
 
   const model: MixtureModel = {
     name: spec.name ?? "mixture oracle",

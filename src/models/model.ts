@@ -5,6 +5,7 @@
  * @module
  */
 import type { Query } from "../query/query.ts";
+import { InvalidImageError } from "../errors.ts";
 import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
 
 /** Shape of one data item (an image, or a latent for latent diffusion): channels, height, width. */
@@ -84,7 +85,40 @@ export interface Model {
   invert?(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
 }
 
-/** Number of values in one datum of the given shape. */
+/**
+ * Number of values in one datum of the given shape.
+ *
+ * @example
+ * ```ts
+ * import { shapeSize } from "./model.ts";
+ * console.assert(shapeSize([4, 64, 64]) === 16384);
+ * ```
+ */
 export function shapeSize(shape: Shape): number {
   return shape[0] * shape[1] * shape[2];
+}
+
+/**
+ * Checks that data fit a model: a Float32Array of c·h·w finite values. Returns the data.
+ *
+ * @example
+ * ```ts
+ * import { checkModelData } from "./model.ts";
+ * checkModelData([1, 1, 2], new Float32Array([0, 1]), "image");
+ * ```
+ */
+export function checkModelData(shape: Shape, data: Float32Array, what: string): Float32Array {
+  const d = shapeSize(shape);
+  if (!(data instanceof Float32Array) || data.length !== d) {
+    const got = data instanceof Float32Array ? `${data.length} values` : typeof data;
+    throw new InvalidImageError(
+      `${what}: expected a Float32Array of ${d} values (shape ${shape.join("×")}), got ${got}`,
+    );
+  }
+  for (let i = 0; i < d; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new InvalidImageError(`${what}: value ${i} is ${data[i]}; expected finite numbers`);
+    }
+  }
+  return data;
 }
