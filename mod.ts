@@ -22,8 +22,8 @@ export type {
   Model,
   NoiseBatch,
   Shape,
-} from "./src/models/model.ts";
-export { checkModelData, shapeSize } from "./src/models/model.ts";
+} from "./src/models/denoiser.ts";
+export { checkModelData, shapeSize } from "./src/models/denoiser.ts";
 export {
   logSumExp,
   type MixtureComponent,
@@ -40,7 +40,7 @@ export {
   promptWords,
   removeWord,
   type RemoveWordOptions,
-} from "./src/models/prompt.ts";
+} from "./src/text/prompt.ts";
 export { Random } from "./src/numerics/random.ts";
 export {
   checkLogSnrSampling,
@@ -138,7 +138,7 @@ export {
   loadTokenizer,
   type TokenizedPrompt,
   type WordPositions,
-} from "./src/models/onnx/tokenizer.ts";
+} from "./src/models/sd/tokenizer.ts";
 export { loadModel, type LoadModelOptions } from "./src/models/onnx/load-model.ts";
 export type {
   Device,
@@ -150,12 +150,12 @@ export {
   NoiseSchedule,
   type PredictionType,
   type SchedulerConfig,
-} from "./src/models/onnx/schedule.ts";
+} from "./src/models/sd/schedule.ts";
 export { perTokenChart } from "./src/plots/per-token-chart.ts";
 export * from "./src/datasets/shapes/draw.ts";
 export * from "./src/datasets/shapes/caption.ts";
 export * from "./src/datasets/shapes/world.ts";
-export * from "./src/datasets/shapes/oracle.ts";
+export * from "./src/models/shapes-oracle.ts";
 export * from "./src/datasets/shapes/export.ts";
 export * from "./src/datasets/coco-mask.ts";
 export * from "./src/datasets/coco.ts";
@@ -235,7 +235,7 @@ export {
   crossAttentionLayers,
   readAttentionGraph,
   UNFUSED_EXPORT_HELP,
-} from "./src/attention/graph.ts";
+} from "./src/models/onnx/attention-graph.ts";
 export {
   type AttentionLayerMap,
   type AttentionModel,
@@ -243,8 +243,8 @@ export {
   predictWithAttention,
   requireAttentionModel,
   supportsAttention,
-} from "./src/attention/cross-attention.ts";
+} from "./src/models/onnx/cross-attention.ts";
 export { wordAttention, type WordAttentionOptions } from "./src/attention/word-attention.ts";
-export type { EditedUnet } from "./src/models/onnx/onnx-diffusion-model.ts";
+export type { EditedUnet } from "./src/models/onnx/onnx-denoiser.ts";
 export type { ItemOutput, UnetPrediction } from "./src/models/onnx/unet.ts";
 export * from "./src/studies/row-seed.ts";

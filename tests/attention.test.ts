@@ -10,8 +10,8 @@ import {
   addGraphOutputs,
   crossAttentionLayers,
   readAttentionGraph,
-} from "../src/attention/graph.ts";
-import { predictWithAttention, supportsAttention } from "../src/attention/cross-attention.ts";
+} from "../src/models/onnx/attention-graph.ts";
+import { predictWithAttention, supportsAttention } from "../src/models/onnx/cross-attention.ts";
 import { wordAttention } from "../src/attention/word-attention.ts";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../src/errors.ts";
 import { Heatmap } from "../src/images/heatmap.ts";

@@ -24,7 +24,7 @@ import assert from "node:assert/strict";
 import { drawShape } from "../src/datasets/shapes/draw.ts";
 import { Heatmap } from "../src/images/heatmap.ts";
 import { EXAMPLE_PROMPT, exampleOracle } from "../src/models/example.ts";
-import type { Model } from "../src/models/model.ts";
+import type { Model } from "../src/models/denoiser.ts";
 import {
   intervene,
   interveneOne,

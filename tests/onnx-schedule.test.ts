@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ModelLoadError } from "../src/errors.ts";
-import { betasFromConfig, NoiseSchedule, vToEpsilon } from "../src/models/onnx/schedule.ts";
+import { betasFromConfig, NoiseSchedule, vToEpsilon } from "../src/models/sd/schedule.ts";
 import { Random } from "../src/numerics/random.ts";
 
 const SD = {

@@ -4,7 +4,7 @@ import { readCocoIt } from "../src/datasets/coco-it.ts";
 import { readCocoInstances } from "../src/datasets/coco.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
-import { promptWords } from "../src/models/prompt.ts";
+import { promptWords } from "../src/text/prompt.ts";
 
 const world = shapesWorld({ seed: 4, count: 30, split: "test" });
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { SHAPES_ORACLE_VARIANCE, shapesOracle } from "../src/datasets/shapes/oracle.ts";
+import { SHAPES_ORACLE_VARIANCE, shapesOracle } from "../src/models/shapes-oracle.ts";
 import { type ShapesScene, shapesWorld } from "../src/datasets/shapes/world.ts";
-import { removeWord } from "../src/models/prompt.ts";
+import { removeWord } from "../src/text/prompt.ts";
 import { PromptError } from "../src/errors.ts";
 
 const world = shapesWorld({ seed: 21, count: 300 });

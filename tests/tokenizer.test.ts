@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
-import { ClipTokenizer, loadTokenizer } from "../src/models/onnx/tokenizer.ts";
+import { ClipTokenizer, loadTokenizer } from "../src/models/sd/tokenizer.ts";
 import { ModelLoadError } from "../src/errors.ts";
 import { Random } from "../src/numerics/random.ts";
 

@@ -11,9 +11,9 @@
  */
 import { parseArgs } from "node:util";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
-import { shapesOracle } from "../src/datasets/shapes/oracle.ts";
+import { shapesOracle } from "../src/models/shapes-oracle.ts";
 import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { Model } from "../src/models/model.ts";
+import type { Model } from "../src/models/denoiser.ts";
 import { pidStudy } from "../src/studies/pid-study.ts";
 import type { PidRow } from "../src/studies/pid-study.ts";
 import { meanWithError } from "../src/numerics/statistics.ts";

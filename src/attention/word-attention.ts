@@ -11,15 +11,15 @@ import { modelDrawBlocks, noisyData } from "../estimators/draws.ts";
 import { resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import type { Model, NoiseBatch } from "../models/model.ts";
-import { checkModelData } from "../models/model.ts";
-import { normaliseWord } from "../models/prompt.ts";
+import type { Model, NoiseBatch } from "../models/denoiser.ts";
+import { checkModelData } from "../models/denoiser.ts";
+import { normaliseWord } from "../text/prompt.ts";
 import {
   type AttentionLayerMap,
   type AttentionModel,
   predictWithAttention,
   requireAttentionModel,
-} from "./cross-attention.ts";
+} from "../models/onnx/cross-attention.ts";
 
 /** Options of {@link wordAttention}. */
 export interface WordAttentionOptions {

@@ -11,7 +11,7 @@ import { loadModel } from "../models/onnx/load-model.ts";
 import { shapesWorld } from "../datasets/shapes/world.ts";
 import { chwToRgb, heatmapToPng, overlayPng, rgbToPng, writePng } from "../images/png.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
-import type { Model } from "../models/model.ts";
+import type { Model } from "../models/denoiser.ts";
 
 /** Where the trained demo model lives, relative to the repository root. */
 export const DEMO_MODEL = new URL("../../fixtures/models/shapes-tiny/", import.meta.url);

@@ -12,7 +12,7 @@
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { DatasetError } from "../errors.ts";
-import { removeWord } from "../models/prompt.ts";
+import { removeWord } from "../text/prompt.ts";
 
 /** One COCO-IT row. */
 export interface CocoItRow {

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import type { Model } from "../models/model.ts";
-import { normaliseWord, promptWords, removeWord } from "../models/prompt.ts";
-import type { RemoveWordOptions } from "../models/prompt.ts";
+import type { Model } from "../models/denoiser.ts";
+import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
+import type { RemoveWordOptions } from "../text/prompt.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";

@@ -7,8 +7,8 @@
  * @module
  */
 import { ModelRuntimeError } from "../errors.ts";
-import type { Condition, Model } from "../models/model.ts";
-import { shapeSize } from "../models/model.ts";
+import type { Condition, Model } from "../models/denoiser.ts";
+import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { modelDrawBlocks, noisyData } from "./draws.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
-import type { Model } from "../models/model.ts";
+import type { Model } from "../models/denoiser.ts";
 import { sampleLogSnr } from "../numerics/log-snr.ts";
 import { Random } from "../numerics/random.ts";
 

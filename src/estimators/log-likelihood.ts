@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Model } from "../models/model.ts";
-import { shapeSize } from "../models/model.ts";
+import type { Model } from "../models/denoiser.ts";
+import { shapeSize } from "../models/denoiser.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";

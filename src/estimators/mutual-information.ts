@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Model } from "../models/model.ts";
+import type { Model } from "../models/denoiser.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling, defaultLogSnrSampling } from "../numerics/log-snr.ts";
-import type { Model } from "../models/model.ts";
+import type { Model } from "../models/denoiser.ts";
 
 /** The two forms of the pointwise information estimator (REFERENCE §2). */
 export type EstimatorName = "orthogonal" | "standard";

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Model } from "../models/model.ts";
-import { promptWords, removeWord } from "../models/prompt.ts";
+import type { Model } from "../models/denoiser.ts";
+import { promptWords, removeWord } from "../text/prompt.ts";
 import { contrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { ContrastPlan } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";

@@ -9,8 +9,8 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { JUPYTER_DISPLAY } from "../jupyter.ts";
-import type { Model } from "../models/model.ts";
-import { normaliseWord, promptWords, removeWord } from "../models/prompt.ts";
+import type { Model } from "../models/denoiser.ts";
+import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
 import { contrastPlan, estimateContrasts } from "./contrasts.ts";

@@ -25,8 +25,8 @@
  * @module
  */
 import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
-import type { Condition, ImageInput, Model } from "../models/model.ts";
-import { checkModelData, shapeSize } from "../models/model.ts";
+import type { Condition, ImageInput, Model } from "../models/denoiser.ts";
+import { checkModelData, shapeSize } from "../models/denoiser.ts";
 import { Random } from "../numerics/random.ts";
 
 /** Options of {@link generate} and {@link generateFrom}. */

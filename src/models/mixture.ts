@@ -10,9 +10,9 @@ import { createQuery } from "../query/query.ts";
 import { generate, invert } from "../generation/ddim.ts";
 import type { Query } from "../query/query.ts";
 import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
-import type { Condition, ImageInput, Model, NoiseBatch, Shape } from "./model.ts";
-import { checkModelData, shapeSize } from "./model.ts";
-import { promptWords } from "./prompt.ts";
+import type { Condition, ImageInput, Model, NoiseBatch, Shape } from "./denoiser.ts";
+import { checkModelData, shapeSize } from "./denoiser.ts";
+import { promptWords } from "../text/prompt.ts";
 
 /** One isotropic Gaussian component N(mean, variance·I) and the words it carries. */
 export interface MixtureComponent {

@@ -6,7 +6,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import type { LogSnrRange } from "../models/model.ts";
+import type { LogSnrRange } from "../models/denoiser.ts";
 import type { Random } from "./random.ts";
 
 /** Parameters of the truncated logistic: α = loc + scale·logit(u), u ~ U(σ(−clip), σ(clip)). */

@@ -6,7 +6,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import type { ImageInput, Model } from "../models/model.ts";
+import type { ImageInput, Model } from "../models/denoiser.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
@@ -17,7 +17,7 @@ import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/op
 import { checkEstimator, checkPositiveInteger } from "../estimators/options.ts";
 import { perTokenInformation } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
-import type { RemoveWordOptions } from "../models/prompt.ts";
+import type { RemoveWordOptions } from "../text/prompt.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 

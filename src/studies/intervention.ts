@@ -27,7 +27,7 @@
  * @module
  */
 import type { StudyFailure } from "./runner.ts";
-import { supportsAttention } from "../attention/cross-attention.ts";
+import { supportsAttention } from "../models/onnx/cross-attention.ts";
 import { wordAttention } from "../attention/word-attention.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
@@ -35,8 +35,8 @@ import type { EstimatorOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
-import type { ImageInput, Model } from "../models/model.ts";
-import { removeWord } from "../models/prompt.ts";
+import type { ImageInput, Model } from "../models/denoiser.ts";
+import { removeWord } from "../text/prompt.ts";
 import { bootstrap, pearson } from "../numerics/statistics.ts";
 import type { Chart } from "../plots/chart.ts";
 import { scatterPlot } from "../plots/scatter-plot.ts";

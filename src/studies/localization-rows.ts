@@ -18,7 +18,7 @@ import {
   readCocoInstances,
 } from "../datasets/coco.ts";
 import { type CocoItRow, readCocoIt } from "../datasets/coco-it.ts";
-import { promptWords } from "../models/prompt.ts";
+import { promptWords } from "../text/prompt.ts";
 import type { ShapesWorld } from "../datasets/shapes/world.ts";
 
 /** A binary ground-truth mask, row-major, with its size. */

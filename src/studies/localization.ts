@@ -21,8 +21,8 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { loadImagePixels } from "../images/load-image.ts";
-import type { ImageInput, Model } from "../models/model.ts";
-import { normaliseWord, promptWords, removeWord } from "../models/prompt.ts";
+import type { ImageInput, Model } from "../models/denoiser.ts";
+import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
@@ -114,7 +114,7 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
  * ```ts
  * import { localize } from "./localization.ts";
  * import { shapesLocalizationRows } from "./localization-rows.ts";
- * import { shapesOracle } from "../datasets/shapes/oracle.ts";
+ * import { shapesOracle } from "../models/shapes-oracle.ts";
  * import { shapesWorld } from "../datasets/shapes/world.ts";
  * const world = shapesWorld({ seed: 1, count: 6, maxObjects: 1 });
  * const result = await localize(shapesOracle(world), shapesLocalizationRows(world).slice(0, 2), {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ImageInput, Model } from "../models/model.ts";
+import type { ImageInput, Model } from "../models/denoiser.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 import { JUPYTER_DISPLAY } from "../jupyter.ts";

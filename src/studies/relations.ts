@@ -9,7 +9,7 @@
 import sharp from "sharp";
 import { InvalidImageError, PromptError } from "../errors.ts";
 import type { AroItem } from "../datasets/aro.ts";
-import type { ImageInput, Model } from "../models/model.ts";
+import type { ImageInput, Model } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import {
   type EstimatorOptions,

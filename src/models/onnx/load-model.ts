@@ -6,13 +6,13 @@
  */
 import { basename, join } from "node:path";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
-import { readModelFolder } from "./folder.ts";
-import { OnnxDiffusionModel } from "./onnx-diffusion-model.ts";
-import { NoiseSchedule } from "./schedule.ts";
+import { readModelFolder } from "../sd/folder.ts";
+import { OnnxDiffusionModel } from "./onnx-denoiser.ts";
+import { NoiseSchedule } from "../sd/schedule.ts";
 import { sessionFactory } from "./session.ts";
 import type { Device, OnnxModel } from "./onnx-model.ts";
 import { OnnxTextEncoder } from "./text-encoder.ts";
-import { loadTokenizer } from "./tokenizer.ts";
+import { loadTokenizer } from "../sd/tokenizer.ts";
 import { OnnxUnet } from "./unet.ts";
 import { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 

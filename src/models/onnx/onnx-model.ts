@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { Condition, ImageInput, LogSnrRange, Model } from "../model.ts";
+import type { Condition, ImageInput, LogSnrRange, Model } from "../denoiser.ts";
 import type { GenerateOptions, InvertOptions } from "../../generation/ddim.ts";
-import type { NoiseSchedule } from "./schedule.ts";
-import type { ClipTokenizer } from "./tokenizer.ts";
+import type { NoiseSchedule } from "../sd/schedule.ts";
+import type { ClipTokenizer } from "../sd/tokenizer.ts";
 
 /** Where the sessions run. `"auto"` tries CUDA, then falls back to the CPU with one warning. */
 export type Device = "auto" | "cuda" | "cpu" | "webgpu";

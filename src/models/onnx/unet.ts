@@ -8,7 +8,7 @@
 import { type InferenceSession, Tensor } from "onnxruntime-node";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
-import { type NoiseSchedule, vToEpsilon } from "./schedule.ts";
+import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";
 import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
 
 /** One UNet request: items share nothing but the model; each has its own timestep and text. */

@@ -6,17 +6,17 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
-import type { Model, NoiseBatch } from "../models/model.ts";
-import type { EditedUnet } from "../models/onnx/onnx-diffusion-model.ts";
-import type { ClipTokenizer } from "../models/onnx/tokenizer.ts";
-import type { UnetPrediction } from "../models/onnx/unet.ts";
+import { InvalidArgumentError, ModelRuntimeError } from "../../errors.ts";
+import type { Model, NoiseBatch } from "../denoiser.ts";
+import type { EditedUnet } from "./onnx-denoiser.ts";
+import type { ClipTokenizer } from "../sd/tokenizer.ts";
+import type { UnetPrediction } from "./unet.ts";
 import {
   addGraphOutputs,
   type AttentionGraph,
   crossAttentionLayers,
   readAttentionGraph,
-} from "./graph.ts";
+} from "./attention-graph.ts";
 
 /** What a model needs for attention maps (an `OnnxModel` from `loadModel` has it). */
 export interface AttentionModel extends Model {
@@ -69,8 +69,8 @@ const editedUnets = new WeakMap<object, Promise<HeldUnet>>();
  * @example
  * ```ts
  * import { supportsAttention } from "./cross-attention.ts";
- * import { exampleOracle } from "../models/example.ts";
- * import { loadModel } from "../models/onnx/load-model.ts";
+ * import { exampleOracle } from "../example.ts";
+ * import { loadModel } from "./load-model.ts";
  * console.assert(!supportsAttention(exampleOracle()));
  * const model = await loadModel("fixtures/models/attention-tiny", { device: "cpu" });
  * console.assert(supportsAttention(model));
@@ -93,7 +93,7 @@ export function supportsAttention(model: Model): boolean {
  * @example
  * ```ts
  * import { predictWithAttention } from "./cross-attention.ts";
- * import { loadModel } from "../models/onnx/load-model.ts";
+ * import { loadModel } from "./load-model.ts";
  * const model = await loadModel("fixtures/models/attention-tiny", { device: "cpu" });
  * const condition = await model.encode("a red circle");
  * const { layers } = await predictWithAttention(model, {
@@ -133,7 +133,7 @@ export async function predictWithAttention(
  * @example
  * ```ts
  * import { requireAttentionModel } from "./cross-attention.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../example.ts";
  * let refused = false;
  * try { requireAttentionModel(exampleOracle()); } catch { refused = true; }
  * console.assert(refused);

@@ -6,7 +6,7 @@
  * @module
  */
 import { ModelLoadError } from "../../errors.ts";
-import type { LogSnrRange } from "../model.ts";
+import type { LogSnrRange } from "../denoiser.ts";
 
 /** What the UNet predicts: the noise ε, or v = sqrt(ᾱ)·ε − sqrt(1−ᾱ)·x₀. */
 export type PredictionType = "epsilon" | "v_prediction";

@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
-import { promptWords } from "../prompt.ts";
+import { promptWords } from "../../text/prompt.ts";
 
 /** A prompt as token ids, and how many tokens did not fit the context. */
 export interface TokenizedPrompt {

@@ -24,13 +24,13 @@
  *
  * @module
  */
-import { PromptError } from "../../errors.ts";
-import { type MixtureCondition, type MixtureModel, mixtureModel } from "../../models/mixture.ts";
-import { promptWords } from "../../models/prompt.ts";
-import { createQuery, type Query } from "../../query/query.ts";
-import type { ImageInput } from "../../models/model.ts";
-import { COLOURS, RELATIONS, SHAPES, SIZES } from "./caption.ts";
-import type { ShapesScene, ShapesWorld } from "./world.ts";
+import { PromptError } from "../errors.ts";
+import { type MixtureCondition, type MixtureModel, mixtureModel } from "./mixture.ts";
+import { promptWords } from "../text/prompt.ts";
+import { createQuery, type Query } from "../query/query.ts";
+import type { ImageInput } from "./denoiser.ts";
+import { COLOURS, RELATIONS, SHAPES, SIZES } from "../datasets/shapes/caption.ts";
+import type { ShapesScene, ShapesWorld } from "../datasets/shapes/world.ts";
 
 /**
  * Default per-dimension variance of a component, 1e-3 (σ ≈ 0.032 in [−1, 1] units, 4 grey levels
@@ -65,8 +65,8 @@ export interface ShapesOracle extends MixtureModel {
  *
  * @example
  * ```ts
- * import { shapesOracle } from "./oracle.ts";
- * import { shapesWorld } from "./world.ts";
+ * import { shapesOracle } from "./shapes-oracle.ts";
+ * import { shapesWorld } from "../datasets/shapes/world.ts";
  * const oracle = shapesOracle(shapesWorld({ seed: 1, count: 50 }));
  * const scene = oracle.world.scenes[0];
  * // log p(x | its caption) − log p(x) > 0: the caption is informative about its own image

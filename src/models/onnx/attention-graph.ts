@@ -13,7 +13,7 @@
  * @module
  */
 import onnxProto from "onnx-proto";
-import { ModelLoadError } from "../errors.ts";
+import { ModelLoadError } from "../../errors.ts";
 
 const { onnx } = onnxProto;
 
@@ -67,7 +67,7 @@ export const UNFUSED_EXPORT_HELP: string =
  *
  * @example
  * ```ts
- * import { readAttentionGraph } from "./graph.ts";
+ * import { readAttentionGraph } from "./attention-graph.ts";
  * const path = "fixtures/models/attention-tiny/unet/model.onnx";
  * const graph = readAttentionGraph(Deno.readFileSync(path), path);
  * console.assert(graph.layers.length === 2 && graph.fused.length === 0);
@@ -109,7 +109,7 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
  *
  * @example
  * ```ts
- * import { crossAttentionLayers } from "./graph.ts";
+ * import { crossAttentionLayers } from "./attention-graph.ts";
  * const graph = { source: "unet/model.onnx", layers: [], fused: ['com.microsoft.MultiHeadAttention "a"'], externalData: false };
  * try { crossAttentionLayers(graph); } catch (error) { console.assert(String(error).includes("fused")); }
  * ```
@@ -143,7 +143,7 @@ export function crossAttentionLayers(graph: AttentionGraph): readonly CrossAtten
  *
  * @example
  * ```ts
- * import { addGraphOutputs, readAttentionGraph } from "./graph.ts";
+ * import { addGraphOutputs, readAttentionGraph } from "./attention-graph.ts";
  * import onnxProto from "onnx-proto";
  * const path = "fixtures/models/attention-tiny/unet/model.onnx";
  * const bytes = Deno.readFileSync(path);

@@ -90,7 +90,7 @@ export interface Model {
  *
  * @example
  * ```ts
- * import { shapeSize } from "./model.ts";
+ * import { shapeSize } from "./denoiser.ts";
  * console.assert(shapeSize([4, 64, 64]) === 16384);
  * ```
  */
@@ -103,7 +103,7 @@ export function shapeSize(shape: Shape): number {
  *
  * @example
  * ```ts
- * import { checkModelData } from "./model.ts";
+ * import { checkModelData } from "./denoiser.ts";
  * checkModelData([1, 1, 2], new Float32Array([0, 1]), "image");
  * ```
  */

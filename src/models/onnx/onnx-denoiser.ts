@@ -13,11 +13,11 @@ import {
   invert,
   type InvertOptions,
 } from "../../generation/ddim.ts";
-import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../model.ts";
-import type { NoiseSchedule } from "./schedule.ts";
+import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../denoiser.ts";
+import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { Device, OnnxCondition, OnnxModel, OnnxModelStats } from "./onnx-model.ts";
 import type { OnnxTextEncoder } from "./text-encoder.ts";
-import type { ClipTokenizer } from "./tokenizer.ts";
+import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { InferenceSession } from "onnxruntime-node";
 import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
