@@ -3,49 +3,37 @@
  * information between an image and a prompt, per pixel and per word, with standard errors
  * (Kong et al., ICLR 2024), on exact oracles and Stable Diffusion ONNX exports.
  *
+ * This is the one import a notebook needs. Native code loads only when used: onnxruntime on the
+ * first `loadModel`, sharp (libvips) on the first image decode or PNG. Narrower entry points:
+ * `./onnx`, `./studies`, `./plots`, `./datasets`.
+ *
  * @example
  * ```ts
  * import { exampleOracle, EXAMPLE_PROMPT } from "./mod.ts";
  * const model = exampleOracle();
  * const image = model.sample(EXAMPLE_PROMPT, { seed: 1 });
  * const result = await model.info(image).given(EXAMPLE_PROMPT).samples(20).perToken();
- * console.log(result.toString());
+ * console.assert(result.tokens.length === 6);
  * ```
  *
  * @module
  */
-export * from "./src/errors.ts";
-export type {
-  Condition,
-  ImageInput,
-  LogSnrRange,
-  Model,
-  NoiseBatch,
-  Shape,
-} from "./src/models/denoiser.ts";
-export { checkModelData, shapeSize } from "./src/models/denoiser.ts";
 export {
-  logSumExp,
-  type MixtureComponent,
-  type MixtureCondition,
-  type MixtureModel,
-  mixtureModel,
-  type MixtureSpec,
-  type SampleOptions,
-} from "./src/models/mixture.ts";
-export { EXAMPLE_PROMPT, exampleOracle } from "./src/models/example.ts";
-export {
-  normaliseWord,
-  type PromptWord,
-  promptWords,
-  removeWord,
-  type RemoveWordOptions,
-} from "./src/text/prompt.ts";
+  DatasetError,
+  InfoDiffError,
+  InvalidArgumentError,
+  InvalidImageError,
+  ModelLoadError,
+  ModelRuntimeError,
+  PromptError,
+} from "./src/errors.ts";
+export { displayBundle, escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "./src/jupyter.ts";
 export { Random } from "./src/numerics/random.ts";
 export {
   checkLogSnrSampling,
   defaultLogSnrSampling,
   logSnrInterval,
+  type LogSnrRange,
   type LogSnrSampling,
   logSnrWeight,
   REFERENCE_LOG_SNR,
@@ -59,8 +47,68 @@ export {
   meanWithError,
   pearson,
 } from "./src/numerics/statistics.ts";
+export {
+  normaliseWord,
+  type PromptWord,
+  promptWords,
+  removeWord,
+  type RemoveWordOptions,
+} from "./src/text/prompt.ts";
+export {
+  type AttentionLayerMap,
+  type AttentionPrediction,
+  checkModelData,
+  type Condition,
+  type CrossAttention,
+  type Denoiser,
+  type ImageInput,
+  type NoiseBatch,
+  type Shape,
+  shapeSize,
+  type TrainedSchedule,
+  type WordTokens,
+} from "./src/models/denoiser.ts";
+export {
+  logSumExp,
+  type MixtureComponent,
+  type MixtureCondition,
+  type MixtureDenoiser,
+  mixtureDenoiser,
+  type MixtureSpec,
+  type SampleOptions,
+} from "./src/models/mixture.ts";
+export { EXAMPLE_PROMPT, exampleDenoiser } from "./src/models/example.ts";
+export {
+  SHAPES_ORACLE_VARIANCE,
+  type ShapesDenoiser,
+  shapesDenoiser,
+  type ShapesOracleOptions,
+} from "./src/models/shapes-oracle.ts";
+export {
+  ClipTokenizer,
+  type ClipTokenizerConfig,
+  loadTokenizer,
+  type TokenizedPrompt,
+  type WordPositions,
+} from "./src/models/sd/tokenizer.ts";
+export {
+  betasFromConfig,
+  NoiseSchedule,
+  type PredictionType,
+  type SchedulerConfig,
+  vToEpsilon,
+} from "./src/models/sd/schedule.ts";
+export {
+  type Device,
+  DEVICES,
+  type OnnxCondition,
+  type OnnxDenoiser,
+  type OnnxModelStats,
+} from "./src/models/onnx/onnx-model.ts";
 export { Estimate } from "./src/estimators/estimate.ts";
 export {
+  checkEstimator,
+  checkPositiveInteger,
   type EstimatorName,
   type EstimatorOptions,
   type Progress,
@@ -93,8 +141,40 @@ export {
   PerTokenResult,
   type TokenInformation,
 } from "./src/estimators/results.ts";
-export { createQuery, Query, type QueryDescription } from "./src/query/query.ts";
-export { JUPYTER_DISPLAY, type MimeBundle } from "./src/jupyter.ts";
+export {
+  partialInformation,
+  type PidOptions,
+  PidResult,
+  type PidTerm,
+  type PidTerms,
+  type RedundancyMeasure,
+  type SpecificRedundancy,
+} from "./src/estimators/pid.ts";
+export {
+  DDIM_REFERENCE_RANGE,
+  ddimBatch,
+  type DdimLadder,
+  ddimLadder,
+  type DdimRequest,
+  generate,
+  generateFrom,
+  type GenerateOptions,
+  initialNoise,
+  invert,
+  type InvertOptions,
+  toPixels,
+} from "./src/generation/ddim.ts";
+export {
+  predictWithAttention,
+  requireAttention,
+  supportsAttention,
+} from "./src/attention/capability.ts";
+export { wordAttention, type WordAttentionOptions } from "./src/attention/word-attention.ts";
+export {
+  type AttentionProvider,
+  MODEL_ATTENTION,
+  studyAttention,
+} from "./src/attention/provider.ts";
 export {
   Heatmap,
   type HeatmapJSON,
@@ -115,61 +195,105 @@ export {
   rgbToPng,
   writePng,
 } from "./src/images/png.ts";
-export { Chart, type ChartPngOptions } from "./src/plots/chart.ts";
+export { createQuery, Query, type QueryDescription } from "./src/query/query.ts";
+export { createModel, isModel, type Model, type ModelVerbs } from "./src/query/model.ts";
 export {
-  type InformationBar,
-  informationBars,
-  type InformationBarsOptions,
-} from "./src/plots/information-bars.ts";
+  exampleOracle,
+  type MixtureModel,
+  mixtureModel,
+  type ShapesOracle,
+  shapesOracle,
+} from "./src/query/oracles.ts";
+export { loadModel, type OnnxModel } from "./src/query/load-model.ts";
+
 export {
-  heatmapPlot,
-  type HeatmapPlotOptions,
-  MAX_HEATMAP_CELLS,
-} from "./src/plots/heatmap-plot.ts";
+  cocoMask,
+  type CocoPolygons,
+  type CocoRle,
+  type CocoSegmentation,
+  maskBbox,
+  polygonMask,
+  rleDecode,
+  rleEncode,
+  rleFromString,
+  rleToString,
+} from "./src/datasets/coco-mask.ts";
 export {
-  scatterPlot,
-  type ScatterPlotOptions,
-  type ScatterPoint,
-} from "./src/plots/scatter-plot.ts";
-export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./src/plots/grouped-bars.ts";
+  categoryMask,
+  type CocoAnnotation,
+  type CocoCaption,
+  type CocoCaptions,
+  type CocoCategory,
+  type CocoImage,
+  type CocoInstances,
+  parseCocoCaptions,
+  parseCocoInstances,
+  readCocoCaptions,
+  readCocoInstances,
+  writeCocoCaptions,
+  writeCocoInstances,
+} from "./src/datasets/coco.ts";
 export {
-  ClipTokenizer,
-  type ClipTokenizerConfig,
-  loadTokenizer,
-  type TokenizedPrompt,
-  type WordPositions,
-} from "./src/models/sd/tokenizer.ts";
-export { loadModel, type LoadModelOptions } from "./src/models/onnx/load-model.ts";
-export type {
-  Device,
-  OnnxCondition,
-  OnnxModel,
-  OnnxModelStats,
-} from "./src/models/onnx/onnx-model.ts";
+  type AroItem,
+  type AroReadOptions,
+  parseAro,
+  readAro,
+  type VgAttributionRecord,
+  type VgRelationRecord,
+  writeAroVg,
+} from "./src/datasets/aro.ts";
 export {
-  NoiseSchedule,
-  type PredictionType,
-  type SchedulerConfig,
-} from "./src/models/sd/schedule.ts";
-export { perTokenChart } from "./src/plots/per-token-chart.ts";
-export * from "./src/datasets/shapes/draw.ts";
-export * from "./src/datasets/shapes/caption.ts";
-export * from "./src/datasets/shapes/world.ts";
-export * from "./src/models/shapes-oracle.ts";
-export * from "./src/datasets/shapes/export.ts";
-export * from "./src/datasets/coco-mask.ts";
-export * from "./src/datasets/coco.ts";
-export * from "./src/datasets/aro.ts";
-export * from "./src/datasets/coco-it.ts";
+  type CocoItRow,
+  cocoItRow,
+  formatCocoIt,
+  parseCocoIt,
+  readCocoIt,
+  writeCocoIt,
+} from "./src/datasets/coco-it.ts";
+export { drawShape, type ShapeName } from "./src/datasets/shapes/draw.ts";
 export {
-  partialInformation,
-  type PidOptions,
-  PidResult,
-  type PidTerm,
-  type PidTerms,
-  type RedundancyMeasure,
-  type SpecificRedundancy,
-} from "./src/estimators/pid.ts";
+  type CaptionObject,
+  COLOUR_RGB,
+  type ColourName,
+  COLOURS,
+  describeObject,
+  type RelationName,
+  RELATIONS,
+  SHAPES,
+  SHAPES_VOCABULARY,
+  shapesCaption,
+  type SizeName,
+  SIZES,
+} from "./src/datasets/shapes/caption.ts";
+export {
+  boxesApart,
+  type CentredBox,
+  hwcToChw,
+  relationBetween,
+  sceneKey,
+  type ShapesGeometry,
+  shapesGeometry,
+  type ShapesObject,
+  type ShapesScene,
+  type ShapesSplit,
+  type ShapesWorld,
+  shapesWorld,
+  type ShapesWorldOptions,
+} from "./src/datasets/shapes/world.ts";
+export {
+  exportShapesDataset,
+  SHAPES_CATEGORIES,
+  type ShapesExportSummary,
+} from "./src/datasets/shapes/export.ts";
+export {
+  findObject,
+  largestObject,
+  paletteLabels,
+  type RecognisedObject,
+  type RecogniseOptions,
+  shapeFromFill,
+} from "./src/datasets/shapes/recognise.ts";
+
 export {
   formatProgress,
   runStudy,
@@ -180,27 +304,45 @@ export {
   type StudyRecord,
   type StudyRun,
 } from "./src/studies/runner.ts";
+export { rowSeed } from "./src/studies/row-seed.ts";
 export {
-  type PidRow,
-  pidStudy,
-  type PidStudyOptions,
-  PidStudyResult,
-  type PidStudyRow,
-} from "./src/studies/pid-study.ts";
+  type GlobalThreshold,
+  iou,
+  PAPER_THRESHOLDS,
+  selectGlobalThreshold,
+  thresholdIous,
+} from "./src/studies/iou.ts";
 export {
-  DDIM_REFERENCE_RANGE,
-  ddimBatch,
-  type DdimLadder,
-  ddimLadder,
-  type DdimRequest,
-  generate,
-  generateFrom,
-  type GenerateOptions,
-  initialNoise,
-  invert,
-  type InvertOptions,
-  toPixels,
-} from "./src/generation/ddim.ts";
+  type CocoItLocalizationDataset,
+  cocoItRows,
+  type CocoLocalizationDataset,
+  cocoRows,
+  type GroundTruth,
+  type LocalizationDataset,
+  type LocalizationRow,
+  localizationRows,
+  shapesLocalizationRows,
+} from "./src/studies/localization-rows.ts";
+export {
+  LOCALIZATION_METHODS,
+  type LocalizationOptions,
+  localize,
+} from "./src/studies/localization.ts";
+export {
+  type LocalizationMaps,
+  type LocalizationMethod,
+  type LocalizationRecord,
+  LocalizationResult,
+  type LocalizationResultInit,
+  type LocalizationSummaryRow,
+} from "./src/studies/localization-result.ts";
+export { relations, type RelationsOptions } from "./src/studies/relations.ts";
+export {
+  type Accuracy,
+  binomialAccuracy,
+  type RelationRecord,
+  RelationsResult,
+} from "./src/studies/relations-result.ts";
 export {
   type Correlation,
   intervene,
@@ -214,37 +356,29 @@ export {
   type InterventionRow,
   type MethodCorrelations,
 } from "./src/studies/intervention.ts";
-export * from "./src/studies/iou.ts";
-export * from "./src/studies/localization.ts";
-export * from "./src/studies/localization-rows.ts";
-export * from "./src/studies/localization-result.ts";
-export * from "./src/studies/relations.ts";
-export * from "./src/studies/relations-result.ts";
 export {
-  findObject,
-  largestObject,
-  paletteLabels,
-  type RecognisedObject,
-  type RecogniseOptions,
-  shapeFromFill,
-} from "./src/datasets/shapes/recognise.ts";
+  type PidRow,
+  pidStudy,
+  type PidStudyOptions,
+  PidStudyResult,
+  type PidStudyRow,
+} from "./src/studies/pid-study.ts";
+
+export { Chart, type ChartPngOptions } from "./src/plots/chart.ts";
 export {
-  addGraphOutputs,
-  type AttentionGraph,
-  type CrossAttentionLayer,
-  crossAttentionLayers,
-  readAttentionGraph,
-  UNFUSED_EXPORT_HELP,
-} from "./src/models/onnx/attention-graph.ts";
+  type InformationBar,
+  informationBars,
+  type InformationBarsOptions,
+} from "./src/plots/information-bars.ts";
+export { perTokenChart } from "./src/plots/per-token-chart.ts";
 export {
-  type AttentionLayerMap,
-  type AttentionModel,
-  type AttentionPrediction,
-  predictWithAttention,
-  requireAttentionModel,
-  supportsAttention,
-} from "./src/models/onnx/cross-attention.ts";
-export { wordAttention, type WordAttentionOptions } from "./src/attention/word-attention.ts";
-export type { EditedUnet } from "./src/models/onnx/onnx-denoiser.ts";
-export type { ItemOutput, UnetPrediction } from "./src/models/onnx/unet.ts";
-export * from "./src/studies/row-seed.ts";
+  heatmapPlot,
+  type HeatmapPlotOptions,
+  MAX_HEATMAP_CELLS,
+} from "./src/plots/heatmap-plot.ts";
+export {
+  scatterPlot,
+  type ScatterPlotOptions,
+  type ScatterPoint,
+} from "./src/plots/scatter-plot.ts";
+export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./src/plots/grouped-bars.ts";

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import { Random } from "../src/numerics/random.ts";
 
 /** The 10-word prompt of the benchmark (every word is in the fixtures' tiny vocabulary). */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { exampleOracle } from "../src/models/example.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
 import { perTokenPlan } from "../src/estimators/per-token.ts";

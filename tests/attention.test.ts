@@ -11,14 +11,14 @@ import {
   crossAttentionLayers,
   readAttentionGraph,
 } from "../src/models/onnx/attention-graph.ts";
-import { predictWithAttention, supportsAttention } from "../src/models/onnx/cross-attention.ts";
+import { predictWithAttention, supportsAttention } from "../src/attention/capability.ts";
 import { wordAttention } from "../src/attention/word-attention.ts";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../src/errors.ts";
 import { Heatmap } from "../src/images/heatmap.ts";
-import { exampleOracle } from "../src/models/example.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
+import { loadModel } from "../src/query/load-model.ts";
 import { sessionFactory } from "../src/models/onnx/session.ts";
-import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { meanWithError } from "../src/numerics/statistics.ts";
 

@@ -17,9 +17,10 @@ import {
   invert,
   toPixels,
 } from "../src/generation/ddim.ts";
-import { EXAMPLE_PROMPT, exampleOracle } from "../src/models/example.ts";
-import { mixtureModel } from "../src/models/mixture.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
+import { EXAMPLE_PROMPT } from "../src/models/example.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
+import { loadModel } from "../src/query/load-model.ts";
 import { InvalidArgumentError, InvalidImageError } from "../src/errors.ts";
 import { meanOf, readTruth } from "./onnx-truth.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";

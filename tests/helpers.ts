@@ -1,6 +1,6 @@
 /** Small mixtures with known answers, shared by the estimator tests. */
-import { mixtureModel } from "../src/models/mixture.ts";
-import type { MixtureModel } from "../src/models/mixture.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
+import type { MixtureModel } from "../src/query/oracles.ts";
 
 /** A wide log-SNR range: the truncated tails contribute < 0.01 nats for these mixtures. */
 export const WIDE = { loc: 1, scale: 2, clip: 5 } as const;

@@ -23,8 +23,9 @@
 import assert from "node:assert/strict";
 import { drawShape } from "../src/datasets/shapes/draw.ts";
 import { Heatmap } from "../src/images/heatmap.ts";
-import { EXAMPLE_PROMPT, exampleOracle } from "../src/models/example.ts";
-import type { Model } from "../src/models/denoiser.ts";
+import { EXAMPLE_PROMPT } from "../src/models/example.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
+import type { Model } from "../src/query/model.ts";
 import {
   intervene,
   interveneOne,

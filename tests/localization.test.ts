@@ -1,16 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { iou, PAPER_THRESHOLDS, selectGlobalThreshold, thresholdIous } from "../src/studies/iou.ts";
-import { type AttentionProvider, localize } from "../src/studies/localization.ts";
+import type { AttentionProvider } from "../src/attention/provider.ts";
+import { localize } from "../src/studies/localization.ts";
 import { type LocalizationRow, shapesLocalizationRows } from "../src/studies/localization-rows.ts";
-import { shapesOracle } from "../src/models/shapes-oracle.ts";
+import { shapesOracle } from "../src/query/oracles.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { Heatmap } from "../src/images/heatmap.ts";
 import { loadImagePixels } from "../src/images/load-image.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
-import type { Model } from "../src/models/denoiser.ts";
-import { mixtureModel } from "../src/models/mixture.ts";
+import type { Model } from "../src/query/model.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
 
 // One-object scenes: the context ("a circle") leaves every scene with a circle, and the colour
 // word picks this image among them; the alternatives differ from the image where its object is

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mixtureModel } from "../src/models/mixture.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
 import { Random } from "../src/numerics/random.ts";
 import { InvalidArgumentError, InvalidImageError, PromptError } from "../src/errors.ts";
 import { colourShapeMixture } from "./helpers.ts";

@@ -6,7 +6,7 @@ import {
   ModelLoadError,
   ModelRuntimeError,
 } from "../src/errors.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
+import { loadModel } from "../src/query/load-model.ts";
 import { fixtureDir } from "./onnx-truth.ts";
 
 /** A scratch copy of a fixture folder that a test may break. */

@@ -14,8 +14,8 @@
  * error 2⁻¹¹ per value), which perturbs ‖ε̂_y − ε̂_c‖² systematically, not randomly.
  */
 import assert from "node:assert/strict";
-import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import {
   EXACT_FIXTURES,
   fixtureDir,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { OnnxModel } from "../src/models/onnx/onnx-model.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import { Random } from "../src/numerics/random.ts";
 import sharp from "sharp";
 import { InferenceSession, Tensor } from "onnxruntime-node";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mixtureModel } from "../src/models/mixture.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { assertWithin } from "./helpers.ts";
 

@@ -5,10 +5,10 @@ import { relations } from "../src/studies/relations.ts";
 import { binomialAccuracy } from "../src/studies/relations-result.ts";
 import { type AroItem, readAro } from "../src/datasets/aro.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
-import { shapesOracle } from "../src/models/shapes-oracle.ts";
+import { shapesOracle } from "../src/query/oracles.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { loadImagePixels } from "../src/images/load-image.ts";
-import { mixtureModel } from "../src/models/mixture.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 
 const pixels = (image: string) => loadImagePixels(image, 32, 32);

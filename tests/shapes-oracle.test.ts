@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { SHAPES_ORACLE_VARIANCE, shapesOracle } from "../src/models/shapes-oracle.ts";
+import { SHAPES_ORACLE_VARIANCE } from "../src/models/shapes-oracle.ts";
+import { shapesOracle } from "../src/query/oracles.ts";
 import { type ShapesScene, shapesWorld } from "../src/datasets/shapes/world.ts";
 import { removeWord } from "../src/text/prompt.ts";
 import { PromptError } from "../src/errors.ts";

@@ -17,10 +17,10 @@ import { existsSync } from "node:fs";
 import { ddimBatch, initialNoise, toPixels } from "../src/generation/ddim.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import type { ShapesScene } from "../src/datasets/shapes/world.ts";
-import { shapesOracle } from "../src/models/shapes-oracle.ts";
+import { shapesOracle } from "../src/query/oracles.ts";
 import { findObject, largestObject } from "../src/datasets/shapes/recognise.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { Model } from "../src/models/denoiser.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import type { Model } from "../src/query/model.ts";
 import { chwToRgb, rgbToPng, writePng } from "../src/images/png.ts";
 
 const { values } = parseArgs({

@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { COLOURS, SHAPES } from "../src/datasets/shapes/caption.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
+import { loadModel } from "../src/query/load-model.ts";
 import { formatProgress } from "../src/studies/runner.ts";
 import { intervene, type InterventionItem } from "../src/studies/intervention.ts";
 

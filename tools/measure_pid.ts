@@ -11,9 +11,9 @@
  */
 import { parseArgs } from "node:util";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
-import { shapesOracle } from "../src/models/shapes-oracle.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { Model } from "../src/models/denoiser.ts";
+import { shapesOracle } from "../src/query/oracles.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import type { Model } from "../src/query/model.ts";
 import { pidStudy } from "../src/studies/pid-study.ts";
 import type { PidRow } from "../src/studies/pid-study.ts";
 import { meanWithError } from "../src/numerics/statistics.ts";

@@ -20,16 +20,16 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
-import { shapesOracle } from "../src/models/shapes-oracle.ts";
+import { shapesOracle } from "../src/query/oracles.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { readAro } from "../src/datasets/aro.ts";
-import { loadModel } from "../src/models/onnx/load-model.ts";
-import type { Model } from "../src/models/denoiser.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import type { Model } from "../src/query/model.ts";
 import { localize } from "../src/studies/localization.ts";
 import { shapesLocalizationRows } from "../src/studies/localization-rows.ts";
 import { relations } from "../src/studies/relations.ts";
 import type { EstimatorName } from "../src/estimators/options.ts";
-import { supportsAttention } from "../src/models/onnx/cross-attention.ts";
+import { supportsAttention } from "../src/attention/capability.ts";
 import { wordAttention } from "../src/attention/word-attention.ts";
 
 const { values: args } = parseArgs({

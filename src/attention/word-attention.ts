@@ -11,15 +11,15 @@ import { modelDrawBlocks, noisyData } from "../estimators/draws.ts";
 import { resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import type { Model, NoiseBatch } from "../models/denoiser.ts";
+import type {
+  AttentionLayerMap,
+  CrossAttention,
+  Denoiser,
+  NoiseBatch,
+} from "../models/denoiser.ts";
 import { checkModelData } from "../models/denoiser.ts";
 import { normaliseWord } from "../text/prompt.ts";
-import {
-  type AttentionLayerMap,
-  type AttentionModel,
-  predictWithAttention,
-  requireAttentionModel,
-} from "../models/onnx/cross-attention.ts";
+import { requireAttention } from "./capability.ts";
 
 /** Options of {@link wordAttention}. */
 export interface WordAttentionOptions {
@@ -48,7 +48,7 @@ export interface WordAttentionOptions {
  * upsampled (bicubic) to the data resolution and min–max normalised to [0, 1]. Upsample the result
  * to the image size with `map.upsample(width, height)`.
  *
- * @param model an ONNX model from `loadModel` whose UNet has cross-attention Softmax nodes
+ * @param model a model whose backend exposes cross-attention (`loadModel` on an unfused export)
  * @param data the model data (`model.prepare(image)`), c·h·w values
  * @param prompt the prompt conditioning the UNet
  * @param word a word of the prompt (case-insensitive)
@@ -59,7 +59,7 @@ export interface WordAttentionOptions {
  * @example
  * ```ts
  * import { wordAttention } from "./word-attention.ts";
- * import { loadModel } from "../models/onnx/load-model.ts";
+ * import { loadModel } from "../query/load-model.ts";
  * const model = await loadModel("fixtures/models/attention-tiny", { device: "cpu" });
  * const data = new Float32Array(3 * 8 * 8);
  * const map = await wordAttention(model, data, "a red circle", "red", { samples: 4 });
@@ -69,26 +69,26 @@ export interface WordAttentionOptions {
  * ```
  */
 export async function wordAttention(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   word: string,
   options: WordAttentionOptions = {},
 ): Promise<Heatmap> {
-  const attentionModel = requireAttentionModel(model);
+  const attention = requireAttention(model);
   checkModelData(model.shape, data, "data (from model.prepare(image))");
-  const positions = wordTokenPositions(attentionModel, prompt, word);
+  const positions = wordTokenPositions(attention, prompt, word);
   const at = options.at ?? "sampled";
   const maps = new LayerAccumulator(positions);
   const gather = async (batch: NoiseBatch): Promise<Float32Array> => {
-    const prediction = await predictWithAttention(attentionModel, batch);
+    const prediction = await attention.predict(batch);
     for (const layers of prediction.layers) maps.add(layers);
     return prediction.noise;
   };
   if (at === "sampled") {
-    await gatherAtSampledLogSnr(attentionModel, data, prompt, options, gather);
+    await gatherAtSampledLogSnr(model, data, prompt, options, gather);
   } else if (at === "trajectory") {
-    await gatherAlongInversion(attentionModel, data, prompt, options, gather);
+    await gatherAlongInversion(model, data, prompt, options, gather);
   } else {
     throw new InvalidArgumentError(
       `unknown attention gathering at: "${at}"; expected "sampled" or "trajectory"`,
@@ -100,7 +100,7 @@ export async function wordAttention(
 
 /** Evaluates the UNet at the estimators' (α, ε) draws of the data. */
 async function gatherAtSampledLogSnr(
-  model: AttentionModel,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   options: WordAttentionOptions,
@@ -123,13 +123,13 @@ async function gatherAtSampledLogSnr(
 
 /** Runs the DDIM inversion of the data with a model whose every ε̂ call also gathers attention. */
 async function gatherAlongInversion(
-  model: AttentionModel,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   options: WordAttentionOptions,
   gather: (batch: NoiseBatch) => Promise<Float32Array>,
 ): Promise<void> {
-  const tapped: Model & { readonly schedule?: unknown } = {
+  const tapped: Denoiser = {
     name: model.name,
     shape: model.shape,
     logSnrRange: model.logSnrRange,
@@ -137,24 +137,23 @@ async function gatherAlongInversion(
     sharedLogSnr: model.sharedLogSnr,
     imageSize: model.imageSize,
     // the DDIM ladder follows the model's trained timesteps when it has a schedule
-    schedule: (model as { schedule?: unknown }).schedule,
+    schedule: model.schedule,
     snapLogSnr: model.snapLogSnr?.bind(model),
     encode: (text) => model.encode(text),
     predictNoise: gather,
     prepare: (image) => model.prepare(image),
-    info: (image) => model.info(image),
     dispose: () => Promise.resolve(),
   };
   await ddimBatch(tapped, [{ prompt, start: data }], "invert", { steps: options.steps ?? 50 });
 }
 
 /** Token positions (in the padded input ids) of the first occurrence of a word of the prompt. */
-function wordTokenPositions(model: AttentionModel, prompt: string, word: string): number[] {
+function wordTokenPositions(attention: CrossAttention, prompt: string, word: string): number[] {
   if (typeof prompt !== "string") {
     throw new PromptError(`prompt must be a string, got ${typeof prompt}`);
   }
   const target = normaliseWord(word);
-  const words = model.tokenizer.wordPositions(prompt);
+  const words = attention.wordTokens(prompt);
   const found = words.find((w) => w.word === target);
   if (!found) {
     throw new PromptError(
@@ -165,11 +164,11 @@ function wordTokenPositions(model: AttentionModel, prompt: string, word: string)
   }
   if (found.positions.length === 0) {
     throw new PromptError(
-      `"${word}" of the prompt "${prompt}" lies beyond the tokenizer's ${model.tokenizer.contextLength} ` +
+      `"${word}" of the prompt "${prompt}" lies beyond the tokenizer's ${attention.contextLength} ` +
         `tokens and was cut off; expected a word within the context`,
     );
   }
-  return found.positions;
+  return [...found.positions];
 }
 
 /** Per layer: the word's attention summed over heads, sub-tokens and gathered items. */

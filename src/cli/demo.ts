@@ -6,12 +6,13 @@
  * @module
  */
 import { join } from "node:path";
-import { EXAMPLE_PROMPT, exampleOracle } from "../models/example.ts";
-import { loadModel } from "../models/onnx/load-model.ts";
+import { EXAMPLE_PROMPT } from "../models/example.ts";
+import { exampleOracle } from "../query/oracles.ts";
+import { loadModel } from "../query/load-model.ts";
 import { shapesWorld } from "../datasets/shapes/world.ts";
 import { chwToRgb, heatmapToPng, overlayPng, rgbToPng, writePng } from "../images/png.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
-import type { Model } from "../models/denoiser.ts";
+import type { Model } from "../query/model.ts";
 
 /** Where the trained demo model lives, relative to the repository root. */
 export const DEMO_MODEL = new URL("../../fixtures/models/shapes-tiny/", import.meta.url);

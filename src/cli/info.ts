@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { loadModel } from "../models/onnx/load-model.ts";
+import { loadModel } from "../query/load-model.ts";
 import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import { heatmapToPng, overlayPng, writePng } from "../images/png.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
 import { estimateContrasts } from "./contrasts.ts";
@@ -20,7 +20,7 @@ export type ConditionalOptions = EstimatorOptions & RemoveWordOptions;
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { conditionalInformation } from "./conditional-information.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red", "circle"], mean: [1, 0], variance: 0.2 }, { words: ["blue", "circle"], mean: [0, 1], variance: 0.2 }] });
@@ -29,7 +29,7 @@ export type ConditionalOptions = EstimatorOptions & RemoveWordOptions;
  * ```
  */
 export async function conditionalInformation(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   word: string,

@@ -7,7 +7,7 @@
  * @module
  */
 import { ModelRuntimeError } from "../errors.ts";
-import type { Condition, Model } from "../models/denoiser.ts";
+import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
@@ -87,7 +87,7 @@ export interface ContrastOutcome {
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { resolveOptions } from "./options.ts";
  * import { estimateContrasts } from "./contrasts.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
@@ -99,7 +99,7 @@ export interface ContrastOutcome {
  * ```
  */
 export async function estimateContrasts(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   plan: ContrastPlan,
   options: ResolvedOptions,
@@ -179,7 +179,7 @@ export async function estimateContrasts(
  * gives access to the prediction of item `draw · K + condition`.
  */
 async function predictBlock(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   block: DrawBlock,
   conditions: readonly Condition[],

@@ -6,7 +6,7 @@
  * @module
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 import { sampleLogSnr } from "../numerics/log-snr.ts";
 import { Random } from "../numerics/random.ts";
 
@@ -82,7 +82,7 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
  * @example
  * ```ts
  * import { modelDrawBlocks } from "./draws.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * import { resolveOptions } from "./options.ts";
  * const model = exampleOracle();
  * const blocks = [...modelDrawBlocks(model, resolveOptions(model, { samples: 4 }), 2)];
@@ -90,7 +90,7 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
  * ```
  */
 export function modelDrawBlocks(
-  model: Model,
+  model: Denoiser,
   options: { readonly samples: number; readonly seed: number; readonly logSnr: LogSnrSampling },
   blockSize: number,
 ): Generator<DrawBlock> {

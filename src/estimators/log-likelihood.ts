@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
@@ -17,7 +17,7 @@ import { LogLikelihood } from "./results.ts";
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { negativeLogLikelihood } from "./log-likelihood.ts";
  * const model = mixtureModel({ shape: [1, 1, 1], components: [{ words: [], mean: [0], variance: 1 }] });
  * const r = await negativeLogLikelihood(model, new Float32Array([0.5]), "", { samples: 200 });
@@ -25,7 +25,7 @@ import { LogLikelihood } from "./results.ts";
  * ```
  */
 export async function negativeLogLikelihood(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   options: EstimatorOptions = {},

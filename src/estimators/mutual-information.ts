@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
@@ -15,7 +15,7 @@ import { PerPixelResult } from "./results.ts";
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { mutualInformation } from "./mutual-information.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red"], mean: [1, 0], variance: 0.2 }, { words: ["blue"], mean: [0, 1], variance: 0.2 }] });
@@ -24,7 +24,7 @@ import { PerPixelResult } from "./results.ts";
  * ```
  */
 export async function mutualInformation(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   options: EstimatorOptions = {},

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling, defaultLogSnrSampling } from "../numerics/log-snr.ts";
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 
 /** The two forms of the pointwise information estimator (REFERENCE §2). */
 export type EstimatorName = "orthogonal" | "standard";
@@ -59,12 +59,12 @@ const ESTIMATORS: readonly EstimatorName[] = ["orthogonal", "standard"];
  * @example
  * ```ts
  * import { resolveOptions } from "./options.ts";
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * const model = mixtureModel({ shape: [1, 1, 1], components: [{ words: [], mean: [0], variance: 1 }] });
  * console.assert(resolveOptions(model, { samples: 10 }).estimator === "orthogonal");
  * ```
  */
-export function resolveOptions(model: Model, options: EstimatorOptions = {}): ResolvedOptions {
+export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}): ResolvedOptions {
   const samples = options.samples ?? 100;
   checkPositiveInteger("samples", samples);
   const batchSize = options.batchSize ?? model.batchSize;
@@ -117,7 +117,7 @@ export function checkPositiveInteger(what: string, value: number): number {
   return value;
 }
 
-function resolveLogSnr(model: Model, given: Partial<LogSnrSampling> = {}): LogSnrSampling {
+function resolveLogSnr(model: Denoiser, given: Partial<LogSnrSampling> = {}): LogSnrSampling {
   const clip = given.clip ?? 3;
   const base = defaultLogSnrSampling(model.logSnrRange, clip);
   return checkLogSnrSampling({

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 import { promptWords, removeWord } from "../text/prompt.ts";
 import { contrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { ContrastPlan } from "./contrasts.ts";
@@ -66,7 +66,7 @@ export function perTokenPlan(
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { perTokenInformation } from "./per-token.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red", "circle"], mean: [1, 0], variance: 0.2 }, { words: ["blue", "circle"], mean: [0, 1], variance: 0.2 }] });
@@ -75,7 +75,7 @@ export function perTokenPlan(
  * ```
  */
 export async function perTokenInformation(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   options: PerTokenOptions = {},

@@ -9,7 +9,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { JUPYTER_DISPLAY } from "../jupyter.ts";
-import type { Model } from "../models/denoiser.ts";
+import type { Denoiser } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
@@ -169,7 +169,7 @@ export class PidResult {
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { partialInformation } from "./pid.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["sofa", "couch"], mean: [1, 0], variance: 0.2 }, { words: ["chair"], mean: [0, 1], variance: 0.2 }] });
@@ -178,7 +178,7 @@ export class PidResult {
  * ```
  */
 export async function partialInformation(
-  model: Model,
+  model: Denoiser,
   data: Float32Array,
   prompt: string,
   wordA: string,

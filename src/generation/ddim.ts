@@ -1,6 +1,6 @@
 /**
  * Deterministic DDIM sampling (η = 0) and DDIM inversion in a model's data space, on any
- * {@link Model}: the exact oracles and the ONNX Stable Diffusion backend alike.
+ * {@link Denoiser}: the exact oracles and the ONNX Stable Diffusion backend alike.
  *
  * One step from noise level s = σ(α) to s' (REFERENCE §2 parameterisation):
  * `x̂₀ = (z − √(1−s)·ε̂)/√s`, `z' = √s'·x̂₀ + √(1−s')·ε̂`. Generation walks the ladder of levels from
@@ -10,7 +10,7 @@
  * DDIMInverseScheduler), so it is exact only in the limit of many steps.
  *
  * The ladder of levels ({@link ddimLadder}):
- * - a model with a training schedule (`schedule`, as `OnnxModel` has): its trained timesteps with
+ * - a model with a training schedule (`Denoiser.schedule`, as the ONNX backend has): its trained timesteps with
  *   diffusers' DDIMScheduler "leading" spacing, `t_k = k·⌊T/steps⌋ + offset`, k = 0…steps−1, with
  *   `offset = 1` (Stable Diffusion's `steps_offset`) when ⌊T/steps⌋ > 1, else 0; the UNet is
  *   always evaluated at exactly those trained timesteps;
@@ -25,7 +25,7 @@
  * @module
  */
 import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
-import type { Condition, ImageInput, Model } from "../models/denoiser.ts";
+import type { Condition, Denoiser, ImageInput } from "../models/denoiser.ts";
 import { checkModelData, shapeSize } from "../models/denoiser.ts";
 import { Random } from "../numerics/random.ts";
 
@@ -71,12 +71,6 @@ export const DDIM_REFERENCE_RANGE: { readonly min: number; readonly max: number 
   max: 7,
 });
 
-/** What a model with a training schedule exposes (duck-typed: `OnnxModel.schedule`). */
-interface ScheduleLike {
-  readonly logSnr: Float64Array;
-  readonly length: number;
-}
-
 const sigmoid = (alpha: number) => 1 / (1 + Math.exp(-alpha));
 
 /**
@@ -85,14 +79,14 @@ const sigmoid = (alpha: number) => 1 / (1 + Math.exp(-alpha));
  * @example
  * ```ts
  * import { ddimLadder } from "./ddim.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const ladder = ddimLadder(exampleOracle(), 13);
  * console.assert(ladder.source === "log-snr grid" && ladder.logSnr[0] === 7 && ladder.logSnr[12] === -5);
  * ```
  */
-export function ddimLadder(model: Model, steps: number): DdimLadder {
+export function ddimLadder(model: Denoiser, steps: number): DdimLadder {
   checkSteps(steps);
-  const schedule = scheduleOf(model);
+  const schedule = model.schedule;
   if (schedule) {
     const T = schedule.length;
     if (steps > T) {
@@ -121,12 +115,12 @@ export function ddimLadder(model: Model, steps: number): DdimLadder {
  * @example
  * ```ts
  * import { initialNoise } from "./ddim.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const a = initialNoise(exampleOracle(), 3), b = initialNoise(exampleOracle(), 3);
  * console.assert(a.length === 3 * 16 * 16 && a.every((v, i) => v === b[i]));
  * ```
  */
-export function initialNoise(model: Model, seed = 0): Float32Array {
+export function initialNoise(model: Denoiser, seed = 0): Float32Array {
   if (!Number.isFinite(seed)) {
     throw new InvalidArgumentError(`seed must be a finite number, got ${seed}`);
   }
@@ -143,7 +137,7 @@ export function initialNoise(model: Model, seed = 0): Float32Array {
  * @example
  * ```ts
  * import { generate } from "./ddim.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
  * const x = await generate(model, "a red circle on the left", { steps: 20, seed: 1 });
  * // the oracle's red-circle-left picture has red (channel 0 high, channel 1 low) at (4, 8)
@@ -151,7 +145,7 @@ export function initialNoise(model: Model, seed = 0): Float32Array {
  * ```
  */
 export async function generate(
-  model: Model,
+  model: Denoiser,
   prompt: string,
   options: GenerateOptions = {},
 ): Promise<Float32Array> {
@@ -165,14 +159,14 @@ export async function generate(
  * @example
  * ```ts
  * import { generateFrom, initialNoise } from "./ddim.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
  * const x = await generateFrom(model, initialNoise(model, 2), "a blue square on the top", { steps: 20 });
  * console.assert(x.length === 3 * 16 * 16);
  * ```
  */
 export async function generateFrom(
-  model: Model,
+  model: Denoiser,
   xT: Float32Array,
   prompt: string,
   options: GenerateOptions = {},
@@ -189,7 +183,8 @@ export async function generateFrom(
  * @example
  * ```ts
  * import { generateFrom, invert } from "./ddim.ts";
- * import { exampleOracle, EXAMPLE_PROMPT } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * import { EXAMPLE_PROMPT } from "../models/example.ts";
  * const model = exampleOracle();
  * const x = model.sample(EXAMPLE_PROMPT, { seed: 1 });
  * const xT = await invert(model, x, EXAMPLE_PROMPT, { steps: 50 });
@@ -199,7 +194,7 @@ export async function generateFrom(
  * ```
  */
 export async function invert(
-  model: Model,
+  model: Denoiser,
   image: ImageInput,
   prompt: string,
   options: InvertOptions = {},
@@ -217,7 +212,7 @@ export async function invert(
  * @example
  * ```ts
  * import { ddimBatch, initialNoise } from "./ddim.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
  * const out = await ddimBatch(model, [
  *   { prompt: "a red circle on the left", start: initialNoise(model, 1) },
@@ -227,7 +222,7 @@ export async function invert(
  * ```
  */
 export async function ddimBatch(
-  model: Model,
+  model: Denoiser,
   requests: readonly DdimRequest[],
   direction: "generate" | "invert",
   options: GenerateOptions | InvertOptions = {},
@@ -262,22 +257,21 @@ export async function ddimBatch(
 }
 
 /**
- * Model data → CHW pixels in [−1, 1] (approximately: samples may overshoot slightly): the model's
+ * Denoiser data → CHW pixels in [−1, 1] (approximately: samples may overshoot slightly): the model's
  * `decode` (the VAE decoder of an ONNX export, identity for pixel space) when it has one, else the
  * data themselves, which are pixels for the oracles.
  *
  * @example
  * ```ts
  * import { toPixels } from "./ddim.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
  * const pixels = await toPixels(model, model.sample("a red circle on the left"));
  * console.assert(pixels.length === 3 * 16 * 16);
  * ```
  */
-export async function toPixels(model: Model, data: Float32Array): Promise<Float32Array> {
-  const decode = (model as { decode?: (data: Float32Array) => Promise<Float32Array> }).decode;
-  if (typeof decode === "function") return await decode.call(model, data);
+export async function toPixels(model: Denoiser, data: Float32Array): Promise<Float32Array> {
+  if (model.decode) return await model.decode(data);
   const channels = model.shape[0];
   if (channels !== 1 && channels !== 3) {
     throw new InvalidArgumentError(
@@ -300,7 +294,7 @@ function ddimStep(z: Float32Array, eps: Float32Array, from: number, to: number):
 
 /** ε̂ of every state at α (guided when a null condition is given), in batches of the model's size. */
 async function predictAll(
-  model: Model,
+  model: Denoiser,
   states: readonly Float32Array[],
   alpha: number,
   conditions: readonly Condition[],
@@ -346,7 +340,7 @@ async function predictAll(
   });
 }
 
-async function encodePrompt(model: Model, prompt: string): Promise<Condition> {
+async function encodePrompt(model: Denoiser, prompt: string): Promise<Condition> {
   if (typeof prompt !== "string") {
     throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
   }
@@ -357,9 +351,4 @@ function checkSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) {
     throw new InvalidArgumentError(`steps must be a positive integer, got ${steps}`);
   }
-}
-
-function scheduleOf(model: Model): ScheduleLike | undefined {
-  const schedule = (model as { schedule?: ScheduleLike }).schedule;
-  return schedule && schedule.logSnr instanceof Float64Array ? schedule : undefined;
 }

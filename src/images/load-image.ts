@@ -5,11 +5,12 @@
  *
  * @module
  */
-import sharp from "sharp";
+import type sharpType from "sharp";
+import { loadSharp } from "./sharp.ts";
 import { InvalidImageError } from "../errors.ts";
 
 /** A sharp image pipeline (`sharp(...)`). */
-export type SharpImage = ReturnType<typeof sharp>;
+export type SharpImage = ReturnType<typeof sharpType>;
 
 /** What {@link loadImagePixels} accepts: a file path, PNG/JPEG bytes or a sharp instance. */
 export type ImageSource = string | Uint8Array | SharpImage;
@@ -32,12 +33,12 @@ export async function loadImagePixels(
   const name = describeInput(image);
   let pipeline: SharpImage;
   if (typeof image === "string") {
-    pipeline = sharp(image);
+    pipeline = (await loadSharp())(image);
   } else if (image instanceof Uint8Array) {
     if (image.length === 0) {
       throw new InvalidImageError(`image ${name} is empty; expected PNG or JPEG bytes`);
     }
-    pipeline = sharp(image);
+    pipeline = (await loadSharp())(image);
   } else if (isSharp(image)) {
     pipeline = image.clone();
   } else {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import sharp from "sharp";
+import { loadSharp } from "./sharp.ts";
 import { dirname } from "node:path";
 import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 import { applyColormap, type ColormapName } from "./colormap.ts";
@@ -80,7 +80,8 @@ export async function rgbToPng(
       }`,
     );
   }
-  const buffer = await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const buffer = await (await loadSharp())(rgb, { raw: { width, height, channels: 3 } }).png()
+    .toBuffer();
   return new Uint8Array(buffer);
 }
 

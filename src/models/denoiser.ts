@@ -1,23 +1,18 @@
 /**
- * The one small interface every backend implements: the exact oracles, the ONNX Stable Diffusion
- * backend and the trained shapes model all look the same to the estimators.
+ * The backend contract. A {@link Denoiser} is what a backend implements (the exact oracles, the
+ * ONNX Stable Diffusion backend, the trained shapes model): a noise predictor with its shape,
+ * trained range and prompt encoder. It knows nothing of queries or DDIM; the user-facing `Model`
+ * (src/query/model.ts) wraps any denoiser with `info`, `generate` and `invert`.
  *
  * @module
  */
-import type { Query } from "../query/query.ts";
 import { InvalidImageError } from "../errors.ts";
-import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
+import type { LogSnrRange } from "../numerics/log-snr.ts";
+
+export type { LogSnrRange } from "../numerics/log-snr.ts";
 
 /** Shape of one data item (an image, or a latent for latent diffusion): channels, height, width. */
 export type Shape = readonly [channels: number, height: number, width: number];
-
-/** The closed interval of log-SNR values a model was trained on. */
-export interface LogSnrRange {
-  /** lowest trained log-SNR (most noise) */
-  readonly min: number;
-  /** highest trained log-SNR (least noise) */
-  readonly max: number;
-}
 
 /**
  * A prompt after the model has encoded it (text-encoder output, or for the oracle the set of known
@@ -44,18 +39,74 @@ export interface NoiseBatch {
  */
 export type ImageInput = Float32Array | string | Uint8Array | { toBuffer: unknown };
 
+/** A discrete training schedule: the log-SNR of every trained timestep t at index t. */
+export interface TrainedSchedule {
+  /** α_t for t = 0…T−1 */
+  readonly logSnr: Float64Array;
+  /** T, the number of trained timesteps */
+  readonly length: number;
+}
+
+/** One cross-attention layer's probabilities for one item. */
+export interface AttentionLayerMap {
+  /** the layer's name in the backend (an ONNX Softmax node) */
+  readonly node: string;
+  /** number of heads */
+  readonly heads: number;
+  /** rows of the layer's spatial grid */
+  readonly height: number;
+  /** columns of the layer's spatial grid */
+  readonly width: number;
+  /** tokens attended to (the context length) */
+  readonly tokens: number;
+  /** probabilities [heads, height·width, tokens], row-major */
+  readonly probs: Float32Array;
+}
+
+/** ε̂ and, per item, every cross-attention layer's probabilities. */
+export interface AttentionPrediction {
+  /** noise predictions, item-major */
+  readonly noise: Float32Array;
+  /** per item, per layer (backend order) */
+  readonly layers: readonly (readonly AttentionLayerMap[])[];
+}
+
+/** A prompt word and the positions of its sub-tokens in the text encoder's context. */
+export interface WordTokens {
+  /** the normalised word */
+  readonly word: string;
+  /** its sub-token positions (empty when the context cut it off) */
+  readonly positions: readonly number[];
+}
+
 /**
- * A text-conditional denoising diffusion model in the variance-preserving parameterisation
- * `x_α = sqrt(σ(α))·x + sqrt(σ(−α))·ε`.
+ * The backend-neutral cross-attention capability (DAAM-style baselines read it). A backend that
+ * can expose its cross-attention probabilities implements it; the others leave
+ * `Denoiser.attention` undefined.
  */
-export interface Model {
+export interface CrossAttention {
+  /** tokens in the text encoder's context (77 for CLIP) */
+  readonly contextLength: number;
+  /** whether the maps can be read (e.g. false for a fused-attention export) */
+  supported(): boolean;
+  /** every word of the prompt, in order, with its sub-token positions */
+  wordTokens(prompt: string): readonly WordTokens[];
+  /** ε̂ for the batch (as `predictNoise`) plus each item's cross-attention probabilities */
+  predict(batch: NoiseBatch): Promise<AttentionPrediction>;
+}
+
+/**
+ * What a backend implements: a text-conditional denoiser in the variance-preserving
+ * parameterisation `x_α = sqrt(σ(α))·x + sqrt(σ(−α))·ε`. Estimators and studies take a Denoiser.
+ */
+export interface Denoiser {
   /** a short human-readable name */
   readonly name: string;
   /** shape of the data the model denoises (c, h, w) */
   readonly shape: Shape;
   /** trained log-SNR range, if the model has one (sets the default log-SNR sampling) */
   readonly logSnrRange?: LogSnrRange;
-  /** preferred number of items per {@link Model.predictNoise} call */
+  /** preferred number of items per {@link Denoiser.predictNoise} call */
   readonly batchSize: number;
   /**
    * True when one call can only evaluate one noise level (a scalar timestep input). The estimators
@@ -64,6 +115,10 @@ export interface Model {
   readonly sharedLogSnr: boolean;
   /** image size that maps are upsampled to for display (latent models); absent: the data size */
   readonly imageSize?: { readonly width: number; readonly height: number };
+  /** the discrete training schedule, if any (DDIM then steps on trained timesteps) */
+  readonly schedule?: TrainedSchedule;
+  /** cross-attention probabilities, for backends that can expose them */
+  readonly attention?: CrossAttention;
   /**
    * Maps a continuous log-SNR to the one the model really evaluates (the nearest trained timestep).
    * The estimators noise the data at the snapped value, so noise level and timestep always agree.
@@ -75,14 +130,10 @@ export interface Model {
   predictNoise(batch: NoiseBatch): Promise<Float32Array>;
   /** Turns an image input into validated model data (length c·h·w), e.g. a VAE latent. */
   prepare(image: ImageInput): Promise<Float32Array>;
-  /** Starts a lazy information query about an image: `model.info(x).given(prompt).total()`. */
-  info(image: ImageInput): Query;
+  /** Model data → CHW pixels in [−1, 1], for models whose data are not pixels (a VAE decoder). */
+  decode?(data: Float32Array): Promise<Float32Array>;
   /** Releases native resources (ONNX sessions). Safe to call twice. */
   dispose(): Promise<void>;
-  /** DDIM (η = 0) sample in data space from a prompt (`generate` in src/generation/ddim.ts). */
-  generate?(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
-  /** Deterministic DDIM inversion of an image to x_T (`invert` in src/generation/ddim.ts). */
-  invert?(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
 }
 
 /**

@@ -8,8 +8,8 @@ import { drawShape } from "../datasets/shapes/draw.ts";
 import type { ShapeName } from "../datasets/shapes/draw.ts";
 import { COLOUR_RGB } from "../datasets/shapes/caption.ts";
 import type { ColourName } from "../datasets/shapes/caption.ts";
-import { mixtureModel } from "./mixture.ts";
-import type { MixtureComponent, MixtureModel } from "./mixture.ts";
+import { mixtureDenoiser } from "./mixture.ts";
+import type { MixtureComponent, MixtureDenoiser } from "./mixture.ts";
 
 /** The example's prompt: three informative words (red, circle, left) and three that carry nothing. */
 export const EXAMPLE_PROMPT = "a red circle on the left";
@@ -17,18 +17,18 @@ export const EXAMPLE_PROMPT = "a red circle on the left";
 const PLACES = { left: [0.27, 0.5], right: [0.73, 0.5], top: [0.5, 0.27], bottom: [0.5, 0.73] };
 
 /**
- * The example oracle: 3 colours × 3 shapes × 4 places (left, right, top, bottom), each a narrow
+ * The example oracle's denoiser (`exampleOracle` wraps it as a Model): 3 colours × 3 shapes × 4 places (left, right, top, bottom), each a narrow
  * Gaussian around the rendered picture (3×size×size, values in [−1, 1]) carrying its three words.
  *
  * @example
  * ```ts
- * import { exampleOracle, EXAMPLE_PROMPT } from "./example.ts";
- * const model = exampleOracle();
+ * import { exampleDenoiser, EXAMPLE_PROMPT } from "./example.ts";
+ * const model = exampleDenoiser();
  * const image = model.sample(EXAMPLE_PROMPT, { seed: 1 });
  * console.assert(image.length === 3 * 16 * 16);
  * ```
  */
-export function exampleOracle(size = 16, variance = 0.05): MixtureModel {
+export function exampleDenoiser(size = 16, variance = 0.05): MixtureDenoiser {
   const colours: ColourName[] = ["red", "green", "blue"];
   const shapes: ShapeName[] = ["circle", "square", "triangle"];
   const components: MixtureComponent[] = [];
@@ -45,5 +45,5 @@ export function exampleOracle(size = 16, variance = 0.05): MixtureModel {
       }
     }
   }
-  return mixtureModel({ shape: [3, size, size], components, name: "example oracle (shapes)" });
+  return mixtureDenoiser({ shape: [3, size, size], components, name: "example oracle (shapes)" });
 }

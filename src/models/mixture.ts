@@ -6,11 +6,7 @@
  */
 import { InvalidArgumentError, PromptError } from "../errors.ts";
 import { Random } from "../numerics/random.ts";
-import { createQuery } from "../query/query.ts";
-import { generate, invert } from "../generation/ddim.ts";
-import type { Query } from "../query/query.ts";
-import type { GenerateOptions, InvertOptions } from "../generation/ddim.ts";
-import type { Condition, ImageInput, Model, NoiseBatch, Shape } from "./denoiser.ts";
+import type { Condition, Denoiser, ImageInput, NoiseBatch, Shape } from "./denoiser.ts";
 import { checkModelData, shapeSize } from "./denoiser.ts";
 import { promptWords } from "../text/prompt.ts";
 
@@ -54,8 +50,8 @@ export interface SampleOptions {
   readonly seed?: number;
 }
 
-/** A {@link Model} with exact log-densities and sampling. */
-export interface MixtureModel extends Model {
+/** A {@link Denoiser} with exact log-densities and sampling. */
+export interface MixtureDenoiser extends Denoiser {
   /** the validated components (words lower-cased) */
   readonly components: readonly Required<MixtureComponent>[];
   /** exact log p(x | prompt) in nats; `""` is the unconditional density */
@@ -66,22 +62,18 @@ export interface MixtureModel extends Model {
   knownWords(prompt: string): string[];
   /** the condition of a prompt, synchronously (the oracle needs no encoder) */
   condition(prompt: string): MixtureCondition;
-  /** DDIM (η = 0) sample from a prompt. */
-  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
-  /** Deterministic DDIM inversion of an image to x_T. */
-  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
 }
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
 /**
- * Builds the exact mixture oracle. A prompt conditions on the known words it contains: p(x | prompt)
+ * Builds the exact mixture oracle's denoiser (`mixtureModel` in the query layer wraps it as a Model). A prompt conditions on the known words it contains: p(x | prompt)
  * is the mixture restricted to the components that carry all of them.
  *
  * @example
  * ```ts
- * import { mixtureModel } from "./mixture.ts";
- * const model = mixtureModel({
+ * import { mixtureDenoiser } from "./mixture.ts";
+ * const model = mixtureDenoiser({
  *   shape: [1, 2, 2],
  *   components: [
  *     { words: ["red"], mean: [1, 1, 0, 0], variance: 0.1 },
@@ -92,7 +84,7 @@ const LOG_2PI = Math.log(2 * Math.PI);
  * console.assert(model.logDensity(x, "red") > model.logDensity(x, "blue"));
  * ```
  */
-export function mixtureModel(spec: MixtureSpec): MixtureModel {
+export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
   const shape = checkShape(spec.shape);
   const d = shapeSize(shape);
   const components = checkComponents(spec.components, d);
@@ -126,7 +118,7 @@ export function mixtureModel(spec: MixtureSpec): MixtureModel {
 
   const checkData = (x: Float32Array, what: string) => checkModelData(shape, x, what);
 
-  const model: MixtureModel = {
+  const model: MixtureDenoiser = {
     name: spec.name ?? "mixture oracle",
     shape,
     batchSize: spec.batchSize ?? 64,
@@ -174,17 +166,7 @@ export function mixtureModel(spec: MixtureSpec): MixtureModel {
       for (let j = 0; j < d; j++) x[j] = means[pick][j] + sd * random.gaussian();
       return x;
     },
-    info(image: ImageInput): Query {
-      return createQuery(model, image);
-    },
     dispose: () => Promise.resolve(),
-    // `this`, not `model`: wrappers that spread the mixture (the shapes oracle) keep their encode
-    generate(prompt, options) {
-      return generate(this, prompt, options);
-    },
-    invert(image, prompt, options) {
-      return invert(this, image, prompt, options);
-    },
   };
 
   /**

@@ -1,6 +1,6 @@
 /**
  * The exact world model: the Bayes-optimal denoiser of a shapes world's finite set of scenes, a
- * Gaussian mixture with one narrow component per scene ({@link mixtureModel}). It gives the true
+ * Gaussian mixture with one narrow component per scene ({@link mixtureDenoiser}). It gives the true
  * information of every caption and word, the ceiling a learned model is measured against.
  *
  * A bag of words cannot tell "a red circle left of a blue square" from "a blue square left of a red
@@ -25,10 +25,8 @@
  * @module
  */
 import { PromptError } from "../errors.ts";
-import { type MixtureCondition, type MixtureModel, mixtureModel } from "./mixture.ts";
+import { type MixtureCondition, type MixtureDenoiser, mixtureDenoiser } from "./mixture.ts";
 import { promptWords } from "../text/prompt.ts";
-import { createQuery, type Query } from "../query/query.ts";
-import type { ImageInput } from "./denoiser.ts";
 import { COLOURS, RELATIONS, SHAPES, SIZES } from "../datasets/shapes/caption.ts";
 import type { ShapesScene, ShapesWorld } from "../datasets/shapes/world.ts";
 
@@ -41,7 +39,7 @@ import type { ShapesScene, ShapesWorld } from "../datasets/shapes/world.ts";
  */
 export const SHAPES_ORACLE_VARIANCE = 1e-3;
 
-/** Options of {@link shapesOracle}. */
+/** Options of {@link shapesDenoiser} (and `shapesOracle`). */
 export interface ShapesOracleOptions {
   /** per-dimension variance of each component (default {@link SHAPES_ORACLE_VARIANCE}) */
   readonly variance?: number;
@@ -51,8 +49,8 @@ export interface ShapesOracleOptions {
   readonly batchSize?: number;
 }
 
-/** The shapes oracle: a {@link MixtureModel} over a world's scenes. */
-export interface ShapesOracle extends MixtureModel {
+/** The shapes oracle's denoiser: a {@link MixtureDenoiser} over a world's scenes. */
+export interface ShapesDenoiser extends MixtureDenoiser {
   /** the world whose scenes are the components (component k is scene k + 1) */
   readonly world: ShapesWorld;
   /** the words and binding tokens a prompt conditions on (in the oracle's vocabulary or not) */
@@ -65,16 +63,19 @@ export interface ShapesOracle extends MixtureModel {
  *
  * @example
  * ```ts
- * import { shapesOracle } from "./shapes-oracle.ts";
+ * import { shapesDenoiser } from "./shapes-oracle.ts";
  * import { shapesWorld } from "../datasets/shapes/world.ts";
- * const oracle = shapesOracle(shapesWorld({ seed: 1, count: 50 }));
+ * const oracle = shapesDenoiser(shapesWorld({ seed: 1, count: 50 }));
  * const scene = oracle.world.scenes[0];
  * // log p(x | its caption) − log p(x) > 0: the caption is informative about its own image
  * const x = scene.toData();
  * console.assert(oracle.logDensity(x, scene.caption) > oracle.logDensity(x, ""));
  * ```
  */
-export function shapesOracle(world: ShapesWorld, options: ShapesOracleOptions = {}): ShapesOracle {
+export function shapesDenoiser(
+  world: ShapesWorld,
+  options: ShapesOracleOptions = {},
+): ShapesDenoiser {
   const binding = options.binding ?? true;
   const variance = options.variance ?? SHAPES_ORACLE_VARIANCE;
   const components = world.scenes.map((scene) => ({
@@ -84,7 +85,7 @@ export function shapesOracle(world: ShapesWorld, options: ShapesOracleOptions = 
     mean: scene.toData(),
     variance,
   }));
-  const mixture = mixtureModel({
+  const mixture = mixtureDenoiser({
     shape: [3, world.size, world.size],
     components,
     name: `shapes oracle (${world.scenes.length} ${world.split} scenes, seed ${world.seed})`,
@@ -114,7 +115,7 @@ export function shapesOracle(world: ShapesWorld, options: ShapesOracleOptions = 
     prompt,
   });
 
-  const oracle: ShapesOracle = {
+  const oracle: ShapesDenoiser = {
     ...mixture,
     world,
     promptTokens,
@@ -123,7 +124,6 @@ export function shapesOracle(world: ShapesWorld, options: ShapesOracleOptions = 
     encode: (prompt) => Promise.resolve(condition(prompt)),
     logDensity: (x, prompt) => mixture.logDensity(x, bound(prompt)),
     sample: (prompt, sampleOptions) => mixture.sample(bound(prompt), sampleOptions),
-    info: (image: ImageInput): Query => createQuery(oracle, image),
   };
   return oracle;
 }

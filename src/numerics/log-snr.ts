@@ -6,8 +6,15 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import type { LogSnrRange } from "../models/denoiser.ts";
 import type { Random } from "./random.ts";
+
+/** The closed interval of log-SNR values a model was trained on. */
+export interface LogSnrRange {
+  /** lowest trained log-SNR (most noise) */
+  readonly min: number;
+  /** highest trained log-SNR (least noise) */
+  readonly max: number;
+}
 
 /** Parameters of the truncated logistic: α = loc + scale·logit(u), u ~ U(σ(−clip), σ(clip)). */
 export interface LogSnrSampling {

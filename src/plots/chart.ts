@@ -4,7 +4,7 @@
  *
  * @module
  */
-import sharp from "sharp";
+import { loadSharp } from "../images/sharp.ts";
 import { Buffer } from "node:buffer";
 import { dirname, extname } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
@@ -86,7 +86,7 @@ export class Chart {
       throw new InvalidArgumentError(`PNG scale must be a positive number, got ${scale}`);
     }
     // librsvg (inside sharp) renders one SVG unit as one pixel at 72 dpi.
-    const png = await sharp(Buffer.from(this.svg), { density: 72 * scale })
+    const png = await (await loadSharp())(Buffer.from(this.svg), { density: 72 * scale })
       .flatten({ background: "#ffffff" })
       .png()
       .toBuffer();

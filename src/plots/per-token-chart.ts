@@ -15,7 +15,8 @@ import type { InformationBarsOptions } from "./information-bars.ts";
  * @example
  * ```ts
  * import { perTokenChart } from "./per-token-chart.ts";
- * import { exampleOracle, EXAMPLE_PROMPT } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * import { EXAMPLE_PROMPT } from "../models/example.ts";
  * const model = exampleOracle();
  * const result = await model.info(model.sample(EXAMPLE_PROMPT)).given(EXAMPLE_PROMPT).samples(10).perToken();
  * console.assert(perTokenChart(result).svg.includes("circle"));

@@ -6,7 +6,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import type { ImageInput, Model } from "../models/denoiser.ts";
+import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
@@ -42,7 +42,7 @@ export interface QueryDescription {
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "./oracles.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red", "circle"], mean: [1, 0], variance: 0.2 }, { words: ["blue", "circle"], mean: [0, 1], variance: 0.2 }] });
  * const query = model.info(model.sample("red circle", { seed: 1 })).given("a red circle").samples(50).seed(3);
@@ -51,13 +51,13 @@ export interface QueryDescription {
  * ```
  */
 export class Query {
-  readonly #model: Model;
+  readonly #model: Denoiser;
   readonly #image: LazyImage;
   readonly #prompt?: string;
   readonly #options: EstimatorOptions;
 
   /** Use `model.info(image)` (or {@link createQuery}) rather than this constructor. */
-  constructor(model: Model, image: LazyImage, prompt?: string, options: EstimatorOptions = {}) {
+  constructor(model: Denoiser, image: LazyImage, prompt?: string, options: EstimatorOptions = {}) {
     this.#model = model;
     this.#image = image;
     this.#prompt = prompt;
@@ -175,7 +175,7 @@ export class Query {
   }
 
   /** The model, for functions that extend the query. */
-  get model(): Model {
+  get model(): Denoiser {
     return this.#model;
   }
 
@@ -221,17 +221,17 @@ export class Query {
 }
 
 /**
- * Starts a query about an image. Backends implement `Model.info` with it.
+ * Starts a query about an image. Backends implement `Denoiser.info` with it.
  *
  * @example
  * ```ts
  * import { createQuery } from "./query.ts";
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "./oracles.ts";
  * const model = mixtureModel({ shape: [1, 1, 1], components: [{ words: [], mean: [0], variance: 1 }] });
  * const q = createQuery(model, new Float32Array([0]));
  * console.assert(q.describe().prompt === undefined);
  * ```
  */
-export function createQuery(model: Model, image: ImageInput): Query {
+export function createQuery(model: Denoiser, image: ImageInput): Query {
   return new Query(model, { input: image });
 }

@@ -27,20 +27,18 @@
  * @module
  */
 import type { StudyFailure } from "./runner.ts";
-import { supportsAttention } from "../models/onnx/cross-attention.ts";
-import { wordAttention } from "../attention/word-attention.ts";
+import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
 import type { EstimatorOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
-import type { ImageInput, Model } from "../models/denoiser.ts";
+import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { removeWord } from "../text/prompt.ts";
 import { bootstrap, pearson } from "../numerics/statistics.ts";
 import type { Chart } from "../plots/chart.ts";
 import { scatterPlot } from "../plots/scatter-plot.ts";
-import type { AttentionProvider } from "./localization.ts";
 import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
 
 /** One intervention: an image, its caption and the word to remove or swap. */
@@ -158,7 +156,8 @@ export interface MethodCorrelations {
  * @example
  * ```ts
  * import { interveneOne } from "./intervention.ts";
- * import { exampleOracle, EXAMPLE_PROMPT } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * import { EXAMPLE_PROMPT } from "../models/example.ts";
  * const model = exampleOracle();
  * const image = model.sample(EXAMPLE_PROMPT, { seed: 1 });
  * const result = await interveneOne(model, { image, caption: EXAMPLE_PROMPT, word: "the" }, { steps: 10, samples: 8 });
@@ -166,7 +165,7 @@ export interface MethodCorrelations {
  * ```
  */
 export async function interveneOne(
-  model: Model,
+  model: Denoiser,
   item: InterventionItem,
   options: InterventionOptions = {},
 ): Promise<InterventionCase> {
@@ -200,7 +199,7 @@ export async function interveneOne(
     item.word,
     { ...options, ...removal, onProgress: undefined },
   );
-  const provider = attentionProvider(options);
+  const provider = studyAttention(options.attention);
   const attention = provider?.supportsAttention(model)
     ? await provider.wordAttention(model, original, item.caption, item.word, {
       at: options.attentionAt ?? "trajectory",
@@ -241,7 +240,7 @@ export async function interveneOne(
  * @example
  * ```ts
  * import { intervene } from "./intervention.ts";
- * import { exampleOracle } from "../models/example.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
  * const items = ["red", "left", "the"].map((word, i) => ({
  *   image: model.sample("a red circle on the left", { seed: i + 1 }), caption: "a red circle on the left", word,
@@ -251,7 +250,7 @@ export async function interveneOne(
  * ```
  */
 export async function intervene(
-  model: Model,
+  model: Denoiser,
   items: readonly InterventionItem[],
   options: InterventionOptions = {},
 ): Promise<InterventionResult> {
@@ -261,7 +260,7 @@ export async function intervene(
     async (item) => (await interveneOne(model, item, options)).record,
     { results: options.results, shard: options.shard, onProgress: options.onProgress },
   );
-  const attentionRan = attentionProvider(options)?.supportsAttention(model) ?? false;
+  const attentionRan = studyAttention(options.attention)?.supportsAttention(model) ?? false;
   return new InterventionResult(
     model.name,
     run.results.map(({ id, result }) => ({ id, ...result })),
@@ -422,15 +421,8 @@ export class InterventionResult {
   }
 }
 
-const DEFAULT_ATTENTION: AttentionProvider = { supportsAttention, wordAttention };
-
-function attentionProvider(options: InterventionOptions): AttentionProvider | undefined {
-  if (options.attention === false) return undefined;
-  return options.attention ?? DEFAULT_ATTENTION;
-}
-
 /** Σ over channels of (a − b)² per pixel, as a data-resolution map. */
-function squaredDifferenceMap(model: Model, a: Float32Array, b: Float32Array): Heatmap {
+function squaredDifferenceMap(model: Denoiser, a: Float32Array, b: Float32Array): Heatmap {
   const [channels, height, width] = model.shape;
   const pixels = height * width;
   const map = new Float32Array(pixels);

@@ -13,15 +13,17 @@
  *   paper adds attention gathered at the sampled α to the information map (REFERENCE §8: 42.46 vs
  *   32.31 / 34.52 mIoU); with both maps on [0, 1] the plain sum weighs them equally, which is the
  *   choice here (no weight is fitted on the evaluation data).
- * The attention methods need an {@link AttentionProvider} that supports the model (the ONNX
- * backend, through `src/attention/`); otherwise they are reported as unavailable, never failed.
+ * The attention methods need an {@link AttentionProvider} that supports the model (by default the
+ * model's cross-attention capability, src/attention/); otherwise they are reported as unavailable,
+ * never failed.
  *
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
+import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { loadImagePixels } from "../images/load-image.ts";
-import type { ImageInput, Model } from "../models/denoiser.ts";
+import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
@@ -50,25 +52,6 @@ export const LOCALIZATION_METHODS: readonly LocalizationMethod[] = [
   "attention+information",
 ];
 
-/** Where attention maps come from (the attention module of `src/attention/`). */
-export interface AttentionProvider {
-  /** whether the model exposes cross-attention probabilities */
-  supportsAttention(model: Model): boolean;
-  /** a word's DAAM-style attention map at data resolution, min–max normalised */
-  wordAttention(
-    model: Model,
-    data: Float32Array,
-    prompt: string,
-    word: string,
-    options: {
-      at?: "sampled" | "trajectory";
-      samples?: number;
-      seed?: number;
-      steps?: number;
-    },
-  ): Promise<Heatmap>;
-}
-
 /** Options of {@link localize}. */
 export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"> {
   /** methods to compare (default: all four, {@link LOCALIZATION_METHODS}) */
@@ -77,8 +60,11 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
   readonly thresholds?: readonly number[];
   /** the fixed threshold reported beside the paper's protocol (default 0.4) */
   readonly fixedThreshold?: number;
-  /** attention maps for the attention methods (none: they are reported as unavailable) */
-  readonly attention?: AttentionProvider;
+  /**
+   * attention maps for the attention methods (default: the model's own cross-attention where its
+   * backend exposes it; `false`, or a model without it: the methods are reported as unavailable)
+   */
+  readonly attention?: AttentionProvider | false;
   /** where attention is gathered (default "sampled": at the estimator's α, as the paper) */
   readonly attentionAt?: "sampled" | "trajectory";
   /**
@@ -114,7 +100,7 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
  * ```ts
  * import { localize } from "./localization.ts";
  * import { shapesLocalizationRows } from "./localization-rows.ts";
- * import { shapesOracle } from "../models/shapes-oracle.ts";
+ * import { shapesOracle } from "../query/oracles.ts";
  * import { shapesWorld } from "../datasets/shapes/world.ts";
  * const world = shapesWorld({ seed: 1, count: 6, maxObjects: 1 });
  * const result = await localize(shapesOracle(world), shapesLocalizationRows(world).slice(0, 2), {
@@ -124,7 +110,7 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
  * ```
  */
 export async function localize(
-  model: Model,
+  model: Denoiser,
   dataset: LocalizationDataset,
   options: LocalizationOptions = {},
 ): Promise<LocalizationResult> {
@@ -135,7 +121,8 @@ export async function localize(
   const evaluated = [...new Set([...candidates, fixed])].sort((a, b) => a - b);
   const estimatorOptions = estimatorPart(options);
   const estimator = resolveOptions(model, estimatorOptions); // validates samples, seed… early
-  const unavailable = attentionUnavailable(model, options.attention, methods);
+  const attention = studyAttention(options.attention);
+  const unavailable = attentionUnavailable(model, attention, methods);
   const computed = methods.filter((m) => !unavailable.has(m));
   const maps = new Map<string, LocalizationMaps>();
   const rows = await localizationRows(dataset);
@@ -145,7 +132,7 @@ export async function localize(
       methods: computed,
       thresholds: evaluated,
       estimator: estimatorOptions,
-      attention: options.attention,
+      attention,
       attentionAt: options.attentionAt ?? "sampled",
       loadImage: options.loadImage,
     });
@@ -175,7 +162,7 @@ interface RowSettings {
 }
 
 async function localizeRow(
-  model: Model,
+  model: Denoiser,
   row: LocalizationRow,
   settings: RowSettings,
 ): Promise<{ record: LocalizationRecord; rowMaps: LocalizationMaps }> {
@@ -271,7 +258,7 @@ interface Region {
  * The part of the mask's image that `prepare` keeps: sharp's resize with `fit: "cover"` and a
  * centre crop keeps a centred region with the model image's aspect ratio.
  */
-function visibleRegion(truth: GroundTruth, model: Model): Region {
+function visibleRegion(truth: GroundTruth, model: Denoiser): Region {
   const target = model.imageSize ?? { width: model.shape[2], height: model.shape[1] };
   const { width, height } = truth;
   const full = { left: 0, top: 0, width, height };
@@ -302,7 +289,7 @@ function cropMask(truth: GroundTruth, region: Region): Uint8Array {
 }
 
 function attentionUnavailable(
-  model: Model,
+  model: Denoiser,
   provider: AttentionProvider | undefined,
   methods: readonly LocalizationMethod[],
 ): Map<LocalizationMethod, string> {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ImageInput, Model } from "../models/denoiser.ts";
+import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 import { JUPYTER_DISPLAY } from "../jupyter.ts";
@@ -98,7 +98,7 @@ export class PidStudyResult {
  *
  * @example
  * ```ts
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * import { pidStudy } from "./pid-study.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red", "thing"], mean: [1, 0], variance: 0.2 }, { words: ["blue", "thing"], mean: [0, 1], variance: 0.2 }] });
@@ -108,7 +108,7 @@ export class PidStudyResult {
  * ```
  */
 export async function pidStudy(
-  model: Model,
+  model: Denoiser,
   rows: readonly PidRow[],
   options: PidStudyOptions = {},
 ): Promise<PidStudyResult> {

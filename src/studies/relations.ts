@@ -6,10 +6,10 @@
  *
  * @module
  */
-import sharp from "sharp";
+import { loadSharp } from "../images/sharp.ts";
 import { InvalidImageError, PromptError } from "../errors.ts";
 import type { AroItem } from "../datasets/aro.ts";
-import type { ImageInput, Model } from "../models/denoiser.ts";
+import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import {
   type EstimatorOptions,
@@ -59,7 +59,7 @@ export interface RelationsOptions extends Omit<EstimatorOptions, "onProgress"> {
  * @example
  * ```ts
  * import { relations } from "./relations.ts";
- * import { mixtureModel } from "../models/mixture.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red"], mean: [1, 0], variance: 0.05 }, { words: ["blue"], mean: [0, 1], variance: 0.05 }] });
  * const item = { image: "x", options: ["blue", "red"], trueIndex: 1, kind: "attribution", group: "colour" };
@@ -70,7 +70,7 @@ export interface RelationsOptions extends Omit<EstimatorOptions, "onProgress"> {
  * ```
  */
 export async function relations(
-  model: Model,
+  model: Denoiser,
   items: readonly AroItem[],
   options: RelationsOptions = {},
 ): Promise<RelationsResult> {
@@ -87,7 +87,7 @@ export async function relations(
 }
 
 async function scoreItem(
-  model: Model,
+  model: Denoiser,
   item: AroItem,
   options: RelationsOptions,
   resolved: ResolvedOptions,
@@ -158,7 +158,7 @@ async function crop(
   await Deno.stat(path); // a missing image is a NotFound: a bad row
   let meta: { width?: number; height?: number };
   try {
-    meta = await sharp(path).metadata();
+    meta = await (await loadSharp())(path).metadata();
   } catch (error) {
     throw new InvalidImageError(`could not read image ${path}: ${(error as Error).message}`);
   }
@@ -173,5 +173,10 @@ async function crop(
     );
   }
   if (left === 0 && top === 0 && right === width && bottom === height) return path;
-  return sharp(path).extract({ left, top, width: right - left, height: bottom - top });
+  return (await loadSharp())(path).extract({
+    left,
+    top,
+    width: right - left,
+    height: bottom - top,
+  });
 }

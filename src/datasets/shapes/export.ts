@@ -14,7 +14,7 @@
  *
  * @module
  */
-import sharp from "sharp";
+import { loadSharp } from "../../images/sharp.ts";
 import { join } from "node:path";
 import {
   type CocoAnnotation,
@@ -75,7 +75,9 @@ export async function exportShapesDataset(
 ): Promise<ShapesExportSummary> {
   await Deno.mkdir(join(dir, "images"), { recursive: true });
   for (const scene of world.scenes) {
-    await sharp(scene.rgb, { raw: { width: scene.size, height: scene.size, channels: 3 } })
+    await (await loadSharp())(scene.rgb, {
+      raw: { width: scene.size, height: scene.size, channels: 3 },
+    })
       .png()
       .toFile(join(dir, imageFile(scene)));
   }

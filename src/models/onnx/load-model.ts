@@ -7,16 +7,16 @@
 import { basename, join } from "node:path";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { readModelFolder } from "../sd/folder.ts";
-import { OnnxDiffusionModel } from "./onnx-denoiser.ts";
+import { OnnxDiffusionDenoiser } from "./onnx-denoiser.ts";
 import { NoiseSchedule } from "../sd/schedule.ts";
 import { sessionFactory } from "./session.ts";
-import type { Device, OnnxModel } from "./onnx-model.ts";
+import type { Device, OnnxDenoiser } from "./onnx-model.ts";
 import { OnnxTextEncoder } from "./text-encoder.ts";
 import { loadTokenizer } from "../sd/tokenizer.ts";
 import { OnnxUnet } from "./unet.ts";
 import { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 
-/** Options of {@link loadModel}. */
+/** Options of {@link loadOnnxDenoiser} (and `loadModel`). */
 export interface LoadModelOptions {
   /** `"auto"` (default: CUDA if available, else CPU with a warning), `"cuda"`, `"cpu"` or `"webgpu"` */
   readonly device?: Device;
@@ -33,20 +33,21 @@ export interface LoadModelOptions {
 }
 
 /**
- * Loads a Stable Diffusion ONNX export folder (REFERENCE §5).
+ * Loads a Stable Diffusion ONNX export folder (REFERENCE §5) as a denoiser. Users call `loadModel`
+ * (src/query/load-model.ts), which loads this module on first use and wraps the denoiser.
  *
  * @example
  * ```ts
- * import { loadModel } from "./load-model.ts";
- * const model = await loadModel("fixtures/models/sd-int32-int64t", { device: "cpu" });
+ * import { loadOnnxDenoiser } from "./load-model.ts";
+ * const model = await loadOnnxDenoiser("fixtures/models/sd-int32-int64t", { device: "cpu" });
  * console.assert(model.shape.join() === "4,8,8");
  * await model.dispose();
  * ```
  */
-export async function loadModel(
+export async function loadOnnxDenoiser(
   dir: string,
   options: LoadModelOptions = {},
-): Promise<OnnxModel> {
+): Promise<OnnxDenoiser> {
   const batchSize = options.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new InvalidArgumentError(
@@ -116,7 +117,7 @@ export async function loadModel(
     }
     checkUnetShape(unet, shape, folder.unetPath);
     const decoderPath = folder.vaeDecoderPath;
-    const model = new OnnxDiffusionModel({
+    const model = new OnnxDiffusionDenoiser({
       name: basename(dir.replace(/[\\/]+$/, "")),
       device: factory.device,
       tokenizer,

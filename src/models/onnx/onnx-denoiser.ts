@@ -1,28 +1,22 @@
 /**
- * A Stable Diffusion ONNX export as a {@link Model}: tokenizer → text encoder → (VAE) → UNet, with
+ * A Stable Diffusion ONNX export as a {@link Denoiser}: tokenizer → text encoder → (VAE) → UNet, with
  * the trained schedule mapping every log-SNR to its nearest timestep.
  *
  * @module
  */
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
-import { createQuery, type Query } from "../../query/query.ts";
-import {
-  generate,
-  type GenerateOptions,
-  invert,
-  type InvertOptions,
-} from "../../generation/ddim.ts";
-import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../denoiser.ts";
+import type { Denoiser, ImageInput, LogSnrRange, NoiseBatch, Shape } from "../denoiser.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
-import type { Device, OnnxCondition, OnnxModel, OnnxModelStats } from "./onnx-model.ts";
+import type { Device, OnnxCondition, OnnxDenoiser, OnnxModelStats } from "./onnx-model.ts";
+import { OnnxCrossAttention } from "./cross-attention.ts";
 import type { OnnxTextEncoder } from "./text-encoder.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { InferenceSession } from "onnxruntime-node";
 import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 
-/** The parts an {@link OnnxDiffusionModel} is assembled from (see `loadModel`). */
+/** The parts an {@link OnnxDiffusionDenoiser} is assembled from (see `loadOnnxDenoiser`). */
 export interface OnnxModelParts {
   /** display name (the folder's base name) */
   readonly name: string;
@@ -50,7 +44,7 @@ export interface OnnxModelParts {
   readonly unetFromBytes?: (bytes: Uint8Array) => Promise<InferenceSession>;
 }
 
-/** An edited copy of a model's UNet graph (see `OnnxDiffusionModel.predictNoiseWithOutputs`). */
+/** An edited copy of a model's UNet graph (see `OnnxDiffusionDenoiser.predictNoiseWithOutputs`). */
 export interface EditedUnet {
   /** the edited ModelProto; external weights stay where the original's point */
   readonly bytes: Uint8Array;
@@ -59,18 +53,18 @@ export interface EditedUnet {
 }
 
 /**
- * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Model} interface. Create it with
- * `loadModel(dir)`.
+ * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Denoiser} contract. Create it with
+ * `loadOnnxDenoiser(dir)` (or `loadModel(dir)`, which wraps it as a Model).
  *
  * @example
- * ```ts ignore
- * import { loadModel } from "./load-model.ts";
- * const model = await loadModel("models/sd-2-1-base-onnx", { device: "cuda" });
- * const bits = await model.info("cat.png").given("a photo of a cat").total();
- * await model.dispose();
+ * ```ts
+ * import { loadOnnxDenoiser } from "./load-model.ts";
+ * const denoiser = await loadOnnxDenoiser("fixtures/models/sd-vpred", { device: "cpu" });
+ * console.assert(denoiser.latent && denoiser.schedule.length === 1000);
+ * await denoiser.dispose();
  * ```
  */
-export class OnnxDiffusionModel implements OnnxModel {
+export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   /** display name */
   readonly name: string;
   /** (C, H, W) of the denoised data: the latent, or the pixels of a pixel-space model */
@@ -91,6 +85,8 @@ export class OnnxDiffusionModel implements OnnxModel {
   readonly device: Exclude<Device, "auto">;
   /** true when the data are VAE latents */
   readonly latent: boolean;
+  /** cross-attention probabilities of the UNet (its graph is read on first use) */
+  readonly attention: OnnxCrossAttention;
 
   readonly #parts: OnnxModelParts;
   readonly #conditions = new Map<string, Promise<OnnxCondition>>();
@@ -112,6 +108,7 @@ export class OnnxDiffusionModel implements OnnxModel {
     this.tokenizer = parts.tokenizer;
     this.device = parts.device;
     this.latent = parts.vaeEncoder !== undefined;
+    this.attention = new OnnxCrossAttention(this);
   }
 
   /** Counters of time spent in session.run. */
@@ -278,21 +275,6 @@ export class OnnxDiffusionModel implements OnnxModel {
     this.#decoder ??= this.#parts.vaeDecoder();
     const { pixels } = await (await this.#decoder).decode(data, this.shape);
     return pixels;
-  }
-
-  /** DDIM (η = 0) sample from a prompt at trained timesteps, as model data (`decode` for pixels). */
-  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array> {
-    return generate(this, prompt, options);
-  }
-
-  /** Deterministic DDIM inversion of an image (path, bytes or data) to x_T. */
-  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array> {
-    return invert(this, image, prompt, options);
-  }
-
-  /** Starts a lazy information query: `model.info(image).given(prompt).perToken()`. */
-  info(image: ImageInput): Query {
-    return createQuery(this, image);
   }
 
   /** Releases every ONNX session. Safe to call twice. */

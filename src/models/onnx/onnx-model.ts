@@ -1,16 +1,28 @@
 /**
- * The public face of a loaded Stable Diffusion ONNX export: the {@link Model} interface plus what
- * later studies need (tokenizer, schedule, VAE decoding, timing counters).
+ * The public face of a loaded Stable Diffusion ONNX export: the {@link Denoiser} contract plus what
+ * later studies need (tokenizer, schedule, VAE decoding, timing counters). Types and tables only:
+ * importing this file loads no onnxruntime.
  *
  * @module
  */
-import type { Condition, ImageInput, LogSnrRange, Model } from "../denoiser.ts";
-import type { GenerateOptions, InvertOptions } from "../../generation/ddim.ts";
+import type { Condition, CrossAttention, Denoiser, LogSnrRange } from "../denoiser.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 
-/** Where the sessions run. `"auto"` tries CUDA, then falls back to the CPU with one warning. */
-export type Device = "auto" | "cuda" | "cpu" | "webgpu";
+/**
+ * The devices sessions can run on, in one frozen table. `"auto"` tries CUDA, then falls back to
+ * the CPU with one warning.
+ *
+ * @example
+ * ```ts
+ * import { DEVICES } from "./onnx-model.ts";
+ * console.assert(DEVICES.includes("webgpu"));
+ * ```
+ */
+export const DEVICES = Object.freeze(["auto", "cuda", "cpu", "webgpu"] as const);
+
+/** Where the sessions run (one of {@link DEVICES}). */
+export type Device = typeof DEVICES[number];
 
 /** A prompt encoded by an {@link OnnxModel}: its token ids and text-encoder hidden states. */
 export interface OnnxCondition extends Condition {
@@ -33,19 +45,20 @@ export interface OnnxModelStats {
 }
 
 /**
- * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Model} interface (made by `loadModel`).
+ * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Denoiser} contract (made by
+ * `loadOnnxDenoiser`; `loadModel` wraps it as a Model).
  *
  * @example
  * ```ts
- * import { loadModel } from "./load-model.ts";
- * const model = await loadModel("fixtures/models/sd-vpred", { device: "cpu" });
+ * import { loadOnnxDenoiser } from "./load-model.ts";
+ * const model = await loadOnnxDenoiser("fixtures/models/sd-vpred", { device: "cpu" });
  * const condition = await model.encode("a red circle");
  * console.assert(condition.lastHiddenState.length === 77 * 8);
  * console.assert(model.schedule.predictionType === "v_prediction");
  * await model.dispose();
  * ```
  */
-export interface OnnxModel extends Model {
+export interface OnnxDenoiser extends Denoiser {
   /** the device the sessions run on */
   readonly device: Exclude<Device, "auto">;
   /** true when the data are VAE latents (false: a pixel-space model) */
@@ -66,8 +79,8 @@ export interface OnnxModel extends Model {
   encode(prompt: string): Promise<OnnxCondition>;
   /** model data → CHW pixels in [−1, 1] (VAE decoder; identity for pixel space) */
   decode(data: Float32Array): Promise<Float32Array>;
-  /** DDIM (η = 0) sample in data space from a prompt. */
-  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
-  /** Deterministic DDIM inversion of an image (path, bytes or data) to x_T. */
-  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
+  /** cross-attention probabilities of the UNet (read from its graph on first use) */
+  readonly attention: CrossAttention;
+  /** the UNet's .onnx file */
+  readonly unetPath: string;
 }

@@ -1,0 +1,85 @@
+/**
+ * Backend-neutral access to cross-attention probabilities: any {@link Denoiser} whose backend
+ * implements {@link CrossAttention} (the ONNX backend on an unfused UNet export) has them.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import type {
+  AttentionPrediction,
+  CrossAttention,
+  Denoiser,
+  NoiseBatch,
+} from "../models/denoiser.ts";
+
+/**
+ * True when attention maps can be read from the model: its backend implements the capability and
+ * says the maps can be read (false for the oracles, fused-attention exports and UNets without
+ * cross-attention).
+ *
+ * @example
+ * ```ts
+ * import { supportsAttention } from "./capability.ts";
+ * import { exampleDenoiser } from "../models/example.ts";
+ * import { loadModel } from "../query/load-model.ts";
+ * console.assert(!supportsAttention(exampleDenoiser()));
+ * const model = await loadModel("fixtures/models/attention-tiny", { device: "cpu" });
+ * console.assert(supportsAttention(model));
+ * await model.dispose();
+ * ```
+ */
+export function supportsAttention(model: Denoiser): boolean {
+  return model.attention?.supported() ?? false;
+}
+
+/**
+ * The model's attention capability, or an error saying why there is none.
+ *
+ * @throws {InvalidArgumentError} for a model without cross-attention (e.g. an oracle)
+ *
+ * @example
+ * ```ts
+ * import { requireAttention } from "./capability.ts";
+ * import { exampleDenoiser } from "../models/example.ts";
+ * let refused = false;
+ * try { requireAttention(exampleDenoiser()); } catch { refused = true; }
+ * console.assert(refused);
+ * ```
+ */
+export function requireAttention(model: Denoiser): CrossAttention {
+  if (!model.attention) {
+    throw new InvalidArgumentError(
+      `${model.name} has no cross-attention that could be read; expected a model whose backend ` +
+        `exposes it, e.g. loadModel() on an unfused UNet export (the oracles have no attention: ` +
+        `check supportsAttention(model) first)`,
+    );
+  }
+  return model.attention;
+}
+
+/**
+ * Predicts ε̂ for a batch (as `model.predictNoise`) and returns each item's cross-attention
+ * probabilities per layer.
+ *
+ * @throws {InvalidArgumentError} for a model without cross-attention (e.g. an oracle)
+ * @throws {ModelLoadError} for a fused-attention export or a UNet without cross-attention
+ *
+ * @example
+ * ```ts
+ * import { predictWithAttention } from "./capability.ts";
+ * import { loadModel } from "../query/load-model.ts";
+ * const model = await loadModel("fixtures/models/attention-tiny", { device: "cpu" });
+ * const condition = await model.encode("a red circle");
+ * const { layers } = await predictWithAttention(model, {
+ *   noisy: new Float32Array(3 * 8 * 8), logSnr: new Float64Array([0]), conditions: [condition],
+ * });
+ * console.assert(layers[0].length === 2);
+ * await model.dispose();
+ * ```
+ */
+export function predictWithAttention(
+  model: Denoiser,
+  batch: NoiseBatch,
+): Promise<AttentionPrediction> {
+  return requireAttention(model).predict(batch);
+}

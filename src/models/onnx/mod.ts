@@ -1,0 +1,44 @@
+/**
+ * The ONNX Runtime backend: Stable Diffusion ONNX exports as denoisers, their sessions and the
+ * graph editing behind attention maps. Importing this module loads onnxruntime-node; `loadModel`
+ * from the main module loads it only when called. Subpath export `@infodiff/infodiff/onnx`.
+ *
+ * @example
+ * ```ts
+ * import { loadOnnxDenoiser } from "./mod.ts";
+ * const denoiser = await loadOnnxDenoiser("fixtures/models/pixel-space", { device: "cpu" });
+ * console.assert(denoiser.device === "cpu");
+ * await denoiser.dispose();
+ * ```
+ *
+ * @module
+ */
+export { type LoadModelOptions, loadOnnxDenoiser } from "./load-model.ts";
+export {
+  type Device,
+  DEVICES,
+  type OnnxCondition,
+  type OnnxDenoiser,
+  type OnnxModelStats,
+} from "./onnx-model.ts";
+export { type EditedUnet, OnnxDiffusionDenoiser, type OnnxModelParts } from "./onnx-denoiser.ts";
+export { type AttentionHost, OnnxCrossAttention } from "./cross-attention.ts";
+export {
+  addGraphOutputs,
+  type AttentionGraph,
+  type CrossAttentionLayer,
+  crossAttentionLayers,
+  readAttentionGraph,
+  UNFUSED_EXPORT_HELP,
+} from "./attention-graph.ts";
+export { type ItemOutput, OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
+export {
+  CUDA_INSTALL_HELP,
+  describeTensors,
+  inputInfo,
+  outputInfo,
+  type SessionFactory,
+  sessionFactory,
+  type SessionOptions,
+  type TensorInfo,
+} from "./session.ts";

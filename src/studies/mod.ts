@@ -1,0 +1,78 @@
+/**
+ * The studies of the papers (localization, relations, prompt intervention, PID) and the resumable,
+ * sharded runner they share. Subpath export `@infodiff/infodiff/studies`.
+ *
+ * @example
+ * ```ts
+ * import { runStudy } from "./mod.ts";
+ * const run = await runStudy([1, 2], (n) => `n${n}`, (n) => Promise.resolve(n * 2));
+ * console.assert(run.results.length === 2);
+ * ```
+ *
+ * @module
+ */
+export {
+  formatProgress,
+  runStudy,
+  type Shard,
+  type StudyFailure,
+  type StudyOptions,
+  type StudyProgress,
+  type StudyRecord,
+  type StudyRun,
+} from "./runner.ts";
+export { rowSeed } from "./row-seed.ts";
+export {
+  type GlobalThreshold,
+  iou,
+  PAPER_THRESHOLDS,
+  selectGlobalThreshold,
+  thresholdIous,
+} from "./iou.ts";
+export {
+  type CocoItLocalizationDataset,
+  cocoItRows,
+  type CocoLocalizationDataset,
+  cocoRows,
+  type GroundTruth,
+  type LocalizationDataset,
+  type LocalizationRow,
+  localizationRows,
+  shapesLocalizationRows,
+} from "./localization-rows.ts";
+export { LOCALIZATION_METHODS, type LocalizationOptions, localize } from "./localization.ts";
+export {
+  type LocalizationMaps,
+  type LocalizationMethod,
+  type LocalizationRecord,
+  LocalizationResult,
+  type LocalizationResultInit,
+  type LocalizationSummaryRow,
+} from "./localization-result.ts";
+export { relations, type RelationsOptions } from "./relations.ts";
+export {
+  type Accuracy,
+  binomialAccuracy,
+  type RelationRecord,
+  RelationsResult,
+} from "./relations-result.ts";
+export {
+  type Correlation,
+  intervene,
+  interveneOne,
+  type InterventionCase,
+  interventionId,
+  type InterventionItem,
+  type InterventionOptions,
+  type InterventionRecord,
+  InterventionResult,
+  type InterventionRow,
+  type MethodCorrelations,
+} from "./intervention.ts";
+export {
+  type PidRow,
+  pidStudy,
+  type PidStudyOptions,
+  PidStudyResult,
+  type PidStudyRow,
+} from "./pid-study.ts";
