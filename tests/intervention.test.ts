@@ -27,11 +27,12 @@ import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { exampleOracle } from "../src/query/oracles.ts";
 import type { Model } from "../src/query/model.ts";
 import {
-  intervene,
   interveneOne,
   type InterventionItem,
-  InterventionResult,
+  interventionStudy,
 } from "../src/studies/intervention.ts";
+import { InterventionResult } from "../src/studies/intervention-result.ts";
+import { interventionScatter } from "../src/plots/study-charts.ts";
 
 const FAST = { steps: 30, samples: 24, resamples: 200 } as const;
 const model = exampleOracle();
@@ -92,7 +93,7 @@ Deno.test("swapping a word for another generates with the swapped caption", asyn
 Deno.test("correlation is positive on a mixed set, with bootstrap SEs; resume recomputes nothing", async () => {
   const file = await Deno.makeTempFile({ suffix: ".jsonl" });
   let reported = 0;
-  const first = await intervene(model, items(), {
+  const first = await interventionStudy(model, items(), {
     ...FAST,
     results: file,
     onProgress: (p) => reported = p.done,
@@ -113,10 +114,10 @@ Deno.test("correlation is positive on a mixed set, with bootstrap SEs; resume re
     ...model,
     predictNoise: () => Promise.reject(new Error("recomputed an item that was on disk")),
   };
-  const again = await intervene(broken, items(), { ...FAST, results: file });
+  const again = await interventionStudy(broken, items(), { ...FAST, results: file });
   assert.equal(again.resumed, 18);
   assert.deepEqual(again.information, first.information);
-  assert.ok(first.scatter().svg.includes("Pearson r"));
+  assert.ok(interventionScatter(first).svg.includes("Pearson r"));
   assert.ok(first.toString().includes("unavailable for this model"));
   await Deno.remove(file);
 });
@@ -134,11 +135,11 @@ Deno.test("attention baseline: correlated when supported, 'unavailable' when not
     caption: "a red circle",
     word: "blue",
   }];
-  const result = await intervene(model, some, { ...FAST, attention: brightness });
+  const result = await interventionStudy(model, some, { ...FAST, attention: brightness });
   assert.equal(result.failures.length, 1);
   assert.equal(result.failures[0].kind, "PromptError");
   assert.notEqual(result.attention, "unavailable");
-  const off = await intervene(model, some.slice(0, 3), {
+  const off = await interventionStudy(model, some.slice(0, 3), {
     ...FAST,
     attention: { ...brightness, supportsAttention: () => false },
   });

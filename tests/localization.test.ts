@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { iou, PAPER_THRESHOLDS, selectGlobalThreshold, thresholdIous } from "../src/studies/iou.ts";
 import type { AttentionProvider } from "../src/attention/provider.ts";
-import { localize } from "../src/studies/localization.ts";
+import { localizationStudy } from "../src/studies/localization.ts";
+import { localizationChart } from "../src/plots/study-charts.ts";
 import { type LocalizationRow, shapesLocalizationRows } from "../src/studies/localization-rows.ts";
 import { shapesOracle } from "../src/query/oracles.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
@@ -50,8 +51,8 @@ Deno.test("global threshold: one threshold for the whole dataset, the best mean 
   assert.deepEqual(PAPER_THRESHOLDS, [0.1, 0.2, 0.3, 0.4, 0.5]);
 });
 
-Deno.test("localize (oracle): the information map localises objects far better than the whole image", async () => {
-  const result = await localize(oracle, rows, {
+Deno.test("localizationStudy (oracle): the information map localises objects far better than the whole image", async () => {
+  const result = await localizationStudy(oracle, rows, {
     samples: 16,
     seed: 1,
     methods: ["information", "whole-image", "attention"],
@@ -75,7 +76,7 @@ Deno.test("localize (oracle): the information map localises objects far better t
   // no attention for the oracle: reported, not failed
   assert.match(result.method("attention").unavailable!, /unavailable/);
   assert.match(result.toString(), /information/);
-  assert.match(result.chart().svg, /whole-image/);
+  assert.match(localizationChart(result).svg, /whole-image/);
   const json = JSON.parse(JSON.stringify(result));
   assert.equal(json.rows.length, 16);
   assert.equal(json.summary[2].mIoU, null);
@@ -90,16 +91,16 @@ Deno.test("localize: COCO and COCO-IT files of the exported world give the in-me
     methods: ["information"] as const,
     loadImage: "pixels" as const,
   };
-  const coco = await localize(oracle, {
+  const coco = await localizationStudy(oracle, {
     instances: join(dir, "instances.json"),
     captions: join(dir, "captions.json"),
     imagesDir: dir,
   }, options);
-  const table = await localize(oracle, {
+  const table = await localizationStudy(oracle, {
     table: join(dir, "coco_it.jsonl"),
     instances: join(dir, "instances.json"),
   }, options);
-  const memory = await localize(oracle, shapesLocalizationRows(world), options);
+  const memory = await localizationStudy(oracle, shapesLocalizationRows(world), options);
   const key = (r: { image: string; word: string }) =>
     `${r.image.match(/(\d+)\.png$/)?.[1]}/${r.word}`;
   const byKey = new Map(memory.rows.map((r) => [`${r.image.split(" ")[1]}/${r.word}`, r]));
@@ -117,17 +118,22 @@ Deno.test("localize: COCO and COCO-IT files of the exported world give the in-me
 
 Deno.test("localize: results are resumed without recomputing; thresholds must match the file", async () => {
   const file = join(await Deno.makeTempDir(), "loc.jsonl");
-  const first = await localize(oracle, rows.slice(0, 4), { samples: 4, results: file });
+  const first = await localizationStudy(oracle, rows.slice(0, 4), { samples: 4, results: file });
   const broken: Model = {
     ...oracle,
     predictNoise: () => Promise.reject(new Error("recomputed")),
   };
-  const again = await localize(broken, rows.slice(0, 4), { samples: 4, results: file });
+  const again = await localizationStudy(broken, rows.slice(0, 4), { samples: 4, results: file });
   assert.equal(again.resumed, 4);
   assert.deepEqual(again.summary, first.summary);
   // the global threshold is chosen over all rows, resumed ones included
   await assert.rejects(
-    () => localize(broken, rows.slice(0, 4), { samples: 4, results: file, thresholds: [0.25] }),
+    () =>
+      localizationStudy(broken, rows.slice(0, 4), {
+        samples: 4,
+        results: file,
+        thresholds: [0.25],
+      }),
     /no IoU at threshold 0.25/,
   );
 });
@@ -148,7 +154,7 @@ Deno.test("localize: bad rows (missing image, word not in caption, no mask) are 
   };
   await Deno.remove(join(dir, "images", "2.png"));
   const model = shapesOracle(small);
-  const result = await localize(model, { instances, captions, imagesDir: dir }, {
+  const result = await localizationStudy(model, { instances, captions, imagesDir: dir }, {
     samples: 4,
     methods: ["information", "whole-image"],
     loadImage: (row: LocalizationRow) => loadImagePixels(row.image, 32, 32), // as "pixels" does
@@ -158,7 +164,7 @@ Deno.test("localize: bad rows (missing image, word not in caption, no mask) are 
     id: "x",
     word: "dog",
   };
-  const withWord = await localize(model, [notInCaption], { samples: 4 });
+  const withWord = await localizationStudy(model, [notInCaption], { samples: 4 });
   assert.deepEqual(withWord.failures.map((f) => f.kind), ["PromptError"]);
   assert.deepEqual(result.rows.map((r) => r.id), ["1/1/" + scene.objects[0].shape]);
   assert.equal(result.failures.length, 2);
@@ -180,7 +186,7 @@ Deno.test("localize: attention methods use the provider; attention+information =
       Promise.resolve(new Heatmap(32, 32, Float32Array.from(truthOf.get(data)!))),
   };
   const picked = rows.slice(0, 3);
-  const result = await localize(oracle, picked, {
+  const result = await localizationStudy(oracle, picked, {
     samples: 8,
     attention: provider,
     keepMaps: true,
@@ -189,7 +195,7 @@ Deno.test("localize: attention methods use the provider; attention+information =
   const maps = result.maps(picked[0].id)!;
   const expected = maps.information.add(maps.attention!).normalize();
   assert.deepEqual(maps.combined!.data, expected.data);
-  const refused = await localize(oracle, picked, {
+  const refused = await localizationStudy(oracle, picked, {
     samples: 4,
     attention: { ...provider, supportsAttention: () => false },
   });
@@ -217,7 +223,7 @@ Deno.test("localize: a wider mask is cropped to the centre region the model sees
     supportsAttention: () => true,
     wordAttention: () => Promise.resolve(new Heatmap(2, 2, new Float32Array([1, 0, 1, 0]))),
   };
-  const result = await localize(model, [row], {
+  const result = await localizationStudy(model, [row], {
     samples: 2,
     methods: ["attention", "whole-image"],
     attention: provider,

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
-import { relations } from "../src/studies/relations.ts";
+import { relationStudy } from "../src/studies/relations.ts";
+import { relationChart } from "../src/plots/study-charts.ts";
 import { binomialAccuracy } from "../src/studies/relations-result.ts";
 import { type AroItem, readAro } from "../src/datasets/aro.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
@@ -28,7 +29,7 @@ Deno.test("relations (oracle): the study picks the exact winner of log p(x|optio
     ...await readAro(join(dir, "aro_attribution.json")),
   ];
   const oracle = shapesOracle(world);
-  const result = await relations(oracle, items, {
+  const result = await relationStudy(oracle, items, {
     samples: 12,
     seed: 3,
     estimator: "standard",
@@ -65,7 +66,7 @@ Deno.test("relations (oracle): the study picks the exact winner of log p(x|optio
     assert.equal(g.n, members.length);
     assert.equal(g.correct, members.filter((i) => i.correct).length);
   }
-  assert.match(result.chart().svg, /accuracy/);
+  assert.match(relationChart(result).svg, /accuracy/);
   assert.match(result.toString(), /kind relation/);
 });
 
@@ -121,7 +122,7 @@ Deno.test("relations: a hand-made item with a known answer, bbox crops and a mis
       group: "x",
     },
   ];
-  const result = await relations(model, items, {
+  const result = await relationStudy(model, items, {
     samples: 40,
     estimator: "standard",
     loadImage: "pixels", // the model's data size, 4×4
@@ -158,14 +159,14 @@ Deno.test("relations: binomial standard error √(p(1−p)/n); results are resum
   };
   const file = join(await Deno.makeTempDir(), "rel.jsonl");
   const load = () => Promise.resolve(new Float32Array([1, 0]));
-  const first = await relations(model, [item, item], {
+  const first = await relationStudy(model, [item, item], {
     samples: 10,
     estimator: "standard",
     results: file,
     loadImage: load,
   });
   const broken = { ...model, predictNoise: () => Promise.reject(new Error("recomputed")) };
-  const again = await relations(broken, [item, item], {
+  const again = await relationStudy(broken, [item, item], {
     samples: 10,
     estimator: "standard",
     results: file,
@@ -177,6 +178,6 @@ Deno.test("relations: binomial standard error √(p(1−p)/n); results are resum
   // The orthogonal form (the paper's default) is not log p(x|y) − log p(x) pointwise: for these
   // well-separated components the wrong caption moves the prediction far from the unconditional
   // one, so it scores higher. Documented, and pinned here so a change of behaviour is noticed.
-  const orthogonal = await relations(model, [item], { samples: 10, loadImage: load });
+  const orthogonal = await relationStudy(model, [item], { samples: 10, loadImage: load });
   assert.equal(orthogonal.items[0].chosen, 0);
 });

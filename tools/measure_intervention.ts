@@ -12,7 +12,7 @@ import { COLOURS, SHAPES } from "../src/datasets/shapes/caption.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { formatProgress } from "../src/studies/runner.ts";
-import { intervene, type InterventionItem } from "../src/studies/intervention.ts";
+import { type InterventionItem, interventionStudy } from "../src/studies/intervention.ts";
 
 const { values } = parseArgs({
   options: {
@@ -45,7 +45,7 @@ const items: InterventionItem[] = scenes.flatMap((scene) =>
 );
 await Deno.mkdir("out", { recursive: true });
 const model = await loadModel(values.model, { device: "cpu" });
-const study = await intervene(model, items, {
+const study = await interventionStudy(model, items, {
   steps: Number(values.steps),
   samples: Number(values.samples),
   results,

@@ -25,9 +25,9 @@ import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { readAro } from "../src/datasets/aro.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import type { Model } from "../src/query/model.ts";
-import { localize } from "../src/studies/localization.ts";
+import { localizationStudy } from "../src/studies/localization.ts";
 import { shapesLocalizationRows } from "../src/studies/localization-rows.ts";
-import { relations } from "../src/studies/relations.ts";
+import { relationStudy } from "../src/studies/relations.ts";
 import type { EstimatorName } from "../src/estimators/options.ts";
 import { supportsAttention } from "../src/attention/capability.ts";
 import { wordAttention } from "../src/attention/word-attention.ts";
@@ -82,7 +82,7 @@ async function measure(model: Model, pixels: boolean): Promise<Measured> {
   const started = performance.now();
   const localization: Measured["localization"] = {};
   for (const words of ["colour", "shape"] as const) {
-    const result = await localize(model, shapesLocalizationRows(world, { words }), {
+    const result = await localizationStudy(model, shapesLocalizationRows(world, { words }), {
       samples,
       seed: 0,
       attention: { supportsAttention, wordAttention },
@@ -107,7 +107,7 @@ async function measure(model: Model, pixels: boolean): Promise<Measured> {
   }
   const relationResults: Measured["relations"] = {};
   for (const estimator of ["orthogonal", "standard"] as EstimatorName[]) {
-    const result = await relations(model, aro, {
+    const result = await relationStudy(model, aro, {
       samples,
       seed: 0,
       estimator,

@@ -5,7 +5,6 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import type { Heatmap } from "./heatmap.ts";
 
 /** Names of the built-in colormaps. */
 export type ColormapName = "viridis" | "magma";
@@ -96,7 +95,7 @@ function lookupTable(name: string): Uint8Array {
  * rule as matplotlib. Normalise first (e.g. `Heatmap.normalize()`); values outside [0, 1] (beyond a
  * 1e-6 rounding tolerance) or non-finite throw instead of being clamped.
  *
- * @param values a Heatmap or a plain array of values in [0, 1]
+ * @param values a map (anything with `data`, e.g. a Heatmap) or a plain array of values in [0, 1]
  * @param name colormap name (default `"viridis"`)
  * @returns interleaved RGB bytes, 3 per value
  * @throws {InvalidArgumentError} for values outside [0, 1] or an unknown colormap
@@ -109,7 +108,7 @@ function lookupTable(name: string): Uint8Array {
  * ```
  */
 export function applyColormap(
-  values: Heatmap | ArrayLike<number>,
+  values: { readonly data: ArrayLike<number> } | ArrayLike<number>,
   name: ColormapName = "viridis",
 ): Uint8Array {
   const table = lookupTable(name);

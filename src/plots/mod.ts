@@ -21,3 +21,4 @@ export { perTokenChart } from "./per-token-chart.ts";
 export { heatmapPlot, type HeatmapPlotOptions, MAX_HEATMAP_CELLS } from "./heatmap-plot.ts";
 export { scatterPlot, type ScatterPlotOptions, type ScatterPoint } from "./scatter-plot.ts";
 export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./grouped-bars.ts";
+export { interventionScatter, localizationChart, relationChart } from "./study-charts.ts";

@@ -8,10 +8,9 @@
 import type { StudyFailure } from "./runner.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Heatmap } from "../images/heatmap.ts";
+import { finiteOrNaN } from "./result-json.ts";
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { meanWithError } from "../numerics/statistics.ts";
-import type { Chart } from "../plots/chart.ts";
-import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped-bars.ts";
 import { selectGlobalThreshold } from "./iou.ts";
 import type { StudyRun } from "./runner.ts";
 
@@ -104,6 +103,32 @@ export interface LocalizationResultInit {
   readonly model: string;
 }
 
+/** {@link LocalizationResult} as plain JSON data (`toJSON`/`fromJSON` round-trip it). */
+export interface LocalizationResultJSON {
+  /** model name */
+  readonly model: string;
+  /** noise draws per row */
+  readonly samples: number;
+  /** methods asked for, in order */
+  readonly methods: readonly LocalizationMethod[];
+  /** candidate global thresholds */
+  readonly thresholds: readonly number[];
+  /** the fixed threshold */
+  readonly fixedThreshold: number;
+  /** methods that could not run, with the reason */
+  readonly unavailable: Readonly<Record<string, string>>;
+  /** rows of this shard */
+  readonly total: number;
+  /** rows found finished in the results file */
+  readonly resumed: number;
+  /** one line per method (recomputed from the rows by `fromJSON`) */
+  readonly summary: readonly LocalizationSummaryRow[];
+  /** good rows: id and record */
+  readonly rows: readonly ({ readonly id: string } & LocalizationRecord)[];
+  /** bad rows, skipped */
+  readonly failures: readonly StudyFailure[];
+}
+
 /**
  * Localization results: `rows` (one record per good row), `summary` (one line per method),
  * `failures` (bad rows with what was wrong).
@@ -141,6 +166,9 @@ export class LocalizationResult {
   readonly samples: number;
   /** model name */
   readonly model: string;
+  /** methods asked for, in order */
+  readonly methods: readonly LocalizationMethod[];
+  readonly #unavailable: ReadonlyMap<LocalizationMethod, string>;
   readonly #maps: ReadonlyMap<string, LocalizationMaps>;
 
   /** Builds the summary from the run. */
@@ -154,6 +182,8 @@ export class LocalizationResult {
     this.samples = init.samples;
     this.model = init.model;
     this.#maps = init.maps;
+    this.methods = init.methods;
+    this.#unavailable = init.unavailable;
     this.summary = init.methods.map((method) =>
       summarise(method, this.rows, init.thresholds, init.fixedThreshold, init.unavailable)
     );
@@ -175,13 +205,37 @@ export class LocalizationResult {
     return this.#maps.get(id);
   }
 
+  /** Rebuilds a result from its JSON: the summary is recomputed from the rows. */
+  static fromJSON(json: LocalizationResultJSON): LocalizationResult {
+    return new LocalizationResult({
+      run: {
+        results: json.rows.map(({ id, ...record }) => ({
+          id,
+          result: { ...record, nats: finiteOrNaN(record.nats), se: finiteOrNaN(record.se) },
+        })),
+        failures: json.failures,
+        resumed: json.resumed,
+        total: json.total,
+      },
+      methods: json.methods,
+      thresholds: json.thresholds,
+      fixedThreshold: json.fixedThreshold,
+      unavailable: new Map(Object.entries(json.unavailable)) as Map<LocalizationMethod, string>,
+      maps: new Map(),
+      samples: json.samples,
+      model: json.model,
+    });
+  }
+
   /** Plain data: summary, rows, failures (NaN becomes null in JSON). */
-  toJSON(): Record<string, unknown> {
+  toJSON(): LocalizationResultJSON {
     return {
       model: this.model,
       samples: this.samples,
+      methods: this.methods,
       thresholds: this.thresholds,
       fixedThreshold: this.fixedThreshold,
+      unavailable: Object.fromEntries(this.#unavailable),
       total: this.total,
       resumed: this.resumed,
       summary: this.summary,
@@ -206,25 +260,6 @@ export class LocalizationResult {
         } ${fmt(s.mIoUFixed, 9)} ${String(s.n).padStart(5)}`
     );
     return [head, header, ...lines].join("\n");
-  }
-
-  /**
-   * A grouped bar chart of mIoU per method, for the paper's protocol and the fixed threshold,
-   * with ±2 SE bars (available methods only).
-   */
-  chart(options: GroupedBarsOptions = {}): Chart {
-    const bars: GroupedBar[] = this.summary.filter((s) => !s.unavailable && s.n > 0).flatMap((
-      s,
-    ) => [
-      { group: "best global threshold", method: s.method, value: s.mIoU, se: finite(s.se) },
-      {
-        group: `threshold ${this.fixedThreshold}`,
-        method: s.method,
-        value: s.mIoUFixed,
-        se: finite(s.seFixed),
-      },
-    ]);
-    return groupedBars(bars, { yLabel: "mIoU", title: `localization (${this.model})`, ...options });
   }
 
   /** Jupyter: an HTML table (and the text table). */
@@ -295,8 +330,4 @@ function summarise(
 
 function fmt(v: number, width: number): string {
   return (Number.isFinite(v) ? v.toFixed(3) : "—").padStart(width);
-}
-
-function finite(v: number): number | undefined {
-  return Number.isFinite(v) ? v : undefined;
 }

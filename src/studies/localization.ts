@@ -28,7 +28,7 @@ import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
-import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
+import { runStudy, type StudyOptions } from "./runner.ts";
 import { PAPER_THRESHOLDS, thresholdIous } from "./iou.ts";
 import { rowSeed } from "./row-seed.ts";
 import {
@@ -52,8 +52,8 @@ export const LOCALIZATION_METHODS: readonly LocalizationMethod[] = [
   "attention+information",
 ];
 
-/** Options of {@link localize}. */
-export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"> {
+/** Options of {@link localizationStudy}. */
+export interface LocalizationStudyOptions extends StudyOptions {
   /** methods to compare (default: all four, {@link LOCALIZATION_METHODS}) */
   readonly methods?: readonly LocalizationMethod[];
   /** candidate global thresholds (default 0.1, 0.2, 0.3, 0.4, 0.5) */
@@ -75,12 +75,6 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
   readonly loadImage?: "pixels" | ((row: LocalizationRow) => Promise<ImageInput> | ImageInput);
   /** keep the maps of rows computed in this run in memory (for display; not written to results) */
   readonly keepMaps?: boolean;
-  /** JSON-lines results file to append to and resume from */
-  readonly results?: string;
-  /** run one shard of the rows */
-  readonly shard?: Shard;
-  /** called after every row */
-  readonly onProgress?: (progress: StudyProgress) => void;
 }
 
 /**
@@ -98,21 +92,21 @@ export interface LocalizationOptions extends Omit<EstimatorOptions, "onProgress"
  *
  * @example
  * ```ts
- * import { localize } from "./localization.ts";
+ * import { localizationStudy } from "./localization.ts";
  * import { shapesLocalizationRows } from "./localization-rows.ts";
  * import { shapesOracle } from "../query/oracles.ts";
  * import { shapesWorld } from "../datasets/shapes/world.ts";
  * const world = shapesWorld({ seed: 1, count: 6, maxObjects: 1 });
- * const result = await localize(shapesOracle(world), shapesLocalizationRows(world).slice(0, 2), {
+ * const result = await localizationStudy(shapesOracle(world), shapesLocalizationRows(world).slice(0, 2), {
  *   samples: 8, methods: ["information", "whole-image"],
  * });
  * console.assert(result.summary.length === 2 && result.rows.length === 2);
  * ```
  */
-export async function localize(
+export async function localizationStudy(
   model: Denoiser,
   dataset: LocalizationDataset,
-  options: LocalizationOptions = {},
+  options: LocalizationStudyOptions = {},
 ): Promise<LocalizationResult> {
   const methods = checkMethods(options.methods ?? LOCALIZATION_METHODS);
   const candidates = checkThresholds(options.thresholds ?? PAPER_THRESHOLDS, "thresholds");
@@ -158,7 +152,7 @@ interface RowSettings {
   readonly estimator: Omit<EstimatorOptions, "onProgress">;
   readonly attention?: AttentionProvider;
   readonly attentionAt: "sampled" | "trajectory";
-  readonly loadImage?: LocalizationOptions["loadImage"];
+  readonly loadImage?: LocalizationStudyOptions["loadImage"];
 }
 
 async function localizeRow(
@@ -238,7 +232,7 @@ async function localizeRow(
 }
 
 /** The estimator's options without the study's progress callback (a different signature). */
-function estimatorPart(options: LocalizationOptions): EstimatorOptions {
+function estimatorPart(options: LocalizationStudyOptions): EstimatorOptions {
   const { samples, seed, estimator, logSnr, batchSize } = options;
   return { samples, seed, estimator, logSnr, batchSize };
 }

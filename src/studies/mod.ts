@@ -13,6 +13,7 @@
  */
 export {
   formatProgress,
+  type RunOptions,
   runStudy,
   type Shard,
   type StudyFailure,
@@ -40,39 +41,42 @@ export {
   localizationRows,
   shapesLocalizationRows,
 } from "./localization-rows.ts";
-export { LOCALIZATION_METHODS, type LocalizationOptions, localize } from "./localization.ts";
+export {
+  LOCALIZATION_METHODS,
+  localizationStudy,
+  type LocalizationStudyOptions,
+} from "./localization.ts";
 export {
   type LocalizationMaps,
   type LocalizationMethod,
   type LocalizationRecord,
   LocalizationResult,
   type LocalizationResultInit,
+  type LocalizationResultJSON,
   type LocalizationSummaryRow,
 } from "./localization-result.ts";
-export { relations, type RelationsOptions } from "./relations.ts";
+export { relationStudy, type RelationStudyOptions } from "./relations.ts";
 export {
   type Accuracy,
   binomialAccuracy,
   type RelationRecord,
   RelationsResult,
+  type RelationsResultJSON,
 } from "./relations-result.ts";
 export {
-  type Correlation,
-  intervene,
   interveneOne,
   type InterventionCase,
   interventionId,
   type InterventionItem,
-  type InterventionOptions,
-  type InterventionRecord,
-  InterventionResult,
-  type InterventionRow,
-  type MethodCorrelations,
+  interventionStudy,
+  type InterventionStudyOptions,
 } from "./intervention.ts";
 export {
-  type PidRow,
-  pidStudy,
-  type PidStudyOptions,
-  PidStudyResult,
-  type PidStudyRow,
-} from "./pid-study.ts";
+  type InterventionRecord,
+  InterventionResult,
+  type InterventionResultJSON,
+  type InterventionRow,
+  type InterventionSummary,
+} from "./intervention-result.ts";
+export { type PidRow, pidStudy, type PidStudyOptions } from "./pid-study.ts";
+export { PidStudyResult, type PidStudyResultJSON, type PidStudyRow } from "./pid-study-result.ts";

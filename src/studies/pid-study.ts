@@ -7,9 +7,9 @@
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
-import { JUPYTER_DISPLAY } from "../jupyter.ts";
 import { runStudy } from "./runner.ts";
-import type { StudyFailure, StudyOptions } from "./runner.ts";
+import type { StudyOptions } from "./runner.ts";
+import { PidStudyResult, type PidStudyRow } from "./pid-study-result.ts";
 import { rowSeed } from "./row-seed.ts";
 
 /** One row of a PID study. */
@@ -26,71 +26,12 @@ export interface PidRow {
   readonly wordB: string;
 }
 
-/** Image-level terms of one row, as stored in the results file. */
-export interface PidStudyRow {
-  /** the row id */
-  readonly id: string;
-  /** the prompt */
-  readonly prompt: string;
-  /** first word */
-  readonly wordA: string;
-  /** second word */
-  readonly wordB: string;
-  /** plain-form terms: name → { nats, se } */
-  readonly plain: Record<string, { nats: number; se: number }>;
-  /** conditional-form terms */
-  readonly conditional: Record<string, { nats: number; se: number }>;
-}
-
 /**
- * Options of {@link pidStudy}: the decomposition's options (each row gets its own draws, seeded
- * from `seed` and the row's data and text) and the study runner's; `onProgress` reports rows.
+ * Options of {@link pidStudy}: the study options shared by every study (each row gets its own
+ * draws, seeded from `seed` and the row's data and text) and the decomposition's.
  */
-export type PidStudyOptions = Omit<PidOptions, "onProgress"> & StudyOptions;
-
-/** Result of {@link pidStudy}. */
-export class PidStudyResult {
-  /**
-   * Creates the result.
-   * @param rows one entry per good row
-   * @param failures bad rows with what was wrong
-   */
-  constructor(
-    readonly rows: readonly PidStudyRow[],
-    readonly failures: readonly StudyFailure[],
-  ) {}
-
-  /** Flat table rows: one per (row, form, term). */
-  table(): { id: string; form: string; term: string; nats: number; se: number }[] {
-    return this.rows.flatMap((r) =>
-      (["plain", "conditional"] as const).flatMap((form) =>
-        Object.entries(r[form]).map(([term, e]) => ({ id: r.id, form, term, ...e }))
-      )
-    );
-  }
-
-  /** Plain data. */
-  toJSON(): { rows: readonly PidStudyRow[]; failures: readonly unknown[] } {
-    return { rows: this.rows, failures: this.failures };
-  }
-
-  /** Text table of the conditional-form redundancy, uniques and synergy per row. */
-  toString(): string {
-    const f = (e: { nats: number; se: number }) => `${e.nats.toFixed(3)}±${e.se.toFixed(3)}`;
-    const lines = this.rows.map((r) =>
-      `${r.id.padEnd(36)} R ${f(r.conditional.redundancy)}  U_A ${f(r.conditional.uniqueA)}  U_B ${
-        f(r.conditional.uniqueB)
-      }  S ${f(r.conditional.synergy)}`
-    );
-    const bad = this.failures.length ? [`${this.failures.length} bad row(s) skipped`] : [];
-    return ["PID study (conditional form, nats)", ...lines, ...bad].join("\n");
-  }
-
-  /** Shows the text table in Jupyter. */
-  [JUPYTER_DISPLAY](): Record<string, string> {
-    return { "text/plain": this.toString() };
-  }
-}
+export interface PidStudyOptions
+  extends StudyOptions, Pick<PidOptions, "redundancy" | "resamples"> {}
 
 /**
  * Runs the decomposition for every row (results appended to `options.results`, resumable,

@@ -7,8 +7,6 @@
 import type { StudyFailure } from "./runner.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
-import type { Chart } from "../plots/chart.ts";
-import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "../plots/grouped-bars.ts";
 import type { StudyRun } from "./runner.ts";
 
 /** What one item stores in the results file. */
@@ -74,6 +72,28 @@ export function binomialAccuracy(name: string, correct: number, n: number): Accu
   return { name, n, correct, accuracy: p, se: Math.sqrt((p * (1 - p)) / n) };
 }
 
+/** {@link RelationsResult} as plain JSON data (`toJSON`/`fromJSON` round-trip it). */
+export interface RelationsResultJSON {
+  /** model name */
+  readonly model: string;
+  /** noise draws per item */
+  readonly samples: number;
+  /** items of this shard */
+  readonly total: number;
+  /** items found finished in the results file */
+  readonly resumed: number;
+  /** accuracy over all good items (recomputed by `fromJSON`) */
+  readonly accuracy: Accuracy;
+  /** accuracy per kind */
+  readonly byKind: readonly Accuracy[];
+  /** accuracy per group */
+  readonly byGroup: readonly Accuracy[];
+  /** good items: id and record */
+  readonly items: readonly ({ readonly id: string } & RelationRecord)[];
+  /** bad items, skipped */
+  readonly failures: readonly StudyFailure[];
+}
+
 /**
  * Relation-test results.
  *
@@ -126,8 +146,22 @@ export class RelationsResult {
     this.byGroup = grouped(this.items, (i) => i.group);
   }
 
+  /** Rebuilds a result from its JSON: the accuracies are recomputed from the items. */
+  static fromJSON(json: RelationsResultJSON): RelationsResult {
+    return new RelationsResult(
+      {
+        results: json.items.map(({ id, ...record }) => ({ id, result: record })),
+        failures: json.failures,
+        resumed: json.resumed,
+        total: json.total,
+      },
+      json.samples,
+      json.model,
+    );
+  }
+
   /** Plain data (NaN becomes null in JSON). */
-  toJSON(): Record<string, unknown> {
+  toJSON(): RelationsResultJSON {
     return {
       model: this.model,
       samples: this.samples,
@@ -159,25 +193,6 @@ export class RelationsResult {
       ...this.byKind.map((a) => line({ ...a, name: `kind ${a.name}` })),
       ...this.byGroup.map((a) => line({ ...a, name: `  ${a.name}` })),
     ].join("\n");
-  }
-
-  /** Bar chart of accuracy (%) per kind and per group, ±2 SE. */
-  chart(options: GroupedBarsOptions = {}): Chart {
-    const bar = (group: string) => (a: Accuracy): GroupedBar => ({
-      group,
-      method: a.name,
-      value: 100 * a.accuracy,
-      se: Number.isFinite(a.se) ? 100 * a.se : undefined,
-    });
-    const rows = [
-      ...[this.accuracy, ...this.byKind].filter((a) => a.n > 0).map(bar("overall / kind")),
-      ...this.byGroup.filter((a) => a.n > 0).map(bar("group")),
-    ];
-    return groupedBars(rows, {
-      yLabel: "accuracy (%)",
-      title: `relation / attribute test (${this.model})`,
-      ...options,
-    });
   }
 
   /** Jupyter: an HTML table. */

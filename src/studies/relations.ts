@@ -17,12 +17,12 @@ import {
   resolveOptions,
 } from "../estimators/options.ts";
 import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
-import { runStudy, type Shard, type StudyProgress } from "./runner.ts";
+import { runStudy, type StudyOptions } from "./runner.ts";
 import { rowSeed } from "./row-seed.ts";
 import { type RelationRecord, RelationsResult } from "./relations-result.ts";
 
-/** Options of {@link relations}. */
-export interface RelationsOptions extends Omit<EstimatorOptions, "onProgress"> {
+/** Options of {@link relationStudy}. */
+export interface RelationStudyOptions extends StudyOptions {
   /**
    * Turns the item's image (a path, or a sharp pipeline cropped to the bbox) into something
    * `model.prepare` accepts. Default: pass it on (ONNX models take both). `"pixels"`: decode it to
@@ -30,12 +30,6 @@ export interface RelationsOptions extends Omit<EstimatorOptions, "onProgress"> {
    * `shapesOracle`, whose `prepare` takes only arrays).
    */
   readonly loadImage?: "pixels" | ((image: ImageInput, item: AroItem) => Promise<ImageInput>);
-  /** JSON-lines results file to append to and resume from */
-  readonly results?: string;
-  /** run one shard of the items */
-  readonly shard?: Shard;
-  /** called after every item */
-  readonly onProgress?: (progress: StudyProgress) => void;
 }
 
 /**
@@ -58,21 +52,21 @@ export interface RelationsOptions extends Omit<EstimatorOptions, "onProgress"> {
  *
  * @example
  * ```ts
- * import { relations } from "./relations.ts";
+ * import { relationStudy } from "./relations.ts";
  * import { mixtureModel } from "../query/oracles.ts";
  * const model = mixtureModel({ shape: [1, 1, 2], components: [
  *   { words: ["red"], mean: [1, 0], variance: 0.05 }, { words: ["blue"], mean: [0, 1], variance: 0.05 }] });
  * const item = { image: "x", options: ["blue", "red"], trueIndex: 1, kind: "attribution", group: "colour" };
- * const result = await relations(model, [item], {
+ * const result = await relationStudy(model, [item], {
  *   samples: 30, estimator: "standard", loadImage: () => Promise.resolve(new Float32Array([1, 0])),
  * });
  * console.assert(result.accuracy.correct === 1);
  * ```
  */
-export async function relations(
+export async function relationStudy(
   model: Denoiser,
   items: readonly AroItem[],
-  options: RelationsOptions = {},
+  options: RelationStudyOptions = {},
 ): Promise<RelationsResult> {
   const { samples, seed, estimator, logSnr, batchSize } = options;
   const estimatorOptions: EstimatorOptions = { samples, seed, estimator, logSnr, batchSize };
@@ -89,7 +83,7 @@ export async function relations(
 async function scoreItem(
   model: Denoiser,
   item: AroItem,
-  options: RelationsOptions,
+  options: RelationStudyOptions,
   resolved: ResolvedOptions,
 ): Promise<RelationRecord> {
   const source = item.bbox ? await crop(item.image, item.bbox) : item.image;

@@ -6,6 +6,7 @@
  * @module
  */
 import { InfoDiffError, InvalidArgumentError, ModelLoadError } from "../errors.ts";
+import type { EstimatorOptions } from "../estimators/options.ts";
 
 /** Which part of the items this process runs: items whose position % count === index. */
 export interface Shard {
@@ -33,8 +34,8 @@ export interface StudyProgress {
   readonly id: string;
 }
 
-/** Options of {@link runStudy}. */
-export interface StudyOptions {
+/** Options of {@link runStudy}: where results go, which shard, progress. */
+export interface RunOptions {
   /** JSON-lines file to append finished items to and resume from (none: keep in memory only) */
   readonly results?: string;
   /** run only one shard of the items */
@@ -42,6 +43,13 @@ export interface StudyOptions {
   /** called after every item */
   readonly onProgress?: (progress: StudyProgress) => void;
 }
+
+/**
+ * What every study takes (`localizationStudy`, `relationStudy`, `interventionStudy`, `pidStudy`
+ * extend it): the estimator's options, applied to every row with the row's own seed (from `seed`
+ * and a hash of the row), and the runner's; `onProgress` reports rows, not draws.
+ */
+export interface StudyOptions extends Omit<EstimatorOptions, "onProgress">, RunOptions {}
 
 /** A bad row: its id, what was wrong, and the error's class name. */
 export interface StudyFailure {
@@ -61,9 +69,9 @@ export type StudyRecord<R> =
 /** Outcome of {@link runStudy}: every finished item of the shard, resumed ones included. */
 export interface StudyRun<R> {
   /** results of the good items, in item order */
-  readonly results: { readonly id: string; readonly result: R }[];
+  readonly results: readonly { readonly id: string; readonly result: R }[];
   /** bad rows, with what was wrong */
-  readonly failures: StudyFailure[];
+  readonly failures: readonly StudyFailure[];
   /** items found finished in the results file (not recomputed) */
   readonly resumed: number;
   /** items of this shard */
@@ -89,7 +97,7 @@ export async function runStudy<I, R>(
   items: readonly I[],
   idOf: (item: I) => string,
   work: (item: I) => Promise<R>,
-  options: StudyOptions = {},
+  options: RunOptions = {},
 ): Promise<StudyRun<R>> {
   const shard = checkShard(options.shard ?? { index: 0, count: 1 });
   const mine = items.filter((_, position) => position % shard.count === shard.index);

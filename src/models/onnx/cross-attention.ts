@@ -15,7 +15,7 @@ import type {
   Shape,
   WordTokens,
 } from "../denoiser.ts";
-import type { EditedUnet } from "./onnx-denoiser.ts";
+import type { EditedUnet } from "./onnx-model.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { UnetPrediction } from "./unet.ts";
 import {

@@ -17,11 +17,12 @@ export { type LoadModelOptions, loadOnnxDenoiser } from "./load-model.ts";
 export {
   type Device,
   DEVICES,
+  type EditedUnet,
   type OnnxCondition,
   type OnnxDenoiser,
   type OnnxModelStats,
 } from "./onnx-model.ts";
-export { type EditedUnet, OnnxDiffusionDenoiser, type OnnxModelParts } from "./onnx-denoiser.ts";
+export { OnnxDiffusionDenoiser, type OnnxModelParts } from "./onnx-denoiser.ts";
 export { type AttentionHost, OnnxCrossAttention } from "./cross-attention.ts";
 export {
   addGraphOutputs,

@@ -6,9 +6,15 @@
  */
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
-import type { Denoiser, ImageInput, LogSnrRange, NoiseBatch, Shape } from "../denoiser.ts";
+import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../denoiser.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
-import type { Device, OnnxCondition, OnnxDenoiser, OnnxModelStats } from "./onnx-model.ts";
+import type {
+  Device,
+  EditedUnet,
+  OnnxCondition,
+  OnnxDenoiser,
+  OnnxModelStats,
+} from "./onnx-model.ts";
 import { OnnxCrossAttention } from "./cross-attention.ts";
 import type { OnnxTextEncoder } from "./text-encoder.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
@@ -42,14 +48,6 @@ export interface OnnxModelParts {
   readonly batchSize: number;
   /** creates a UNet session from an edited copy of the UNet graph (same device, same weights) */
   readonly unetFromBytes?: (bytes: Uint8Array) => Promise<InferenceSession>;
-}
-
-/** An edited copy of a model's UNet graph (see `OnnxDiffusionDenoiser.predictNoiseWithOutputs`). */
-export interface EditedUnet {
-  /** the edited ModelProto; external weights stay where the original's point */
-  readonly bytes: Uint8Array;
-  /** the extra outputs to return per item */
-  readonly outputs: readonly string[];
 }
 
 /**

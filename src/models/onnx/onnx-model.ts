@@ -32,6 +32,14 @@ export interface OnnxCondition extends Condition {
   readonly lastHiddenState: Float32Array;
 }
 
+/** An edited copy of a model's UNet graph (see `OnnxDiffusionDenoiser.predictNoiseWithOutputs`). */
+export interface EditedUnet {
+  /** the edited ModelProto; external weights stay where the original's point */
+  readonly bytes: Uint8Array;
+  /** the extra outputs to return per item */
+  readonly outputs: readonly string[];
+}
+
 /** Cheap counters of native work, for benchmarks (time outside session.run = overhead). */
 export interface OnnxModelStats {
   /** milliseconds inside UNet session.run */

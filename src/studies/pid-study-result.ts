@@ -1,0 +1,107 @@
+/**
+ * The result of a PID study: the image-level redundancy, unique and synergy terms of every row,
+ * plain and conditional, each with its standard error.
+ *
+ * @module
+ */
+import { JUPYTER_DISPLAY } from "../jupyter.ts";
+import { finiteOrNaN } from "./result-json.ts";
+import type { StudyFailure } from "./runner.ts";
+
+/** Image-level terms of one row, as stored in the results file. */
+export interface PidStudyRow {
+  /** the row id */
+  readonly id: string;
+  /** the prompt */
+  readonly prompt: string;
+  /** first word */
+  readonly wordA: string;
+  /** second word */
+  readonly wordB: string;
+  /** plain-form terms: name → { nats, se } */
+  readonly plain: Record<string, { nats: number; se: number }>;
+  /** conditional-form terms */
+  readonly conditional: Record<string, { nats: number; se: number }>;
+}
+
+/** {@link PidStudyResult} as plain JSON data (`toJSON`/`fromJSON` round-trip it). */
+export interface PidStudyResultJSON {
+  /** one entry per good row */
+  readonly rows: readonly PidStudyRow[];
+  /** bad rows with what was wrong */
+  readonly failures: readonly StudyFailure[];
+}
+
+/**
+ * Result of `pidStudy`: image-level terms per row.
+ *
+ * @example
+ * ```ts
+ * import { PidStudyResult } from "./pid-study-result.ts";
+ * const term = { nats: 0.5, se: 0.1 };
+ * const terms = { redundancy: term, uniqueA: term, uniqueB: term, synergy: term };
+ * const result = new PidStudyResult([{ id: "r", prompt: "a b", wordA: "a", wordB: "b", plain: terms, conditional: terms }], []);
+ * const again = PidStudyResult.fromJSON(JSON.parse(JSON.stringify(result)));
+ * console.assert(again.rows[0].conditional.synergy.nats === 0.5 && again.table().length === 8);
+ * ```
+ */
+export class PidStudyResult {
+  /**
+   * Creates the result.
+   * @param rows one entry per good row
+   * @param failures bad rows with what was wrong
+   */
+  constructor(
+    readonly rows: readonly PidStudyRow[],
+    readonly failures: readonly StudyFailure[],
+  ) {}
+
+  /** Flat table rows: one per (row, form, term). */
+  table(): { id: string; form: string; term: string; nats: number; se: number }[] {
+    return this.rows.flatMap((r) =>
+      (["plain", "conditional"] as const).flatMap((form) =>
+        Object.entries(r[form]).map(([term, e]) => ({ id: r.id, form, term, ...e }))
+      )
+    );
+  }
+
+  /** Rebuilds a result from its JSON (null, how JSON writes NaN, becomes NaN again). */
+  static fromJSON(json: PidStudyResultJSON): PidStudyResult {
+    const restore = (terms: Record<string, { nats: number; se: number }>) =>
+      Object.fromEntries(
+        Object.entries(terms).map((
+          [k, e],
+        ) => [k, { nats: finiteOrNaN(e.nats), se: finiteOrNaN(e.se) }]),
+      );
+    return new PidStudyResult(
+      json.rows.map((r) => ({
+        ...r,
+        plain: restore(r.plain),
+        conditional: restore(r.conditional),
+      })),
+      json.failures,
+    );
+  }
+
+  /** Plain data. */
+  toJSON(): PidStudyResultJSON {
+    return { rows: this.rows, failures: this.failures };
+  }
+
+  /** Text table of the conditional-form redundancy, uniques and synergy per row. */
+  toString(): string {
+    const f = (e: { nats: number; se: number }) => `${e.nats.toFixed(3)}±${e.se.toFixed(3)}`;
+    const lines = this.rows.map((r) =>
+      `${r.id.padEnd(36)} R ${f(r.conditional.redundancy)}  U_A ${f(r.conditional.uniqueA)}  U_B ${
+        f(r.conditional.uniqueB)
+      }  S ${f(r.conditional.synergy)}`
+    );
+    const bad = this.failures.length ? [`${this.failures.length} bad row(s) skipped`] : [];
+    return ["PID study (conditional form, nats)", ...lines, ...bad].join("\n");
+  }
+
+  /** Shows the text table in Jupyter. */
+  [JUPYTER_DISPLAY](): Record<string, string> {
+    return { "text/plain": this.toString() };
+  }
+}
