@@ -20,6 +20,7 @@
  */
 export {
   DatasetError,
+  describeError,
   InfoDiffError,
   InvalidArgumentError,
   InvalidImageError,
@@ -28,6 +29,7 @@ export {
   PromptError,
 } from "./src/errors.ts";
 export { displayBundle, escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "./src/jupyter.ts";
+export { setWarningHandler, warn, type WarningHandler } from "./src/warnings.ts";
 export { Random } from "./src/numerics/random.ts";
 export {
   checkLogSnrSampling,
@@ -104,6 +106,7 @@ export {
   vToEpsilon,
 } from "./src/models/sd/schedule.ts";
 export {
+  checkDevice,
   type Device,
   DEVICES,
   type EditedUnet,
@@ -117,6 +120,7 @@ export {
   checkPositiveInteger,
   type EstimatorName,
   type EstimatorOptions,
+  ESTIMATORS,
   type Progress,
   type ResolvedOptions,
   resolveOptions,
@@ -175,7 +179,12 @@ export {
   requireAttention,
   supportsAttention,
 } from "./src/attention/capability.ts";
-export { wordAttention, type WordAttentionOptions } from "./src/attention/word-attention.ts";
+export {
+  ATTENTION_GATHERING,
+  type AttentionGathering,
+  wordAttention,
+  type WordAttentionOptions,
+} from "./src/attention/word-attention.ts";
 export {
   type AttentionProvider,
   MODEL_ATTENTION,

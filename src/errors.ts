@@ -23,11 +23,36 @@ export class InfoDiffError extends Error {
   /**
    * Creates the error.
    * @param message what was wrong and what was expected
+   * @param options `cause`: the lower-level error this one wraps (kept, not pasted into the message)
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
   }
+}
+
+/**
+ * The message of an error and of every error in its `cause` chain, one per line (`caused by: …`),
+ * for printing where a stack trace would be noise (the command line).
+ *
+ * @example
+ * ```ts
+ * import { describeError, ModelLoadError } from "./errors.ts";
+ * const error = new ModelLoadError("bad folder", { cause: new SyntaxError("Unexpected token") });
+ * console.assert(describeError(error) === "bad folder\ncaused by: SyntaxError: Unexpected token");
+ * ```
+ */
+export function describeError(error: unknown): string {
+  const lines: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && depth < 8; depth++) {
+    const text = current instanceof Error
+      ? (depth === 0 ? current.message : `${current.name}: ${current.message}`)
+      : String(current);
+    lines.push(depth === 0 ? text : `caused by: ${text}`);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return lines.join("\n");
 }
 
 /**

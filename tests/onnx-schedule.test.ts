@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ModelLoadError } from "../src/errors.ts";
+import { InvalidArgumentError, ModelLoadError } from "../src/errors.ts";
 import { betasFromConfig, NoiseSchedule, vToEpsilon } from "../src/models/sd/schedule.ts";
 import { Random } from "../src/numerics/random.ts";
 
@@ -28,7 +28,7 @@ Deno.test("nearest timestep: α = 1 → 214, α = 0 → 354, ends clamp to the t
   assert.equal(schedule.nearestTimestep(100), 0);
   assert.equal(schedule.nearestTimestep(-100), 999);
   assert.equal(schedule.snapLogSnr(1), schedule.logSnr[214]);
-  assert.throws(() => schedule.nearestTimestep(NaN), RangeError);
+  assert.throws(() => schedule.nearestTimestep(NaN), InvalidArgumentError);
 });
 
 Deno.test("nearest timestep agrees with a linear scan for random α (binary search is exact)", () => {

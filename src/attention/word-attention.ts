@@ -21,6 +21,21 @@ import { checkModelData } from "../models/denoiser.ts";
 import { normaliseWord } from "../text/prompt.ts";
 import { requireAttention } from "./capability.ts";
 
+/**
+ * Where attention is gathered, in one frozen table: at the estimators' sampled (α, ε) draws, or
+ * along the DDIM inversion trajectory.
+ *
+ * @example
+ * ```ts
+ * import { ATTENTION_GATHERING } from "./word-attention.ts";
+ * console.assert(ATTENTION_GATHERING.length === 2);
+ * ```
+ */
+export const ATTENTION_GATHERING = Object.freeze(["sampled", "trajectory"] as const);
+
+/** One of {@link ATTENTION_GATHERING}. */
+export type AttentionGathering = typeof ATTENTION_GATHERING[number];
+
 /** Options of {@link wordAttention}. */
 export interface WordAttentionOptions {
   /**
@@ -29,7 +44,7 @@ export interface WordAttentionOptions {
    * models with per-item timesteps), or `"trajectory"` at every step of the deterministic DDIM
    * inversion of the data under the prompt (DAAM's sum over denoising steps).
    */
-  readonly at?: "sampled" | "trajectory";
+  readonly at?: AttentionGathering;
   /** number of (α, ε) draws for `"sampled"` (default 100, as the estimators) */
   readonly samples?: number;
   /** seed of the draws for `"sampled"` (default 0) */
@@ -91,7 +106,7 @@ export async function wordAttention(
     await gatherAlongInversion(model, data, prompt, options, gather);
   } else {
     throw new InvalidArgumentError(
-      `unknown attention gathering at: "${at}"; expected "sampled" or "trajectory"`,
+      `unknown attention gathering at: "${at}"; expected one of ${ATTENTION_GATHERING.join(", ")}`,
     );
   }
   const [, height, width] = model.shape;

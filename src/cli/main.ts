@@ -6,8 +6,9 @@
 import { parseArgs } from "node:util";
 import { runDemo } from "./demo.ts";
 import { runInfo } from "./info.ts";
-import type { Device } from "../models/onnx/onnx-model.ts";
-import { InfoDiffError } from "../errors.ts";
+import { DEVICES } from "../models/onnx/onnx-model.ts";
+import { checkDevice } from "../models/onnx/onnx-model.ts";
+import { describeError, InfoDiffError, InvalidArgumentError } from "../errors.ts";
 
 const USAGE = `usage: infodiff <command> [options]
 
@@ -16,9 +17,12 @@ commands:
                                               per-word information of a held-out shapes scene under
                                               the trained shapes-tiny model (--oracle: the exact
                                               example oracle), heat maps as PNG under DIR (out/demo)
-  info --model DIR --image FILE --prompt TEXT [--samples N] [--seed S] [--device auto|cuda|cpu]
-       [--batch-size B] [--out DIR] [--json]   per-word information of an image under a Stable
+  info --model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
+       [--device ${DEVICES.join("|")}] [--batch-size B] [--out DIR] [--json]
+                                              per-word information of an image under a Stable
                                               Diffusion ONNX export; overlays under --out
+
+Usage errors exit with status 2, failures of the run with 1.
 `;
 
 /**
@@ -31,23 +35,7 @@ commands:
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      out: { type: "string" },
-      samples: { type: "string" },
-      seed: { type: "string" },
-      help: { type: "boolean", short: "h" },
-      model: { type: "string" },
-      image: { type: "string" },
-      prompt: { type: "string" },
-      device: { type: "string" },
-      "batch-size": { type: "string" },
-      json: { type: "boolean" },
-      oracle: { type: "boolean" },
-    },
-  });
+  const { values, positionals } = parseCommandLine(args);
   const [command] = positionals;
   if (values.help || !command) {
     console.log(USAGE);
@@ -57,7 +45,7 @@ export async function main(args: string[]): Promise<number> {
     if (text === undefined) return undefined;
     const value = Number(text);
     if (!Number.isFinite(value)) {
-      throw new InfoDiffError(`--${name} expects a number, got "${text}"`);
+      throw new InvalidArgumentError(`--${name} expects a number, got "${text}"`);
     }
     return value;
   };
@@ -74,20 +62,18 @@ export async function main(args: string[]): Promise<number> {
     case "info": {
       const required = (name: "model" | "image" | "prompt") => {
         const value = values[name];
-        if (value === undefined) throw new InfoDiffError(`info needs --${name}\n${USAGE}`);
+        if (value === undefined) {
+          throw new InvalidArgumentError(`info needs --${name}; see infodiff --help`);
+        }
         return value;
       };
-      const device = values.device ?? "auto";
-      if (!["auto", "cuda", "cpu", "webgpu"].includes(device)) {
-        throw new InfoDiffError(`--device expects auto, cuda, cpu or webgpu, got "${device}"`);
-      }
       await runInfo({
         model: required("model"),
         image: required("image"),
         prompt: required("prompt"),
         samples: number("samples", values.samples),
         seed: number("seed", values.seed),
-        device: device as Device,
+        device: checkDevice(values.device ?? "auto"),
         batchSize: number("batch-size", values["batch-size"]),
         out: values.out,
         json: values.json,
@@ -95,19 +81,49 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     default:
-      console.error(`unknown command "${command}"\n${USAGE}`);
-      return 2;
+      throw new InvalidArgumentError(
+        `unknown command "${command}"; expected demo or info (see infodiff --help)`,
+      );
   }
 }
+
+/** The options of every command; node's parser errors become usage errors. */
+function parseCommandLine(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: true,
+      options: OPTIONS,
+    });
+  } catch (error) {
+    throw new InvalidArgumentError(
+      "the options could not be read (an unknown option, or one without its value); see " +
+        "infodiff --help",
+      { cause: error },
+    );
+  }
+}
+
+const OPTIONS = {
+  out: { type: "string" },
+  samples: { type: "string" },
+  seed: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  model: { type: "string" },
+  image: { type: "string" },
+  prompt: { type: "string" },
+  device: { type: "string" },
+  "batch-size": { type: "string" },
+  json: { type: "boolean" },
+  oracle: { type: "boolean" },
+} as const;
 
 if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (error) {
-    if (error instanceof InfoDiffError) {
-      console.error(`infodiff: ${error.message}`);
-      Deno.exit(1);
-    }
-    throw error;
+    if (!(error instanceof InfoDiffError)) throw error;
+    console.error(`infodiff: ${describeError(error)}`);
+    Deno.exit(error instanceof InvalidArgumentError ? 2 : 1);
   }
 }

@@ -109,7 +109,7 @@ export async function readAro(path: string, options: AroReadOptions = {}): Promi
   try {
     json = JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
-    throw new DatasetError(`cannot read ARO JSON ${path}: ${(e as Error).message}`);
+    throw new DatasetError(`cannot read ARO JSON ${path}`, { cause: e });
   }
   const first = Array.isArray(json) ? json[0] : undefined;
   const isOrder = typeof first === "object" && first !== null && "caption_options" in first;

@@ -77,7 +77,7 @@ export function parseCocoIt(text: string, source = "COCO-IT table"): CocoItRow[]
     try {
       value = JSON.parse(line);
     } catch (e) {
-      throw new DatasetError(`${where} is not valid JSON (${(e as Error).message})`);
+      throw new DatasetError(`${where} is not valid JSON`, { cause: e });
     }
     rows.push(checkRow(value, where));
   }
@@ -119,7 +119,7 @@ export async function readCocoIt(
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new DatasetError(`cannot read COCO-IT table ${path}: ${(e as Error).message}`);
+    throw new DatasetError(`cannot read COCO-IT table ${path}`, { cause: e });
   }
   const root = options.imageRoot ?? dirname(path);
   return parseCocoIt(text, path).map((row) =>

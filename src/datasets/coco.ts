@@ -274,12 +274,12 @@ async function readJson(path: string | URL): Promise<unknown> {
   try {
     textContent = await Deno.readTextFile(path);
   } catch (e) {
-    throw new DatasetError(`cannot read ${path}: ${(e as Error).message}`);
+    throw new DatasetError(`cannot read ${path}`, { cause: e });
   }
   try {
     return JSON.parse(textContent);
   } catch (e) {
-    throw new DatasetError(`${path} is not valid JSON: ${(e as Error).message}`);
+    throw new DatasetError(`${path} is not valid JSON`, { cause: e });
   }
 }
 

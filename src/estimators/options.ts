@@ -8,8 +8,19 @@ import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling, defaultLogSnrSampling } from "../numerics/log-snr.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 
-/** The two forms of the pointwise information estimator (REFERENCE §2). */
-export type EstimatorName = "orthogonal" | "standard";
+/**
+ * The two forms of the pointwise information estimator (REFERENCE §2), in one frozen table.
+ *
+ * @example
+ * ```ts
+ * import { ESTIMATORS } from "./options.ts";
+ * console.assert(ESTIMATORS[0] === "orthogonal");
+ * ```
+ */
+export const ESTIMATORS = Object.freeze(["orthogonal", "standard"] as const);
+
+/** One of {@link ESTIMATORS}. */
+export type EstimatorName = typeof ESTIMATORS[number];
 
 /** Progress of a running estimate. */
 export interface Progress {
@@ -51,8 +62,6 @@ export interface ResolvedOptions {
   readonly onProgress?: (progress: Progress) => void;
 }
 
-const ESTIMATORS: readonly EstimatorName[] = ["orthogonal", "standard"];
-
 /**
  * Validates options and fills in defaults from the model.
  *
@@ -93,7 +102,7 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
  * ```
  */
 export function checkEstimator(name: string): EstimatorName {
-  if (!ESTIMATORS.includes(name as EstimatorName)) {
+  if (!(ESTIMATORS as readonly string[]).includes(name)) {
     throw new InvalidArgumentError(
       `unknown estimator "${name}"; expected one of ${ESTIMATORS.map((e) => `"${e}"`).join(", ")}`,
     );

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { PromptError } from "../errors.ts";
 import type { Heatmap } from "../images/heatmap.ts";
 import type { Estimate } from "./estimate.ts";
 
@@ -85,7 +86,7 @@ export class PerTokenResult {
   token(word: string): TokenInformation {
     const found = this.tokens.find((t) => t.word === word.toLowerCase());
     if (!found) {
-      throw new RangeError(
+      throw new PromptError(
         `word "${word}" is not in the prompt "${this.prompt}"; words: ${
           this.tokens.map((t) => t.word).join(", ")
         }`,

@@ -60,9 +60,8 @@ export async function loadImagePixels(
     info = result.info;
   } catch (error) {
     throw new InvalidImageError(
-      `could not decode image ${name} (${
-        (error as Error).message
-      }); expected a readable PNG or JPEG`,
+      `could not decode image ${name}; expected a readable PNG or JPEG`,
+      { cause: error },
     );
   }
   if (info.width !== width || info.height !== height || info.channels !== 3) {

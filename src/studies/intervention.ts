@@ -27,6 +27,7 @@
  * @module
  */
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
+import type { AttentionGathering } from "../attention/word-attention.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
@@ -65,7 +66,7 @@ export interface InterventionStudyOptions extends StudyOptions {
    */
   readonly attention?: AttentionProvider | false;
   /** where attention is gathered (default "trajectory": DAAM over the DDIM steps) */
-  readonly attentionAt?: "sampled" | "trajectory";
+  readonly attentionAt?: AttentionGathering;
   /** bootstrap resamples of the correlations' errors (default 1000) */
   readonly resamples?: number;
 }

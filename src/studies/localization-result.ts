@@ -15,11 +15,20 @@ import { selectGlobalThreshold } from "./iou.ts";
 import type { StudyRun } from "./runner.ts";
 
 /** A localization method: information map, whole-image baseline, attention, or both combined. */
-export type LocalizationMethod =
-  | "information"
-  | "whole-image"
-  | "attention"
-  | "attention+information";
+export type LocalizationMethod = typeof LOCALIZATION_METHODS[number];
+
+/**
+ * The methods of a localization table, in display order, in one frozen table.
+ *
+ * @example
+ * ```ts
+ * import { LOCALIZATION_METHODS } from "./localization-result.ts";
+ * console.assert(LOCALIZATION_METHODS.includes("whole-image"));
+ * ```
+ */
+export const LOCALIZATION_METHODS = Object.freeze(
+  ["information", "whole-image", "attention", "attention+information"] as const,
+);
 
 /** What one row stores in the results file. */
 export interface LocalizationRecord {

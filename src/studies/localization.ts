@@ -21,6 +21,7 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
+import type { AttentionGathering } from "../attention/word-attention.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
@@ -38,19 +39,12 @@ import {
   localizationRows,
 } from "./localization-rows.ts";
 import {
+  LOCALIZATION_METHODS,
   type LocalizationMaps,
   type LocalizationMethod,
   type LocalizationRecord,
   LocalizationResult,
 } from "./localization-result.ts";
-
-/** The methods of a localization table, in display order. */
-export const LOCALIZATION_METHODS: readonly LocalizationMethod[] = [
-  "information",
-  "whole-image",
-  "attention",
-  "attention+information",
-];
 
 /** Options of {@link localizationStudy}. */
 export interface LocalizationStudyOptions extends StudyOptions {
@@ -66,7 +60,7 @@ export interface LocalizationStudyOptions extends StudyOptions {
    */
   readonly attention?: AttentionProvider | false;
   /** where attention is gathered (default "sampled": at the estimator's α, as the paper) */
-  readonly attentionAt?: "sampled" | "trajectory";
+  readonly attentionAt?: AttentionGathering;
   /**
    * turns a row without `data` into something `model.prepare` accepts. Default: its `image` path
    * (ONNX models load it). `"pixels"`: decode the file to CHW pixels in [−1, 1] at the model's
@@ -151,7 +145,7 @@ interface RowSettings {
   readonly thresholds: readonly number[];
   readonly estimator: Omit<EstimatorOptions, "onProgress">;
   readonly attention?: AttentionProvider;
-  readonly attentionAt: "sampled" | "trajectory";
+  readonly attentionAt: AttentionGathering;
   readonly loadImage?: LocalizationStudyOptions["loadImage"];
 }
 
@@ -304,7 +298,7 @@ function checkMethods(methods: readonly string[]): LocalizationMethod[] {
     throw new InvalidArgumentError("methods is empty; expected at least one localization method");
   }
   for (const m of methods) {
-    if (!LOCALIZATION_METHODS.includes(m as LocalizationMethod)) {
+    if (!(LOCALIZATION_METHODS as readonly string[]).includes(m)) {
       throw new InvalidArgumentError(
         `unknown localization method "${m}"; expected one of ${LOCALIZATION_METHODS.join(", ")}`,
       );

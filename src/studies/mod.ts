@@ -41,12 +41,9 @@ export {
   localizationRows,
   shapesLocalizationRows,
 } from "./localization-rows.ts";
+export { localizationStudy, type LocalizationStudyOptions } from "./localization.ts";
 export {
   LOCALIZATION_METHODS,
-  localizationStudy,
-  type LocalizationStudyOptions,
-} from "./localization.ts";
-export {
   type LocalizationMaps,
   type LocalizationMethod,
   type LocalizationRecord,

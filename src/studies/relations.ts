@@ -154,7 +154,7 @@ async function crop(
   try {
     meta = await (await loadSharp())(path).metadata();
   } catch (error) {
-    throw new InvalidImageError(`could not read image ${path}: ${(error as Error).message}`);
+    throw new InvalidImageError(`could not read image ${path}`, { cause: error });
   }
   const width = meta.width ?? 0, height = meta.height ?? 0;
   const [x, y, w, h] = bbox;

@@ -78,9 +78,9 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (error) {
-    throw new ModelLoadError(
-      `${source} is not a readable ONNX model (${(error as Error).message}); expected a ModelProto`,
-    );
+    throw new ModelLoadError(`${source} is not a readable ONNX model; expected a ModelProto`, {
+      cause: error,
+    });
   }
   const graph = model.graph;
   if (!graph) throw new ModelLoadError(`${source} has no graph; expected an ONNX model with one`);

@@ -6,6 +6,7 @@
  */
 import { basename, join } from "node:path";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
+import { warn } from "../../warnings.ts";
 import { readModelFolder } from "../sd/folder.ts";
 import { OnnxDiffusionDenoiser } from "./onnx-denoiser.ts";
 import { NoiseSchedule } from "../sd/schedule.ts";
@@ -162,7 +163,7 @@ async function configResolution(dir: string): Promise<number | undefined> {
 
 function defaultResolution(dir: string, schedule: NoiseSchedule): number {
   const resolution = schedule.predictionType === "v_prediction" ? 768 : 512;
-  console.warn(
+  warn(
     `infodiff: ${dir} does not state its image resolution (dynamic VAE axes, no config.json ` +
       `sample_size); using ${resolution} px. Pass loadModel(dir, { resolution }) to override.`,
   );
@@ -197,7 +198,7 @@ async function readSampleSize(path: string): Promise<number | undefined> {
   try {
     config = JSON.parse(text);
   } catch (error) {
-    throw new ModelLoadError(`${path} is not valid JSON (${(error as Error).message})`);
+    throw new ModelLoadError(`${path} is not valid JSON`, { cause: error });
   }
   const size = Array.isArray(config.sample_size) ? config.sample_size[0] : config.sample_size;
   return typeof size === "number" && Number.isInteger(size) && size > 0 ? size : undefined;

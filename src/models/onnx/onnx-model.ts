@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { InvalidArgumentError } from "../../errors.ts";
 import type { Condition, CrossAttention, Denoiser, LogSnrRange } from "../denoiser.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
@@ -23,6 +24,28 @@ export const DEVICES = Object.freeze(["auto", "cuda", "cpu", "webgpu"] as const)
 
 /** Where the sessions run (one of {@link DEVICES}). */
 export type Device = typeof DEVICES[number];
+
+/**
+ * Checks a device name against {@link DEVICES}.
+ *
+ * @throws {InvalidArgumentError} for any other value
+ *
+ * @example
+ * ```ts
+ * import { checkDevice } from "./onnx-model.ts";
+ * console.assert(checkDevice("cpu") === "cpu");
+ * ```
+ */
+export function checkDevice(device: unknown): Device {
+  if (!(DEVICES as readonly unknown[]).includes(device)) {
+    throw new InvalidArgumentError(
+      `device must be one of ${DEVICES.map((d) => `"${d}"`).join(", ")}, got ${
+        JSON.stringify(device)
+      }`,
+    );
+  }
+  return device as Device;
+}
 
 /** A prompt encoded by an {@link OnnxModel}: its token ids and text-encoder hidden states. */
 export interface OnnxCondition extends Condition {

@@ -9,9 +9,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { InferenceSession } from "onnxruntime-node";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
+import { warn } from "../../warnings.ts";
 import { hideFloat16ArrayFromOnnxRuntime } from "./float16.ts";
 
-import type { Device } from "./onnx-model.ts";
+import { checkDevice, type Device } from "./onnx-model.ts";
 
 /** Session creation options. */
 export interface SessionOptions {
@@ -78,11 +79,7 @@ export interface SessionFactory {
  */
 export function sessionFactory(options: SessionOptions = {}): SessionFactory {
   const requested = options.device ?? "auto";
-  if (!["auto", "cuda", "cpu", "webgpu"].includes(requested)) {
-    throw new InvalidArgumentError(
-      `device must be "auto", "cuda", "cpu" or "webgpu", got ${JSON.stringify(requested)}`,
-    );
-  }
+  checkDevice(requested);
   const threads = options.threads;
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
@@ -92,7 +89,7 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
   let decided = requested !== "auto";
   const fallBack = (reason: string) => {
     device = "cpu";
-    console.warn(
+    warn(
       `infodiff: CUDA is not available (${reason}); running on the CPU. ` +
         `Pass device: "cpu" to silence this, or see the README to install the CUDA provider.`,
     );

@@ -6,7 +6,7 @@
  * @module
  */
 import { type InferenceSession, Tensor } from "onnxruntime-node";
-import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
+import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";
 import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
@@ -244,9 +244,9 @@ export class OnnxUnet {
       results = await this.session.run(feeds, [this.outputName, ...this.extraOutputs]);
     } catch (error) {
       throw new ModelRuntimeError(
-        `${this.source}: session.run failed (${(error as Error).message.split("\n")[0]}); ` +
-          `fed sample [${feeds.sample.dims}], timestep [${feeds.timestep.dims}], ` +
-          `encoder_hidden_states [${feeds.encoder_hidden_states.dims}]`,
+        `${this.source}: session.run failed; fed sample [${feeds.sample.dims}], timestep ` +
+          `[${feeds.timestep.dims}], encoder_hidden_states [${feeds.encoder_hidden_states.dims}]`,
+        { cause: error },
       );
     }
     this.runMs += performance.now() - start;
@@ -332,7 +332,9 @@ export class OnnxUnet {
 
 function padTo(items: number[], size: number): number[] {
   if (items.length > size) {
-    throw new RangeError(`batch of ${items.length} exceeds fixed batch ${size}`);
+    throw new InvalidArgumentError(
+      `batch of ${items.length} items exceeds the export's fixed batch of ${size}; expected at most ${size}`,
+    );
   }
   return [...items, ...Array(size - items.length).fill(items[items.length - 1])];
 }

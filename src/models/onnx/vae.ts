@@ -77,8 +77,8 @@ export class OnnxVaeEncoder {
       results = await this.session.run({ sample: input }, [this.outputName]);
     } catch (error) {
       throw new ModelRuntimeError(
-        `${this.source}: session.run failed on a ${resolution}×${resolution} image ` +
-          `(${(error as Error).message.split("\n")[0]})`,
+        `${this.source}: session.run failed on a ${resolution}×${resolution} image`,
+        { cause: error },
       );
     }
     const tensor = results[this.outputName];

@@ -170,15 +170,18 @@ async function readJson(path: string, root: string): Promise<Record<string, unkn
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) throw missing(path, root, "file");
-    throw error;
+    throw new ModelLoadError(`cannot read ${path}; expected a JSON file`, { cause: error });
   }
+  let value: unknown;
   try {
-    const value = JSON.parse(text);
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      throw new Error("not a JSON object");
-    }
-    return value;
+    value = JSON.parse(text);
   } catch (error) {
-    throw new ModelLoadError(`${path} is not a valid JSON object (${(error as Error).message})`);
+    throw new ModelLoadError(`${path} is not valid JSON`, { cause: error });
   }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ModelLoadError(
+      `${path} holds ${Array.isArray(value) ? "an array" : String(value)}; expected a JSON object`,
+    );
+  }
+  return value as Record<string, unknown>;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ModelLoadError } from "../../errors.ts";
+import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import type { LogSnrRange } from "../denoiser.ts";
 
 /** What the UNet predicts: the noise ε, or v = sqrt(ᾱ)·ε − sqrt(1−ᾱ)·x₀. */
@@ -108,7 +108,7 @@ export class NoiseSchedule {
    */
   nearestTimestep(logSnr: number): number {
     if (Number.isNaN(logSnr)) {
-      throw new RangeError("log-SNR is NaN; expected a number");
+      throw new InvalidArgumentError("log-SNR is NaN; expected a number");
     }
     const table = this.logSnr;
     let lo = 0;

@@ -12,6 +12,7 @@
  */
 import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
+import { warn } from "../../warnings.ts";
 import { promptWords } from "../../text/prompt.ts";
 
 /** A prompt as token ids, and how many tokens did not fit the context. */
@@ -169,7 +170,7 @@ export class ClipTokenizer {
     const { ids, dropped } = this.tokenize(text);
     if (dropped > 0) {
       const kept = this.contextLength - 2;
-      console.warn(
+      warn(
         `ClipTokenizer: dropped ${dropped} token(s) of the prompt; it has ${kept + dropped} ` +
           `tokens but only ${kept} fit the context length ${this.contextLength} (BOS and EOS ` +
           `included): "${text}"`,
@@ -501,9 +502,9 @@ async function readJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelLoadError(
-      `${path} is not valid JSON (${(e as Error).message}); expected ${EXPECTED_LAYOUT}`,
-    );
+    throw new ModelLoadError(`${path} is not valid JSON; expected ${EXPECTED_LAYOUT}`, {
+      cause: e,
+    });
   }
 }
 
