@@ -126,6 +126,8 @@ export {
   resolveOptions,
 } from "./src/estimators/options.ts";
 export {
+  type CallSchedule,
+  callSchedule,
   type Contrast,
   type ContrastOutcome,
   type ContrastPlan,
@@ -133,10 +135,11 @@ export {
   type ContrastResult,
   estimateContrasts,
 } from "./src/estimators/contrasts.ts";
-export { mutualInformation } from "./src/estimators/mutual-information.ts";
+export { mutualInformation, mutualInformationPlan } from "./src/estimators/mutual-information.ts";
 export {
   conditionalInformation,
   type ConditionalOptions,
+  conditionalPlan,
 } from "./src/estimators/conditional-information.ts";
 export {
   perTokenInformation,
@@ -144,7 +147,7 @@ export {
   perTokenPlan,
   type PerTokenWord,
 } from "./src/estimators/per-token.ts";
-export { negativeLogLikelihood } from "./src/estimators/log-likelihood.ts";
+export { likelihoodPlan, negativeLogLikelihood } from "./src/estimators/log-likelihood.ts";
 export {
   LogLikelihood,
   PerPixelResult,
@@ -152,8 +155,11 @@ export {
   type TokenInformation,
 } from "./src/estimators/results.ts";
 export {
+  type CandidateSet,
   partialInformation,
+  type PidForm,
   type PidOptions,
+  pidPlan,
   PidResult,
   type PidTerm,
   type PidTerms,
@@ -210,7 +216,14 @@ export {
   rgbToPng,
   writePng,
 } from "./src/images/png.ts";
-export { createQuery, Query, type QueryDescription } from "./src/query/query.ts";
+export {
+  createQuery,
+  Query,
+  QUERY_TERMINALS,
+  type QueryDescription,
+  type QueryPlan,
+  type QueryTerminal,
+} from "./src/query/query.ts";
 export { createModel, isModel, type Model, type ModelVerbs } from "./src/query/model.ts";
 export {
   exampleOracle,

@@ -31,7 +31,9 @@ import { requireAttention } from "./capability.ts";
  * console.assert(ATTENTION_GATHERING.length === 2);
  * ```
  */
-export const ATTENTION_GATHERING = Object.freeze(["sampled", "trajectory"] as const);
+export const ATTENTION_GATHERING: readonly ["sampled", "trajectory"] = Object.freeze(
+  ["sampled", "trajectory"] as const,
+);
 
 /** One of {@link ATTENTION_GATHERING}. */
 export type AttentionGathering = typeof ATTENTION_GATHERING[number];

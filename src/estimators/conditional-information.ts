@@ -6,13 +6,31 @@
 import type { Denoiser } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
-import { estimateContrasts } from "./contrasts.ts";
+import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import type { TokenInformation } from "./results.ts";
 
 /** Options of {@link conditionalInformation}: estimator options plus how the word is removed. */
 export type ConditionalOptions = EstimatorOptions & RemoveWordOptions;
+
+/**
+ * The contrast plan of {@link conditionalInformation}: the prompt against the prompt without the
+ * word (removed as `removal` says).
+ *
+ * @example
+ * ```ts
+ * import { conditionalPlan } from "./conditional-information.ts";
+ * console.assert(conditionalPlan("a red circle", "red").prompts[1] === "a circle");
+ * ```
+ */
+export function conditionalPlan(
+  prompt: string,
+  word: string,
+  removal: RemoveWordOptions = {},
+): ContrastPlan {
+  return contrastPlan([[prompt, removeWord(prompt, word, removal)]]);
+}
 
 /**
  * i(x; w | c): the information the word adds to the rest of the prompt c (the prompt with the
@@ -35,13 +53,9 @@ export async function conditionalInformation(
   word: string,
   options: ConditionalOptions = {},
 ): Promise<TokenInformation> {
-  const context = removeWord(prompt, word, options);
-  const outcome = await estimateContrasts(
-    model,
-    data,
-    { prompts: [prompt, context], contrasts: [{ with: 0, without: 1 }] },
-    resolveOptions(model, options),
-  );
+  const plan = conditionalPlan(prompt, word, options);
+  const context = plan.prompts[1];
+  const outcome = await estimateContrasts(model, data, plan, resolveOptions(model, options));
   const [result] = outcome.contrasts;
   const target = normaliseWord(word);
   const positions = promptWords(prompt).flatMap((w, i) => w.word === target ? [i] : []);

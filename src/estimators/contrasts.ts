@@ -58,6 +58,40 @@ export function contrastPlan(pairs: readonly (readonly [string, string])[]): Con
   return { prompts, contrasts };
 }
 
+/** How a plan's draws are cut into model calls. */
+export interface CallSchedule {
+  /** draws evaluated together (every condition of a draw is in the same block) */
+  readonly blockSize: number;
+  /** model calls in all */
+  readonly calls: number;
+  /** items (noisy datum × condition) in all */
+  readonly items: number;
+}
+
+/**
+ * The model calls a plan with `prompts` conditions costs at `samples` draws and `batchSize` items
+ * per call: draws go in blocks of ⌊batchSize / prompts⌋ (at least 1) and each block's items are
+ * cut into calls of at most `batchSize`. {@link estimateContrasts} runs exactly this schedule.
+ *
+ * @example
+ * ```ts
+ * import { callSchedule } from "./contrasts.ts";
+ * // 9 conditions at batch 8: one draw per block, its 9 items in 2 calls
+ * const s = callSchedule(100, 9, 8);
+ * console.assert(s.blockSize === 1 && s.calls === 200 && s.items === 900);
+ * ```
+ */
+export function callSchedule(samples: number, prompts: number, batchSize: number): CallSchedule {
+  const blockSize = Math.max(1, Math.floor(batchSize / prompts));
+  const full = Math.floor(samples / blockSize), rest = samples % blockSize;
+  const callsPerBlock = (draws: number) => Math.ceil((draws * prompts) / batchSize);
+  return {
+    blockSize,
+    calls: full * callsPerBlock(blockSize) + (rest > 0 ? callsPerBlock(rest) : 0),
+    items: samples * prompts,
+  };
+}
+
 /** One estimated contrast: the scalar, its per-pixel map (summing to it) and the per-draw values. */
 export interface ContrastResult {
   /** the estimate in nats with its standard error */
@@ -109,7 +143,7 @@ export async function estimateContrasts(
   const d = shapeSize(model.shape), pixels = height * width;
   const conditions = await Promise.all(plan.prompts.map((p) => model.encode(p)));
   const K = conditions.length;
-  const blockSize = Math.max(1, Math.floor(options.batchSize / K));
+  const { blockSize } = callSchedule(options.samples, K, options.batchSize);
   const n = options.samples;
   const reduction = {
     perDraw: plan.contrasts.map(() => new Float64Array(n)),

@@ -5,10 +5,23 @@
  */
 import type { Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
-import { estimateContrasts } from "./contrasts.ts";
+import { type ContrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { LogLikelihood } from "./results.ts";
+
+/**
+ * The plan of {@link negativeLogLikelihood}: the prompt's denoising error, no contrast.
+ *
+ * @example
+ * ```ts
+ * import { likelihoodPlan } from "./log-likelihood.ts";
+ * console.assert(likelihoodPlan("").denoisingErrors?.[0] === 0);
+ * ```
+ */
+export function likelihoodPlan(prompt: string): ContrastPlan {
+  return { prompts: [prompt], contrasts: [], denoisingErrors: [0] };
+}
 
 /**
  * −log p(x | prompt) = (d/2)·log(2πe) + ½∫ [mmse(α) − d·σ(α)] dα, with mmse(α) = E_ε‖ε − ε̂(x_α|prompt)‖²
@@ -34,7 +47,7 @@ export async function negativeLogLikelihood(
   const outcome = await estimateContrasts(
     model,
     data,
-    { prompts: [prompt], contrasts: [], denoisingErrors: [0] },
+    likelihoodPlan(prompt),
     resolved,
   );
   const [integral] = outcome.denoisingErrors;

@@ -4,10 +4,23 @@
  * @module
  */
 import type { Denoiser } from "../models/denoiser.ts";
-import { estimateContrasts } from "./contrasts.ts";
+import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { PerPixelResult } from "./results.ts";
+
+/**
+ * The contrast plan of {@link mutualInformation}: the prompt against the null prompt.
+ *
+ * @example
+ * ```ts
+ * import { mutualInformationPlan } from "./mutual-information.ts";
+ * console.assert(mutualInformationPlan("a red circle").prompts[1] === "");
+ * ```
+ */
+export function mutualInformationPlan(prompt: string): ContrastPlan {
+  return contrastPlan([[prompt, ""]]);
+}
 
 /**
  * i(x; y) = ½∫ E_ε[…] dα between a datum and a prompt (REFERENCE §2), in the orthogonal form
@@ -32,7 +45,7 @@ export async function mutualInformation(
   const outcome = await estimateContrasts(
     model,
     data,
-    { prompts: [prompt, ""], contrasts: [{ with: 0, without: 1 }] },
+    mutualInformationPlan(prompt),
     resolveOptions(model, options),
   );
   const [result] = outcome.contrasts;

@@ -17,7 +17,9 @@ import type { Denoiser } from "../models/denoiser.ts";
  * console.assert(ESTIMATORS[0] === "orthogonal");
  * ```
  */
-export const ESTIMATORS = Object.freeze(["orthogonal", "standard"] as const);
+export const ESTIMATORS: readonly ["orthogonal", "standard"] = Object.freeze(
+  ["orthogonal", "standard"] as const,
+);
 
 /** One of {@link ESTIMATORS}. */
 export type EstimatorName = typeof ESTIMATORS[number];

@@ -13,7 +13,7 @@ import type { Denoiser } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
-import { contrastPlan, estimateContrasts } from "./contrasts.ts";
+import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
@@ -158,6 +158,76 @@ export class PidResult {
   }
 }
 
+/** The contrasts of one PID form: I_A, I_B, I_AB, then candidate informations (specific). */
+export interface PidForm {
+  /** what every term is conditioned on ("" for the plain form) */
+  readonly context: string;
+  /** (richer, poorer) prompts of I_A, I_B and I_AB */
+  readonly base: readonly (readonly [string, string])[];
+  /** (richer, poorer) prompts of the candidates of word A (specific redundancy) */
+  readonly candidatesA: readonly (readonly [string, string])[];
+  /** (richer, poorer) prompts of the candidates of word B (specific redundancy) */
+  readonly candidatesB: readonly (readonly [string, string])[];
+}
+
+/**
+ * The contrast plan of {@link partialInformation}: both forms' contrasts (plain against "",
+ * conditional against the prompt without both words) on one set of distinct prompts.
+ *
+ * @example
+ * ```ts
+ * import { pidPlan } from "./pid.ts";
+ * const { plan } = pidPlan("a red circle", "red", "circle");
+ * console.assert(plan.contrasts.length === 6 && plan.prompts.includes("a"));
+ * ```
+ */
+export function pidPlan(
+  prompt: string,
+  wordA: string,
+  wordB: string,
+  redundancy?: RedundancyMeasure,
+): {
+  plan: ContrastPlan;
+  forms: { plain: PidForm; conditional: PidForm };
+  candidates: CandidateSet | undefined;
+} {
+  const a = normaliseWord(wordA), b = normaliseWord(wordB);
+  if (a === b) {
+    throw new InvalidArgumentError(`PID needs two different words, got "${a}" twice`);
+  }
+  const withoutA = removeWord(prompt, a), withoutB = removeWord(prompt, b);
+  const context = removeWord(withoutA, b);
+  const both = promptWords(prompt).filter((w) => w.word === a || w.word === b).map((w) => w.word);
+  const measure = redundancy ?? "minimum";
+  const candidates = measure === "minimum" ? undefined : checkSpecific(measure, a, b);
+
+  // Each form is a list of contrasts: I_A, I_B, I_AB, then candidate informations (specific).
+  const contrast = (withPrompt: string, withoutPrompt: string) =>
+    [withPrompt, withoutPrompt] as const;
+  const forms = {
+    plain: {
+      context: "",
+      base: [contrast(a, ""), contrast(b, ""), contrast([...new Set(both)].join(" "), "")],
+      candidatesA: candidates?.a.map((y) => contrast(y, "")) ?? [],
+      candidatesB: candidates?.b.map((y) => contrast(y, "")) ?? [],
+    },
+    conditional: {
+      context,
+      base: [contrast(withoutB, context), contrast(withoutA, context), contrast(prompt, context)],
+      candidatesA:
+        candidates?.a.map((y) => contrast(removeWord(withoutB, a, { placeholder: y }), context)) ??
+          [],
+      candidatesB:
+        candidates?.b.map((y) => contrast(removeWord(withoutA, b, { placeholder: y }), context)) ??
+          [],
+    },
+  };
+  const plan = contrastPlan(
+    Object.values(forms).flatMap((f) => [...f.base, ...f.candidatesA, ...f.candidatesB]),
+  );
+  return { plan, forms, candidates };
+}
+
 /**
  * Decomposes what two words of a prompt tell the model about an image.
  *
@@ -185,46 +255,13 @@ export async function partialInformation(
   wordB: string,
   options: PidOptions = {},
 ): Promise<PidResult> {
-  const a = normaliseWord(wordA), b = normaliseWord(wordB);
-  if (a === b) {
-    throw new InvalidArgumentError(`PID needs two different words, got "${a}" twice`);
-  }
-  const withoutA = removeWord(prompt, a), withoutB = removeWord(prompt, b);
-  const context = removeWord(withoutA, b);
-  const both = promptWords(prompt).filter((w) => w.word === a || w.word === b).map((w) => w.word);
-  const measure = options.redundancy ?? "minimum";
-  const candidates = measure === "minimum" ? undefined : checkSpecific(measure, a, b);
-
-  // Each form is a list of contrasts: I_A, I_B, I_AB, then candidate informations (specific).
-  const contrast = (withPrompt: string, withoutPrompt: string) =>
-    [withPrompt, withoutPrompt] as const;
-  const forms = {
-    plain: {
-      context: "",
-      base: [contrast(a, ""), contrast(b, ""), contrast([...new Set(both)].join(" "), "")],
-      candidatesA: candidates?.a.map((y) => contrast(y, "")) ?? [],
-      candidatesB: candidates?.b.map((y) => contrast(y, "")) ?? [],
-    },
-    conditional: {
-      context,
-      base: [contrast(withoutB, context), contrast(withoutA, context), contrast(prompt, context)],
-      candidatesA:
-        candidates?.a.map((y) => contrast(removeWord(withoutB, a, { placeholder: y }), context)) ??
-          [],
-      candidatesB:
-        candidates?.b.map((y) => contrast(removeWord(withoutA, b, { placeholder: y }), context)) ??
-          [],
-    },
-  };
-  const plan = contrastPlan(
-    Object.values(forms).flatMap((f) => [...f.base, ...f.candidatesA, ...f.candidatesB]),
-  );
+  const { plan, forms, candidates } = pidPlan(prompt, wordA, wordB, options.redundancy);
   const resolved = resolveOptions(model, options);
   const outcome = await estimateContrasts(model, data, plan, resolved);
 
   let offset = 0;
   const take = (count: number) => outcome.contrasts.slice(offset, offset += count);
-  const decompose = (form: typeof forms.plain): PidTerms => {
+  const decompose = (form: PidForm): PidTerms => {
     const [ia, ib, iab] = take(3);
     const candA = take(form.candidatesA.length), candB = take(form.candidatesB.length);
     return decomposition(
@@ -241,13 +278,18 @@ export async function partialInformation(
   };
   const plain = decompose(forms.plain);
   const conditional = decompose(forms.conditional);
-  return new PidResult(prompt, a, b, plain, conditional);
+  return new PidResult(prompt, normaliseWord(wordA), normaliseWord(wordB), plain, conditional);
 }
 
-interface CandidateSet {
+/** The candidate words of a specific-information redundancy, with their prior weights. */
+export interface CandidateSet {
+  /** candidates that word A is one of */
   readonly a: string[];
+  /** candidates that word B is one of */
   readonly b: string[];
+  /** prior weight of each candidate of A */
   readonly priorA: number[];
+  /** prior weight of each candidate of B */
   readonly priorB: number[];
 }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { InvalidArgumentError, PromptError } from "../errors.ts";
+import { InvalidArgumentError, ModelRuntimeError, PromptError } from "../errors.ts";
 import { Random } from "../numerics/random.ts";
 import type { Condition, Denoiser, ImageInput, NoiseBatch, Shape } from "./denoiser.ts";
 import { checkModelData, shapeSize } from "./denoiser.ts";
@@ -97,6 +97,9 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
     [...new Set(promptWords(prompt).map((w) => w.word))].filter((w) => vocabulary.has(w));
 
   const condition = (prompt: string): MixtureCondition => {
+    if (typeof prompt !== "string") {
+      throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
+    }
     const cached = conditions.get(prompt);
     if (cached) return cached;
     const known = knownWords(prompt);
@@ -126,13 +129,29 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
     components,
     knownWords,
     condition,
-    encode: (prompt: string) => Promise.resolve(condition(prompt)),
+    encode: (prompt: string) => {
+      try {
+        return Promise.resolve(condition(prompt));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     predictNoise(batch: NoiseBatch): Promise<Float32Array> {
-      const out = new Float32Array(batch.noisy.length);
-      for (let item = 0; item < batch.conditions.length; item++) {
+      const size = checkBatch(batch, d);
+      const out = new Float32Array(size * d);
+      for (let item = 0; item < size; item++) {
         const cond = batch.conditions[item] as MixtureCondition;
         const z = batch.noisy.subarray(item * d, (item + 1) * d);
         posteriorNoise(z, batch.logSnr[item], cond, out.subarray(item * d, (item + 1) * d));
+      }
+      const bad = out.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) {
+        return Promise.reject(
+          new ModelRuntimeError(
+            `${model.name}: noise prediction ${bad} is ${out[bad]} (item ${Math.floor(bad / d)}, ` +
+              `α ${batch.logSnr[Math.floor(bad / d)]}); expected finite values from finite inputs`,
+          ),
+        );
       }
       return Promise.resolve(out);
     },
@@ -229,6 +248,18 @@ export function logSumExp(values: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += Math.exp(values[i] - max);
   return max + Math.log(sum);
+}
+
+/** The number of items of a batch, after checking its parts agree; throws otherwise. */
+function checkBatch(batch: NoiseBatch, d: number): number {
+  const size = batch.logSnr.length;
+  if (batch.conditions.length !== size || batch.noisy.length !== size * d) {
+    throw new InvalidArgumentError(
+      `batch has ${size} log-SNR values, ${batch.conditions.length} conditions and ` +
+        `${batch.noisy.length} noisy values; expected ${size} conditions and ${size * d} values`,
+    );
+  }
+  return size;
 }
 
 function checkShape(shape: Shape): Shape {

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { PromptError } from "../errors.ts";
+import { InvalidArgumentError, PromptError } from "../errors.ts";
 import { type MixtureCondition, type MixtureDenoiser, mixtureDenoiser } from "./mixture.ts";
 import { promptWords } from "../text/prompt.ts";
 import { COLOURS, RELATIONS, SHAPES, SIZES } from "../datasets/shapes/caption.ts";
@@ -110,10 +110,18 @@ export function shapesDenoiser(
     }
     return tokens.length ? `${prompt} ${tokens.join(" ")}` : prompt;
   };
-  const condition = (prompt: string): MixtureCondition => ({
-    ...mixture.condition(bound(prompt)),
-    prompt,
-  });
+  const conditions = new Map<string, MixtureCondition>();
+  const condition = (prompt: string): MixtureCondition => {
+    if (typeof prompt !== "string") {
+      throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
+    }
+    let found = conditions.get(prompt);
+    if (!found) {
+      found = { ...mixture.condition(bound(prompt)), prompt };
+      conditions.set(prompt, found);
+    }
+    return found;
+  };
 
   const oracle: ShapesDenoiser = {
     ...mixture,
@@ -121,7 +129,13 @@ export function shapesDenoiser(
     promptTokens,
     condition,
     knownWords: (prompt) => mixture.knownWords(bound(prompt)),
-    encode: (prompt) => Promise.resolve(condition(prompt)),
+    encode: (prompt) => {
+      try {
+        return Promise.resolve(condition(prompt));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     logDensity: (x, prompt) => mixture.logDensity(x, bound(prompt)),
     sample: (prompt, sampleOptions) => mixture.sample(bound(prompt), sampleOptions),
   };

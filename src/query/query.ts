@@ -9,16 +9,17 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
-import { conditionalInformation } from "../estimators/conditional-information.ts";
+import { conditionalInformation, conditionalPlan } from "../estimators/conditional-information.ts";
+import { callSchedule, type ContrastPlan } from "../estimators/contrasts.ts";
 import type { Estimate } from "../estimators/estimate.ts";
-import { negativeLogLikelihood } from "../estimators/log-likelihood.ts";
-import { mutualInformation } from "../estimators/mutual-information.ts";
+import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelihood.ts";
+import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-information.ts";
 import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
-import { checkEstimator, checkPositiveInteger } from "../estimators/options.ts";
-import { perTokenInformation } from "../estimators/per-token.ts";
+import { checkEstimator, checkPositiveInteger, resolveOptions } from "../estimators/options.ts";
+import { perTokenInformation, perTokenPlan } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
-import { partialInformation } from "../estimators/pid.ts";
+import { partialInformation, pidPlan } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 
 /** The image of a query, prepared (e.g. VAE-encoded) at most once for every query derived from it. */
@@ -35,6 +36,35 @@ export interface QueryDescription {
   readonly prompt?: string;
   /** estimator options set so far */
   readonly options: Omit<EstimatorOptions, "onProgress">;
+}
+
+/** The terminal methods of a {@link Query}, in one frozen table. */
+export const QUERY_TERMINALS: readonly ["total", "perPixel", "perToken", "nll", "about", "pid"] =
+  Object.freeze(["total", "perPixel", "perToken", "nll", "about", "pid"] as const);
+
+/** One of {@link QUERY_TERMINALS}. */
+export type QueryTerminal = typeof QUERY_TERMINALS[number];
+
+/** What a terminal would evaluate, before anything runs ({@link Query.plan}). */
+export interface QueryPlan {
+  /** the terminal method */
+  readonly terminal: QueryTerminal;
+  /** the model's name */
+  readonly model: string;
+  /** the distinct prompts evaluated on every (α, ε) draw, in evaluation order */
+  readonly prompts: readonly string[];
+  /** the informations estimated: richer prompt against poorer prompt */
+  readonly contrasts: readonly { readonly with: string; readonly without: string }[];
+  /** prompts whose denoising error is integrated (the likelihood) */
+  readonly denoisingErrors: readonly string[];
+  /** (α, ε) draws */
+  readonly samples: number;
+  /** items per model call */
+  readonly batchSize: number;
+  /** model calls the terminal will make */
+  readonly modelCalls: number;
+  /** items (noisy datum × prompt) the model will denoise */
+  readonly modelItems: number;
 }
 
 /**
@@ -109,7 +139,89 @@ export class Query {
 
   /** Called with `{ done, total }` draws as the terminal method runs. */
   onProgress(callback: (progress: Progress) => void): Query {
+    if (typeof callback !== "function") {
+      throw new InvalidArgumentError(
+        `onProgress() expects a function ({ done, total }) => void, got ${typeof callback}`,
+      );
+    }
     return this.#with({ options: { onProgress: callback } });
+  }
+
+  /**
+   * The dry run of a terminal: its distinct prompts, contrasts and model calls and items, from
+   * the same plan the terminal runs. Nothing is evaluated and the image is not prepared.
+   *
+   * @example
+   * ```ts
+   * import { exampleOracle } from "./oracles.ts";
+   * import { EXAMPLE_PROMPT } from "../models/example.ts";
+   * const model = exampleOracle();
+   * const plan = model.info(new Float32Array(3 * 16 * 16)).given(EXAMPLE_PROMPT).samples(10).plan("perToken");
+   * console.assert(plan.prompts.length === 7 && plan.modelItems === 70);
+   * ```
+   */
+  plan(terminal: "total" | "perPixel" | "perToken" | "nll"): QueryPlan;
+  /** The dry run of `about(word, removal)`. */
+  plan(terminal: "about", word: string, removal?: RemoveWordOptions): QueryPlan;
+  /** The dry run of `pid(wordA, wordB, options)`. */
+  plan(
+    terminal: "pid",
+    wordA: string,
+    wordB: string,
+    options?: Pick<PidOptions, "redundancy">,
+  ): QueryPlan;
+  plan(terminal: QueryTerminal, ...args: unknown[]): QueryPlan {
+    const contrastPlan = this.#contrastPlan(terminal, args);
+    const resolved = resolveOptions(this.#model, this.#options);
+    const schedule = callSchedule(
+      resolved.samples,
+      contrastPlan.prompts.length,
+      resolved.batchSize,
+    );
+    const prompt = (index: number) => contrastPlan.prompts[index];
+    return {
+      terminal,
+      model: this.#model.name,
+      prompts: contrastPlan.prompts,
+      contrasts: contrastPlan.contrasts.map((c) => ({
+        with: prompt(c.with),
+        without: prompt(c.without),
+      })),
+      denoisingErrors: (contrastPlan.denoisingErrors ?? []).map(prompt),
+      samples: resolved.samples,
+      batchSize: resolved.batchSize,
+      modelCalls: schedule.calls,
+      modelItems: schedule.items,
+    };
+  }
+
+  #contrastPlan(terminal: QueryTerminal, args: readonly unknown[]): ContrastPlan {
+    switch (terminal) {
+      case "total":
+      case "perPixel":
+        return mutualInformationPlan(this.#requirePrompt(terminal));
+      case "perToken":
+        return perTokenPlan(this.#requirePrompt(terminal)).plan;
+      case "nll":
+        return likelihoodPlan(this.#prompt ?? "");
+      case "about":
+        return conditionalPlan(
+          this.#requirePrompt(terminal),
+          args[0] as string,
+          (args[1] ?? {}) as RemoveWordOptions,
+        );
+      case "pid":
+        return pidPlan(
+          this.#requirePrompt(terminal),
+          args[0] as string,
+          args[1] as string,
+          (args[2] as Pick<PidOptions, "redundancy"> | undefined)?.redundancy,
+        ).plan;
+      default:
+        throw new InvalidArgumentError(
+          `unknown terminal "${terminal}"; expected one of ${QUERY_TERMINALS.join(", ")}`,
+        );
+    }
   }
 
   /** i(x; prompt) against the null prompt: `{ nats, se, samples }`. */

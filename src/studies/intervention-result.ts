@@ -114,6 +114,8 @@ export class InterventionResult {
   readonly #rows: ReadonlyMap<string, InterventionRow>;
 
   /**
+   * Wraps computed data (use {@link InterventionResult.fromRows} to compute it).
+   *
    * @param data the result's data
    * @param rows the items with their maps, when computed in this process
    */

@@ -26,9 +26,12 @@ export type LocalizationMethod = typeof LOCALIZATION_METHODS[number];
  * console.assert(LOCALIZATION_METHODS.includes("whole-image"));
  * ```
  */
-export const LOCALIZATION_METHODS = Object.freeze(
-  ["information", "whole-image", "attention", "attention+information"] as const,
-);
+export const LOCALIZATION_METHODS: readonly [
+  "information",
+  "whole-image",
+  "attention",
+  "attention+information",
+] = Object.freeze(["information", "whole-image", "attention", "attention+information"] as const);
 
 /** What one row stores in the results file. */
 export interface LocalizationRecord {

@@ -64,7 +64,11 @@ export class OnnxCrossAttention implements CrossAttention {
   #graph: AttentionGraph | undefined;
   #edited: Promise<HeldUnet> | undefined;
 
-  /** @param host the denoiser whose UNet is read */
+  /**
+   * Creates the capability of one denoiser.
+   *
+   * @param host the denoiser whose UNet is read
+   */
   constructor(host: AttentionHost) {
     this.#host = host;
   }

@@ -1,7 +1,7 @@
 /**
- * The ONNX Runtime backend: Stable Diffusion ONNX exports as denoisers, their sessions and the
- * graph editing behind attention maps. Importing this module loads onnxruntime-node; `loadModel`
- * from the main module loads it only when called. Subpath export `@infodiff/infodiff/onnx`.
+ * The ONNX Runtime backend: Stable Diffusion ONNX exports as denoisers, and the graph editing
+ * behind attention maps. Importing this module loads onnxruntime-node; `loadModel` from the main
+ * module loads it only when called. Subpath export `@infodiff/infodiff/onnx`.
  *
  * @example
  * ```ts
@@ -15,6 +15,7 @@
  */
 export { type LoadModelOptions, loadOnnxDenoiser } from "./load-model.ts";
 export {
+  checkDevice,
   type Device,
   DEVICES,
   type EditedUnet,
@@ -22,8 +23,6 @@ export {
   type OnnxDenoiser,
   type OnnxModelStats,
 } from "./onnx-model.ts";
-export { OnnxDiffusionDenoiser, type OnnxModelParts } from "./onnx-denoiser.ts";
-export { type AttentionHost, OnnxCrossAttention } from "./cross-attention.ts";
 export {
   addGraphOutputs,
   type AttentionGraph,
@@ -32,14 +31,4 @@ export {
   readAttentionGraph,
   UNFUSED_EXPORT_HELP,
 } from "./attention-graph.ts";
-export { type ItemOutput, OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
-export {
-  CUDA_INSTALL_HELP,
-  describeTensors,
-  inputInfo,
-  outputInfo,
-  type SessionFactory,
-  sessionFactory,
-  type SessionOptions,
-  type TensorInfo,
-} from "./session.ts";
+export { CUDA_INSTALL_HELP } from "./session.ts";

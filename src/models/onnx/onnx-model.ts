@@ -20,7 +20,9 @@ import type { ClipTokenizer } from "../sd/tokenizer.ts";
  * console.assert(DEVICES.includes("webgpu"));
  * ```
  */
-export const DEVICES = Object.freeze(["auto", "cuda", "cpu", "webgpu"] as const);
+export const DEVICES: readonly ["auto", "cuda", "cpu", "webgpu"] = Object.freeze(
+  ["auto", "cuda", "cpu", "webgpu"] as const,
+);
 
 /** Where the sessions run (one of {@link DEVICES}). */
 export type Device = typeof DEVICES[number];

@@ -1,0 +1,54 @@
+// Every backend runs the one conformance suite (tests/conformance.ts).
+import { denoiserConformance } from "./conformance.ts";
+import { mixtureDenoiser } from "../src/models/mixture.ts";
+import { EXAMPLE_PROMPT, exampleDenoiser } from "../src/models/example.ts";
+import { shapesDenoiser } from "../src/models/shapes-oracle.ts";
+import { shapesWorld } from "../src/datasets/shapes/world.ts";
+import { loadOnnxDenoiser } from "../src/models/onnx/load-model.ts";
+
+denoiserConformance("mixtureDenoiser", {
+  create: () =>
+    Promise.resolve(mixtureDenoiser({
+      shape: [2, 2, 3],
+      components: [
+        { words: ["red"], mean: [1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0], variance: 0.3 },
+        { words: ["blue"], mean: [0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0], variance: 0.2, weight: 2 },
+      ],
+      batchSize: 4,
+    })),
+  prompt: "a red one",
+});
+
+denoiserConformance("exampleDenoiser", {
+  create: () => Promise.resolve(exampleDenoiser()),
+  prompt: EXAMPLE_PROMPT,
+});
+
+const world = shapesWorld({ seed: 3, count: 12, size: 16 });
+denoiserConformance("shapesDenoiser", {
+  create: () => Promise.resolve(shapesDenoiser(world)),
+  prompt: world.scenes[0].caption,
+});
+
+// Every ONNX fixture in the SD layout (nan-unet is the broken one: its own tests cover it).
+const ONNX_FIXTURES = [
+  "pixel-space",
+  "sd-fixedbatch",
+  "sd-floatt-weightspb",
+  "sd-fp16",
+  "sd-int32-int64t",
+  "sd-scalart-onnxdata",
+  "sd-vpred",
+  "attention-tiny",
+  "attention-tiny-external",
+  "attention-fused",
+  "shapes-tiny",
+];
+for (const fixture of ONNX_FIXTURES) {
+  denoiserConformance(`onnx ${fixture}`, {
+    create: () => loadOnnxDenoiser(`fixtures/models/${fixture}`, { device: "cpu", batchSize: 4 }),
+    prompt: "a red circle",
+    // fp16 compute rounds differently when items share a call
+    batchTolerance: fixture === "sd-fp16" ? 2e-3 : 1e-5,
+  });
+}
