@@ -1,0 +1,115 @@
+// Error rules: typed errors that keep their cause, no raw RangeError/Error from the library, one
+// replaceable warning hook, and command-line usage errors with exit status 2 and no stack trace.
+import assert from "node:assert/strict";
+import {
+  DatasetError,
+  describeError,
+  InfoDiffError,
+  InvalidArgumentError,
+  InvalidImageError,
+  ModelLoadError,
+  PromptError,
+} from "../src/errors.ts";
+import { setWarningHandler } from "../src/warnings.ts";
+import { readModelFolder } from "../src/models/sd/folder.ts";
+import { loadTokenizer } from "../src/models/sd/tokenizer.ts";
+import { loadImagePixels } from "../src/images/load-image.ts";
+import { readCocoIt } from "../src/datasets/coco-it.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
+import { EXAMPLE_PROMPT } from "../src/models/example.ts";
+import { main } from "../src/cli/main.ts";
+
+Deno.test("wrapped errors keep the lower error as cause", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/model_index.json`, "{ not json");
+  const folder = await readModelFolder(dir).catch((e) => e);
+  assert.ok(folder instanceof ModelLoadError);
+  assert.ok(folder.cause instanceof SyntaxError, String(folder.cause));
+  assert.match(describeError(folder), /caused by: SyntaxError/);
+
+  const image = await loadImagePixels(new Uint8Array([1, 2, 3]), 4, 4).catch((e) => e);
+  assert.ok(image instanceof InvalidImageError);
+  assert.ok(image.cause instanceof Error);
+
+  await Deno.writeTextFile(`${dir}/table.json`, "[");
+  const table = await readCocoIt(`${dir}/table.json`).catch((e) => e);
+  assert.ok(table instanceof DatasetError, String(table));
+  assert.ok(table.cause instanceof Error);
+});
+
+Deno.test("a directory where model_index.json should be is a ModelLoadError", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.mkdir(`${dir}/model_index.json`);
+  const error = await readModelFolder(dir).catch((e) => e);
+  assert.ok(error instanceof ModelLoadError, String(error));
+});
+
+Deno.test("PerTokenResult.token of a word not in the prompt is a PromptError", async () => {
+  const model = exampleOracle();
+  const result = await model.info(model.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT)
+    .samples(2).perToken();
+  assert.throws(() => result.token("blue"), PromptError);
+});
+
+Deno.test("library warnings go through the replaceable hook", async () => {
+  const seen: string[] = [];
+  const previous = setWarningHandler((message) => seen.push(message));
+  try {
+    const tokenizer = await loadTokenizer("fixtures/models/sd-vpred/tokenizer");
+    tokenizer.inputIds(Array.from({ length: 90 }, () => "red").join(" "));
+  } finally {
+    setWarningHandler(previous);
+  }
+  assert.equal(seen.length, 1);
+  assert.match(seen[0], /dropped \d+ token/);
+});
+
+Deno.test("library code raises no raw RangeError or Error and calls console.warn only in the hook", async () => {
+  const offenders: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (path.endsWith(".ts")) {
+        const code = (await Deno.readTextFile(path)).split("\n").filter((l) =>
+          !/^\s*(\*|\/\/)/.test(l)
+        );
+        code.forEach((line, i) => {
+          if (/new (Range|Type)?Error\(/.test(line)) {
+            offenders.push(`${path}:${i + 1}: ${line.trim()}`);
+          }
+          if (/console\.warn\(/.test(line) && path !== "src/warnings.ts") {
+            offenders.push(`${path}:${i + 1}: ${line.trim()}`);
+          }
+        });
+      }
+    }
+  };
+  await walk("src");
+  assert.deepEqual(offenders, []);
+});
+
+Deno.test("command line: usage errors are InvalidArgumentErrors", async () => {
+  for (const args of [["--modle", "x", "info"], ["info", "--model"], ["frobnicate"], ["info"]]) {
+    await assert.rejects(() => main(args), InvalidArgumentError, args.join(" "));
+  }
+  await assert.rejects(
+    () => main(["info", "--model", "m", "--image", "i", "--prompt", "p", "--device", "gpu"]),
+    (e: unknown) => e instanceof InvalidArgumentError && /webgpu/.test((e as Error).message),
+  );
+});
+
+Deno.test("command line: a usage error exits with 2 and one message, no stack trace", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/cli/main.ts", "info", "--modle", "x"],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 2);
+  assert.match(stderr, /^infodiff: .*--help/);
+  assert.match(stderr, /caused by: TypeError: Unknown option '--modle'/);
+  assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+  assert.ok(new InvalidArgumentError("x") instanceof InfoDiffError);
+});
