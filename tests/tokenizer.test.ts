@@ -11,7 +11,8 @@ import { ClipTokenizer, loadTokenizer } from "../src/models/sd/tokenizer.ts";
 import { ModelLoadError } from "../src/errors.ts";
 import { Random } from "../src/numerics/random.ts";
 
-const SHARED_CLIP = fileURLToPath(new URL("../../shared/clip/", import.meta.url));
+// The real CLIP vocabulary, merges and prompt → ids vectors, copied into the repository.
+const CLIP_FIXTURE = fileURLToPath(new URL("../fixtures/clip/", import.meta.url));
 const BOS = 49406;
 const EOS = 49407;
 
@@ -20,10 +21,10 @@ interface Vector {
   ids: number[];
 }
 const VECTORS: Vector[] = JSON.parse(
-  await Deno.readTextFile(join(SHARED_CLIP, "tokenizer-vectors.json")),
+  await Deno.readTextFile(join(CLIP_FIXTURE, "tokenizer-vectors.json")),
 );
 const VOCAB: Record<string, number> = JSON.parse(
-  await Deno.readTextFile(join(SHARED_CLIP, "vocab.json")),
+  await Deno.readTextFile(join(CLIP_FIXTURE, "vocab.json")),
 );
 const ID_TO_TOKEN = new Map(Object.entries(VOCAB).map(([token, id]) => [id, token]));
 
@@ -47,8 +48,8 @@ async function clipFolder(
   config: object = { model_max_length: 77, do_lower_case: true },
 ): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "infodiff-tokenizer-" });
-  await Deno.copyFile(join(SHARED_CLIP, "vocab.json"), join(dir, "vocab.json"));
-  await Deno.copyFile(join(SHARED_CLIP, "merges.txt"), join(dir, "merges.txt"));
+  await Deno.copyFile(join(CLIP_FIXTURE, "vocab.json"), join(dir, "vocab.json"));
+  await Deno.copyFile(join(CLIP_FIXTURE, "merges.txt"), join(dir, "merges.txt"));
   await Deno.writeTextFile(join(dir, "special_tokens_map.json"), JSON.stringify(specials));
   await Deno.writeTextFile(join(dir, "tokenizer_config.json"), JSON.stringify(config));
   return dir;
@@ -143,7 +144,7 @@ function hfClipTokenizerJson(vocab: Record<string, number>, merges: string[]): o
 }
 
 async function sharedMerges(): Promise<string[]> {
-  const lines = (await Deno.readTextFile(join(SHARED_CLIP, "merges.txt"))).split("\n");
+  const lines = (await Deno.readTextFile(join(CLIP_FIXTURE, "merges.txt"))).split("\n");
   return lines.slice(1).filter((line) => line.length > 0);
 }
 

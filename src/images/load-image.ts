@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type sharpType from "sharp";
+import type sharpType from "npm:sharp@0.35.5";
 import { loadSharp } from "./sharp.ts";
 import { InvalidImageError } from "../errors.ts";
 

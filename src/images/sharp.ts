@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type sharpType from "sharp";
+import type sharpType from "npm:sharp@0.35.5";
 
 /** The `sharp` function. */
 export type Sharp = typeof sharpType;
@@ -23,6 +23,6 @@ let loading: Promise<Sharp> | undefined;
  * ```
  */
 export function loadSharp(): Promise<Sharp> {
-  loading ??= import("sharp").then((module) => module.default);
+  loading ??= import("npm:sharp@0.35.5").then((module) => module.default);
   return loading;
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@0.6.17";
 import { InvalidArgumentError } from "../errors.ts";
 import { applyColormap, type ColormapName } from "../images/colormap.ts";
 import type { Heatmap } from "../images/heatmap.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@0.6.17";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Chart } from "./chart.ts";
 import { ERROR_BAR_DESCRIPTION, renderPlot, TITLE_MARGIN } from "./render.ts";

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import * as Plot from "@observablehq/plot";
-import { parseHTML } from "linkedom";
+import * as Plot from "npm:@observablehq/plot@0.6.17";
+import { parseHTML } from "npm:linkedom@0.18.15";
 import { InvalidArgumentError } from "../errors.ts";
 import { Chart } from "./chart.ts";
 
@@ -61,7 +61,7 @@ function plotDocument(): PlotDocument {
  *
  * @example
  * ```ts
- * import * as Plot from "@observablehq/plot";
+ * import * as Plot from "npm:@observablehq/plot@0.6.17";
  * import { renderPlot } from "./render.ts";
  * const chart = renderPlot({ marginTop: 40, marks: [Plot.dot([[1, 2]])] }, "one dot");
  * console.assert(chart.svg.includes("one dot"));

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as Plot from "@observablehq/plot";
+import * as Plot from "npm:@observablehq/plot@0.6.17";
 import { InvalidArgumentError } from "../errors.ts";
 import { pearson } from "../numerics/statistics.ts";
 import type { Chart } from "./chart.ts";

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import onnxProto from "onnx-proto";
+import onnxProto from "npm:onnx-proto@8.0.1";
 import { ModelLoadError } from "../../errors.ts";
 
 const { onnx } = onnxProto;
@@ -144,7 +144,7 @@ export function crossAttentionLayers(graph: AttentionGraph): readonly CrossAtten
  * @example
  * ```ts
  * import { addGraphOutputs, readAttentionGraph } from "./attention-graph.ts";
- * import onnxProto from "onnx-proto";
+ * import onnxProto from "npm:onnx-proto@8.0.1";
  * const path = "fixtures/models/attention-tiny/unet/model.onnx";
  * const bytes = Deno.readFileSync(path);
  * const names = readAttentionGraph(bytes, path).layers.map((layer) => layer.output);

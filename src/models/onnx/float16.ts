@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Tensor } from "onnxruntime-node";
+import { Tensor } from "npm:onnxruntime-node@1.30.0";
 
 // one shared float32 ↔ uint32 view: much faster than a DataView in the per-value loop
 const scratchFloat = new Float32Array(1);

@@ -18,7 +18,7 @@ import type {
 import { OnnxCrossAttention } from "./cross-attention.ts";
 import type { OnnxTextEncoder } from "./text-encoder.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
-import type { InferenceSession } from "onnxruntime-node";
+import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { InferenceSession } from "onnxruntime-node";
+import { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { warn } from "../../warnings.ts";
 import { hideFloat16ArrayFromOnnxRuntime } from "./float16.ts";
@@ -135,7 +135,7 @@ function missingCudaProvider(): string | undefined {
   if (Deno.build.os !== "linux") return undefined;
   let bindingDir: string;
   try {
-    const entry = import.meta.resolve("onnxruntime-node");
+    const entry = import.meta.resolve("npm:onnxruntime-node@1.30.0");
     if (!entry.startsWith("file:")) return undefined;
     const arch = Deno.build.arch === "x86_64" ? "x64" : "arm64";
     bindingDir = fromFileUrl(new URL(`../bin/napi-v6/linux/${arch}/`, entry));

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type InferenceSession, Tensor } from "onnxruntime-node";
+import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";

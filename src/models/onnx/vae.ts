@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type InferenceSession, Tensor } from "onnxruntime-node";
+import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { describeTensors, inputInfo, outputInfo } from "./session.ts";
