@@ -27,8 +27,10 @@ export {
   ModelLoadError,
   ModelRuntimeError,
   PromptError,
+  ResultsFileError,
 } from "./src/errors.ts";
 export { displayBundle, escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "./src/jupyter.ts";
+export { VERSION } from "./src/version.ts";
 export { setWarningHandler, warn, type WarningHandler } from "./src/warnings.ts";
 export { Random } from "./src/numerics/random.ts";
 export {
@@ -69,6 +71,8 @@ export {
   type CrossAttention,
   type Denoiser,
   type ImageInput,
+  type ModelIdentity,
+  modelIdentity,
   type NoiseBatch,
   type Shape,
   shapeSize,
@@ -105,6 +109,7 @@ export {
   type SchedulerConfig,
   vToEpsilon,
 } from "./src/models/sd/schedule.ts";
+export { hashModelFolder, MODEL_PARTS } from "./src/models/sd/identity.ts";
 export {
   checkDevice,
   type Device,
@@ -310,14 +315,22 @@ export {
 } from "./src/datasets/mod.ts";
 export {
   type Accuracy,
+  aroItemId,
   binomialAccuracy,
   type CocoItLocalizationDataset,
   cocoItRows,
   type CocoLocalizationDataset,
   cocoRows,
+  contentId,
+  describeStudy,
+  estimatorOptions,
+  estimatorSettings,
   formatProgress,
   type GlobalThreshold,
   type GroundTruth,
+  headerDifferences,
+  type IdPart,
+  imageIdPart,
   interveneOne,
   type InterventionCase,
   interventionId,
@@ -343,8 +356,11 @@ export {
   localizationStudy,
   type LocalizationStudyOptions,
   type LocalizationSummaryRow,
+  numberRepeats,
+  optionKind,
   PAPER_THRESHOLDS,
   type PidRow,
+  pidRowId,
   pidStudy,
   type PidStudyOptions,
   PidStudyResult,
@@ -355,12 +371,17 @@ export {
   type RelationsResultJSON,
   relationStudy,
   type RelationStudyOptions,
+  RESULTS_FORMAT,
+  ResultsFile,
+  type ResultsHeader,
   rowSeed,
   type RunOptions,
+  runOptions,
   runStudy,
   selectGlobalThreshold,
   shapesLocalizationRows,
   type Shard,
+  type StudyDescription,
   type StudyFailure,
   type StudyOptions,
   type StudyProgress,

@@ -128,3 +128,17 @@ export class ModelRuntimeError extends InfoDiffError {}
  * ```
  */
 export class DatasetError extends InfoDiffError {}
+
+/**
+ * A study results file cannot be used as asked: it was written by another study, with other
+ * settings or by another model; another process holds it; it is not a results file; or its folder
+ * does not exist.
+ *
+ * @example
+ * ```ts
+ * import { ResultsFileError } from "./errors.ts";
+ * const e = new ResultsFileError("out.jsonl was written with samples 2; this run has samples 16");
+ * console.assert(e.name === "ResultsFileError");
+ * ```
+ */
+export class ResultsFileError extends InfoDiffError {}

@@ -181,3 +181,33 @@ Deno.test("relations: binomial standard error √(p(1−p)/n); results are resum
   const orthogonal = await relationStudy(model, [item], { samples: 10, loadImage: load });
   assert.equal(orthogonal.items[0].chosen, 0);
 });
+
+Deno.test("relationStudy: reordering or dropping items on resume never hands one item another's result", async () => {
+  const model = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["red"], mean: [1, 0], variance: 0.05 },
+      { words: ["blue"], mean: [0, 1], variance: 0.05 },
+    ],
+  });
+  // two items on ONE image (the old ids were "index:image"): they differ only in their options
+  const items: AroItem[] = [
+    { image: "same.png", options: ["blue", "red"], trueIndex: 1, kind: "k", group: "a" },
+    { image: "same.png", options: ["red", "blue"], trueIndex: 0, kind: "k", group: "b" },
+    { image: "same.png", options: ["blue", "red"], trueIndex: 0, kind: "k", group: "c" },
+  ];
+  const load = () => Promise.resolve(new Float32Array([1, 0]));
+  const file = join(await Deno.makeTempDir(), "rel.jsonl");
+  const options = { samples: 10, estimator: "standard" as const, results: file, loadImage: load };
+  const first = await relationStudy(model, items, options);
+  const byGroup = (r: typeof first) => Object.fromEntries(r.items.map((i) => [i.group, i]));
+  const broken = { ...model, predictNoise: () => Promise.reject(new Error("recomputed")) };
+  const reordered = await relationStudy(broken, [items[2], items[0]], options);
+  assert.equal(reordered.resumed, 2);
+  assert.deepEqual(byGroup(reordered).c, byGroup(first).c);
+  assert.deepEqual(byGroup(reordered).a, byGroup(first).a);
+  assert.deepEqual(reordered.items.map((i) => i.chosen), [
+    first.items[2].chosen,
+    first.items[0].chosen,
+  ]);
+});

@@ -1,11 +1,35 @@
+// The study runner and its results file: each fault a week-long study can meet gives the promised
+// behaviour (settings or model mismatch, headerless files, a crash mid-line or mid-rewrite, two
+// writers, fixed data, a lost newline, model runtime errors, a bad path, 100k-row resume).
 import assert from "node:assert/strict";
-import { formatProgress, runStudy } from "../src/studies/runner.ts";
-import { PromptError } from "../src/errors.ts";
+import { formatProgress, runStudy, type StudyDescription } from "../src/studies/runner.ts";
+import { ModelRuntimeError, PromptError, ResultsFileError } from "../src/errors.ts";
+import { setWarningHandler } from "../src/warnings.ts";
 
 const square = (n: number) => Promise.resolve(n * n);
 const id = (n: number) => `item-${n}`;
+const model = { name: "m", backend: "test", sha256: "a".repeat(64) };
+const description: StudyDescription = {
+  study: "squares",
+  settings: { samples: 2, seed: 1 },
+  model,
+};
 
-Deno.test("study: results are appended as they finish and a rerun resumes without recomputing", async () => {
+const lines = async (file: string) =>
+  (await Deno.readTextFile(file)).trim().split("\n").map((l) => JSON.parse(l));
+
+/** Runs `body` with warnings collected. */
+async function collectingWarnings<T>(body: () => Promise<T>): Promise<[T, string[]]> {
+  const seen: string[] = [];
+  const previous = setWarningHandler((m) => seen.push(m));
+  try {
+    return [await body(), seen];
+  } finally {
+    setWarningHandler(previous);
+  }
+}
+
+Deno.test("runner: a header, then rows as they finish; a rerun resumes without recomputing", async () => {
   const file = await Deno.makeTempFile({ suffix: ".jsonl" });
   const calls: number[] = [];
   const work = (n: number) => {
@@ -13,33 +37,197 @@ Deno.test("study: results are appended as they finish and a rerun resumes withou
     if (n === 3) throw new Error("crash"); // a bug: stops the study
     return square(n);
   };
-  await assert.rejects(() => runStudy([1, 2, 3, 4], id, work, { results: file }), /crash/);
-  const lines = (await Deno.readTextFile(file)).trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => l.id), ["item-1", "item-2"]); // finished items survived
+  await assert.rejects(
+    () => runStudy([1, 2, 3, 4], id, work, { results: file, description }),
+    /crash/,
+  );
+  const [header, ...rows] = await lines(file);
+  assert.equal(header.format, "infodiff-results");
+  assert.equal(header.study, "squares");
+  assert.deepEqual(header.settings, { samples: 2, seed: 1 });
+  assert.deepEqual(header.model, model);
+  assert.match(header.infodiff, /^\d+\.\d+\.\d+/);
+  assert.deepEqual(rows.map((l) => l.id), ["item-1", "item-2"]); // finished items survived
   calls.length = 0;
-  const tracked = (n: number) => {
+  const run = await runStudy([1, 2, 3, 4], id, (n) => {
     calls.push(n);
     return square(n);
-  };
-  const run = await runStudy([1, 2, 3, 4], id, tracked, { results: file });
+  }, { results: file, description });
   assert.deepEqual(run.results.map((r) => r.result), [1, 4, 9, 16]);
   assert.equal(run.resumed, 2);
-  assert.deepEqual(calls, [3, 4]); // items 1 and 2 came from the file
+  assert.deepEqual(calls, [3, 4]);
+  await assert.rejects(Deno.stat(`${file}.lock`), Deno.errors.NotFound, "the lock is released");
 });
 
-Deno.test("study: a line cut short by a crash is recomputed; a broken line mid-file is refused", async () => {
+Deno.test("runner: resuming with other settings or another model is refused, saying what differs", async () => {
   const file = await Deno.makeTempFile({ suffix: ".jsonl" });
-  await Deno.writeTextFile(file, '{"id":"item-1","ok":true,"result":1}\n{"id":"item-2","ok":tr');
-  const run = await runStudy([1, 2], id, square, { results: file });
+  await runStudy([1, 2], id, square, { results: file, description });
+  const other = { ...description, settings: { samples: 16, seed: 99 } };
+  await assert.rejects(
+    () => runStudy([1, 2], id, square, { results: file, description: other }),
+    (e: Error) =>
+      e instanceof ResultsFileError && /samples is 2 there, 16 here/.test(e.message) &&
+      /seed is 1 there, 99 here/.test(e.message),
+  );
+  const otherModel = { ...description, model: { ...model, sha256: "b".repeat(64) } };
+  await assert.rejects(
+    () => runStudy([1, 2], id, square, { results: file, description: otherModel }),
+    (e: Error) => e instanceof ResultsFileError && /the model is m/.test(e.message),
+  );
+  await assert.rejects(
+    () =>
+      runStudy([1, 2], id, square, {
+        results: file,
+        description: { ...description, study: "cubes" },
+      }),
+    /study is "squares" there, "cubes" here/,
+  );
+  // on purpose: the rows are reused, with a warning that says what differs
+  const [run, warnings] = await collectingWarnings(() =>
+    runStudy([1, 2], id, () => Promise.reject(new Error("not rerun")), {
+      results: file,
+      description: other,
+      reuse: "any",
+    })
+  );
+  assert.equal(run.resumed, 2);
+  assert.match(warnings.join("\n"), /samples is 2 there, 16 here/);
+});
+
+Deno.test("runner: a file without a header is not resumed from unless asked", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  await Deno.writeTextFile(file, '{"id":"item-1","ok":true,"result":1}\n');
+  await assert.rejects(() => runStudy([1], id, square, { results: file }), /no infodiff header/);
+  const [run] = await collectingWarnings(() =>
+    runStudy([1], id, square, { results: file, reuse: "any" })
+  );
+  assert.equal(run.resumed, 1);
+});
+
+Deno.test("runner: a line cut short by a crash is removed atomically and recomputed", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  await runStudy([1], id, square, { results: file, description });
+  const whole = await Deno.readTextFile(file);
+  await Deno.writeTextFile(file, whole + '{"id":"item-2","ok":tr');
+  const run = await runStudy([1, 2], id, square, { results: file, description });
   assert.deepEqual(run.results.map((r) => r.result), [1, 4]);
   assert.equal(run.resumed, 1);
-  const lines = (await Deno.readTextFile(file)).trim().split("\n");
-  assert.equal(lines.length, 2);
-  await Deno.writeTextFile(file, 'garbage\n{"id":"item-1","ok":true,"result":1}\n');
-  await assert.rejects(() => runStudy([1], id, square, { results: file }), /not a JSON line/);
+  assert.deepEqual((await lines(file)).slice(1).map((l) => l.id), ["item-1", "item-2"]);
+  // a broken line in the middle means the file is not ours
+  await Deno.writeTextFile(file, whole + "garbage\n" + '{"id":"item-2","ok":true,"result":4}\n');
+  await assert.rejects(
+    () => runStudy([1], id, square, { results: file, description }),
+    /not a JSON line/,
+  );
 });
 
-Deno.test("study: bad rows are reported with what was wrong and skipped, the others go on", async () => {
+Deno.test("runner: a rewrite that dies before its rename leaves every finished row in place", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  await runStudy([1, 2, 3], id, square, { results: file, description });
+  const cut = (await Deno.readTextFile(file)) + '{"id":"item-4","ok":tr';
+  await Deno.writeTextFile(file, cut);
+  // the rewrite's temporary file cannot be made: the repair fails like a kill before the rename
+  await Deno.mkdir(`${file}.${Deno.pid}.tmp`);
+  await assert.rejects(() => runStudy([1, 2, 3, 4], id, square, { results: file, description }));
+  assert.equal(await Deno.readTextFile(file), cut, "the original file is untouched");
+  await Deno.remove(`${file}.${Deno.pid}.tmp`);
+  const run = await runStudy([1, 2, 3, 4], id, square, { results: file, description });
+  assert.equal(run.resumed, 3);
+});
+
+Deno.test("runner: a second writer of the same file is refused; a dead writer's lock is taken over", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const first = runStudy([1, 2], id, async (n) => {
+    await gate;
+    return n;
+  }, { results: file, description });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await assert.rejects(
+    () => runStudy([1, 2], id, square, { results: file, description }),
+    (e: Error) => e instanceof ResultsFileError && /being written by process \d+/.test(e.message),
+  );
+  release();
+  await first;
+  // a lock left by a process that no longer runs (pid 2^22 + 1 is above Linux's pid_max default)
+  await Deno.writeTextFile(
+    `${file}.lock`,
+    JSON.stringify({ pid: 4194305, host: Deno.hostname(), started: "2026-01-01T00:00:00Z" }),
+  );
+  const [run, warnings] = await collectingWarnings(() =>
+    runStudy([1, 2], id, square, { results: file, description })
+  );
+  assert.equal(run.resumed, 2);
+  assert.match(warnings.join("\n"), /no longer runs; taking it over/);
+});
+
+Deno.test("runner: failed rows are retried by default once the data is fixed", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const broken = (n: number) =>
+    n === 2 ? Promise.reject(new PromptError("word missing")) : square(n);
+  const first = await runStudy([1, 2, 3], id, broken, { results: file, description });
+  assert.deepEqual(first.failures.map((f) => f.id), ["item-2"]);
+  const kept = await runStudy([1, 2, 3], id, square, {
+    results: file,
+    description,
+    retryFailed: false,
+  });
+  assert.deepEqual(kept.failures.map((f) => f.id), ["item-2"], "retryFailed: false keeps it");
+  const fixed = await runStudy([1, 2, 3], id, square, { results: file, description });
+  assert.deepEqual(fixed.results.map((r) => r.result), [1, 4, 9]);
+  assert.deepEqual(fixed.failures, []);
+  assert.equal(fixed.resumed, 2);
+});
+
+Deno.test("runner: a model runtime error stops the study with the finished rows on disk", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const work = (n: number) =>
+    n === 3 ? Promise.reject(new ModelRuntimeError("UNet output contains NaN")) : square(n);
+  await assert.rejects(
+    () => runStudy([1, 2, 3, 4], id, work, { results: file, description }),
+    ModelRuntimeError,
+  );
+  assert.deepEqual((await lines(file)).slice(1).map((l) => [l.id, l.ok]), [
+    ["item-1", true],
+    ["item-2", true],
+  ]);
+});
+
+Deno.test("runner: a lost trailing newline is restored, not glued to the next record", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  await runStudy([1, 2], id, square, { results: file, description });
+  await Deno.writeTextFile(file, (await Deno.readTextFile(file)).replace(/\n$/, ""));
+  const second = await runStudy([1, 2, 3], id, square, { results: file, description });
+  assert.equal(second.resumed, 2);
+  const third = await runStudy([1, 2, 3], id, () => Promise.reject(new Error("not rerun")), {
+    results: file,
+    description,
+  });
+  assert.equal(third.resumed, 3);
+  assert.equal((await lines(file)).length, 4);
+});
+
+Deno.test("runner: the results path is checked before the first item runs", async () => {
+  let ran = 0;
+  const work = (n: number) => {
+    ran++;
+    return square(n);
+  };
+  const dir = await Deno.makeTempDir();
+  await assert.rejects(
+    () => runStudy([1], id, work, { results: `${dir}/missing/results.jsonl` }),
+    (e: Error) => e instanceof ResultsFileError && /not an existing folder/.test(e.message),
+  );
+  await assert.rejects(
+    () => runStudy([1], id, work, { results: dir }),
+    (e: Error) => e instanceof ResultsFileError && /is a folder/.test(e.message),
+  );
+  await assert.rejects(() => runStudy([1], id, work, { onProgress: "x" as never }), /onProgress/);
+  assert.equal(ran, 0);
+});
+
+Deno.test("runner: bad rows are reported with what was wrong and skipped, the others go on", async () => {
   const work = (n: number) => {
     if (n % 2 === 0) throw new PromptError(`word "x${n}" is not in the caption`);
     return square(n);
@@ -53,7 +241,7 @@ Deno.test("study: bad rows are reported with what was wrong and skipped, the oth
   assert.match(run.failures[0].error, /not in the caption/);
 });
 
-Deno.test("study: shards partition the items; progress counts and rate", async () => {
+Deno.test("runner: shards partition the items; progress counts and rate; duplicate ids", async () => {
   const items = Array.from({ length: 10 }, (_, i) => i);
   const seen: string[][] = [];
   for (let index = 0; index < 3; index++) {
@@ -70,4 +258,17 @@ Deno.test("study: shards partition the items; progress counts and rate", async (
     /0 ≤ index < count/,
   );
   await assert.rejects(() => runStudy([1, 1], id, square), /occurs twice/);
+});
+
+Deno.test("runner: a 100k-row file resumes every row and recomputes none", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const n = 100_000;
+  const items = Array.from({ length: n }, (_, i) => i);
+  await runStudy(items, id, (i) => Promise.resolve(i), { results: file, description });
+  const run = await runStudy(items, id, () => Promise.reject(new Error("not rerun")), {
+    results: file,
+    description,
+  });
+  assert.equal(run.resumed, n);
+  assert.equal(run.results[n - 1].result, n - 1);
 });

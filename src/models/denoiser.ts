@@ -95,6 +95,20 @@ export interface CrossAttention {
   predict(batch: NoiseBatch): Promise<AttentionPrediction>;
 }
 
+/** Who a model is, for provenance: what every result records and what a resumed study compares. */
+export interface ModelIdentity {
+  /** the display name */
+  readonly name: string;
+  /** the backend, e.g. "onnx" or "mixture oracle" */
+  readonly backend: string;
+  /** SHA-256 (hex) of what defines the model: its files, or an oracle's specification */
+  readonly sha256: string;
+  /** where the model came from, when known (a hub repository and commit) */
+  readonly source?: { readonly repo: string; readonly revision?: string; readonly commit: string };
+  /** what it runs on (e.g. "onnxruntime-node 1.30.0, cpu"); recorded, not compared */
+  readonly runtime?: string;
+}
+
 /**
  * What a backend implements: a text-conditional denoiser in the variance-preserving
  * parameterisation `x_α = sqrt(σ(α))·x + sqrt(σ(−α))·ε`. Estimators and studies take a Denoiser.
@@ -132,8 +146,26 @@ export interface Denoiser {
   prepare(image: ImageInput): Promise<Float32Array>;
   /** Model data → CHW pixels in [−1, 1], for models whose data are not pixels (a VAE decoder). */
   decode?(data: Float32Array): Promise<Float32Array>;
+  /** Who the model is (computed once; hashing model files can take seconds for a large UNet). */
+  identity?(): Promise<ModelIdentity>;
   /** Releases native resources (ONNX sessions). Safe to call twice. */
   dispose(): Promise<void>;
+}
+
+/**
+ * The identity of any denoiser: its own, or for a backend that has none, its name with an empty
+ * hash (which a resumed study cannot verify, and says so).
+ *
+ * @example
+ * ```ts
+ * import { modelIdentity } from "./denoiser.ts";
+ * const id = await modelIdentity({ name: "custom" } as never);
+ * console.assert(id.name === "custom" && id.sha256 === "");
+ * ```
+ */
+export function modelIdentity(denoiser: Denoiser): Promise<ModelIdentity> {
+  return denoiser.identity?.() ??
+    Promise.resolve({ name: denoiser.name, backend: "unknown", sha256: "" });
 }
 
 /**

@@ -6,7 +6,15 @@
  */
 import { InvalidArgumentError, ModelRuntimeError, PromptError } from "../errors.ts";
 import { Random } from "../numerics/random.ts";
-import type { Condition, Denoiser, ImageInput, NoiseBatch, Shape } from "./denoiser.ts";
+import { createHash } from "node:crypto";
+import type {
+  Condition,
+  Denoiser,
+  ImageInput,
+  ModelIdentity,
+  NoiseBatch,
+  Shape,
+} from "./denoiser.ts";
 import { checkModelData, shapeSize } from "./denoiser.ts";
 import { promptWords } from "../text/prompt.ts";
 
@@ -121,8 +129,10 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
 
   const checkData = (x: Float32Array, what: string) => checkModelData(shape, x, what);
 
+  const name = spec.name ?? "mixture oracle";
+  let identity: Promise<ModelIdentity> | undefined;
   const model: MixtureDenoiser = {
-    name: spec.name ?? "mixture oracle",
+    name,
     shape,
     batchSize: spec.batchSize ?? 64,
     sharedLogSnr: false,
@@ -185,6 +195,7 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
       for (let j = 0; j < d; j++) x[j] = means[pick][j] + sd * random.gaussian();
       return x;
     },
+    identity: () => identity ??= Promise.resolve(mixtureIdentity(name, shape, components)),
     dispose: () => Promise.resolve(),
   };
 
@@ -248,6 +259,22 @@ export function logSumExp(values: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += Math.exp(values[i] - max);
   return max + Math.log(sum);
+}
+
+/** The oracle's identity: a SHA-256 over its shape and every component's words, weight, variance, mean. */
+function mixtureIdentity(
+  name: string,
+  shape: Shape,
+  components: readonly Required<MixtureComponent>[],
+): ModelIdentity {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify({ shape }));
+  for (const c of components) {
+    hash.update(JSON.stringify({ words: c.words, weight: c.weight, variance: c.variance }));
+    const mean = Float64Array.from(c.mean);
+    hash.update(new Uint8Array(mean.buffer));
+  }
+  return { name, backend: "mixture oracle", sha256: hash.digest("hex") };
 }
 
 /** The number of items of a batch, after checking its parts agree; throws otherwise. */

@@ -29,11 +29,19 @@
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import type { AttentionGathering } from "../attention/word-attention.ts";
 import { conditionalInformation } from "../estimators/conditional-information.ts";
+import { resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { removeWord } from "../text/prompt.ts";
-import { runStudy, type StudyOptions } from "./runner.ts";
+import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
+import { contentId, imageIdPart, numberRepeats } from "./content-id.ts";
+import {
+  describeStudy,
+  estimatorOptions,
+  estimatorSettings,
+  optionKind,
+} from "./study-description.ts";
 import { type InterventionRecord, InterventionResult } from "./intervention-result.ts";
 
 /** One intervention: an image, its caption and the word to remove or swap. */
@@ -195,11 +203,20 @@ export async function interventionStudy(
   items: readonly InterventionItem[],
   options: InterventionStudyOptions = {},
 ): Promise<InterventionResult> {
+  const description = await describeStudy("intervention", model, {
+    ...estimatorSettings(model, resolveOptions(model, estimatorOptions(options))),
+    steps: options.steps ?? 50,
+    guidance: options.guidance ?? 1,
+    placeholder: options.placeholder ?? null,
+    attention: optionKind(options.attention, "model"),
+    attentionAt: options.attentionAt ?? "trajectory",
+  });
+  const ids = numberRepeats(items.map(interventionId));
   const run = await runStudy(
-    items,
-    interventionId,
-    async (item) => (await interveneOne(model, item, options)).record,
-    { results: options.results, shard: options.shard, onProgress: options.onProgress },
+    items.map((item, i) => ({ item, id: ids[i] })),
+    (entry) => entry.id,
+    async ({ item }) => (await interveneOne(model, item, options)).record,
+    { ...runOptions(options), description },
   );
   const attentionRan = studyAttention(options.attention)?.supportsAttention(model) ?? false;
   return InterventionResult.fromRows(
@@ -211,19 +228,29 @@ export async function interventionStudy(
 }
 
 /**
- * The id of an item: its `id`, or `caption | word` (plus ` -> replacement`, `#occurrence`).
+ * The id of an item: its `id`, or `caption | word` (plus `#occurrence`, ` -> replacement`) and a
+ * hash of the image and the text, so two items on different images never share an id.
  *
  * @example
  * ```ts
  * import { interventionId } from "./intervention.ts";
- * console.assert(interventionId({ image: "x.png", caption: "a red circle", word: "red" }) === "a red circle | red");
+ * const id = interventionId({ image: "x.png", caption: "a red circle", word: "red" });
+ * console.assert(id.startsWith("a red circle | red#"));
+ * console.assert(id !== interventionId({ image: "y.png", caption: "a red circle", word: "red" }));
  * ```
  */
 export function interventionId(item: InterventionItem): string {
   if (item.id !== undefined) return item.id;
   const swap = item.replacement === undefined ? "" : ` -> ${item.replacement}`;
   const which = item.occurrence ? `#${item.occurrence}` : "";
-  return `${item.caption} | ${item.word}${which}${swap}`;
+  return contentId(
+    `${item.caption} | ${item.word}${which}${swap}`,
+    imageIdPart(item.image),
+    item.caption,
+    item.word,
+    item.replacement ?? null,
+    item.occurrence ?? 0,
+  );
 }
 
 /** Σ over channels of (a − b)² per pixel, as a data-resolution map. */

@@ -9,6 +9,7 @@
  * @module
  */
 import { basename, join } from "node:path";
+import { contentId, numberRepeats } from "./content-id.ts";
 import { DatasetError } from "../errors.ts";
 import {
   categoryMask,
@@ -193,8 +194,18 @@ export function cocoItRows(
   table: readonly CocoItRow[],
   instances: CocoInstances,
 ): LocalizationRow[] {
+  const ids = numberRepeats(table.map((row) =>
+    contentId(
+      `${basename(row.image)}:${row.word}`,
+      row.image,
+      row.caption,
+      row.word,
+      row.category,
+      row.context,
+    )
+  ));
   return table.map((row, index) => ({
-    id: `${index}:${basename(row.image)}:${row.word}`,
+    id: ids[index],
     image: row.image,
     caption: row.caption,
     word: row.word,

@@ -29,7 +29,13 @@ import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
-import { runStudy, type StudyOptions } from "./runner.ts";
+import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
+import {
+  describeStudy,
+  estimatorOptions,
+  estimatorSettings,
+  optionKind,
+} from "./study-description.ts";
 import { PAPER_THRESHOLDS, thresholdIous } from "./iou.ts";
 import { rowSeed } from "./row-seed.ts";
 import {
@@ -107,26 +113,34 @@ export async function localizationStudy(
   const fixed = options.fixedThreshold ?? 0.4;
   checkThresholds([fixed], "fixedThreshold");
   const evaluated = [...new Set([...candidates, fixed])].sort((a, b) => a - b);
-  const estimatorOptions = estimatorPart(options);
-  const estimator = resolveOptions(model, estimatorOptions); // validates samples, seed… early
+  const perRow = estimatorOptions(options);
+  const estimator = resolveOptions(model, perRow); // validates samples, seed… early
   const attention = studyAttention(options.attention);
   const unavailable = attentionUnavailable(model, attention, methods);
   const computed = methods.filter((m) => !unavailable.has(m));
   const maps = new Map<string, LocalizationMaps>();
   const rows = await localizationRows(dataset);
+  const description = await describeStudy("localization", model, {
+    ...estimatorSettings(model, estimator),
+    methods: computed,
+    thresholds: evaluated,
+    attention: optionKind(options.attention, "model"),
+    attentionAt: options.attentionAt ?? "sampled",
+    loadImage: optionKind(options.loadImage),
+  });
 
   const run = await runStudy(rows, (row) => row.id, async (row) => {
     const { record, rowMaps } = await localizeRow(model, row, {
       methods: computed,
       thresholds: evaluated,
-      estimator: estimatorOptions,
+      estimator: perRow,
       attention,
       attentionAt: options.attentionAt ?? "sampled",
       loadImage: options.loadImage,
     });
     if (options.keepMaps) maps.set(row.id, rowMaps);
     return record;
-  }, { results: options.results, shard: options.shard, onProgress: options.onProgress });
+  }, { ...runOptions(options), description });
 
   return new LocalizationResult({
     run,
@@ -226,11 +240,6 @@ async function localizeRow(
 }
 
 /** The estimator's options without the study's progress callback (a different signature). */
-function estimatorPart(options: LocalizationStudyOptions): EstimatorOptions {
-  const { samples, seed, estimator, logSnr, batchSize } = options;
-  return { samples, seed, estimator, logSnr, batchSize };
-}
-
 function wholeImageIou(mask: Uint8Array): number {
   return mask.reduce((s, v) => s + v, 0) / mask.length;
 }

@@ -14,14 +14,29 @@
 export {
   formatProgress,
   type RunOptions,
+  runOptions,
   runStudy,
   type Shard,
+  type StudyDescription,
   type StudyFailure,
   type StudyOptions,
   type StudyProgress,
   type StudyRecord,
   type StudyRun,
 } from "./runner.ts";
+export {
+  headerDifferences,
+  RESULTS_FORMAT,
+  ResultsFile,
+  type ResultsHeader,
+} from "./results-file.ts";
+export { contentId, type IdPart, imageIdPart, numberRepeats } from "./content-id.ts";
+export {
+  describeStudy,
+  estimatorOptions,
+  estimatorSettings,
+  optionKind,
+} from "./study-description.ts";
 export { rowSeed } from "./row-seed.ts";
 export {
   type GlobalThreshold,
@@ -52,7 +67,7 @@ export {
   type LocalizationResultJSON,
   type LocalizationSummaryRow,
 } from "./localization-result.ts";
-export { relationStudy, type RelationStudyOptions } from "./relations.ts";
+export { aroItemId, relationStudy, type RelationStudyOptions } from "./relations.ts";
 export {
   type Accuracy,
   binomialAccuracy,
@@ -75,5 +90,5 @@ export {
   type InterventionRow,
   type InterventionSummary,
 } from "./intervention-result.ts";
-export { type PidRow, pidStudy, type PidStudyOptions } from "./pid-study.ts";
+export { type PidRow, pidRowId, pidStudy, type PidStudyOptions } from "./pid-study.ts";
 export { PidStudyResult, type PidStudyResultJSON, type PidStudyRow } from "./pid-study-result.ts";

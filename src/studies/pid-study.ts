@@ -7,7 +7,10 @@
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
-import { runStudy } from "./runner.ts";
+import { runOptions, runStudy } from "./runner.ts";
+import { contentId, imageIdPart, numberRepeats } from "./content-id.ts";
+import { describeStudy, estimatorOptions, estimatorSettings } from "./study-description.ts";
+import { resolveOptions } from "../estimators/options.ts";
 import type { StudyOptions } from "./runner.ts";
 import { PidStudyResult, type PidStudyRow } from "./pid-study-result.ts";
 import { rowSeed } from "./row-seed.ts";
@@ -53,8 +56,18 @@ export async function pidStudy(
   rows: readonly PidRow[],
   options: PidStudyOptions = {},
 ): Promise<PidStudyResult> {
-  const { results, shard, onProgress, ...pidOptions } = options;
-  const idOf = (row: PidRow) => row.id ?? `${row.prompt}|${row.wordA}|${row.wordB}`;
+  const pidOptions = {
+    ...estimatorOptions(options),
+    redundancy: options.redundancy,
+    resamples: options.resamples,
+  };
+  const description = await describeStudy("pid", model, {
+    ...estimatorSettings(model, resolveOptions(model, pidOptions)),
+    redundancy: options.redundancy ?? "minimum",
+    resamples: options.resamples ?? 500,
+  });
+  const ids = numberRepeats(rows.map(pidRowId));
+  const idOf = (row: PidRow) => ids[rows.indexOf(row)];
   const run = await runStudy(rows, idOf, async (row) => {
     const data = await model.prepare(row.image);
     // Independent draws per row: one shared heavy draw would move every row the same way.
@@ -64,8 +77,30 @@ export async function pidStudy(
       seed,
     });
     return summariseRow(idOf(row), result);
-  }, { results, shard, onProgress });
+  }, { ...runOptions(options), description });
   return new PidStudyResult(run.results.map((r) => r.result), run.failures);
+}
+
+/**
+ * The id of a PID row: its `id`, or `prompt|wordA|wordB` and a hash of the image and the text.
+ *
+ * @example
+ * ```ts
+ * import { pidRowId } from "./pid-study.ts";
+ * const row = { image: "a.png", prompt: "a red circle", wordA: "red", wordB: "circle" };
+ * console.assert(pidRowId(row).startsWith("a red circle|red|circle#"));
+ * console.assert(pidRowId(row) !== pidRowId({ ...row, image: "b.png" }));
+ * ```
+ */
+export function pidRowId(row: PidRow): string {
+  return row.id ??
+    contentId(
+      `${row.prompt}|${row.wordA}|${row.wordB}`,
+      imageIdPart(row.image),
+      row.prompt,
+      row.wordA,
+      row.wordB,
+    );
 }
 
 function summariseRow(id: string, result: PidResult): PidStudyRow {

@@ -11,13 +11,17 @@ import { InvalidImageError, PromptError } from "../errors.ts";
 import type { AroItem } from "../datasets/aro.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
-import {
-  type EstimatorOptions,
-  type ResolvedOptions,
-  resolveOptions,
-} from "../estimators/options.ts";
+import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
 import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
-import { runStudy, type StudyOptions } from "./runner.ts";
+import { basename } from "node:path";
+import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
+import { contentId, numberRepeats } from "./content-id.ts";
+import {
+  describeStudy,
+  estimatorOptions,
+  estimatorSettings,
+  optionKind,
+} from "./study-description.ts";
 import { rowSeed } from "./row-seed.ts";
 import { type RelationRecord, RelationsResult } from "./relations-result.ts";
 
@@ -68,16 +72,42 @@ export async function relationStudy(
   items: readonly AroItem[],
   options: RelationStudyOptions = {},
 ): Promise<RelationsResult> {
-  const { samples, seed, estimator, logSnr, batchSize } = options;
-  const estimatorOptions: EstimatorOptions = { samples, seed, estimator, logSnr, batchSize };
-  const resolved = resolveOptions(model, estimatorOptions);
+  const resolved = resolveOptions(model, estimatorOptions(options));
+  const description = await describeStudy("relations", model, {
+    ...estimatorSettings(model, resolved),
+    loadImage: optionKind(options.loadImage),
+  });
+  const ids = numberRepeats(items.map(aroItemId));
   const run = await runStudy(
-    items.map((item, index) => ({ item, index })),
-    ({ item, index }) => `${index}:${item.image}`,
+    items.map((item, i) => ({ item, id: ids[i] })),
+    (entry) => entry.id,
     ({ item }) => scoreItem(model, item, options, resolved),
-    { results: options.results, shard: options.shard, onProgress: options.onProgress },
+    { ...runOptions(options), description },
   );
   return new RelationsResult(run, resolved.samples, model.name);
+}
+
+/**
+ * The id of an ARO item, from what it is (image, box, options, true index, kind, group): the same
+ * item gets the same id wherever it sits in the list.
+ *
+ * @example
+ * ```ts
+ * import { aroItemId } from "./relations.ts";
+ * const item = { image: "a.jpg", options: ["x", "y"], trueIndex: 1, kind: "relation", group: "on" };
+ * console.assert(aroItemId(item) === aroItemId({ ...item }) && aroItemId(item).startsWith("a.jpg:on#"));
+ * ```
+ */
+export function aroItemId(item: AroItem): string {
+  return contentId(
+    `${basename(item.image)}:${item.group}`,
+    item.image,
+    item.bbox ? [...item.bbox] : null,
+    [...item.options],
+    item.trueIndex,
+    item.kind,
+    item.group,
+  );
 }
 
 async function scoreItem(

@@ -1,12 +1,27 @@
 /**
  * Running a study for real: one JSON line per finished item appended to a results file as it
- * goes, resume after a crash or Ctrl-C without recomputing anything, sharding across processes
- * or GPUs, progress with rate and ETA, and bad rows reported and skipped instead of aborting.
+ * goes (after a header that records the study, its settings and the model), resume after a crash
+ * or Ctrl-C without recomputing anything and never from another study's or model's file, sharding
+ * across processes or GPUs, progress with rate and ETA, and bad rows reported and skipped.
  *
  * @module
  */
-import { InfoDiffError, InvalidArgumentError, ModelLoadError } from "../errors.ts";
+import {
+  InfoDiffError,
+  InvalidArgumentError,
+  ModelLoadError,
+  ModelRuntimeError,
+  ResultsFileError,
+} from "../errors.ts";
 import type { EstimatorOptions } from "../estimators/options.ts";
+import {
+  ResultsFile,
+  type StudyDescription,
+  type StudyFailure,
+  type StudyRecord,
+} from "./results-file.ts";
+
+export type { StudyDescription, StudyFailure, StudyRecord } from "./results-file.ts";
 
 /** Which part of the items this process runs: items whose position % count === index. */
 export interface Shard {
@@ -34,7 +49,7 @@ export interface StudyProgress {
   readonly id: string;
 }
 
-/** Options of {@link runStudy}: where results go, which shard, progress. */
+/** Options of {@link runStudy}: where results go, which shard, progress, resume rules. */
 export interface RunOptions {
   /** JSON-lines file to append finished items to and resume from (none: keep in memory only) */
   readonly results?: string;
@@ -42,6 +57,14 @@ export interface RunOptions {
   readonly shard?: Shard;
   /** called after every item */
   readonly onProgress?: (progress: StudyProgress) => void;
+  /**
+   * `"matching"` (default): resume only from a file written by the same study with the same
+   * settings and model (anything else is refused, saying what differs); `"any"`: reuse the rows of
+   * such a file on purpose (a warning says what differs)
+   */
+  readonly reuse?: "matching" | "any";
+  /** recompute rows that failed in an earlier run (default true: the data may have been fixed) */
+  readonly retryFailed?: boolean;
 }
 
 /**
@@ -51,20 +74,19 @@ export interface RunOptions {
  */
 export interface StudyOptions extends Omit<EstimatorOptions, "onProgress">, RunOptions {}
 
-/** A bad row: its id, what was wrong, and the error's class name. */
-export interface StudyFailure {
-  /** the row's id */
-  readonly id: string;
-  /** the error message */
-  readonly error: string;
-  /** the error class, e.g. "PromptError" */
-  readonly kind: string;
+/**
+ * The runner's part of a study's options (what `runStudy` takes), picked out of them.
+ *
+ * @example
+ * ```ts
+ * import { runOptions } from "./runner.ts";
+ * console.assert(!("samples" in runOptions({ samples: 4, results: "r.jsonl" })));
+ * ```
+ */
+export function runOptions(options: StudyOptions): RunOptions {
+  const { results, shard, onProgress, reuse, retryFailed } = options;
+  return { results, shard, onProgress, reuse, retryFailed };
 }
-
-/** One line of a results file. */
-export type StudyRecord<R> =
-  | { readonly id: string; readonly ok: true; readonly result: R }
-  | ({ readonly ok: false } & StudyFailure);
 
 /** Outcome of {@link runStudy}: every finished item of the shard, resumed ones included. */
 export interface StudyRun<R> {
@@ -79,10 +101,16 @@ export interface StudyRun<R> {
 }
 
 /**
- * Runs `work` on every item of the shard that the results file does not already hold. Errors
- * that describe a bad row (any {@link InfoDiffError} but a model that cannot load, and missing
- * files) are recorded and skipped; anything else (a bug) stops the study, with every finished
- * item already on disk.
+ * Runs `work` on every item of the shard that the results file does not already hold.
+ *
+ * The results file starts with a header line (format, infodiff version, the study's description:
+ * settings and model identity); resuming from a file whose header differs is refused unless
+ * `reuse: "any"`. The file is locked for the run (`<file>.lock`: a second writer is refused), its
+ * path is checked before any work, a line cut short by a crash is removed by an atomic rewrite
+ * (temporary file, fsync, rename), and a lost trailing newline is restored. Rows that failed
+ * before are retried by default. Errors that describe a bad row (any {@link InfoDiffError} but a
+ * model that cannot load or that computes non-finite values, and missing files) are recorded and
+ * skipped; anything else stops the study, with every finished item already on disk.
  *
  * @example
  * ```ts
@@ -97,51 +125,58 @@ export async function runStudy<I, R>(
   items: readonly I[],
   idOf: (item: I) => string,
   work: (item: I) => Promise<R>,
-  options: RunOptions = {},
+  options: RunOptions & { readonly description?: StudyDescription } = {},
 ): Promise<StudyRun<R>> {
   const shard = checkShard(options.shard ?? { index: 0, count: 1 });
+  checkRunOptions(options);
   const mine = items.filter((_, position) => position % shard.count === shard.index);
   const ids = mine.map(idOf);
-  const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
-  if (duplicate !== undefined) {
-    throw new InvalidArgumentError(`item id "${duplicate}" occurs twice; expected unique ids`);
-  }
-  const finished = options.results ? await readResults<R>(options.results) : new Map();
-  const records = new Map<string, StudyRecord<R>>();
-  let resumed = 0, failed = 0, computed = 0;
-  const started = performance.now();
-  for (const [position, item] of mine.entries()) {
-    const id = ids[position];
-    let record = finished.get(id) as StudyRecord<R> | undefined;
-    if (record) {
-      resumed++;
-    } else {
-      record = await attempt(id, () => work(item));
-      computed++;
-      if (options.results) await appendRecord(options.results, record);
+  checkUniqueIds(ids);
+  const description = options.description ?? { study: "custom", settings: {} };
+  const file = options.results
+    ? await ResultsFile.open<R>(options.results, description, options.reuse ?? "matching")
+    : undefined;
+  try {
+    const finished = file?.records ?? new Map<string, StudyRecord<R>>();
+    const retry = options.retryFailed ?? true;
+    const records = new Map<string, StudyRecord<R>>();
+    let resumed = 0, failed = 0, computed = 0;
+    const started = performance.now();
+    for (const [position, item] of mine.entries()) {
+      const id = ids[position];
+      let record = finished.get(id);
+      if (record && (record.ok || !retry)) {
+        resumed++;
+      } else {
+        record = await attempt(id, () => work(item));
+        computed++;
+        await file?.append(record);
+      }
+      if (!record.ok) failed++;
+      records.set(id, record);
+      const elapsed = (performance.now() - started) / 1000;
+      const rate = computed / Math.max(elapsed, 1e-9);
+      const left = mine.length - records.size;
+      options.onProgress?.({
+        done: records.size,
+        total: mine.length,
+        resumed,
+        failed,
+        rate,
+        etaSeconds: computed > 0 ? left / rate : NaN,
+        id,
+      });
     }
-    if (!record.ok) failed++;
-    records.set(id, record);
-    const elapsed = (performance.now() - started) / 1000;
-    const rate = computed / Math.max(elapsed, 1e-9);
-    const left = mine.length - records.size;
-    options.onProgress?.({
-      done: records.size,
-      total: mine.length,
+    const all = ids.map((id) => records.get(id)!);
+    return {
+      results: all.flatMap((r) => r.ok ? [{ id: r.id, result: r.result }] : []),
+      failures: all.flatMap((r) => r.ok ? [] : [{ id: r.id, error: r.error, kind: r.kind }]),
       resumed,
-      failed,
-      rate,
-      etaSeconds: computed > 0 ? left / rate : NaN,
-      id,
-    });
+      total: mine.length,
+    };
+  } finally {
+    await file?.close();
   }
-  const all = ids.map((id) => records.get(id)!);
-  return {
-    results: all.flatMap((r) => r.ok ? [{ id: r.id, result: r.result }] : []),
-    failures: all.flatMap((r) => r.ok ? [] : [{ id: r.id, error: r.error, kind: r.kind }]),
-    resumed,
-    total: mine.length,
-  };
 }
 
 /**
@@ -165,44 +200,39 @@ async function attempt<R>(id: string, run: () => Promise<R>): Promise<StudyRecor
   try {
     return { id, ok: true, result: await run() };
   } catch (error) {
-    const badRow = (error instanceof InfoDiffError && !(error instanceof ModelLoadError)) ||
+    const modelFault = error instanceof ModelLoadError || error instanceof ModelRuntimeError ||
+      error instanceof ResultsFileError;
+    const badRow = (error instanceof InfoDiffError && !modelFault) ||
       error instanceof Deno.errors.NotFound;
     if (!badRow) throw error;
     return { id, ok: false, error: (error as Error).message, kind: (error as Error).name };
   }
 }
 
-async function readResults<R>(path: string): Promise<Map<string, StudyRecord<R>>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return new Map();
-    throw error;
-  }
-  const lines = text.split("\n");
-  const records = new Map<string, StudyRecord<R>>();
-  for (const [i, line] of lines.entries()) {
-    if (line.trim() === "") continue;
-    try {
-      const record = JSON.parse(line) as StudyRecord<R>;
-      if (typeof record.id === "string") records.set(record.id, record);
-    } catch {
-      // Only the last line can be cut short (a crash mid-write); it is recomputed. Elsewhere a
-      // broken line means the file is not ours: refuse rather than silently drop results.
-      if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim() !== "")) {
-        throw new InvalidArgumentError(
-          `${path}:${i + 1} is not a JSON line; expected a results file written by runStudy`,
-        );
-      }
-      await Deno.writeTextFile(path, lines.slice(0, i).join("\n") + (i > 0 ? "\n" : ""));
+function checkUniqueIds(ids: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id)) {
+      throw new InvalidArgumentError(`item id "${id}" occurs twice; expected unique ids`);
     }
+    seen.add(id);
   }
-  return records;
 }
 
-async function appendRecord<R>(path: string, record: StudyRecord<R>): Promise<void> {
-  await Deno.writeTextFile(path, JSON.stringify(record) + "\n", { append: true, create: true });
+function checkRunOptions(options: RunOptions): void {
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw new InvalidArgumentError(
+      `onProgress must be a function, got ${typeof options.onProgress}`,
+    );
+  }
+  if (options.reuse !== undefined && options.reuse !== "matching" && options.reuse !== "any") {
+    throw new InvalidArgumentError(
+      `reuse must be "matching" or "any", got ${JSON.stringify(options.reuse)}`,
+    );
+  }
+  if (options.results !== undefined && typeof options.results !== "string") {
+    throw new InvalidArgumentError(`results must be a file path, got ${typeof options.results}`);
+  }
 }
 
 function checkShard(shard: Shard): Shard {

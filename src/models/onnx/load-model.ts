@@ -120,6 +120,7 @@ export async function loadOnnxDenoiser(
     const decoderPath = folder.vaeDecoderPath;
     const model = new OnnxDiffusionDenoiser({
       name: basename(dir.replace(/[\\/]+$/, "")),
+      dir,
       device: factory.device,
       tokenizer,
       schedule,

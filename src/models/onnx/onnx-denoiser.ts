@@ -6,7 +6,9 @@
  */
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
-import type { ImageInput, LogSnrRange, NoiseBatch, Shape } from "../denoiser.ts";
+import type { ImageInput, LogSnrRange, ModelIdentity, NoiseBatch, Shape } from "../denoiser.ts";
+import { hashModelFolder } from "../sd/identity.ts";
+import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type {
   Device,
@@ -26,6 +28,8 @@ import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 export interface OnnxModelParts {
   /** display name (the folder's base name) */
   readonly name: string;
+  /** the export folder (what the identity hashes) */
+  readonly dir: string;
   /** the device the sessions run on */
   readonly device: Exclude<Device, "auto">;
   /** the prompt tokenizer */
@@ -90,6 +94,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   readonly #conditions = new Map<string, Promise<OnnxCondition>>();
   readonly #editedUnets = new Map<EditedUnet, Promise<OnnxUnet>>();
   #decoder: Promise<OnnxVaeDecoder> | undefined;
+  #identity: Promise<ModelIdentity> | undefined;
   #items = 0;
   #disposed = false;
 
@@ -273,6 +278,20 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     this.#decoder ??= this.#parts.vaeDecoder();
     const { pixels } = await (await this.#decoder).decode(data, this.shape);
     return pixels;
+  }
+
+  /**
+   * The export's identity: a SHA-256 over its model files (computed once; seconds for an SD-sized
+   * UNet), the device it runs on.
+   */
+  identity(): Promise<ModelIdentity> {
+    this.#identity ??= hashModelFolder(this.#parts.dir).then((sha256) => ({
+      name: this.name,
+      backend: "onnx",
+      sha256,
+      runtime: `onnxruntime-node ${ONNXRUNTIME_VERSION}, ${this.device}`,
+    }));
+    return this.#identity;
   }
 
   /** Releases every ONNX session. Safe to call twice. */

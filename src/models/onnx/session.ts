@@ -14,6 +14,9 @@ import { hideFloat16ArrayFromOnnxRuntime } from "./float16.ts";
 
 import { checkDevice, type Device } from "./onnx-model.ts";
 
+/** The onnxruntime-node version the backend is pinned to (recorded in model identities). */
+export const ONNXRUNTIME_VERSION = "1.30.0";
+
 /** Session creation options. */
 export interface SessionOptions {
   /** execution device (default `"auto"`) */

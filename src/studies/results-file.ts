@@ -1,0 +1,362 @@
+/**
+ * The results file of a study: a header line that says who wrote it (infodiff version, study,
+ * settings, model identity), then one JSON line per finished item. Opening it checks the path,
+ * takes an exclusive lock, compares the header with this run, and repairs what a crash can leave
+ * (a line cut short, a lost trailing newline) without ever truncating finished rows in place.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { InvalidArgumentError, ResultsFileError } from "../errors.ts";
+import type { ModelIdentity } from "../models/denoiser.ts";
+import { VERSION } from "../version.ts";
+import { warn } from "../warnings.ts";
+
+/** What a results file's header records about the run that wrote it. */
+export interface StudyDescription {
+  /** the study, e.g. "localization" */
+  readonly study: string;
+  /** every setting that changes the numbers (estimator options resolved, study options) */
+  readonly settings: Readonly<Record<string, unknown>>;
+  /** the model's identity (name, backend, content hash, source) */
+  readonly model?: ModelIdentity;
+}
+
+/** A bad row: its id, what was wrong, and the error's class name. */
+export interface StudyFailure {
+  /** the row's id */
+  readonly id: string;
+  /** the error message */
+  readonly error: string;
+  /** the error class, e.g. "PromptError" */
+  readonly kind: string;
+}
+
+/** One line of a results file. */
+export type StudyRecord<R> =
+  | { readonly id: string; readonly ok: true; readonly result: R }
+  | ({ readonly ok: false } & StudyFailure);
+
+/** The `format` of a results file's header line. */
+export const RESULTS_FORMAT = "infodiff-results";
+
+/** The first line of a results file. */
+export interface ResultsHeader {
+  /** always {@link RESULTS_FORMAT} */
+  readonly format: typeof RESULTS_FORMAT;
+  /** version of the line format (1) */
+  readonly formatVersion: 1;
+  /** the infodiff version that created the file */
+  readonly infodiff: string;
+  /** when the file was created (ISO 8601) */
+  readonly created: string;
+  /** the study */
+  readonly study: string;
+  /** every setting that changes the numbers */
+  readonly settings: Readonly<Record<string, unknown>>;
+  /** the model */
+  readonly model?: ModelIdentity;
+}
+
+/** An open results file: the records it held, and appending under the lock. */
+export class ResultsFile<R> {
+  /** finished records read from the file (the last line of an id wins), by id */
+  readonly records: Map<string, StudyRecord<R>>;
+  readonly #file: Deno.FsFile;
+  readonly #release: () => Promise<void>;
+
+  private constructor(
+    records: Map<string, StudyRecord<R>>,
+    file: Deno.FsFile,
+    release: () => Promise<void>,
+  ) {
+    this.records = records;
+    this.#file = file;
+    this.#release = release;
+  }
+
+  /**
+   * Opens (or creates) a results file for a run described by `description`.
+   *
+   * @throws {ResultsFileError} when the folder does not exist, the path is a folder, another
+   *   process holds the file, it is not a results file, or (with `reuse: "matching"`) its header
+   *   names another study, other settings or another model
+   *
+   * @example
+   * ```ts
+   * import { ResultsFile } from "./results-file.ts";
+   * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+   * const description = { study: "demo", settings: { samples: 4 } };
+   * const file = await ResultsFile.open(path, description, "matching");
+   * await file.append({ id: "a", ok: true, result: 1 });
+   * await file.close();
+   * const again = await ResultsFile.open(path, description, "matching");
+   * console.assert(again.records.get("a")?.ok === true);
+   * await again.close();
+   * ```
+   */
+  static async open<R>(
+    path: string,
+    description: StudyDescription,
+    reuse: "matching" | "any",
+  ): Promise<ResultsFile<R>> {
+    await checkResultsPath(path);
+    const release = await acquireLock(path);
+    try {
+      const records = await readAndRepair<R>(path, description, reuse);
+      const file = await Deno.open(path, { append: true, create: true });
+      return new ResultsFile(records, file, release);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+  }
+
+  /** Appends one record as a JSON line. */
+  async append(record: StudyRecord<R>): Promise<void> {
+    await writeAll(this.#file, new TextEncoder().encode(JSON.stringify(record) + "\n"));
+  }
+
+  /** Flushes the file to disk, closes it and releases the lock. */
+  async close(): Promise<void> {
+    try {
+      await this.#file.syncData();
+    } finally {
+      this.#file.close();
+      await this.#release();
+    }
+  }
+}
+
+/** The path must be a file (or not exist yet) in a folder that exists. */
+async function checkResultsPath(path: string): Promise<void> {
+  const folder = dirname(path);
+  const stat = await Deno.stat(folder).catch(() => undefined);
+  if (!stat?.isDirectory) {
+    throw new ResultsFileError(
+      `the results file ${path} is in ${folder}, which is not an existing folder; create it first`,
+    );
+  }
+  const existing = await Deno.stat(path).catch(() => undefined);
+  if (existing?.isDirectory) {
+    throw new ResultsFileError(
+      `the results file ${path} is a folder; expected a file path such as ${path}/results.jsonl`,
+    );
+  }
+}
+
+/** Reads the records, checks the header against this run, and repairs a crash's leftovers. */
+async function readAndRepair<R>(
+  path: string,
+  description: StudyDescription,
+  reuse: "matching" | "any",
+): Promise<Map<string, StudyRecord<R>>> {
+  const text = await Deno.readTextFile(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw new ResultsFileError(`cannot read the results file ${path}`, { cause: error });
+  });
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  let lost = false; // a last line cut short by a crash
+  const parsed: unknown[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === "") continue;
+    try {
+      parsed.push(JSON.parse(line));
+    } catch {
+      if (i === lines.length - 1 && !text.endsWith("\n")) {
+        lost = true;
+        continue;
+      }
+      throw new ResultsFileError(
+        `${path}:${i + 1} is not a JSON line; expected a results file written by runStudy`,
+      );
+    }
+  }
+  const header = parsed[0] as Partial<ResultsHeader> | undefined;
+  const hasHeader = header?.format === RESULTS_FORMAT;
+  if (parsed.length > 0) {
+    checkHeader(path, hasHeader ? header as ResultsHeader : undefined, description, reuse);
+  }
+  const records = new Map<string, StudyRecord<R>>();
+  for (const value of parsed.slice(hasHeader ? 1 : 0)) {
+    const record = value as StudyRecord<R>;
+    if (typeof record?.id === "string" && typeof record.ok === "boolean") {
+      records.set(record.id, record);
+    }
+  }
+  if (parsed.length === 0) {
+    await writeAtomically(path, JSON.stringify(newHeader(description)) + "\n");
+  } else if (lost) {
+    const kept = lines.filter((line, i) => line.trim() !== "" && i < lines.length - 1);
+    await writeAtomically(path, kept.join("\n") + "\n");
+  } else if (!text.endsWith("\n")) {
+    await Deno.writeTextFile(path, "\n", { append: true });
+  }
+  return records;
+}
+
+function newHeader(description: StudyDescription): ResultsHeader {
+  return {
+    format: RESULTS_FORMAT,
+    formatVersion: 1,
+    infodiff: VERSION,
+    created: new Date().toISOString(),
+    study: description.study,
+    settings: description.settings,
+    ...(description.model ? { model: description.model } : {}),
+  };
+}
+
+/** Refuses (or, with reuse "any", warns about) a file written by another study, settings or model. */
+function checkHeader(
+  path: string,
+  header: ResultsHeader | undefined,
+  description: StudyDescription,
+  reuse: "matching" | "any",
+): void {
+  const differences = header
+    ? headerDifferences(header, description)
+    : ["the file has no infodiff header (an older version's file, or not a results file)"];
+  if (differences.length === 0) return;
+  const list = differences.slice(0, 12).join("; ") +
+    (differences.length > 12 ? `; and ${differences.length - 12} more` : "");
+  if (reuse === "any") {
+    warn(`infodiff: reusing the rows of ${path} although ${list}`);
+    return;
+  }
+  throw new ResultsFileError(
+    `${path} was written by another run: ${list}. Use a new results file, or pass ` +
+      `reuse: "any" (--reuse any) to reuse its rows on purpose`,
+  );
+}
+
+/** What differs between a file's header and this run, one phrase each. */
+export function headerDifferences(header: ResultsHeader, run: StudyDescription): string[] {
+  const out: string[] = [];
+  if (header.study !== run.study) out.push(`study is "${header.study}" there, "${run.study}" here`);
+  const there = flatten(header.settings ?? {}), here = flatten(run.settings);
+  for (const key of [...new Set([...there.keys(), ...here.keys()])].sort()) {
+    const a = there.get(key), b = here.get(key);
+    if (a !== b) out.push(`${key} is ${a ?? "unset"} there, ${b ?? "unset"} here`);
+  }
+  const a = header.model, b = run.model;
+  if (a && b) {
+    if (a.backend !== b.backend || a.sha256 !== b.sha256) {
+      out.push(
+        `the model is ${a.name} (${a.backend}, sha256 ${a.sha256.slice(0, 12) || "unknown"}) ` +
+          `there, ${b.name} (${b.backend}, sha256 ${b.sha256.slice(0, 12) || "unknown"}) here`,
+      );
+    } else if (!a.sha256) {
+      out.push(`the model ${a.name} has no content hash, so it cannot be verified`);
+    }
+  } else if (a || b) {
+    out.push(`the model is ${a?.name ?? "unrecorded"} there, ${b?.name ?? "unrecorded"} here`);
+  }
+  return out;
+}
+
+/** Settings as dotted paths → canonical JSON values. */
+function flatten(
+  value: unknown,
+  prefix = "",
+  out = new Map<string, string>(),
+): Map<string, string> {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (v !== undefined) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+    }
+  } else {
+    out.set(prefix, JSON.stringify(value));
+  }
+  return out;
+}
+
+/** Writes a file by writing a temporary file beside it, syncing it and renaming it over. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temporary = `${path}.${Deno.pid}.tmp`;
+  const file = await Deno.open(temporary, { write: true, create: true, truncate: true });
+  try {
+    await writeAll(file, new TextEncoder().encode(text));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(temporary, path);
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let written = 0; written < bytes.length;) {
+    written += await file.write(bytes.subarray(written));
+  }
+}
+
+/** What a lock file holds. */
+interface LockHolder {
+  readonly pid: number;
+  readonly host: string;
+  readonly started: string;
+}
+
+/**
+ * Takes `<path>.lock` (created exclusively). A lock left by a process that no longer runs on this
+ * host is taken over with a warning; any other holder is refused.
+ */
+async function acquireLock(path: string): Promise<() => Promise<void>> {
+  const lockPath = `${path}.lock`;
+  const me: LockHolder = { pid: Deno.pid, host: hostname(), started: new Date().toISOString() };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await Deno.writeTextFile(lockPath, JSON.stringify(me), { createNew: true });
+      return () => Deno.remove(lockPath).catch(() => undefined);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) {
+        throw new ResultsFileError(`cannot create the lock file ${lockPath}`, { cause: error });
+      }
+    }
+    const holder = await readLock(lockPath);
+    if (holder && holder.host === me.host && holder.pid !== Deno.pid && !processRuns(holder.pid)) {
+      warn(
+        `infodiff: ${lockPath} was left by process ${holder.pid}, which no longer runs; taking it over`,
+      );
+      await Deno.remove(lockPath).catch(() => undefined);
+      continue;
+    }
+    const who = holder
+      ? `process ${holder.pid} on ${holder.host} (since ${holder.started})`
+      : "another process";
+    throw new ResultsFileError(
+      `${path} is being written by ${who}; two writers would mix their rows. Wait for it, use ` +
+        `another results file or shard, or delete ${lockPath} if no such process runs`,
+    );
+  }
+  throw new InvalidArgumentError(`could not take the lock ${lockPath}`);
+}
+
+async function readLock(lockPath: string): Promise<LockHolder | undefined> {
+  try {
+    const holder = JSON.parse(await Deno.readTextFile(lockPath));
+    return typeof holder?.pid === "number" ? holder : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown host";
+  }
+}
+
+/** Whether a process runs on this host (Linux: /proc; elsewhere assumed, so never taken over). */
+function processRuns(pid: number): boolean {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

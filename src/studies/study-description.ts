@@ -1,0 +1,78 @@
+/**
+ * What a study writes into its results file's header: the settings that change its numbers and
+ * the model's identity. One function for every study, so the four cannot drift.
+ *
+ * @module
+ */
+import { type Denoiser, modelIdentity } from "../models/denoiser.ts";
+import type { EstimatorOptions, ResolvedOptions } from "../estimators/options.ts";
+import type { StudyDescription, StudyOptions } from "./runner.ts";
+
+/**
+ * The estimator's part of a study's options (every row's estimate uses these, with its own seed).
+ *
+ * @example
+ * ```ts
+ * import { estimatorOptions } from "./study-description.ts";
+ * console.assert(estimatorOptions({ samples: 4, results: "r.jsonl" }).samples === 4);
+ * ```
+ */
+export function estimatorOptions(options: StudyOptions): EstimatorOptions {
+  const { samples, seed, estimator, logSnr, batchSize } = options;
+  return { samples, seed, estimator, logSnr, batchSize };
+}
+
+/**
+ * The estimator settings that change a study's numbers: draws, seed, estimator, log-SNR sampling,
+ * and — only for models with a scalar timestep, whose draws share α per model call — the batch
+ * size.
+ *
+ * @example
+ * ```ts
+ * import { estimatorSettings } from "./study-description.ts";
+ * import { resolveOptions } from "../estimators/options.ts";
+ * import { exampleDenoiser } from "../models/example.ts";
+ * const model = exampleDenoiser();
+ * const settings = estimatorSettings(model, resolveOptions(model, { samples: 8 }));
+ * console.assert(settings.samples === 8 && !("batchSize" in settings));
+ * ```
+ */
+export function estimatorSettings(
+  model: Denoiser,
+  resolved: ResolvedOptions,
+): Record<string, unknown> {
+  const { samples, seed, estimator, logSnr, batchSize } = resolved;
+  return {
+    samples,
+    seed,
+    estimator,
+    logSnr: { ...logSnr },
+    ...(model.sharedLogSnr ? { batchSize } : {}),
+  };
+}
+
+/**
+ * A study's description for its results file: the study's name, its settings, the model identity.
+ *
+ * @example
+ * ```ts
+ * import { describeStudy } from "./study-description.ts";
+ * import { exampleDenoiser } from "../models/example.ts";
+ * const d = await describeStudy("localization", exampleDenoiser(), { samples: 4 });
+ * console.assert(d.model?.backend === "mixture oracle" && d.model.sha256.length === 64);
+ * ```
+ */
+export async function describeStudy(
+  study: string,
+  model: Denoiser,
+  settings: Record<string, unknown>,
+): Promise<StudyDescription> {
+  return { study, settings, model: await modelIdentity(model) };
+}
+
+/** How an option that may be a function is recorded: its name for strings, "custom" for functions. */
+export function optionKind(value: unknown, absent = "default"): string {
+  if (value === undefined) return absent;
+  if (value === false) return "off";
+  return typeof value === "string" ? value : "custom";
+}
