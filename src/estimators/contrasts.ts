@@ -11,7 +11,7 @@ import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { modelDrawBlocks, noisyData } from "./draws.ts";
+import { drawsPerLogSnr, modelDrawBlocks, noisyData } from "./draws.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorName, ResolvedOptions } from "./options.ts";
@@ -70,7 +70,8 @@ export interface CallSchedule {
 
 /**
  * The model calls a plan with `prompts` conditions costs at `samples` draws and `batchSize` items
- * per call: draws go in blocks of ⌊batchSize / prompts⌋ (at least 1) and each block's items are
+ * per call: draws go in blocks of ⌊batchSize / prompts⌋ (at least 1) — or, on scalar-timestep
+ * models, one block per group of `drawsPerLogSnr` draws sharing an α — and each block's items are
  * cut into calls of at most `batchSize`. {@link estimateContrasts} runs exactly this schedule.
  *
  * @example
@@ -81,8 +82,16 @@ export interface CallSchedule {
  * console.assert(s.blockSize === 1 && s.calls === 200 && s.items === 900);
  * ```
  */
-export function callSchedule(samples: number, prompts: number, batchSize: number): CallSchedule {
-  const blockSize = Math.max(1, Math.floor(batchSize / prompts));
+export function callSchedule(
+  samples: number,
+  prompts: number,
+  batchSize: number,
+  drawsPerLogSnr = 1,
+): CallSchedule {
+  // draws that share an α go in a block of their own; others fill the batch
+  const blockSize = drawsPerLogSnr > 1
+    ? drawsPerLogSnr
+    : Math.max(1, Math.floor(batchSize / prompts));
   const full = Math.floor(samples / blockSize), rest = samples % blockSize;
   const callsPerBlock = (draws: number) => Math.ceil((draws * prompts) / batchSize);
   return {
@@ -143,7 +152,8 @@ export async function estimateContrasts(
   const d = shapeSize(model.shape), pixels = height * width;
   const conditions = await Promise.all(plan.prompts.map((p) => model.encode(p)));
   const K = conditions.length;
-  const { blockSize } = callSchedule(options.samples, K, options.batchSize);
+  const group = drawsPerLogSnr(model, options, K);
+  const { blockSize } = callSchedule(options.samples, K, options.batchSize, group);
   const n = options.samples;
   const reduction = {
     perDraw: plan.contrasts.map(() => new Float64Array(n)),
@@ -153,7 +163,7 @@ export async function estimateContrasts(
   const timing = { modelMs: 0, modelCalls: 0 };
   const blockOf = new Int32Array(n);
 
-  for (const block of modelDrawBlocks(model, options, blockSize)) {
+  for (const block of modelDrawBlocks(model, options, blockSize, K)) {
     const predictions = await predictBlock(
       model,
       data,
@@ -164,7 +174,7 @@ export async function estimateContrasts(
     );
     for (let i = 0; i < block.count; i++) {
       const draw = block.start + i;
-      blockOf[draw] = block.start;
+      blockOf[draw] = Math.floor(draw / group);
       const noise = block.noise.subarray(i * d, (i + 1) * d);
       const at = (k: number) => predictions.item(i * K + k);
       const half = 0.5 * block.weight[i];

@@ -36,20 +36,20 @@ export interface DrawPlan {
   readonly size: number;
   /** draws per block */
   readonly blockSize: number;
-  /** all draws of a block share one α (models with a scalar timestep) */
-  readonly sharedLogSnr: boolean;
+  /** consecutive draws that share one α (1: every draw its own; >1: scalar-timestep models) */
+  readonly drawsPerLogSnr: number;
   /** the model's timestep snapping, if any */
   readonly snap?: (logSnr: number) => number;
 }
 
 /**
- * Yields the draws in blocks. α and ε come from two separate streams of the seed, so with
- * per-draw α the numbers do not depend on the block size.
+ * Yields the draws in blocks. α and ε come from two separate streams of the seed, and draws
+ * share α in fixed groups of `drawsPerLogSnr`, so the numbers never depend on the block size.
  *
  * @example
  * ```ts
  * import { drawBlocks } from "./draws.ts";
- * const plan = { samples: 5, seed: 1, logSnr: { loc: 1, scale: 2, clip: 3 }, size: 4, blockSize: 2, sharedLogSnr: false };
+ * const plan = { samples: 5, seed: 1, logSnr: { loc: 1, scale: 2, clip: 3 }, size: 4, blockSize: 2, drawsPerLogSnr: 1 };
  * const blocks = [...drawBlocks(plan)];
  * console.assert(blocks.length === 3 && blocks[2].count === 1);
  * ```
@@ -57,18 +57,17 @@ export interface DrawPlan {
 export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
   const root = new Random(plan.seed);
   const alphas = root.fork(), noises = root.fork();
+  let current = { logSnr: NaN, weight: NaN };
   for (let start = 0; start < plan.samples; start += plan.blockSize) {
     const count = Math.min(plan.blockSize, plan.samples - start);
     const logSnr = new Float64Array(count), weight = new Float64Array(count);
     for (let i = 0; i < count; i++) {
-      if (i > 0 && plan.sharedLogSnr) {
-        logSnr[i] = logSnr[0];
-        weight[i] = weight[0];
-        continue;
+      if ((start + i) % plan.drawsPerLogSnr === 0) {
+        const draw = sampleLogSnr(alphas, plan.logSnr);
+        current = { logSnr: plan.snap ? plan.snap(draw.logSnr) : draw.logSnr, weight: draw.weight };
       }
-      const draw = sampleLogSnr(alphas, plan.logSnr);
-      logSnr[i] = plan.snap ? plan.snap(draw.logSnr) : draw.logSnr;
-      weight[i] = draw.weight;
+      logSnr[i] = current.logSnr;
+      weight[i] = current.weight;
     }
     const noise = noises.fillGaussian(new Float32Array(count * plan.size));
     yield { start, count, logSnr, weight, noise };
@@ -91,8 +90,14 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
  */
 export function modelDrawBlocks(
   model: Denoiser,
-  options: { readonly samples: number; readonly seed: number; readonly logSnr: LogSnrSampling },
+  options: {
+    readonly samples: number;
+    readonly seed: number;
+    readonly logSnr: LogSnrSampling;
+    readonly drawsPerLogSnr?: number;
+  },
   blockSize: number,
+  conditions = 1,
 ): Generator<DrawBlock> {
   return drawBlocks({
     samples: options.samples,
@@ -100,9 +105,30 @@ export function modelDrawBlocks(
     logSnr: options.logSnr,
     size: model.shape[0] * model.shape[1] * model.shape[2],
     blockSize,
-    sharedLogSnr: model.sharedLogSnr,
+    drawsPerLogSnr: drawsPerLogSnr(model, options, conditions),
     snap: model.snapLogSnr?.bind(model),
   });
+}
+
+/**
+ * How many consecutive draws share one α: 1 for models with per-item α; for scalar-timestep
+ * models `options.drawsPerLogSnr`, else ⌊model.batchSize / conditions⌋ (at least 1) — one full
+ * call of the model's own batch size per α, whatever batch size a query asks for.
+ *
+ * @example
+ * ```ts
+ * import { drawsPerLogSnr } from "./draws.ts";
+ * const scalar = { sharedLogSnr: true, batchSize: 8 } as never;
+ * console.assert(drawsPerLogSnr(scalar, {}, 3) === 2 && drawsPerLogSnr(scalar, { drawsPerLogSnr: 5 }, 3) === 5);
+ * ```
+ */
+export function drawsPerLogSnr(
+  model: Denoiser,
+  options: { readonly drawsPerLogSnr?: number },
+  conditions: number,
+): number {
+  if (!model.sharedLogSnr) return 1;
+  return options.drawsPerLogSnr ?? Math.max(1, Math.floor(model.batchSize / conditions));
 }
 
 /**

@@ -5,7 +5,9 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
-import { checkLogSnrSampling, defaultLogSnrSampling } from "../numerics/log-snr.ts";
+import { checkLogSnrSampling, defaultLogSnrSampling, logSnrInterval } from "../numerics/log-snr.ts";
+import { checkSeed } from "../numerics/random.ts";
+import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 
 /**
@@ -42,11 +44,33 @@ export interface EstimatorOptions {
   readonly estimator?: EstimatorName;
   /** log-SNR sampling; missing fields come from the model's trained range */
   readonly logSnr?: Partial<LogSnrSampling>;
-  /** items per model call (default: the model's batch size) */
+  /** items per model call (default: the model's batch size); never changes the numbers */
   readonly batchSize?: number;
+  /**
+   * for models with a scalar timestep (`sharedLogSnr`): how many consecutive draws share one α,
+   * since one model call evaluates one noise level (default ⌊model.batchSize / conditions⌋, at
+   * least 1). Fixed by the model and the plan, not by `batchSize`, so the numbers do not depend on
+   * how calls are cut. Ignored for models with per-item α.
+   */
+  readonly drawsPerLogSnr?: number;
+  /**
+   * let the log-SNR sampling reach outside the model's trained range (default false: refused).
+   * Draws there are evaluated at the nearest end timestep, so the integral is not what it says;
+   * allowed only on purpose (the reference's clip 4 does this), with a warning.
+   */
+  readonly allowOutsideTrainedRange?: boolean;
   /** called after each block of draws */
   readonly onProgress?: (progress: Progress) => void;
 }
+
+/**
+ * The most draws one estimate takes: per-draw values of every contrast are kept (8 bytes each) for
+ * the standard errors, so a larger number is a memory error, not a precision gain.
+ */
+export const MAX_SAMPLES = 10_000_000;
+
+/** The most bytes of noisy data one block of draws may hold (items × c·h·w × 4 bytes). */
+export const MAX_BLOCK_BYTES = 2 ** 31;
 
 /** Options after validation, with every default filled in. */
 export interface ResolvedOptions {
@@ -60,6 +84,8 @@ export interface ResolvedOptions {
   readonly logSnr: LogSnrSampling;
   /** items per model call */
   readonly batchSize: number;
+  /** draws sharing one α on scalar-timestep models (undefined: the model's default) */
+  readonly drawsPerLogSnr?: number;
   /** progress callback */
   readonly onProgress?: (progress: Progress) => void;
 }
@@ -76,22 +102,54 @@ export interface ResolvedOptions {
  * ```
  */
 export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}): ResolvedOptions {
-  const samples = options.samples ?? 100;
-  checkPositiveInteger("samples", samples);
-  const batchSize = options.batchSize ?? model.batchSize;
-  checkPositiveInteger("batchSize", batchSize);
-  const seed = options.seed ?? 0;
-  if (!Number.isFinite(seed)) {
-    throw new InvalidArgumentError(`seed must be a finite number, got ${seed}`);
+  const samples = checkSamples(options.samples ?? 100);
+  const batchSize = checkPositiveInteger("batchSize", options.batchSize ?? model.batchSize);
+  const d = model.shape[0] * model.shape[1] * model.shape[2];
+  if (batchSize * d * 4 > MAX_BLOCK_BYTES) {
+    throw new InvalidArgumentError(
+      `batchSize ${batchSize} of ${d}-value items needs ${
+        ((batchSize * d * 4) / 2 ** 30).toFixed(1)
+      } ` +
+        `GiB per call; expected at most ${Math.floor(MAX_BLOCK_BYTES / (4 * d))} items`,
+    );
+  }
+  if (options.drawsPerLogSnr !== undefined) {
+    checkPositiveInteger("drawsPerLogSnr", options.drawsPerLogSnr);
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw new InvalidArgumentError(
+      `onProgress must be a function, got ${typeof options.onProgress}`,
+    );
   }
   return {
     samples,
-    seed,
+    seed: checkSeed(options.seed ?? 0),
     estimator: checkEstimator(options.estimator ?? "orthogonal"),
-    logSnr: resolveLogSnr(model, options.logSnr),
+    logSnr: resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
     batchSize,
+    drawsPerLogSnr: options.drawsPerLogSnr,
     onProgress: options.onProgress,
   };
+}
+
+/**
+ * Checks a number of draws: a positive integer up to {@link MAX_SAMPLES}.
+ *
+ * @example
+ * ```ts
+ * import { checkSamples } from "./options.ts";
+ * console.assert(checkSamples(100) === 100);
+ * ```
+ */
+export function checkSamples(samples: number): number {
+  checkPositiveInteger("samples", samples);
+  if (samples > MAX_SAMPLES) {
+    throw new InvalidArgumentError(
+      `samples must be at most ${MAX_SAMPLES} (every draw's value is kept for the standard ` +
+        `error), got ${samples}; split the work into several estimates`,
+    );
+  }
+  return samples;
 }
 
 /**
@@ -128,12 +186,39 @@ export function checkPositiveInteger(what: string, value: number): number {
   return value;
 }
 
-function resolveLogSnr(model: Denoiser, given: Partial<LogSnrSampling> = {}): LogSnrSampling {
+function resolveLogSnr(
+  model: Denoiser,
+  given: Partial<LogSnrSampling> = {},
+  allowOutside: boolean,
+): LogSnrSampling {
   const clip = given.clip ?? 3;
   const base = defaultLogSnrSampling(model.logSnrRange, clip);
-  return checkLogSnrSampling({
+  const sampling = checkLogSnrSampling({
     loc: given.loc ?? base.loc,
     scale: given.scale ?? base.scale,
     clip,
   });
+  const range = model.logSnrRange;
+  if (!range) return sampling;
+  const { min, max } = logSnrInterval(sampling);
+  const slack = 1e-9 * (range.max - range.min);
+  if (min >= range.min - slack && max <= range.max + slack) return sampling;
+  const what = `log-SNR sampling loc ${sampling.loc}, scale ${sampling.scale}, clip ${clip} ` +
+    `reaches [${min.toFixed(3)}, ${max.toFixed(3)}], outside ${model.name}'s trained range ` +
+    `[${range.min.toFixed(3)}, ${range.max.toFixed(3)}]`;
+  if (!allowOutside) {
+    throw new InvalidArgumentError(
+      `${what}; draws there would be evaluated at the end timesteps. Expected an interval inside ` +
+        `the range (leave loc and scale unset for the schedule-aware default), or ` +
+        `allowOutsideTrainedRange: true on purpose`,
+    );
+  }
+  if (!warnedOutside.has(what)) {
+    warnedOutside.add(what);
+    warn(`infodiff: ${what}; draws there are evaluated at the nearest trained timestep`);
+  }
+  return sampling;
 }
+
+/** Samplings already warned about (once per process, not once per study row). */
+const warnedOutside = new Set<string>();

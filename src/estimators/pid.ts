@@ -16,7 +16,7 @@ import type { ContrastResult } from "./contrasts.ts";
 import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorOptions } from "./options.ts";
-import { resolveOptions } from "./options.ts";
+import { checkPositiveInteger, resolveOptions } from "./options.ts";
 
 /**
  * Specific-information redundancy (Williams–Beer I_min): each word is one value of a source
@@ -255,6 +255,7 @@ export async function partialInformation(
   wordB: string,
   options: PidOptions = {},
 ): Promise<PidResult> {
+  const resamples = checkPositiveInteger("resamples", options.resamples ?? 500);
   const { plan, forms, candidates } = pidPlan(prompt, wordA, wordB, options.redundancy);
   const resolved = resolveOptions(model, options);
   const outcome = await estimateContrasts(model, data, plan, resolved);
@@ -272,7 +273,7 @@ export async function partialInformation(
       candA,
       candB,
       candidates,
-      options.resamples ?? 500,
+      resamples,
       resolved.seed,
     );
   };

@@ -21,6 +21,30 @@ function splitmix32(seed: number): () => number {
 const TWO_POW_32 = 4294967296;
 
 /**
+ * Checks a seed: a safe integer (|seed| ≤ 2^53 − 1). Non-integers are refused rather than rounded,
+ * so two different seeds can never give the same numbers.
+ *
+ * @throws {InvalidArgumentError} otherwise
+ *
+ * @example
+ * ```ts
+ * import { checkSeed } from "./random.ts";
+ * console.assert(checkSeed(-1) === -1);
+ * let refused = false;
+ * try { checkSeed(0.5); } catch { refused = true; }
+ * console.assert(refused);
+ * ```
+ */
+export function checkSeed(seed: number): number {
+  if (!Number.isSafeInteger(seed)) {
+    throw new InvalidArgumentError(
+      `seed must be an integer between -(2^53 - 1) and 2^53 - 1, got ${seed}`,
+    );
+  }
+  return seed;
+}
+
+/**
  * xoshiro128** generator with uniform, integer and Gaussian draws.
  *
  * @example
@@ -37,14 +61,26 @@ export class Random {
 
   /**
    * Creates a generator.
-   * @param seed any finite number; equal seeds give equal streams
+   * @param seed any safe integer (negative ones too); equal seeds give equal streams and
+   *   different seeds different ones
+   * @throws {InvalidArgumentError} for a seed that is not a safe integer (0.5, NaN, 2**60)
    */
   constructor(seed: number) {
-    if (!Number.isFinite(seed)) {
-      throw new InvalidArgumentError(`seed must be a finite number, got ${seed}`);
-    }
-    const mix = splitmix32(Math.floor(seed) ^ Math.floor(seed / TWO_POW_32));
-    for (let i = 0; i < 4; i++) this.#s[i] = mix();
+    checkSeed(seed);
+    const low = ((seed % TWO_POW_32) + TWO_POW_32) % TWO_POW_32;
+    const high = Math.floor(seed / TWO_POW_32); // |high| < 2^21; 0 for seeds 0…2^32−1
+    const mix = splitmix32(low);
+    // seeds below 2^32 keep the streams they always had; the high part perturbs all others
+    const perturb = high === 0 ? () => 0 : splitmix32((high | 0) ^ 0x68e31da4);
+    for (let i = 0; i < 4; i++) this.#s[i] = mix() ^ perturb();
+  }
+
+  /** A generator from a raw 64-bit value (two 32-bit draws), as `fork` makes. */
+  static #fromBits(value: number): Random {
+    const random = new Random(0);
+    const mix = splitmix32(Math.floor(value) ^ Math.floor(value / TWO_POW_32));
+    for (let i = 0; i < 4; i++) random.#s[i] = mix();
+    return random;
   }
 
   /** Next raw 32-bit unsigned integer. */
@@ -114,7 +150,7 @@ export class Random {
 
   /** A new generator whose stream is a deterministic function of this one's next draws. */
   fork(): Random {
-    return new Random(this.nextUint32() * TWO_POW_32 + this.nextUint32());
+    return Random.#fromBits(this.nextUint32() * TWO_POW_32 + this.nextUint32());
   }
 }
 

@@ -9,13 +9,20 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
+import { checkSeed } from "../numerics/random.ts";
 import { conditionalInformation, conditionalPlan } from "../estimators/conditional-information.ts";
 import { callSchedule, type ContrastPlan } from "../estimators/contrasts.ts";
+import { drawsPerLogSnr } from "../estimators/draws.ts";
 import type { Estimate } from "../estimators/estimate.ts";
 import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelihood.ts";
 import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-information.ts";
 import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
-import { checkEstimator, checkPositiveInteger, resolveOptions } from "../estimators/options.ts";
+import {
+  checkEstimator,
+  checkPositiveInteger,
+  checkSamples,
+  resolveOptions,
+} from "../estimators/options.ts";
 import { perTokenInformation, perTokenPlan } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
@@ -111,13 +118,12 @@ export class Query {
 
   /** Number of (α, ε) draws (default 100). */
   samples(n: number): Query {
-    return this.#with({ options: { samples: checkPositiveInteger("samples", n) } });
+    return this.#with({ options: { samples: checkSamples(n) } });
   }
 
-  /** Seed of the draws (default 0). */
+  /** Seed of the draws (default 0): any safe integer; every seed gives its own draws. */
   seed(seed: number): Query {
-    if (!Number.isFinite(seed)) throw new InvalidArgumentError(`seed must be finite, got ${seed}`);
-    return this.#with({ options: { seed } });
+    return this.#with({ options: { seed: checkSeed(seed) } });
   }
 
   /** "orthogonal" (default) or "standard". */
@@ -125,11 +131,25 @@ export class Query {
     return this.#with({ options: { estimator: checkEstimator(name) } });
   }
 
-  /** Log-SNR sampling: any of loc, scale, clip (the rest from the model's trained range). */
-  logSnr(sampling: Partial<LogSnrSampling>): Query {
+  /**
+   * Log-SNR sampling: any of loc, scale, clip (the rest from the model's trained range). Checked
+   * at once against the model: an interval outside its trained range is refused unless
+   * `{ allowOutsideTrainedRange: true }` is passed as the second argument.
+   */
+  logSnr(
+    sampling: Partial<LogSnrSampling>,
+    options: { readonly allowOutsideTrainedRange?: boolean } = {},
+  ): Query {
     const merged = { ...this.#options.logSnr, ...sampling };
     checkLogSnrSampling({ loc: 0, scale: 1, clip: 3, ...merged });
-    return this.#with({ options: { logSnr: merged } });
+    const next = this.#with({
+      options: {
+        logSnr: merged,
+        ...(options.allowOutsideTrainedRange ? { allowOutsideTrainedRange: true } : {}),
+      },
+    });
+    resolveOptions(this.#model, next.#options);
+    return next;
   }
 
   /** Items per model call (default: the model's). */
@@ -173,10 +193,12 @@ export class Query {
   plan(terminal: QueryTerminal, ...args: unknown[]): QueryPlan {
     const contrastPlan = this.#contrastPlan(terminal, args);
     const resolved = resolveOptions(this.#model, this.#options);
+    const conditions = contrastPlan.prompts.length;
     const schedule = callSchedule(
       resolved.samples,
-      contrastPlan.prompts.length,
+      conditions,
       resolved.batchSize,
+      drawsPerLogSnr(this.#model, resolved, conditions),
     );
     const prompt = (index: number) => contrastPlan.prompts[index];
     return {

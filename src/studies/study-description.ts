@@ -24,8 +24,8 @@ export function estimatorOptions(options: StudyOptions): EstimatorOptions {
 
 /**
  * The estimator settings that change a study's numbers: draws, seed, estimator, log-SNR sampling,
- * and — only for models with a scalar timestep, whose draws share α per model call — the batch
- * size.
+ * and — only for models with a scalar timestep, whose draws share α in groups — what sets the
+ * group size (never the per-call batch size, which does not change the numbers).
  *
  * @example
  * ```ts
@@ -41,14 +41,13 @@ export function estimatorSettings(
   model: Denoiser,
   resolved: ResolvedOptions,
 ): Record<string, unknown> {
-  const { samples, seed, estimator, logSnr, batchSize } = resolved;
-  return {
-    samples,
-    seed,
-    estimator,
-    logSnr: { ...logSnr },
-    ...(model.sharedLogSnr ? { batchSize } : {}),
-  };
+  const { samples, seed, estimator, logSnr } = resolved;
+  // on scalar-timestep models draws share α in groups fixed by the model's batch size (or the
+  // drawsPerLogSnr option): those change the numbers; the query's batch size never does
+  const shared = model.sharedLogSnr
+    ? { drawsPerLogSnr: resolved.drawsPerLogSnr ?? null, modelBatchSize: model.batchSize }
+    : {};
+  return { samples, seed, estimator, logSnr: { ...logSnr }, ...shared };
 }
 
 /**
