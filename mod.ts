@@ -32,7 +32,7 @@ export {
 export { displayBundle, escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "./src/jupyter.ts";
 export { VERSION } from "./src/version.ts";
 export { setWarningHandler, warn, type WarningHandler } from "./src/warnings.ts";
-export { Random } from "./src/numerics/random.ts";
+export { checkSeed, Random } from "./src/numerics/random.ts";
 export {
   checkLogSnrSampling,
   defaultLogSnrSampling,
@@ -123,9 +123,12 @@ export { Estimate } from "./src/estimators/estimate.ts";
 export {
   checkEstimator,
   checkPositiveInteger,
+  checkSamples,
   type EstimatorName,
   type EstimatorOptions,
   ESTIMATORS,
+  MAX_BLOCK_BYTES,
+  MAX_SAMPLES,
   type Progress,
   type ResolvedOptions,
   resolveOptions,
@@ -145,6 +148,7 @@ export {
   conditionalInformation,
   type ConditionalOptions,
   conditionalPlan,
+  refuseTruncated,
 } from "./src/estimators/conditional-information.ts";
 export {
   perTokenInformation,

@@ -91,3 +91,37 @@ Deno.test("numbers do not depend on batchSize, on per-item and on scalar-timeste
     await scalar.dispose();
   }
 });
+
+Deno.test("words past the text encoder's context are marked truncated with no estimate, one warning", async () => {
+  const model = await loadModel("fixtures/models/sd-vpred", { device: "cpu" });
+  try {
+    const words = Array.from({ length: 80 }, (_, i) => (i % 2 ? "red" : "circle"));
+    const prompt = words.join(" "); // 80 one-token words; 75 fit between BOS and EOS
+    const data = new Float32Array(model.shape[0] * model.shape[1] * model.shape[2]).fill(0.1);
+    const query = model.info(data).given(prompt).samples(2).batchSize(16);
+    const seen: string[] = [];
+    const previous = setWarningHandler((m) => seen.push(m));
+    let result;
+    try {
+      result = await query.perToken();
+    } finally {
+      setWarningHandler(previous);
+    }
+    assert.equal(result.tokens.length, 80);
+    const cut = result.tokens.filter((t) => t.truncated);
+    assert.deepEqual(cut.map((t) => t.index), [75, 76, 77, 78, 79]);
+    assert.ok(cut.every((t) => Number.isNaN(t.estimate.nats) && Number.isNaN(t.estimate.se)));
+    assert.ok(
+      result.tokens.slice(0, 75).every((t) => !t.truncated && Number.isFinite(t.estimate.nats)),
+    );
+    assert.equal(seen.length, 1, seen.join("\n"));
+    assert.match(seen[0], /5 word\(s\) .* past .* context/);
+    assert.equal((result.toJSON().tokens as { truncated?: boolean }[])[79].truncated, true);
+    assert.match(result.toString(), /past the text encoder's context/);
+    // the dry run leaves them out too: the total and the 75 words within the context
+    assert.equal(query.plan("perToken").contrasts.length, 1 + 75);
+    await assert.rejects(() => query.about("red", { occurrence: 39 }), /past .* context/);
+  } finally {
+    await model.dispose();
+  }
+});

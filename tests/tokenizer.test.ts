@@ -195,7 +195,7 @@ Deno.test("a folder without tokenizer_config.json gets context 77; HF's 1e30 sen
   });
 });
 
-Deno.test("a 100-word prompt is cut to 77 ids ending in EOS, with a warning naming 25", async () => {
+Deno.test("a 100-word prompt is cut to 77 ids ending in EOS; tokenize says 25 were dropped", async () => {
   // "a photo of a cat" is [320, 1125, 539, 320, 2368], one token per word (reference vector).
   const words = ["a", "photo", "of", "a", "cat"];
   const wordIds = [320, 1125, 539, 320, 2368];
@@ -208,13 +208,13 @@ Deno.test("a 100-word prompt is cut to 77 ids ending in EOS, with a warning nami
       ids = tokenizer.encode(prompt);
     });
     assert.deepEqual(ids, expected);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /dropped 25 token/);
+    // quiet: the estimators mark the cut words and warn once per query instead
+    assert.deepEqual(warnings, []);
     assert.deepEqual(tokenizer.tokenize(prompt), { ids: expected, dropped: 25 });
     const padded = captureWarnings(() =>
       assert.deepEqual([...tokenizer.inputIds(prompt)], expected)
     );
-    assert.equal(padded.length, 1);
+    assert.equal(padded.length, 0);
     const positions = tokenizer.wordPositions(prompt);
     assert.equal(positions.length, 100);
     positions.forEach((w, i) => assert.deepEqual(w.positions, i < 75 ? [i + 1] : [], `word ${i}`));
@@ -441,7 +441,8 @@ Deno.test("a tiny custom tokenizer takes every id and the length from its own fi
     const warnings = captureWarnings(() =>
       assert.deepEqual(tokenizer.encode(long), [3, ...Array(14).fill(0), 4])
     );
-    assert.match(warnings[0], /dropped 6 token/);
+    assert.deepEqual(warnings, []);
+    assert.equal(tokenizer.tokenize(long).dropped, 6);
   });
 });
 

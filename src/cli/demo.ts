@@ -64,7 +64,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
       rgb: upscale(rgb, width, height, scale),
     };
     await writePng(join(out, "image.png"), await rgbToPng(big.rgb, big.width, big.height));
-    for (const token of result.tokens) {
+    for (const token of result.tokens.filter((t) => !t.truncated)) {
       const name = join(out, `${token.index}-${token.word}`);
       await writePng(`${name}.png`, await overlayPng(big, token.map, { alpha: 0.6 }));
       await writePng(

@@ -78,7 +78,7 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
       const { width, height } = model.imageSize;
       const data = await loadImagePixels(options.image, width, height);
       const image = { data, shape: [3, height, width] as const };
-      for (const token of result.tokens) {
+      for (const token of result.tokens.filter((t) => !t.truncated)) {
         await writePng(
           join(options.out, `${token.index}-${token.word}.png`),
           await overlayPng(image, token.map),

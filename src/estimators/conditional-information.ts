@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { PromptError } from "../errors.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
@@ -55,10 +56,48 @@ export async function conditionalInformation(
 ): Promise<TokenInformation> {
   const plan = conditionalPlan(prompt, word, options);
   const context = plan.prompts[1];
+  refuseTruncated(model, prompt, [word], options.occurrence ?? 0);
   const outcome = await estimateContrasts(model, data, plan, resolveOptions(model, options));
   const [result] = outcome.contrasts;
   const target = normaliseWord(word);
   const positions = promptWords(prompt).flatMap((w, i) => w.word === target ? [i] : []);
   const index = positions[options.occurrence ?? 0]; // removeWord has checked it exists
   return { word: target, index, context, estimate: result.estimate, map: result.map };
+}
+
+/**
+ * Throws when a word (its `occurrence`-th appearance) lies past the model's text-encoder context:
+ * the model never sees it, so its information cannot be estimated.
+ *
+ * @throws {PromptError} naming the word and the context
+ *
+ * @example
+ * ```ts
+ * import { refuseTruncated } from "./conditional-information.ts";
+ * const model = { name: "m", truncatedWords: () => [1] } as never;
+ * let refused = false;
+ * try { refuseTruncated(model, "a red", ["red"]); } catch { refused = true; }
+ * console.assert(refused);
+ * ```
+ */
+export function refuseTruncated(
+  model: Denoiser,
+  prompt: string,
+  words: readonly string[],
+  occurrence = 0,
+): void {
+  const truncated = new Set(model.truncatedWords?.(prompt) ?? []);
+  if (truncated.size === 0) return;
+  const all = promptWords(prompt);
+  for (const word of words) {
+    const target = normaliseWord(word);
+    const index = all.flatMap((w, i) => w.word === target ? [i] : [])[occurrence];
+    if (index !== undefined && truncated.has(index)) {
+      throw new PromptError(
+        `"${word}" lies past ${model.name}'s text-encoder context in the prompt "${prompt}", so ` +
+          `the model never sees it and its information cannot be estimated; expected a word ` +
+          `within the context (shorten the prompt)`,
+      );
+    }
+  }
 }

@@ -6,6 +6,9 @@
 import type { Denoiser } from "../models/denoiser.ts";
 import { promptWords, removeWord } from "../text/prompt.ts";
 import { contrastPlan, estimateContrasts } from "./contrasts.ts";
+import { Estimate } from "./estimate.ts";
+import { Heatmap } from "../images/heatmap.ts";
+import { warn } from "../warnings.ts";
 import type { ContrastPlan } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
@@ -41,6 +44,7 @@ export interface PerTokenWord {
 export function perTokenPlan(
   prompt: string,
   placeholder?: string,
+  truncated: ReadonlySet<number> = new Set(),
 ): { words: PerTokenWord[]; plan: ContrastPlan } {
   const seen = new Map<string, number>();
   const words = promptWords(prompt).map((w, index) => {
@@ -52,9 +56,10 @@ export function perTokenPlan(
       context: removeWord(prompt, w.word, { occurrence, placeholder }),
     };
   });
+  // words past the context are not evaluated: removing them changes nothing the model sees
   const plan = contrastPlan([
     [prompt, ""],
-    ...words.map((w) => [prompt, w.context] as const),
+    ...words.filter((w) => !truncated.has(w.index)).map((w) => [prompt, w.context] as const),
   ]);
   return { words, plan };
 }
@@ -80,18 +85,37 @@ export async function perTokenInformation(
   prompt: string,
   options: PerTokenOptions = {},
 ): Promise<PerTokenResult> {
-  const { words, plan } = perTokenPlan(prompt, options.placeholder);
-  const outcome = await estimateContrasts(model, data, plan, resolveOptions(model, options));
+  const truncated = new Set(model.truncatedWords?.(prompt) ?? []);
+  const { words, plan } = perTokenPlan(prompt, options.placeholder, truncated);
+  const resolved = resolveOptions(model, options);
+  const outcome = await estimateContrasts(model, data, plan, resolved);
   const [total, ...perWord] = outcome.contrasts;
+  if (truncated.size > 0) {
+    warn(
+      `infodiff: ${truncated.size} word(s) of the prompt lie past ${model.name}'s text-encoder ` +
+        `context and have no estimate (truncated, NaN): ${
+          words.filter((w) => truncated.has(w.index)).map((w) => w.word).join(", ")
+        }`,
+    );
+  }
+  let next = 0;
+  const [, height, width] = model.shape;
   return new PerTokenResult(
     prompt,
     total.estimate,
-    words.map((t, i) => ({
-      word: t.word,
-      index: t.index,
-      context: t.context,
-      estimate: perWord[i].estimate,
-      map: perWord[i].map,
-    })),
+    words.map((t) => {
+      if (truncated.has(t.index)) {
+        return {
+          word: t.word,
+          index: t.index,
+          context: t.context,
+          estimate: new Estimate(NaN, NaN, resolved.samples),
+          map: new Heatmap(width, height, new Float32Array(width * height)), // not an estimate
+          truncated: true,
+        };
+      }
+      const contrast = perWord[next++];
+      return { ...t, estimate: contrast.estimate, map: contrast.map };
+    }),
   );
 }

@@ -14,6 +14,7 @@ import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
 import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
+import { refuseTruncated } from "./conditional-information.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { checkPositiveInteger, resolveOptions } from "./options.ts";
@@ -256,6 +257,7 @@ export async function partialInformation(
   options: PidOptions = {},
 ): Promise<PidResult> {
   const resamples = checkPositiveInteger("resamples", options.resamples ?? 500);
+  refuseTruncated(model, prompt, [wordA, wordB]);
   const { plan, forms, candidates } = pidPlan(prompt, wordA, wordB, options.redundancy);
   const resolved = resolveOptions(model, options);
   const outcome = await estimateContrasts(model, data, plan, resolved);

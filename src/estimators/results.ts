@@ -52,6 +52,12 @@ export interface TokenInformation {
   readonly estimate: Estimate;
   /** per-pixel decomposition of the estimate */
   readonly map: Heatmap;
+  /**
+   * true when the word lies past the text encoder's context, so the model never sees it: it has
+   * no estimate (NaN), which is not the same as carrying no information; its `map` is all zeros
+   * and means nothing (charts, the command line and `toJSON` leave it out)
+   */
+  readonly truncated?: boolean;
 }
 
 /**
@@ -115,7 +121,7 @@ export class PerTokenResult {
         index: t.index,
         context: t.context,
         estimate: t.estimate.toJSON(),
-        map: t.map.toJSON(),
+        ...(t.truncated ? { map: null, truncated: true } : { map: t.map.toJSON() }),
       })),
     };
   }
@@ -128,22 +134,32 @@ export class PerTokenResult {
     return [
       `prompt: "${this.prompt}" (${this.total.samples} draws)`,
       `${"word".padEnd(width)}  ${"nats".padStart(9)}  ± se`,
-      ...this.tokens.map((t) => line(t.word, t.estimate)),
+      ...this.tokens.map((t) =>
+        t.truncated
+          ? `${t.word.padEnd(width)}  ${"—".padStart(9)}  past the text encoder's context`
+          : line(t.word, t.estimate)
+      ),
       line("(all)", this.total),
     ].join("\n");
   }
 
   /** Shows an HTML table with a bar per word in Jupyter. */
   [JUPYTER_DISPLAY](): Record<string, string> {
-    const max = Math.max(1e-12, ...this.tokens.map((t) => Math.abs(t.estimate.nats)));
+    const max = Math.max(
+      1e-12,
+      ...this.tokens.filter((t) => !t.truncated).map((t) => Math.abs(t.estimate.nats)),
+    );
     const rows = this.tokens.map((t) =>
-      `<tr><td>${escapeHtml(t.word)}</td><td style="text-align:right">${
-        t.estimate.nats.toFixed(4)
-      }</td><td>± ${
-        t.estimate.se.toFixed(4)
-      }</td><td><div style="background:#4c78a8;height:10px;width:${
-        Math.round((200 * Math.max(0, t.estimate.nats)) / max)
-      }px"></div></td></tr>`
+      t.truncated
+        ? `<tr><td>${escapeHtml(t.word)}</td><td colspan="3"><i>past the text encoder's ` +
+          `context: no estimate</i></td></tr>`
+        : `<tr><td>${escapeHtml(t.word)}</td><td style="text-align:right">${
+          t.estimate.nats.toFixed(4)
+        }</td><td>± ${
+          t.estimate.se.toFixed(4)
+        }</td><td><div style="background:#4c78a8;height:10px;width:${
+          Math.round((200 * Math.max(0, t.estimate.nats)) / max)
+        }px"></div></td></tr>`
     ).join("");
     const html = `<table><caption>${escapeHtml(this.prompt)} — total ${
       escapeHtml(this.total.toString())

@@ -138,6 +138,11 @@ export interface Denoiser {
    * The estimators noise the data at the snapped value, so noise level and timestep always agree.
    */
   snapLogSnr?(logSnr: number): number;
+  /**
+   * Indices (in `promptWords` order) of the prompt's words that the text encoder cannot see
+   * because they lie past its context length; absent or empty: the model sees every word.
+   */
+  truncatedWords?(prompt: string): readonly number[];
   /** Encodes a prompt once (implementations cache by prompt); `""` is the null prompt. */
   encode(prompt: string): Promise<Condition>;
   /** Predicts the noise ε̂(x_α, α | condition) for every item of the batch (`size · d` values). */

@@ -24,7 +24,7 @@ import type { InformationBarsOptions } from "./information-bars.ts";
  */
 export function perTokenChart(result: PerTokenResult, options: InformationBarsOptions = {}): Chart {
   const seen = new Map<string, number>();
-  const rows = result.tokens.map((t) => {
+  const rows = result.tokens.filter((t) => !t.truncated).map((t) => {
     const count = (seen.get(t.word) ?? 0) + 1;
     seen.set(t.word, count);
     return {

@@ -222,8 +222,11 @@ export class Query {
       case "total":
       case "perPixel":
         return mutualInformationPlan(this.#requirePrompt(terminal));
-      case "perToken":
-        return perTokenPlan(this.#requirePrompt(terminal)).plan;
+      case "perToken": {
+        const prompt = this.#requirePrompt(terminal);
+        const truncated = new Set(this.#model.truncatedWords?.(prompt) ?? []);
+        return perTokenPlan(prompt, undefined, truncated).plan;
+      }
       case "nll":
         return likelihoodPlan(this.#prompt ?? "");
       case "about":

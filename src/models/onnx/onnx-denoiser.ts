@@ -129,6 +129,11 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     return this.schedule.snapLogSnr(logSnr);
   }
 
+  /** The prompt's words (indices) that lie past the tokenizer's context length. */
+  truncatedWords(prompt: string): number[] {
+    return this.tokenizer.wordPositions(prompt).flatMap((w, i) => w.positions.length ? [] : [i]);
+  }
+
   /** Encodes a prompt with the text encoder, once per distinct prompt. */
   encode(prompt: string): Promise<OnnxCondition> {
     this.#checkOpen();

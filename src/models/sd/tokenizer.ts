@@ -12,7 +12,6 @@
  */
 import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
-import { warn } from "../../warnings.ts";
 import { promptWords } from "../../text/prompt.ts";
 
 /** A prompt as token ids, and how many tokens did not fit the context. */
@@ -149,7 +148,7 @@ export class ClipTokenizer {
 
   /**
    * Token ids with BOS and EOS, no padding. Tokens beyond the context length are cut off (EOS
-   * stays last) and a warning says how many were dropped.
+   * stays last); `tokenize` also says how many were dropped.
    *
    * @example
    * ```ts
@@ -167,16 +166,9 @@ export class ClipTokenizer {
    * ```
    */
   encode(text: string): number[] {
-    const { ids, dropped } = this.tokenize(text);
-    if (dropped > 0) {
-      const kept = this.contextLength - 2;
-      warn(
-        `ClipTokenizer: dropped ${dropped} token(s) of the prompt; it has ${kept + dropped} ` +
-          `tokens but only ${kept} fit the context length ${this.contextLength} (BOS and EOS ` +
-          `included): "${text}"`,
-      );
-    }
-    return ids;
+    // Tokens past the context are dropped silently here: the estimators mark the words they
+    // came from as truncated (Denoiser.truncatedWords) and warn once per query.
+    return this.tokenize(text).ids;
   }
 
   /**
