@@ -5,6 +5,7 @@
  */
 
 import { JUPYTER_DISPLAY } from "../jupyter.ts";
+import type { Provenance } from "./provenance.ts";
 
 /**
  * An estimate in nats with its standard error and the number of noise draws behind it.
@@ -18,6 +19,9 @@ import { JUPYTER_DISPLAY } from "../jupyter.ts";
  * ```
  */
 export class Estimate {
+  /** How the result was made, when it came from a query (see `withProvenance`). */
+  declare readonly provenance?: Provenance;
+
   /**
    * Creates the result.
    * @param nats the estimate, in nats
@@ -37,8 +41,9 @@ export class Estimate {
   }
 
   /** Plain data: `{ nats, se, samples }`. */
-  toJSON(): { nats: number; se: number; samples: number } {
-    return { nats: this.nats, se: this.se, samples: this.samples };
+  toJSON(): { nats: number; se: number; samples: number; provenance?: Provenance } {
+    const plain = { nats: this.nats, se: this.se, samples: this.samples };
+    return this.provenance ? { ...plain, provenance: this.provenance } : plain;
   }
 
   /** `0.5123 ± 0.0311 nats (n=100)` */

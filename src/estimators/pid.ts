@@ -15,6 +15,7 @@ import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
 import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
 import { refuseTruncated } from "./conditional-information.ts";
+import type { Provenance } from "./provenance.ts";
 import { Estimate } from "./estimate.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { checkPositiveInteger, resolveOptions } from "./options.ts";
@@ -93,6 +94,9 @@ const TERM_NAMES = [
  * ```
  */
 export class PidResult {
+  /** How the result was made, when it came from a query (see `withProvenance`). */
+  declare readonly provenance?: Provenance;
+
   /**
    * Creates the result.
    * @param prompt the prompt
@@ -137,6 +141,7 @@ export class PidResult {
       wordB: this.wordB,
       plain: form(this.plain),
       conditional: form(this.conditional),
+      ...(this.provenance ? { provenance: this.provenance } : {}),
     };
   }
 

@@ -6,6 +6,7 @@
 import { PromptError } from "../errors.ts";
 import type { Heatmap } from "../images/heatmap.ts";
 import type { Estimate } from "./estimate.ts";
+import type { Provenance } from "./provenance.ts";
 
 import { displayBundle, escapeHtml, JUPYTER_DISPLAY } from "../jupyter.ts";
 
@@ -22,6 +23,9 @@ import { displayBundle, escapeHtml, JUPYTER_DISPLAY } from "../jupyter.ts";
  * ```
  */
 export class PerPixelResult {
+  /** How the result was made, when it came from a query (see `withProvenance`). */
+  declare readonly provenance?: Provenance;
+
   /**
    * Creates the result.
    * @param estimate the image-level information
@@ -30,8 +34,13 @@ export class PerPixelResult {
   constructor(readonly estimate: Estimate, readonly map: Heatmap) {}
 
   /** Plain data. */
-  toJSON(): { estimate: ReturnType<Estimate["toJSON"]>; map: ReturnType<Heatmap["toJSON"]> } {
-    return { estimate: this.estimate.toJSON(), map: this.map.toJSON() };
+  toJSON(): {
+    estimate: ReturnType<Estimate["toJSON"]>;
+    map: ReturnType<Heatmap["toJSON"]>;
+    provenance?: Provenance;
+  } {
+    const plain = { estimate: this.estimate.toJSON(), map: this.map.toJSON() };
+    return this.provenance ? { ...plain, provenance: this.provenance } : plain;
   }
 
   /** Shows the map and the estimate in Jupyter. */
@@ -76,6 +85,9 @@ export interface TokenInformation {
  * ```
  */
 export class PerTokenResult {
+  /** How the result was made, when it came from a query (see `withProvenance`). */
+  declare readonly provenance?: Provenance;
+
   /**
    * Creates the result.
    * @param prompt the prompt
@@ -123,6 +135,7 @@ export class PerTokenResult {
         estimate: t.estimate.toJSON(),
         ...(t.truncated ? { map: null, truncated: true } : { map: t.map.toJSON() }),
       })),
+      ...(this.provenance ? { provenance: this.provenance } : {}),
     };
   }
 
@@ -179,6 +192,9 @@ export class PerTokenResult {
  * ```
  */
 export class LogLikelihood {
+  /** How the result was made, when it came from a query (see `withProvenance`). */
+  declare readonly provenance?: Provenance;
+
   /**
    * Creates the result.
    * @param nats −log p(x | prompt) in nats
@@ -204,8 +220,20 @@ export class LogLikelihood {
   }
 
   /** Plain data. */
-  toJSON(): { nats: number; bitsPerDim: number; se: number; samples: number } {
-    return { nats: this.nats, bitsPerDim: this.bitsPerDim, se: this.se, samples: this.samples };
+  toJSON(): {
+    nats: number;
+    bitsPerDim: number;
+    se: number;
+    samples: number;
+    provenance?: Provenance;
+  } {
+    const plain = {
+      nats: this.nats,
+      bitsPerDim: this.bitsPerDim,
+      se: this.se,
+      samples: this.samples,
+    };
+    return this.provenance ? { ...plain, provenance: this.provenance } : plain;
   }
 
   /** `12.3 ± 0.4 nats (0.512 bits/dim, n=100)` */

@@ -6,7 +6,10 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import type { Denoiser, ImageInput } from "../models/denoiser.ts";
+import { type Denoiser, type ImageInput, modelIdentity } from "../models/denoiser.ts";
+import { type ImageIdentity, imageIdentity } from "../images/image-identity.ts";
+import { type Provenance, withProvenance } from "../estimators/provenance.ts";
+import { VERSION } from "../version.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
 import { checkSeed } from "../numerics/random.ts";
@@ -29,10 +32,11 @@ import type { RemoveWordOptions } from "../text/prompt.ts";
 import { partialInformation, pidPlan } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 
-/** The image of a query, prepared (e.g. VAE-encoded) at most once for every query derived from it. */
+/** The image of a query, prepared (e.g. VAE-encoded) and identified at most once for every query derived from it. */
 interface LazyImage {
   readonly input: ImageInput;
   prepared?: Promise<Float32Array>;
+  identity?: Promise<ImageIdentity>;
 }
 
 /** Everything a query describes; nothing is computed until a terminal method runs. */
@@ -251,7 +255,9 @@ export class Query {
 
   /** i(x; prompt) against the null prompt: `{ nats, se, samples }`. */
   async total(): Promise<Estimate> {
-    return (await this.perPixel()).estimate;
+    const prompt = this.#requirePrompt("total");
+    const result = await mutualInformation(this.#model, await this.#data(), prompt, this.#options);
+    return withProvenance(result.estimate, await this.#provenance({ terminal: "total" }));
   }
 
   /** i(x; word | prompt without the word): `{ nats, se, samples }`. */
@@ -267,32 +273,38 @@ export class Query {
         ...removal,
       },
     );
-    return result.estimate;
+    return withProvenance(
+      result.estimate,
+      await this.#provenance({ terminal: "about", word, ...removal }),
+    );
   }
 
   /** i(x; prompt) with its per-pixel map. */
   async perPixel(): Promise<PerPixelResult> {
     const prompt = this.#requirePrompt("perPixel");
-    return mutualInformation(this.#model, await this.#data(), prompt, this.#options);
+    const result = await mutualInformation(this.#model, await this.#data(), prompt, this.#options);
+    return withProvenance(result, await this.#provenance({ terminal: "perPixel" }));
   }
 
   /** Every word's conditional information and map, and the total, from one pass. */
   async perToken(options: { placeholder?: string } = {}): Promise<PerTokenResult> {
     const prompt = this.#requirePrompt("perToken");
-    return perTokenInformation(this.#model, await this.#data(), prompt, {
+    const result = await perTokenInformation(this.#model, await this.#data(), prompt, {
       ...this.#options,
       ...options,
     });
+    return withProvenance(result, await this.#provenance({ terminal: "perToken", ...options }));
   }
 
   /** −log p(x | prompt) (the null prompt if none was given). */
   async nll(): Promise<LogLikelihood> {
-    return negativeLogLikelihood(
+    const result = await negativeLogLikelihood(
       this.#model,
       await this.#data(),
       this.#prompt ?? "",
       this.#options,
     );
+    return withProvenance(result, await this.#provenance({ terminal: "nll" }));
   }
 
   /**
@@ -305,10 +317,14 @@ export class Query {
     options: Pick<PidOptions, "redundancy" | "resamples"> = {},
   ): Promise<PidResult> {
     const prompt = this.#requirePrompt("pid");
-    return partialInformation(this.#model, await this.#data(), prompt, wordA, wordB, {
+    const result = await partialInformation(this.#model, await this.#data(), prompt, wordA, wordB, {
       ...this.#options,
       ...options,
     });
+    return withProvenance(
+      result,
+      await this.#provenance({ terminal: "pid", wordA, wordB, ...options }),
+    );
   }
 
   /** The model, for functions that extend the query. */
@@ -345,6 +361,24 @@ export class Query {
   #data(): Promise<Float32Array> {
     this.#image.prepared ??= this.#model.prepare(this.#image.input);
     return this.#image.prepared;
+  }
+
+  /** How a terminal's result was made: version, model, image, prompt, query, settings. */
+  async #provenance(query: Record<string, unknown>): Promise<Provenance> {
+    this.#image.identity ??= imageIdentity(this.#image.input);
+    const { onProgress: _, ...settings } = resolveOptions(this.#model, this.#options);
+    return Object.freeze({
+      infodiff: VERSION,
+      created: new Date().toISOString(),
+      model: await modelIdentity(this.#model),
+      image: await this.#image.identity,
+      prompt: this.#prompt ?? "",
+      query,
+      // on scalar-timestep models the model's batch size sets how many draws share an α
+      settings: this.#model.sharedLogSnr
+        ? { ...settings, modelBatchSize: this.#model.batchSize }
+        : settings,
+    });
   }
 
   #requirePrompt(method: string): string {

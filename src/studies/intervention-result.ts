@@ -37,6 +37,8 @@ export interface InterventionRecord {
   readonly informationMap: number[];
   /** attention map, row-major, when the baseline ran */
   readonly attentionMap?: number[];
+  /** SHA-256 of the image's content (file bytes, or model data for in-memory rows) */
+  readonly imageSha256?: string;
 }
 
 /** One finished item with its maps (as the study computes it). */

@@ -32,6 +32,7 @@ import { conditionalInformation } from "../estimators/conditional-information.ts
 import { resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
+import { imageSha256 } from "../images/image-identity.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { removeWord } from "../text/prompt.ts";
 import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
@@ -169,6 +170,7 @@ export async function interveneOne(
     changeMap: Array.from(changeMap.data),
     informationMap: Array.from(information.map.data),
     ...(attention ? { attentionMap: Array.from(attention.data) } : {}),
+    imageSha256: await imageSha256(item.image),
   };
   return {
     record,

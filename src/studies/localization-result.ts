@@ -51,6 +51,8 @@ export interface LocalizationRecord {
   readonly se: number;
   /** seed of the row's noise draws (from the study's seed and the row, see `rowSeed`) */
   readonly seed: number;
+  /** SHA-256 of the image's content (file bytes, or model data for in-memory rows) */
+  readonly imageSha256?: string;
   /** pixels of the ground-truth mask (in the region the model sees) */
   readonly maskArea: number;
   /** pixels of that region */

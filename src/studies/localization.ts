@@ -23,6 +23,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import type { AttentionGathering } from "../attention/word-attention.ts";
 import { Heatmap } from "../images/heatmap.ts";
+import { imageSha256 } from "../images/image-identity.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
@@ -231,6 +232,7 @@ async function localizeRow(
     nats: information.estimate.nats,
     se: information.estimate.se,
     seed,
+    imageSha256: await imageSha256(row.data ?? row.image),
     maskArea: mask.reduce((s, v) => s + v, 0),
     pixels: mask.length,
     thresholds: [...settings.thresholds],

@@ -22,6 +22,8 @@ export interface PidStudyRow {
   readonly plain: Record<string, { nats: number; se: number }>;
   /** conditional-form terms */
   readonly conditional: Record<string, { nats: number; se: number }>;
+  /** SHA-256 of the image's content (file bytes, or model data for in-memory rows) */
+  readonly imageSha256?: string;
 }
 
 /** {@link PidStudyResult} as plain JSON data (`toJSON`/`fromJSON` round-trip it). */

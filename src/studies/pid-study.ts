@@ -14,6 +14,7 @@ import { resolveOptions } from "../estimators/options.ts";
 import type { StudyOptions } from "./runner.ts";
 import { PidStudyResult, type PidStudyRow } from "./pid-study-result.ts";
 import { rowSeed } from "./row-seed.ts";
+import { imageSha256 } from "../images/image-identity.ts";
 
 /** One row of a PID study. */
 export interface PidRow {
@@ -76,7 +77,10 @@ export async function pidStudy(
       ...pidOptions,
       seed,
     });
-    return summariseRow(idOf(row), result);
+    return {
+      ...summariseRow(idOf(row), result),
+      imageSha256: await imageSha256(row.image),
+    };
   }, { ...runOptions(options), description });
   return new PidStudyResult(run.results.map((r) => r.result), run.failures);
 }

@@ -33,6 +33,8 @@ export interface RelationRecord {
   readonly refused: readonly number[];
   /** seed of the item's noise draws (from the study's seed and the item, see `rowSeed`) */
   readonly seed: number;
+  /** SHA-256 of the image's content (file bytes, or model data for in-memory rows) */
+  readonly imageSha256?: string;
 }
 
 /** Accuracy of a set of items. */

@@ -12,6 +12,7 @@ import type { AroItem } from "../datasets/aro.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
+import { imageSha256 } from "../images/image-identity.ts";
 import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
 import { basename } from "node:path";
 import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
@@ -167,6 +168,7 @@ async function scoreItem(
     se,
     refused,
     seed,
+    imageSha256: await imageSha256(item.image),
   };
 }
 
