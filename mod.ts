@@ -163,6 +163,7 @@ export {
   PerTokenResult,
   type TokenInformation,
 } from "./src/estimators/results.ts";
+export { type Provenance, withProvenance } from "./src/estimators/provenance.ts";
 export {
   type CandidateSet,
   partialInformation,
@@ -225,6 +226,7 @@ export {
   rgbToPng,
   writePng,
 } from "./src/images/png.ts";
+export { type ImageIdentity, imageIdentity, imageSha256 } from "./src/images/image-identity.ts";
 export {
   createQuery,
   Query,
