@@ -99,6 +99,15 @@ Deno.test("command line: usage errors are InvalidArgumentErrors", async () => {
   for (const args of [["--modle", "x", "info"], ["info", "--model"], ["frobnicate"], ["info"]]) {
     await assert.rejects(() => main(args), InvalidArgumentError, args.join(" "));
   }
+  const file = await Deno.makeTempFile();
+  for (const bad of [["--samples", "0"], ["--seed", "0.5"], ["--out", file]]) {
+    // refused before the (missing) model folder is even looked at
+    await assert.rejects(
+      () => main(["info", "--model", "/no/such/model", "--image", "i", "--prompt", "p", ...bad]),
+      InvalidArgumentError,
+      bad.join(" "),
+    );
+  }
   await assert.rejects(
     () => main(["info", "--model", "m", "--image", "i", "--prompt", "p", "--device", "gpu"]),
     (e: unknown) => e instanceof InvalidArgumentError && /webgpu/.test((e as Error).message),

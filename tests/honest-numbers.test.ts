@@ -125,3 +125,31 @@ Deno.test("words past the text encoder's context are marked truncated with no es
     await model.dispose();
   }
 });
+
+Deno.test("the prompt-encoding cache is bounded and keeps the most recently used prompts", async () => {
+  const model = await loadModel("fixtures/models/pixel-space", {
+    device: "cpu",
+    promptCacheSize: 3,
+  });
+  try {
+    const calls = () => model.stats.textEncoderCalls;
+    for (const p of ["a", "b", "c", "d"]) await model.encode(p);
+    assert.equal(calls(), 4);
+    assert.equal(model.stats.cachedPrompts, 3);
+    await model.encode("d"); // cached
+    await model.encode("b"); // cached, now most recent
+    assert.equal(calls(), 4);
+    await model.encode("a"); // evicted first: encoded again, evicting c
+    assert.equal(calls(), 5);
+    await model.encode("b");
+    assert.equal(calls(), 5);
+    await model.encode("c");
+    assert.equal(calls(), 6);
+  } finally {
+    await model.dispose();
+  }
+  await assert.rejects(
+    () => loadModel("fixtures/models/pixel-space", { device: "cpu", promptCacheSize: 0 }),
+    /promptCacheSize/,
+  );
+});

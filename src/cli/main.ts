@@ -9,6 +9,8 @@ import { runInfo } from "./info.ts";
 import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { checkDevice } from "../models/onnx/onnx-model.ts";
 import { describeError, InfoDiffError, InvalidArgumentError } from "../errors.ts";
+import { checkSamples } from "../estimators/options.ts";
+import { checkSeed } from "../numerics/random.ts";
 
 const USAGE = `usage: infodiff <command> [options]
 
@@ -49,6 +51,10 @@ export async function main(args: string[]): Promise<number> {
     }
     return value;
   };
+  // every argument is checked before a model loads or anything is computed
+  if (values.samples !== undefined) checkSamples(number("samples", values.samples)!);
+  if (values.seed !== undefined) checkSeed(number("seed", values.seed)!);
+  if (values.out !== undefined) await checkOutputFolder(values.out);
   switch (command) {
     case "demo":
       await runDemo({
@@ -84,6 +90,14 @@ export async function main(args: string[]): Promise<number> {
       throw new InvalidArgumentError(
         `unknown command "${command}"; expected demo or info (see infodiff --help)`,
       );
+  }
+}
+
+/** `--out` must be a folder or not exist yet (it is created); a file there is refused at once. */
+async function checkOutputFolder(path: string): Promise<void> {
+  const stat = await Deno.stat(path).catch(() => undefined);
+  if (stat && !stat.isDirectory) {
+    throw new InvalidArgumentError(`--out ${path} is a file; expected a folder (or a new path)`);
   }
 }
 

@@ -25,6 +25,8 @@ export interface LoadModelOptions {
   readonly batchSize?: number;
   /** CPU threads per session (default: onnxruntime's choice) */
   readonly threads?: number;
+  /** prompt encodings kept, least recently used dropped first (default 128) */
+  readonly promptCacheSize?: number;
   /**
    * Image resolution in pixels, for exports whose shapes and configs do not say (diffusers'
    * conversion script writes dynamic axes and no VAE config). Default there: 512, or 768 for
@@ -61,6 +63,12 @@ export async function loadOnnxDenoiser(
   ) {
     throw new InvalidArgumentError(
       `resolution must be a positive integer, got ${options.resolution}`,
+    );
+  }
+  const promptCacheSize = options.promptCacheSize ?? 128;
+  if (!Number.isInteger(promptCacheSize) || promptCacheSize < 1) {
+    throw new InvalidArgumentError(
+      `promptCacheSize must be a positive integer, got ${options.promptCacheSize}`,
     );
   }
   const folder = await readModelFolder(dir);
@@ -134,6 +142,7 @@ export async function loadOnnxDenoiser(
       shape,
       resolution,
       batchSize: unet.batchSize,
+      promptCacheSize,
       unetFromBytes: (bytes) => factory.createFromBytes(bytes, folder.unetPath),
     });
     return model;

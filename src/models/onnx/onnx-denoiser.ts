@@ -50,6 +50,8 @@ export interface OnnxModelParts {
   readonly resolution: number;
   /** preferred items per predictNoise call */
   readonly batchSize: number;
+  /** most prompt encodings kept (least recently used ones are dropped first) */
+  readonly promptCacheSize: number;
   /** creates a UNet session from an edited copy of the UNet graph (same device, same weights) */
   readonly unetFromBytes?: (bytes: Uint8Array) => Promise<InferenceSession>;
 }
@@ -121,6 +123,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       unetCalls: this.#parts.unet.runs,
       unetItems: this.#items,
       textEncoderMs: this.#parts.textEncoder.runMs,
+      textEncoderCalls: this.#parts.textEncoder.runs,
+      cachedPrompts: this.#conditions.size,
     };
   }
 
@@ -134,18 +138,26 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     return this.tokenizer.wordPositions(prompt).flatMap((w, i) => w.positions.length ? [] : [i]);
   }
 
-  /** Encodes a prompt with the text encoder, once per distinct prompt. */
+  /**
+   * Encodes a prompt with the text encoder, once per distinct prompt while it stays among the
+   * `promptCacheSize` most recently used (an SD 2.x encoding is about 315 KB).
+   */
   encode(prompt: string): Promise<OnnxCondition> {
     this.#checkOpen();
     if (typeof prompt !== "string") {
       throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
     }
     let condition = this.#conditions.get(prompt);
-    if (!condition) {
+    if (condition) {
+      this.#conditions.delete(prompt); // most recently used goes last
+    } else {
       condition = this.#encodeUncached(prompt);
       // a failed encoding is not cached, so a retry can succeed
       condition.catch(() => this.#conditions.delete(prompt));
-      this.#conditions.set(prompt, condition);
+    }
+    this.#conditions.set(prompt, condition);
+    while (this.#conditions.size > this.#parts.promptCacheSize) {
+      this.#conditions.delete(this.#conditions.keys().next().value!);
     }
     return condition;
   }

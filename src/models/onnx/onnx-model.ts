@@ -75,6 +75,10 @@ export interface OnnxModelStats {
   readonly unetItems: number;
   /** milliseconds inside text-encoder session.run */
   readonly textEncoderMs: number;
+  /** text-encoder session.run calls (one per prompt not in the cache) */
+  readonly textEncoderCalls: number;
+  /** prompts whose encoding is cached now (at most `promptCacheSize`) */
+  readonly cachedPrompts: number;
 }
 
 /**

@@ -42,6 +42,8 @@ export class OnnxTextEncoder {
   readonly hiddenSize: number | undefined;
   /** total milliseconds spent in session.run */
   runMs = 0;
+  /** session.run calls */
+  runs = 0;
 
   /** @param session a text-encoder session; @param source its path, for messages */
   constructor(session: InferenceSession, readonly source: string) {
@@ -91,6 +93,7 @@ export class OnnxTextEncoder {
     const start = performance.now();
     const results = await this.session.run(feeds, ["last_hidden_state"]);
     this.runMs += performance.now() - start;
+    this.runs++;
     const output = results.last_hidden_state;
     const [, positions, hiddenSize] = output.dims;
     const values = this.outputType === "float16"
