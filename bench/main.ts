@@ -6,12 +6,14 @@
  */
 import { benchOracle } from "./oracle.ts";
 import { benchOnnx } from "./onnx.ts";
+import { benchResultsFile } from "./results-file.ts";
 
 const results = {
   date: new Date().toISOString(),
   cpu: `${navigator.hardwareConcurrency} cores`,
   oracle: await benchOracle(2000),
   onnx: await benchOnnx(),
+  resultsFile: await benchResultsFile(100_000),
 };
 console.log(JSON.stringify(results, null, 1));
 await Deno.mkdir("out", { recursive: true });
