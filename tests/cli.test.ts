@@ -37,6 +37,8 @@ Deno.test("cli demo: a held-out scene under shapes-tiny, its caption, the table 
   assert.match(output, /model: shapes-tiny/);
   const result = JSON.parse(await Deno.readTextFile(`${out}/result.json`));
   assert.ok(result.tokens.length >= 5);
+  assert.equal(result.provenance.model.name, "shapes-tiny");
+  assert.match(result.provenance.model.sha256, /^[0-9a-f]{64}$/);
   for (const token of result.tokens) {
     assert.ok((await Deno.stat(`${out}/${token.index}-${token.word}.png`)).isFile);
   }
@@ -67,6 +69,13 @@ Deno.test("cli info: per-word table on an ONNX export fixture, overlays written"
   const json = JSON.parse(output.split("\n")[0]);
   assert.deepEqual(json.tokens.map((t: { word: string }) => t.word), ["a", "red", "circle"]);
   assert.ok((await Deno.stat(`${out}/1-red.png`)).isFile);
+  // result.json holds the numbers and their provenance
+  const saved = JSON.parse(await Deno.readTextFile(`${out}/result.json`));
+  assert.equal(saved.total.nats, json.total.nats);
+  assert.equal(saved.provenance.model.backend, "onnx");
+  assert.equal(saved.provenance.image.path, "fixtures/images/test-64.png");
+  assert.match(saved.provenance.image.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(saved.provenance.settings.samples, 8);
 });
 
 Deno.test("cli: missing arguments and bad values are clear errors", async () => {

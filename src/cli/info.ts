@@ -88,7 +88,12 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
           await heatmapToPng(token.map, { width, height }),
         );
       }
-      log(`wrote overlays and maps for ${result.tokens.length} words under ${options.out}`);
+      // the numbers, the maps and the provenance (version, model and image hashes, settings)
+      await Deno.writeTextFile(join(options.out, "result.json"), JSON.stringify(result, null, 1));
+      log(
+        `wrote overlays and maps for ${result.tokens.length} words and result.json under ` +
+          options.out,
+      );
     }
   } finally {
     await model.dispose();
