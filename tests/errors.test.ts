@@ -128,3 +128,11 @@ Deno.test("command line: a usage error exits with 2 and one message, no stack tr
   assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
   assert.ok(new InvalidArgumentError("x") instanceof InfoDiffError);
 });
+
+Deno.test("pid with resamples that are not a positive integer is an InvalidArgumentError, not NaN errors", async () => {
+  const model = exampleOracle();
+  const q = model.info(model.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT).samples(2);
+  for (const resamples of [-1, 0, 2.5]) {
+    await assert.rejects(() => q.pid("red", "circle", { resamples }), InvalidArgumentError);
+  }
+});
