@@ -129,7 +129,16 @@ async function scalingFactor(dir: string): Promise<number> {
   return DEFAULT_VAE_SCALING;
 }
 
-async function exists(path: string): Promise<boolean> {
+/**
+ * Whether a path exists (any kind of entry); errors other than "not found" are thrown.
+ *
+ * @example
+ * ```ts
+ * import { exists } from "./folder.ts";
+ * console.assert(await exists("fixtures/models/sd-vpred/model_index.json"));
+ * ```
+ */
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;

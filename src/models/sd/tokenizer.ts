@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
 import { promptWords } from "../../text/prompt.ts";
+import { exists } from "./folder.ts";
 
 /** A prompt as token ids, and how many tokens did not fit the context. */
 export interface TokenizedPrompt {
@@ -474,16 +475,6 @@ async function requireFolder(dir: string): Promise<void> {
   }
   if (!info.isDirectory) {
     throw new ModelLoadError(`${dir} is not a folder; expected ${EXPECTED_LAYOUT}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 
