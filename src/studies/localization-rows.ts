@@ -70,7 +70,7 @@ export interface CocoItLocalizationDataset {
   readonly instances: string | CocoInstances;
 }
 
-/** Anything {@link localize} accepts as a dataset. */
+/** Anything `localizationStudy` accepts as a dataset. */
 export type LocalizationDataset =
   | CocoLocalizationDataset
   | CocoItLocalizationDataset

@@ -181,7 +181,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   }
 
   /**
-   * ε̂ as {@link OnnxDiffusionModel.predictNoise}, plus each item's share of the extra outputs of
+   * ε̂ as {@link OnnxDiffusionDenoiser.predictNoise}, plus each item's share of the extra outputs of
    * an edited copy of the UNet graph (e.g. cross-attention probabilities exposed as outputs). The
    * second UNet session is created from `graph.bytes` on first use, on this model's device, with
    * the weights read from the original UNet's folder; it is kept for later calls with the same
