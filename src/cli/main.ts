@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { runDemo } from "./demo.ts";
 import { runInfo } from "./info.ts";
+import { formatMergeReport, mergeResults } from "../studies/merge.ts";
 import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { checkDevice } from "../models/onnx/onnx-model.ts";
 import { describeError, InfoDiffError, InvalidArgumentError } from "../errors.ts";
@@ -23,6 +24,10 @@ commands:
        [--device ${DEVICES.join("|")}] [--batch-size B] [--out DIR] [--json]
                                               per-word information of an image under a Stable
                                               Diffusion ONNX export; overlays under --out
+  merge SHARD.jsonl... -o OUT.jsonl           merge the results files of a sharded study (no model
+                                              needed): same study, settings and model or refused;
+                                              reports missing and unfinished shards and duplicates;
+                                              exit status 0 when complete, 1 when shards are missing
 
 Usage errors exit with status 2, failures of the run with 1.
 `;
@@ -86,9 +91,21 @@ export async function main(args: string[]): Promise<number> {
       });
       return 0;
     }
+    case "merge": {
+      const inputs = positionals.slice(1);
+      if (inputs.length === 0 || values.output === undefined) {
+        throw new InvalidArgumentError(
+          "merge needs the shard files and -o OUT.jsonl, e.g. infodiff merge shard-*.jsonl -o " +
+            "all.jsonl",
+        );
+      }
+      const report = await mergeResults(inputs, values.output);
+      console.log(formatMergeReport(report));
+      return report.complete ? 0 : 1;
+    }
     default:
       throw new InvalidArgumentError(
-        `unknown command "${command}"; expected demo or info (see infodiff --help)`,
+        `unknown command "${command}"; expected demo, info or merge (see infodiff --help)`,
       );
   }
 }
@@ -130,6 +147,7 @@ const OPTIONS = {
   "batch-size": { type: "string" },
   json: { type: "boolean" },
   oracle: { type: "boolean" },
+  output: { type: "string", short: "o" },
 } as const;
 
 if (import.meta.main) {

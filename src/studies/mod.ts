@@ -26,10 +26,15 @@ export {
 } from "./runner.ts";
 export {
   headerDifferences,
+  readResults,
   RESULTS_FORMAT,
+  type ResultsContent,
   ResultsFile,
   type ResultsHeader,
+  writeAtomically,
 } from "./results-file.ts";
+export { type Environment, parseShard, shardFromEnvironment } from "./shard.ts";
+export { formatMergeReport, type MergeReport, mergeResults } from "./merge.ts";
 export { contentId, type IdPart, imageIdPart, numberRepeats } from "./content-id.ts";
 export {
   describeStudy,

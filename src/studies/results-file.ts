@@ -12,6 +12,14 @@ import type { ModelIdentity } from "../models/denoiser.ts";
 import { VERSION } from "../version.ts";
 import { warn } from "../warnings.ts";
 
+/** Which part of the items a process runs: items whose position % count === index. */
+export interface Shard {
+  /** this shard, 0 ≤ index < count */
+  readonly index: number;
+  /** number of shards */
+  readonly count: number;
+}
+
 /** What a results file's header records about the run that wrote it. */
 export interface StudyDescription {
   /** the study, e.g. "localization" */
@@ -20,6 +28,10 @@ export interface StudyDescription {
   readonly settings: Readonly<Record<string, unknown>>;
   /** the model's identity (name, backend, content hash, source) */
   readonly model?: ModelIdentity;
+  /** the shard this file holds (absent: all items, or a merged file) */
+  readonly shard?: Shard;
+  /** items of the shard when the file was created (what a merge expects to find) */
+  readonly items?: number;
 }
 
 /** A bad row: its id, what was wrong, and the error's class name. */
@@ -56,6 +68,82 @@ export interface ResultsHeader {
   readonly settings: Readonly<Record<string, unknown>>;
   /** the model */
   readonly model?: ModelIdentity;
+  /** the shard the file holds (absent: all items) */
+  readonly shard?: Shard;
+  /** items of the shard when the file was created */
+  readonly items?: number;
+  /** for a merged file: the shard files it was made from */
+  readonly mergedFrom?: readonly string[];
+}
+
+/** A results file read without changing it: its header, records and what a crash left. */
+export interface ResultsContent<R> {
+  /** the header line, if the file has one */
+  readonly header?: ResultsHeader;
+  /** records by id (the last line of an id wins) */
+  readonly records: Map<string, StudyRecord<R>>;
+  /** the non-empty lines that parsed, in order (header included) */
+  readonly lines: readonly string[];
+  /** true when the last line was cut short by a crash (it is not among `lines`) */
+  readonly cutShort: boolean;
+  /** true when the file does not end with a newline */
+  readonly missingNewline: boolean;
+}
+
+/**
+ * Reads a results file without changing it (a missing file reads as empty).
+ *
+ * @throws {ResultsFileError} when it cannot be read or a line other than the last is not JSON
+ *
+ * @example
+ * ```ts
+ * import { readResults } from "./results-file.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeTextFile(path, '{"id":"a","ok":true,"result":1}\n{"id":"b","ok":tr');
+ * const content = await readResults(path);
+ * console.assert(content.records.size === 1 && content.cutShort && !content.header);
+ * ```
+ */
+export async function readResults<R>(path: string): Promise<ResultsContent<R>> {
+  const text = await Deno.readTextFile(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw new ResultsFileError(`cannot read the results file ${path}`, { cause: error });
+  });
+  const all = text.split("\n");
+  if (all.at(-1) === "") all.pop();
+  const lines: string[] = [], parsed: unknown[] = [];
+  let cutShort = false;
+  for (const [i, line] of all.entries()) {
+    if (line.trim() === "") continue;
+    try {
+      parsed.push(JSON.parse(line));
+      lines.push(line);
+    } catch {
+      if (i === all.length - 1 && !text.endsWith("\n")) {
+        cutShort = true;
+        continue;
+      }
+      throw new ResultsFileError(
+        `${path}:${i + 1} is not a JSON line; expected a results file written by runStudy`,
+      );
+    }
+  }
+  const first = parsed[0] as Partial<ResultsHeader> | undefined;
+  const header = first?.format === RESULTS_FORMAT ? first as ResultsHeader : undefined;
+  const records = new Map<string, StudyRecord<R>>();
+  for (const value of parsed.slice(header ? 1 : 0)) {
+    const record = value as StudyRecord<R>;
+    if (typeof record?.id === "string" && typeof record.ok === "boolean") {
+      records.set(record.id, record);
+    }
+  }
+  return {
+    header,
+    records,
+    lines,
+    cutShort,
+    missingNewline: text.length > 0 && !text.endsWith("\n"),
+  };
 }
 
 /** An open results file: the records it held, and appending under the lock. */
@@ -151,49 +239,16 @@ async function readAndRepair<R>(
   description: StudyDescription,
   reuse: "matching" | "any",
 ): Promise<Map<string, StudyRecord<R>>> {
-  const text = await Deno.readTextFile(path).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return "";
-    throw new ResultsFileError(`cannot read the results file ${path}`, { cause: error });
-  });
-  const lines = text.split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  let lost = false; // a last line cut short by a crash
-  const parsed: unknown[] = [];
-  for (const [i, line] of lines.entries()) {
-    if (line.trim() === "") continue;
-    try {
-      parsed.push(JSON.parse(line));
-    } catch {
-      if (i === lines.length - 1 && !text.endsWith("\n")) {
-        lost = true;
-        continue;
-      }
-      throw new ResultsFileError(
-        `${path}:${i + 1} is not a JSON line; expected a results file written by runStudy`,
-      );
-    }
-  }
-  const header = parsed[0] as Partial<ResultsHeader> | undefined;
-  const hasHeader = header?.format === RESULTS_FORMAT;
-  if (parsed.length > 0) {
-    checkHeader(path, hasHeader ? header as ResultsHeader : undefined, description, reuse);
-  }
-  const records = new Map<string, StudyRecord<R>>();
-  for (const value of parsed.slice(hasHeader ? 1 : 0)) {
-    const record = value as StudyRecord<R>;
-    if (typeof record?.id === "string" && typeof record.ok === "boolean") {
-      records.set(record.id, record);
-    }
-  }
-  if (parsed.length === 0) {
+  const content = await readResults<R>(path);
+  if (content.lines.length > 0) checkHeader(path, content.header, description, reuse);
+  if (content.lines.length === 0) {
     await writeAtomically(path, JSON.stringify(newHeader(description)) + "\n");
-  } else if (lost) {
-    const kept = lines.filter((line, i) => line.trim() !== "" && i < lines.length - 1);
-    await writeAtomically(path, kept.join("\n") + "\n");
-  } else if (!text.endsWith("\n")) {
+  } else if (content.cutShort) {
+    await writeAtomically(path, content.lines.join("\n") + "\n");
+  } else if (content.missingNewline) {
     await Deno.writeTextFile(path, "\n", { append: true });
   }
-  return records;
+  return content.records;
 }
 
 function newHeader(description: StudyDescription): ResultsHeader {
@@ -205,6 +260,8 @@ function newHeader(description: StudyDescription): ResultsHeader {
     study: description.study,
     settings: description.settings,
     ...(description.model ? { model: description.model } : {}),
+    ...(description.shard ? { shard: description.shard } : {}),
+    ...(description.items !== undefined ? { items: description.items } : {}),
   };
 }
 
@@ -231,27 +288,59 @@ function checkHeader(
   );
 }
 
-/** What differs between a file's header and this run, one phrase each. */
-export function headerDifferences(header: ResultsHeader, run: StudyDescription): string[] {
+/**
+ * What differs between a file's header and a run (or another file's header), one phrase each,
+ * the two sides named by `labels` (default "there" for the file and "here" for the run).
+ *
+ * @example
+ * ```ts
+ * import { headerDifferences } from "./results-file.ts";
+ * const header = { format: "infodiff-results", formatVersion: 1, infodiff: "0", created: "",
+ *   study: "s", settings: { samples: 2 } } as const;
+ * const [d] = headerDifferences(header, { study: "s", settings: { samples: 16 } });
+ * console.assert(d === "samples is 2 ${there}, 16 here");
+ * ```
+ */
+export function headerDifferences(
+  header: ResultsHeader,
+  run: StudyDescription,
+  labels: readonly [string, string] = ["there", "here"],
+): string[] {
+  const [there, here] = labels;
   const out: string[] = [];
-  if (header.study !== run.study) out.push(`study is "${header.study}" there, "${run.study}" here`);
-  const there = flatten(header.settings ?? {}), here = flatten(run.settings);
-  for (const key of [...new Set([...there.keys(), ...here.keys()])].sort()) {
-    const a = there.get(key), b = here.get(key);
-    if (a !== b) out.push(`${key} is ${a ?? "unset"} there, ${b ?? "unset"} here`);
+  if (header.study !== run.study) {
+    out.push(`study is "${header.study}" ${there}, "${run.study}" ${here}`);
+  }
+  const fileSettings = flatten(header.settings ?? {}), runSettings = flatten(run.settings);
+  for (const key of [...new Set([...fileSettings.keys(), ...runSettings.keys()])].sort()) {
+    const a = fileSettings.get(key), b = runSettings.get(key);
+    if (a !== b) out.push(`${key} is ${a ?? "unset"} ${there}, ${b ?? "unset"} ${here}`);
+  }
+  const [fileShard, runShard] = [header.shard, run.shard];
+  if (
+    fileShard && runShard &&
+    (fileShard.index !== runShard.index || fileShard.count !== runShard.count)
+  ) {
+    out.push(
+      `the shard is ${fileShard.index}/${fileShard.count} ${there}, ${runShard.index}/${runShard.count} ${here}`,
+    );
   }
   const a = header.model, b = run.model;
   if (a && b) {
     if (a.backend !== b.backend || a.sha256 !== b.sha256) {
       out.push(
         `the model is ${a.name} (${a.backend}, sha256 ${a.sha256.slice(0, 12) || "unknown"}) ` +
-          `there, ${b.name} (${b.backend}, sha256 ${b.sha256.slice(0, 12) || "unknown"}) here`,
+          `${there}, ${b.name} (${b.backend}, sha256 ${
+            b.sha256.slice(0, 12) || "unknown"
+          }) ${here}`,
       );
     } else if (!a.sha256) {
       out.push(`the model ${a.name} has no content hash, so it cannot be verified`);
     }
   } else if (a || b) {
-    out.push(`the model is ${a?.name ?? "unrecorded"} there, ${b?.name ?? "unrecorded"} here`);
+    out.push(
+      `the model is ${a?.name ?? "unrecorded"} ${there}, ${b?.name ?? "unrecorded"} ${here}`,
+    );
   }
   return out;
 }
@@ -272,8 +361,19 @@ function flatten(
   return out;
 }
 
-/** Writes a file by writing a temporary file beside it, syncing it and renaming it over. */
-async function writeAtomically(path: string, text: string): Promise<void> {
+/**
+ * Writes a file by writing a temporary file beside it, syncing it and renaming it over: a kill at
+ * any moment leaves either the old file or the new one, never a truncated one.
+ *
+ * @example
+ * ```ts
+ * import { writeAtomically } from "./results-file.ts";
+ * const path = await Deno.makeTempFile();
+ * await writeAtomically(path, "hello\n");
+ * console.assert(await Deno.readTextFile(path) === "hello\n");
+ * ```
+ */
+export async function writeAtomically(path: string, text: string): Promise<void> {
   const temporary = `${path}.${Deno.pid}.tmp`;
   const file = await Deno.open(temporary, { write: true, create: true, truncate: true });
   try {

@@ -16,20 +16,13 @@ import {
 import type { EstimatorOptions } from "../estimators/options.ts";
 import {
   ResultsFile,
+  type Shard,
   type StudyDescription,
   type StudyFailure,
   type StudyRecord,
 } from "./results-file.ts";
 
-export type { StudyDescription, StudyFailure, StudyRecord } from "./results-file.ts";
-
-/** Which part of the items this process runs: items whose position % count === index. */
-export interface Shard {
-  /** this shard, 0 ≤ index < count */
-  readonly index: number;
-  /** number of shards */
-  readonly count: number;
-}
+export type { Shard, StudyDescription, StudyFailure, StudyRecord } from "./results-file.ts";
 
 /** Progress of a running study. */
 export interface StudyProgress {
@@ -132,7 +125,11 @@ export async function runStudy<I, R>(
   const mine = items.filter((_, position) => position % shard.count === shard.index);
   const ids = mine.map(idOf);
   checkUniqueIds(ids);
-  const description = options.description ?? { study: "custom", settings: {} };
+  const description = {
+    ...(options.description ?? { study: "custom", settings: {} }),
+    shard,
+    items: mine.length,
+  };
   const file = options.results
     ? await ResultsFile.open<R>(options.results, description, options.reuse ?? "matching")
     : undefined;
