@@ -383,6 +383,7 @@ export {
   type RelationsResultJSON,
   relationStudy,
   type RelationStudyOptions,
+  resultFromFile,
   RESULTS_FORMAT,
   type ResultsContent,
   ResultsFile,
@@ -400,6 +401,7 @@ export {
   type StudyOptions,
   type StudyProgress,
   type StudyRecord,
+  type StudyResult,
   type StudyRun,
   thresholdIous,
   writeAtomically,
@@ -423,4 +425,6 @@ export {
   scatterPlot,
   type ScatterPlotOptions,
   type ScatterPoint,
+  type StudyReport,
+  writeStudyReport,
 } from "./src/plots/mod.ts";

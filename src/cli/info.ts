@@ -10,6 +10,8 @@ import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import { heatmapToPng, overlayPng, writePng } from "../images/png.ts";
 import { formatProgress } from "../studies/runner.ts";
+import type { EstimatorName } from "../estimators/options.ts";
+import type { PerTokenResult } from "../estimators/results.ts";
 
 /** Options of {@link runInfo}. */
 export interface InfoCommandOptions {
@@ -27,6 +29,8 @@ export interface InfoCommandOptions {
   readonly device?: Device;
   /** items per UNet call */
   readonly batchSize?: number;
+  /** the estimator (default "orthogonal") */
+  readonly estimator?: EstimatorName;
   /** folder for the per-word PNG overlays (none: no files) */
   readonly out?: string;
   /** print JSON instead of a table */
@@ -55,6 +59,7 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
     let lastPrint = 0;
     const result = await model.info(options.image).given(options.prompt)
       .samples(options.samples ?? 100).seed(options.seed ?? 0)
+      .estimator(options.estimator ?? "orthogonal")
       .onProgress((p) => {
         const now = performance.now();
         if (now - lastPrint < 1000 && p.done < p.total) return; // at most one line a second
@@ -73,7 +78,7 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
         );
       })
       .perToken();
-    log(options.json ? JSON.stringify(result) : result.toString());
+    log(options.json ? JSON.stringify(scalars(result)) : result.toString());
     if (options.out) {
       const { width, height } = model.imageSize;
       const data = await loadImagePixels(options.image, width, height);
@@ -98,4 +103,20 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
   } finally {
     await model.dispose();
   }
+}
+
+/** The numbers of a per-token result without its maps (maps go to files, not to the terminal). */
+function scalars(result: PerTokenResult) {
+  return {
+    prompt: result.prompt,
+    total: result.total.toJSON(),
+    tokens: result.tokens.map((t) => ({
+      word: t.word,
+      index: t.index,
+      nats: t.estimate.nats,
+      se: t.estimate.se,
+      ...(t.truncated ? { truncated: true } : {}),
+    })),
+    provenance: result.provenance,
+  };
 }

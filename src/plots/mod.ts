@@ -22,3 +22,4 @@ export { heatmapPlot, type HeatmapPlotOptions, MAX_HEATMAP_CELLS } from "./heatm
 export { scatterPlot, type ScatterPlotOptions, type ScatterPoint } from "./scatter-plot.ts";
 export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./grouped-bars.ts";
 export { interventionScatter, localizationChart, relationChart } from "./study-charts.ts";
+export { type StudyReport, writeStudyReport } from "./report.ts";

@@ -123,8 +123,10 @@ export async function localizationStudy(
   const rows = await localizationRows(dataset);
   const description = await describeStudy("localization", model, {
     ...estimatorSettings(model, estimator),
-    methods: computed,
-    thresholds: evaluated,
+    methods,
+    thresholds: candidates,
+    fixedThreshold: fixed,
+    unavailable: Object.fromEntries(unavailable),
     attention: optionKind(options.attention, "model"),
     attentionAt: options.attentionAt ?? "sampled",
     loadImage: optionKind(options.loadImage),

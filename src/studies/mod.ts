@@ -33,6 +33,7 @@ export {
   type ResultsHeader,
   writeAtomically,
 } from "./results-file.ts";
+export { resultFromFile, type StudyResult } from "./result-from-file.ts";
 export { type Environment, parseShard, shardFromEnvironment } from "./shard.ts";
 export { formatMergeReport, type MergeReport, mergeResults } from "./merge.ts";
 export { contentId, type IdPart, imageIdPart, numberRepeats } from "./content-id.ts";

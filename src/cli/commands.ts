@@ -1,0 +1,289 @@
+/**
+ * The commands of the `infodiff` command line, one table: each has its options, its usage with an
+ * example, and what it runs. Every argument is checked before a model loads.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import { checkEstimator, checkSamples, type EstimatorName } from "../estimators/options.ts";
+import { checkSeed } from "../numerics/random.ts";
+import { checkDevice, DEVICES } from "../models/onnx/onnx-model.ts";
+import { loadModel } from "../query/load-model.ts";
+import type { Query } from "../query/query.ts";
+import { formatMergeReport, mergeResults } from "../studies/merge.ts";
+import { writeStudyReport } from "../plots/report.ts";
+import { runDemo } from "./demo.ts";
+import { runInfo } from "./info.ts";
+
+/** Parsed option values: strings and booleans by option name. */
+export type Values = Readonly<Record<string, string | boolean | undefined>>;
+
+/** One option of a command (node's parseArgs form). */
+interface OptionSpec {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+}
+
+/** A command: its options, usage and what it runs (returns the exit status). */
+export interface Command {
+  /** the command's name */
+  readonly name: string;
+  /** one line for the general usage */
+  readonly summary: string;
+  /** the full usage, with an example */
+  readonly usage: string;
+  /** its options (help is added to every command) */
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  /** runs it with the parsed values and positional arguments */
+  run(values: Values, positionals: readonly string[], log: (line: string) => void): Promise<number>;
+}
+
+const string = { type: "string" } as const;
+const boolean = { type: "boolean" } as const;
+
+/** What every command that queries one image takes. */
+const QUERY_OPTIONS = {
+  model: string,
+  image: string,
+  prompt: string,
+  samples: string,
+  seed: string,
+  estimator: string,
+  device: string,
+  "batch-size": string,
+  json: boolean,
+} as const;
+
+const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
+         [--estimator orthogonal|standard] [--device ${
+  DEVICES.join("|")
+}] [--batch-size B] [--json]`;
+
+/** A number option: absent → undefined; not a number → a usage error. */
+export function numberOption(values: Values, name: string): number | undefined {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (typeof text !== "string" || text.trim() === "" || !Number.isFinite(value)) {
+    throw new InvalidArgumentError(`--${name} expects a number, got "${text}"`);
+  }
+  return value;
+}
+
+function required(values: Values, command: string, name: string): string {
+  const value = values[name];
+  if (typeof value !== "string") {
+    throw new InvalidArgumentError(
+      `${command} needs --${name}; see infodiff ${command} --help`,
+    );
+  }
+  return value;
+}
+
+/** The validated options of a one-image query, checked before any model loads. */
+function queryOptions(values: Values, command: string) {
+  const samples = numberOption(values, "samples");
+  const seed = numberOption(values, "seed");
+  const batchSize = numberOption(values, "batch-size");
+  return {
+    model: required(values, command, "model"),
+    image: required(values, command, "image"),
+    prompt: command === "nll"
+      ? (values.prompt as string | undefined) ?? ""
+      : required(values, command, "prompt"),
+    samples: samples === undefined ? 100 : checkSamples(samples),
+    seed: seed === undefined ? 0 : checkSeed(seed),
+    estimator: checkEstimator(
+      (values.estimator as string | undefined) ?? "orthogonal",
+    ) as EstimatorName,
+    device: checkDevice(values.device ?? "auto"),
+    batchSize,
+    json: values.json === true,
+  };
+}
+
+/** Loads the model, builds the query, runs `body`, disposes the model. */
+async function withQuery<T>(
+  options: ReturnType<typeof queryOptions>,
+  body: (query: Query) => Promise<T>,
+): Promise<T> {
+  const model = await loadModel(options.model, { device: options.device });
+  try {
+    let query = model.info(options.image).given(options.prompt).samples(options.samples)
+      .seed(options.seed).estimator(options.estimator);
+    if (options.batchSize !== undefined) query = query.batchSize(options.batchSize);
+    return await body(query);
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** The estimate as one line, or its JSON (scalars and provenance). */
+function printEstimate(
+  log: (line: string) => void,
+  json: boolean,
+  result: { toJSON(): unknown; toString(): string },
+) {
+  log(json ? JSON.stringify(result) : result.toString());
+}
+
+/** Every command, in the order the usage lists them. */
+export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
+  {
+    name: "demo",
+    summary: "per-word information and heat maps of a held-out shapes scene",
+    usage: `infodiff demo [--out DIR] [--samples N] [--seed S] [--oracle | --model DIR]
+  The trained shapes-tiny model (--oracle: the exact example oracle) on a held-out scene: the
+  per-word table and, under --out (default out/demo), image.png, an overlay and a bare map per
+  word, and result.json.
+  example: infodiff demo --samples 50 --out out/demo`,
+    options: { out: string, samples: string, seed: string, oracle: boolean, model: string },
+    async run(values, _positionals, log) {
+      const samples = numberOption(values, "samples");
+      const seed = numberOption(values, "seed");
+      await runDemo({
+        out: values.out as string | undefined,
+        samples: samples === undefined ? undefined : checkSamples(samples),
+        seed: seed === undefined ? undefined : checkSeed(seed),
+        oracle: values.oracle === true,
+        model: values.model as string | undefined,
+        log,
+      });
+      return 0;
+    },
+  },
+  {
+    name: "info",
+    summary: "every word's information about an image, with maps",
+    usage: `infodiff info ${QUERY_USAGE} [--out DIR]
+  i(x; word | rest of the prompt) for every word, and the total, under a Stable Diffusion ONNX
+  export; --out writes an overlay and a bare map per word and result.json (maps, provenance);
+  --json prints the numbers only (no maps).
+  example: infodiff info --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --out out/cat`,
+    options: { ...QUERY_OPTIONS, out: string },
+    async run(values, _positionals, log) {
+      const options = queryOptions(values, "info");
+      await runInfo({ ...options, out: values.out as string | undefined, log });
+      return 0;
+    },
+  },
+  {
+    name: "total",
+    summary: "i(x; prompt) against the empty prompt",
+    usage: `infodiff total ${QUERY_USAGE}
+  The pointwise mutual information of the image and the whole prompt, in nats ± SE.
+  example: infodiff total --model sd21-onnx --image cat.png --prompt "a cat" --json`,
+    options: QUERY_OPTIONS,
+    async run(values, _positionals, log) {
+      const options = queryOptions(values, "total");
+      printEstimate(log, options.json, await withQuery(options, (q) => q.total()));
+      return 0;
+    },
+  },
+  {
+    name: "about",
+    summary: "one word's information given the rest of the prompt",
+    usage: `infodiff about ${QUERY_USAGE} --word W [--occurrence K]
+  i(x; W | prompt without W), the K-th occurrence (default 0) removed at word boundaries.
+  example: infodiff about --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --word sofa`,
+    options: { ...QUERY_OPTIONS, word: string, occurrence: string },
+    async run(values, _positionals, log) {
+      const options = queryOptions(values, "about");
+      const word = required(values, "about", "word");
+      const occurrence = numberOption(values, "occurrence") ?? 0;
+      if (!Number.isInteger(occurrence) || occurrence < 0) {
+        throw new InvalidArgumentError(`--occurrence expects an integer ≥ 0, got ${occurrence}`);
+      }
+      const result = await withQuery(options, (q) => q.about(word, { occurrence }));
+      printEstimate(log, options.json, result);
+      return 0;
+    },
+  },
+  {
+    name: "nll",
+    summary: "−log p(x | prompt) in nats and bits per dimension",
+    usage: `infodiff nll --model DIR --image FILE [--prompt TEXT] [--samples N] [--seed S]
+         [--device ${DEVICES.join("|")}] [--batch-size B] [--json]
+  The negative log-likelihood of the model's data (a VAE latent for SD) given the prompt (default
+  the empty prompt), over the trained log-SNR range.
+  example: infodiff nll --model sd21-onnx --image cat.png --prompt "a cat"`,
+    options: QUERY_OPTIONS,
+    async run(values, _positionals, log) {
+      const options = queryOptions(values, "nll");
+      printEstimate(log, options.json, await withQuery(options, (q) => q.nll()));
+      return 0;
+    },
+  },
+  {
+    name: "pid",
+    summary: "redundancy, unique and synergy of two words of the prompt",
+    usage: `infodiff pid ${QUERY_USAGE} --a WORD --b WORD
+  The partial information decomposition of two words, plain and conditional, each term ± SE;
+  --json prints the terms without their maps.
+  example: infodiff pid --model sd21-onnx --image doctor.png --prompt "a male doctor" --a male --b doctor`,
+    options: { ...QUERY_OPTIONS, a: string, b: string },
+    async run(values, _positionals, log) {
+      const options = queryOptions(values, "pid");
+      const a = required(values, "pid", "a"), b = required(values, "pid", "b");
+      const result = await withQuery(options, (q) => q.pid(a, b));
+      if (!options.json) {
+        log(result.toString());
+        return 0;
+      }
+      const terms = Object.fromEntries(
+        (["plain", "conditional"] as const).map((form) => [
+          form,
+          Object.fromEntries(
+            result.rows().filter((r) => r.form === form).map((r) => [r.term, {
+              nats: r.nats,
+              se: r.se,
+            }]),
+          ),
+        ]),
+      );
+      log(JSON.stringify({ prompt: result.prompt, a, b, ...terms, provenance: result.provenance }));
+      return 0;
+    },
+  },
+  {
+    name: "merge",
+    summary: "merge the results files of a sharded study (no model)",
+    usage: `infodiff merge SHARD.jsonl... -o OUT.jsonl
+  Joins shard files of one study: same study, settings and model or refused; every row kept;
+  reports missing and unfinished shards and duplicates. Exit status 0 when complete, 1 when not.
+  example: infodiff merge results/shard-*-of-8.jsonl -o results/all.jsonl`,
+    options: { output: { type: "string", short: "o" } },
+    async run(values, positionals, log) {
+      if (positionals.length === 0 || typeof values.output !== "string") {
+        throw new InvalidArgumentError(
+          "merge needs the shard files and -o OUT.jsonl, e.g. infodiff merge shard-*.jsonl -o " +
+            "all.jsonl",
+        );
+      }
+      const report = await mergeResults(positionals, values.output);
+      log(formatMergeReport(report));
+      return report.complete ? 0 : 1;
+    },
+  },
+  {
+    name: "summarize",
+    summary: "tables, charts and report.html of a results file (no model)",
+    usage: `infodiff summarize RESULTS.jsonl --out DIR
+  Rebuilds the study's result from its results file (a shard's or a merged one) and writes
+  summary.txt, summary.json, chart.svg and chart.png, and one self-contained report.html.
+  example: infodiff summarize results/all.jsonl --out report/`,
+    options: { out: string },
+    async run(values, positionals, log) {
+      if (positionals.length !== 1 || typeof values.out !== "string") {
+        throw new InvalidArgumentError(
+          "summarize needs one results file and --out DIR, e.g. infodiff summarize all.jsonl " +
+            "--out report/",
+        );
+      }
+      const report = await writeStudyReport(positionals[0], values.out);
+      log(report.summary);
+      log(`wrote ${report.files.join(", ")} under ${values.out}`);
+      return 0;
+    },
+  },
+]);
