@@ -14,6 +14,7 @@ import { formatMergeReport, mergeResults } from "../studies/merge.ts";
 import { writeStudyReport } from "../plots/report.ts";
 import { runDemo } from "./demo.ts";
 import { runInfo } from "./info.ts";
+import { progressReporter } from "./progress.ts";
 
 /** Parsed option values: strings and booleans by option name. */
 export type Values = Readonly<Record<string, string | boolean | undefined>>;
@@ -52,12 +53,13 @@ const QUERY_OPTIONS = {
   device: string,
   "batch-size": string,
   json: boolean,
+  quiet: boolean,
 } as const;
 
+const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
-         [--estimator orthogonal|standard] [--device ${
-  DEVICES.join("|")
-}] [--batch-size B] [--json]`;
+         [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--batch-size B]
+         [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
 
 /** A number option: absent → undefined; not a number → a usage error. */
 export function numberOption(values: Values, name: string): number | undefined {
@@ -99,6 +101,7 @@ function queryOptions(values: Values, command: string) {
     device: checkDevice(values.device ?? "auto"),
     batchSize,
     json: values.json === true,
+    quiet: values.quiet === true,
   };
 }
 
@@ -108,12 +111,15 @@ async function withQuery<T>(
   body: (query: Query) => Promise<T>,
 ): Promise<T> {
   const model = await loadModel(options.model, { device: options.device });
+  const progress = progressReporter({ unit: "draws", quiet: options.quiet });
   try {
     let query = model.info(options.image).given(options.prompt).samples(options.samples)
-      .seed(options.seed).estimator(options.estimator);
+      .seed(options.seed).estimator(options.estimator)
+      .onProgress((p) => progress.update(p.done, p.total));
     if (options.batchSize !== undefined) query = query.batchSize(options.batchSize);
     return await body(query);
   } finally {
+    progress.finish();
     await model.dispose();
   }
 }
@@ -203,7 +209,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "nll",
     summary: "−log p(x | prompt) in nats and bits per dimension",
     usage: `infodiff nll --model DIR --image FILE [--prompt TEXT] [--samples N] [--seed S]
-         [--device ${DEVICES.join("|")}] [--batch-size B] [--json]
+         [--device ${DEVICE_LIST}] [--batch-size B] [--json] [--quiet]
   The negative log-likelihood of the model's data (a VAE latent for SD) given the prompt (default
   the empty prompt), over the trained log-SNR range.
   example: infodiff nll --model sd21-onnx --image cat.png --prompt "a cat"`,

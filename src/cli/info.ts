@@ -9,7 +9,7 @@ import { loadModel } from "../query/load-model.ts";
 import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import { heatmapToPng, overlayPng, writePng } from "../images/png.ts";
-import { formatProgress } from "../studies/runner.ts";
+import { progressReporter } from "./progress.ts";
 import type { EstimatorName } from "../estimators/options.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 
@@ -31,6 +31,8 @@ export interface InfoCommandOptions {
   readonly batchSize?: number;
   /** the estimator (default "orthogonal") */
   readonly estimator?: EstimatorName;
+  /** no progress on stderr */
+  readonly quiet?: boolean;
   /** folder for the per-word PNG overlays (none: no files) */
   readonly out?: string;
   /** print JSON instead of a table */
@@ -55,29 +57,13 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
     batchSize: options.batchSize,
   });
   try {
-    const started = performance.now();
-    let lastPrint = 0;
+    const progress = progressReporter({ unit: "draws", quiet: options.quiet });
     const result = await model.info(options.image).given(options.prompt)
       .samples(options.samples ?? 100).seed(options.seed ?? 0)
       .estimator(options.estimator ?? "orthogonal")
-      .onProgress((p) => {
-        const now = performance.now();
-        if (now - lastPrint < 1000 && p.done < p.total) return; // at most one line a second
-        lastPrint = now;
-        const rate = p.done / ((performance.now() - started) / 1000);
-        console.error(
-          formatProgress({
-            done: p.done,
-            total: p.total,
-            resumed: 0,
-            failed: 0,
-            rate,
-            etaSeconds: (p.total - p.done) / rate,
-            id: "",
-          }).replace("items/s", "draws/s"),
-        );
-      })
+      .onProgress((p) => progress.update(p.done, p.total))
       .perToken();
+    progress.finish();
     log(options.json ? JSON.stringify(scalars(result)) : result.toString());
     if (options.out) {
       const { width, height } = model.imageSize;
