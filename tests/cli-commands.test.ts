@@ -131,3 +131,25 @@ Deno.test("cli summarize: tables, chart (SVG and PNG) and report.html from a res
     /needs one results file and --out/,
   );
 });
+
+Deno.test("device ids: for CUDA only, checked before the model loads", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  await assert.rejects(
+    () => loadModel("fixtures/models/pixel-space", { device: "webgpu", deviceId: 1 }),
+    /deviceId selects a CUDA device/,
+  );
+  await assert.rejects(
+    () => loadModel("fixtures/models/pixel-space", { device: "cpu", deviceId: -1 }),
+    InvalidArgumentError,
+  );
+  await assert.rejects(
+    () =>
+      main([
+        "total",
+        ...QUERY.map((a) => a.replace("fixtures/models/sd-vpred", "/no/model")),
+        "--device-id",
+        "1",
+      ], () => {}),
+    /--device-id selects a CUDA device; --device cpu/,
+  );
+});

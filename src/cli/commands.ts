@@ -52,13 +52,14 @@ const QUERY_OPTIONS = {
   estimator: string,
   device: string,
   "batch-size": string,
+  "device-id": string,
   json: boolean,
   quiet: boolean,
 } as const;
 
 const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
-         [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--batch-size B]
+         [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
          [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
 
 /** A number option: absent → undefined; not a number → a usage error. */
@@ -87,7 +88,18 @@ function queryOptions(values: Values, command: string) {
   const samples = numberOption(values, "samples");
   const seed = numberOption(values, "seed");
   const batchSize = numberOption(values, "batch-size");
+  const deviceId = numberOption(values, "device-id");
+  const device = checkDevice(values.device ?? "auto");
+  if (deviceId !== undefined && (!Number.isInteger(deviceId) || deviceId < 0)) {
+    throw new InvalidArgumentError(`--device-id expects an integer ≥ 0, got ${deviceId}`);
+  }
+  if (deviceId !== undefined && (device === "cpu" || device === "webgpu")) {
+    throw new InvalidArgumentError(
+      `--device-id selects a CUDA device; --device ${device} takes none`,
+    );
+  }
   return {
+    deviceId,
     model: required(values, command, "model"),
     image: required(values, command, "image"),
     prompt: command === "nll"
@@ -98,7 +110,7 @@ function queryOptions(values: Values, command: string) {
     estimator: checkEstimator(
       (values.estimator as string | undefined) ?? "orthogonal",
     ) as EstimatorName,
-    device: checkDevice(values.device ?? "auto"),
+    device,
     batchSize,
     json: values.json === true,
     quiet: values.quiet === true,
@@ -110,7 +122,10 @@ async function withQuery<T>(
   options: ReturnType<typeof queryOptions>,
   body: (query: Query) => Promise<T>,
 ): Promise<T> {
-  const model = await loadModel(options.model, { device: options.device });
+  const model = await loadModel(options.model, {
+    device: options.device,
+    deviceId: options.deviceId,
+  });
   const progress = progressReporter({ unit: "draws", quiet: options.quiet });
   try {
     let query = model.info(options.image).given(options.prompt).samples(options.samples)

@@ -27,6 +27,8 @@ export interface InfoCommandOptions {
   readonly seed?: number;
   /** device (default "auto") */
   readonly device?: Device;
+  /** the CUDA device (default 0) */
+  readonly deviceId?: number;
   /** items per UNet call */
   readonly batchSize?: number;
   /** the estimator (default "orthogonal") */
@@ -54,6 +56,7 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
   const log = options.log ?? console.log;
   const model = await loadModel(options.model, {
     device: options.device ?? "auto",
+    deviceId: options.deviceId,
     batchSize: options.batchSize,
   });
   try {

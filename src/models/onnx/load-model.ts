@@ -25,6 +25,8 @@ export interface LoadModelOptions {
   readonly batchSize?: number;
   /** CPU threads per session (default: onnxruntime's choice) */
   readonly threads?: number;
+  /** the CUDA device to run on (default 0; see CUDA_VISIBLE_DEVICES); not for cpu or webgpu */
+  readonly deviceId?: number;
   /** prompt encodings kept, least recently used dropped first (default 128) */
   readonly promptCacheSize?: number;
   /**
@@ -77,7 +79,11 @@ export async function loadOnnxDenoiser(
     join(dir, "scheduler", "scheduler_config.json"),
   );
   const tokenizer = await loadTokenizer(folder.tokenizerDir);
-  const factory = sessionFactory({ device: options.device, threads: options.threads });
+  const factory = sessionFactory({
+    device: options.device,
+    threads: options.threads,
+    deviceId: options.deviceId,
+  });
   const sessions = [];
   try {
     const unetSession = await factory.create(folder.unetPath);

@@ -23,6 +23,11 @@ export interface SessionOptions {
   readonly device?: Device;
   /** CPU intra-op threads (default: onnxruntime's choice) */
   readonly threads?: number;
+  /**
+   * the CUDA device (default 0, the first that CUDA_VISIBLE_DEVICES leaves visible); for
+   * "cuda" and "auto" only: the WebGPU provider takes no device id and refuses one
+   */
+  readonly deviceId?: number;
 }
 
 /** Metadata of one tensor input or output, read from the session. */
@@ -87,6 +92,17 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new InvalidArgumentError(`threads must be a positive integer, got ${threads}`);
   }
+  const deviceId = options.deviceId ?? 0;
+  if (!Number.isInteger(deviceId) || deviceId < 0) {
+    throw new InvalidArgumentError(`deviceId must be an integer ≥ 0, got ${options.deviceId}`);
+  }
+  if (options.deviceId !== undefined && (requested === "cpu" || requested === "webgpu")) {
+    throw new InvalidArgumentError(
+      `deviceId selects a CUDA device; device "${requested}" takes none (onnxruntime's WebGPU ` +
+        `provider refuses a device id)`,
+    );
+  }
+  const placement = { threads, deviceId };
   hideFloat16ArrayFromOnnxRuntime();
   let device: Exclude<Device, "auto"> = requested === "auto" ? "cuda" : requested;
   let decided = requested !== "auto";
@@ -117,15 +133,15 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
       if (!decided) {
         decided = true;
         try {
-          return await createOn("cuda", path, threads, true);
+          return await createOn("cuda", path, placement, true);
         } catch (error) {
           fallBack(firstLine(error));
         }
       }
-      return await createOn(device, path, threads, false);
+      return await createOn(device, path, placement, false);
     },
     async createFromBytes(bytes: Uint8Array, path: string): Promise<InferenceSession> {
-      return await createOn(device, path, threads, false, bytes);
+      return await createOn(device, path, placement, false, bytes);
     },
   };
 }
@@ -153,13 +169,13 @@ function missingCudaProvider(): string | undefined {
 async function createOn(
   device: Exclude<Device, "auto">,
   path: string,
-  threads: number | undefined,
+  { threads, deviceId }: { readonly threads?: number; readonly deviceId: number },
   quiet: boolean,
   bytes?: Uint8Array,
 ): Promise<InferenceSession> {
   const options: InferenceSession.SessionOptions = {
     executionProviders: device === "cuda"
-      ? [{ name: "cuda", deviceId: 0 }]
+      ? [{ name: "cuda", deviceId }]
       : device === "webgpu"
       ? ["webgpu"]
       : ["cpu"],
