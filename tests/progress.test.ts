@@ -85,7 +85,9 @@ Deno.test({
     }).output();
     const screen = new TextDecoder().decode(tty.stdout);
     assert.equal(tty.code, 0, screen + new TextDecoder().decode(tty.stderr));
-    assert.match(screen, /\r\x1b\[2K[█░]{30} \d+\/24 draws/);
+    const erase = "\r" + String.fromCharCode(27) + "[2K"; // carriage return, erase the line
+    assert.ok(screen.includes(erase), "the bar is redrawn in place");
+    assert.match(screen, /[█░]{30} \d+\/24 draws/);
     assert.match(screen, /24\/24 draws/);
     const log = await new Deno.Command(Deno.execPath(), {
       args: COMMAND,
