@@ -14,30 +14,11 @@ import { formatMergeReport, mergeResults } from "../studies/merge.ts";
 import { writeStudyReport } from "../plots/report.ts";
 import { runDemo } from "./demo.ts";
 import { runInfo } from "./info.ts";
+import { type Command, numberOption, type Values } from "./command.ts";
+import { STUDY_COMMANDS } from "./study-commands.ts";
+
+export type { Command, Values } from "./command.ts";
 import { progressReporter } from "./progress.ts";
-
-/** Parsed option values: strings and booleans by option name. */
-export type Values = Readonly<Record<string, string | boolean | undefined>>;
-
-/** One option of a command (node's parseArgs form). */
-interface OptionSpec {
-  readonly type: "string" | "boolean";
-  readonly short?: string;
-}
-
-/** A command: its options, usage and what it runs (returns the exit status). */
-export interface Command {
-  /** the command's name */
-  readonly name: string;
-  /** one line for the general usage */
-  readonly summary: string;
-  /** the full usage, with an example */
-  readonly usage: string;
-  /** its options (help is added to every command) */
-  readonly options: Readonly<Record<string, OptionSpec>>;
-  /** runs it with the parsed values and positional arguments */
-  run(values: Values, positionals: readonly string[], log: (line: string) => void): Promise<number>;
-}
 
 const string = { type: "string" } as const;
 const boolean = { type: "boolean" } as const;
@@ -61,17 +42,6 @@ const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
          [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
          [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
-
-/** A number option: absent → undefined; not a number → a usage error. */
-export function numberOption(values: Values, name: string): number | undefined {
-  const text = values[name];
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (typeof text !== "string" || text.trim() === "" || !Number.isFinite(value)) {
-    throw new InvalidArgumentError(`--${name} expects a number, got "${text}"`);
-  }
-  return value;
-}
 
 function required(values: Values, command: string, name: string): string {
   const value = values[name];
@@ -307,4 +277,5 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       return 0;
     },
   },
+  ...STUDY_COMMANDS,
 ]);

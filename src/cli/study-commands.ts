@@ -1,0 +1,255 @@
+/**
+ * The study commands: `localize`, `relations`, `intervene` and `pid-study` on dataset files, with
+ * a results file to resume from, a shard (given, or from Slurm / Kubernetes), progress in items,
+ * and an optional report. Every argument is checked before the model loads.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from "../errors.ts";
+import { checkEstimator, checkSamples } from "../estimators/options.ts";
+import { checkSeed } from "../numerics/random.ts";
+import { checkDevice, DEVICES } from "../models/onnx/onnx-model.ts";
+import { loadModel, type OnnxModel } from "../query/load-model.ts";
+import { readAro } from "../datasets/aro.ts";
+import { LOCALIZATION_METHODS, type LocalizationMethod } from "../studies/localization-result.ts";
+import { localizationStudy } from "../studies/localization.ts";
+import { relationStudy } from "../studies/relations.ts";
+import { type InterventionItem, interventionStudy } from "../studies/intervention.ts";
+import { type PidRow, pidStudy } from "../studies/pid-study.ts";
+import type { StudyOptions, StudyProgress } from "../studies/runner.ts";
+import { shardFromEnvironment } from "../studies/shard.ts";
+import { writeStudyReport } from "../plots/report.ts";
+import { type Command, numberOption, type Values } from "./command.ts";
+import { progressReporter } from "./progress.ts";
+
+const string = { type: "string" } as const;
+const boolean = { type: "boolean" } as const;
+
+/** What every study command takes. */
+const STUDY_OPTIONS = {
+  model: string,
+  results: string,
+  shard: string,
+  "shard-count": string,
+  reuse: string,
+  samples: string,
+  seed: string,
+  estimator: string,
+  device: string,
+  "device-id": string,
+  "batch-size": string,
+  report: string,
+  quiet: boolean,
+} as const;
+
+const STUDY_USAGE = `--model DIR --results FILE.jsonl [--shard i/n|auto [--shard-count N]]
+         [--reuse any] [--samples N] [--seed S] [--estimator orthogonal|standard]
+         [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B] [--report DIR] [--quiet]
+  Rows go to --results as they finish (resumed on a rerun, refused if written by another study,
+  settings or model unless --reuse any); --shard auto reads a Slurm job array or a Kubernetes
+  Indexed Job; --report writes tables, a chart and report.html of the file when done.`;
+
+/** The study options shared by the four commands, checked before any model loads. */
+function studyOptions(values: Values, command: string) {
+  const text = (name: string) => values[name] as string | undefined;
+  const samples = numberOption(values, "samples");
+  const seed = numberOption(values, "seed");
+  const shardCount = numberOption(values, "shard-count");
+  const deviceId = numberOption(values, "device-id");
+  const reuse = text("reuse");
+  if (reuse !== undefined && reuse !== "any" && reuse !== "matching") {
+    throw new InvalidArgumentError(`--reuse expects any or matching, got "${reuse}"`);
+  }
+  if (typeof values.model !== "string") {
+    throw new InvalidArgumentError(`${command} needs --model; see infodiff ${command} --help`);
+  }
+  if (typeof values.results !== "string") {
+    throw new InvalidArgumentError(
+      `${command} needs --results FILE.jsonl (finished rows go there and a rerun resumes them)`,
+    );
+  }
+  const study: StudyOptions = {
+    samples: samples === undefined ? undefined : checkSamples(samples),
+    seed: seed === undefined ? undefined : checkSeed(seed),
+    estimator: text("estimator") === undefined ? undefined : checkEstimator(text("estimator")!),
+    batchSize: numberOption(values, "batch-size"),
+    results: values.results,
+    shard: shardFromEnvironment(text("shard") ?? "0/1", Deno.env.toObject(), shardCount),
+    reuse: reuse as "any" | "matching" | undefined,
+  };
+  return {
+    model: values.model,
+    device: checkDevice(values.device ?? "auto"),
+    deviceId,
+    report: text("report"),
+    quiet: values.quiet === true,
+    study,
+  };
+}
+
+/** Loads the model, runs the study with progress in items, writes the report if asked. */
+async function runStudyCommand(
+  options: ReturnType<typeof studyOptions>,
+  log: (line: string) => void,
+  body: (model: OnnxModel, study: StudyOptions) => Promise<{ toString(): string }>,
+): Promise<number> {
+  const model = await loadModel(options.model, {
+    device: options.device,
+    deviceId: options.deviceId,
+  });
+  const progress = progressReporter({ unit: "items", quiet: options.quiet });
+  try {
+    const onProgress = (p: StudyProgress) => progress.update(p.done, p.total);
+    const result = await body(model, { ...options.study, onProgress });
+    progress.finish();
+    log(result.toString());
+  } finally {
+    progress.finish();
+    await model.dispose();
+  }
+  if (options.report) {
+    const report = await writeStudyReport(options.study.results!, options.report);
+    log(`wrote ${report.files.join(", ")} under ${options.report}`);
+  }
+  return 0;
+}
+
+async function readJsonArray<T>(path: string, what: string): Promise<T[]> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read ${what} from ${path}; expected a JSON array`, {
+      cause: error,
+    });
+  }
+  if (!Array.isArray(value)) {
+    throw new InvalidArgumentError(`${path} holds no JSON array; expected an array of ${what}`);
+  }
+  return value as T[];
+}
+
+/** The four study commands. */
+export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
+  {
+    name: "localize",
+    summary: "the localization study on COCO-IT or COCO files",
+    usage: `infodiff localize (--coco-it TABLE.jsonl --instances FILE |
+         --instances FILE --captions FILE --images DIR) [--methods a,b] [--pixels]
+         ${STUDY_USAGE}
+  Each row's word map against its category's masks; mIoU at the best global threshold and a
+  fixed one. --pixels decodes images to pixels first (pixel-space models such as shapes-tiny).
+  example: infodiff localize --model sd21-onnx --coco-it coco_it.jsonl --instances instances.json --results loc.jsonl --shard auto`,
+    options: {
+      ...STUDY_OPTIONS,
+      "coco-it": string,
+      instances: string,
+      captions: string,
+      images: string,
+      methods: string,
+      pixels: boolean,
+    },
+    run(values, _positionals, log) {
+      const options = studyOptions(values, "localize");
+      const instances = values.instances as string | undefined;
+      if (!instances) throw new InvalidArgumentError("localize needs --instances FILE (the masks)");
+      const table = values["coco-it"] as string | undefined;
+      const captions = values.captions as string | undefined;
+      const images = values.images as string | undefined;
+      if (!table && !(captions && images)) {
+        throw new InvalidArgumentError(
+          "localize needs --coco-it TABLE, or --captions FILE and --images DIR",
+        );
+      }
+      const methods = (values.methods as string | undefined)?.split(",").map((m) => m.trim());
+      for (const m of methods ?? []) {
+        if (!(LOCALIZATION_METHODS as readonly string[]).includes(m)) {
+          throw new InvalidArgumentError(
+            `--methods: unknown method "${m}"; expected some of ${LOCALIZATION_METHODS.join(", ")}`,
+          );
+        }
+      }
+      const dataset = table
+        ? { table, instances }
+        : { instances, captions: captions!, imagesDir: images! };
+      return runStudyCommand(options, log, (model, study) =>
+        localizationStudy(model, dataset, {
+          ...study,
+          methods: methods as LocalizationMethod[] | undefined,
+          loadImage: values.pixels ? "pixels" : undefined,
+        }));
+    },
+  },
+  {
+    name: "relations",
+    summary: "the relation / attribute study on ARO files",
+    usage: `infodiff relations --aro FILE.json [--images DIR] [--pixels]
+         ${STUDY_USAGE}
+  Per item, the caption option with the highest information (all options on the same draws);
+  accuracy with binomial standard errors, overall, per kind and per group.
+  example: infodiff relations --model sd21-onnx --aro visual_genome_relation.json --results rel.jsonl`,
+    options: { ...STUDY_OPTIONS, aro: string, images: string, pixels: boolean },
+    async run(values, _positionals, log) {
+      const options = studyOptions(values, "relations");
+      const aro = values.aro as string | undefined;
+      if (!aro) throw new InvalidArgumentError("relations needs --aro FILE.json");
+      const items = await readAro(aro, { imageRoot: values.images as string | undefined });
+      return runStudyCommand(
+        options,
+        log,
+        (model, study) =>
+          relationStudy(model, items, {
+            ...study,
+            loadImage: values.pixels ? "pixels" : undefined,
+          }),
+      );
+    },
+  },
+  {
+    name: "intervene",
+    summary: "the prompt-intervention study on a JSON list of items",
+    usage: `infodiff intervene --items ITEMS.json [--steps N] [--guidance G] [--placeholder TEXT]
+         ${STUDY_USAGE}
+  ITEMS.json: [{ "image": "a.png", "caption": "...", "word": "...", "replacement"?: "..." }, ...].
+  Invert, regenerate without the word, and correlate the change with the word's information.
+  example: infodiff intervene --model sd21-onnx --items coco100.json --results edit.jsonl --steps 50`,
+    options: {
+      ...STUDY_OPTIONS,
+      items: string,
+      steps: string,
+      guidance: string,
+      placeholder: string,
+    },
+    async run(values, _positionals, log) {
+      const options = studyOptions(values, "intervene");
+      const file = values.items as string | undefined;
+      if (!file) throw new InvalidArgumentError("intervene needs --items ITEMS.json");
+      const steps = numberOption(values, "steps");
+      const guidance = numberOption(values, "guidance");
+      const items = await readJsonArray<InterventionItem>(file, "intervention items");
+      return runStudyCommand(options, log, (model, study) =>
+        interventionStudy(model, items, {
+          ...study,
+          steps,
+          guidance,
+          placeholder: values.placeholder as string | undefined,
+        }));
+    },
+  },
+  {
+    name: "pid-study",
+    summary: "partial information decomposition over a JSON list of rows",
+    usage: `infodiff pid-study --rows ROWS.json
+         ${STUDY_USAGE}
+  ROWS.json: [{ "image": "a.png", "prompt": "...", "wordA": "...", "wordB": "..." }, ...].
+  example: infodiff pid-study --model sd21-onnx --rows occupations.json --results pid.jsonl`,
+    options: { ...STUDY_OPTIONS, rows: string },
+    async run(values, _positionals, log) {
+      const options = studyOptions(values, "pid-study");
+      const file = values.rows as string | undefined;
+      if (!file) throw new InvalidArgumentError("pid-study needs --rows ROWS.json");
+      const rows = await readJsonArray<PidRow>(file, "PID rows");
+      return runStudyCommand(options, log, (model, study) => pidStudy(model, rows, study));
+    },
+  },
+]);
