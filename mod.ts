@@ -218,6 +218,7 @@ export {
   type ChwImage,
   chwToRgb,
   type ChwToRgbOptions,
+  type ColourRange,
   type HeatmapPngOptions,
   heatmapToPng,
   type OverlayOptions,
@@ -226,6 +227,7 @@ export {
   rgbToPng,
   writePng,
 } from "./src/images/png.ts";
+export { heatmapToNpy } from "./src/images/npy.ts";
 export { type ImageIdentity, imageIdentity, imageSha256 } from "./src/images/image-identity.ts";
 export {
   createQuery,
@@ -418,13 +420,17 @@ export {
   informationBars,
   type InformationBarsOptions,
   interventionScatter,
+  labelledOverlay,
   localizationChart,
   MAX_HEATMAP_CELLS,
+  overlayGrid,
+  type OverlayGridOptions,
   perTokenChart,
   relationChart,
   scatterPlot,
   type ScatterPlotOptions,
   type ScatterPoint,
+  sharedRange,
   type StudyReport,
   writeStudyReport,
 } from "./src/plots/mod.ts";

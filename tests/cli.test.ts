@@ -68,7 +68,12 @@ Deno.test("cli info: per-word table on an ONNX export fixture, overlays written"
   assert.equal(code, 0);
   const json = JSON.parse(output.split("\n")[0]);
   assert.deepEqual(json.tokens.map((t: { word: string }) => t.word), ["a", "red", "circle"]);
-  assert.ok((await Deno.stat(`${out}/1-red.png`)).isFile);
+  for (const file of ["image.png", "1-red.png", "1-red-map.png", "maps/1-red.npy", "grid.png"]) {
+    assert.ok((await Deno.stat(`${out}/${file}`)).isFile, file);
+  }
+  // what the model saw, at the export's resolution (not the model's 8×8 latent)
+  assert.equal((await sharp(`${out}/image.png`).metadata()).width, 64);
+  assert.ok(!JSON.stringify(json).includes('"map"'), "--json prints no maps");
   // result.json holds the numbers and their provenance
   const saved = JSON.parse(await Deno.readTextFile(`${out}/result.json`));
   assert.equal(saved.total.nats, json.total.nats);

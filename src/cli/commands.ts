@@ -43,6 +43,15 @@ const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--see
          [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
          [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
 
+/** `--scale shared|each` (default shared): the colour scale of the maps written. */
+function mapScale(values: Values): "shared" | "each" {
+  const scale = (values.scale as string | undefined) ?? "shared";
+  if (scale !== "shared" && scale !== "each") {
+    throw new InvalidArgumentError(`--scale expects shared or each, got "${scale}"`);
+  }
+  return scale;
+}
+
 function required(values: Values, command: string, name: string): string {
   const value = values[name];
   if (typeof value !== "string") {
@@ -124,11 +133,20 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "demo",
     summary: "per-word information and heat maps of a held-out shapes scene",
     usage: `infodiff demo [--out DIR] [--samples N] [--seed S] [--oracle | --model DIR]
+         [--scale shared|each]
   The trained shapes-tiny model (--oracle: the exact example oracle) on a held-out scene: the
-  per-word table and, under --out (default out/demo), image.png, an overlay and a bare map per
-  word, and result.json.
+  per-word table and, under --out (default out/demo), image.png, a labelled overlay, a bare map
+  and a .npy per word, grid.png (all words on one colour scale, with its colour bar) and
+  result.json.
   example: infodiff demo --samples 50 --out out/demo`,
-    options: { out: string, samples: string, seed: string, oracle: boolean, model: string },
+    options: {
+      out: string,
+      samples: string,
+      seed: string,
+      oracle: boolean,
+      model: string,
+      scale: string,
+    },
     async run(values, _positionals, log) {
       const samples = numberOption(values, "samples");
       const seed = numberOption(values, "seed");
@@ -138,6 +156,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
         seed: seed === undefined ? undefined : checkSeed(seed),
         oracle: values.oracle === true,
         model: values.model as string | undefined,
+        scale: mapScale(values),
         log,
       });
       return 0;
@@ -146,15 +165,22 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   {
     name: "info",
     summary: "every word's information about an image, with maps",
-    usage: `infodiff info ${QUERY_USAGE} [--out DIR]
+    usage: `infodiff info ${QUERY_USAGE} [--out DIR [--scale shared|each]]
   i(x; word | rest of the prompt) for every word, and the total, under a Stable Diffusion ONNX
-  export; --out writes an overlay and a bare map per word and result.json (maps, provenance);
-  --json prints the numbers only (no maps).
+  export; --out writes what the model saw (image.png), per word an overlay labelled with the word
+  and nats ± se, the bare map (PNG at image resolution, .npy at model resolution), grid.png of all
+  words on one colour scale with a colour bar (--scale each: each its own), and result.json
+  (numbers, maps, provenance); --json prints the numbers only (no maps).
   example: infodiff info --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --out out/cat`,
-    options: { ...QUERY_OPTIONS, out: string },
+    options: { ...QUERY_OPTIONS, out: string, scale: string },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "info");
-      await runInfo({ ...options, out: values.out as string | undefined, log });
+      await runInfo({
+        ...options,
+        out: values.out as string | undefined,
+        scale: mapScale(values),
+        log,
+      });
       return 0;
     },
   },

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { EXAMPLE_PROMPT } from "../models/example.ts";
 import { exampleOracle } from "../query/oracles.ts";
 import { loadModel } from "../query/load-model.ts";
 import { shapesWorld } from "../datasets/shapes/world.ts";
-import { chwToRgb, heatmapToPng, overlayPng, rgbToPng, writePng } from "../images/png.ts";
+import { chwToRgb } from "../images/png.ts";
+import { type MapScale, writeTokenOutputs } from "./outputs.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 import type { Model } from "../query/model.ts";
 
@@ -29,6 +29,8 @@ export interface DemoOptions {
   readonly oracle?: boolean;
   /** a model folder to use instead of shapes-tiny (a pixel-space model of the shapes world) */
   readonly model?: string;
+  /** colour scale of the maps: one for all words (default) or each its own */
+  readonly scale?: MapScale;
   /** where to print (default console.log) */
   readonly log?: (line: string) => void;
 }
@@ -63,18 +65,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
       height: height * scale,
       rgb: upscale(rgb, width, height, scale),
     };
-    await writePng(join(out, "image.png"), await rgbToPng(big.rgb, big.width, big.height));
-    for (const token of result.tokens.filter((t) => !t.truncated)) {
-      const name = join(out, `${token.index}-${token.word}`);
-      await writePng(`${name}.png`, await overlayPng(big, token.map, { alpha: 0.6 }));
-      await writePng(
-        `${name}-map.png`,
-        await heatmapToPng(token.map, { width: big.width, height: big.height }),
-      );
-    }
-    await Deno.writeTextFile(join(out, "result.json"), JSON.stringify(result, null, 1));
+    const files = await writeTokenOutputs(result, big, out, options.scale);
     log(
-      `wrote ${out}/image.png, per word an overlay and the map alone (${out}/<index>-<word>[-map].png), result.json`,
+      `wrote ${files.length} files under ${out}: image.png, per word an overlay and the map ` +
+        `alone (<index>-<word>[-map].png, maps/*.npy), grid.png (one colour scale), result.json`,
     );
     return result;
   } finally {

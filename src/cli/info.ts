@@ -4,11 +4,10 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { loadModel } from "../query/load-model.ts";
 import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
-import { heatmapToPng, overlayPng, writePng } from "../images/png.ts";
+import { type MapScale, writeTokenOutputs } from "./outputs.ts";
 import { progressReporter } from "./progress.ts";
 import type { EstimatorName } from "../estimators/options.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
@@ -35,6 +34,8 @@ export interface InfoCommandOptions {
   readonly estimator?: EstimatorName;
   /** no progress on stderr */
   readonly quiet?: boolean;
+  /** colour scale of the maps: one for all words (default) or each its own */
+  readonly scale?: MapScale;
   /** folder for the per-word PNG overlays (none: no files) */
   readonly out?: string;
   /** print JSON instead of a table */
@@ -69,24 +70,18 @@ export async function runInfo(options: InfoCommandOptions): Promise<void> {
     progress.finish();
     log(options.json ? JSON.stringify(scalars(result)) : result.toString());
     if (options.out) {
+      // what the model saw: the image resized to cover its resolution and centre-cropped
       const { width, height } = model.imageSize;
       const data = await loadImagePixels(options.image, width, height);
-      const image = { data, shape: [3, height, width] as const };
-      for (const token of result.tokens.filter((t) => !t.truncated)) {
-        await writePng(
-          join(options.out, `${token.index}-${token.word}.png`),
-          await overlayPng(image, token.map),
-        );
-        await writePng(
-          join(options.out, `${token.index}-${token.word}-map.png`),
-          await heatmapToPng(token.map, { width, height }),
-        );
-      }
-      // the numbers, the maps and the provenance (version, model and image hashes, settings)
-      await Deno.writeTextFile(join(options.out, "result.json"), JSON.stringify(result, null, 1));
+      const files = await writeTokenOutputs(
+        result,
+        { data, shape: [3, height, width] },
+        options.out,
+        options.scale,
+      );
       log(
-        `wrote overlays and maps for ${result.tokens.length} words and result.json under ` +
-          options.out,
+        `wrote ${files.length} files under ${options.out}: image.png, per word an overlay, ` +
+          `a bare map and maps/*.npy, grid.png, result.json`,
       );
     }
   } finally {

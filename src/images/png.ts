@@ -8,7 +8,7 @@ import { loadSharp } from "./sharp.ts";
 import { dirname } from "node:path";
 import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 import { applyColormap, type ColormapName } from "./colormap.ts";
-import type { Heatmap } from "./heatmap.ts";
+import { Heatmap } from "./heatmap.ts";
 
 /** An 8-bit RGB image: interleaved R G B bytes, rows top to bottom. */
 export interface RgbImage {
@@ -36,6 +36,19 @@ export interface HeatmapPngOptions {
   width?: number;
   /** Output height; give with `width` (default: the map's height). */
   height?: number;
+  /**
+   * the values that map to the colormap's ends (default: the map's own min and max). Give one
+   * range to several maps to colour them on a shared scale; a value outside it is an error.
+   */
+  range?: ColourRange;
+}
+
+/** The values at the two ends of a colormap. */
+export interface ColourRange {
+  /** value shown as the lowest colour */
+  readonly min: number;
+  /** value shown as the highest colour */
+  readonly max: number;
 }
 
 /** Options of {@link overlayPng}. */
@@ -44,6 +57,8 @@ export interface OverlayOptions {
   alpha?: number;
   /** Colormap (default `"viridis"`). */
   colormap?: ColormapName;
+  /** the values at the colormap's ends (default: the map's own min and max); see {@link ColourRange} */
+  range?: ColourRange;
 }
 
 /** Options of {@link chwToRgb}. */
@@ -181,7 +196,7 @@ export async function heatmapToPng(
     );
   }
   const sized = width === undefined || height === undefined ? map : map.upsample(width, height);
-  const rgb = applyColormap(sized.normalize(), options.colormap ?? "viridis");
+  const rgb = applyColormap(scaled(sized, options.range), options.colormap ?? "viridis");
   return await rgbToPng(rgb, sized.width, sized.height);
 }
 
@@ -216,7 +231,7 @@ export async function overlayPng(
   }
   const base = toRgbImage(image);
   const colours = applyColormap(
-    map.upsample(base.width, base.height).normalize(),
+    scaled(map.upsample(base.width, base.height), options.range),
     options.colormap ?? "viridis",
   );
   const blended = new Uint8Array(colours.length);
@@ -224,6 +239,34 @@ export async function overlayPng(
     blended[i] = Math.round((1 - alpha) * base.rgb[i] + alpha * colours[i]);
   }
   return await rgbToPng(blended, base.width, base.height);
+}
+
+/**
+ * The map's values on [0, 1]: min–max of its own, or of the given range (a shared scale).
+ *
+ * @throws {InvalidArgumentError} for a range that is not finite and increasing, or a value outside it
+ */
+function scaled(map: Heatmap, range?: ColourRange): Heatmap {
+  if (!range) return map.normalize();
+  const { min, max } = range;
+  if (!Number.isFinite(min) || !Number.isFinite(max) || !(max >= min)) {
+    throw new InvalidArgumentError(
+      `colour range must be finite with max ≥ min, got [${min}, ${max}]`,
+    );
+  }
+  const span = max - min, slack = 1e-6 * Math.max(1, Math.abs(min), Math.abs(max));
+  const out = new Float32Array(map.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const v = map.data[i];
+    if (v < min - slack || v > max + slack) {
+      throw new InvalidArgumentError(
+        `map value ${v} lies outside the colour range [${min}, ${max}]; expected a range that ` +
+          `covers every map drawn on it`,
+      );
+    }
+    out[i] = span > 0 ? Math.min(1, Math.max(0, (v - min) / span)) : 0;
+  }
+  return new Heatmap(map.width, map.height, out);
 }
 
 /** Accepts either image form and returns validated RGB. */

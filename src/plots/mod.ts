@@ -22,4 +22,5 @@ export { heatmapPlot, type HeatmapPlotOptions, MAX_HEATMAP_CELLS } from "./heatm
 export { scatterPlot, type ScatterPlotOptions, type ScatterPoint } from "./scatter-plot.ts";
 export { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./grouped-bars.ts";
 export { interventionScatter, localizationChart, relationChart } from "./study-charts.ts";
+export { labelledOverlay, overlayGrid, type OverlayGridOptions, sharedRange } from "./overlays.ts";
 export { type StudyReport, writeStudyReport } from "./report.ts";

@@ -1,0 +1,76 @@
+/**
+ * The output folder of a per-word result (the demo and `infodiff info --out`): what the model saw,
+ * each word's labelled overlay and bare map at image resolution, the maps as `.npy`, a labelled
+ * grid of all words with a colour bar, and `result.json` with the numbers and their provenance.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { PerTokenResult } from "../estimators/results.ts";
+import { heatmapToNpy } from "../images/npy.ts";
+import {
+  type ChwImage,
+  chwToRgb,
+  heatmapToPng,
+  type RgbImage,
+  rgbToPng,
+  writePng,
+} from "../images/png.ts";
+import { labelledOverlay, overlayGrid, sharedRange } from "../plots/overlays.ts";
+
+/** Which colour scale the maps use: one for all words (default), or each its own. */
+export type MapScale = "shared" | "each";
+
+/**
+ * Writes the folder and returns the names of the files written (relative to `out`).
+ *
+ * @example
+ * ```ts
+ * import { writeTokenOutputs } from "./outputs.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * import { EXAMPLE_PROMPT } from "../models/example.ts";
+ * const m = exampleOracle();
+ * const x = m.sample(EXAMPLE_PROMPT, { seed: 1 });
+ * const r = await m.info(x).given(EXAMPLE_PROMPT).samples(4).perToken();
+ * const files = await writeTokenOutputs(r, { data: x, shape: [3, 16, 16] }, await Deno.makeTempDir());
+ * console.assert(files.includes("grid.png") && files.includes("maps/1-red.npy"));
+ * ```
+ */
+export async function writeTokenOutputs(
+  result: PerTokenResult,
+  image: RgbImage | ChwImage,
+  out: string,
+  scale: MapScale = "shared",
+): Promise<string[]> {
+  const rgb = "shape" in image
+    ? {
+      width: image.shape[2],
+      height: image.shape[1],
+      rgb: chwToRgb(image.data, image.shape[0], image.shape[1], image.shape[2], { clamp: true }),
+    }
+    : image;
+  const files: string[] = [];
+  const write = async (name: string, bytes: Uint8Array) => {
+    if (name.endsWith(".png")) await writePng(join(out, name), bytes);
+    else {
+      await Deno.mkdir(join(out, name, ".."), { recursive: true });
+      await Deno.writeFile(join(out, name), bytes);
+    }
+    files.push(name);
+  };
+  await write("image.png", await rgbToPng(rgb.rgb, rgb.width, rgb.height));
+  const range = scale === "shared" ? sharedRange(result) : undefined;
+  for (const token of result.tokens.filter((t) => !t.truncated)) {
+    const name = `${token.index}-${token.word}`;
+    await write(`${name}.png`, await labelledOverlay(token, rgb, { range }));
+    await write(
+      `${name}-map.png`,
+      await heatmapToPng(token.map, { width: rgb.width, height: rgb.height, range }),
+    );
+    await write(`maps/${name}.npy`, heatmapToNpy(token.map));
+  }
+  await write("grid.png", await overlayGrid(result, rgb, { scale }));
+  await Deno.writeTextFile(join(out, "result.json"), JSON.stringify(result, null, 1));
+  files.push("result.json");
+  return files;
+}
