@@ -227,7 +227,7 @@ export {
   rgbToPng,
   writePng,
 } from "./src/images/png.ts";
-export { heatmapToNpy } from "./src/images/npy.ts";
+export { arrayToNpy, heatmapToNpy } from "./src/images/npy.ts";
 export { type ImageIdentity, imageIdentity, imageSha256 } from "./src/images/image-identity.ts";
 export {
   createQuery,

@@ -153,3 +153,56 @@ Deno.test("device ids: for CUDA only, checked before the model loads", async () 
     /--device-id selects a CUDA device; --device cpu/,
   );
 });
+
+Deno.test("cli generate and invert: a PNG and its data, and x_T as .npy of the data's shape", async () => {
+  const out = await Deno.makeTempDir();
+  const model = ["--model", "fixtures/models/shapes-tiny", "--device", "cpu"];
+  const gen = await capture([
+    "generate",
+    ...model,
+    "--prompt",
+    "a red circle",
+    "--steps",
+    "4",
+    "--seed",
+    "2",
+    "--out",
+    `${out}/red.png`,
+  ]);
+  assert.equal(gen.code, 0, gen.lines.join("\n"));
+  const meta = await (await loadSharp())(`${out}/red.png`).metadata();
+  assert.deepEqual([meta.format, meta.width, meta.height], ["png", 32, 32]);
+  const npyHeader = new TextDecoder().decode(
+    (await Deno.readFile(`${out}/red.npy`)).subarray(10, 80),
+  );
+  assert.match(npyHeader, /'shape': \(3, 32, 32\)/);
+  const inv = await capture([
+    "invert",
+    ...model,
+    "--image",
+    `${out}/red.png`,
+    "--prompt",
+    "a red circle",
+    "--steps",
+    "4",
+    "--out",
+    `${out}/xT.npy`,
+  ]);
+  assert.equal(inv.code, 0, inv.lines.join("\n"));
+  assert.match(
+    new TextDecoder().decode((await Deno.readFile(`${out}/xT.npy`)).subarray(10, 80)),
+    /'shape': \(3, 32, 32\)/,
+  );
+  await assert.rejects(
+    () => main(["generate", ...model, "--prompt", "x", "--out", `${out}/a.jpg`], () => {}),
+    /does not end in \.png/,
+  );
+  await assert.rejects(
+    () =>
+      main(
+        ["invert", ...model, "--image", "i", "--prompt", "x", "--out", `${out}/a.bin`],
+        () => {},
+      ),
+    /\.npy/,
+  );
+});

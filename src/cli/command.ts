@@ -22,6 +22,8 @@ export interface Command {
   readonly summary: string;
   /** the full usage, with an example */
   readonly usage: string;
+  /** true when `--out` names a folder (checked before anything runs: a file there is refused) */
+  readonly outFolder?: boolean;
   /** its options (help is added to every command) */
   readonly options: Readonly<Record<string, OptionSpec>>;
   /** runs it with the parsed values and positional arguments */

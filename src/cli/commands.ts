@@ -13,6 +13,9 @@ import type { Query } from "../query/query.ts";
 import { formatMergeReport, mergeResults } from "../studies/merge.ts";
 import { writeStudyReport } from "../plots/report.ts";
 import { runDemo } from "./demo.ts";
+import { toPixels } from "../generation/ddim.ts";
+import { arrayToNpy } from "../images/npy.ts";
+import { chwToRgb, rgbToPng, writePng } from "../images/png.ts";
 import { runInfo } from "./info.ts";
 import { type Command, numberOption, type Values } from "./command.ts";
 import { STUDY_COMMANDS } from "./study-commands.ts";
@@ -42,6 +45,44 @@ const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
          [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
          [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
+
+/** `--device` and `--device-id`, checked. */
+function deviceOptions(values: Values) {
+  const device = checkDevice(values.device ?? "auto");
+  const deviceId = numberOption(values, "device-id");
+  if (deviceId !== undefined && (device === "cpu" || device === "webgpu")) {
+    throw new InvalidArgumentError(
+      `--device-id selects a CUDA device; --device ${device} takes none`,
+    );
+  }
+  return { device, deviceId };
+}
+
+/** `--out` of a command that writes one PNG. */
+function pngPath(values: Values, command: string): string {
+  const out = required(values, command, "out");
+  if (!out.toLowerCase().endsWith(".png")) {
+    throw new InvalidArgumentError(`${command} writes a PNG; --out ${out} does not end in .png`);
+  }
+  return out;
+}
+
+/** Model data → pixels (the VAE decoder for latents) → PNG, and the data itself as .npy beside it. */
+async function writeDataPng(
+  model: Awaited<ReturnType<typeof loadModel>>,
+  data: Float32Array,
+  out: string,
+): Promise<void> {
+  const pixels = await toPixels(model, data);
+  const [, height, width] = model.latent
+    ? [3, model.imageSize.height, model.imageSize.width]
+    : model.shape;
+  await writePng(
+    out,
+    await rgbToPng(chwToRgb(pixels, 3, height, width, { clamp: true }), width, height),
+  );
+  await Deno.writeFile(out.replace(/\.png$/i, ".npy"), arrayToNpy(data, [...model.shape]));
+}
 
 /** `--scale shared|each` (default shared): the colour scale of the maps written. */
 function mapScale(values: Values): "shared" | "each" {
@@ -131,6 +172,7 @@ function printEstimate(
 export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   {
     name: "demo",
+    outFolder: true,
     summary: "per-word information and heat maps of a held-out shapes scene",
     usage: `infodiff demo [--out DIR] [--samples N] [--seed S] [--oracle | --model DIR]
          [--scale shared|each]
@@ -164,6 +206,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   },
   {
     name: "info",
+    outFolder: true,
     summary: "every word's information about an image, with maps",
     usage: `infodiff info ${QUERY_USAGE} [--out DIR [--scale shared|each]]
   i(x; word | rest of the prompt) for every word, and the total, under a Stable Diffusion ONNX
@@ -263,6 +306,88 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     },
   },
   {
+    name: "generate",
+    summary: "a DDIM sample from a prompt, as a PNG",
+    usage: `infodiff generate --model DIR --prompt TEXT --out IMAGE.png [--steps N] [--seed S]
+         [--guidance G] [--device ${DEVICE_LIST}] [--device-id K]
+  Deterministic DDIM (η = 0) at the model's trained timesteps, decoded to pixels (VAE decoder for
+  latent models); also writes the model data beside it as IMAGE.npy.
+  example: infodiff generate --model sd21-onnx --prompt "a red car" --steps 50 --seed 3 --out car.png`,
+    options: {
+      model: string,
+      prompt: string,
+      out: string,
+      steps: string,
+      seed: string,
+      guidance: string,
+      device: string,
+      "device-id": string,
+    },
+    async run(values, _positionals, log) {
+      const { model: dir, prompt } = {
+        model: required(values, "generate", "model"),
+        prompt: required(values, "generate", "prompt"),
+      };
+      const out = pngPath(values, "generate");
+      const steps = numberOption(values, "steps"), guidance = numberOption(values, "guidance");
+      const seed = numberOption(values, "seed");
+      const device = deviceOptions(values);
+      const model = await loadModel(dir, device);
+      try {
+        const data = await model.generate(prompt, {
+          steps,
+          guidance,
+          seed: seed === undefined ? undefined : checkSeed(seed),
+        });
+        await writeDataPng(model, data, out);
+        log(`wrote ${out} and ${out.replace(/\.png$/i, ".npy")}`);
+      } finally {
+        await model.dispose();
+      }
+      return 0;
+    },
+  },
+  {
+    name: "invert",
+    summary: "the deterministic DDIM inversion of an image (its x_T)",
+    usage: `infodiff invert --model DIR --image FILE --prompt TEXT --out NOISE.npy [--steps N]
+         [--guidance G] [--device ${DEVICE_LIST}] [--device-id K]
+  Runs DDIM backwards from the image under the prompt to the noisiest level and writes x_T as a
+  NumPy array of the model data's shape [c, h, w] (what generate starts from).
+  example: infodiff invert --model sd21-onnx --image cat.png --prompt "a cat" --out cat-xT.npy`,
+    options: {
+      model: string,
+      image: string,
+      prompt: string,
+      out: string,
+      steps: string,
+      guidance: string,
+      device: string,
+      "device-id": string,
+    },
+    async run(values, _positionals, log) {
+      const dir = required(values, "invert", "model");
+      const image = required(values, "invert", "image");
+      const prompt = required(values, "invert", "prompt");
+      const out = required(values, "invert", "out");
+      if (!out.toLowerCase().endsWith(".npy")) {
+        throw new InvalidArgumentError(
+          `invert writes a .npy file; --out ${out} does not end in .npy`,
+        );
+      }
+      const steps = numberOption(values, "steps"), guidance = numberOption(values, "guidance");
+      const model = await loadModel(dir, deviceOptions(values));
+      try {
+        const noise = await model.invert(image, prompt, { steps, guidance });
+        await Deno.writeFile(out, arrayToNpy(noise, [...model.shape]));
+        log(`wrote ${out} (${model.shape.join("×")})`);
+      } finally {
+        await model.dispose();
+      }
+      return 0;
+    },
+  },
+  {
     name: "merge",
     summary: "merge the results files of a sharded study (no model)",
     usage: `infodiff merge SHARD.jsonl... -o OUT.jsonl
@@ -284,6 +409,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   },
   {
     name: "summarize",
+    outFolder: true,
     summary: "tables, charts and report.html of a results file (no model)",
     usage: `infodiff summarize RESULTS.jsonl --out DIR
   Rebuilds the study's result from its results file (a shard's or a merged one) and writes

@@ -54,7 +54,7 @@ export async function main(
     return 0;
   }
   // every argument is checked before a model loads or anything is computed
-  if (typeof values.out === "string") await checkOutputFolder(values.out);
+  if (command.outFolder && typeof values.out === "string") await checkOutputFolder(values.out);
   return await command.run(values, positionals, log);
 }
 
