@@ -152,16 +152,20 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
       for (let item = 0; item < size; item++) {
         const cond = batch.conditions[item] as MixtureCondition;
         const z = batch.noisy.subarray(item * d, (item + 1) * d);
-        posteriorNoise(z, batch.logSnr[item], cond, out.subarray(item * d, (item + 1) * d));
-      }
-      const bad = out.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) {
-        return Promise.reject(
-          new ModelRuntimeError(
-            `${model.name}: noise prediction ${bad} is ${out[bad]} (item ${Math.floor(bad / d)}, ` +
-              `α ${batch.logSnr[Math.floor(bad / d)]}); expected finite values from finite inputs`,
-          ),
+        const finite = posteriorNoise(
+          z,
+          batch.logSnr[item],
+          cond,
+          out.subarray(item * d, (item + 1) * d),
         );
+        if (!finite) {
+          return Promise.reject(
+            new ModelRuntimeError(
+              `${model.name}: the noise prediction of item ${item} (α ${batch.logSnr[item]}) is ` +
+                `not finite; expected finite values from finite inputs`,
+            ),
+          );
+        }
       }
       return Promise.resolve(out);
     },
@@ -201,14 +205,15 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
 
   /**
    * Exact E[ε | z] under the restricted mixture: ε̂ = √(1−s)·Σ_k r_k (z − √s μ_k)/τ_k with
-   * τ_k = s·v_k + 1 − s and responsibilities r_k ∝ π_k N(z; √s μ_k, τ_k I).
+   * τ_k = s·v_k + 1 − s and responsibilities r_k ∝ π_k N(z; √s μ_k, τ_k I). Returns whether every
+   * value is finite, checked in the loop that writes them (0·v is NaN exactly when v is not).
    */
   function posteriorNoise(
     z: Float32Array,
     logSnr: number,
     cond: MixtureCondition,
     out: Float32Array,
-  ) {
+  ): boolean {
     const s = 1 / (1 + Math.exp(-logSnr)), rootS = Math.sqrt(s), rootNoise = Math.sqrt(1 - s);
     let zNorm = 0;
     for (let j = 0; j < d; j++) zNorm += z[j] * z[j];
@@ -237,7 +242,12 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
       const mean = means[cond.active[i]];
       for (let j = 0; j < d; j++) out[j] -= c * mean[j];
     }
-    for (let j = 0; j < d; j++) out[j] *= rootNoise;
+    let check = 0;
+    for (let j = 0; j < d; j++) {
+      out[j] *= rootNoise;
+      check += 0 * out[j];
+    }
+    return check === 0;
   }
 
   return model;
