@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
+import { checkDevice, type Device } from "../models/onnx/onnx-model.ts";
 
 /** Parsed option values: strings and booleans by option name. */
 export type Values = Readonly<Record<string, string | boolean | undefined>>;
@@ -47,4 +48,28 @@ export function numberOption(values: Values, name: string): number | undefined {
     throw new InvalidArgumentError(`--${name} expects a number, got "${text}"`);
   }
   return value;
+}
+
+/**
+ * `--device` (default auto) and `--device-id` (a CUDA device: refused with cpu or webgpu), checked
+ * before any model loads.
+ *
+ * @example
+ * ```ts
+ * import { deviceOptions } from "./command.ts";
+ * console.assert(deviceOptions({ device: "cuda", "device-id": "1" }).deviceId === 1);
+ * ```
+ */
+export function deviceOptions(values: Values): { device: Device; deviceId?: number } {
+  const device = checkDevice(values.device ?? "auto");
+  const deviceId = numberOption(values, "device-id");
+  if (deviceId !== undefined && (!Number.isInteger(deviceId) || deviceId < 0)) {
+    throw new InvalidArgumentError(`--device-id expects an integer ≥ 0, got ${deviceId}`);
+  }
+  if (deviceId !== undefined && (device === "cpu" || device === "webgpu")) {
+    throw new InvalidArgumentError(
+      `--device-id selects a CUDA device; --device ${device} takes none`,
+    );
+  }
+  return { device, deviceId };
 }

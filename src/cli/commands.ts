@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { checkEstimator, checkSamples, type EstimatorName } from "../estimators/options.ts";
 import { checkSeed } from "../numerics/random.ts";
-import { checkDevice, DEVICES } from "../models/onnx/onnx-model.ts";
+import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { loadModel } from "../query/load-model.ts";
 import type { Query } from "../query/query.ts";
 import { formatMergeReport, mergeResults } from "../studies/merge.ts";
@@ -17,7 +17,7 @@ import { toPixels } from "../generation/ddim.ts";
 import { arrayToNpy } from "../images/npy.ts";
 import { chwToRgb, rgbToPng, writePng } from "../images/png.ts";
 import { runInfo } from "./info.ts";
-import { type Command, numberOption, type Values } from "./command.ts";
+import { type Command, deviceOptions, numberOption, type Values } from "./command.ts";
 import { STUDY_COMMANDS } from "./study-commands.ts";
 
 export type { Command, Values } from "./command.ts";
@@ -45,18 +45,6 @@ const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
          [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
          [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
-
-/** `--device` and `--device-id`, checked. */
-function deviceOptions(values: Values) {
-  const device = checkDevice(values.device ?? "auto");
-  const deviceId = numberOption(values, "device-id");
-  if (deviceId !== undefined && (device === "cpu" || device === "webgpu")) {
-    throw new InvalidArgumentError(
-      `--device-id selects a CUDA device; --device ${device} takes none`,
-    );
-  }
-  return { device, deviceId };
-}
 
 /** `--out` of a command that writes one PNG. */
 function pngPath(values: Values, command: string): string {
@@ -108,16 +96,7 @@ function queryOptions(values: Values, command: string) {
   const samples = numberOption(values, "samples");
   const seed = numberOption(values, "seed");
   const batchSize = numberOption(values, "batch-size");
-  const deviceId = numberOption(values, "device-id");
-  const device = checkDevice(values.device ?? "auto");
-  if (deviceId !== undefined && (!Number.isInteger(deviceId) || deviceId < 0)) {
-    throw new InvalidArgumentError(`--device-id expects an integer ≥ 0, got ${deviceId}`);
-  }
-  if (deviceId !== undefined && (device === "cpu" || device === "webgpu")) {
-    throw new InvalidArgumentError(
-      `--device-id selects a CUDA device; --device ${device} takes none`,
-    );
-  }
+  const { device, deviceId } = deviceOptions(values);
   return {
     deviceId,
     model: required(values, command, "model"),

@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { checkEstimator, checkSamples } from "../estimators/options.ts";
 import { checkSeed } from "../numerics/random.ts";
-import { checkDevice, DEVICES } from "../models/onnx/onnx-model.ts";
+import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { loadModel, type OnnxModel } from "../query/load-model.ts";
 import { readAro } from "../datasets/aro.ts";
 import { LOCALIZATION_METHODS, type LocalizationMethod } from "../studies/localization-result.ts";
@@ -19,7 +19,7 @@ import { type PidRow, pidStudy } from "../studies/pid-study.ts";
 import type { StudyOptions, StudyProgress } from "../studies/runner.ts";
 import { shardFromEnvironment } from "../studies/shard.ts";
 import { writeStudyReport } from "../plots/report.ts";
-import { type Command, numberOption, type Values } from "./command.ts";
+import { type Command, deviceOptions, numberOption, type Values } from "./command.ts";
 import { progressReporter } from "./progress.ts";
 
 const string = { type: "string" } as const;
@@ -55,7 +55,6 @@ function studyOptions(values: Values, command: string) {
   const samples = numberOption(values, "samples");
   const seed = numberOption(values, "seed");
   const shardCount = numberOption(values, "shard-count");
-  const deviceId = numberOption(values, "device-id");
   const reuse = text("reuse");
   if (reuse !== undefined && reuse !== "any" && reuse !== "matching") {
     throw new InvalidArgumentError(`--reuse expects any or matching, got "${reuse}"`);
@@ -79,8 +78,7 @@ function studyOptions(values: Values, command: string) {
   };
   return {
     model: values.model,
-    device: checkDevice(values.device ?? "auto"),
-    deviceId,
+    ...deviceOptions(values),
     report: text("report"),
     quiet: values.quiet === true,
     study,
