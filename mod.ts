@@ -434,3 +434,4 @@ export {
   type StudyReport,
   writeStudyReport,
 } from "./src/plots/mod.ts";
+export type { LoadModelOptions } from "./src/models/onnx/load-model.ts";
