@@ -325,6 +325,7 @@ export {
   type Accuracy,
   aroItemId,
   binomialAccuracy,
+  checkShard,
   type CocoItLocalizationDataset,
   cocoItRows,
   type CocoLocalizationDataset,
@@ -406,6 +407,7 @@ export {
   type StudyResult,
   type StudyRun,
   thresholdIous,
+  withContentIds,
   writeAtomically,
 } from "./src/studies/mod.ts";
 export {

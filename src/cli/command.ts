@@ -73,3 +73,24 @@ export function deviceOptions(values: Values): { device: Device; deviceId?: numb
   }
   return { device, deviceId };
 }
+
+/**
+ * A string option the command cannot run without.
+ *
+ * @throws {InvalidArgumentError} naming the option and the command's help
+ *
+ * @example
+ * ```ts
+ * import { required } from "./command.ts";
+ * console.assert(required({ model: "m" }, "total", "model") === "m");
+ * ```
+ */
+export function required(values: Values, command: string, name: string): string {
+  const value = values[name];
+  if (typeof value !== "string") {
+    throw new InvalidArgumentError(
+      `${command} needs --${name}; see infodiff ${command} --help`,
+    );
+  }
+  return value;
+}

@@ -8,20 +8,18 @@ import { InvalidArgumentError } from "../errors.ts";
 import { checkEstimator, checkSamples, type EstimatorName } from "../estimators/options.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { DEVICES } from "../models/onnx/onnx-model.ts";
-import { loadModel } from "../query/load-model.ts";
-import type { Query } from "../query/query.ts";
+import { loadModel, type OnnxModel } from "../query/load-model.ts";
 import { formatMergeReport, mergeResults } from "../studies/merge.ts";
 import { writeStudyReport } from "../plots/report.ts";
 import { runDemo } from "./demo.ts";
 import { toPixels } from "../generation/ddim.ts";
 import { arrayToNpy } from "../images/npy.ts";
 import { chwToRgb, rgbToPng, writePng } from "../images/png.ts";
-import { runInfo } from "./info.ts";
-import { type Command, deviceOptions, numberOption, type Values } from "./command.ts";
+import { runInfo, withQuery } from "./info.ts";
+import { type Command, deviceOptions, numberOption, required, type Values } from "./command.ts";
 import { STUDY_COMMANDS } from "./study-commands.ts";
 
 export type { Command, Values } from "./command.ts";
-import { progressReporter } from "./progress.ts";
 
 const string = { type: "string" } as const;
 const boolean = { type: "boolean" } as const;
@@ -57,7 +55,7 @@ function pngPath(values: Values, command: string): string {
 
 /** Model data → pixels (the VAE decoder for latents) → PNG, and the data itself as .npy beside it. */
 async function writeDataPng(
-  model: Awaited<ReturnType<typeof loadModel>>,
+  model: OnnxModel,
   data: Float32Array,
   out: string,
 ): Promise<void> {
@@ -79,16 +77,6 @@ function mapScale(values: Values): "shared" | "each" {
     throw new InvalidArgumentError(`--scale expects shared or each, got "${scale}"`);
   }
   return scale;
-}
-
-function required(values: Values, command: string, name: string): string {
-  const value = values[name];
-  if (typeof value !== "string") {
-    throw new InvalidArgumentError(
-      `${command} needs --${name}; see infodiff ${command} --help`,
-    );
-  }
-  return value;
 }
 
 /** The validated options of a one-image query, checked before any model loads. */
@@ -114,28 +102,6 @@ function queryOptions(values: Values, command: string) {
     json: values.json === true,
     quiet: values.quiet === true,
   };
-}
-
-/** Loads the model, builds the query, runs `body`, disposes the model. */
-async function withQuery<T>(
-  options: ReturnType<typeof queryOptions>,
-  body: (query: Query) => Promise<T>,
-): Promise<T> {
-  const model = await loadModel(options.model, {
-    device: options.device,
-    deviceId: options.deviceId,
-  });
-  const progress = progressReporter({ unit: "draws", quiet: options.quiet });
-  try {
-    let query = model.info(options.image).given(options.prompt).samples(options.samples)
-      .seed(options.seed).estimator(options.estimator)
-      .onProgress((p) => progress.update(p.done, p.total));
-    if (options.batchSize !== undefined) query = query.batchSize(options.batchSize);
-    return await body(query);
-  } finally {
-    progress.finish();
-    await model.dispose();
-  }
 }
 
 /** The estimate as one line, or its JSON (scalars and provenance). */

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { loadModel } from "../query/load-model.ts";
+import { loadModel, type OnnxModel } from "../query/load-model.ts";
+import type { Query } from "../query/query.ts";
 import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import { type MapScale, writeTokenOutputs } from "./outputs.ts";
@@ -44,6 +45,52 @@ export interface InfoCommandOptions {
   readonly log?: (line: string) => void;
 }
 
+/** What a one-image query of the command line takes. */
+export type QueryRunOptions = Pick<
+  InfoCommandOptions,
+  | "model"
+  | "image"
+  | "prompt"
+  | "samples"
+  | "seed"
+  | "estimator"
+  | "device"
+  | "deviceId"
+  | "batchSize"
+  | "quiet"
+>;
+
+/**
+ * Loads the model, builds the query (prompt, draws, seed, estimator, batch size — set on the query,
+ * so it never changes a number — and progress on stderr), runs `body`, disposes the model.
+ *
+ * @example
+ * ```ts ignore
+ * import { withQuery } from "./info.ts";
+ * const total = await withQuery({ model: "sd21-onnx", image: "cat.png", prompt: "a cat" }, (q) => q.total());
+ * ```
+ */
+export async function withQuery<T>(
+  options: QueryRunOptions,
+  body: (query: Query, model: OnnxModel) => Promise<T>,
+): Promise<T> {
+  const model = await loadModel(options.model, {
+    device: options.device ?? "auto",
+    deviceId: options.deviceId,
+  });
+  const progress = progressReporter({ unit: "draws", quiet: options.quiet });
+  try {
+    let query = model.info(options.image).given(options.prompt).samples(options.samples ?? 100)
+      .seed(options.seed ?? 0).estimator(options.estimator ?? "orthogonal")
+      .onProgress((p) => progress.update(p.done, p.total));
+    if (options.batchSize !== undefined) query = query.batchSize(options.batchSize);
+    return await body(query, model);
+  } finally {
+    progress.finish();
+    await model.dispose();
+  }
+}
+
 /**
  * Loads the model, runs `perToken()` and prints the table (or JSON); writes overlays if `out`.
  *
@@ -55,37 +102,25 @@ export interface InfoCommandOptions {
  */
 export async function runInfo(options: InfoCommandOptions): Promise<void> {
   const log = options.log ?? console.log;
-  const model = await loadModel(options.model, {
-    device: options.device ?? "auto",
-    deviceId: options.deviceId,
-    batchSize: options.batchSize,
-  });
-  try {
-    const progress = progressReporter({ unit: "draws", quiet: options.quiet });
-    const result = await model.info(options.image).given(options.prompt)
-      .samples(options.samples ?? 100).seed(options.seed ?? 0)
-      .estimator(options.estimator ?? "orthogonal")
-      .onProgress((p) => progress.update(p.done, p.total))
-      .perToken();
-    progress.finish();
-    log(options.json ? JSON.stringify(scalars(result)) : result.toString());
-    if (options.out) {
-      // what the model saw: the image resized to cover its resolution and centre-cropped
-      const { width, height } = model.imageSize;
-      const data = await loadImagePixels(options.image, width, height);
-      const files = await writeTokenOutputs(
-        result,
-        { data, shape: [3, height, width] },
-        options.out,
-        options.scale,
-      );
-      log(
-        `wrote ${files.length} files under ${options.out}: image.png, per word an overlay, ` +
-          `a bare map and maps/*.npy, grid.png, result.json`,
-      );
-    }
-  } finally {
-    await model.dispose();
+  const { result, imageSize } = await withQuery(options, async (query, model) => ({
+    result: await query.perToken(),
+    imageSize: model.imageSize,
+  }));
+  log(options.json ? JSON.stringify(scalars(result)) : result.toString());
+  if (options.out) {
+    // what the model saw: the image resized to cover its resolution and centre-cropped
+    const { width, height } = imageSize;
+    const data = await loadImagePixels(options.image, width, height);
+    const files = await writeTokenOutputs(
+      result,
+      { data, shape: [3, height, width] },
+      options.out,
+      options.scale,
+    );
+    log(
+      `wrote ${files.length} files under ${options.out}: image.png, per word an overlay, ` +
+        `a bare map and maps/*.npy, grid.png, result.json`,
+    );
   }
 }
 

@@ -19,7 +19,7 @@ import { type PidRow, pidStudy } from "../studies/pid-study.ts";
 import type { StudyOptions, StudyProgress } from "../studies/runner.ts";
 import { shardFromEnvironment } from "../studies/shard.ts";
 import { writeStudyReport } from "../plots/report.ts";
-import { type Command, deviceOptions, numberOption, type Values } from "./command.ts";
+import { type Command, deviceOptions, numberOption, required, type Values } from "./command.ts";
 import { progressReporter } from "./progress.ts";
 
 const string = { type: "string" } as const;
@@ -59,9 +59,7 @@ function studyOptions(values: Values, command: string) {
   if (reuse !== undefined && reuse !== "any" && reuse !== "matching") {
     throw new InvalidArgumentError(`--reuse expects any or matching, got "${reuse}"`);
   }
-  if (typeof values.model !== "string") {
-    throw new InvalidArgumentError(`${command} needs --model; see infodiff ${command} --help`);
-  }
+  const model = required(values, command, "model");
   if (typeof values.results !== "string") {
     throw new InvalidArgumentError(
       `${command} needs --results FILE.jsonl (finished rows go there and a rerun resumes them)`,
@@ -77,7 +75,7 @@ function studyOptions(values: Values, command: string) {
     reuse: reuse as "any" | "matching" | undefined,
   };
   return {
-    model: values.model,
+    model,
     ...deviceOptions(values),
     report: text("report"),
     quiet: values.quiet === true,
@@ -96,15 +94,15 @@ async function runStudyCommand(
     deviceId: options.deviceId,
   });
   const progress = progressReporter({ unit: "items", quiet: options.quiet });
+  let result;
   try {
     const onProgress = (p: StudyProgress) => progress.update(p.done, p.total);
-    const result = await body(model, { ...options.study, onProgress });
-    progress.finish();
-    log(result.toString());
+    result = await body(model, { ...options.study, onProgress });
   } finally {
     progress.finish();
     await model.dispose();
   }
+  log(result.toString());
   if (options.report) {
     const report = await writeStudyReport(options.study.results!, options.report);
     log(`wrote ${report.files.join(", ")} under ${options.report}`);

@@ -139,13 +139,8 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
     components,
     knownWords,
     condition,
-    encode: (prompt: string) => {
-      try {
-        return Promise.resolve(condition(prompt));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+    // the executor turns a throw (a bad prompt) into a rejection
+    encode: (prompt: string) => new Promise((resolve) => resolve(condition(prompt))),
     predictNoise(batch: NoiseBatch): Promise<Float32Array> {
       const size = checkBatch(batch, d);
       const out = new Float32Array(size * d);

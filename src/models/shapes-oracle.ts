@@ -129,13 +129,8 @@ export function shapesDenoiser(
     promptTokens,
     condition,
     knownWords: (prompt) => mixture.knownWords(bound(prompt)),
-    encode: (prompt) => {
-      try {
-        return Promise.resolve(condition(prompt));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+    // the executor turns a throw (a bad prompt) into a rejection
+    encode: (prompt) => new Promise((resolve) => resolve(condition(prompt))),
     logDensity: (x, prompt) => mixture.logDensity(x, bound(prompt)),
     sample: (prompt, sampleOptions) => mixture.sample(bound(prompt), sampleOptions),
   };

@@ -56,6 +56,25 @@ export function numberRepeats(ids: readonly string[]): string[] {
 }
 
 /**
+ * Items paired with their content ids, repeats numbered ({@link numberRepeats}): what a study
+ * hands the runner, so every id is computed once, in one pass.
+ *
+ * @example
+ * ```ts
+ * import { withContentIds } from "./content-id.ts";
+ * const entries = withContentIds(["a", "b", "a"], (s) => s);
+ * console.assert(entries[2].id === "a~2" && entries[2].item === "a");
+ * ```
+ */
+export function withContentIds<I>(
+  items: readonly I[],
+  idOf: (item: I) => string,
+): { readonly item: I; readonly id: string }[] {
+  const ids = numberRepeats(items.map(idOf));
+  return items.map((item, i) => ({ item, id: ids[i] }));
+}
+
+/**
  * The id part of an image input: its path, or its bytes / values; a decoder pipeline (a sharp
  * instance) has no content to hash, so an item that uses one needs an explicit id.
  *

@@ -36,7 +36,7 @@ import { imageSha256 } from "../images/image-identity.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { removeWord } from "../text/prompt.ts";
 import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
-import { contentId, imageIdPart, numberRepeats } from "./content-id.ts";
+import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import {
   describeStudy,
   estimatorOptions,
@@ -213,9 +213,8 @@ export async function interventionStudy(
     attention: optionKind(options.attention, "model"),
     attentionAt: options.attentionAt ?? "trajectory",
   });
-  const ids = numberRepeats(items.map(interventionId));
   const run = await runStudy(
-    items.map((item, i) => ({ item, id: ids[i] })),
+    withContentIds(items, interventionId),
     (entry) => entry.id,
     async ({ item }) => (await interveneOne(model, item, options)).record,
     { ...runOptions(options), description },

@@ -34,9 +34,15 @@ export {
   writeAtomically,
 } from "./results-file.ts";
 export { resultFromFile, type StudyResult } from "./result-from-file.ts";
-export { type Environment, parseShard, shardFromEnvironment } from "./shard.ts";
+export { checkShard, type Environment, parseShard, shardFromEnvironment } from "./shard.ts";
 export { formatMergeReport, type MergeReport, mergeResults } from "./merge.ts";
-export { contentId, type IdPart, imageIdPart, numberRepeats } from "./content-id.ts";
+export {
+  contentId,
+  type IdPart,
+  imageIdPart,
+  numberRepeats,
+  withContentIds,
+} from "./content-id.ts";
 export {
   describeStudy,
   estimatorOptions,

@@ -8,7 +8,7 @@ import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 import { runOptions, runStudy } from "./runner.ts";
-import { contentId, imageIdPart, numberRepeats } from "./content-id.ts";
+import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import { describeStudy, estimatorOptions, estimatorSettings } from "./study-description.ts";
 import { resolveOptions } from "../estimators/options.ts";
 import type { StudyOptions } from "./runner.ts";
@@ -67,21 +67,24 @@ export async function pidStudy(
     redundancy: options.redundancy ?? "minimum",
     resamples: options.resamples ?? 500,
   });
-  const ids = numberRepeats(rows.map(pidRowId));
-  const idOf = (row: PidRow) => ids[rows.indexOf(row)];
-  const run = await runStudy(rows, idOf, async (row) => {
-    const data = await model.prepare(row.image);
-    // Independent draws per row: one shared heavy draw would move every row the same way.
-    const seed = rowSeed(options.seed ?? 0, data, `${row.prompt}|${row.wordA}|${row.wordB}`);
-    const result = await partialInformation(model, data, row.prompt, row.wordA, row.wordB, {
-      ...pidOptions,
-      seed,
-    });
-    return {
-      ...summariseRow(idOf(row), result),
-      imageSha256: await imageSha256(row.image),
-    };
-  }, { ...runOptions(options), description });
+  const run = await runStudy(
+    withContentIds(rows, pidRowId),
+    (entry) => entry.id,
+    async ({ item: row, id }) => {
+      const data = await model.prepare(row.image);
+      // Independent draws per row: one shared heavy draw would move every row the same way.
+      const seed = rowSeed(options.seed ?? 0, data, `${row.prompt}|${row.wordA}|${row.wordB}`);
+      const result = await partialInformation(model, data, row.prompt, row.wordA, row.wordB, {
+        ...pidOptions,
+        seed,
+      });
+      return {
+        ...summariseRow(id, result),
+        imageSha256: await imageSha256(row.image),
+      };
+    },
+    { ...runOptions(options), description },
+  );
   return new PidStudyResult(run.results.map((r) => r.result), run.failures);
 }
 

@@ -16,7 +16,7 @@ import { imageSha256 } from "../images/image-identity.ts";
 import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
 import { basename } from "node:path";
 import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
-import { contentId, numberRepeats } from "./content-id.ts";
+import { contentId, withContentIds } from "./content-id.ts";
 import {
   describeStudy,
   estimatorOptions,
@@ -78,9 +78,8 @@ export async function relationStudy(
     ...estimatorSettings(model, resolved),
     loadImage: optionKind(options.loadImage),
   });
-  const ids = numberRepeats(items.map(aroItemId));
   const run = await runStudy(
-    items.map((item, i) => ({ item, id: ids[i] })),
+    withContentIds(items, aroItemId),
     (entry) => entry.id,
     ({ item }) => scoreItem(model, item, options, resolved),
     { ...runOptions(options), description },

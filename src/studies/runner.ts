@@ -21,6 +21,7 @@ import {
   type StudyFailure,
   type StudyRecord,
 } from "./results-file.ts";
+import { checkShard } from "./shard.ts";
 
 export type { Shard, StudyDescription, StudyFailure, StudyRecord } from "./results-file.ts";
 
@@ -230,16 +231,4 @@ function checkRunOptions(options: RunOptions): void {
   if (options.results !== undefined && typeof options.results !== "string") {
     throw new InvalidArgumentError(`results must be a file path, got ${typeof options.results}`);
   }
-}
-
-function checkShard(shard: Shard): Shard {
-  if (
-    !Number.isInteger(shard.count) || shard.count < 1 || !Number.isInteger(shard.index) ||
-    shard.index < 0 || shard.index >= shard.count
-  ) {
-    throw new InvalidArgumentError(
-      `shard must have integers 0 ≤ index < count, got index=${shard.index}, count=${shard.count}`,
-    );
-  }
-  return shard;
 }

@@ -114,10 +114,22 @@ function integer(env: Environment, name: string): number {
   return Number(text);
 }
 
-function checkShard(shard: Shard, from: string): Shard {
-  if (!(shard.count >= 1) || !(shard.index >= 0) || shard.index >= shard.count) {
+/**
+ * Checks a shard: integers with 0 ≤ index < count; `from` says where it came from.
+ *
+ * @throws {InvalidArgumentError} otherwise
+ *
+ * @example
+ * ```ts
+ * import { checkShard } from "./shard.ts";
+ * console.assert(checkShard({ index: 1, count: 2 }).index === 1);
+ * ```
+ */
+export function checkShard(shard: Shard, from = "the shard option"): Shard {
+  const { index, count } = shard;
+  if (!Number.isInteger(index) || !Number.isInteger(count) || index < 0 || index >= count) {
     throw new InvalidArgumentError(
-      `${from} gives shard ${shard.index} of ${shard.count}; expected 0 ≤ index < count`,
+      `${from} gives shard ${index} of ${count}; expected integers 0 ≤ index < count`,
     );
   }
   return shard;
