@@ -7,6 +7,7 @@
 import { benchOracle } from "./oracle.ts";
 import { benchOnnx } from "./onnx.ts";
 import { benchResultsFile } from "./results-file.ts";
+import { benchPackedRows } from "./packed-rows.ts";
 
 const results = {
   date: new Date().toISOString(),
@@ -14,6 +15,7 @@ const results = {
   oracle: await benchOracle(2000),
   onnx: await benchOnnx(),
   resultsFile: await benchResultsFile(100_000),
+  packedRows: await benchPackedRows(),
 };
 console.log(JSON.stringify(results, null, 1));
 await Deno.mkdir("out", { recursive: true });

@@ -173,3 +173,23 @@ Deno.test("cli relations, intervene and pid-study on the exported world", async 
     /unknown method "magic"/,
   );
 });
+
+Deno.test("cli studies: --rows-in-flight is checked before the model loads", async () => {
+  for (const bad of ["0", "1.5"]) {
+    await assert.rejects(
+      () =>
+        main([
+          "relations",
+          "--model",
+          "/no/model",
+          "--aro",
+          "/no/aro.json",
+          "--results",
+          "/tmp/never.jsonl",
+          "--rows-in-flight",
+          bad,
+        ], () => {}),
+      new RegExp(`--rows-in-flight must be a positive integer, got ${bad}`),
+    );
+  }
+});

@@ -5,6 +5,7 @@ import { EXAMPLE_PROMPT, exampleDenoiser } from "../src/models/example.ts";
 import { shapesDenoiser } from "../src/models/shapes-oracle.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { loadOnnxDenoiser } from "../src/models/onnx/load-model.ts";
+import { packCalls } from "../src/models/packed-calls.ts";
 
 denoiserConformance("mixtureDenoiser", {
   create: () =>
@@ -50,5 +51,22 @@ for (const fixture of ONNX_FIXTURES) {
     prompt: "a red circle",
     // fp16 compute rounds differently when items share a call
     batchTolerance: fixture === "sd-fp16" ? 2e-3 : 1e-5,
+  });
+}
+
+// The packing decorator studies put around a model is a backend too, over a pure-JS oracle, a
+// per-item-α export and a scalar-timestep one (passed through).
+denoiserConformance("packCalls(exampleDenoiser)", {
+  create: () => Promise.resolve(packCalls(exampleDenoiser(), 4)),
+  prompt: EXAMPLE_PROMPT,
+});
+for (const fixture of ["pixel-space", "sd-scalart-onnxdata"]) {
+  denoiserConformance(`packCalls(onnx ${fixture})`, {
+    create: async () =>
+      packCalls(
+        await loadOnnxDenoiser(`fixtures/models/${fixture}`, { device: "cpu", batchSize: 4 }),
+      ),
+    prompt: "a red circle",
+    batchTolerance: 1e-5,
   });
 }

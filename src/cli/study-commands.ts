@@ -6,7 +6,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import { checkEstimator, checkSamples } from "../estimators/options.ts";
+import { checkEstimator, checkPositiveInteger, checkSamples } from "../estimators/options.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { loadModel, type OnnxModel } from "../query/load-model.ts";
@@ -38,16 +38,19 @@ const STUDY_OPTIONS = {
   device: string,
   "device-id": string,
   "batch-size": string,
+  "rows-in-flight": string,
   report: string,
   quiet: boolean,
 } as const;
 
 const STUDY_USAGE = `--model DIR --results FILE.jsonl [--shard i/n|auto [--shard-count N]]
          [--reuse any] [--samples N] [--seed S] [--estimator orthogonal|standard]
-         [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B] [--report DIR] [--quiet]
+         [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B]
+         [--rows-in-flight R] [--report DIR] [--quiet]
   Rows go to --results as they finish (resumed on a rerun, refused if written by another study,
   settings or model unless --reuse any); --shard auto reads a Slurm job array or a Kubernetes
-  Indexed Job; --report writes tables, a chart and report.html of the file when done.`;
+  Indexed Job; R rows run at once and share full model calls (default 4; numbers unchanged);
+  --report writes tables, a chart and report.html of the file when done.`;
 
 /** The study options shared by the four commands, checked before any model loads. */
 function studyOptions(values: Values, command: string) {
@@ -70,6 +73,10 @@ function studyOptions(values: Values, command: string) {
     seed: seed === undefined ? undefined : checkSeed(seed),
     estimator: text("estimator") === undefined ? undefined : checkEstimator(text("estimator")!),
     batchSize: numberOption(values, "batch-size"),
+    rowsInFlight: optional(
+      numberOption(values, "rows-in-flight"),
+      (rows) => checkPositiveInteger("--rows-in-flight", rows),
+    ),
     results: values.results,
     shard: shardFromEnvironment(text("shard") ?? "0/1", Deno.env.toObject(), shardCount),
     reuse: reuse as "any" | "matching" | undefined,
@@ -81,6 +88,10 @@ function studyOptions(values: Values, command: string) {
     quiet: values.quiet === true,
     study,
   };
+}
+
+function optional<T>(value: T | undefined, check: (value: T) => T): T | undefined {
+  return value === undefined ? undefined : check(value);
 }
 
 /** Loads the model, runs the study with progress in items, writes the report if asked. */

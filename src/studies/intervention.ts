@@ -35,7 +35,7 @@ import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { removeWord } from "../text/prompt.ts";
-import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
+import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import {
   describeStudy,
@@ -213,11 +213,12 @@ export async function interventionStudy(
     attention: optionKind(options.attention, "model"),
     attentionAt: options.attentionAt ?? "trajectory",
   });
+  const packed = studyRun(model, options);
   const run = await runStudy(
     withContentIds(items, interventionId),
     (entry) => entry.id,
-    async ({ item }) => (await interveneOne(model, item, options)).record,
-    { ...runOptions(options), description },
+    async ({ item }) => (await interveneOne(packed.model, item, options)).record,
+    { ...packed.run, description },
   );
   const attentionRan = studyAttention(options.attention)?.supportsAttention(model) ?? false;
   return InterventionResult.fromRows(

@@ -30,7 +30,7 @@ import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
-import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
+import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import {
   describeStudy,
   estimatorOptions,
@@ -132,8 +132,9 @@ export async function localizationStudy(
     loadImage: optionKind(options.loadImage),
   });
 
+  const packed = studyRun(model, options);
   const run = await runStudy(rows, (row) => row.id, async (row) => {
-    const { record, rowMaps } = await localizeRow(model, row, {
+    const { record, rowMaps } = await localizeRow(packed.model, row, {
       methods: computed,
       thresholds: evaluated,
       estimator: perRow,
@@ -143,7 +144,7 @@ export async function localizationStudy(
     });
     if (options.keepMaps) maps.set(row.id, rowMaps);
     return record;
-  }, { ...runOptions(options), description });
+  }, { ...packed.run, description });
 
   return new LocalizationResult({
     run,

@@ -7,7 +7,7 @@
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { partialInformation } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
-import { runOptions, runStudy } from "./runner.ts";
+import { runStudy, studyRun } from "./runner.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import { describeStudy, estimatorOptions, estimatorSettings } from "./study-description.ts";
 import { resolveOptions } from "../estimators/options.ts";
@@ -67,23 +67,31 @@ export async function pidStudy(
     redundancy: options.redundancy ?? "minimum",
     resamples: options.resamples ?? 500,
   });
+  const packed = studyRun(model, options);
   const run = await runStudy(
     withContentIds(rows, pidRowId),
     (entry) => entry.id,
     async ({ item: row, id }) => {
-      const data = await model.prepare(row.image);
+      const data = await packed.model.prepare(row.image);
       // Independent draws per row: one shared heavy draw would move every row the same way.
       const seed = rowSeed(options.seed ?? 0, data, `${row.prompt}|${row.wordA}|${row.wordB}`);
-      const result = await partialInformation(model, data, row.prompt, row.wordA, row.wordB, {
-        ...pidOptions,
-        seed,
-      });
+      const result = await partialInformation(
+        packed.model,
+        data,
+        row.prompt,
+        row.wordA,
+        row.wordB,
+        {
+          ...pidOptions,
+          seed,
+        },
+      );
       return {
         ...summariseRow(id, result),
         imageSha256: await imageSha256(row.image),
       };
     },
-    { ...runOptions(options), description },
+    { ...packed.run, description },
   );
   return new PidStudyResult(run.results.map((r) => r.result), run.failures);
 }

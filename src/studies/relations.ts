@@ -15,7 +15,7 @@ import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
 import { basename } from "node:path";
-import { runOptions, runStudy, type StudyOptions } from "./runner.ts";
+import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, withContentIds } from "./content-id.ts";
 import {
   describeStudy,
@@ -78,11 +78,12 @@ export async function relationStudy(
     ...estimatorSettings(model, resolved),
     loadImage: optionKind(options.loadImage),
   });
+  const packed = studyRun(model, options);
   const run = await runStudy(
     withContentIds(items, aroItemId),
     (entry) => entry.id,
-    ({ item }) => scoreItem(model, item, options, resolved),
-    { ...runOptions(options), description },
+    ({ item }) => scoreItem(packed.model, item, options, resolved),
+    { ...packed.run, description },
   );
   return new RelationsResult(run, resolved.samples, model.name);
 }

@@ -22,6 +22,8 @@ import {
   type StudyRecord,
 } from "./results-file.ts";
 import { checkShard } from "./shard.ts";
+import type { Denoiser } from "../models/denoiser.ts";
+import { packCalls } from "../models/packed-calls.ts";
 
 export type { Shard, StudyDescription, StudyFailure, StudyRecord } from "./results-file.ts";
 
@@ -59,6 +61,12 @@ export interface RunOptions {
   readonly reuse?: "matching" | "any";
   /** recompute rows that failed in an earlier run (default true: the data may have been fixed) */
   readonly retryFailed?: boolean;
+  /**
+   * rows evaluated at the same time, so that their model calls can be packed into full batches
+   * (default: 4 for models that take one log-SNR per item, 1 for scalar-timestep models, whose
+   * calls cannot mix noise levels). It changes no number: every row has its own draws.
+   */
+  readonly rowsInFlight?: number;
 }
 
 /**
@@ -78,8 +86,33 @@ export interface StudyOptions extends Omit<EstimatorOptions, "onProgress">, RunO
  * ```
  */
 export function runOptions(options: StudyOptions): RunOptions {
-  const { results, shard, onProgress, reuse, retryFailed } = options;
-  return { results, shard, onProgress, reuse, retryFailed };
+  const { results, shard, onProgress, reuse, retryFailed, rowsInFlight } = options;
+  return { results, shard, onProgress, reuse, retryFailed, rowsInFlight };
+}
+
+/**
+ * The model a study's rows use and the runner's options: with more than one row in flight
+ * (`rowsInFlight`, default 4, or 1 on scalar-timestep models), the rows share a model whose
+ * calls are packed up to the batch size ({@link packCalls}), so every call is as full as the
+ * rows allow and no number changes.
+ *
+ * @example
+ * ```ts
+ * import { studyRun } from "./runner.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const { run } = studyRun(exampleOracle(), { samples: 8 });
+ * console.assert(run.rowsInFlight === 4);
+ * ```
+ */
+export function studyRun(
+  model: Denoiser,
+  options: StudyOptions,
+): { readonly model: Denoiser; readonly run: RunOptions } {
+  const rowsInFlight = options.rowsInFlight ?? (model.sharedLogSnr ? 1 : 4);
+  const run = { ...runOptions(options), rowsInFlight };
+  checkRunOptions(run);
+  const packed = rowsInFlight > 1 ? packCalls(model, options.batchSize ?? model.batchSize) : model;
+  return { model: packed, run };
 }
 
 /** Outcome of {@link runStudy}: every finished item of the shard, resumed ones included. */
@@ -140,16 +173,7 @@ export async function runStudy<I, R>(
     const records = new Map<string, StudyRecord<R>>();
     let resumed = 0, failed = 0, computed = 0;
     const started = performance.now();
-    for (const [position, item] of mine.entries()) {
-      const id = ids[position];
-      let record = finished.get(id);
-      if (record && (record.ok || !retry)) {
-        resumed++;
-      } else {
-        record = await attempt(id, () => work(item));
-        computed++;
-        await file?.append(record);
-      }
+    const finish = (id: string, record: StudyRecord<R>) => {
       if (!record.ok) failed++;
       records.set(id, record);
       const elapsed = (performance.now() - started) / 1000;
@@ -164,7 +188,35 @@ export async function runStudy<I, R>(
         etaSeconds: computed > 0 ? left / rate : NaN,
         id,
       });
+    };
+    const todo: number[] = [];
+    for (const [position] of mine.entries()) {
+      const record = finished.get(ids[position]);
+      if (record && (record.ok || !retry)) {
+        resumed++;
+        finish(ids[position], record);
+      } else todo.push(position);
     }
+    // Rows in flight share the model's calls (their items are packed by the study's model); a
+    // row's record is appended as soon as it finishes, so a crash loses only rows still running.
+    let next = 0, stopped: { error: unknown } | undefined;
+    const worker = async () => {
+      while (next < todo.length && !stopped) {
+        const position = todo[next++];
+        const id = ids[position];
+        try {
+          const record = await attempt(id, () => work(mine[position]));
+          computed++;
+          await file?.append(record);
+          finish(id, record);
+        } catch (error) {
+          stopped ??= { error };
+        }
+      }
+    };
+    const inFlight = options.rowsInFlight ?? 1;
+    await Promise.all(Array.from({ length: Math.min(inFlight, todo.length) }, worker));
+    if (stopped) throw stopped.error;
     const all = ids.map((id) => records.get(id)!);
     return {
       results: all.flatMap((r) => r.ok ? [{ id: r.id, result: r.result }] : []),
@@ -207,6 +259,13 @@ async function attempt<R>(id: string, run: () => Promise<R>): Promise<StudyRecor
   }
 }
 
+function checkRowsInFlight(rows: number): number {
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new InvalidArgumentError(`rowsInFlight must be a positive integer, got ${rows}`);
+  }
+  return rows;
+}
+
 function checkUniqueIds(ids: readonly string[]): void {
   const seen = new Set<string>();
   for (const id of ids) {
@@ -228,6 +287,7 @@ function checkRunOptions(options: RunOptions): void {
       `reuse must be "matching" or "any", got ${JSON.stringify(options.reuse)}`,
     );
   }
+  if (options.rowsInFlight !== undefined) checkRowsInFlight(options.rowsInFlight);
   if (options.results !== undefined && typeof options.results !== "string") {
     throw new InvalidArgumentError(`results must be a file path, got ${typeof options.results}`);
   }
