@@ -246,6 +246,19 @@ export {
   shapesOracle,
 } from "./src/query/oracles.ts";
 export { loadModel, type OnnxModel } from "./src/query/load-model.ts";
+export {
+  type DownloadProgress,
+  type HubModel,
+  type HubOptions,
+  missingModelFiles,
+  resolveHubModel,
+} from "./src/models/hub/resolve.ts";
+export {
+  hubCacheDir,
+  type HubEnvironment,
+  type HubModelSpec,
+  parseHubSpec,
+} from "./src/models/hub/cache.ts";
 
 export {
   type AroItem,

@@ -18,6 +18,9 @@ import { chwToRgb, rgbToPng, writePng } from "../images/png.ts";
 import { runInfo, withQuery } from "./info.ts";
 import { type Command, deviceOptions, numberOption, required, type Values } from "./command.ts";
 import { STUDY_COMMANDS } from "./study-commands.ts";
+import { parseHubSpec } from "../models/hub/cache.ts";
+import { resolveHubModel } from "../models/hub/resolve.ts";
+import { progressReporter } from "./progress.ts";
 
 export type { Command, Values } from "./command.ts";
 
@@ -350,6 +353,47 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       const report = await mergeResults(positionals, values.output);
       log(formatMergeReport(report));
       return report.complete ? 0 : 1;
+    },
+  },
+  {
+    name: "fetch",
+    summary: "download a hub model into the shared cache (before a sharded study)",
+    usage: `infodiff fetch ORG/NAME[@REVISION][:SUBFOLDER] [--cache DIR] [--quiet] [--json]
+  Resolves the revision (default main) to a commit and downloads into the Hugging Face cache
+  (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub, Python's layout) only the files the
+  ONNX loader reads and the external weights their graphs name; a dropped download resumes on a
+  rerun. Reads HF_TOKEN (or $HF_HOME/token) and HF_ENDPOINT. Jobs that then run with
+  HF_HUB_OFFLINE=1 --model ORG/NAME load from the cache and never race to download.
+  example: infodiff fetch onnx-community/stable-diffusion-v1-5-ONNX`,
+    options: { cache: string, quiet: { type: "boolean" }, json: { type: "boolean" } },
+    async run(values, positionals, log) {
+      const spec = positionals.length === 1 ? parseHubSpec(positionals[0]) : undefined;
+      if (!spec) {
+        throw new InvalidArgumentError(
+          `fetch needs one hub id ORG/NAME[@REVISION][:SUBFOLDER], got ${
+            positionals.length ? positionals.map((p) => `"${p}"`).join(" ") : "none"
+          }`,
+        );
+      }
+      const progress = progressReporter({ unit: "MB", quiet: values.quiet === true });
+      let model;
+      try {
+        model = await resolveHubModel(spec, {
+          ...(typeof values.cache === "string" ? { cacheDir: values.cache } : {}),
+          onDownloadProgress: (p) =>
+            progress.update(Math.round(p.bytes / 1e6), Math.round(p.totalBytes / 1e6)),
+        });
+      } finally {
+        progress.finish();
+      }
+      const mb = (model.downloadedBytes / 1e6).toFixed(1);
+      log(
+        values.json
+          ? JSON.stringify(model)
+          : `${model.repo}@${model.revision} = commit ${model.commit}\n${model.dir}\n` +
+            (model.downloadedBytes > 0 ? `downloaded ${mb} MB` : "already in the cache"),
+      );
+      return 0;
     },
   },
   {

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { warn } from "../../warnings.ts";
 import { readModelFolder } from "../sd/folder.ts";
+import { type HubOptions, locateModelFolder } from "../hub/resolve.ts";
 import { OnnxDiffusionDenoiser } from "./onnx-denoiser.ts";
 import { NoiseSchedule } from "../sd/schedule.ts";
 import { sessionFactory } from "./session.ts";
@@ -17,8 +18,11 @@ import { loadTokenizer } from "../sd/tokenizer.ts";
 import { OnnxUnet } from "./unet.ts";
 import { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 
-/** Options of {@link loadOnnxDenoiser} (and `loadModel`). */
-export interface LoadModelOptions {
+/**
+ * Options of {@link loadOnnxDenoiser} (and `loadModel`); the hub's (`offline`, `cacheDir`,
+ * `token`, `endpoint`, `onDownloadProgress`) apply when the location is a hub id.
+ */
+export interface LoadModelOptions extends HubOptions {
   /** `"auto"` (default: CUDA if available, else CPU with a warning), `"cuda"`, `"cpu"` or `"webgpu"` */
   readonly device?: Device;
   /** items per UNet call (default 8); a fixed-batch export overrides it */
@@ -50,7 +54,7 @@ export interface LoadModelOptions {
  * ```
  */
 export async function loadOnnxDenoiser(
-  dir: string,
+  location: string,
   options: LoadModelOptions = {},
 ): Promise<OnnxDenoiser> {
   const batchSize = options.batchSize ?? 8;
@@ -73,6 +77,7 @@ export async function loadOnnxDenoiser(
       `promptCacheSize must be a positive integer, got ${options.promptCacheSize}`,
     );
   }
+  const { dir, name, source } = await locateModelFolder(location, options);
   const folder = await readModelFolder(dir);
   const schedule = NoiseSchedule.fromConfig(
     folder.schedulerConfig,
@@ -133,8 +138,9 @@ export async function loadOnnxDenoiser(
     checkUnetShape(unet, shape, folder.unetPath);
     const decoderPath = folder.vaeDecoderPath;
     const model = new OnnxDiffusionDenoiser({
-      name: basename(dir.replace(/[\\/]+$/, "")),
+      name,
       dir,
+      ...(source ? { source } : {}),
       device: factory.device,
       tokenizer,
       schedule,

@@ -14,6 +14,8 @@
  * @module
  */
 export { type LoadModelOptions, loadOnnxDenoiser } from "./load-model.ts";
+export type { DownloadProgress, HubOptions } from "../hub/resolve.ts";
+export type { HubEnvironment } from "../hub/cache.ts";
 export {
   checkDevice,
   type Device,

@@ -30,6 +30,8 @@ export interface OnnxModelParts {
   readonly name: string;
   /** the export folder (what the identity hashes) */
   readonly dir: string;
+  /** the hub repository and commit the folder came from, for a hub model */
+  readonly source?: { readonly repo: string; readonly revision: string; readonly commit: string };
   /** the device the sessions run on */
   readonly device: Exclude<Device, "auto">;
   /** the prompt tokenizer */
@@ -306,6 +308,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       name: this.name,
       backend: "onnx",
       sha256,
+      ...(this.#parts.source ? { source: this.#parts.source } : {}),
       runtime: `onnxruntime-node ${ONNXRUNTIME_VERSION}, ${this.device}`,
     }));
     return this.#identity;

@@ -53,7 +53,8 @@ export interface ModelFolder {
 }
 
 /** Folders of models this backend cannot run, with the reason. */
-const UNSUPPORTED: readonly [string, string][] = [
+/** Parts of a diffusers layout that mark a model infodiff cannot load (SDXL, SD 3, Flux). */
+export const UNSUPPORTED_PARTS: readonly (readonly [string, string])[] = [
   ["text_encoder_2", "a second text encoder (SDXL)"],
   ["tokenizer_2", "a second tokenizer (SDXL)"],
   ["text_encoder_3", "a third text encoder (SD 3)"],
@@ -72,7 +73,7 @@ const UNSUPPORTED: readonly [string, string][] = [
  */
 export async function readModelFolder(dir: string): Promise<ModelFolder> {
   await requireDirectory(dir, dir);
-  for (const [name, what] of UNSUPPORTED) {
+  for (const [name, what] of UNSUPPORTED_PARTS) {
     if (await exists(join(dir, name))) {
       throw new ModelLoadError(
         `${dir} contains "${name}/", i.e. ${what}; only single-text-encoder Stable Diffusion ` +
