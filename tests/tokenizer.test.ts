@@ -506,3 +506,35 @@ Deno.test("whitespace is Python's (CLIP's) \\s: \\x1c and \\x85 separate words l
     assert.deepEqual(tokenizer.encode("a\x1ccat\x85a\u3000cat"), [BOS, 320, 2368, 320, 2368, EOS]);
   });
 });
+
+Deno.test("a model folder whose tokenizer is only tokenizer.json loads and tokenizes the same", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const source = "fixtures/models/sd-vpred";
+  const dir = await Deno.makeTempDir({ prefix: "infodiff-tokenizer-json-model-" });
+  await Deno.remove(dir);
+  await new Deno.Command("cp", { args: ["-r", source, dir] }).output();
+  const vocab = JSON.parse(await Deno.readTextFile(join(dir, "tokenizer/vocab.json")));
+  const merges = (await Deno.readTextFile(join(dir, "tokenizer/merges.txt")))
+    .split("\n").filter((line) => line && !line.startsWith("#version"));
+  await Deno.writeTextFile(
+    join(dir, "tokenizer/tokenizer.json"),
+    // the BPE model only: the special tokens stay in tokenizer_config.json, as in this export
+    JSON.stringify({ model: { type: "BPE", vocab, merges, end_of_word_suffix: "</w>" } }),
+  );
+  await Deno.remove(join(dir, "tokenizer/vocab.json"));
+  await Deno.remove(join(dir, "tokenizer/merges.txt"));
+  const [original, converted] = await Promise.all([
+    loadModel(source, { device: "cpu" }),
+    loadModel(dir, { device: "cpu" }),
+  ]);
+  try {
+    const prompt = "a red circle on the left of a blue square";
+    const image = new Float32Array(original.shape[0] * original.shape[1] * original.shape[2]).fill(
+      0.2,
+    );
+    const total = (m: typeof original) => m.info(image).given(prompt).samples(6).seed(3).total();
+    assert.equal((await total(converted)).nats, (await total(original)).nats);
+  } finally {
+    await Promise.all([original.dispose(), converted.dispose()]);
+  }
+});

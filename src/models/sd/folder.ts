@@ -24,7 +24,7 @@ export const DEFAULT_VAE_SCALING = 0.18215;
 export const EXPECTED_LAYOUT = [
   "model_index.json",
   "scheduler/scheduler_config.json",
-  "tokenizer/ (vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json)",
+  "tokenizer/ (vocab.json and merges.txt, or tokenizer.json; special_tokens_map.json, tokenizer_config.json)",
   "text_encoder/model.onnx",
   "unet/model.onnx (+ weights.pb or model.onnx_data for external weights)",
   "vae_encoder/model.onnx and vae_decoder/model.onnx (both, or neither for a pixel-space model)",
@@ -85,7 +85,12 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
   const schedulerConfig = await readJson(join(dir, "scheduler", "scheduler_config.json"), dir);
   const tokenizerDir = join(dir, "tokenizer");
   await requireDirectory(tokenizerDir, dir);
-  for (const file of ["vocab.json", "merges.txt"]) await requireFile(join(tokenizerDir, file), dir);
+  // vocab.json + merges.txt, or a tokenizer.json holding the same BPE model (the tokenizer reads either)
+  if (!(await exists(join(tokenizerDir, "tokenizer.json")))) {
+    for (const file of ["vocab.json", "merges.txt"]) {
+      await requireFile(join(tokenizerDir, file), dir);
+    }
+  }
   const textEncoderPath = join(dir, "text_encoder", "model.onnx");
   const unetPath = join(dir, "unet", "model.onnx");
   await requireFile(textEncoderPath, dir);
