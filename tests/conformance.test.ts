@@ -44,6 +44,9 @@ const ONNX_FIXTURES = [
   "attention-tiny-external",
   "attention-fused",
   "shapes-tiny",
+  "sd-ort-names",
+  "sd-random-vae",
+  "sd-unnamed-inputs",
 ];
 for (const fixture of ONNX_FIXTURES) {
   denoiserConformance(`onnx ${fixture}`, {

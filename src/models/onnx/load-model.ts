@@ -17,6 +17,8 @@ import { OnnxTextEncoder } from "./text-encoder.ts";
 import { loadTokenizer } from "../sd/tokenizer.ts";
 import { OnnxUnet } from "./unet.ts";
 import { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
+import { findInGraphSampling } from "./vae-sampling.ts";
+import { addGraphOutputs } from "./attention-graph.ts";
 
 /**
  * Options of {@link loadOnnxDenoiser} (and `loadModel`); the hub's (`offline`, `cacheDir`,
@@ -120,9 +122,15 @@ export async function loadOnnxDenoiser(
     let shape: [number, number, number];
     let resolution: number;
     if (folder.vaeEncoderPath) {
-      const vaeSession = await factory.create(folder.vaeEncoderPath);
+      const path = folder.vaeEncoderPath;
+      const bytes = await Deno.readFile(path);
+      const sampling = findInGraphSampling(bytes, path);
+      // an encoder that samples in its graph is run with its mean exposed, and read there
+      const vaeSession = sampling
+        ? await factory.createFromBytes(addGraphOutputs(bytes, [sampling.mean]), path)
+        : await factory.createFromBytes(bytes, path);
       sessions.push(vaeSession);
-      vaeEncoder = new OnnxVaeEncoder(vaeSession, folder.vaeEncoderPath, folder.scalingFactor);
+      vaeEncoder = new OnnxVaeEncoder(vaeSession, path, folder.scalingFactor, sampling?.mean);
       resolution = options.resolution ?? vaeEncoder.metadataResolution ??
         (await configResolution(dir)) ?? defaultResolution(dir, schedule);
       // one probe run gives the real latent shape (channels, downsampling) of this VAE

@@ -8,6 +8,7 @@ import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits } from "./float16.ts";
 import { describeTensors, inputInfo, outputInfo } from "./session.ts";
+import { matchTensors, TEXT_INPUT, TEXT_OUTPUT } from "./tensor-roles.ts";
 
 /** Encoded text: the hidden states of every position, row-major [contextLength, hiddenSize]. */
 export interface EncodedText {
@@ -34,6 +35,10 @@ export class OnnxTextEncoder {
   readonly session: InferenceSession;
   /** dtype of `input_ids`: int32 (older exports) or int64 */
   readonly idsType: "int32" | "int64";
+  /** the export's name for the token ids (`input_ids`) */
+  readonly idsName: string;
+  /** the export's name for the hidden states (`last_hidden_state`, or `text_embeddings`) */
+  readonly outputName: string;
   /** dtype of `last_hidden_state` */
   readonly outputType: "float32" | "float16";
   /** token positions per prompt, from the metadata (or the tokenizer when symbolic) */
@@ -50,16 +55,18 @@ export class OnnxTextEncoder {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const ids = inputs.get("input_ids");
-    const hidden = outputs.get("last_hidden_state");
-    if (!ids || inputs.size !== 1 || !hidden) {
+    const { found, rest } = matchTensors(inputs, [TEXT_INPUT], `${source} inputs`);
+    if (rest.length > 0) {
       throw new ModelLoadError(
-        `${source}: expected one input input_ids int32/int64 [B,77] and an output ` +
-          `last_hidden_state; found inputs ${describeTensors(inputs)}, outputs ${
-            describeTensors(outputs)
-          }`,
+        `${source}: expected one input input_ids int32/int64 [B,77]; found inputs ${
+          describeTensors(inputs)
+        }`,
       );
     }
+    const ids = found.get(TEXT_INPUT.role)!;
+    const hidden = matchTensors(outputs, [TEXT_OUTPUT], `${source} outputs`).found.get(
+      TEXT_OUTPUT.role,
+    )!;
     if (ids.type !== "int32" && ids.type !== "int64") {
       throw new ModelLoadError(
         `${source}: input_ids has type ${ids.type}; expected int32 or int64`,
@@ -73,8 +80,10 @@ export class OnnxTextEncoder {
     if (ids.shape.length !== 2) {
       throw new ModelLoadError(`${source}: input_ids has shape [${ids.shape}]; expected [B, 77]`);
     }
-    this.idsType = ids.type;
-    this.outputType = hidden.type;
+    this.idsName = ids.name;
+    this.outputName = hidden.name;
+    this.idsType = ids.type as "int32" | "int64";
+    this.outputType = hidden.type as "float32" | "float16";
     this.contextLength = typeof ids.shape[1] === "number" ? ids.shape[1] : undefined;
     this.hiddenSize = typeof hidden.shape[2] === "number" ? hidden.shape[2] : undefined;
   }
@@ -89,12 +98,12 @@ export class OnnxTextEncoder {
     const data = this.idsType === "int64"
       ? BigInt64Array.from(inputIds, (id) => BigInt(id))
       : Int32Array.from(inputIds);
-    const feeds = { input_ids: new Tensor(this.idsType, data, [1, inputIds.length]) };
+    const feeds = { [this.idsName]: new Tensor(this.idsType, data, [1, inputIds.length]) };
     const start = performance.now();
-    const results = await this.session.run(feeds, ["last_hidden_state"]);
+    const results = await this.session.run(feeds, [this.outputName]);
     this.runMs += performance.now() - start;
     this.runs++;
-    const output = results.last_hidden_state;
+    const output = results[this.outputName];
     const [, positions, hiddenSize] = output.dims;
     const values = this.outputType === "float16"
       ? fromFloat16Bits(output.data as Uint16Array)

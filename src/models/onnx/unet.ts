@@ -10,6 +10,30 @@ import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../e
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";
 import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
+import { matchTensors, UNET_INPUTS, UNET_OUTPUT } from "./tensor-roles.ts";
+
+/** UNet inputs of other model families, refused with what they are. */
+const UNSUPPORTED_INPUTS: readonly (readonly [string, string])[] = [
+  [
+    "timestep_cond",
+    "an LCM (latent consistency) UNet: timestep_cond is its distilled guidance-scale embedding, " +
+    "so its noise predictions are guided ones, not the conditional ε̂(x, α | prompt) the " +
+    "estimators need; use the base model's export",
+  ],
+  ["text_embeds", "an SDXL UNet (pooled text embeddings text_embeds); SDXL is not supported yet"],
+  ["time_ids", "an SDXL UNet (micro-conditioning time_ids); SDXL is not supported yet"],
+];
+
+function refuseUnsupportedInputs(inputs: ReadonlyMap<string, TensorInfo>, source: string): void {
+  for (const [name, what] of UNSUPPORTED_INPUTS) {
+    if (inputs.has(name)) {
+      throw new ModelLoadError(
+        `${source}: has the input ${name}, i.e. ${what} (infodiff supports Stable Diffusion ` +
+          `1.x/2.x UNets: sample, timestep, encoder_hidden_states)`,
+      );
+    }
+  }
+}
 
 /** One UNet request: items share nothing but the model; each has its own timestep and text. */
 export interface UnetRequest {
@@ -60,6 +84,8 @@ export class OnnxUnet {
   readonly timestep: TensorInfo;
   /** metadata of `encoder_hidden_states` */
   readonly hiddenInput: TensorInfo;
+  /** what the export calls its three inputs (exports name them differently, or not at all) */
+  readonly inputNames: { readonly sample: string; readonly timestep: string; readonly hidden: string };
   /** the output's name (`out_sample` in SD exports) */
   readonly outputName: string;
   /** true when the timestep is one value per call (shape [] or [1]) */
@@ -91,24 +117,28 @@ export class OnnxUnet {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const sample = inputs.get("sample");
-    const timestep = inputs.get("timestep");
-    const hidden = inputs.get("encoder_hidden_states");
+    refuseUnsupportedInputs(inputs, source);
+    const matched = matchTensors(inputs, UNET_INPUTS, `${source} inputs`);
+    if (matched.rest.length > 0) {
+      throw new ModelLoadError(
+        `${source}: has inputs ${matched.rest.map((t) => t.name).join(", ")} beside sample, ` +
+          `timestep and encoder_hidden_states, and infodiff does not know what to feed them; ` +
+          `found inputs ${describeTensors(inputs)}`,
+      );
+    }
+    const sample = matched.found.get("sample")!;
+    const timestep = matched.found.get("timestep")!;
+    const hidden = matched.found.get("encoder_hidden_states")!;
     const missing = extraOutputs.filter((name) => !outputs.has(name));
     if (missing.length > 0) {
       throw new ModelLoadError(
         `${source}: has no output ${missing.join(", ")}; found outputs ${describeTensors(outputs)}`,
       );
     }
-    const main = [...outputs.values()].filter((info) => !extraOutputs.includes(info.name));
-    const output = outputs.get("out_sample") ?? (main.length === 1 ? main[0] : undefined);
-    if (!sample || !timestep || !hidden || inputs.size !== 3 || !output) {
-      throw new ModelLoadError(
-        `${source}: expected inputs sample [B,C,H,W], timestep and encoder_hidden_states ` +
-          `[B,77,hidden] and the output out_sample; found inputs ${describeTensors(inputs)}, ` +
-          `outputs ${describeTensors(outputs)}`,
-      );
-    }
+    const main = new Map([...outputs].filter(([name]) => !extraOutputs.includes(name)));
+    const output = main.size === 1
+      ? [...main.values()][0]
+      : matchTensors(main, [UNET_OUTPUT], `${source} outputs`).found.get(UNET_OUTPUT.role)!;
     for (const info of [sample, hidden, output]) {
       if (!FLOAT_TYPES.includes(info.type)) {
         throw new ModelLoadError(
@@ -121,14 +151,9 @@ export class OnnxUnet {
         `${source}: timestep has type ${timestep.type}; expected int64, int32, float32 or float16`,
       );
     }
-    if (sample.shape.length !== 4 || hidden.shape.length !== 3 || timestep.shape.length > 1) {
-      throw new ModelLoadError(
-        `${source}: unexpected ranks; expected sample [B,C,H,W], encoder_hidden_states [B,77,hidden], ` +
-          `timestep [B] or []; found ${describeTensors(inputs)}`,
-      );
-    }
     this.sample = sample;
     this.timestep = timestep;
+    this.inputNames = { sample: sample.name, timestep: timestep.name, hidden: hidden.name };
     this.hiddenInput = hidden;
     this.outputName = output.name;
     this.scalarTimestep = timestep.shape.length === 0 || timestep.shape[0] === 1;
@@ -231,12 +256,15 @@ export class OnnxUnet {
       );
     }
     const hiddenDims = [rows.length, positions, hiddenSize / positions];
+    const sampleTensor = this.#floatTensor(this.sample.type, sample, [rows.length, ...itemShape]);
+    const hiddenTensor = fp16Hidden
+      ? new Tensor("float16", hidden as Uint16Array, hiddenDims)
+      : new Tensor("float32", hidden as Float32Array, hiddenDims);
+    const timestepTensor = this.#timestepTensor(rows.map((item) => request.timesteps[item]));
     const feeds = {
-      sample: this.#floatTensor(this.sample.type, sample, [rows.length, ...itemShape]),
-      encoder_hidden_states: fp16Hidden
-        ? new Tensor("float16", hidden as Uint16Array, hiddenDims)
-        : new Tensor("float32", hidden as Float32Array, hiddenDims),
-      timestep: this.#timestepTensor(rows.map((item) => request.timesteps[item])),
+      [this.inputNames.sample]: sampleTensor,
+      [this.inputNames.hidden]: hiddenTensor,
+      [this.inputNames.timestep]: timestepTensor,
     };
     const start = performance.now();
     let results;
@@ -244,8 +272,8 @@ export class OnnxUnet {
       results = await this.session.run(feeds, [this.outputName, ...this.extraOutputs]);
     } catch (error) {
       throw new ModelRuntimeError(
-        `${this.source}: session.run failed; fed sample [${feeds.sample.dims}], timestep ` +
-          `[${feeds.timestep.dims}], encoder_hidden_states [${feeds.encoder_hidden_states.dims}]`,
+        `${this.source}: session.run failed; fed sample [${sampleTensor.dims}], timestep ` +
+          `[${timestepTensor.dims}], encoder_hidden_states [${hiddenTensor.dims}]`,
         { cause: error },
       );
     }

@@ -10,6 +10,13 @@ import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { describeTensors, inputInfo, outputInfo } from "./session.ts";
+import {
+  matchTensors,
+  VAE_DECODER_INPUT,
+  VAE_DECODER_OUTPUT,
+  VAE_ENCODER_INPUT,
+  VAE_ENCODER_OUTPUT,
+} from "./tensor-roles.ts";
 
 /**
  * Runs a VAE encoder session and returns scaled latent means.
@@ -25,7 +32,11 @@ export class OnnxVaeEncoder {
   /** the session (owned by the model, which disposes it) */
   readonly session: InferenceSession;
   /** `latent_parameters` (mean ‖ logvar) or `latent_sample` */
-  readonly outputName: "latent_parameters" | "latent_sample";
+  readonly outputName: string;
+  /** whether the output holds mean ‖ logvar (optimum's latent_parameters) rather than a latent */
+  readonly moments: boolean;
+  /** the export's name for the image input */
+  readonly inputName: string;
   /** dtype of `sample` */
   readonly inputType: "float32" | "float16";
   /** pixel resolution fixed by the export's input shape, if any */
@@ -36,16 +47,33 @@ export class OnnxVaeEncoder {
    * @param source its path, for messages
    * @param scalingFactor multiplies the latent (0.18215 for SD)
    */
-  constructor(session: InferenceSession, readonly source: string, readonly scalingFactor: number) {
+  constructor(
+    session: InferenceSession,
+    readonly source: string,
+    readonly scalingFactor: number,
+    mean?: string,
+  ) {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const sample = inputs.get("sample");
-    const output = outputs.get("latent_parameters") ?? outputs.get("latent_sample");
-    if (!sample || inputs.size !== 1 || !output) {
+    const { found, rest } = matchTensors(inputs, [VAE_ENCODER_INPUT], `${source} inputs`);
+    if (rest.length > 0) {
       throw new ModelLoadError(
-        `${source}: expected input sample [B,3,H,W] and output latent_parameters or latent_sample; ` +
-          `found inputs ${describeTensors(inputs)}, outputs ${describeTensors(outputs)}`,
+        `${source}: expected one input sample [B,3,H,W]; found inputs ${describeTensors(inputs)}`,
+      );
+    }
+    const sample = found.get(VAE_ENCODER_INPUT.role)!;
+    // a graph that samples in-graph is read at its mean, an extra output the loader added
+    const output = mean !== undefined
+      ? outputs.get(mean)
+      : matchTensors(
+        new Map([...outputs].filter(([name]) => name !== mean)),
+        [VAE_ENCODER_OUTPUT],
+        `${source} outputs`,
+      ).found.get(VAE_ENCODER_OUTPUT.role);
+    if (!output) {
+      throw new ModelLoadError(
+        `${source}: has no output ${mean}; found outputs ${describeTensors(outputs)}`,
       );
     }
     if ((sample.type !== "float32" && sample.type !== "float16") || sample.type !== output.type) {
@@ -55,7 +83,9 @@ export class OnnxVaeEncoder {
       );
     }
     this.inputType = sample.type;
-    this.outputName = output.name as "latent_parameters" | "latent_sample";
+    this.inputName = sample.name;
+    this.outputName = output.name;
+    this.moments = output.name === "latent_parameters" || output.name === "latent_dist";
     const [, , h, w] = sample.shape;
     this.metadataResolution = typeof h === "number" && h === w ? h : undefined;
   }
@@ -74,7 +104,7 @@ export class OnnxVaeEncoder {
       : new Tensor("float32", pixels, dims);
     let results;
     try {
-      results = await this.session.run({ sample: input }, [this.outputName]);
+      results = await this.session.run({ [this.inputName]: input }, [this.outputName]);
     } catch (error) {
       throw new ModelRuntimeError(
         `${this.source}: session.run failed on a ${resolution}×${resolution} image`,
@@ -88,7 +118,7 @@ export class OnnxVaeEncoder {
     const [, channels, h, w] = tensor.dims;
     tensor.dispose();
     // latent_parameters holds mean ‖ logvar along channels: the mean is the first half
-    const latentChannels = this.outputName === "latent_parameters" ? channels / 2 : channels;
+    const latentChannels = this.moments ? channels / 2 : channels;
     if (!Number.isInteger(latentChannels)) {
       throw new ModelRuntimeError(
         `${this.source}: latent_parameters has an odd channel count ${channels}`,
@@ -122,6 +152,9 @@ export class OnnxVaeDecoder {
   readonly session: InferenceSession;
   /** dtype of `latent_sample` */
   readonly inputType: "float32" | "float16";
+  /** the export's names for the latent input and the image output */
+  readonly inputName: string;
+  readonly outputName: string;
 
   /**
    * @param session a VAE decoder session
@@ -132,18 +165,21 @@ export class OnnxVaeDecoder {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const latent = inputs.get("latent_sample");
-    const sample = outputs.get("sample");
-    if (
-      !latent || inputs.size !== 1 || !sample ||
-      (latent.type !== "float32" && latent.type !== "float16")
-    ) {
+    const { found, rest } = matchTensors(inputs, [VAE_DECODER_INPUT], `${source} inputs`);
+    if (rest.length > 0) {
       throw new ModelLoadError(
-        `${source}: expected input latent_sample float32/float16 [B,C,h,w] and output sample; found ` +
-          `inputs ${describeTensors(inputs)}, outputs ${describeTensors(outputs)}`,
+        `${source}: expected one input latent_sample [B,C,h,w]; found inputs ${
+          describeTensors(inputs)
+        }`,
       );
     }
-    this.inputType = latent.type;
+    const latent = found.get(VAE_DECODER_INPUT.role)!;
+    const sample = matchTensors(outputs, [VAE_DECODER_OUTPUT], `${source} outputs`).found.get(
+      VAE_DECODER_OUTPUT.role,
+    )!;
+    this.inputName = latent.name;
+    this.outputName = sample.name;
+    this.inputType = latent.type as "float32" | "float16";
   }
 
   /** Decodes one scaled latent (CHW) into a CHW image in [−1, 1]; returns pixels and shape. */
@@ -156,8 +192,8 @@ export class OnnxVaeDecoder {
     const input = this.inputType === "float16"
       ? new Tensor("float16", toFloat16Bits(unscaled), dims)
       : new Tensor("float32", unscaled, dims);
-    const results = await this.session.run({ latent_sample: input }, ["sample"]);
-    const tensor = results.sample;
+    const results = await this.session.run({ [this.inputName]: input }, [this.outputName]);
+    const tensor = results[this.outputName];
     const pixels = tensor.type === "float16"
       ? fromFloat16Bits(tensor.data as Uint16Array)
       : new Float32Array(tensor.data as Float32Array);
