@@ -103,3 +103,77 @@ Deno.test("v → ε: ε = sqrt(ᾱ)·v + sqrt(1−ᾱ)·z recovers the true nois
   const eps = vToEpsilon(v, z, abar, d);
   for (let j = 0; j < eps.length; j++) assert.ok(Math.abs(eps[j] - noise[j]) < 1e-5);
 });
+
+// Inference timesteps as diffusers' DDIMScheduler.set_timesteps picks them; the 10-step rows are
+// Table 2 of Lin et al. (2024), "Common Diffusion Noise Schedules and Sample Steps are Flawed"
+// (0-based, as diffusers indexes them).
+Deno.test("timestep_spacing and steps_offset: diffusers' DDIM timesteps (Lin et al. 2024, Table 2)", () => {
+  const steps = (
+    config: Record<string, unknown>,
+    n: number,
+  ) => [...NoiseSchedule.fromConfig({ ...SD, ...config }).inferenceTimesteps(n)];
+  const range = (from: number, step: number) =>
+    Array.from({ length: 10 }, (_, k) => from + k * step);
+  assert.deepEqual(steps({}, 10), range(0, 100), "leading, DDIMScheduler's default offset 0");
+  assert.deepEqual(steps({ steps_offset: 1 }, 10), range(1, 100), "leading + SD's offset 1");
+  assert.deepEqual(steps({ timestep_spacing: "trailing" }, 10), range(99, 100));
+  assert.deepEqual(steps({ timestep_spacing: "linspace" }, 10), range(0, 111));
+  // numpy rounds halves to even: linspace(0, 999, 7) = 0, 166.5, 333, 499.5, 666, 832.5, 999
+  assert.deepEqual(steps({ timestep_spacing: "linspace" }, 7), [0, 166, 333, 500, 666, 832, 999]);
+  // round(arange(1000, 0, −1000/7)) − 1, ascending
+  assert.deepEqual(steps({ timestep_spacing: "trailing" }, 7), [142, 285, 428, 570, 713, 856, 999]);
+  assert.throws(
+    () => steps({ steps_offset: 1 }, 1000),
+    /reach timestep 1000, past the 1000 trained ones/,
+  );
+  assert.throws(
+    () => NoiseSchedule.fromConfig({ ...SD, timestep_spacing: "karras" }),
+    ModelLoadError,
+  );
+  assert.throws(
+    () => NoiseSchedule.fromConfig({ ...SD, steps_offset: -1 }),
+    /steps_offset must be/,
+  );
+});
+
+Deno.test("rescale_betas_zero_snr: Lin et al.'s Algorithm 1, terminal ᾱ 2⁻²⁴ as diffusers' Euler", () => {
+  const base = NoiseSchedule.fromConfig(SD);
+  // SD's terminal signal is not zero: ᾱ₉₉₉ ≈ 0.0047 (Lin et al. §3.1)
+  assert.ok(Math.abs(base.alphasCumprod[999] - 0.0047) < 1e-4, `${base.alphasCumprod[999]}`);
+  const zero = NoiseSchedule.fromConfig({ ...SD, rescale_betas_zero_snr: true });
+  const [s0, sT] = [Math.sqrt(base.alphasCumprod[0]), Math.sqrt(base.alphasCumprod[999])];
+  for (const t of [0, 1, 214, 500, 998]) {
+    const expected = (Math.sqrt(base.alphasCumprod[t]) - sT) * s0 / (s0 - sT);
+    assert.ok(Math.abs(Math.sqrt(zero.alphasCumprod[t]) - expected) < 1e-12, `t = ${t}`);
+  }
+  assert.ok(Math.abs(zero.alphasCumprod[999] - 2 ** -24) < 1e-20);
+  assert.ok(Math.abs(zero.range.min - Math.log(2 ** -24 / (1 - 2 ** -24))) < 1e-9); // −16.64
+  assert.equal(zero.range.max, base.range.max);
+  assert.throws(
+    () => NoiseSchedule.fromConfig({ ...SD, rescale_betas_zero_snr: "yes" as unknown as boolean }),
+    /must be true or false/,
+  );
+});
+
+Deno.test("an export's scheduler config reaches the loaded model and its DDIM ladder", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const { ddimLadder } = await import("../src/generation/ddim.ts");
+  const dir = await Deno.makeTempDir();
+  await new Deno.Command("cp", { args: ["-r", "fixtures/models/sd-vpred/.", dir] }).output();
+  const path = `${dir}/scheduler/scheduler_config.json`;
+  const config = JSON.parse(await Deno.readTextFile(path));
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({ ...config, rescale_betas_zero_snr: true, timestep_spacing: "trailing" }),
+  );
+  const model = await loadModel(dir, { device: "cpu" });
+  try {
+    assert.ok(Math.abs(model.logSnrRange!.min + 16.6355) < 1e-3, `${model.logSnrRange!.min}`);
+    assert.deepEqual(
+      [...ddimLadder(model, 10).timesteps!],
+      Array.from({ length: 10 }, (_, k) => 99 + 100 * k),
+    );
+  } finally {
+    await model.dispose();
+  }
+});

@@ -10,10 +10,11 @@
  * DDIMInverseScheduler), so it is exact only in the limit of many steps.
  *
  * The ladder of levels ({@link ddimLadder}):
- * - a model with a training schedule (`Denoiser.schedule`, as the ONNX backend has): its trained timesteps with
- *   diffusers' DDIMScheduler "leading" spacing, `t_k = k·⌊T/steps⌋ + offset`, k = 0…steps−1, with
- *   `offset = 1` (Stable Diffusion's `steps_offset`) when ⌊T/steps⌋ > 1, else 0; the UNet is
- *   always evaluated at exactly those trained timesteps;
+ * - a model with a training schedule (`Denoiser.schedule`, as the ONNX backend has): the trained
+ *   timesteps diffusers' DDIMScheduler picks for the export's `timestep_spacing` and `steps_offset`
+ *   (`schedule.inferenceTimesteps`; SD's configs: "leading", `t_k = k·⌊T/steps⌋ + 1`), or without
+ *   that method DDIMScheduler's defaults (`k·⌊T/steps⌋`); the UNet is always evaluated at exactly
+ *   those trained timesteps;
  * - any other model (the oracles): `steps` log-SNR values evenly spaced from the top of the
  *   model's `logSnrRange` down to its bottom, or over the reference range [−5, 7] when it has none,
  *   snapped with `snapLogSnr` when the model has one.
@@ -95,8 +96,8 @@ export function ddimLadder(model: Denoiser, steps: number): DdimLadder {
       );
     }
     const ratio = Math.floor(T / steps);
-    const offset = ratio > 1 ? 1 : 0;
-    const timesteps = Int32Array.from({ length: steps }, (_, k) => k * ratio + offset);
+    const timesteps = schedule.inferenceTimesteps?.(steps) ??
+      Int32Array.from({ length: steps }, (_, k) => k * ratio);
     const logSnr = Float64Array.from(timesteps, (t) => schedule.logSnr[t]);
     return { logSnr, timesteps, source: "schedule" };
   }

@@ -45,6 +45,11 @@ export interface TrainedSchedule {
   readonly logSnr: Float64Array;
   /** T, the number of trained timesteps */
   readonly length: number;
+  /**
+   * The trained timesteps a `steps`-step DDIM run visits, ascending (the export's configured
+   * spacing); absent: diffusers' default, "leading" k·⌊T/steps⌋
+   */
+  inferenceTimesteps?(steps: number): Int32Array;
 }
 
 /** One cross-attention layer's probabilities for one item. */

@@ -28,7 +28,12 @@ const INTS = ["int32", "int64"];
 /** The UNet's inputs. */
 export const UNET_INPUTS: readonly TensorRole[] = [
   { role: "sample", names: ["sample"], ranks: [4], types: FLOATS },
-  { role: "timestep", names: ["timestep", "timesteps", "t"], ranks: [0, 1], types: [...FLOATS, ...INTS] },
+  {
+    role: "timestep",
+    names: ["timestep", "timesteps", "t"],
+    ranks: [0, 1],
+    types: [...FLOATS, ...INTS],
+  },
   { role: "encoder_hidden_states", names: ["encoder_hidden_states"], ranks: [3], types: FLOATS },
 ];
 /** The UNet's noise (or v) prediction. */

@@ -85,7 +85,11 @@ export class OnnxUnet {
   /** metadata of `encoder_hidden_states` */
   readonly hiddenInput: TensorInfo;
   /** what the export calls its three inputs (exports name them differently, or not at all) */
-  readonly inputNames: { readonly sample: string; readonly timestep: string; readonly hidden: string };
+  readonly inputNames: {
+    readonly sample: string;
+    readonly timestep: string;
+    readonly hidden: string;
+  };
   /** the output's name (`out_sample` in SD exports) */
   readonly outputName: string;
   /** true when the timestep is one value per call (shape [] or [1]) */

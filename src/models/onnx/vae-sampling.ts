@@ -49,7 +49,10 @@ export interface InGraphSampling {
  * console.assert(findInGraphSampling(fixed, "vae_encoder") === undefined);
  * ```
  */
-export function findInGraphSampling(bytes: Uint8Array, source: string): InGraphSampling | undefined {
+export function findInGraphSampling(
+  bytes: Uint8Array,
+  source: string,
+): InGraphSampling | undefined {
   let model;
   try {
     model = onnx.ModelProto.decode(bytes);

@@ -64,13 +64,11 @@ export class OnnxVaeEncoder {
     }
     const sample = found.get(VAE_ENCODER_INPUT.role)!;
     // a graph that samples in-graph is read at its mean, an extra output the loader added
-    const output = mean !== undefined
-      ? outputs.get(mean)
-      : matchTensors(
-        new Map([...outputs].filter(([name]) => name !== mean)),
-        [VAE_ENCODER_OUTPUT],
-        `${source} outputs`,
-      ).found.get(VAE_ENCODER_OUTPUT.role);
+    const output = mean !== undefined ? outputs.get(mean) : matchTensors(
+      new Map([...outputs].filter(([name]) => name !== mean)),
+      [VAE_ENCODER_OUTPUT],
+      `${source} outputs`,
+    ).found.get(VAE_ENCODER_OUTPUT.role);
     if (!output) {
       throw new ModelLoadError(
         `${source}: has no output ${mean}; found outputs ${describeTensors(outputs)}`,

@@ -25,7 +25,30 @@ export interface SchedulerConfig {
   readonly trained_betas?: readonly number[] | null;
   /** `epsilon` (default) or `v_prediction` */
   readonly prediction_type?: string;
+  /** diffusers' Lin et al. (2024) rescaling to zero terminal SNR */
+  readonly rescale_betas_zero_snr?: boolean;
+  /** how inference steps are spread over the trained timesteps (DDIM): leading, trailing, linspace */
+  readonly timestep_spacing?: string;
+  /** added to every "leading" inference timestep (Stable Diffusion's configs: 1) */
+  readonly steps_offset?: number;
 }
+
+/** How DDIM's inference timesteps are spread over the trained ones (diffusers' names). */
+export type TimestepSpacing = "leading" | "trailing" | "linspace";
+
+/** How a schedule picks inference timesteps. */
+export interface InferenceSpacing {
+  /** diffusers' `timestep_spacing` (default "leading", as DDIMScheduler) */
+  readonly timestepSpacing: TimestepSpacing;
+  /** diffusers' `steps_offset` (default 0, as DDIMScheduler; SD's configs set 1) */
+  readonly stepsOffset: number;
+}
+
+/**
+ * ᾱ of the last timestep of a schedule rescaled to zero terminal SNR: 2⁻²⁴ instead of 0, as
+ * diffusers' Euler schedulers set it, so the log-SNR stays finite (−16.6).
+ */
+export const ZERO_SNR_TERMINAL_ALPHA_BAR = 2 ** -24;
 
 /**
  * A trained diffusion schedule. Index t = 0 is the least noisy step; α_t decreases with t.
@@ -56,7 +79,14 @@ export class NoiseSchedule {
    * @param betas one β per timestep, each in (0, 1)
    * @param predictionType what the UNet predicts
    */
-  constructor(betas: Float64Array, predictionType: PredictionType = "epsilon") {
+  /** how DDIM picks its inference timesteps (see {@link NoiseSchedule.inferenceTimesteps}) */
+  readonly spacing: InferenceSpacing;
+
+  constructor(
+    betas: Float64Array,
+    predictionType: PredictionType = "epsilon",
+    spacing: InferenceSpacing = { timestepSpacing: "leading", stepsOffset: 0 },
+  ) {
     if (betas.length < 2) {
       throw new ModelLoadError(`a schedule needs at least 2 timesteps, got ${betas.length}`);
     }
@@ -67,6 +97,7 @@ export class NoiseSchedule {
     }
     this.betas = betas;
     this.predictionType = predictionType;
+    this.spacing = spacing;
     this.alphasCumprod = new Float64Array(betas.length);
     this.logSnr = new Float64Array(betas.length);
     let product = 1;
@@ -89,7 +120,54 @@ export class NoiseSchedule {
    * ```
    */
   static fromConfig(config: SchedulerConfig, source = "scheduler_config.json"): NoiseSchedule {
-    return new NoiseSchedule(betasFromConfig(config, source), predictionTypeOf(config, source));
+    return new NoiseSchedule(
+      betasFromConfig(config, source),
+      predictionTypeOf(config, source),
+      spacingOf(config, source),
+    );
+  }
+
+  /**
+   * The trained timesteps a `steps`-step DDIM run visits, ascending (least noise first), exactly as
+   * diffusers' DDIMScheduler.set_timesteps picks them: "leading" k·⌊T/steps⌋ + steps_offset,
+   * "trailing" round(T − k·T/steps) − 1, "linspace" round(linspace(0, T − 1, steps)), with
+   * numpy's round-half-to-even.
+   *
+   * @example
+   * ```ts
+   * import { NoiseSchedule } from "./schedule.ts";
+   * const s = NoiseSchedule.fromConfig({ timestep_spacing: "trailing" });
+   * console.assert(s.inferenceTimesteps(10).join() === "99,199,299,399,499,599,699,799,899,999");
+   * ```
+   */
+  inferenceTimesteps(steps: number): Int32Array {
+    const T = this.length;
+    if (!Number.isInteger(steps) || steps < 1 || steps > T) {
+      throw new InvalidArgumentError(`steps must be an integer in 1…${T}, got ${steps}`);
+    }
+    const { timestepSpacing, stepsOffset } = this.spacing;
+    let timesteps: number[];
+    if (timestepSpacing === "linspace") {
+      timesteps = Array.from(
+        { length: steps },
+        (_, k) => roundHalfEven(steps === 1 ? 0 : (k * (T - 1)) / (steps - 1)),
+      );
+    } else if (timestepSpacing === "trailing") {
+      const ratio = T / steps;
+      timesteps = Array.from({ length: steps }, (_, k) => roundHalfEven(T - k * ratio) - 1)
+        .reverse();
+    } else {
+      const ratio = Math.floor(T / steps);
+      timesteps = Array.from({ length: steps }, (_, k) => k * ratio + stepsOffset);
+    }
+    const last = timesteps[timesteps.length - 1];
+    if (last > T - 1 || timesteps[0] < 0) {
+      throw new InvalidArgumentError(
+        `${steps} ${timestepSpacing} steps with steps_offset ${stepsOffset} reach timestep ${last}, ` +
+          `past the ${T} trained ones (0…${T - 1}); use fewer steps`,
+      );
+    }
+    return Int32Array.from(timesteps);
   }
 
   /** Number of trained timesteps. */
@@ -144,6 +222,46 @@ export function betasFromConfig(
   config: SchedulerConfig,
   source = "scheduler_config.json",
 ): Float64Array {
+  const rescale = config.rescale_betas_zero_snr ?? false;
+  if (typeof rescale !== "boolean") {
+    throw new ModelLoadError(
+      `${source}: rescale_betas_zero_snr must be true or false, got ${JSON.stringify(rescale)}`,
+    );
+  }
+  const betas = configuredBetas(config, source);
+  return rescale ? rescaleZeroTerminalSnr(betas) : betas;
+}
+
+/**
+ * Lin et al. (2024), Algorithm 1, as diffusers' `rescale_zero_terminal_snr`: √ᾱ shifted so the
+ * last timestep's is 0 and scaled so the first keeps its value. The last ᾱ is then set to
+ * {@link ZERO_SNR_TERMINAL_ALPHA_BAR} instead of 0 (diffusers' Euler schedulers do the same), so
+ * that every trained timestep has a finite log-SNR.
+ *
+ * @example
+ * ```ts
+ * import { NoiseSchedule, rescaleZeroTerminalSnr, ZERO_SNR_TERMINAL_ALPHA_BAR } from "./schedule.ts";
+ * const base = NoiseSchedule.fromConfig({ beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012 });
+ * const rescaled = new NoiseSchedule(rescaleZeroTerminalSnr(base.betas));
+ * console.assert(Math.abs(rescaled.alphasCumprod[0] - base.alphasCumprod[0]) < 1e-15);
+ * console.assert(Math.abs(rescaled.alphasCumprod[999] - ZERO_SNR_TERMINAL_ALPHA_BAR) < 1e-18);
+ * ```
+ */
+export function rescaleZeroTerminalSnr(betas: Float64Array): Float64Array {
+  const n = betas.length;
+  const root = new Float64Array(n);
+  let product = 1;
+  for (let t = 0; t < n; t++) {
+    product *= 1 - betas[t];
+    root[t] = Math.sqrt(product);
+  }
+  const first = root[0], last = root[n - 1];
+  const alphaBar = Float64Array.from(root, (r) => ((r - last) * first / (first - last)) ** 2);
+  alphaBar[n - 1] = ZERO_SNR_TERMINAL_ALPHA_BAR;
+  return Float64Array.from(alphaBar, (a, t) => 1 - (t === 0 ? a : a / alphaBar[t - 1]));
+}
+
+function configuredBetas(config: SchedulerConfig, source: string): Float64Array {
   if (config.trained_betas != null) {
     if (!Array.isArray(config.trained_betas) || config.trained_betas.length < 2) {
       throw new ModelLoadError(`${source}: trained_betas must be an array of numbers`);
@@ -180,6 +298,30 @@ export function betasFromConfig(
           `squaredcos_cap_v2 or trained_betas`,
       );
   }
+}
+
+function spacingOf(config: SchedulerConfig, source: string): InferenceSpacing {
+  const timestepSpacing = config.timestep_spacing ?? "leading";
+  if (!["leading", "trailing", "linspace"].includes(timestepSpacing)) {
+    throw new ModelLoadError(
+      `${source}: timestep_spacing "${timestepSpacing}" is not supported; expected leading, ` +
+        `trailing or linspace`,
+    );
+  }
+  const stepsOffset = config.steps_offset ?? 0;
+  if (!Number.isInteger(stepsOffset) || stepsOffset < 0) {
+    throw new ModelLoadError(
+      `${source}: steps_offset must be an integer ≥ 0, got ${JSON.stringify(config.steps_offset)}`,
+    );
+  }
+  return { timestepSpacing: timestepSpacing as TimestepSpacing, stepsOffset };
+}
+
+/** numpy's round: halves go to the even neighbour. */
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x), fraction = x - floor;
+  if (fraction !== 0.5) return Math.round(x);
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 function predictionTypeOf(config: SchedulerConfig, source: string): PredictionType {
