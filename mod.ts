@@ -104,10 +104,14 @@ export {
 } from "./src/models/sd/tokenizer.ts";
 export {
   betasFromConfig,
+  type InferenceSpacing,
   NoiseSchedule,
   type PredictionType,
+  rescaleZeroTerminalSnr,
   type SchedulerConfig,
+  type TimestepSpacing,
   vToEpsilon,
+  ZERO_SNR_TERMINAL_ALPHA_BAR,
 } from "./src/models/sd/schedule.ts";
 export { hashModelFolder, MODEL_PARTS } from "./src/models/sd/identity.ts";
 export {

@@ -87,3 +87,14 @@ Deno.test("LCM and SDXL UNets are refused with what they are", async () => {
     (e: Error) => e instanceof ModelLoadError && /text_embeds, i\.e\. an SDXL UNet/.test(e.message),
   );
 });
+
+Deno.test("an export optimized for CUDA is refused on the CPU with what it uses and what to do", async () => {
+  await assert.rejects(
+    () => load("sd-cuda-only"),
+    (e: Error) =>
+      e instanceof ModelLoadError &&
+      /optimized for CUDA: it uses GroupNorm \(com\.microsoft\)/.test(e.message) &&
+      /device: "cuda"/.test(e.message) &&
+      /Could not find an implementation for GroupNorm/.test(String((e.cause as Error)?.message)),
+  );
+});

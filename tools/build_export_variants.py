@@ -9,6 +9,8 @@ Gaussian model with the tensor names, inputs and VAE sampling that real exporter
   sd-unnamed-inputs an Olive-style UNet whose inputs carry generated names (`onnx::Concat_0`, …)
   sd-lcm            an LCM UNet with the extra input `timestep_cond` [B, 256]
   sd-xl-unet        a UNet with SDXL's extra inputs `text_embeds` [B, 1280] and `time_ids` [B, 6]
+  sd-cuda-only      a UNet "optimized for CUDA" as ORT's and Olive's SD optimizers leave it: a
+                    com.microsoft GroupNorm (NHWC) node, which has no CPU kernel
 
 Every graph computes what the base fixture computes (the random ones: plus noise), so the base's
 truth.json holds for all of them. Run with Debian's python3-onnx:
@@ -61,12 +63,37 @@ def extra_inputs(model, inputs):
         model.graph.input.append(helper.make_tensor_value_info(name, elem, shape))
 
 
+def cuda_group_norm(model):
+    """Adds 0 · GroupNorm(sample in NHWC) to the output: same numbers, a CUDA-only kernel."""
+    graph = model.graph
+    output = graph.output[0].name
+    internal = output + "_before"
+    for node in graph.node:
+        node.output[:] = [internal if name == output else name for name in node.output]
+    sample = graph.input[0].name
+    graph.initializer.extend([
+        helper.make_tensor("gn_gamma", TensorProto.FLOAT, [4], [1.0] * 4),
+        helper.make_tensor("gn_beta", TensorProto.FLOAT, [4], [0.0] * 4),
+        helper.make_tensor("gn_zero", TensorProto.FLOAT, [], [0.0]),
+    ])
+    graph.node.extend([
+        helper.make_node("Transpose", [sample], ["gn_nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("GroupNorm", ["gn_nhwc", "gn_gamma", "gn_beta"], ["gn_out"],
+                         domain="com.microsoft", epsilon=1e-5, groups=2, activation=0),
+        helper.make_node("Transpose", ["gn_out"], ["gn_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["gn_nchw", "gn_zero"], ["gn_nothing"]),
+        helper.make_node("Add", [internal, "gn_nothing"], [output]),
+    ])
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+
 def load(part):
     return onnx.load(os.path.join(BASE, part, "model.onnx"))
 
 
 def save(model, folder, part):
-    onnx.checker.check_model(model)
+    if not any(op.domain == "com.microsoft" for op in model.opset_import):
+        onnx.checker.check_model(model)  # the checker knows no contrib ops
     onnx.save(model, os.path.join(folder, part, "model.onnx"))
 
 
@@ -96,6 +123,7 @@ def main():
             rename(m, name, f"onnx::{['Concat', 'Unsqueeze', 'MatMul'][index]}_{index}")
     variant("sd-unnamed-inputs", {"unet": unnamed})
     variant("sd-lcm", {"unet": lambda m: extra_inputs(m, [("timestep_cond", TensorProto.FLOAT, ["batch", 256])])})
+    variant("sd-cuda-only", {"unet": cuda_group_norm})
     variant("sd-xl-unet", {"unet": lambda m: extra_inputs(m, [
         ("text_embeds", TensorProto.FLOAT, ["batch", 1280]),
         ("time_ids", TensorProto.FLOAT, ["batch", 6]),

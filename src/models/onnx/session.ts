@@ -5,6 +5,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import { cudaOnlyOps } from "./cuda-only-ops.ts";
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { InferenceSession } from "npm:onnxruntime-node@1.30.0";
@@ -196,15 +197,38 @@ async function createOn(
     if (device === "cuda") {
       throw new ModelLoadError(
         `could not create a CUDA session for ${path}: ${firstLine(error)}. ${CUDA_INSTALL_HELP}`,
+        { cause: error },
+      );
+    }
+    const cudaOnly = await graphCudaOnlyOps(path, bytes);
+    if (cudaOnly.length > 0) {
+      throw new ModelLoadError(
+        `${path} is optimized for CUDA: it uses ${cudaOnly.join(", ")} (com.microsoft), which ` +
+          `onnxruntime implements only on CUDA, so it cannot run on the ${device}. Load it with ` +
+          `device: "cuda" (--device cuda), or use a portable export (optimum-cli export onnx, see ` +
+          `the README's "Getting a model")`,
+        { cause: error },
       );
     }
     if (device === "webgpu") {
       throw new ModelLoadError(
         `could not create a WebGPU session for ${path}: ${firstLine(error)}. WebGPU needs a ` +
           `supported GPU and onnxruntime-node's WebGPU build; use device: "cpu" or "cuda".`,
+        { cause: error },
       );
     }
-    throw new ModelLoadError(`could not load ONNX model ${path}: ${firstLine(error)}`);
+    throw new ModelLoadError(`could not load ONNX model ${path}: ${firstLine(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** The CUDA-only operators of the graph a session failed on (read again only on failure). */
+async function graphCudaOnlyOps(path: string, bytes?: Uint8Array): Promise<string[]> {
+  try {
+    return cudaOnlyOps(bytes ?? await Deno.readFile(path));
+  } catch {
+    return [];
   }
 }
 

@@ -73,15 +73,16 @@ export class NoiseSchedule {
   /** what the UNet outputs */
   readonly predictionType: PredictionType;
 
+  /** how DDIM picks its inference timesteps (see {@link NoiseSchedule.inferenceTimesteps}) */
+  readonly spacing: InferenceSpacing;
+
   /**
    * Builds the tables from the betas.
    *
    * @param betas one β per timestep, each in (0, 1)
    * @param predictionType what the UNet predicts
+   * @param spacing how DDIM picks inference timesteps (default diffusers' DDIMScheduler's)
    */
-  /** how DDIM picks its inference timesteps (see {@link NoiseSchedule.inferenceTimesteps}) */
-  readonly spacing: InferenceSpacing;
-
   constructor(
     betas: Float64Array,
     predictionType: PredictionType = "epsilon",
