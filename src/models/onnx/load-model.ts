@@ -150,6 +150,7 @@ export async function loadOnnxDenoiser(
       dir,
       ...(source ? { source } : {}),
       device: factory.device,
+      adapter: await factory.adapter(),
       tokenizer,
       schedule,
       textEncoder,

@@ -10,6 +10,7 @@ import type { ImageInput, LogSnrRange, ModelIdentity, NoiseBatch, Shape } from "
 import { hashModelFolder } from "../sd/identity.ts";
 import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
+import type { WebGpuAdapter } from "./webgpu.ts";
 import type {
   Device,
   EditedUnet,
@@ -34,6 +35,8 @@ export interface OnnxModelParts {
   readonly source?: { readonly repo: string; readonly revision: string; readonly commit: string };
   /** the device the sessions run on */
   readonly device: Exclude<Device, "auto">;
+  /** the WebGPU adapter, on device "webgpu" */
+  readonly adapter?: WebGpuAdapter;
   /** the prompt tokenizer */
   readonly tokenizer: ClipTokenizer;
   /** the training schedule */
@@ -309,7 +312,11 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       backend: "onnx",
       sha256,
       ...(this.#parts.source ? { source: this.#parts.source } : {}),
-      runtime: `onnxruntime-node ${ONNXRUNTIME_VERSION}, ${this.device}`,
+      runtime: `onnxruntime-node ${ONNXRUNTIME_VERSION}, ${this.device}${
+        this.#parts.adapter
+          ? ` (${this.#parts.adapter.description}${this.#parts.adapter.fallback ? ", software" : ""})`
+          : ""
+      }`,
     }));
     return this.#identity;
   }

@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { cudaOnlyOps } from "./cuda-only-ops.ts";
+import { explainWebGpuFailure, type WebGpuAdapter, webgpuAdapter } from "./webgpu.ts";
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { InferenceSession } from "npm:onnxruntime-node@1.30.0";
@@ -66,6 +67,8 @@ export const CUDA_INSTALL_HELP: string =
 export interface SessionFactory {
   /** the device the sessions really use */
   readonly device: Exclude<Device, "auto">;
+  /** the WebGPU adapter the sessions run on (undefined on other devices, or when unknown) */
+  adapter(): Promise<WebGpuAdapter | undefined>;
   /** creates a session for an .onnx file (external weights next to it are resolved by path) */
   create(path: string): Promise<InferenceSession>;
   /**
@@ -107,16 +110,34 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
   hideFloat16ArrayFromOnnxRuntime();
   let device: Exclude<Device, "auto"> = requested === "auto" ? "cuda" : requested;
   let decided = requested !== "auto";
-  const fallBack = (reason: string) => {
+  let adapter: WebGpuAdapter | undefined;
+  // "auto" without CUDA: a hardware WebGPU adapter, else the CPU — never a software adapter
+  const fallBack = async (reason: string) => {
+    const found = await webgpuAdapter();
+    if (found && !found.fallback) {
+      device = "webgpu";
+      adapter = found;
+      warn(
+        `infodiff: CUDA is not available (${reason}); running on WebGPU (${found.description}). ` +
+          `Pass device: "webgpu" (--device webgpu) to silence this.`,
+      );
+      return;
+    }
     device = "cpu";
     warn(
       `infodiff: CUDA is not available (${reason}); running on the CPU. ` +
-        `Pass device: "cpu" to silence this, or see the README to install the CUDA provider.`,
+        `Pass device: "cpu" (--device cpu) to silence this, or see the README to install the CUDA ` +
+        `provider.`,
     );
   };
   return {
     get device() {
       return device;
+    },
+    async adapter() {
+      if (device !== "webgpu") return undefined;
+      adapter ??= await webgpuAdapter();
+      return adapter;
     },
     async create(path: string): Promise<InferenceSession> {
       if (device === "cuda") {
@@ -124,7 +145,7 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
         const missing = missingCudaProvider();
         if (missing && !decided) {
           decided = true;
-          fallBack(`${missing} is not installed`);
+          await fallBack(`${missing} is not installed`);
         } else if (missing) {
           throw new ModelLoadError(
             `could not create a CUDA session for ${path}: ${missing} is not installed. ${CUDA_INSTALL_HELP}`,
@@ -136,7 +157,7 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
         try {
           return await createOn("cuda", path, placement, true);
         } catch (error) {
-          fallBack(firstLine(error));
+          await fallBack(firstLine(error));
         }
       }
       return await createOn(device, path, placement, false);
@@ -211,11 +232,9 @@ async function createOn(
       );
     }
     if (device === "webgpu") {
-      throw new ModelLoadError(
-        `could not create a WebGPU session for ${path}: ${firstLine(error)}. WebGPU needs a ` +
-          `supported GPU and onnxruntime-node's WebGPU build; use device: "cpu" or "cuda".`,
-        { cause: error },
-      );
+      throw new ModelLoadError(await explainWebGpuFailure(path, firstLine(error)), {
+        cause: error,
+      });
     }
     throw new ModelLoadError(`could not load ONNX model ${path}: ${firstLine(error)}`, {
       cause: error,

@@ -11,6 +11,7 @@ import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";
 import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
 import { matchTensors, UNET_INPUTS, UNET_OUTPUT } from "./tensor-roles.ts";
+import { warn } from "../../warnings.ts";
 
 /** UNet inputs of other model families, refused with what they are. */
 const UNSUPPORTED_INPUTS: readonly (readonly [string, string])[] = [
@@ -202,17 +203,50 @@ export class OnnxUnet {
     }
     const result = new Float32Array(n * d);
     const extras: ReadonlyMap<string, ItemOutput>[] = new Array(n);
+    const collect = (items: number[], output: Float32Array, outputs: Map<string, ItemOutput>[]) =>
+      items.forEach((item, k) => {
+        result.set(output.subarray(k * d, (k + 1) * d), item * d);
+        extras[item] = outputs[k];
+      });
     for (const group of this.#groups(request.timesteps)) {
-      for (let start = 0; start < group.length; start += this.batchSize) {
-        const items = group.slice(start, start + this.batchSize);
-        const { output, outputs } = await this.#run(items, request, itemShape);
-        items.forEach((item, k) => {
-          result.set(output.subarray(k * d, (k + 1) * d), item * d);
-          extras[item] = outputs[k];
-        });
+      for (let start = 0; start < group.length;) {
+        const items = group.slice(start, start + Math.min(this.batchSize, this.largestCall));
+        await this.#runFitting(items, request, itemShape, collect);
+        start += items.length;
       }
     }
     return { noise: result, outputs: extras };
+  }
+
+  /**
+   * The largest call that runs: the batch size, until a call exceeds WebGPU's per-shader storage
+   * buffer limit (Dawn: "Too many storage buffers in shader"); then calls are halved until they run,
+   * and the largest size that worked is kept for every later call.
+   */
+  largestCall: number = Number.POSITIVE_INFINITY;
+
+  async #runFitting(
+    items: number[],
+    request: UnetRequest,
+    itemShape: readonly [number, number, number],
+    collect: (items: number[], output: Float32Array, outputs: Map<string, ItemOutput>[]) => void,
+  ): Promise<void> {
+    try {
+      const { output, outputs } = await this.#run(items, request, itemShape);
+      collect(items, output, outputs);
+    } catch (error) {
+      if (items.length === 1 || this.fixedBatch || !exceedsBufferLimit(error)) throw error;
+      const half = Math.ceil(items.length / 2);
+      if (half < this.largestCall) {
+        warn(
+          `infodiff: ${this.source}: a call of ${items.length} items exceeds the WebGPU shader's ` +
+            `storage-buffer limit; calls are split to ${half} items from now on`,
+        );
+        this.largestCall = half;
+      }
+      await this.#runFitting(items.slice(0, half), request, itemShape, collect);
+      await this.#runFitting(items.slice(half), request, itemShape, collect);
+    }
   }
 
   /** Item indices grouped so each call is valid: all together, or by equal timestep. */
@@ -360,6 +394,14 @@ export class OnnxUnet {
         return new Tensor("float32", Float32Array.from(values), dims);
     }
   }
+}
+
+/** Dawn's error for a shader that needs more storage buffers than the device allows. */
+function exceedsBufferLimit(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (/Too many storage buffers/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 function padTo(items: number[], size: number): number[] {
