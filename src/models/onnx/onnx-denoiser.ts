@@ -314,7 +314,9 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       ...(this.#parts.source ? { source: this.#parts.source } : {}),
       runtime: `onnxruntime-node ${ONNXRUNTIME_VERSION}, ${this.device}${
         this.#parts.adapter
-          ? ` (${this.#parts.adapter.description}${this.#parts.adapter.fallback ? ", software" : ""})`
+          ? ` (${this.#parts.adapter.description}${
+            this.#parts.adapter.fallback ? ", software" : ""
+          })`
           : ""
       }`,
     }));

@@ -71,7 +71,9 @@ function vulkanLoaderPresent(): boolean | undefined {
 async function dawnLines(path: string): Promise<string[]> {
   if (Deno.permissions.querySync?.({ name: "run" }).state !== "granted") return [];
   const script = `import { InferenceSession } from "npm:onnxruntime-node@1.30.0";
-try { await InferenceSession.create(${JSON.stringify(path)}, { executionProviders: ["webgpu"] }); } catch {}`;
+try { await InferenceSession.create(${
+    JSON.stringify(path)
+  }, { executionProviders: ["webgpu"] }); } catch {}`;
   try {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["eval", "--no-config", script],
@@ -105,7 +107,7 @@ try { await InferenceSession.create(${JSON.stringify(path)}, { executionProvider
  * ```
  */
 export async function explainWebGpuFailure(path: string, reason: string): Promise<string> {
-  const fix = "install it, or run on the CPU (device: \"cpu\")";
+  const fix = 'install it, or run on the CPU (device: "cpu")';
   const loader = vulkanLoaderPresent();
   const dawn = loader === false ? [] : await dawnLines(path);
   const said = dawn.length > 0
@@ -117,7 +119,9 @@ export async function explainWebGpuFailure(path: string, reason: string): Promis
   if (loader === false) {
     cause = `there is no Vulkan loader (libvulkan.so.1 cannot be loaded; Debian/Ubuntu: the ` +
       `libvulkan1 package) — ${fix}`;
-  } else if (dawn.some((l) => /found no drivers|INCOMPATIBLE_DRIVER|Failed to open JSON/i.test(l))) {
+  } else if (
+    dawn.some((l) => /found no drivers|INCOMPATIBLE_DRIVER|Failed to open JSON/i.test(l))
+  ) {
     cause = `the Vulkan loader found no driver: install the GPU's Vulkan driver (NVIDIA's driver ` +
       `ships nvidia_icd.json), or on a machine without a GPU Mesa's lavapipe ≥ 25 ` +
       `(tools/setup_lavapipe.sh), and point VK_DRIVER_FILES at the driver's ICD .json`;
