@@ -8,6 +8,7 @@ import { benchOracle } from "./oracle.ts";
 import { benchOnnx } from "./onnx.ts";
 import { benchResultsFile } from "./results-file.ts";
 import { benchPackedRows } from "./packed-rows.ts";
+import { benchRealSize } from "./realsize.ts";
 
 const results = {
   date: new Date().toISOString(),
@@ -16,6 +17,7 @@ const results = {
   onnx: await benchOnnx(),
   resultsFile: await benchResultsFile(100_000),
   packedRows: await benchPackedRows(),
+  realSize: await benchRealSize(),
 };
 console.log(JSON.stringify(results, null, 1));
 await Deno.mkdir("out", { recursive: true });

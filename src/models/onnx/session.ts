@@ -53,15 +53,18 @@ export interface TensorInfo {
  */
 export const CUDA_INSTALL_HELP: string =
   "onnxruntime-node ships only the CPU (and WebGPU) library; its install script downloads the CUDA " +
-  "12 provider (libonnxruntime_providers_cuda.so, libonnxruntime_providers_shared.so) from NuGet into " +
-  "its bin/napi-v6/linux/x64/ folder. Deno skips npm install scripts and ONNXRUNTIME_NODE_INSTALL=skip " +
-  "disables it. To install the provider (network access to api.nuget.org needed): in a Deno project " +
-  "run `ONNXRUNTIME_NODE_INSTALL=cuda12 node script/install.js` inside " +
-  "node_modules/.deno/onnxruntime-node@<version>/node_modules/onnxruntime-node (or `deno install " +
-  "--allow-scripts=npm:onnxruntime-node`, which runs the same script); with npm, " +
-  "`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`. The provider also needs an NVIDIA " +
-  "driver, the CUDA 12 runtime and cuDNN 9 on the library path (LD_LIBRARY_PATH). Use device: " +
-  '"cpu" to run without a GPU.';
+  "12 provider (NuGet Microsoft.ML.OnnxRuntime.Gpu.Linux 1.30.0: libonnxruntime_providers_cuda.so, " +
+  "_shared.so, _tensorrt.so) into its bin/napi-v6/linux/x64/ folder. Deno skips npm install scripts " +
+  "and ONNXRUNTIME_NODE_INSTALL=skip disables the download; the script's default on linux/x64 is " +
+  "the CUDA 12 download (ONNXRUNTIME_NODE_INSTALL knows only skip/true/1/ON). To install it " +
+  "(network access to api.nuget.org needed), with ONNXRUNTIME_NODE_INSTALL unset: in a Deno " +
+  'project with nodeModulesDir "auto", `deno install --allow-scripts=npm:onnxruntime-node`, or ' +
+  "`node script/install.js` inside node_modules/.deno/onnxruntime-node@1.30.0/node_modules/" +
+  "onnxruntime-node; without nodeModulesDir the package is in Deno's cache " +
+  "($DENO_DIR/npm/registry.npmjs.org/onnxruntime-node/1.30.0, see `deno info`): run " +
+  "`node script/install.js` there; with npm, `npm rebuild onnxruntime-node`. The provider also " +
+  "needs an NVIDIA driver, the CUDA 12 runtime and cuDNN 9 on the library path (LD_LIBRARY_PATH). " +
+  'Use device: "webgpu" (a Vulkan driver) or "cpu" to run without CUDA.';
 
 /** The sessions' device after "auto" resolution, shared by all sessions of one model. */
 export interface SessionFactory {
