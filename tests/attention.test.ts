@@ -282,7 +282,7 @@ Deno.test("a word that is not in the prompt is a PromptError naming the prompt's
     await assert.rejects(
       () => wordAttention(model, new Float32Array(192), "a red circle", "green", { samples: 1 }),
       (error: Error) =>
-        error instanceof PromptError && /"green" is not a word/.test(error.message) &&
+        error instanceof PromptError && /"green" is not in the prompt/.test(error.message) &&
         /a, red, circle/.test(error.message),
     );
     await assert.rejects(

@@ -48,7 +48,11 @@ Deno.test("global threshold: one threshold for the whole dataset, the best mean 
   assert.deepEqual(best.byThreshold.map((v) => +v.toFixed(12)), [0.5, 0.6, 0.5]);
   assert.throws(() => selectGlobalThreshold([], [0.1]), InvalidArgumentError);
   assert.throws(() => selectGlobalThreshold([[0.1]], [0.1, 0.2]), /one per threshold/);
-  assert.deepEqual(PAPER_THRESHOLDS, [0.1, 0.2, 0.3, 0.4, 0.5]);
+  // the reference's np.linspace(0.1, 0.5, 50)
+  assert.equal(PAPER_THRESHOLDS.length, 50);
+  assert.equal(PAPER_THRESHOLDS[0], 0.1);
+  assert.equal(PAPER_THRESHOLDS[49], 0.5);
+  assert.ok(Math.abs(PAPER_THRESHOLDS[25] - (0.1 + 25 * 0.4 / 49)) < 1e-15);
 });
 
 Deno.test("localizationStudy (oracle): the information map localises objects far better than the whole image", async () => {
@@ -72,7 +76,12 @@ Deno.test("localizationStudy (oracle): the information map localises objects far
   assert.ok(PAPER_THRESHOLDS.includes(info.threshold));
   // the reported mIoU is the best of the per-threshold means, and the fixed one is at 0.4
   assert.equal(info.mIoU, Math.max(...info.byThreshold));
-  assert.equal(info.mIoUFixed, info.byThreshold[3]);
+  // the fixed 0.4 is evaluated beside the 50 candidates (it is not one of them)
+  const at = result.rows[0].thresholds.indexOf(0.4);
+  assert.ok(at >= 0 && !PAPER_THRESHOLDS.includes(0.4));
+  const fixed = result.rows.reduce((sum, r) => sum + r.ious.information![at], 0) /
+    result.rows.length;
+  assert.ok(Math.abs(info.mIoUFixed - fixed) < 1e-12, `${info.mIoUFixed} vs ${fixed}`);
   // no attention for the oracle: reported, not failed
   assert.match(result.method("attention").unavailable!, /unavailable/);
   assert.match(result.toString(), /information/);
@@ -231,4 +240,54 @@ Deno.test("localize: a wider mask is cropped to the centre region the model sees
   assert.equal(result.method("attention").mIoU, 1);
   assert.equal(result.rows[0].pixels, 4);
   assert.equal(result.method("whole-image").mIoU, 0.5);
+});
+
+Deno.test("a phrase object: the context drops its every occurrence, the record names the phrase", async () => {
+  const world = shapesWorld({ seed: 3, count: 20, maxObjects: 1 });
+  const [scene] = world.scenes;
+  const [, colour, shape] = scene.caption.split(" ");
+  const phrase = `${colour} ${shape}`;
+  const row: LocalizationRow = {
+    ...shapesLocalizationRows(world)[0],
+    id: "phrase",
+    word: phrase,
+    context: undefined,
+  };
+  const result = await localizationStudy(shapesOracle(world), [row], {
+    samples: 16,
+    methods: ["information"],
+  });
+  assert.equal(result.failures.length, 0, JSON.stringify(result.failures));
+  const [record] = result.rows;
+  assert.equal(record.word, phrase);
+  assert.equal(
+    record.context,
+    scene.caption.replace(`${phrase} `, "").replace(phrase, "").replace(/\s+/g, " ").trim(),
+  );
+  assert.ok(record.nats > 0);
+  // a phrase that is not in the caption is a bad row, not a crash
+  const missing = await localizationStudy(shapesOracle(world), [{
+    ...row,
+    id: "x",
+    word: "green cross",
+  }], {
+    samples: 4,
+    methods: ["information"],
+  });
+  assert.match(missing.failures[0].error, /"green cross" is not in the caption/);
+});
+
+Deno.test("50 thresholds find the best global mIoU that the 5-value grid misses (constructed maps)", () => {
+  // normalised values 0, 0.301, 0.305, 1 over a mask of the last two pixels: a threshold in
+  // (0.301, 0.305] predicts exactly the mask; 0.1…0.5 in steps of 0.1 never does (best 2/3)
+  const map = new Heatmap(2, 2, new Float32Array([0, 0.301, 0.305, 1]));
+  const mask = new Uint8Array([0, 0, 1, 1]);
+  const fine = selectGlobalThreshold(
+    [thresholdIous(map, mask, PAPER_THRESHOLDS)],
+    PAPER_THRESHOLDS,
+  );
+  assert.equal(fine.mIoU, 1);
+  assert.equal(fine.index, 25); // 0.1 + 25·0.4/49 = 0.30408…, the only candidate in the window
+  const coarse = [0.1, 0.2, 0.3, 0.4, 0.5];
+  assert.equal(selectGlobalThreshold([thresholdIous(map, mask, coarse)], coarse).mIoU, 2 / 3);
 });

@@ -36,6 +36,7 @@ export const PACKAGE_HOMES: Readonly<Record<string, readonly string[]>> = {
   "onnxruntime-common": ["src/models/onnx/"],
   "onnx-proto": ["src/models/onnx/"],
   "@huggingface/hub": ["src/models/hub/"],
+  "csv-parse": ["src/datasets/coco-it.ts"],
   "sharp": ["src/images/sharp.ts"],
   "@observablehq/plot": ["src/plots/"],
   "linkedom": ["src/plots/"],

@@ -18,7 +18,7 @@ import type {
   NoiseBatch,
 } from "../models/denoiser.ts";
 import { checkModelData } from "../models/denoiser.ts";
-import { normaliseWord } from "../text/prompt.ts";
+import { phraseOccurrences } from "../text/prompt.ts";
 import { requireAttention } from "./capability.ts";
 
 /**
@@ -59,8 +59,9 @@ export interface WordAttentionOptions {
 
 /**
  * The attention map of a word of the prompt on the data (model data space, e.g. a VAE latent),
- * DAAM-style: per cross-attention layer the probabilities of the word's sub-tokens (first
- * occurrence of the word), averaged over the gathered noise levels; each layer upsampled
+ * DAAM-style: per cross-attention layer the probabilities of the word's sub-tokens (of every
+ * occurrence of the word; a phrase such as "dining table": of all its words), averaged over the
+ * gathered noise levels; each layer upsampled
  * (bicubic) to the largest layer's grid, averaged over all (layer, head) pairs and the sub-tokens,
  * upsampled (bicubic) to the data resolution and min–max normalised to [0, 1]. Upsample the result
  * to the image size with `map.upsample(width, height)`.
@@ -68,7 +69,7 @@ export interface WordAttentionOptions {
  * @param model a model whose backend exposes cross-attention (`loadModel` on an unfused export)
  * @param data the model data (`model.prepare(image)`), c·h·w values
  * @param prompt the prompt conditioning the UNet
- * @param word a word of the prompt (case-insensitive)
+ * @param word a word or phrase of the prompt (case-insensitive)
  * @throws {PromptError} when the word is not in the prompt (or was cut off by the context length)
  * @throws {InvalidArgumentError} for a model without attention (an oracle) or bad options
  * @throws {ModelLoadError} for a fused-attention export or a UNet without cross-attention
@@ -164,28 +165,43 @@ async function gatherAlongInversion(
   await ddimBatch(tapped, [{ prompt, start: data }], "invert", { steps: options.steps ?? 50 });
 }
 
-/** Token positions (in the padded input ids) of the first occurrence of a word of the prompt. */
-function wordTokenPositions(attention: CrossAttention, prompt: string, word: string): number[] {
+/**
+ * Token positions (in the padded input ids) of a word or phrase of the prompt: the sub-tokens of
+ * its every occurrence, as DAAM aggregates a word (a phrase: all its words' sub-tokens).
+ *
+ * @example
+ * ```ts
+ * import { wordTokenPositions } from "./word-attention.ts";
+ * const attention = { wordTokens: (p: string) => p.split(" ").map((word, i) => ({ word, positions: [i + 1] })) };
+ * const positions = wordTokenPositions(attention as never, "a teddy bear and a teddy bear", "teddy bear");
+ * console.assert(positions.join() === "2,3,6,7");
+ * ```
+ */
+export function wordTokenPositions(
+  attention: CrossAttention,
+  prompt: string,
+  word: string,
+): number[] {
   if (typeof prompt !== "string") {
     throw new PromptError(`prompt must be a string, got ${typeof prompt}`);
   }
-  const target = normaliseWord(word);
   const words = attention.wordTokens(prompt);
-  const found = words.find((w) => w.word === target);
-  if (!found) {
+  const occurrences = phraseOccurrences(prompt, word);
+  if (occurrences.length === 0) {
     throw new PromptError(
-      `"${word}" is not a word of the prompt "${prompt}"; expected one of: ${
+      `"${word}" is not in the prompt "${prompt}"; expected one of its words: ${
         words.map((w) => w.word).join(", ") || "(no words)"
       }`,
     );
   }
-  if (found.positions.length === 0) {
+  const positions = occurrences.flat().flatMap((index) => words[index].positions);
+  if (positions.length === 0) {
     throw new PromptError(
       `"${word}" of the prompt "${prompt}" lies beyond the tokenizer's ${attention.contextLength} ` +
         `tokens and was cut off; expected a word within the context`,
     );
   }
-  return [...found.positions];
+  return [...new Set(positions)];
 }
 
 /** Per layer: the word's attention summed over heads, sub-tokens and gathered items. */

@@ -12,7 +12,8 @@
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { DatasetError } from "../errors.ts";
-import { removeWord } from "../text/prompt.ts";
+import { removePhrase, tidy } from "../text/prompt.ts";
+import { parse as parseCsv } from "npm:csv-parse@7.0.3/sync";
 
 /** One COCO-IT row. */
 export interface CocoItRow {
@@ -47,7 +48,7 @@ export function cocoItRow(
   category: string,
   imageId?: number,
 ): CocoItRow {
-  const context = removeWord(caption, word);
+  const context = removePhrase(caption, word);
   const row = { image, caption, word, category, context };
   return imageId === undefined ? row : { ...row, image_id: imageId };
 }
@@ -99,8 +100,10 @@ export function formatCocoIt(rows: readonly CocoItRow[]): string {
 }
 
 /**
- * Reads a `.jsonl` COCO-IT table; relative image paths are resolved against `imageRoot`
- * (default: the table's folder).
+ * Reads a COCO-IT table: JSON Lines (`.jsonl`, as {@link writeCocoIt} writes), or the reference's
+ * own `COCO-IT.csv` (`.csv`, see {@link parseCocoItCsv}). Relative image paths are resolved
+ * against `imageRoot` (default: the table's folder; for the CSV, the folder of COCO's val2017
+ * images, whose files are named by the zero-padded image id).
  *
  * @example
  * ```ts
@@ -122,9 +125,102 @@ export async function readCocoIt(
     throw new DatasetError(`cannot read COCO-IT table ${path}`, { cause: e });
   }
   const root = options.imageRoot ?? dirname(path);
-  return parseCocoIt(text, path).map((row) =>
-    isAbsolute(row.image) ? row : { ...row, image: join(root, row.image) }
-  );
+  const rows = path.toLowerCase().endsWith(".csv")
+    ? parseCocoItCsv(text, path).rows
+    : parseCocoIt(text, path);
+  return rows.map((row) => isAbsolute(row.image) ? row : { ...row, image: join(root, row.image) });
+}
+
+/** A row of the reference's COCO-IT.csv whose context infodiff computes differently. */
+export interface ChangedContext {
+  /** 1-based data row of the CSV */
+  readonly row: number;
+  /** the caption */
+  readonly caption: string;
+  /** the object word or phrase */
+  readonly word: string;
+  /** the reference's context (`caption.replace(obj, "")`, a substring replace) */
+  readonly reference: string;
+  /** infodiff's: every occurrence removed at word boundaries */
+  readonly context: string;
+  /**
+   * "substring": the reference also cut words containing the object ("a bedroom" → "a room");
+   * "case": the reference kept a capitalised occurrence ("Toilet …"), which CLIP reads as the same
+   * word, so it is removed here too
+   */
+  readonly why: "substring" | "case";
+}
+
+const escapeRegExp = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+const CSV_COLUMNS = ["Image ID", "Label", "correct_obj+context", "context", "correct_obj"];
+
+/**
+ * Parses the reference's `COCO-IT.csv` (kxh001/Info-Decomp `datasets/coco/COCO-IT.csv`, columns
+ * `Image ID, Label, correct_obj+context, context, correct_obj`). The object (`correct_obj`, the
+ * category name or its plural, possibly a phrase such as "dining table") is the row's word, the
+ * Label its category, and the image `<12-digit id>.jpg` (COCO val2017). The context is recomputed
+ * by removing every occurrence of the object at word boundaries: the reference's substring
+ * replace also cut words that contain the object ("a bedroom" → "a room"); those rows are listed
+ * in `changed` with both contexts.
+ *
+ * @example
+ * ```ts
+ * import { parseCocoItCsv } from "./coco-it.ts";
+ * const csv = "Image ID,Label,correct_obj+context,context,correct_obj\n" +
+ *   '42,bed,"A bed, in a bedroom","A , in a room",bed\n';
+ * const { rows, changed } = parseCocoItCsv(csv);
+ * console.assert(rows[0].context === "A, in a bedroom" && rows[0].image === "000000000042.jpg");
+ * console.assert(changed[0].reference === "A , in a room");
+ * ```
+ */
+export function parseCocoItCsv(
+  text: string,
+  source = "COCO-IT.csv",
+): { rows: CocoItRow[]; changed: ChangedContext[] } {
+  let records: string[][];
+  try {
+    records = parseCsv(text, { relax_column_count: false, skip_empty_lines: true });
+  } catch (e) {
+    throw new DatasetError(`${source} is not a readable CSV file`, { cause: e });
+  }
+  const [header, ...data] = records;
+  if (!header || CSV_COLUMNS.some((c, i) => header[i]?.trim() !== c)) {
+    throw new DatasetError(
+      `${source}: the header is ${JSON.stringify(header)}; expected the reference's columns ` +
+        CSV_COLUMNS.join(", "),
+    );
+  }
+  const rows: CocoItRow[] = [], changed: ChangedContext[] = [];
+  data.forEach((record, index) => {
+    const [id, label, caption, reference, word] = record;
+    const where = `${source}, data row ${index + 1}`;
+    if (!/^\d+$/.test(id.trim())) {
+      throw new DatasetError(`${where}: Image ID is "${id}"; expected a COCO image id`);
+    }
+    let context: string;
+    try {
+      context = removePhrase(caption, word);
+    } catch (e) {
+      throw new DatasetError(`${where}: the object "${word}" is not in "${caption}"`, { cause: e });
+    }
+    const imageId = Number(id);
+    rows.push({
+      image: `${id.trim().padStart(12, "0")}.jpg`,
+      caption,
+      word,
+      category: label,
+      context,
+      image_id: imageId,
+    });
+    if (tidy(reference) !== context) {
+      // the reference's removal, but at word boundaries: equal to its context → only case differs
+      const bounded = caption.replace(new RegExp(`\\b${escapeRegExp(word)}\\b`, "g"), "");
+      const why = tidy(bounded) === tidy(reference) ? "case" : "substring";
+      changed.push({ row: index + 1, caption, word, reference, context, why });
+    }
+  });
+  return { rows, changed };
 }
 
 /**

@@ -49,10 +49,12 @@ export {
   writeAroVg,
 } from "./aro.ts";
 export {
+  type ChangedContext,
   type CocoItRow,
   cocoItRow,
   formatCocoIt,
   parseCocoIt,
+  parseCocoItCsv,
   readCocoIt,
   writeCocoIt,
 } from "./coco-it.ts";

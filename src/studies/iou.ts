@@ -9,8 +9,29 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Heatmap } from "../images/heatmap.ts";
 import { meanWithError } from "../numerics/statistics.ts";
 
-/** Candidate global thresholds of the paper's protocol (Kong et al., REFERENCE §8). */
-export const PAPER_THRESHOLDS: readonly number[] = [0.1, 0.2, 0.3, 0.4, 0.5];
+/**
+ * Candidate global thresholds of the paper's protocol: the reference code's
+ * `np.linspace(0.1, 0.5, 50)` (REFERENCE §12; the paper's text reads as if 0.1…0.5 in steps of 0.1).
+ */
+export const PAPER_THRESHOLDS: readonly number[] = Object.freeze(linspace(0.1, 0.5, 50));
+
+/**
+ * numpy's `linspace(start, stop, count)`: start + k·step with step = (stop − start)/(count − 1),
+ * the last value exactly `stop`.
+ *
+ * @example
+ * ```ts
+ * import { linspace } from "./iou.ts";
+ * console.assert(linspace(0.1, 0.5, 5).join() === "0.1,0.2,0.30000000000000004,0.4,0.5");
+ * ```
+ */
+export function linspace(start: number, stop: number, count: number): number[] {
+  if (!Number.isInteger(count) || count < 2) {
+    throw new InvalidArgumentError(`linspace needs an integer count ≥ 2, got ${count}`);
+  }
+  const step = (stop - start) / (count - 1);
+  return Array.from({ length: count }, (_, k) => (k === count - 1 ? stop : start + k * step));
+}
 
 /**
  * |A ∩ B| / |A ∪ B| of two binary masks of the same length (non-zero = inside). Two empty masks

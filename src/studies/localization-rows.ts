@@ -19,7 +19,7 @@ import {
   readCocoInstances,
 } from "../datasets/coco.ts";
 import { type CocoItRow, readCocoIt } from "../datasets/coco-it.ts";
-import { promptWords } from "../text/prompt.ts";
+import { phraseOccurrences, phraseWords } from "../text/prompt.ts";
 import type { ShapesWorld } from "../datasets/shapes/world.ts";
 
 /** A binary ground-truth mask, row-major, with its size. */
@@ -149,17 +149,15 @@ export function cocoRows(
   imagesDir: string,
 ): LocalizationRow[] {
   const images = new Map(instances.images.map((im) => [im.id, im]));
+  // multi-word categories ("dining table", "cell phone") are phrases of the caption
   const byName = new Map(
-    instances.categories.filter((c) => promptWords(c.name).length === 1).map((
-      c,
-    ) => [c.name.toLowerCase(), c]),
+    instances.categories.map((c) => [phraseWords(c.name).join(" "), c]),
   );
   const rows: LocalizationRow[] = [];
   for (const caption of captions.annotations) {
     const image = images.get(caption.image_id);
-    const words = new Set(promptWords(caption.caption).map((w) => w.word));
     for (const [name, category] of byName) {
-      if (!words.has(name)) continue;
+      if (phraseOccurrences(caption.caption, name).length === 0) continue;
       const imagePath = image ? join(imagesDir, image.file_name) : `(image id ${caption.image_id})`;
       rows.push({
         id: `${caption.image_id}/${caption.id}/${name}`,

@@ -73,8 +73,20 @@ export function removeWord(prompt: string, word: string, options: RemoveWordOpti
     );
   }
   const replacement = options.placeholder ?? "";
-  const joined = prompt.slice(0, match.start) + replacement + prompt.slice(match.end);
-  return joined.replace(/\s+/g, " ").replace(/\s+([,.;:!?])/g, "$1").trim();
+  return tidy(prompt.slice(0, match.start) + replacement + prompt.slice(match.end));
+}
+
+/**
+ * Whitespace collapsed and no space left before punctuation: how a prompt reads after a removal.
+ *
+ * @example
+ * ```ts
+ * import { tidy } from "./prompt.ts";
+ * console.assert(tidy(" a  , red ") === "a, red");
+ * ```
+ */
+export function tidy(text: string): string {
+  return text.replace(/\s+/g, " ").replace(/\s+([,.;:!?])/g, "$1").trim();
 }
 
 /**
@@ -95,4 +107,116 @@ export function normaliseWord(word: string): string {
     );
   }
   return words[0].word;
+}
+
+/**
+ * The words of a phrase: "Dining table" → ["dining", "table"]; one word is a phrase of one. COCO's
+ * multi-word categories ("cell phone", "teddy bear", "fire hydrant") are phrases.
+ *
+ * @throws {InvalidArgumentError} for an empty phrase or one with anything but words and spaces
+ *
+ * @example
+ * ```ts
+ * import { phraseWords } from "./prompt.ts";
+ * console.assert(phraseWords(" Dining  table ").join("|") === "dining|table");
+ * ```
+ */
+export function phraseWords(phrase: string): string[] {
+  if (typeof phrase !== "string") {
+    throw new InvalidArgumentError(`expected a word or phrase, got ${typeof phrase}`);
+  }
+  const words = promptWords(phrase);
+  const rest = words.reduceRight(
+    (text, w) => text.slice(0, w.start) + " " + text.slice(w.end),
+    phrase,
+  );
+  if (words.length === 0 || rest.trim() !== "") {
+    throw new InvalidArgumentError(
+      `expected a word or a phrase of words separated by spaces (e.g. "dining table"), got "${phrase}"`,
+    );
+  }
+  return words.map((w) => w.word);
+}
+
+/**
+ * Every occurrence of a phrase in a prompt, left to right and not overlapping, as the indices of
+ * its words in {@link promptWords} order (case-insensitive, at word boundaries). A possessive or
+ * contraction on the last word still matches ("banana's" holds "banana"), as Python's `\b` and
+ * CLIP's tokenizer (which splits off "'s") see it.
+ *
+ * @example
+ * ```ts
+ * import { phraseOccurrences } from "./prompt.ts";
+ * const found = phraseOccurrences("a teddy bear hugs a teddy bear's paw", "teddy bear");
+ * console.assert(JSON.stringify(found) === "[[1,2],[5,6]]");
+ * ```
+ */
+export function phraseOccurrences(prompt: string, phrase: string): number[][] {
+  return phraseSpans(prompt, phrase).map((span) => span.words);
+}
+
+interface PhraseSpan {
+  /** indices of the phrase's words among the prompt's words */
+  readonly words: number[];
+  /** UTF-16 span of the phrase itself (a possessive "'s" after it stays outside) */
+  readonly start: number;
+  readonly end: number;
+}
+
+function phraseSpans(prompt: string, phrase: string): PhraseSpan[] {
+  const target = phraseWords(phrase);
+  const words = promptWords(prompt);
+  const last = target.length - 1;
+  const matches = (word: string, t: string, isLast: boolean) =>
+    word === t || (isLast && (word.startsWith(`${t}'`) || word.startsWith(`${t}’`)));
+  const found: PhraseSpan[] = [];
+  for (let i = 0; i + target.length <= words.length;) {
+    if (target.every((t, k) => matches(words[i + k].word, t, k === last))) {
+      const end = words[i + last].start + target[last].length;
+      found.push({ words: target.map((_, k) => i + k), start: words[i].start, end });
+      i += target.length;
+    } else i++;
+  }
+  return found;
+}
+
+/** Options of {@link removePhrase}. */
+export interface RemovePhraseOptions {
+  /** put this text where each occurrence was instead of deleting it (interventions use "_") */
+  readonly placeholder?: string;
+}
+
+/**
+ * The prompt with EVERY occurrence of a word or phrase removed at word boundaries (the
+ * reference's `caption.replace(obj, "")` removes every occurrence too, but as a substring, so
+ * "bed" also cuts "a bedroom" to "a room"), whitespace collapsed.
+ *
+ * @throws {PromptError} when the phrase does not occur
+ *
+ * @example
+ * ```ts
+ * import { removePhrase } from "./prompt.ts";
+ * console.assert(removePhrase("A dog and a dog in a bedroom", "dog") === "A and a in a bedroom");
+ * console.assert(removePhrase("a dining table", "dining table", { placeholder: "_" }) === "a _");
+ * ```
+ */
+export function removePhrase(
+  prompt: string,
+  phrase: string,
+  options: RemovePhraseOptions = {},
+): string {
+  const spans = phraseSpans(prompt, phrase);
+  if (spans.length === 0) {
+    const known = promptWords(prompt).map((w) => w.word).join(", ");
+    throw new PromptError(
+      `"${phrase}" is not in the prompt "${prompt}"; expected one of its words: ${
+        known || "(none)"
+      }`,
+    );
+  }
+  let text = prompt;
+  for (const { start, end } of [...spans].reverse()) {
+    text = text.slice(0, start) + (options.placeholder ?? "") + text.slice(end);
+  }
+  return tidy(text);
 }
