@@ -343,6 +343,7 @@ export {
 export {
   type Accuracy,
   aroItemId,
+  ATTENTION_METHODS,
   binomialAccuracy,
   checkShard,
   type CocoItLocalizationDataset,
@@ -390,6 +391,7 @@ export {
   mergeResults,
   numberRepeats,
   optionKind,
+  PAPER_LOCALIZATION_METHODS,
   PAPER_THRESHOLDS,
   parseShard,
   type PidRow,

@@ -3,6 +3,10 @@ import { join } from "node:path";
 import { iou, PAPER_THRESHOLDS, selectGlobalThreshold, thresholdIous } from "../src/studies/iou.ts";
 import type { AttentionProvider } from "../src/attention/provider.ts";
 import { localizationStudy } from "../src/studies/localization.ts";
+import {
+  LOCALIZATION_METHODS,
+  PAPER_LOCALIZATION_METHODS,
+} from "../src/studies/localization-result.ts";
 import { localizationChart } from "../src/plots/study-charts.ts";
 import { type LocalizationRow, shapesLocalizationRows } from "../src/studies/localization-rows.ts";
 import { shapesOracle } from "../src/query/oracles.ts";
@@ -185,31 +189,49 @@ Deno.test("localize: bad rows (missing image, word not in caption, no mask) are 
   assert.match(result.toString(), /2 bad/);
 });
 
-Deno.test("localize: attention methods use the provider; attention+information = normalised sum", async () => {
-  // a provider returning the ground truth itself: attention IoU is 1 at every threshold
-  // (the oracle's prepare hands back the row's own data array, so it identifies the row)
+Deno.test("localize: each attention method gathers where its name says; infodiff-combined = normalised sum", async () => {
+  // a provider returning the ground truth along the inversion and its complement at the sampled
+  // noise levels (the oracle's prepare hands back the row's own data array, so it names the row)
   const truthOf = new Map(rows.map((r) => [r.data!, r.groundTruth().mask]));
+  const asked: string[] = [];
   const provider: AttentionProvider = {
     supportsAttention: () => true,
-    wordAttention: (_m, data) =>
-      Promise.resolve(new Heatmap(32, 32, Float32Array.from(truthOf.get(data)!))),
+    wordAttention: (_m, data, _p, _w, options) => {
+      asked.push(`${options.at}:${options.at === "trajectory" ? options.steps : options.samples}`);
+      const mask = truthOf.get(data)!;
+      const values = options.at === "trajectory" ? mask : mask.map((v) => 1 - v);
+      return Promise.resolve(new Heatmap(32, 32, Float32Array.from(values)));
+    },
   };
   const picked = rows.slice(0, 3);
   const result = await localizationStudy(oracle, picked, {
     samples: 8,
     attention: provider,
     keepMaps: true,
+    attentionSteps: 20,
+    methods: [...LOCALIZATION_METHODS],
   });
+  assert.equal(asked.length, 6);
+  assert.equal(asked.filter((a) => a === "trajectory:20").length, 3);
+  assert.equal(asked.filter((a) => a === "sampled:8").length, 3);
   assert.equal(result.method("attention").mIoU, 1);
+  assert.equal(result.method("attention-at-sampled-noise").mIoU, 0); // the complement: IoU 0
   const maps = result.maps(picked[0].id)!;
-  const expected = maps.information.add(maps.attention!).normalize();
+  const expected = maps.information.add(maps.attentionAtSampledNoise!).normalize();
   assert.deepEqual(maps.combined!.data, expected.data);
+  // the default methods are the paper's four: no combined map unless asked
+  const paper = await localizationStudy(oracle, picked, { samples: 4, attention: provider });
+  assert.deepEqual(paper.summary.map((s) => s.method), [...PAPER_LOCALIZATION_METHODS]);
   const refused = await localizationStudy(oracle, picked, {
     samples: 4,
+    methods: ["information", "infodiff-combined"],
     attention: { ...provider, supportsAttention: () => false },
   });
-  assert.match(result.toString(), /attention\+information/);
-  assert.match(refused.method("attention+information").unavailable!, /for this model/);
+  assert.match(refused.method("infodiff-combined").unavailable!, /for this model/);
+  await assert.rejects(
+    () => localizationStudy(oracle, picked, { samples: 4, attentionSteps: 0 }),
+    /attentionSteps must be a positive integer/,
+  );
 });
 
 Deno.test("localize: a wider mask is cropped to the centre region the model sees (cover + centre crop)", async () => {
@@ -234,10 +256,10 @@ Deno.test("localize: a wider mask is cropped to the centre region the model sees
   };
   const result = await localizationStudy(model, [row], {
     samples: 2,
-    methods: ["attention", "whole-image"],
+    methods: ["attention-at-sampled-noise", "whole-image"],
     attention: provider,
   });
-  assert.equal(result.method("attention").mIoU, 1);
+  assert.equal(result.method("attention-at-sampled-noise").mIoU, 1);
   assert.equal(result.rows[0].pixels, 4);
   assert.equal(result.method("whole-image").mIoU, 0.5);
 });

@@ -43,9 +43,9 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, t):
         half = 160
-        exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32) / half
+        exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half
         args = t.float()[:, None] * torch.exp(exponent)[None, :]
-        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1).to(self.linear_1.weight.dtype)
         return self.linear_2(F.silu(self.linear_1(emb)))
 
 
@@ -262,15 +262,19 @@ def export(model, args, path, inputs, outputs, axes):
 
 
 def build(folder, fp16):
-    if fp16:
-        sys.exit("fp16: onnxruntime's CPU provider has no fp16 convolution and this torch cannot "
-                 "trace fp16 on the CPU; export fp16 on a CUDA machine (see tools/gpu_check.sh)")
+    if fp16 and not torch.cuda.is_available():
+        sys.exit("fp16: this torch cannot trace fp16 convolutions on the CPU (and onnxruntime's CPU "
+                 "provider has none to run them); run --fp16 on a machine with CUDA")
+    device, dtype = ("cuda", torch.float16) if fp16 else ("cpu", torch.float32)
     os.makedirs(folder, exist_ok=True)
     for part in ["unet", "text_encoder", "vae_encoder", "vae_decoder", "scheduler", "tokenizer"]:
         os.makedirs(os.path.join(folder, part), exist_ok=True)
     batch = {0: "batch"}
     t0 = time.time()
-    export(unet(), (torch.randn(1, 4, 64, 64), torch.tensor([500]), torch.randn(1, 77, 768)),
+    model = unet().to(device, dtype)
+    example = (torch.randn(1, 4, 64, 64, device=device, dtype=dtype), torch.tensor([500], device=device),
+               torch.randn(1, 77, 768, device=device, dtype=dtype))
+    export(model, example,
            os.path.join(folder, "unet", "model.onnx"),
            ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
            {"sample": batch, "timestep": batch, "encoder_hidden_states": batch, "out_sample": batch})

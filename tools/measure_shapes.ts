@@ -27,6 +27,7 @@ import { loadModel } from "../src/query/load-model.ts";
 import type { Model } from "../src/query/model.ts";
 import { localizationStudy } from "../src/studies/localization.ts";
 import { shapesLocalizationRows } from "../src/studies/localization-rows.ts";
+import { LOCALIZATION_METHODS } from "../src/studies/localization-result.ts";
 import { relationStudy } from "../src/studies/relations.ts";
 import type { EstimatorName } from "../src/estimators/options.ts";
 import { supportsAttention } from "../src/attention/capability.ts";
@@ -64,6 +65,8 @@ interface Measured {
     wholeImage: number;
     attention: number;
     attentionFixed: number;
+    sampledAttention: number;
+    sampledAttentionFixed: number;
     combined: number;
     combinedFixed: number;
     bad: number;
@@ -86,10 +89,12 @@ async function measure(model: Model, pixels: boolean): Promise<Measured> {
       samples,
       seed: 0,
       attention: { supportsAttention, wordAttention },
+      methods: [...LOCALIZATION_METHODS],
     });
     const info = result.method("information");
     const attention = result.method("attention");
-    const combined = result.method("attention+information");
+    const sampled = result.method("attention-at-sampled-noise");
+    const combined = result.method("infodiff-combined");
     localization[words] = {
       mIoU: info.mIoU,
       threshold: info.threshold,
@@ -99,6 +104,8 @@ async function measure(model: Model, pixels: boolean): Promise<Measured> {
       wholeImage: result.method("whole-image").mIoU,
       attention: attention.mIoU,
       attentionFixed: attention.mIoUFixed,
+      sampledAttention: sampled.mIoU,
+      sampledAttentionFixed: sampled.mIoUFixed,
       combined: combined.mIoU,
       combinedFixed: combined.mIoUFixed,
       bad: result.failures.length,
@@ -164,12 +171,13 @@ const lines = [
 ];
 lines.push(
   "",
-  "| model | words | information (best t / @0.4) | attention (best t / @0.4) | attention + information (best t / @0.4) | whole image |",
-  "|---|---|---|---|---|---|",
+  "| model | words | information (best t / @0.4) | attention, DDIM inversion (best t / @0.4) | attention at sampled noise = paper's Attention+Information (best t / @0.4) | infodiff-combined (best t / @0.4) | whole image |",
+  "|---|---|---|---|---|---|---|",
   ...measured.flatMap((m) =>
     Object.entries(m.localization).map(([words, l]) =>
       `| ${m.model} | ${words} | ${f(l.mIoU)} / ${f(l.mIoUFixed)} | ${f(l.attention)} / ` +
-      `${f(l.attentionFixed)} | ${f(l.combined)} / ${f(l.combinedFixed)} | ${f(l.wholeImage)} |`
+      `${f(l.attentionFixed)} | ${f(l.sampledAttention)} / ${f(l.sampledAttentionFixed)} | ` +
+      `${f(l.combined)} / ${f(l.combinedFixed)} | ${f(l.wholeImage)} |`
     )
   ),
 );

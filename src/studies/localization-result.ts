@@ -14,24 +14,65 @@ import { meanWithError } from "../numerics/statistics.ts";
 import { selectGlobalThreshold } from "./iou.ts";
 import type { StudyRun } from "./runner.ts";
 
-/** A localization method: information map, whole-image baseline, attention, or both combined. */
+/** A localization method (see {@link LOCALIZATION_METHODS}). */
 export type LocalizationMethod = typeof LOCALIZATION_METHODS[number];
 
 /**
- * The methods of a localization table, in display order, in one frozen table.
+ * The methods of a localization table, in display order, named for what they are (Kong et al.'s
+ * table, read from the reference code, REFERENCE §12):
+ * - `information`: the conditional-information map i(x; word | context) (the paper's "Information");
+ * - `whole-image`: every pixel (the trivial baseline);
+ * - `attention`: DAAM gathered along a DDIM inversion of the image (the paper's "Attention");
+ * - `attention-at-sampled-noise`: DAAM gathered while the UNet denoises the image noised at the
+ *   estimator's importance-sampled α — the paper's "Attention+Information" (no information map is
+ *   added: the name in the paper refers to where the attention is gathered);
+ * - `infodiff-combined`: infodiff's own, in neither the paper nor its code: the information map
+ *   plus `attention-at-sampled-noise`, each min–max normalised, normalised again.
  *
  * @example
  * ```ts
  * import { LOCALIZATION_METHODS } from "./localization-result.ts";
- * console.assert(LOCALIZATION_METHODS.includes("whole-image"));
+ * console.assert(LOCALIZATION_METHODS.includes("attention-at-sampled-noise"));
  * ```
  */
 export const LOCALIZATION_METHODS: readonly [
   "information",
   "whole-image",
   "attention",
-  "attention+information",
-] = Object.freeze(["information", "whole-image", "attention", "attention+information"] as const);
+  "attention-at-sampled-noise",
+  "infodiff-combined",
+] = Object.freeze(
+  [
+    "information",
+    "whole-image",
+    "attention",
+    "attention-at-sampled-noise",
+    "infodiff-combined",
+  ] as const,
+);
+
+/**
+ * The methods of the paper's localization table, what a study computes by default.
+ *
+ * @example
+ * ```ts
+ * import { PAPER_LOCALIZATION_METHODS } from "./localization-result.ts";
+ * console.assert(!PAPER_LOCALIZATION_METHODS.includes("infodiff-combined"));
+ * ```
+ */
+export const PAPER_LOCALIZATION_METHODS: readonly LocalizationMethod[] = Object.freeze([
+  "information",
+  "whole-image",
+  "attention",
+  "attention-at-sampled-noise",
+]);
+
+/** The methods that need cross-attention maps. */
+export const ATTENTION_METHODS: readonly LocalizationMethod[] = Object.freeze([
+  "attention",
+  "attention-at-sampled-noise",
+  "infodiff-combined",
+]);
 
 /** What one row stores in the results file. */
 export interface LocalizationRecord {
@@ -69,9 +110,11 @@ export interface LocalizationMaps {
   readonly information: Heatmap;
   /** the ground-truth mask as a 0/1 map */
   readonly mask: Heatmap;
-  /** the attention map, when computed */
+  /** DAAM along the DDIM inversion (`attention`), when computed */
   readonly attention?: Heatmap;
-  /** attention + information, when computed */
+  /** DAAM at the sampled noise levels (`attention-at-sampled-noise`), when computed */
+  readonly attentionAtSampledNoise?: Heatmap;
+  /** `infodiff-combined`, when computed */
   readonly combined?: Heatmap;
 }
 

@@ -6,14 +6,12 @@
  * mIoU is reported with the paper's protocol — every map min–max normalised on its own, ONE global
  * threshold chosen as the best of 50 evenly spaced in [0.1, 0.5] (the reference's
  * `linspace(0.1, 0.5, 50)`) over the whole dataset — and at a fixed threshold
- * (default 0.4, DAAM's). Methods compared in the same table:
- * - `information`: the conditional-information map;
- * - `whole-image`: a mask of all ones (the trivial baseline);
- * - `attention`: the word's cross-attention map (DAAM-style, gathered at the estimator's sampled α);
- * - `attention+information`: the sum of the two min–max normalised maps, normalised again. The
- *   paper adds attention gathered at the sampled α to the information map (REFERENCE §8: 42.46 vs
- *   32.31 / 34.52 mIoU); with both maps on [0, 1] the plain sum weighs them equally, which is the
- *   choice here (no weight is fitted on the evaluation data).
+ * (default 0.4, DAAM's). Methods compared in the same table ({@link LOCALIZATION_METHODS},
+ * named for what they are): `information`, `whole-image`, `attention` (DAAM along a DDIM
+ * inversion: the paper's "Attention"), `attention-at-sampled-noise` (DAAM at the estimator's
+ * sampled α: the paper's "Attention+Information", which adds no information map) and, on request,
+ * `infodiff-combined` (infodiff's own sum of the normalised information and sampled-noise
+ * attention maps).
  * The attention methods need an {@link AttentionProvider} that supports the model (by default the
  * model's cross-attention capability, src/attention/); otherwise they are reported as unavailable,
  * never failed.
@@ -22,7 +20,6 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
-import type { AttentionGathering } from "../attention/word-attention.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import { loadImagePixels } from "../images/load-image.ts";
@@ -30,7 +27,11 @@ import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { phraseOccurrences, phraseWords, removePhrase } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
-import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
+import {
+  checkPositiveInteger,
+  type EstimatorOptions,
+  resolveOptions,
+} from "../estimators/options.ts";
 import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import {
   describeStudy,
@@ -47,16 +48,18 @@ import {
   localizationRows,
 } from "./localization-rows.ts";
 import {
+  ATTENTION_METHODS,
   LOCALIZATION_METHODS,
   type LocalizationMaps,
   type LocalizationMethod,
   type LocalizationRecord,
   LocalizationResult,
+  PAPER_LOCALIZATION_METHODS,
 } from "./localization-result.ts";
 
 /** Options of {@link localizationStudy}. */
 export interface LocalizationStudyOptions extends StudyOptions {
-  /** methods to compare (default: all four, {@link LOCALIZATION_METHODS}) */
+  /** methods to compare (default: the paper's four, {@link PAPER_LOCALIZATION_METHODS}) */
   readonly methods?: readonly LocalizationMethod[];
   /** candidate global thresholds (default {@link PAPER_THRESHOLDS}: 50 from 0.1 to 0.5) */
   readonly thresholds?: readonly number[];
@@ -67,8 +70,8 @@ export interface LocalizationStudyOptions extends StudyOptions {
    * backend exposes it; `false`, or a model without it: the methods are reported as unavailable)
    */
   readonly attention?: AttentionProvider | false;
-  /** where attention is gathered (default "sampled": at the estimator's α, as the paper) */
-  readonly attentionAt?: AttentionGathering;
+  /** DDIM steps of the inversion the `attention` method is gathered along (default 50, the paper's) */
+  readonly attentionSteps?: number;
   /**
    * turns a row without `data` into something `model.prepare` accepts. Default: its `image` path
    * (ONNX models load it). `"pixels"`: decode the file to CHW pixels in [−1, 1] at the model's
@@ -110,7 +113,8 @@ export async function localizationStudy(
   dataset: LocalizationDataset,
   options: LocalizationStudyOptions = {},
 ): Promise<LocalizationResult> {
-  const methods = checkMethods(options.methods ?? LOCALIZATION_METHODS);
+  const methods = checkMethods(options.methods ?? PAPER_LOCALIZATION_METHODS);
+  const attentionSteps = checkPositiveInteger("attentionSteps", options.attentionSteps ?? 50);
   const candidates = checkThresholds(options.thresholds ?? PAPER_THRESHOLDS, "thresholds");
   const fixed = options.fixedThreshold ?? 0.4;
   checkThresholds([fixed], "fixedThreshold");
@@ -129,7 +133,7 @@ export async function localizationStudy(
     fixedThreshold: fixed,
     unavailable: Object.fromEntries(unavailable),
     attention: optionKind(options.attention, "model"),
-    attentionAt: options.attentionAt ?? "sampled",
+    attentionSteps,
     loadImage: optionKind(options.loadImage),
   });
 
@@ -140,7 +144,7 @@ export async function localizationStudy(
       thresholds: evaluated,
       estimator: perRow,
       attention,
-      attentionAt: options.attentionAt ?? "sampled",
+      attentionSteps,
       loadImage: options.loadImage,
     });
     if (options.keepMaps) maps.set(row.id, rowMaps);
@@ -164,7 +168,7 @@ interface RowSettings {
   readonly thresholds: readonly number[];
   readonly estimator: Omit<EstimatorOptions, "onProgress">;
   readonly attention?: AttentionProvider;
-  readonly attentionAt: AttentionGathering;
+  readonly attentionSteps: number;
   readonly loadImage?: LocalizationStudyOptions["loadImage"];
 }
 
@@ -206,21 +210,34 @@ async function localizeRow(
     information: toMask(information.map),
     mask: new Heatmap(region.width, region.height, Float32Array.from(mask)),
   };
-  const wantsAttention = settings.methods.some((m) => m.startsWith("attention"));
-  if (wantsAttention && settings.attention) {
-    const attention = await settings.attention.wordAttention(model, data, row.caption, word, {
-      at: settings.attentionAt,
-      samples: settings.estimator.samples,
-      seed,
-    });
-    rowMaps.attention = toMask(attention);
-    rowMaps.combined = rowMaps.information.add(rowMaps.attention).normalize();
+  const wants = (method: LocalizationMethod) => settings.methods.includes(method);
+  const provider = settings.attention;
+  if (provider && wants("attention")) {
+    rowMaps.attention = toMask(
+      await provider.wordAttention(model, data, row.caption, word, {
+        at: "trajectory",
+        steps: settings.attentionSteps,
+      }),
+    );
+  }
+  if (provider && (wants("attention-at-sampled-noise") || wants("infodiff-combined"))) {
+    rowMaps.attentionAtSampledNoise = toMask(
+      await provider.wordAttention(model, data, row.caption, word, {
+        at: "sampled",
+        samples: settings.estimator.samples,
+        seed,
+      }),
+    );
+  }
+  if (rowMaps.attentionAtSampledNoise && wants("infodiff-combined")) {
+    rowMaps.combined = rowMaps.information.add(rowMaps.attentionAtSampledNoise).normalize();
   }
   const ious: Partial<Record<LocalizationMethod, number[]>> = {};
   const mapOf: Record<Exclude<LocalizationMethod, "whole-image">, Heatmap | undefined> = {
     information: rowMaps.information,
     attention: rowMaps.attention,
-    "attention+information": rowMaps.combined,
+    "attention-at-sampled-noise": rowMaps.attentionAtSampledNoise,
+    "infodiff-combined": rowMaps.combined,
   };
   for (const method of settings.methods) {
     // the whole-image prediction is every pixel (an all-ones map would normalise to zeros)
@@ -304,7 +321,7 @@ function attentionUnavailable(
     : undefined;
   const out = new Map<LocalizationMethod, string>();
   if (reason) {
-    for (const m of methods) if (m.startsWith("attention")) out.set(m, reason);
+    for (const m of methods) if (ATTENTION_METHODS.includes(m)) out.set(m, reason);
   }
   return out;
 }

@@ -70,6 +70,7 @@ export {
 } from "./localization-rows.ts";
 export { localizationStudy, type LocalizationStudyOptions } from "./localization.ts";
 export {
+  ATTENTION_METHODS,
   LOCALIZATION_METHODS,
   type LocalizationMaps,
   type LocalizationMethod,
@@ -78,6 +79,7 @@ export {
   type LocalizationResultInit,
   type LocalizationResultJSON,
   type LocalizationSummaryRow,
+  PAPER_LOCALIZATION_METHODS,
 } from "./localization-result.ts";
 export { aroItemId, relationStudy, type RelationStudyOptions } from "./relations.ts";
 export {
