@@ -56,22 +56,27 @@ function truthProb(layer: TruthLayer, item: number, h: number, p: number, t: num
   return layer.probs[(row * cells + p) * k + Math.min(t, k - 1)];
 }
 
-/** The truth of the fixture's DAAM map: per layer Σ heads, bicubic to 8×8, mean over 4 (layer, head) pairs. */
+/**
+ * The truth of the fixture's DAAM map from torch's probabilities: per (layer, head, sub-token) the
+ * map, bicubic to 8×8, clamped at 0; mean over the 4 (layer, head) pairs, then the sub-tokens.
+ */
 function expectedWordMap(item: number, positions: number[]): Heatmap {
   const total = new Float32Array(64);
   let pairs = 0;
   for (const layer of truth.layers) {
     const cells = layer.size * layer.size;
-    const sum = new Float32Array(cells);
     for (let h = 0; h < truth.heads; h++) {
-      for (let p = 0; p < cells; p++) {
-        for (const t of positions) sum[p] += truthProb(layer, item, h, p, t) / positions.length;
+      for (const t of positions) {
+        const map = new Heatmap(
+          layer.size,
+          layer.size,
+          Float32Array.from({ length: cells }, (_, p) => truthProb(layer, item, h, p, t)),
+        );
+        const common = layer.size === 8 ? map : map.upsample(8, 8, { method: "bicubic" });
+        common.data.forEach((v, i) => (total[i] += Math.max(0, v) / positions.length));
       }
+      pairs++;
     }
-    const map = new Heatmap(layer.size, layer.size, sum);
-    const common = layer.size === 8 ? map : map.upsample(8, 8, { method: "bicubic" });
-    common.data.forEach((v, i) => (total[i] += v));
-    pairs += truth.heads;
   }
   return new Heatmap(8, 8, total.map((v) => v / pairs)).normalize();
 }
@@ -356,4 +361,81 @@ Deno.test({
       await model.dispose();
     }
   },
+});
+
+Deno.test("DAAM's aggregation: mid block and 8×-coarser maps skipped, bicubic maps clamped at 0, heads then sub-tokens averaged", async () => {
+  const { DaamAccumulator } = await import("../src/attention/word-attention.ts");
+  // data grid 8×8; a 4×4 layer with 2 heads and 3 tokens, a mid-block 8×8 layer, a 1×1 layer
+  const probsOf = (
+    heads: number,
+    cells: number,
+    tokens: number,
+    f: (h: number, p: number, t: number) => number,
+  ) => {
+    const out = new Float32Array(heads * cells * tokens);
+    for (let h = 0; h < heads; h++) {
+      for (let p = 0; p < cells; p++) {
+        for (let t = 0; t < tokens; t++) out[(h * cells + p) * tokens + t] = f(h, p, t);
+      }
+    }
+    return out;
+  };
+  // a sharp peak: bicubic upsampling overshoots below 0 around it
+  const down = {
+    node: "/down_blocks.1/attentions.0/transformer_blocks.0/attn2/Softmax",
+    heads: 2,
+    height: 4,
+    width: 4,
+    tokens: 3,
+    probs: probsOf(
+      2,
+      16,
+      3,
+      (h, p, t) => (t === 1 && p === 5 + h ? 1 : t === 2 && p === 10 ? 0.5 : 0),
+    ),
+  };
+  const mid = {
+    node: "/mid_block/attentions.0/transformer_blocks.0/attn2/Softmax",
+    heads: 1,
+    height: 8,
+    width: 8,
+    tokens: 3,
+    probs: probsOf(1, 64, 3, () => 7),
+  };
+  const coarse = {
+    node: "/down_blocks.3/attentions.0/transformer_blocks.0/attn2/Softmax",
+    heads: 1,
+    height: 1,
+    width: 1,
+    tokens: 3,
+    probs: probsOf(1, 1, 3, () => 9),
+  };
+  const daam = new DaamAccumulator([1, 2]);
+  daam.add([down, mid, coarse]);
+  daam.add([down, mid, coarse]); // two gathered items: the mean is the same map
+  const got = daam.heatmap(8, 8);
+  // by hand: per (head, token) the 4×4 map, bicubic to 8×8, clamped; mean over 2 heads, 2 tokens
+  const total = new Float32Array(64);
+  let negative = false;
+  for (let h = 0; h < 2; h++) {
+    for (const t of [1, 2]) {
+      const map = new Heatmap(
+        4,
+        4,
+        Float32Array.from({ length: 16 }, (_, p) => down.probs[(h * 16 + p) * 3 + t]),
+      );
+      const up = map.upsample(8, 8, { method: "bicubic" });
+      up.data.forEach((v, i) => {
+        if (v < 0) negative = true;
+        total[i] += Math.max(0, v) / 4;
+      });
+    }
+  }
+  assert.ok(negative, "the case exercises the clamp");
+  const expected = new Heatmap(8, 8, total).normalize();
+  const worst = Math.max(...got.data.map((v, i) => Math.abs(v - expected.data[i])));
+  assert.ok(worst < 1e-6, `max |Δ| = ${worst}`);
+  const onlySkipped = new DaamAccumulator([1]);
+  onlySkipped.add([mid, coarse]);
+  assert.throws(() => onlySkipped.heatmap(8, 8), /mid block or 8× coarser/);
 });

@@ -315,7 +315,8 @@ def write(folder, name, value):
         json.dump(value, f, indent=1)
 
 
-def time_torch(runs, device, batch):
+def time_torch(runs, device, batch, threads):
+    torch.set_num_threads(threads)  # as onnxruntime, every core (Debian's torch defaults to 1 here)
     model = unet().to(device)
     x = torch.randn(batch, 4, 64, 64, device=device)
     t = torch.full((batch,), 500, device=device)
@@ -343,13 +344,14 @@ def main():
     parser.add_argument("--time-torch", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.count:
         n = sum(p.numel() for p in Sd15Unet().parameters())
         print(json.dumps({"parameters": n, "sd15": SD15_PARAMETERS, "equal": n == SD15_PARAMETERS}))
         sys.exit(0 if n == SD15_PARAMETERS else 1)
     if args.time_torch:
-        time_torch(args.time_torch, args.device, args.batch)
+        time_torch(args.time_torch, args.device, args.batch, args.threads)
         return
     if not args.folder:
         parser.error("give the folder to write, or --count / --time-torch")

@@ -59,12 +59,12 @@ export interface WordAttentionOptions {
 
 /**
  * The attention map of a word of the prompt on the data (model data space, e.g. a VAE latent),
- * DAAM-style: per cross-attention layer the probabilities of the word's sub-tokens (of every
- * occurrence of the word; a phrase such as "dining table": of all its words), averaged over the
- * gathered noise levels; each layer upsampled
- * (bicubic) to the largest layer's grid, averaged over all (layer, head) pairs and the sub-tokens,
- * upsampled (bicubic) to the data resolution and min–max normalised to [0, 1]. Upsample the result
- * to the image size with `map.upsample(width, height)`.
+ * aggregated as DAAM does ({@link DaamAccumulator}): the probabilities of the word's sub-tokens (of
+ * every occurrence of the word; a phrase such as "dining table": of all its words), summed over the
+ * gathered noise levels; the mid block and 8×-coarser maps skipped; each (layer, head, sub-token)
+ * map upsampled bicubically to the data grid and clamped at 0; averaged over (layer, head) and then
+ * the sub-tokens; min–max normalised to [0, 1]. Upsample the result to the image size bicubically,
+ * as DAAM does: `map.upsample(width, height, { method: "bicubic" })`.
  *
  * @param model a model whose backend exposes cross-attention (`loadModel` on an unfused export)
  * @param data the model data (`model.prepare(image)`), c·h·w values
@@ -97,7 +97,7 @@ export async function wordAttention(
   checkModelData(model.shape, data, "data (from model.prepare(image))");
   const positions = wordTokenPositions(attention, prompt, word);
   const at = options.at ?? "sampled";
-  const maps = new LayerAccumulator(positions);
+  const maps = new DaamAccumulator(positions);
   const gather = async (batch: NoiseBatch): Promise<Float32Array> => {
     const prediction = await attention.predict(batch);
     for (const layers of prediction.layers) maps.add(layers);
@@ -204,21 +204,48 @@ export function wordTokenPositions(
   return [...new Set(positions)];
 }
 
-/** Per layer: the word's attention summed over heads, sub-tokens and gathered items. */
-class LayerAccumulator {
+/**
+ * DAAM's aggregation (castorini/daam v0.0.13, REFERENCE §12): per (layer, head, sub-token) the
+ * probabilities summed over the gathered items; the mid block and maps 8× coarser than the data
+ * are skipped; each kept map is upsampled bicubically to the data grid and clamped at 0 (bicubic
+ * overshoots), averaged over all (layer, head) maps, then over the word's sub-tokens, and min–max
+ * normalised. (The reference traces with guidance scale 1 and keeps only half of the heads, a quirk
+ * of `map_[map_.size(0) // 2:]`; every head is kept here.)
+ *
+ * @example
+ * ```ts
+ * import { DaamAccumulator } from "./word-attention.ts";
+ * const layer = { node: "/down_blocks.0/attn2/Softmax", heads: 1, height: 2, width: 2, tokens: 2,
+ *   probs: new Float32Array([0.9, 0.1, 0.1, 0.9, 0.5, 0.5, 0.5, 0.5]) };
+ * const daam = new DaamAccumulator([0]);
+ * daam.add([layer]);
+ * const map = daam.heatmap(2, 2);
+ * console.assert(map.data[0] === 1 && map.data[1] === 0);
+ * ```
+ */
+export class DaamAccumulator {
   readonly #positions: readonly number[];
-  #layers: { sum: Float64Array; heads: number; width: number; height: number }[] = [];
+  #layers: {
+    node: string;
+    sum: Float64Array;
+    heads: number;
+    width: number;
+    height: number;
+  }[] = [];
   #items = 0;
 
+  /** @param positions the word's sub-token positions in the context */
   constructor(positions: readonly number[]) {
     this.#positions = positions;
   }
 
-  /** Adds one item's layers. */
+  /** Adds one item's layers (the same layers, in the same order, for every item). */
   add(layers: readonly AttentionLayerMap[]): void {
+    const k = this.#positions.length;
     if (this.#items === 0) {
       this.#layers = layers.map((l) => ({
-        sum: new Float64Array(l.height * l.width),
+        node: l.node,
+        sum: new Float64Array(l.heads * k * l.height * l.width),
         heads: l.heads,
         width: l.width,
         height: l.height,
@@ -230,46 +257,51 @@ class LayerAccumulator {
       for (let h = 0; h < layer.heads; h++) {
         for (let p = 0; p < cells; p++) {
           const row = (h * cells + p) * layer.tokens;
-          let value = 0;
-          for (const t of this.#positions) value += layer.probs[row + t];
-          sum[p] += value;
+          this.#positions.forEach((t, j) => {
+            sum[(h * k + j) * cells + p] += layer.probs[row + t];
+          });
         }
       }
     });
     this.#items++;
   }
 
-  /** Mean over (layer, head) pairs, items and sub-tokens, at width×height, min–max normalised. */
+  /** The word's map on the width×height data grid, min–max normalised (see the class). */
   heatmap(width: number, height: number): Heatmap {
     if (this.#items === 0) {
+      throw new ModelRuntimeError("no attention was gathered; expected at least one UNet evaluation");
+    }
+    const kept = this.#layers.filter((l) =>
+      !/mid_block/.test(l.node) && !(l.width * 8 <= width && l.height * 8 <= height)
+    );
+    if (kept.length === 0) {
       throw new ModelRuntimeError(
-        "no attention was gathered; expected at least one UNet evaluation",
+        `every cross-attention layer is in the mid block or 8× coarser than the ${width}×${height} ` +
+          `data, which DAAM skips; no map is left`,
       );
     }
-    const largest = this.#layers.reduce((
-      a,
-      b,
-    ) => (b.width * b.height > a.width * a.height ? b : a));
-    const total = new Float32Array(largest.width * largest.height);
-    let heads = 0;
-    const perItem = this.#items * this.#positions.length;
-    for (const layer of this.#layers) {
-      const mean = new Heatmap(
-        layer.width,
-        layer.height,
-        Float32Array.from(layer.sum, (v) => v / perItem),
-      );
-      const common = layer.width === largest.width && layer.height === largest.height
-        ? mean
-        : mean.upsample(largest.width, largest.height, { method: "bicubic" });
-      for (let i = 0; i < total.length; i++) total[i] += common.data[i];
-      heads += layer.heads;
+    const k = this.#positions.length;
+    const total = new Float64Array(width * height);
+    let maps = 0;
+    for (const layer of kept) {
+      const cells = layer.width * layer.height;
+      for (let h = 0; h < layer.heads; h++) {
+        for (let j = 0; j < k; j++) {
+          const from = (h * k + j) * cells;
+          const map = new Heatmap(
+            layer.width,
+            layer.height,
+            Float32Array.from(layer.sum.subarray(from, from + cells), (v) => v / this.#items),
+          );
+          const atData = layer.width === width && layer.height === height
+            ? map
+            : map.upsample(width, height, { method: "bicubic" });
+          for (let i = 0; i < total.length; i++) total[i] += Math.max(0, atData.data[i]);
+        }
+        maps++;
+      }
     }
-    for (let i = 0; i < total.length; i++) total[i] /= heads;
-    const map = new Heatmap(largest.width, largest.height, total);
-    const atData = largest.width === width && largest.height === height
-      ? map
-      : map.upsample(width, height, { method: "bicubic" });
-    return atData.normalize();
+    // mean over (layer, head) maps, then over the word's sub-tokens
+    return new Heatmap(width, height, Float32Array.from(total, (v) => v / (maps * k))).normalize();
   }
 }

@@ -196,7 +196,9 @@ async function localizeRow(
   const data = await model.prepare(input);
   const region = visibleRegion(truth, model);
   const mask = cropMask(truth, region);
-  const toMask = (map: Heatmap) => map.upsample(region.width, region.height).normalize();
+  // information maps bilinearly, attention maps bicubically as DAAM does, to the mask's size
+  const toMask = (map: Heatmap, method: "bilinear" | "bicubic" = "bilinear") =>
+    map.upsample(region.width, region.height, { method }).normalize();
 
   const seed = rowSeed(settings.estimator.seed ?? 0, data, `${row.caption}\n${word}\n${context}`);
   const outcome = await estimateContrasts(
@@ -218,6 +220,7 @@ async function localizeRow(
         at: "trajectory",
         steps: settings.attentionSteps,
       }),
+      "bicubic",
     );
   }
   if (provider && (wants("attention-at-sampled-noise") || wants("infodiff-combined"))) {
@@ -227,6 +230,7 @@ async function localizeRow(
         samples: settings.estimator.samples,
         seed,
       }),
+      "bicubic",
     );
   }
   if (rowMaps.attentionAtSampledNoise && wants("infodiff-combined")) {
