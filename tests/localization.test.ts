@@ -258,10 +258,52 @@ Deno.test("localize: a wider mask is cropped to the centre region the model sees
     samples: 2,
     methods: ["attention-at-sampled-noise", "whole-image"],
     attention: provider,
+    fit: "cover",
   });
   assert.equal(result.method("attention-at-sampled-noise").mIoU, 1);
   assert.equal(result.rows[0].pixels, 4);
   assert.equal(result.method("whole-image").mIoU, 0.5);
+});
+
+Deno.test("localize: fit fill (the default) resizes the mask by nearest neighbour; emptied masks are counted", async () => {
+  const model = mixtureModel({
+    shape: [1, 2, 2],
+    components: [{ words: ["b"], mean: [0, 0, 0, 0], variance: 1 }],
+  });
+  // an object on the left edge of a 4×2 image: the cover crop (columns 1–2) loses it, fill keeps it
+  const row: LocalizationRow = {
+    id: "edge",
+    image: "edge",
+    caption: "a b",
+    word: "b",
+    category: "b",
+    data: new Float32Array(4),
+    groundTruth: () => ({ mask: new Uint8Array([1, 0, 0, 0, 1, 0, 0, 0]), width: 4, height: 2 }),
+  };
+  const provider: AttentionProvider = {
+    supportsAttention: () => true,
+    wordAttention: () => Promise.resolve(new Heatmap(2, 2, new Float32Array([1, 0, 1, 0]))),
+  };
+  const options = {
+    samples: 2,
+    methods: ["attention-at-sampled-noise"] as const,
+    attention: provider,
+  };
+  const fill = await localizationStudy(model, [row], options);
+  // nearest: output column x reads input column floor(x·4/2) = 0, 2 → mask [1, 0; 1, 0]
+  assert.equal(fill.method("attention-at-sampled-noise").mIoU, 1);
+  assert.equal(fill.rows[0].maskArea, 2);
+  assert.equal(fill.emptiedMasks, 0);
+  const cover = await localizationStudy(model, [row], { ...options, fit: "cover" });
+  assert.equal(cover.rows[0].maskArea, 0);
+  assert.equal(cover.rows[0].truthArea, 2);
+  assert.equal(cover.emptiedMasks, 1);
+  assert.match(cover.toString(), /1 masks emptied by the crop\/resize/);
+  assert.equal(cover.method("attention-at-sampled-noise").mIoU, 0);
+  await assert.rejects(
+    () => localizationStudy(model, [row], { ...options, fit: "stretch" as never }),
+    /fit must be "fill" or "cover"/,
+  );
 });
 
 Deno.test("a phrase object: the context drops its every occurrence, the record names the phrase", async () => {

@@ -269,7 +269,9 @@ export class DaamAccumulator {
   /** The word's map on the width×height data grid, min–max normalised (see the class). */
   heatmap(width: number, height: number): Heatmap {
     if (this.#items === 0) {
-      throw new ModelRuntimeError("no attention was gathered; expected at least one UNet evaluation");
+      throw new ModelRuntimeError(
+        "no attention was gathered; expected at least one UNet evaluation",
+      );
     }
     const kept = this.#layers.filter((l) =>
       !/mid_block/.test(l.node) && !(l.width * 8 <= width && l.height * 8 <= height)

@@ -16,7 +16,15 @@ export type SharpImage = ReturnType<typeof sharpType>;
 export type ImageSource = string | Uint8Array | SharpImage;
 
 /**
- * Loads an image as CHW pixels in [−1, 1] at `width`×`height` (resize shorter side, centre crop).
+ * How an image is brought to the model's size: `"cover"` resizes the shorter side and crops the
+ * centre (keeps the aspect ratio, loses the edges); `"fill"` resizes both sides to the size (keeps
+ * every pixel, distorts the aspect ratio: what the reference code's protocols do).
+ */
+export type ImageFit = "cover" | "fill";
+
+/**
+ * Loads an image as CHW pixels in [−1, 1] at `width`×`height` (default fit "cover": resize the
+ * shorter side, centre crop; "fill": resize both sides, bilinearly).
  *
  * @example
  * ```ts
@@ -29,6 +37,7 @@ export async function loadImagePixels(
   image: ImageSource,
   width: number,
   height: number,
+  fit: ImageFit = "cover",
 ): Promise<Float32Array> {
   const name = describeInput(image);
   let pipeline: SharpImage;
@@ -53,7 +62,7 @@ export async function loadImagePixels(
       .rotate() // honour EXIF orientation like image viewers do
       .toColourspace("srgb")
       .removeAlpha()
-      .resize({ width, height, fit: "cover", position: "centre" })
+      .resize(resizeOptions(width, height, fit))
       .raw()
       .toBuffer({ resolveWithObject: true });
     data = result.data;
@@ -70,6 +79,35 @@ export async function loadImagePixels(
     );
   }
   return hwcBytesToChw(data, width, height);
+}
+
+/**
+ * The image resized to exactly `width`×`height` with `fit`, as a sharp pipeline (what ONNX models'
+ * `prepare` takes; at that size its own cover-resize changes nothing).
+ *
+ * @example
+ * ```ts
+ * import { resizedImage } from "./load-image.ts";
+ * const image = await resizedImage("fixtures/images/test-64.png", 32, 16, "fill");
+ * console.assert((await image.toBuffer({ resolveWithObject: true })).info.width === 32);
+ * ```
+ */
+export async function resizedImage(
+  image: string | Uint8Array,
+  width: number,
+  height: number,
+  fit: ImageFit,
+): Promise<SharpImage> {
+  return (await loadSharp())(image).rotate().resize(resizeOptions(width, height, fit));
+}
+
+function resizeOptions(width: number, height: number, fit: ImageFit) {
+  if (fit !== "cover" && fit !== "fill") {
+    throw new InvalidImageError(`fit must be "cover" or "fill", got ${JSON.stringify(fit)}`);
+  }
+  return fit === "fill"
+    ? { width, height, fit: "fill" as const, kernel: "linear" as const }
+    : { width, height, fit: "cover" as const, position: "centre" };
 }
 
 /** uint8 HWC RGB → float CHW in [−1, 1]. */

@@ -96,6 +96,8 @@ export interface LocalizationRecord {
   readonly imageSha256?: string;
   /** pixels of the ground-truth mask (in the region the model sees) */
   readonly maskArea: number;
+  /** pixels of the ground-truth mask in the original image (absent in older results files) */
+  readonly truthArea?: number;
   /** pixels of that region */
   readonly pixels: number;
   /** thresholds the IoUs were evaluated at, ascending */
@@ -301,19 +303,29 @@ export class LocalizationResult {
     };
   }
 
+  /**
+   * Rows whose object mask vanished in the geometry the model sees (cropped away by `fit:
+   * "cover"`, or too small for the resize): they score 0 for every method.
+   */
+  get emptiedMasks(): number {
+    return this.rows.filter((r) => (r.truthArea ?? 0) > 0 && r.maskArea === 0).length;
+  }
+
   /** A fixed-width text table. */
   toString(): string {
+    const emptied = this.emptiedMasks;
     const head =
       `localization on ${this.model}: ${this.rows.length} rows, ${this.failures.length} ` +
-      `bad, ${this.resumed} resumed, ${this.samples} draws per row`;
-    const header = `${"method".padEnd(22)} ${"mIoU".padStart(6)} ${"± se".padStart(7)} ${
-      "t".padStart(4)
+      `bad, ${this.resumed} resumed, ${this.samples} draws per row` +
+      (emptied > 0 ? `, ${emptied} masks emptied by the crop/resize (IoU 0)` : "");
+    const header = `${"method".padEnd(27)} ${"mIoU".padStart(6)} ${"± se".padStart(7)} ${
+      "t".padStart(5)
     } ${`mIoU@${this.fixedThreshold}`.padStart(9)} ${"n".padStart(5)}`;
     const lines = this.summary.map((s) =>
       s.unavailable
-        ? `${s.method.padEnd(22)} ${s.unavailable}`
-        : `${s.method.padEnd(22)} ${fmt(s.mIoU, 6)} ${fmt(s.se, 7)} ${
-          Number.isNaN(s.threshold) ? "   —" : s.threshold.toFixed(1).padStart(4)
+        ? `${s.method.padEnd(27)} ${s.unavailable}`
+        : `${s.method.padEnd(27)} ${fmt(s.mIoU, 6)} ${fmt(s.se, 7)} ${
+          Number.isNaN(s.threshold) ? "    —" : s.threshold.toFixed(3).padStart(5)
         } ${fmt(s.mIoUFixed, 9)} ${String(s.n).padStart(5)}`
     );
     return [head, header, ...lines].join("\n");

@@ -22,7 +22,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
-import { loadImagePixels } from "../images/load-image.ts";
+import { type ImageFit, loadImagePixels, resizedImage } from "../images/load-image.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { phraseOccurrences, phraseWords, removePhrase } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
@@ -80,6 +80,13 @@ export interface LocalizationStudyOptions extends StudyOptions {
   readonly loadImage?: "pixels" | ((row: LocalizationRow) => Promise<ImageInput> | ImageInput);
   /** keep the maps of rows computed in this run in memory (for display; not written to results) */
   readonly keepMaps?: boolean;
+  /**
+   * how an image (and its mask) reach the model's size: `"fill"` (default, the reference's
+   * protocol: both resized to it, aspect ratio not kept; masks by nearest neighbour) or `"cover"`
+   * (shorter side resized, centre cropped; the mask cropped with it — a mask the crop empties
+   * scores 0 for every method, and those rows are counted)
+   */
+  readonly fit?: ImageFit;
 }
 
 /**
@@ -115,6 +122,10 @@ export async function localizationStudy(
 ): Promise<LocalizationResult> {
   const methods = checkMethods(options.methods ?? PAPER_LOCALIZATION_METHODS);
   const attentionSteps = checkPositiveInteger("attentionSteps", options.attentionSteps ?? 50);
+  const fit = options.fit ?? "fill";
+  if (fit !== "fill" && fit !== "cover") {
+    throw new InvalidArgumentError(`fit must be "fill" or "cover", got ${JSON.stringify(fit)}`);
+  }
   const candidates = checkThresholds(options.thresholds ?? PAPER_THRESHOLDS, "thresholds");
   const fixed = options.fixedThreshold ?? 0.4;
   checkThresholds([fixed], "fixedThreshold");
@@ -134,6 +145,7 @@ export async function localizationStudy(
     unavailable: Object.fromEntries(unavailable),
     attention: optionKind(options.attention, "model"),
     attentionSteps,
+    fit,
     loadImage: optionKind(options.loadImage),
   });
 
@@ -145,6 +157,7 @@ export async function localizationStudy(
       estimator: perRow,
       attention,
       attentionSteps,
+      fit,
       loadImage: options.loadImage,
     });
     if (options.keepMaps) maps.set(row.id, rowMaps);
@@ -169,6 +182,7 @@ interface RowSettings {
   readonly estimator: Omit<EstimatorOptions, "onProgress">;
   readonly attention?: AttentionProvider;
   readonly attentionSteps: number;
+  readonly fit: ImageFit;
   readonly loadImage?: LocalizationStudyOptions["loadImage"];
 }
 
@@ -187,15 +201,23 @@ async function localizeRow(
   }
   const context = row.context ?? removePhrase(row.caption, word);
   const truth = row.groundTruth();
+  const target = model.imageSize ?? { width: model.shape[2], height: model.shape[1] };
   const input = row.data ??
     (settings.loadImage === "pixels"
-      ? await loadImagePixels(row.image, model.shape[2], model.shape[1])
+      ? await loadImagePixels(row.image, model.shape[2], model.shape[1], settings.fit)
       : settings.loadImage
       ? await settings.loadImage(row)
+      : settings.fit === "fill"
+      ? await resizedImage(row.image, target.width, target.height, "fill")
       : row.image);
   const data = await model.prepare(input);
-  const region = visibleRegion(truth, model);
-  const mask = cropMask(truth, region);
+  // the mask in the geometry the model sees: resized with the image (fill), or cropped (cover)
+  const { region, mask } = settings.fit === "fill"
+    ? { region: { left: 0, top: 0, ...target }, mask: resizeMaskNearest(truth, target) }
+    : (() => {
+      const region = visibleRegion(truth, model);
+      return { region, mask: cropMask(truth, region) };
+    })();
   // information maps bilinearly, attention maps bicubically as DAAM does, to the mask's size
   const toMask = (map: Heatmap, method: "bilinear" | "bicubic" = "bilinear") =>
     map.upsample(region.width, region.height, { method }).normalize();
@@ -260,6 +282,7 @@ async function localizeRow(
     seed,
     imageSha256: await imageSha256(row.data ?? row.image),
     maskArea: mask.reduce((s, v) => s + v, 0),
+    truthArea: truth.mask.reduce((s, v) => s + (v ? 1 : 0), 0),
     pixels: mask.length,
     thresholds: [...settings.thresholds],
     ious,
@@ -297,13 +320,34 @@ function visibleRegion(truth: GroundTruth, model: Denoiser): Region {
   return { ...full, top: Math.floor((height - visible) / 2), height: visible };
 }
 
-function cropMask(truth: GroundTruth, region: Region): Uint8Array {
+/** The mask resized to `size` by nearest neighbour (PyTorch's "nearest": floor(dst·in/out)). */
+function resizeMaskNearest(
+  truth: GroundTruth,
+  size: { readonly width: number; readonly height: number },
+): Uint8Array {
+  checkMaskSize(truth);
+  const out = new Uint8Array(size.width * size.height);
+  for (let y = 0; y < size.height; y++) {
+    const sy = Math.min(truth.height - 1, Math.floor((y * truth.height) / size.height));
+    for (let x = 0; x < size.width; x++) {
+      const sx = Math.min(truth.width - 1, Math.floor((x * truth.width) / size.width));
+      out[y * size.width + x] = truth.mask[sy * truth.width + sx];
+    }
+  }
+  return out;
+}
+
+function checkMaskSize(truth: GroundTruth): void {
   if (truth.mask.length !== truth.width * truth.height) {
     throw new InvalidArgumentError(
       `ground-truth mask has ${truth.mask.length} values; expected width·height = ` +
         `${truth.width * truth.height}`,
     );
   }
+}
+
+function cropMask(truth: GroundTruth, region: Region): Uint8Array {
+  checkMaskSize(truth);
   if (region.width === truth.width && region.height === truth.height) return truth.mask;
   const out = new Uint8Array(region.width * region.height);
   for (let y = 0; y < region.height; y++) {
