@@ -342,6 +342,8 @@ export {
 } from "./src/datasets/mod.ts";
 export {
   type Accuracy,
+  ARO_MIN_ATTRIBUTE_ITEMS,
+  ARO_SYMMETRIC_RELATIONS,
   aroItemId,
   ATTENTION_METHODS,
   binomialAccuracy,
@@ -387,6 +389,8 @@ export {
   localizationStudy,
   type LocalizationStudyOptions,
   type LocalizationSummaryRow,
+  type MacroAccuracy,
+  macroAccuracy,
   type MergeReport,
   mergeResults,
   numberRepeats,

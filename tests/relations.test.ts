@@ -211,3 +211,98 @@ Deno.test("relationStudy: reordering or dropping items on resume never hands one
     first.items[0].chosen,
   ]);
 });
+
+Deno.test("ARO's macro accuracy beside micro: symmetric relations and small attribute pairs left out", async () => {
+  const { RelationsResult, ARO_SYMMETRIC_RELATIONS } = await import(
+    "../src/studies/relations-result.ts"
+  );
+  const records = [
+    ...Array.from({ length: 4 }, (_, i) => ["relation", "on", i < 3]),
+    ...Array.from({ length: 10 }, () => ["relation", "near", false]), // symmetric in ARO's list
+    ...Array.from({ length: 2 }, () => ["relation", "left of", true]),
+    ...Array.from({ length: 30 }, (_, i) => ["attribution", "red_blue", i < 15]),
+    ...Array.from({ length: 5 }, () => ["attribution", "big_small", true]), // < 25 items
+  ] as [string, string, boolean][];
+  const run = {
+    results: records.map(([kind, group, correct], i) => ({
+      id: `${i}`,
+      result: {
+        image: `${i}.png`,
+        kind,
+        group,
+        options: ["f", "t"],
+        trueIndex: 1,
+        chosen: correct ? 1 : 0,
+        correct,
+        nats: [0, correct ? 1 : -1],
+        se: [0, 0],
+        refused: [],
+        seed: i,
+      },
+    })),
+    failures: [],
+    resumed: 0,
+    total: records.length,
+  };
+  const result = new RelationsResult(run, 10, "m");
+  assert.ok(ARO_SYMMETRIC_RELATIONS.has("near") && !ARO_SYMMETRIC_RELATIONS.has("left of"));
+  const micro = new Map(result.byKind.map((k) => [k.name, k.accuracy]));
+  assert.equal(micro.get("relation"), 5 / 16);
+  assert.equal(micro.get("attribution"), 20 / 35);
+  const [relation, attribution] = result.macro;
+  assert.equal(relation.accuracy, (0.75 + 1) / 2);
+  assert.deepEqual([relation.groups, relation.excluded], [2, 1]);
+  const seOn = Math.sqrt(0.75 * 0.25 / 4);
+  assert.ok(Math.abs(relation.se - Math.sqrt(seOn ** 2 + 0) / 2) < 1e-15);
+  assert.equal(attribution.accuracy, 0.5);
+  assert.deepEqual([attribution.groups, attribution.excluded], [1, 1]);
+  assert.match(result.toString(), /macro relation\s+87\.5 %/);
+  assert.deepEqual(
+    RelationsResult.fromJSON(JSON.parse(JSON.stringify(result))).macro,
+    result.macro,
+  );
+});
+
+Deno.test("relations: a tie is wrong (identical options score exactly the same)", async () => {
+  const model = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["red"], mean: [1, 0], variance: 0.3 },
+      { words: ["blue"], mean: [0, 1], variance: 0.3 },
+    ],
+  });
+  const item = {
+    image: "tie.png",
+    options: ["a red one", "a red one"],
+    trueIndex: 1,
+    kind: "relation",
+    group: "on",
+  };
+  const result = await relationStudy(model, [item], {
+    samples: 8,
+    loadImage: () => Promise.resolve(new Float32Array([1, 0])),
+  });
+  const [record] = result.items;
+  assert.equal(record.nats[0], record.nats[1]);
+  assert.equal(record.tie, true);
+  assert.equal(record.correct, false);
+  assert.equal(record.chosen, 0);
+});
+
+Deno.test("ARO images: fill (the default) keeps both ends of an elongated crop, cover cuts them", async () => {
+  // a 32×8 strip: red on the left quarter, blue on the right quarter, grey between
+  const rgb = new Uint8Array(32 * 8 * 3);
+  for (let y = 0; y < 8; y++) {
+    for (let x = 0; x < 32; x++) {
+      const c = x < 8 ? [255, 0, 0] : x >= 24 ? [0, 0, 255] : [128, 128, 128];
+      rgb.set(c, (y * 32 + x) * 3);
+    }
+  }
+  const png = await sharp(rgb, { raw: { width: 32, height: 8, channels: 3 } }).png().toBuffer();
+  const fill = await loadImagePixels(new Uint8Array(png), 8, 8, "fill", "cubic");
+  const cover = await loadImagePixels(new Uint8Array(png), 8, 8, "cover");
+  const red = (px: Float32Array, x: number) => px[4 * 8 + x]; // channel 0, row 4
+  const blue = (px: Float32Array, x: number) => px[2 * 64 + 4 * 8 + x];
+  assert.ok(red(fill, 0) > 0.9 && blue(fill, 7) > 0.9, "fill: both objects in view");
+  assert.ok(red(cover, 0) < 0.1 && blue(cover, 7) < 0.1, "cover: the centre crop is all grey");
+});

@@ -38,6 +38,7 @@ export async function loadImagePixels(
   width: number,
   height: number,
   fit: ImageFit = "cover",
+  kernel: ResizeKernel = "linear",
 ): Promise<Float32Array> {
   const name = describeInput(image);
   let pipeline: SharpImage;
@@ -62,7 +63,7 @@ export async function loadImagePixels(
       .rotate() // honour EXIF orientation like image viewers do
       .toColourspace("srgb")
       .removeAlpha()
-      .resize(resizeOptions(width, height, fit))
+      .resize(resizeOptions(width, height, fit, kernel))
       .raw()
       .toBuffer({ resolveWithObject: true });
     data = result.data;
@@ -93,20 +94,25 @@ export async function loadImagePixels(
  * ```
  */
 export async function resizedImage(
-  image: string | Uint8Array,
+  image: ImageSource,
   width: number,
   height: number,
   fit: ImageFit,
+  kernel: ResizeKernel = "linear",
 ): Promise<SharpImage> {
-  return (await loadSharp())(image).rotate().resize(resizeOptions(width, height, fit));
+  const pipeline = isSharp(image) ? image.clone() : (await loadSharp())(image);
+  return pipeline.rotate().resize(resizeOptions(width, height, fit, kernel));
 }
 
-function resizeOptions(width: number, height: number, fit: ImageFit) {
+/** The interpolation of a "fill" resize: bilinear (COCO protocols) or bicubic (ARO's). */
+export type ResizeKernel = "linear" | "cubic";
+
+function resizeOptions(width: number, height: number, fit: ImageFit, kernel: ResizeKernel) {
   if (fit !== "cover" && fit !== "fill") {
     throw new InvalidImageError(`fit must be "cover" or "fill", got ${JSON.stringify(fit)}`);
   }
   return fit === "fill"
-    ? { width, height, fit: "fill" as const, kernel: "linear" as const }
+    ? { width, height, fit: "fill" as const, kernel }
     : { width, height, fit: "cover" as const, position: "centre" };
 }
 

@@ -84,7 +84,11 @@ export {
 export { aroItemId, relationStudy, type RelationStudyOptions } from "./relations.ts";
 export {
   type Accuracy,
+  ARO_MIN_ATTRIBUTE_ITEMS,
+  ARO_SYMMETRIC_RELATIONS,
   binomialAccuracy,
+  type MacroAccuracy,
+  macroAccuracy,
   type RelationRecord,
   RelationsResult,
   type RelationsResultJSON,

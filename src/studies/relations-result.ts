@@ -23,8 +23,10 @@ export interface RelationRecord {
   readonly trueIndex: number;
   /** index of the option with the highest i(x; option) */
   readonly chosen: number;
-  /** chosen === trueIndex */
+  /** the true caption scored strictly above every other option (a tie is wrong, as in ARO) */
   readonly correct: boolean;
+  /** several options shared the highest score (then `chosen` is one that is not the true one) */
+  readonly tie?: boolean;
   /** i(x; option) in nats per option (null for refused options) */
   readonly nats: readonly (number | null)[];
   /** standard errors (null for refused options) */
@@ -90,10 +92,228 @@ export interface RelationsResultJSON {
   readonly byKind: readonly Accuracy[];
   /** accuracy per group */
   readonly byGroup: readonly Accuracy[];
+  /** ARO's macro accuracy per kind (recomputed by `fromJSON`; absent in older files) */
+  readonly macro?: readonly MacroAccuracy[];
   /** good items: id and record */
   readonly items: readonly ({ readonly id: string } & RelationRecord)[];
   /** bad items, skipped */
   readonly failures: readonly StudyFailure[];
+}
+
+/**
+ * VG-Relation's symmetric relations, which ARO's macro accuracy leaves out (mertyg/
+ * vision-language-models-are-bows, "Replicate ARO!" notebook): swapping their subject and object
+ * does not make the caption false.
+ */
+export const ARO_SYMMETRIC_RELATIONS: ReadonlySet<string> = new Set([
+  "adjusting",
+  "attached to",
+  "between",
+  "bigger than",
+  "biting",
+  "boarding",
+  "brushing",
+  "chewing",
+  "cleaning",
+  "climbing",
+  "close to",
+  "coming from",
+  "coming out of",
+  "contain",
+  "crossing",
+  "dragging",
+  "draped over",
+  "drinking",
+  "drinking from",
+  "driving",
+  "driving down",
+  "driving on",
+  "eating from",
+  "eating in",
+  "enclosing",
+  "exiting",
+  "facing",
+  "filled with",
+  "floating in",
+  "floating on",
+  "flying",
+  "flying above",
+  "flying in",
+  "flying over",
+  "flying through",
+  "full of",
+  "going down",
+  "going into",
+  "going through",
+  "grazing in",
+  "growing in",
+  "growing on",
+  "guiding",
+  "hanging from",
+  "hanging in",
+  "hanging off",
+  "hanging over",
+  "higher than",
+  "holding onto",
+  "hugging",
+  "in between",
+  "jumping off",
+  "jumping on",
+  "jumping over",
+  "kept in",
+  "larger than",
+  "leading",
+  "leaning over",
+  "leaving",
+  "licking",
+  "longer than",
+  "looking in",
+  "looking into",
+  "looking out",
+  "looking over",
+  "looking through",
+  "lying next to",
+  "lying on top of",
+  "making",
+  "mixed with",
+  "mounted on",
+  "moving",
+  "on the back of",
+  "on the edge of",
+  "on the front of",
+  "on the other side of",
+  "opening",
+  "painted on",
+  "parked at",
+  "parked beside",
+  "parked by",
+  "parked in",
+  "parked in front of",
+  "parked near",
+  "parked next to",
+  "perched on",
+  "petting",
+  "piled on",
+  "playing",
+  "playing in",
+  "playing on",
+  "playing with",
+  "pouring",
+  "reaching for",
+  "reading",
+  "reflected on",
+  "riding on",
+  "running in",
+  "running on",
+  "running through",
+  "seen through",
+  "sitting behind",
+  "sitting beside",
+  "sitting by",
+  "sitting in front of",
+  "sitting near",
+  "sitting next to",
+  "sitting under",
+  "skiing down",
+  "skiing on",
+  "sleeping in",
+  "sleeping on",
+  "smiling at",
+  "sniffing",
+  "splashing",
+  "sprinkled on",
+  "stacked on",
+  "standing against",
+  "standing around",
+  "standing behind",
+  "standing beside",
+  "standing in front of",
+  "standing near",
+  "standing next to",
+  "staring at",
+  "stuck in",
+  "surrounding",
+  "swimming in",
+  "swinging",
+  "talking to",
+  "topped with",
+  "touching",
+  "traveling down",
+  "traveling on",
+  "tying",
+  "typing on",
+  "underneath",
+  "wading in",
+  "waiting for",
+  "walking across",
+  "walking by",
+  "walking down",
+  "walking next to",
+  "walking through",
+  "working in",
+  "working on",
+  "worn on",
+  "wrapped around",
+  "wrapped in",
+  "by",
+  "of",
+  "near",
+  "next to",
+  "with",
+  "beside",
+  "on the side of",
+  "around",
+]);
+
+/** VG-Attribution's macro accuracy counts only attribute pairs with at least this many items. */
+export const ARO_MIN_ATTRIBUTE_ITEMS = 25;
+
+/** ARO's own metric for one kind: the mean of per-group accuracies over the groups it keeps. */
+export interface MacroAccuracy {
+  /** the kind ("relation", "attribution") */
+  readonly kind: string;
+  /** mean accuracy over the kept groups (NaN when none is kept) */
+  readonly accuracy: number;
+  /** its standard error, √(Σ se²)/G over the independent groups */
+  readonly se: number;
+  /** groups averaged */
+  readonly groups: number;
+  /** groups left out (symmetric relations; attribute pairs with fewer than 25 items) */
+  readonly excluded: number;
+}
+
+/**
+ * ARO's macro accuracy per kind (mertyg/vision-language-models-are-bows): VG-Relation averages
+ * the per-relation accuracies after dropping {@link ARO_SYMMETRIC_RELATIONS}; VG-Attribution
+ * averages over attribute pairs with ≥ {@link ARO_MIN_ATTRIBUTE_ITEMS} items. Other kinds (COCO /
+ * Flickr order) have one group, their micro accuracy.
+ *
+ * @example
+ * ```ts
+ * import { macroAccuracy } from "./relations-result.ts";
+ * const groups = [{ name: "on", n: 4, correct: 4, accuracy: 1, se: 0 },
+ *   { name: "near", n: 10, correct: 0, accuracy: 0, se: 0 }]; // "near" is symmetric: left out
+ * const [m] = macroAccuracy([{ kind: "relation", groups }]);
+ * console.assert(m.accuracy === 1 && m.groups === 1 && m.excluded === 1);
+ * ```
+ */
+export function macroAccuracy(
+  kinds: readonly { readonly kind: string; readonly groups: readonly Accuracy[] }[],
+): MacroAccuracy[] {
+  return kinds.map(({ kind, groups }) => {
+    const keep = (g: Accuracy) =>
+      kind === "relation"
+        ? !ARO_SYMMETRIC_RELATIONS.has(g.name)
+        : kind === "attribution"
+        ? g.n >= ARO_MIN_ATTRIBUTE_ITEMS
+        : true;
+    const kept = groups.filter(keep);
+    const accuracy = kept.length ? kept.reduce((s, g) => s + g.accuracy, 0) / kept.length : NaN;
+    const se = kept.length
+      ? Math.sqrt(kept.reduce((s, g) => s + g.se * g.se, 0)) / kept.length
+      : NaN;
+    return { kind, accuracy, se, groups: kept.length, excluded: groups.length - kept.length };
+  });
 }
 
 /**
@@ -125,6 +345,8 @@ export class RelationsResult {
   readonly byKind: readonly Accuracy[];
   /** accuracy per group (relation name / attribute pair), in first-seen order */
   readonly byGroup: readonly Accuracy[];
+  /** ARO's macro accuracy per kind ({@link macroAccuracy}), beside the micro `byKind` */
+  readonly macro: readonly MacroAccuracy[];
   /** noise draws per item */
   readonly samples: number;
   /** model name */
@@ -146,6 +368,12 @@ export class RelationsResult {
     this.accuracy = accuracyOf("all", this.items);
     this.byKind = grouped(this.items, (i) => i.kind);
     this.byGroup = grouped(this.items, (i) => i.group);
+    this.macro = macroAccuracy(
+      this.byKind.map((k) => ({
+        kind: k.name,
+        groups: grouped(this.items.filter((i) => i.kind === k.name), (i) => i.group),
+      })),
+    );
   }
 
   /** Rebuilds a result from its JSON: the accuracies are recomputed from the items. */
@@ -172,6 +400,7 @@ export class RelationsResult {
       accuracy: this.accuracy,
       byKind: this.byKind,
       byGroup: this.byGroup,
+      macro: this.macro,
       items: this.items,
       failures: this.failures,
     };
@@ -193,6 +422,11 @@ export class RelationsResult {
       `${this.resumed} resumed, ${this.samples} draws per item`,
       line(this.accuracy),
       ...this.byKind.map((a) => line({ ...a, name: `kind ${a.name}` })),
+      ...this.macro.map((m) =>
+        `${`macro ${m.kind}`.padEnd(width)} ${(100 * m.accuracy).toFixed(1).padStart(6)} % ± ${
+          (100 * m.se).toFixed(1).padStart(4)
+        }  (ARO's metric: ${m.groups} groups, ${m.excluded} left out)`
+      ),
       ...this.byGroup.map((a) => line({ ...a, name: `  ${a.name}` })),
     ].join("\n");
   }

@@ -7,13 +7,18 @@
  * @module
  */
 import { loadSharp } from "../images/sharp.ts";
-import { InvalidImageError, PromptError } from "../errors.ts";
+import { InvalidArgumentError, InvalidImageError, PromptError } from "../errors.ts";
 import type { AroItem } from "../datasets/aro.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
 import { imageSha256 } from "../images/image-identity.ts";
-import { loadImagePixels, type SharpImage } from "../images/load-image.ts";
+import {
+  type ImageFit,
+  loadImagePixels,
+  resizedImage,
+  type SharpImage,
+} from "../images/load-image.ts";
 import { basename } from "node:path";
 import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, withContentIds } from "./content-id.ts";
@@ -35,13 +40,20 @@ export interface RelationStudyOptions extends StudyOptions {
    * `shapesOracle`, whose `prepare` takes only arrays).
    */
   readonly loadImage?: "pixels" | ((image: ImageInput, item: AroItem) => Promise<ImageInput>);
+  /**
+   * how the (cropped) image reaches the model's size: `"fill"` (default, the reference's protocol:
+   * resized bicubically without keeping the aspect ratio, so an elongated "left of" crop keeps both
+   * objects) or `"cover"` (centre crop, which can cut one of them out)
+   */
+  readonly fit?: ImageFit;
 }
 
 /**
  * Runs the relation/attribute test through {@link runStudy}: per item, i(x; option) for every
- * caption option on shared draws, the option with the highest value chosen (ties: the first, so a
- * tie on ARO's `[false, true]` order counts as wrong). Accuracy with a binomial standard error,
- * overall, per kind and per group (relation name / attribute pair).
+ * caption option on shared draws; an item is right when the true caption scores strictly highest
+ * (a tie is wrong, as ARO's and Info-Decomp's argmax with the true caption last makes it).
+ * Accuracy with a binomial standard error, overall, per kind and per group (relation name /
+ * attribute pair), and ARO's macro accuracy (`macroAccuracy` in relations-result.ts) beside it.
  *
  * Estimator: the default is the orthogonal form, as the paper (REFERENCE §8). Pointwise it is not
  * log p(x | option) − log p(x): an option whose predictions differ strongly from the unconditional
@@ -77,6 +89,7 @@ export async function relationStudy(
   const description = await describeStudy("relations", model, {
     ...estimatorSettings(model, resolved),
     loadImage: optionKind(options.loadImage),
+    fit: checkFit(options.fit ?? "fill"),
   });
   const packed = studyRun(model, options);
   const run = await runStudy(
@@ -118,10 +131,15 @@ async function scoreItem(
   resolved: ResolvedOptions,
 ): Promise<RelationRecord> {
   const source = item.bbox ? await crop(item.image, item.bbox) : item.image;
+  // the reference: the crop resized to the model's size bicubically, aspect ratio not kept
+  const fit = options.fit ?? "fill";
+  const target = model.imageSize ?? { width: model.shape[2], height: model.shape[1] };
   const input = options.loadImage === "pixels"
-    ? await loadImagePixels(source, model.shape[2], model.shape[1])
+    ? await loadImagePixels(source, model.shape[2], model.shape[1], fit, "cubic")
     : options.loadImage
     ? await options.loadImage(source, item)
+    : fit === "fill"
+    ? await resizedImage(source, target.width, target.height, "fill", "cubic")
     : source;
   const data = await model.prepare(input);
   const refused: number[] = [];
@@ -154,8 +172,14 @@ async function scoreItem(
     nats[k] = outcome.contrasts[i].estimate.nats;
     se[k] = outcome.contrasts[i].estimate.se;
   });
-  let chosen = kept[0];
-  for (const k of kept) if (nats[k]! > nats[chosen]!) chosen = k;
+  // ties are wrong, as in ARO and Info-Decomp (argmax with the true caption last): the true
+  // caption must score strictly above every other option
+  const best = Math.max(...kept.map((k) => nats[k]!));
+  const winners = kept.filter((k) => nats[k] === best);
+  const correct = winners.length === 1 && winners[0] === item.trueIndex;
+  const chosen = correct
+    ? item.trueIndex
+    : (winners.find((k) => k !== item.trueIndex) ?? winners[0]);
   return {
     image: item.image,
     kind: item.kind,
@@ -163,7 +187,8 @@ async function scoreItem(
     options: [...item.options],
     trueIndex: item.trueIndex,
     chosen,
-    correct: chosen === item.trueIndex,
+    correct,
+    tie: winners.length > 1,
     nats,
     se,
     refused,
@@ -205,4 +230,11 @@ async function crop(
     width: right - left,
     height: bottom - top,
   });
+}
+
+function checkFit(fit: ImageFit): ImageFit {
+  if (fit !== "fill" && fit !== "cover") {
+    throw new InvalidArgumentError(`fit must be "fill" or "cover", got ${JSON.stringify(fit)}`);
+  }
+  return fit;
 }
