@@ -5,7 +5,8 @@ stand-ins of the right shapes for the text encoder (CLIP's vocabulary, 768-wide 
 VAE (8× down/up). Generated on demand, never committed (3.4 GB fp32).
 
   /usr/bin/python3 tools/build_sd15_benchmark.py out/sd15-bench          # fp32 export
-  /usr/bin/python3 tools/build_sd15_benchmark.py out/sd15-bench-fp16 --fp16
+  /usr/bin/python3 tools/build_sd15_benchmark.py out/sd15-bench-fp16 --fp16 [--from out/sd15-bench]
+  /usr/bin/python3 tools/build_sd15_benchmark.py out/small-fp16 --small --fp16   # check the conversion
   /usr/bin/python3 tools/build_sd15_benchmark.py --count                 # parameters only
   /usr/bin/python3 tools/build_sd15_benchmark.py --time-torch 3 [--device cuda] [--batch 1]
 
@@ -34,7 +35,8 @@ def group_norm(channels, eps=1e-5):
 
 
 class TimestepEmbedding(nn.Module):
-    """Sinusoidal embedding of t (320 channels, cos first: flip_sin_to_cos) → 1280."""
+    """Sinusoidal embedding of t (320 channels, cos first: flip_sin_to_cos) → 1280 (as SD 1.5's,
+    whatever the block widths: ResnetBlock's time projection takes 1280)."""
 
     def __init__(self):
         super().__init__()
@@ -170,24 +172,26 @@ class Up(nn.Module):
 
 
 class Sd15Unet(nn.Module):
-    def __init__(self):
+    """SD 1.5's UNet; `ch` other than (320, 640, 1280, 1280) gives a small one of the same shape."""
+
+    def __init__(self, ch=(320, 640, 1280, 1280)):
         super().__init__()
-        ch = [320, 640, 1280, 1280]
+        ch = list(ch)
         self.time_embedding = TimestepEmbedding()
-        self.conv_in = nn.Conv2d(4, 320, 3, padding=1)
+        self.conv_in = nn.Conv2d(4, ch[0], 3, padding=1)
         self.down_blocks = nn.ModuleList([
-            Down(320, 320, True, True), Down(320, 640, True, True),
-            Down(640, 1280, True, True), Down(1280, 1280, False, False),
+            Down(ch[0], ch[0], True, True), Down(ch[0], ch[1], True, True),
+            Down(ch[1], ch[2], True, True), Down(ch[2], ch[3], False, False),
         ])
-        self.mid_resnet_1 = ResnetBlock(1280, 1280)
-        self.mid_attention = Transformer2D(1280)
-        self.mid_resnet_2 = ResnetBlock(1280, 1280)
+        self.mid_resnet_1 = ResnetBlock(ch[3], ch[3])
+        self.mid_attention = Transformer2D(ch[3])
+        self.mid_resnet_2 = ResnetBlock(ch[3], ch[3])
         rev = list(reversed(ch))
         self.up_blocks = nn.ModuleList([
             Up(rev[min(i + 1, 3)], rev[i], rev[max(i - 1, 0)], i > 0, i < 3) for i in range(4)
         ])
-        self.conv_norm_out = group_norm(320)
-        self.conv_out = nn.Conv2d(320, 4, 3, padding=1)
+        self.conv_norm_out = group_norm(ch[0])
+        self.conv_out = nn.Conv2d(ch[0], 4, 3, padding=1)
 
     def forward(self, sample, timestep, encoder_hidden_states):
         temb = self.time_embedding(timestep)
@@ -234,9 +238,12 @@ class VaeDecoder(nn.Module):
         return self.conv(F.interpolate(latent_sample, scale_factor=8.0, mode="nearest"))
 
 
-def unet(seed=0):
+SMALL = (32, 64, 64, 64)
+
+
+def unet(seed=0, small=False):
     torch.manual_seed(seed)
-    model = Sd15Unet().eval()
+    model = Sd15Unet(SMALL if small else (320, 640, 1280, 1280)).eval()
     with torch.no_grad():  # random weights of a sensible scale (no NaNs at any timestep)
         for name, p in model.named_parameters():
             if p.dim() > 1:
@@ -261,24 +268,82 @@ def export(model, args, path, inputs, outputs, axes):
     shutil.rmtree(tmp)
 
 
-def build(folder, fp16):
-    if fp16 and not torch.cuda.is_available():
-        sys.exit("fp16: this torch cannot trace fp16 convolutions on the CPU (and onnxruntime's CPU "
-                 "provider has none to run them); run --fp16 on a machine with CUDA")
-    device, dtype = ("cuda", torch.float16) if fp16 else ("cpu", torch.float32)
+def to_fp16(model):
+    """The fp32 UNet graph with fp16 weights, activations and I/O. The timestep's sinusoidal
+    embedding stays fp32 (sin/cos of t·ω up to 1000 rad need it, as diffusers computes it) and is
+    cast to fp16 before linear_1; Resize's scales stay fp32 (the operator requires it)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    order = [n.name for n in graph.node]
+    first_linear = order.index("/time_embedding/linear_1/Gemm")
+    keep32 = {n.name for n in graph.node[:first_linear] if n.name.startswith("/time_embedding/")}
+    resize_params = {i for n in graph.node if n.op_type == "Resize" for i in n.input[1:3] if i}
+    half = lambda t: numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), t.name)
+    for i, t in enumerate(graph.initializer):
+        if t.data_type == TensorProto.FLOAT and t.name not in resize_params:
+            graph.initializer[i].CopyFrom(half(t))
+    for node in graph.node:
+        if node.name in keep32:
+            continue
+        if node.op_type == "Constant" and node.output[0] not in resize_params:
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    a.t.CopyFrom(half(a.t))
+        if node.op_type == "Cast":
+            for a in node.attribute:
+                if a.name == "to" and a.i == TensorProto.FLOAT:
+                    a.i = TensorProto.FLOAT16
+    # the embedding leaves fp32 through one Cast in front of linear_1
+    gemm = graph.node[first_linear]
+    cast = helper.make_node("Cast", [gemm.input[0]], [gemm.input[0] + "_fp16"],
+                            name="/time_embedding/CastToFp16", to=TensorProto.FLOAT16)
+    gemm.input[0] = gemm.input[0] + "_fp16"
+    graph.node.insert(first_linear, cast)
+    for value in list(graph.input) + list(graph.output):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    del graph.value_info[:]
+    return model
+
+
+def convert_folder(source, folder):
+    """A copy of an fp32 benchmark folder with its UNet converted to fp16 (no re-export)."""
+    import onnx
+
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.onnx_data"), dirs_exist_ok=True)
+    path = os.path.join(folder, "unet", "model.onnx")
+    graph = to_fp16(onnx.load(os.path.join(source, "unet", "model.onnx")))
+    onnx.save_model(graph, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx_data", size_threshold=1024)
+    for part in ["text_encoder", "vae_encoder", "vae_decoder"]:
+        data = os.path.join(source, part, "model.onnx_data")
+        if os.path.exists(data):
+            shutil.copy(data, os.path.join(folder, part, "model.onnx_data"))
+    print(folder)
+
+
+def build(folder, fp16, small=False):
     os.makedirs(folder, exist_ok=True)
     for part in ["unet", "text_encoder", "vae_encoder", "vae_decoder", "scheduler", "tokenizer"]:
         os.makedirs(os.path.join(folder, part), exist_ok=True)
     batch = {0: "batch"}
     t0 = time.time()
-    model = unet().to(device, dtype)
-    example = (torch.randn(1, 4, 64, 64, device=device, dtype=dtype), torch.tensor([500], device=device),
-               torch.randn(1, 77, 768, device=device, dtype=dtype))
-    export(model, example,
+    example = (torch.randn(1, 4, 64, 64), torch.tensor([500]), torch.randn(1, 77, 768))
+    export(unet(small=small), example,
            os.path.join(folder, "unet", "model.onnx"),
            ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
            {"sample": batch, "timestep": batch, "encoder_hidden_states": batch, "out_sample": batch})
     print(f"unet exported in {time.time() - t0:.0f} s", file=sys.stderr)
+    if fp16:
+        import onnx
+        path = os.path.join(folder, "unet", "model.onnx")
+        graph = to_fp16(onnx.load(path))
+        os.remove(path + "_data")
+        onnx.save_model(graph, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="model.onnx_data", size_threshold=1024)
+        print("unet converted to fp16", file=sys.stderr)
     torch.manual_seed(1)
     export(TextEncoder().eval(), (torch.zeros(1, 77, dtype=torch.int64),),
            os.path.join(folder, "text_encoder", "model.onnx"), ["input_ids"], ["last_hidden_state"],
@@ -340,6 +405,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?")
     parser.add_argument("--fp16", action="store_true")
+    parser.add_argument("--from", dest="source",
+                        help="with --fp16: convert this fp32 folder's UNet instead of exporting again")
+    parser.add_argument("--small", action="store_true",
+                        help="block widths 32/64/64/64 instead of 320/640/1280/1280 (to check the fp16 conversion)")
     parser.add_argument("--count", action="store_true")
     parser.add_argument("--time-torch", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -355,7 +424,10 @@ def main():
         return
     if not args.folder:
         parser.error("give the folder to write, or --count / --time-torch")
-    build(args.folder, args.fp16)
+    if args.fp16 and args.source:
+        convert_folder(args.source, args.folder)
+    else:
+        build(args.folder, args.fp16, args.small)
 
 
 if __name__ == "__main__":
