@@ -169,6 +169,7 @@ Deno.test("studies on shapes-tiny (ONNX): packed rows give the numbers of row-by
  */
 function assertClose(actual: unknown, expected: unknown, path = "$"): void {
   if (typeof expected === "number" && typeof actual === "number") {
+    if (Number.isNaN(expected)) return assert.ok(Number.isNaN(actual), `${path}: ${actual} vs NaN`);
     const scale = Math.max(1, Math.abs(expected));
     assert.ok(Math.abs(actual - expected) <= 1e-5 * scale, `${path}: ${actual} vs ${expected}`);
   } else if (expected && typeof expected === "object") {
