@@ -110,3 +110,4 @@ export {
 } from "./intervention-result.ts";
 export { type PidRow, pidRowId, pidStudy, type PidStudyOptions } from "./pid-study.ts";
 export { PidStudyResult, type PidStudyResultJSON, type PidStudyRow } from "./pid-study-result.ts";
+export type { ImageFit } from "../images/load-image.ts";
