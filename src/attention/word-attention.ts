@@ -55,6 +55,11 @@ export interface WordAttentionOptions {
   readonly steps?: number;
   /** items per UNet call (default: the model's batch size) */
   readonly batchSize?: number;
+  /**
+   * min–max normalise the map (default true); `false` gives DAAM's raw map (the mean attention
+   * probability per pixel), whose sum measures how much the word is attended, not only where
+   */
+  readonly normalize?: boolean;
 }
 
 /**
@@ -113,7 +118,7 @@ export async function wordAttention(
     );
   }
   const [, height, width] = model.shape;
-  return maps.heatmap(width, height);
+  return maps.heatmap(width, height, options.normalize ?? true);
 }
 
 /** Evaluates the UNet at the estimators' (α, ε) draws of the data. */
@@ -266,8 +271,8 @@ export class DaamAccumulator {
     this.#items++;
   }
 
-  /** The word's map on the width×height data grid, min–max normalised (see the class). */
-  heatmap(width: number, height: number): Heatmap {
+  /** The word's map on the width×height data grid, min–max normalised unless `normalize` is false. */
+  heatmap(width: number, height: number, normalize = true): Heatmap {
     if (this.#items === 0) {
       throw new ModelRuntimeError(
         "no attention was gathered; expected at least one UNet evaluation",
@@ -304,6 +309,7 @@ export class DaamAccumulator {
       }
     }
     // mean over (layer, head) maps, then over the word's sub-tokens
-    return new Heatmap(width, height, Float32Array.from(total, (v) => v / (maps * k))).normalize();
+    const map = new Heatmap(width, height, Float32Array.from(total, (v) => v / (maps * k)));
+    return normalize ? map.normalize() : map;
   }
 }

@@ -39,6 +39,8 @@ export interface InterventionRecord {
   readonly attentionMap?: number[];
   /** SHA-256 of the image's content (file bytes, or model data for in-memory rows) */
   readonly imageSha256?: string;
+  /** seed of the item's draws (from the study's seed and the item, see `rowSeed`) */
+  readonly seed?: number;
 }
 
 /** One finished item with its maps (as the study computes it). */
@@ -60,6 +62,8 @@ export interface InterventionSummary {
   readonly change: number;
   /** i(x; w | context) in nats with its standard error */
   readonly information: { readonly nats: number; readonly se: number };
+  /** seed of the item's draws (absent in older results files) */
+  readonly seed?: number;
 }
 
 /** {@link InterventionResult} as plain JSON data (`toJSON`/`fromJSON` round-trip it). */
@@ -164,9 +168,10 @@ export class InterventionResult {
     let attention: MethodCorrelations | "unavailable" = "unavailable";
     if (run.attentionRan && attentionMaps.every((m) => m !== undefined)) {
       const maps = attentionMaps as number[][];
-      // attention maps are min–max normalised, so their image-level value is their mean
-      const means = maps.map((m) => m.reduce((s, v) => s + v, 0) / m.length);
-      attention = methodCorrelations(change, means, changeMaps, maps, resamples);
+      // image level: the sum of the raw DAAM map, as the reference (how much the word is
+      // attended); pixel level is unaffected by the scale
+      const sums = maps.map((m) => m.reduce((s, v) => s + v, 0));
+      attention = methodCorrelations(change, sums, changeMaps, maps, resamples);
     }
     const items = rows.map((r) => ({
       id: r.id,
@@ -176,6 +181,7 @@ export class InterventionResult {
       context: r.context,
       change: r.change,
       information: r.information,
+      ...(r.seed === undefined ? {} : { seed: r.seed }),
     }));
     return new InterventionResult(
       {

@@ -37,6 +37,7 @@ import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { removeWord } from "../text/prompt.ts";
 import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
+import { rowSeed } from "./row-seed.ts";
 import {
   describeStudy,
   estimatorOptions,
@@ -142,20 +143,24 @@ export async function interveneOne(
     ddim,
   );
   const changeMap = squaredDifferenceMap(model, reconstruction, editedData);
+  // each item its own draws (from the study's seed and the item), as in the other studies
+  const seed = rowSeed(options.seed ?? 0, original, `${item.caption}\n${item.word}\n${edited}`);
   const information = await conditionalInformation(
     model,
     original,
     item.caption,
     item.word,
-    { ...options, ...removal, onProgress: undefined },
+    { ...options, ...removal, seed, onProgress: undefined },
   );
   const provider = studyAttention(options.attention);
+  // DAAM's raw map: the reference's image-level attention is its sum, not a normalised map's mean
   const attention = provider?.supportsAttention(model)
     ? await provider.wordAttention(model, original, item.caption, item.word, {
       at: options.attentionAt ?? "trajectory",
       samples: options.samples,
-      seed: options.seed,
+      seed,
       steps: options.steps,
+      normalize: false,
     })
     : undefined;
   const record: InterventionRecord = {
@@ -170,6 +175,7 @@ export async function interveneOne(
     changeMap: Array.from(changeMap.data),
     informationMap: Array.from(information.map.data),
     ...(attention ? { attentionMap: Array.from(attention.data) } : {}),
+    seed,
     imageSha256: await imageSha256(item.image),
   };
   return {
@@ -212,6 +218,8 @@ export async function interventionStudy(
     placeholder: options.placeholder ?? null,
     attention: optionKind(options.attention, "model"),
     attentionAt: options.attentionAt ?? "trajectory",
+    attentionMap: "raw",
+    seeds: "per item",
   });
   const packed = studyRun(model, options);
   const run = await runStudy(
