@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { loadModel } from "../src/query/load-model.ts";
-import type { Denoiser, NoiseBatch } from "../src/models/denoiser.ts";
+import { type Denoiser, type NoiseBatch, withMembers } from "../src/models/denoiser.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { readAro } from "../src/datasets/aro.ts";
@@ -98,19 +98,11 @@ export async function benchPackedRows(samples = 30): Promise<Record<string, unkn
 /** The model with every call's size recorded. */
 function countCalls(model: Denoiser): { model: Denoiser; sizes: number[] } {
   const sizes: number[] = [];
-  const counted = new Proxy(model, {
-    get(target, property) {
-      if (property === "predictNoise") {
-        return (batch: NoiseBatch) => {
-          sizes.push(batch.logSnr.length);
-          return target.predictNoise(batch);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { model: counted, sizes };
+  const predictNoise = (batch: NoiseBatch) => {
+    sizes.push(batch.logSnr.length);
+    return model.predictNoise(batch);
+  };
+  return { model: withMembers(model, { predictNoise }), sizes };
 }
 
 if (import.meta.main) console.log(JSON.stringify(await benchPackedRows(), null, 1));

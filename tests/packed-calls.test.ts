@@ -3,7 +3,7 @@
 // study run with rows in flight gives exactly the numbers of a row-by-row run.
 import assert from "node:assert/strict";
 import { packCalls } from "../src/models/packed-calls.ts";
-import type { Denoiser, NoiseBatch } from "../src/models/denoiser.ts";
+import { type Denoiser, type NoiseBatch, withMembers } from "../src/models/denoiser.ts";
 import { ModelRuntimeError } from "../src/errors.ts";
 import { exampleOracle, shapesOracle } from "../src/query/oracles.ts";
 import { loadModel } from "../src/query/load-model.ts";
@@ -20,19 +20,11 @@ import { join } from "node:path";
 /** The model, with every call's size recorded. */
 function counted(model: Denoiser): { model: Denoiser; sizes: number[] } {
   const sizes: number[] = [];
-  const wrapped = new Proxy(model, {
-    get(target, property) {
-      if (property === "predictNoise") {
-        return (batch: NoiseBatch) => {
-          sizes.push(batch.logSnr.length);
-          return target.predictNoise(batch);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { model: wrapped, sizes };
+  const predictNoise = (batch: NoiseBatch) => {
+    sizes.push(batch.logSnr.length);
+    return model.predictNoise(batch);
+  };
+  return { model: withMembers(model, { predictNoise }), sizes };
 }
 
 async function randomBatch(model: Denoiser, size: number, seed: number): Promise<NoiseBatch> {
@@ -77,17 +69,11 @@ Deno.test("packCalls: a request that arrives while a call runs waits for the nex
 Deno.test("packCalls: a failing call rejects the requests it carried, not the others", async () => {
   const oracle = exampleOracle();
   let calls = 0;
-  const flaky = new Proxy(oracle, {
-    get(target, property) {
-      if (property === "predictNoise") {
-        return (batch: NoiseBatch) =>
-          ++calls === 1
-            ? Promise.reject(new ModelRuntimeError("the GPU fell over"))
-            : target.predictNoise(batch);
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  const flaky = withMembers(oracle, {
+    predictNoise: (batch: NoiseBatch) =>
+      ++calls === 1
+        ? Promise.reject(new ModelRuntimeError("the GPU fell over"))
+        : oracle.predictNoise(batch),
   });
   const packed = packCalls(flaky, 4);
   const batches = await Promise.all([1, 2, 3].map((s) => randomBatch(oracle, 2, s)));
@@ -103,10 +89,7 @@ Deno.test("packCalls: a failing call rejects the requests it carried, not the ot
 
 Deno.test("packCalls: scalar-timestep models are passed through; a bad request is refused", async () => {
   const oracle = exampleOracle();
-  const scalar = new Proxy(oracle, {
-    get: (target, property) =>
-      property === "sharedLogSnr" ? true : Reflect.get(target, property, target),
-  });
+  const scalar = withMembers(oracle, { sharedLogSnr: true });
   const { model, sizes } = counted(scalar);
   const packed = packCalls(model, 8);
   await Promise.all([1, 2].map(async (s) => packed.predictNoise(await randomBatch(oracle, 2, s))));

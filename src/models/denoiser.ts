@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { InvalidImageError } from "../errors.ts";
+import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 import type { LogSnrRange } from "../numerics/log-snr.ts";
 
 export type { LogSnrRange } from "../numerics/log-snr.ts";
@@ -160,6 +160,48 @@ export interface Denoiser {
   identity?(): Promise<ModelIdentity>;
   /** Releases native resources (ONNX sessions). Safe to call twice. */
   dispose(): Promise<void>;
+}
+
+/**
+ * The denoiser with some members replaced or added, everything else its own (methods bound to it,
+ * so class backends with private fields work), and immutable: what `createModel` adds its verbs
+ * with and what `packCalls` replaces `predictNoise` with. `kind` names the wrapper in the message
+ * a mutation gets.
+ *
+ * @example
+ * ```ts
+ * import { withMembers } from "./denoiser.ts";
+ * import { exampleDenoiser } from "./example.ts";
+ * const base = exampleDenoiser();
+ * const renamed = withMembers(base, { name: "renamed" });
+ * console.assert(renamed.name === "renamed" && renamed.shape === base.shape);
+ * ```
+ */
+export function withMembers<D extends Denoiser, M extends object>(
+  denoiser: D,
+  members: M,
+  kind = "denoiser",
+): Omit<D, keyof M> & M {
+  const bound = new WeakMap<object, unknown>();
+  const refuse = (what: string) => {
+    throw new InvalidArgumentError(
+      `cannot ${what} a ${kind} (${denoiser.name}): ${kind}s are immutable; build a new denoiser instead`,
+    );
+  };
+  return new Proxy(denoiser, {
+    get(target, key) {
+      if (Object.hasOwn(members, key)) return members[key as keyof M];
+      const value = Reflect.get(target, key, target);
+      if (typeof value !== "function") return value;
+      let method = bound.get(value);
+      if (!method) bound.set(value, method = value.bind(target));
+      return method;
+    },
+    has: (target, key) => Object.hasOwn(members, key) || Reflect.has(target, key),
+    set: () => refuse("set a property of"),
+    defineProperty: () => refuse("define a property on"),
+    deleteProperty: () => refuse("delete a property of"),
+  }) as unknown as Omit<D, keyof M> & M;
 }
 
 /**

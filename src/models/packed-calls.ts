@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
 import type { Denoiser, NoiseBatch } from "./denoiser.ts";
-import { shapeSize } from "./denoiser.ts";
+import { shapeSize, withMembers } from "./denoiser.ts";
 
 /** Counts of a packed model's calls, for benchmarks and tests. */
 export interface PackingStats {
@@ -186,14 +186,10 @@ export function packCalls(model: Denoiser, batchSize: number = model.batchSize):
     });
   };
 
-  return new Proxy(model, {
-    get(target, property) {
-      if (property === "predictNoise") return predictNoise;
-      if (property === "packingStats") return () => ({ ...stats });
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as PackedDenoiser;
+  return withMembers(model, {
+    predictNoise,
+    packingStats: (): PackingStats => ({ ...stats }),
+  }) as unknown as PackedDenoiser;
 }
 
 /** The items of several requests, copied into one batch in piece order. */

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from "../errors.ts";
-import type { Denoiser, ImageInput } from "../models/denoiser.ts";
+import { type Denoiser, type ImageInput, withMembers } from "../models/denoiser.ts";
 import { generate, type GenerateOptions, invert, type InvertOptions } from "../generation/ddim.ts";
 import { createQuery, type Query } from "./query.ts";
 
@@ -56,26 +55,7 @@ export function createModel<D extends Denoiser>(denoiser: D): Model<D> {
     invert: (image: ImageInput, prompt: string, options?: InvertOptions) =>
       invert(denoiser, image, prompt, options),
   });
-  const bound = new WeakMap<object, unknown>();
-  const refuse = (what: string) => {
-    throw new InvalidArgumentError(
-      `cannot ${what} a model (${denoiser.name}): models are immutable; build a new denoiser instead`,
-    );
-  };
-  const model = new Proxy(denoiser, {
-    get(target, key) {
-      if (Object.hasOwn(verbs, key)) return verbs[key as keyof ModelVerbs<D>];
-      const value = Reflect.get(target, key, target);
-      if (typeof value !== "function") return value;
-      let method = bound.get(value);
-      if (!method) bound.set(value, method = value.bind(target));
-      return method;
-    },
-    has: (target, key) => Object.hasOwn(verbs, key) || Reflect.has(target, key),
-    set: () => refuse("set a property of"),
-    defineProperty: () => refuse("define a property on"),
-    deleteProperty: () => refuse("delete a property of"),
-  }) as Model<D>;
+  const model = withMembers(denoiser, verbs, "model") as unknown as Model<D>;
   models.add(model);
   return model;
 }
