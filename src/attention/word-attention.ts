@@ -259,12 +259,13 @@ export class DaamAccumulator {
     layers.forEach((layer, l) => {
       const { sum } = this.#layers[l];
       const cells = layer.height * layer.width;
+      // token-outer: each (head, sub-token) map is a contiguous run of `sum`
       for (let h = 0; h < layer.heads; h++) {
-        for (let p = 0; p < cells; p++) {
-          const row = (h * cells + p) * layer.tokens;
-          this.#positions.forEach((t, j) => {
-            sum[(h * k + j) * cells + p] += layer.probs[row + t];
-          });
+        for (let j = 0; j < k; j++) {
+          const t = this.#positions[j], to = (h * k + j) * cells;
+          for (let p = 0; p < cells; p++) {
+            sum[to + p] += layer.probs[(h * cells + p) * layer.tokens + t];
+          }
         }
       }
     });

@@ -7,7 +7,7 @@
  */
 import type sharpType from "npm:sharp@0.35.5";
 import { loadSharp } from "./sharp.ts";
-import { InvalidImageError } from "../errors.ts";
+import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 
 /** A sharp image pipeline (`sharp(...)`). */
 export type SharpImage = ReturnType<typeof sharpType>;
@@ -104,14 +104,27 @@ export async function resizedImage(
   return pipeline.rotate().resize(resizeOptions(width, height, fit, kernel));
 }
 
+/**
+ * Checks an {@link ImageFit}.
+ *
+ * @example
+ * ```ts
+ * import { checkFit } from "./load-image.ts";
+ * console.assert(checkFit("fill") === "fill");
+ * ```
+ */
+export function checkFit(fit: unknown): ImageFit {
+  if (fit !== "fill" && fit !== "cover") {
+    throw new InvalidArgumentError(`fit must be "fill" or "cover", got ${JSON.stringify(fit)}`);
+  }
+  return fit;
+}
+
 /** The interpolation of a "fill" resize: bilinear (COCO protocols) or bicubic (ARO's). */
 export type ResizeKernel = "linear" | "cubic";
 
 function resizeOptions(width: number, height: number, fit: ImageFit, kernel: ResizeKernel) {
-  if (fit !== "cover" && fit !== "fill") {
-    throw new InvalidImageError(`fit must be "cover" or "fill", got ${JSON.stringify(fit)}`);
-  }
-  return fit === "fill"
+  return checkFit(fit) === "fill"
     ? { width, height, fit: "fill" as const, kernel }
     : { width, height, fit: "cover" as const, position: "centre" };
 }

@@ -22,7 +22,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
-import { type ImageFit, loadImagePixels, resizedImage } from "../images/load-image.ts";
+import { checkFit, type ImageFit, loadImagePixels, resizedImage } from "../images/load-image.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { phraseOccurrences, phraseWords, removePhrase } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
@@ -122,10 +122,7 @@ export async function localizationStudy(
 ): Promise<LocalizationResult> {
   const methods = checkMethods(options.methods ?? PAPER_LOCALIZATION_METHODS);
   const attentionSteps = checkPositiveInteger("attentionSteps", options.attentionSteps ?? 50);
-  const fit = options.fit ?? "fill";
-  if (fit !== "fill" && fit !== "cover") {
-    throw new InvalidArgumentError(`fit must be "fill" or "cover", got ${JSON.stringify(fit)}`);
-  }
+  const fit = checkFit(options.fit ?? "fill");
   const candidates = checkThresholds(options.thresholds ?? PAPER_THRESHOLDS, "thresholds");
   const fixed = options.fixedThreshold ?? 0.4;
   checkThresholds([fixed], "fixedThreshold");
@@ -212,12 +209,7 @@ async function localizeRow(
       : row.image);
   const data = await model.prepare(input);
   // the mask in the geometry the model sees: resized with the image (fill), or cropped (cover)
-  const { region, mask } = settings.fit === "fill"
-    ? { region: { left: 0, top: 0, ...target }, mask: resizeMaskNearest(truth, target) }
-    : (() => {
-      const region = visibleRegion(truth, model);
-      return { region, mask: cropMask(truth, region) };
-    })();
+  const { region, mask } = maskAsSeen(truth, model, target, settings.fit);
   // information maps bilinearly, attention maps bicubically as DAAM does, to the mask's size
   const toMask = (map: Heatmap, method: "bilinear" | "bicubic" = "bilinear") =>
     map.upsample(region.width, region.height, { method }).normalize();
@@ -318,6 +310,20 @@ function visibleRegion(truth: GroundTruth, model: Denoiser): Region {
   }
   const visible = Math.round(width / ratio);
   return { ...full, top: Math.floor((height - visible) / 2), height: visible };
+}
+
+/** The mask in the geometry the model sees, and that region of the original image. */
+function maskAsSeen(
+  truth: GroundTruth,
+  model: Denoiser,
+  target: { readonly width: number; readonly height: number },
+  fit: ImageFit,
+): { region: Region; mask: Uint8Array } {
+  if (fit === "fill") {
+    return { region: { left: 0, top: 0, ...target }, mask: resizeMaskNearest(truth, target) };
+  }
+  const region = visibleRegion(truth, model);
+  return { region, mask: cropMask(truth, region) };
 }
 
 /** The mask resized to `size` by nearest neighbour (PyTorch's "nearest": floor(dst·in/out)). */

@@ -7,13 +7,14 @@
  * @module
  */
 import { loadSharp } from "../images/sharp.ts";
-import { InvalidArgumentError, InvalidImageError, PromptError } from "../errors.ts";
+import { InvalidImageError, PromptError } from "../errors.ts";
 import type { AroItem } from "../datasets/aro.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import {
+  checkFit,
   type ImageFit,
   loadImagePixels,
   resizedImage,
@@ -230,11 +231,4 @@ async function crop(
     width: right - left,
     height: bottom - top,
   });
-}
-
-function checkFit(fit: ImageFit): ImageFit {
-  if (fit !== "fill" && fit !== "cover") {
-    throw new InvalidArgumentError(`fit must be "fill" or "cover", got ${JSON.stringify(fit)}`);
-  }
-  return fit;
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { createHash } from "node:crypto";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { exists, readModelFolder, UNSUPPORTED_PARTS } from "../sd/folder.ts";
@@ -508,7 +508,7 @@ export async function locateModelFolder(
   if (options.offline !== undefined && typeof options.offline !== "boolean") {
     throw new InvalidArgumentError(`offline must be true or false, got ${options.offline}`);
   }
-  const name = (path: string) => path.replace(/[\\/]+$/, "").split(/[\\/]/).pop() || path;
+  const name = (path: string) => basename(path.replace(/[\\/]+$/, "")) || path;
   if (await exists(location)) return { dir: location, name: name(location) };
   const spec = parseHubSpec(location);
   if (!spec) return { dir: location, name: name(location) };

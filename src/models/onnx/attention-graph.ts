@@ -14,6 +14,7 @@
  */
 import onnxProto from "npm:onnx-proto@8.0.1";
 import { ModelLoadError } from "../../errors.ts";
+import { LENGTH_DELIMITED, protobufFields } from "../sd/protobuf.ts";
 
 const { onnx } = onnxProto;
 
@@ -153,7 +154,7 @@ export function crossAttentionLayers(graph: AttentionGraph): readonly CrossAtten
  * ```
  */
 export function addGraphOutputs(bytes: Uint8Array, names: readonly string[]): Uint8Array {
-  const fields = topLevelFields(bytes);
+  const fields = [...protobufFields(bytes)];
   const graphs = fields.filter((f) => f.number === GRAPH_FIELD && f.wireType === LENGTH_DELIMITED);
   if (graphs.length === 0) {
     throw new ModelLoadError("the model has no graph field; expected an ONNX ModelProto");
@@ -188,69 +189,6 @@ export function addGraphOutputs(bytes: Uint8Array, names: readonly string[]): Ui
 }
 
 const GRAPH_FIELD = 7; // ModelProto.graph
-const LENGTH_DELIMITED = 2;
-
-/** One top-level field of a protobuf message: [start, end) in bytes, payload from payloadStart. */
-interface Field {
-  readonly number: number;
-  readonly wireType: number;
-  readonly start: number;
-  readonly payloadStart: number;
-  readonly end: number;
-}
-
-/** The top-level fields of a serialized message (wire format only, no schema). */
-function topLevelFields(bytes: Uint8Array): Field[] {
-  const fields: Field[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    const start = at;
-    const [tag, afterTag] = readVarint(bytes, at);
-    const number = Math.floor(tag / 8), wireType = tag % 8;
-    let payloadStart = afterTag, end: number;
-    switch (wireType) {
-      case 0:
-        end = readVarint(bytes, afterTag)[1];
-        break;
-      case 1:
-        end = afterTag + 8;
-        break;
-      case 2: {
-        const [length, afterLength] = readVarint(bytes, afterTag);
-        payloadStart = afterLength;
-        end = afterLength + length;
-        break;
-      }
-      case 5:
-        end = afterTag + 4;
-        break;
-      default:
-        throw new ModelLoadError(
-          `unsupported protobuf wire type ${wireType} at byte ${start}; expected an ONNX ModelProto`,
-        );
-    }
-    if (number === 0 || end > bytes.length) {
-      throw new ModelLoadError(
-        `malformed protobuf field at byte ${start} (field ${number}, ends at ${end} of ` +
-          `${bytes.length}); expected an ONNX ModelProto`,
-      );
-    }
-    fields.push({ number, wireType, start, payloadStart, end });
-    at = end;
-  }
-  return fields;
-}
-
-/** Reads a base-128 varint (up to 2^53) at `at`; returns the value and the next offset. */
-function readVarint(bytes: Uint8Array, at: number): [number, number] {
-  let value = 0, scale = 1;
-  for (let i = at; i < bytes.length && i < at + 8; i++) {
-    value += (bytes[i] & 0x7f) * scale;
-    if ((bytes[i] & 0x80) === 0) return [value, i + 1];
-    scale *= 128;
-  }
-  throw new ModelLoadError(`malformed protobuf varint at byte ${at}; expected an ONNX ModelProto`);
-}
 
 function varint(value: number): number[] {
   const out: number[] = [];
