@@ -59,14 +59,18 @@ export function groupedBars(
   const groups = [...new Set(rows.map((row) => row.group))];
   const methods = [...new Set(rows.map((row) => row.method))];
   const withError = rows.filter((row) => row.se !== undefined);
-  const rotate = methods.length * groups.length > 8 || methods.some((m) => m.length > 10);
+  const longest = Math.max(...methods.map((m) => m.length));
+  const rotate = methods.length * groups.length > 8 || longest > 10;
   return renderPlot({
     width: options.width ?? 640,
     height: options.height ?? 400,
     // the group names sit in the top margin, below the title
     marginTop: options.title ? TITLE_MARGIN + 15 : 30,
     marginLeft: 60,
-    marginBottom: rotate ? 70 : 40,
+    // rotated labels need the room their length takes at −35° (about 6 px a character)
+    marginBottom: rotate
+      ? Math.max(70, Math.ceil(longest * 6 * Math.sin(Math.PI * 35 / 180)) + 24)
+      : 40,
     fx: { domain: groups, label: null, padding: 0.1 },
     x: { domain: methods, label: null, tickRotate: rotate ? -35 : 0 },
     y: { label: options.yLabel ?? "value", grid: true, nice: true },
