@@ -53,6 +53,7 @@ export {
 } from "./src/numerics/statistics.ts";
 export {
   type Correlation,
+  imageCorrelation,
   type MethodCorrelations,
   methodCorrelations,
 } from "./src/numerics/correlations.ts";
@@ -62,6 +63,8 @@ export {
   promptWords,
   removeWord,
   type RemoveWordOptions,
+  replacePhrase,
+  type ReplacePhraseOptions,
 } from "./src/text/prompt.ts";
 export {
   type AttentionLayerMap,
@@ -194,6 +197,13 @@ export {
   type InvertOptions,
   toPixels,
 } from "./src/generation/ddim.ts";
+export {
+  heunBatch,
+  KARRAS_HEUN_STEPS,
+  KARRAS_RHO,
+  type KarrasHeunOptions,
+  karrasLevels,
+} from "./src/generation/karras-heun.ts";
 export {
   predictWithAttention,
   requireAttention,

@@ -172,3 +172,38 @@ Deno.test("per-token: every word occurrence is removed separately and contexts a
   });
   assert.equal(placeholder.token("red").context, "a _ circle");
 });
+
+Deno.test("drawsPerLogSnr groups draws by α on a per-item model too (the reference's 20 α × 120 ε)", async () => {
+  const { estimateContrasts } = await import("../src/estimators/contrasts.ts");
+  const { resolveOptions } = await import("../src/estimators/options.ts");
+  const { exampleOracle } = await import("../src/query/oracles.ts");
+  const { withMembers } = await import("../src/models/denoiser.ts");
+  const base = exampleOracle();
+  const seen: number[] = [];
+  const spy = withMembers(base, {
+    predictNoise: (batch: Parameters<typeof base.predictNoise>[0]) => {
+      seen.push(...batch.logSnr);
+      return base.predictNoise(batch);
+    },
+  });
+  const x = base.sample("a red circle on the left", { seed: 1 });
+  const plan = { prompts: ["a red circle on the left", ""], contrasts: [{ with: 0, without: 1 }] };
+  const out = await estimateContrasts(
+    spy,
+    x,
+    plan,
+    resolveOptions(spy, { samples: 12, drawsPerLogSnr: 4 }),
+  );
+  // 12 draws × 2 conditions; α constant within each group of 4 draws, different between groups
+  assert.equal(seen.length, 24);
+  const perDraw = seen.filter((_, i) => i % 2 === 0);
+  const groups = [0, 4, 8].map((g) => new Set(perDraw.slice(g, g + 4)));
+  assert.ok(groups.every((g) => g.size === 1));
+  assert.equal(new Set(groups.map((g) => [...g][0])).size, 3);
+  // the standard error treats each α group as one unit: the SE of the 3 group means
+  const v = out.contrasts[0].perDraw;
+  const means = [0, 4, 8].map((g) => (v[g] + v[g + 1] + v[g + 2] + v[g + 3]) / 4);
+  const m = means.reduce((s, a) => s + a, 0) / 3;
+  const se = Math.sqrt(means.reduce((s, a) => s + (a - m) ** 2, 0) / 2 / 3);
+  assert.ok(Math.abs(out.contrasts[0].estimate.se - se) < 1e-12 * Math.max(1, se));
+});

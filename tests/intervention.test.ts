@@ -67,7 +67,7 @@ Deno.test("removing a carried word changes the regenerated image where the objec
     steps: 50,
     samples: 400,
   });
-  assert.equal(result.record.edited, "a circle on the left");
+  assert.equal(result.record.edited, "a _ circle on the left");
   assert.ok(result.record.information.nats > 0.3, `${result.record.information.nats}`);
   assert.ok(result.record.change > 50, `change ${result.record.change}`);
   // the example oracle's red circle on the left: centre (0.27·16, 8), radius 0.2·16
@@ -87,7 +87,7 @@ Deno.test("swapping a word for another generates with the swapped caption", asyn
     FAST,
   );
   assert.equal(result.record.edited, "a blue circle on the left");
-  assert.equal(result.record.context, "a circle on the left");
+  assert.equal(result.record.context, "a _ circle on the left");
   // the only blue circle on the left differs from the red one in the circle's pixels
   assert.ok(result.record.change > 100, `${result.record.change}`);
 });
@@ -207,3 +207,53 @@ function pearsonOf(x: number[], y: number[]): number {
   }
   return sxy / Math.sqrt(sxx * syy);
 }
+
+Deno.test("image level is the standard estimator, pixel level the orthogonal, from the same draws", async () => {
+  const { conditionalInformation } = await import(
+    "../src/estimators/conditional-information.ts"
+  );
+  const image = model.sample(EXAMPLE_PROMPT, { seed: 13 });
+  const item = { image, caption: EXAMPLE_PROMPT, word: "red" };
+  const { record } = await interveneOne(model, item, { ...FAST, seed: 3 });
+  // the same seed and draws, each form estimated on its own: identical numbers
+  for (const estimator of ["standard", "orthogonal"] as const) {
+    const alone = await conditionalInformation(model, image, EXAMPLE_PROMPT, "red", {
+      samples: FAST.samples,
+      seed: record.seed,
+      estimator,
+      placeholder: "_",
+    });
+    const stored = estimator === "standard" ? record.information : record.informationOrthogonal!;
+    assert.equal(stored.nats, alone.estimate.nats, estimator);
+    assert.equal(stored.se, alone.estimate.se, estimator);
+    if (estimator === "orthogonal") {
+      assert.deepEqual(record.informationMap, Array.from(alone.map.data));
+    }
+  }
+  // the two forms are different estimators of the same number
+  assert.notEqual(record.information.nats, record.informationOrthogonal!.nats);
+  await assert.rejects(
+    () => interveneOne(model, item, { ...FAST, estimator: "orthogonal" }),
+    /both estimator forms/,
+  );
+});
+
+Deno.test("the edit replaces every occurrence and the plural, as the reference's word swaps", async () => {
+  const { interventionPrompts } = await import("../src/studies/intervention.ts");
+  const item = { caption: "A dog and two Dogs near a dog's bed, no hotdogs", word: "dog" };
+  // worked by hand with re.sub(r"\b(dog|dogs)\b", ..., flags=re.IGNORECASE)
+  assert.deepEqual(interventionPrompts(item), {
+    context: "A _ and two _ near a _'s bed, no hotdogs",
+    edited: "A _ and two _ near a _'s bed, no hotdogs",
+  });
+  assert.equal(
+    interventionPrompts({ ...item, replacement: "cat" }).edited,
+    "A cat and two cats near a cat's bed, no hotdogs",
+  );
+  assert.equal(
+    interventionPrompts({ caption: "two teddy bears", word: "teddy bear" }).context,
+    "two _",
+  );
+  assert.equal(interventionPrompts(item, "").context, "A and two near a 's bed, no hotdogs");
+  assert.throws(() => interventionPrompts({ caption: "a cat", word: "dog" }), /not in the prompt/);
+});

@@ -22,6 +22,12 @@ export interface Contrast {
   readonly with: number;
   /** index of the poorer condition (e.g. the prompt without a word, or the null prompt) */
   readonly without: number;
+  /**
+   * the estimator form of this contrast (default: the options' `estimator`). Two contrasts of the
+   * same pair with different forms come from the same model calls: the intervention study's
+   * image-level standard and pixel-level orthogonal information, as the reference computes them.
+   */
+  readonly estimator?: EstimatorName;
 }
 
 /** What to evaluate: distinct prompts, and which contrasts and denoising errors to reduce. */
@@ -180,7 +186,7 @@ export async function estimateContrasts(
       const half = 0.5 * block.weight[i];
       plan.contrasts.forEach((c, index) => {
         const total = reduceContrast(
-          options.estimator,
+          c.estimator ?? options.estimator,
           at(c.with),
           at(c.without),
           noise,
@@ -205,7 +211,7 @@ export async function estimateContrasts(
   const summarise = (values: Float64Array) => {
     checkFinite(values);
     const { mean } = meanWithError(values);
-    return new Estimate(mean, standardError(values, model.sharedLogSnr ? blockOf : undefined), n);
+    return new Estimate(mean, standardError(values, group > 1 ? blockOf : undefined), n);
   };
   return {
     contrasts: plan.contrasts.map((_, index) => ({

@@ -111,15 +111,19 @@ export function modelDrawBlocks(
 }
 
 /**
- * How many consecutive draws share one α: 1 for models with per-item α; for scalar-timestep
- * models `options.drawsPerLogSnr`, else ⌊model.batchSize / conditions⌋ (at least 1) — one full
- * call of the model's own batch size per α, whatever batch size a query asks for.
+ * How many consecutive draws share one α: `options.drawsPerLogSnr` when given (any model: the
+ * reference's intervention design is 20 α × 120 ε, i.e. `samples: 2400, drawsPerLogSnr: 120`);
+ * otherwise 1 for models with per-item α, and for scalar-timestep models ⌊model.batchSize /
+ * conditions⌋ (at least 1) — one full call of the model's own batch size per α, whatever batch
+ * size a query asks for.
  *
  * @example
  * ```ts
  * import { drawsPerLogSnr } from "./draws.ts";
  * const scalar = { sharedLogSnr: true, batchSize: 8 } as never;
  * console.assert(drawsPerLogSnr(scalar, {}, 3) === 2 && drawsPerLogSnr(scalar, { drawsPerLogSnr: 5 }, 3) === 5);
+ * const perItem = { sharedLogSnr: false, batchSize: 8 } as never;
+ * console.assert(drawsPerLogSnr(perItem, {}, 3) === 1 && drawsPerLogSnr(perItem, { drawsPerLogSnr: 120 }, 3) === 120);
  * ```
  */
 export function drawsPerLogSnr(
@@ -127,8 +131,9 @@ export function drawsPerLogSnr(
   options: { readonly drawsPerLogSnr?: number },
   conditions: number,
 ): number {
+  if (options.drawsPerLogSnr !== undefined) return options.drawsPerLogSnr;
   if (!model.sharedLogSnr) return 1;
-  return options.drawsPerLogSnr ?? Math.max(1, Math.floor(model.batchSize / conditions));
+  return Math.max(1, Math.floor(model.batchSize / conditions));
 }
 
 /**

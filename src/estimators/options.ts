@@ -47,10 +47,12 @@ export interface EstimatorOptions {
   /** items per model call (default: the model's batch size); never changes the numbers */
   readonly batchSize?: number;
   /**
-   * for models with a scalar timestep (`sharedLogSnr`): how many consecutive draws share one α,
-   * since one model call evaluates one noise level (default ⌊model.batchSize / conditions⌋, at
-   * least 1). Fixed by the model and the plan, not by `batchSize`, so the numbers do not depend on
-   * how calls are cut. Ignored for models with per-item α.
+   * how many consecutive draws share one α. Default: 1 on models with per-item α; on models with
+   * a scalar timestep (`sharedLogSnr`), where one call evaluates one noise level,
+   * ⌊model.batchSize / conditions⌋ (at least 1). Fixed by the model and the plan, not by
+   * `batchSize`, so the numbers do not depend on how calls are cut. Given explicitly it applies to
+   * every model (the reference's interventions: 20 α × 120 ε = `samples: 2400, drawsPerLogSnr:
+   * 120`); standard errors then treat each α group as one unit.
    */
   readonly drawsPerLogSnr?: number;
   /**

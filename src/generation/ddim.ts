@@ -25,10 +25,11 @@
  *
  * @module
  */
-import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
-import type { Condition, Denoiser, ImageInput } from "../models/denoiser.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { checkModelData, shapeSize } from "../models/denoiser.ts";
 import { Random } from "../numerics/random.ts";
+import { encodePrompt, guidedNoise } from "./guided-noise.ts";
 
 /** Options of {@link generate} and {@link generateFrom}. */
 export interface GenerateOptions {
@@ -245,7 +246,7 @@ export async function ddimBatch(
     : Array.from({ length: levels }, (_, k) => k);
   for (const [position, level] of order.entries()) {
     const alpha = ladder.logSnr[level];
-    const eps = await predictAll(model, states, alpha, conditions, nullCondition, guidance);
+    const eps = await guidedNoise(model, states, alpha, conditions, nullCondition, guidance);
     if (direction === "generate") {
       const next = position === levels - 1 ? 1 : sigmoid(ladder.logSnr[level - 1]);
       states.forEach((z, i) => ddimStep(z, eps[i], sigmoid(alpha), next));
@@ -293,62 +294,16 @@ function ddimStep(z: Float32Array, eps: Float32Array, from: number, to: number):
   }
 }
 
-/** ε̂ of every state at α (guided when a null condition is given), in batches of the model's size. */
-async function predictAll(
-  model: Denoiser,
-  states: readonly Float32Array[],
-  alpha: number,
-  conditions: readonly Condition[],
-  nullCondition: Condition | undefined,
-  guidance: number,
-): Promise<Float32Array[]> {
-  const d = shapeSize(model.shape);
-  const perItem = nullCondition ? 2 : 1;
-  const total = states.length * perItem;
-  const flat = new Float32Array(total * d);
-  for (let first = 0; first < total; first += model.batchSize) {
-    const size = Math.min(model.batchSize, total - first);
-    const noisy = new Float32Array(size * d);
-    const batchConditions: Condition[] = [];
-    for (let j = 0; j < size; j++) {
-      const index = first + j, item = Math.floor(index / perItem);
-      noisy.set(states[item], j * d);
-      batchConditions.push(index % perItem === 0 ? conditions[item] : nullCondition!);
-    }
-    const out = await model.predictNoise({
-      noisy,
-      logSnr: new Float64Array(size).fill(alpha),
-      conditions: batchConditions,
-    });
-    if (out.length !== size * d) {
-      throw new ModelRuntimeError(
-        `${model.name}: predictNoise returned ${out.length} values for ${size} items, expected ${
-          size * d
-        }`,
-      );
-    }
-    flat.set(out, first * d);
-  }
-  return states.map((_, item) => {
-    const conditional = flat.subarray(item * perItem * d, (item * perItem + 1) * d);
-    if (!nullCondition) return conditional;
-    const unconditional = flat.subarray((item * perItem + 1) * d, (item * perItem + 2) * d);
-    const guided = new Float32Array(d);
-    for (let j = 0; j < d; j++) {
-      guided[j] = unconditional[j] + guidance * (conditional[j] - unconditional[j]);
-    }
-    return guided;
-  });
-}
-
-async function encodePrompt(model: Denoiser, prompt: string): Promise<Condition> {
-  if (typeof prompt !== "string") {
-    throw new InvalidArgumentError(`prompt must be a string, got ${typeof prompt}`);
-  }
-  return await model.encode(prompt);
-}
-
-function checkSteps(steps: number): void {
+/**
+ * Throws unless `steps` is a positive integer.
+ *
+ * @example
+ * ```ts
+ * import { checkSteps } from "./ddim.ts";
+ * checkSteps(50);
+ * ```
+ */
+export function checkSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) {
     throw new InvalidArgumentError(`steps must be a positive integer, got ${steps}`);
   }

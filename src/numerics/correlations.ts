@@ -48,7 +48,7 @@ export function methodCorrelations(
   valueMaps: readonly number[][],
   resamples: number,
 ): MethodCorrelations {
-  const image = correlate(change.length, (idx) => pearsonOf(idx, change, value), resamples, 0);
+  const image = imageCorrelation(change, value, resamples);
   const perItem = changeMaps.map((m, i) => pearsonOrNaN(m, valueMaps[i]));
   const usable = perItem.flatMap((r, i) => Number.isFinite(r) ? [i] : []);
   const pixel = correlate(
@@ -66,6 +66,24 @@ export function methodCorrelations(
     0,
   );
   return { image, pixel, pixelPooled };
+}
+
+/**
+ * Pearson r of one pair per item, with its bootstrap standard error over resampled items.
+ *
+ * @example
+ * ```ts
+ * import { imageCorrelation } from "./correlations.ts";
+ * const c = imageCorrelation([0, 1, 3], [0, 2, 5], 50);
+ * console.assert(c.r > 0.9 && c.n === 3);
+ * ```
+ */
+export function imageCorrelation(
+  change: readonly number[],
+  value: readonly number[],
+  resamples: number,
+): Correlation {
+  return correlate(change.length, (idx) => pearsonOf(idx, change, value), resamples, 0);
 }
 
 function correlate(

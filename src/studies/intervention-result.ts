@@ -7,11 +7,20 @@
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import {
   type Correlation,
+  imageCorrelation,
   type MethodCorrelations,
   methodCorrelations,
 } from "../numerics/correlations.ts";
 import type { StudyFailure } from "./runner.ts";
 import { finiteOrNaN } from "./result-json.ts";
+
+/** A number of nats with its standard error. */
+export interface NatsWithError {
+  /** the estimate in nats */
+  readonly nats: number;
+  /** its standard error */
+  readonly se: number;
+}
 
 /** What is stored per item (one JSON line): enough to recompute every correlation after resume. */
 export interface InterventionRecord {
@@ -29,11 +38,13 @@ export interface InterventionRecord {
   readonly height: number;
   /** Σ of the change map */
   readonly change: number;
-  /** i(x; w | context) in nats, with its standard error */
-  readonly information: { readonly nats: number; readonly se: number };
+  /** i(x; w | context) in nats with its standard error: the standard estimator (image level) */
+  readonly information: NatsWithError;
+  /** the same from the orthogonal estimator on the same draws (the information map's sum) */
+  readonly informationOrthogonal?: NatsWithError;
   /** change map, row-major */
   readonly changeMap: number[];
-  /** information map, row-major (sums to `information.nats`) */
+  /** orthogonal information map, row-major (sums to `informationOrthogonal.nats`) */
   readonly informationMap: number[];
   /** attention map, row-major, when the baseline ran */
   readonly attentionMap?: number[];
@@ -60,8 +71,10 @@ export interface InterventionSummary {
   readonly context: string;
   /** Σ of the change map */
   readonly change: number;
-  /** i(x; w | context) in nats with its standard error */
-  readonly information: { readonly nats: number; readonly se: number };
+  /** i(x; w | context), standard estimator, in nats with its standard error */
+  readonly information: NatsWithError;
+  /** the orthogonal estimator's value on the same draws */
+  readonly informationOrthogonal?: NatsWithError;
   /** seed of the item's draws (absent in older results files) */
   readonly seed?: number;
 }
@@ -76,8 +89,13 @@ export interface InterventionResultJSON {
   readonly resumed: number;
   /** bad rows that were skipped */
   readonly failures: readonly StudyFailure[];
-  /** correlations of the conditional information with the change */
+  /**
+   * correlations of the conditional information with the change: image level from the standard
+   * estimator, pixel level from the orthogonal map (the reference's pairing)
+   */
   readonly information: MethodCorrelations;
+  /** image-level r of the orthogonal estimator's scalar instead, for comparison */
+  readonly informationOrthogonalImage?: Correlation;
   /** correlations of the attention map with the change, or "unavailable" */
   readonly attention: MethodCorrelations | "unavailable";
   /** the finished items without their maps */
@@ -111,8 +129,10 @@ export class InterventionResult {
   readonly resumed: number;
   /** bad rows that were skipped */
   readonly failures: readonly StudyFailure[];
-  /** correlations of the conditional information with the change */
+  /** correlations of the information with the change (standard at image level, orthogonal maps) */
   readonly information: MethodCorrelations;
+  /** image-level r of the orthogonal estimator's scalar, for comparison (when every item has it) */
+  readonly informationOrthogonalImage?: Correlation;
   /** correlations of the attention map with the change, or "unavailable" */
   readonly attention: MethodCorrelations | "unavailable";
   /** the finished items (without maps: see {@link InterventionResult.row}) */
@@ -131,6 +151,9 @@ export class InterventionResult {
     this.resumed = data.resumed;
     this.failures = data.failures;
     this.information = data.information;
+    if (data.informationOrthogonalImage) {
+      this.informationOrthogonalImage = data.informationOrthogonalImage;
+    }
     this.attention = data.attention;
     this.items = data.items;
     this.#rows = new Map(rows.map((r) => [r.id, r]));
@@ -164,6 +187,10 @@ export class InterventionResult {
       rows.map((r) => r.informationMap),
       resamples,
     );
+    const orthogonal = rows.map((r) => r.informationOrthogonal?.nats);
+    const informationOrthogonalImage = rows.length > 0 && orthogonal.every((v) => v !== undefined)
+      ? imageCorrelation(change, orthogonal as number[], resamples)
+      : undefined;
     const attentionMaps = rows.map((r) => r.attentionMap);
     let attention: MethodCorrelations | "unavailable" = "unavailable";
     if (run.attentionRan && attentionMaps.every((m) => m !== undefined)) {
@@ -181,6 +208,7 @@ export class InterventionResult {
       context: r.context,
       change: r.change,
       information: r.information,
+      ...(r.informationOrthogonal ? { informationOrthogonal: r.informationOrthogonal } : {}),
       ...(r.seed === undefined ? {} : { seed: r.seed }),
     }));
     return new InterventionResult(
@@ -190,6 +218,7 @@ export class InterventionResult {
         resumed: run.resumed,
         failures: run.failures,
         information,
+        ...(informationOrthogonalImage ? { informationOrthogonalImage } : {}),
         attention,
         items,
       },
@@ -207,6 +236,9 @@ export class InterventionResult {
     return new InterventionResult({
       ...json,
       information: restore(json.information),
+      ...(json.informationOrthogonalImage
+        ? { informationOrthogonalImage: restoreCorrelation(json.informationOrthogonalImage) }
+        : {}),
       attention: json.attention === "unavailable" ? "unavailable" : restore(json.attention),
       items: json.items.map((i) => ({
         ...i,
@@ -229,6 +261,9 @@ export class InterventionResult {
       resumed: this.resumed,
       failures: this.failures,
       information: this.information,
+      ...(this.informationOrthogonalImage
+        ? { informationOrthogonalImage: this.informationOrthogonalImage }
+        : {}),
       attention: this.attention,
       items: this.items,
     };
@@ -255,6 +290,9 @@ export class InterventionResult {
         "pixel-level r (per item)".padEnd(26)
       }  pixel-level r (pooled)`,
       row("information", this.information),
+      ...(this.informationOrthogonalImage
+        ? [`${"  orthogonal".padEnd(12)}  ${cell(this.informationOrthogonalImage)}`]
+        : []),
       row("attention", this.attention),
     ].join("\n");
   }

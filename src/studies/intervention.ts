@@ -28,13 +28,15 @@
  */
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
 import type { AttentionGathering } from "../attention/word-attention.ts";
-import { conditionalInformation } from "../estimators/conditional-information.ts";
-import { resolveOptions } from "../estimators/options.ts";
-import { ddimBatch } from "../generation/ddim.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { estimateContrasts } from "../estimators/contrasts.ts";
+import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
+import { ddimBatch, type DdimRequest } from "../generation/ddim.ts";
+import { heunBatch, KARRAS_HEUN_STEPS } from "../generation/karras-heun.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
-import { removeWord } from "../text/prompt.ts";
+import { replacePhrase } from "../text/prompt.ts";
 import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import { rowSeed } from "./row-seed.ts";
@@ -44,7 +46,11 @@ import {
   estimatorSettings,
   optionKind,
 } from "./study-description.ts";
-import { type InterventionRecord, InterventionResult } from "./intervention-result.ts";
+import {
+  type InterventionRecord,
+  InterventionResult,
+  type NatsWithError,
+} from "./intervention-result.ts";
 
 /** One intervention: an image, its caption and the word to remove or swap. */
 export interface InterventionItem {
@@ -56,19 +62,28 @@ export interface InterventionItem {
   readonly caption: string;
   /** the word of the caption to intervene on */
   readonly word: string;
-  /** swap the word for this one instead of removing it */
+  /** swap the word (every occurrence, and its plural) for this one instead of removing it */
   readonly replacement?: string;
-  /** which occurrence of the word (default 0: the first) */
-  readonly occurrence?: number;
 }
+
+/** The ODE samplers of the intervention's inversion and regenerations. */
+export type InterventionSampler = "karras-heun" | "ddim";
 
 /** Options of {@link interventionStudy} and {@link interveneOne}. */
 export interface InterventionStudyOptions extends StudyOptions {
-  /** DDIM steps for inversion and regeneration (default 50) */
+  /**
+   * the ODE of the inversion and the regenerations: "karras-heun" (default, the reference's:
+   * Karras σ schedule with ρ = 7, Heun's 2nd-order steps, `steps` levels) or "ddim"
+   */
+  readonly sampler?: InterventionSampler;
+  /** levels of the sampler's schedule (default: 100 for "karras-heun", 50 for "ddim") */
   readonly steps?: number;
   /** classifier-free guidance during inversion and regeneration (default 1: none) */
   readonly guidance?: number;
-  /** text put where a removed word was (default: delete it; the reference's editing uses "_") */
+  /**
+   * what every occurrence of the word and of its plural becomes in the context and the omission
+   * edit (default "_", the reference's; "" deletes it)
+   */
   readonly placeholder?: string;
   /**
    * where attention maps come from (default: `supportsAttention`/`wordAttention` of src/attention;
@@ -120,38 +135,22 @@ export async function interveneOne(
   item: InterventionItem,
   options: InterventionStudyOptions = {},
 ): Promise<InterventionCase> {
-  const removal = { placeholder: options.placeholder, occurrence: item.occurrence };
-  const context = removeWord(item.caption, item.word, removal);
-  const edited = item.replacement === undefined
-    ? context
-    : removeWord(item.caption, item.word, { ...removal, placeholder: item.replacement });
+  const { context, edited } = interventionPrompts(item, options.placeholder);
   const original = await model.prepare(item.image);
-  const ddim = { steps: options.steps, guidance: options.guidance };
-  const [noise] = await ddimBatch(
+  const sampler = regenerationSampler(options);
+  const [noise] = await sampler(model, [{ prompt: item.caption, start: original }], "invert");
+  const [reconstruction, editedData] = await sampler(
     model,
-    [{ prompt: item.caption, start: original }],
-    "invert",
-    ddim,
-  );
-  const [reconstruction, editedData] = await ddimBatch(
-    model,
-    [
-      { prompt: item.caption, start: noise },
-      { prompt: edited, start: noise },
-    ],
+    [{ prompt: item.caption, start: noise }, { prompt: edited, start: noise }],
     "generate",
-    ddim,
   );
   const changeMap = squaredDifferenceMap(model, reconstruction, editedData);
   // each item its own draws (from the study's seed and the item), as in the other studies
   const seed = rowSeed(options.seed ?? 0, original, `${item.caption}\n${item.word}\n${edited}`);
-  const information = await conditionalInformation(
-    model,
-    original,
-    item.caption,
-    item.word,
-    { ...options, ...removal, seed, onProgress: undefined },
-  );
+  const information = await wordInformation(model, original, item.caption, context, {
+    ...options,
+    seed,
+  });
   const provider = studyAttention(options.attention);
   // DAAM's raw map: the reference's image-level attention is its sum, not a normalised map's mean
   const attention = provider?.supportsAttention(model)
@@ -159,7 +158,8 @@ export async function interveneOne(
       at: options.attentionAt ?? "trajectory",
       samples: options.samples,
       seed,
-      steps: options.steps,
+      // DAAM along a DDIM inversion (the reference traces its Heun regeneration instead)
+      steps: (options.sampler ?? "karras-heun") === "ddim" ? options.steps : undefined,
       normalize: false,
     })
     : undefined;
@@ -171,7 +171,8 @@ export async function interveneOne(
     width: changeMap.width,
     height: changeMap.height,
     change: changeMap.sum(),
-    information: { nats: information.estimate.nats, se: information.estimate.se },
+    information: information.standard,
+    informationOrthogonal: information.orthogonal,
     changeMap: Array.from(changeMap.data),
     informationMap: Array.from(information.map.data),
     ...(attention ? { attentionMap: Array.from(attention.data) } : {}),
@@ -188,6 +189,105 @@ export async function interveneOne(
     informationMap: information.map,
     attentionMap: attention,
   };
+}
+
+/**
+ * The captions of an intervention, as the reference builds them (`perform_word_swaps`): the
+ * context (the condition of the information, and the edit of an omission) has every occurrence
+ * of the word and of its plural replaced by the placeholder (default "_"); a swap replaces every
+ * occurrence by the replacement (and the plural by the replacement + "s").
+ *
+ * @throws {PromptError} when neither the word nor its plural is in the caption
+ *
+ * @example
+ * ```ts
+ * import { interventionPrompts } from "./intervention.ts";
+ * const p = interventionPrompts({ caption: "a dog chases two dogs", word: "dog", replacement: "cat" });
+ * console.assert(p.context === "a _ chases two _" && p.edited === "a cat chases two cats");
+ * console.assert(interventionPrompts({ caption: "a red dog", word: "red" }, "").edited === "a dog");
+ * ```
+ */
+export function interventionPrompts(
+  item: Pick<InterventionItem, "caption" | "word" | "replacement">,
+  placeholder = "_",
+): { readonly context: string; readonly edited: string } {
+  if (typeof placeholder !== "string") {
+    throw new InvalidArgumentError(`placeholder must be a string, got ${typeof placeholder}`);
+  }
+  const context = replacePhrase(item.caption, item.word, {
+    replacement: placeholder,
+    pluralAsSingular: true,
+  });
+  const edited = item.replacement === undefined
+    ? context
+    : replacePhrase(item.caption, item.word, { replacement: item.replacement });
+  return { context, edited };
+}
+
+/**
+ * i(x; w | context) from one set of draws in two forms: the standard estimator's scalar (the
+ * reference's image level, `ll_ratio_pixel.sum()`) and the orthogonal one's scalar and map (its
+ * pixel level). Both contrasts reduce the same model calls, so the second form costs nothing.
+ */
+async function wordInformation(
+  model: Denoiser,
+  data: Float32Array,
+  caption: string,
+  context: string,
+  options: InterventionStudyOptions,
+): Promise<{ standard: NatsWithError; orthogonal: NatsWithError; map: Heatmap }> {
+  const resolved = resolveOptions(model, interventionEstimatorOptions(options));
+  const { contrasts: [orthogonal, standard] } = await estimateContrasts(model, data, {
+    prompts: [caption, context],
+    contrasts: [
+      { with: 0, without: 1, estimator: "orthogonal" },
+      { with: 0, without: 1, estimator: "standard" },
+    ],
+  }, { ...resolved, onProgress: undefined });
+  const plain = (c: typeof orthogonal) => ({ nats: c.estimate.nats, se: c.estimate.se });
+  return { standard: plain(standard), orthogonal: plain(orthogonal), map: orthogonal.map };
+}
+
+/**
+ * The estimator options of an intervention: the study's, with the paper's budget (2,400 draws per
+ * condition, the reference's 20 α × 120 ε) as the default. The reference shares each α among 120
+ * ε; infodiff draws every α afresh unless `drawsPerLogSnr` says otherwise (same estimand, lower
+ * variance). An `estimator` option is refused: the two forms are fixed by the protocol.
+ */
+function interventionEstimatorOptions(options: InterventionStudyOptions): EstimatorOptions {
+  if (options.estimator !== undefined) {
+    throw new InvalidArgumentError(
+      `the intervention study computes both estimator forms from the same draws (standard at ` +
+        `image level, orthogonal at pixel level, as the reference); expected no estimator ` +
+        `option, got "${options.estimator}"`,
+    );
+  }
+  return { ...estimatorOptions(options), samples: options.samples ?? INTERVENTION_SAMPLES };
+}
+
+/** The paper's draws per condition for interventions: 20 α × 120 ε. */
+export const INTERVENTION_SAMPLES = 2400;
+
+/** The sampler of the inversion and the regenerations, from the study's options. */
+function regenerationSampler(
+  options: InterventionStudyOptions,
+): (
+  model: Denoiser,
+  requests: readonly DdimRequest[],
+  direction: "generate" | "invert",
+) => Promise<Float32Array[]> {
+  const sampler = options.sampler ?? "karras-heun";
+  if (sampler === "ddim") {
+    const ddim = { steps: options.steps ?? 50, guidance: options.guidance };
+    return (model, requests, direction) => ddimBatch(model, requests, direction, ddim);
+  }
+  if (sampler !== "karras-heun") {
+    throw new InvalidArgumentError(
+      `unknown sampler "${sampler}"; expected "karras-heun" (the reference's) or "ddim"`,
+    );
+  }
+  const heun = { steps: options.steps ?? KARRAS_HEUN_STEPS, guidance: options.guidance };
+  return (model, requests, direction) => heunBatch(model, requests, direction, heun);
 }
 
 /**
@@ -211,11 +311,15 @@ export async function interventionStudy(
   items: readonly InterventionItem[],
   options: InterventionStudyOptions = {},
 ): Promise<InterventionResult> {
+  const sampler = options.sampler ?? "karras-heun";
   const description = await describeStudy("intervention", model, {
-    ...estimatorSettings(model, resolveOptions(model, estimatorOptions(options))),
-    steps: options.steps ?? 50,
+    ...estimatorSettings(model, resolveOptions(model, interventionEstimatorOptions(options))),
+    estimator: { image: "standard", pixel: "orthogonal" },
+    sampler,
+    steps: options.steps ?? (sampler === "ddim" ? 50 : KARRAS_HEUN_STEPS),
     guidance: options.guidance ?? 1,
-    placeholder: options.placeholder ?? null,
+    placeholder: options.placeholder ?? "_",
+    removal: "every occurrence and its plural",
     attention: optionKind(options.attention, "model"),
     attentionAt: options.attentionAt ?? "trajectory",
     attentionMap: "raw",
@@ -238,7 +342,7 @@ export async function interventionStudy(
 }
 
 /**
- * The id of an item: its `id`, or `caption | word` (plus `#occurrence`, ` -> replacement`) and a
+ * The id of an item: its `id`, or `caption | word` (plus ` -> replacement`) and a
  * hash of the image and the text, so two items on different images never share an id.
  *
  * @example
@@ -252,14 +356,12 @@ export async function interventionStudy(
 export function interventionId(item: InterventionItem): string {
   if (item.id !== undefined) return item.id;
   const swap = item.replacement === undefined ? "" : ` -> ${item.replacement}`;
-  const which = item.occurrence ? `#${item.occurrence}` : "";
   return contentId(
-    `${item.caption} | ${item.word}${which}${swap}`,
+    `${item.caption} | ${item.word}${swap}`,
     imageIdPart(item.image),
     item.caption,
     item.word,
     item.replacement ?? null,
-    item.occurrence ?? 0,
   );
 }
 

@@ -95,9 +95,12 @@ export {
 } from "./relations-result.ts";
 export {
   interveneOne,
+  INTERVENTION_SAMPLES,
   type InterventionCase,
   interventionId,
   type InterventionItem,
+  interventionPrompts,
+  type InterventionSampler,
   interventionStudy,
   type InterventionStudyOptions,
 } from "./intervention.ts";
@@ -107,6 +110,7 @@ export {
   type InterventionResultJSON,
   type InterventionRow,
   type InterventionSummary,
+  type NatsWithError,
 } from "./intervention-result.ts";
 export { type PidRow, pidRowId, pidStudy, type PidStudyOptions } from "./pid-study.ts";
 export { PidStudyResult, type PidStudyResultJSON, type PidStudyRow } from "./pid-study-result.ts";

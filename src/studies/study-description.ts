@@ -46,7 +46,9 @@ export function estimatorSettings(
   // drawsPerLogSnr option): those change the numbers; the query's batch size never does
   const shared = model.sharedLogSnr
     ? { drawsPerLogSnr: resolved.drawsPerLogSnr ?? null, modelBatchSize: model.batchSize }
-    : {};
+    : resolved.drawsPerLogSnr === undefined
+    ? {}
+    : { drawsPerLogSnr: resolved.drawsPerLogSnr };
   return { samples, seed, estimator, logSnr: { ...logSnr }, ...shared };
 }
 

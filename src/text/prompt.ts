@@ -161,23 +161,83 @@ interface PhraseSpan {
   /** UTF-16 span of the phrase itself (a possessive "'s" after it stays outside) */
   readonly start: number;
   readonly end: number;
+  /** the occurrence is the plural (the last word + "s") */
+  readonly plural: boolean;
 }
 
-function phraseSpans(prompt: string, phrase: string): PhraseSpan[] {
+function phraseSpans(prompt: string, phrase: string, plural = false): PhraseSpan[] {
   const target = phraseWords(phrase);
   const words = promptWords(prompt);
   const last = target.length - 1;
-  const matches = (word: string, t: string, isLast: boolean) =>
-    word === t || (isLast && (word.startsWith(`${t}'`) || word.startsWith(`${t}’`)));
+  const possessive = (word: string, t: string) =>
+    word === t || word.startsWith(`${t}'`) || word.startsWith(`${t}’`);
+  // the length of the last word's match: the word, or (plural) the word + "s"
+  const lastMatch = (word: string, t: string) =>
+    possessive(word, t) ? t.length : plural && possessive(word, `${t}s`) ? t.length + 1 : 0;
   const found: PhraseSpan[] = [];
   for (let i = 0; i + target.length <= words.length;) {
-    if (target.every((t, k) => matches(words[i + k].word, t, k === last))) {
-      const end = words[i + last].start + target[last].length;
-      found.push({ words: target.map((_, k) => i + k), start: words[i].start, end });
+    const inner = target.slice(0, last).every((t, k) => words[i + k].word === t);
+    const length = inner ? lastMatch(words[i + last].word, target[last]) : 0;
+    if (length > 0) {
+      const end = words[i + last].start + length;
+      found.push({
+        words: target.map((_, k) => i + k),
+        start: words[i].start,
+        end,
+        plural: length > target[last].length,
+      });
       i += target.length;
     } else i++;
   }
   return found;
+}
+
+/** Options of {@link replacePhrase}. */
+export interface ReplacePhraseOptions {
+  /** what each singular occurrence becomes; a plural one gets this + "s" (default "_") */
+  readonly replacement?: string;
+  /** a plural occurrence becomes the bare `replacement` (as the reference's `_`), not + "s" */
+  readonly pluralAsSingular?: boolean;
+}
+
+/**
+ * The prompt with every occurrence of a word or phrase AND of its plural (the phrase + "s")
+ * replaced at word boundaries, as the reference's intervention edits do (`perform_word_swaps`:
+ * `{obj: "_", obj + "s": "_"}` to omit, `{a: b, a + "s": b + "s"}` to swap), whitespace collapsed.
+ *
+ * @throws {PromptError} when neither the phrase nor its plural occurs
+ *
+ * @example
+ * ```ts
+ * import { replacePhrase } from "./prompt.ts";
+ * console.assert(replacePhrase("two dogs and a dog", "dog", { pluralAsSingular: true }) === "two _ and a _");
+ * console.assert(replacePhrase("two dogs and a dog", "dog", { replacement: "cat" }) === "two cats and a cat");
+ * console.assert(replacePhrase("a teddy bear's bow", "teddy bear") === "a _'s bow");
+ * ```
+ */
+export function replacePhrase(
+  prompt: string,
+  phrase: string,
+  options: ReplacePhraseOptions = {},
+): string {
+  const spans = checkedSpans(prompt, phrase, true);
+  const replacement = options.replacement ?? "_";
+  let text = prompt;
+  for (const { start, end, plural } of [...spans].reverse()) {
+    const put = plural && !options.pluralAsSingular ? `${replacement}s` : replacement;
+    text = text.slice(0, start) + put + text.slice(end);
+  }
+  return tidy(text);
+}
+
+function checkedSpans(prompt: string, phrase: string, plural: boolean): PhraseSpan[] {
+  const spans = phraseSpans(prompt, phrase, plural);
+  if (spans.length > 0) return spans;
+  const known = promptWords(prompt).map((w) => w.word).join(", ");
+  throw new PromptError(
+    `"${phrase}"${plural ? " (or its plural)" : ""} is not in the prompt "${prompt}"; expected ` +
+      `one of its words: ${known || "(none)"}`,
+  );
 }
 
 /** Options of {@link removePhrase}. */
@@ -205,15 +265,7 @@ export function removePhrase(
   phrase: string,
   options: RemovePhraseOptions = {},
 ): string {
-  const spans = phraseSpans(prompt, phrase);
-  if (spans.length === 0) {
-    const known = promptWords(prompt).map((w) => w.word).join(", ");
-    throw new PromptError(
-      `"${phrase}" is not in the prompt "${prompt}"; expected one of its words: ${
-        known || "(none)"
-      }`,
-    );
-  }
+  const spans = checkedSpans(prompt, phrase, false);
   let text = prompt;
   for (const { start, end } of [...spans].reverse()) {
     text = text.slice(0, start) + (options.placeholder ?? "") + text.slice(end);
