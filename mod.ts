@@ -176,6 +176,7 @@ export {
   partialInformation,
   type PidForm,
   type PidOptions,
+  pidEstimatorOptions,
   pidPlan,
   PidResult,
   type PidTerm,

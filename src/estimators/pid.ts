@@ -24,7 +24,8 @@ import { checkPositiveInteger, resolveOptions } from "./options.ts";
  * Specific-information redundancy (Williams–Beer I_min): each word is one value of a source
  * whose candidate values and prior are given; the source's specific information about the image
  * is Σ_y p(y | x)·i(x; y) with p(y | x) ∝ p(y)·exp(i(x; y)), and R is the smaller of the two.
- * Use the "standard" estimator with it: exp(i) is a likelihood ratio only in that form.
+ * It needs the "standard" estimator (exp(i) is a likelihood ratio only in that form), so with this
+ * measure the decomposition runs with "standard" by default and refuses an explicit "orthogonal".
  */
 export interface SpecificRedundancy {
   /** marks this measure */
@@ -48,8 +49,17 @@ export interface PidOptions extends EstimatorOptions {
 
 /** One PID term: a scalar with its standard error and a per-pixel map. */
 export interface PidTerm {
-  /** image-level value in nats, with its bootstrap standard error */
+  /** image-level value in nats, with its bootstrap standard error (the raw plug-in value) */
   readonly estimate: Estimate;
+  /**
+   * the bootstrap bias-corrected value: R becomes 2·R − (mean of R over the resamples), and U_A,
+   * U_B, S follow from it by the same identities (so the corrected terms still add up). The
+   * minimum of two noisy estimates is biased downward (R too low, the uniques too high); where the
+   * two informations are equal the correction removes only part of it (about a third on the
+   * exact oracle, README). Equal to the raw value for I_A, I_B and I_AB (means are unbiased); the
+   * maps stay raw (per-pixel draws are not kept).
+   */
+  readonly biasCorrected: number;
   /** per-pixel value (data resolution) */
   readonly map: Heatmap;
 }
@@ -113,14 +123,21 @@ export class PidResult {
     readonly conditional: PidTerms,
   ) {}
 
-  /** Rows `{ form, term, nats, se }` for tables and charts. */
-  rows(): { form: "plain" | "conditional"; term: string; nats: number; se: number }[] {
+  /** Rows `{ form, term, nats, se, biasCorrected }` for tables and charts. */
+  rows(): {
+    form: "plain" | "conditional";
+    term: string;
+    nats: number;
+    se: number;
+    biasCorrected: number;
+  }[] {
     return (["plain", "conditional"] as const).flatMap((form) =>
       TERM_NAMES.map((term) => ({
         form,
         term,
         nats: this[form][term].estimate.nats,
         se: this[form][term].estimate.se,
+        biasCorrected: this[form][term].biasCorrected,
       }))
     );
   }
@@ -130,9 +147,11 @@ export class PidResult {
     const form = (terms: PidTerms) => ({
       context: terms.context,
       ...Object.fromEntries(
-        TERM_NAMES.map((
-          t,
-        ) => [t, { estimate: terms[t].estimate.toJSON(), map: terms[t].map.toJSON() }]),
+        TERM_NAMES.map((t) => [t, {
+          estimate: terms[t].estimate.toJSON(),
+          biasCorrected: terms[t].biasCorrected,
+          map: terms[t].map.toJSON(),
+        }]),
       ),
     });
     return {
@@ -145,15 +164,17 @@ export class PidResult {
     };
   }
 
-  /** A text table of both forms. */
+  /** A text table of both forms (raw ± SE, and the bias-corrected value). */
   toString(): string {
+    const cell = (t: PidTerm) =>
+      `${t.estimate.nats.toFixed(4).padStart(9)} ± ${t.estimate.se.toFixed(4)} [${
+        t.biasCorrected.toFixed(4).padStart(8)
+      }]`;
     const line = (name: string, a: PidTerm, b: PidTerm) =>
-      `${name.padEnd(16)} ${a.estimate.nats.toFixed(4).padStart(9)} ± ${
-        a.estimate.se.toFixed(4)
-      }   ${b.estimate.nats.toFixed(4).padStart(9)} ± ${b.estimate.se.toFixed(4)}`;
+      `${name.padEnd(16)} ${cell(a)}   ${cell(b)}`;
     return [
-      `PID of "${this.wordA}" and "${this.wordB}" in "${this.prompt}" (nats)`,
-      `${"term".padEnd(16)} ${"plain".padStart(18)}   ${"conditional".padStart(18)}`,
+      `PID of "${this.wordA}" and "${this.wordB}" in "${this.prompt}" (nats; [bias-corrected])`,
+      `${"term".padEnd(16)} ${"plain".padStart(29)}   ${"conditional".padStart(29)}`,
       ...TERM_NAMES.map((t) => line(t, this.plain[t], this.conditional[t])),
     ].join("\n");
   }
@@ -264,7 +285,7 @@ export async function partialInformation(
   const resamples = checkPositiveInteger("resamples", options.resamples ?? 500);
   refuseTruncated(model, prompt, [wordA, wordB]);
   const { plan, forms, candidates } = pidPlan(prompt, wordA, wordB, options.redundancy);
-  const resolved = resolveOptions(model, options);
+  const resolved = resolveOptions(model, pidEstimatorOptions(options));
   const outcome = await estimateContrasts(model, data, plan, resolved);
 
   let offset = 0;
@@ -287,6 +308,33 @@ export async function partialInformation(
   const plain = decompose(forms.plain);
   const conditional = decompose(forms.conditional);
   return new PidResult(prompt, normaliseWord(wordA), normaliseWord(wordB), plain, conditional);
+}
+
+/**
+ * The estimator options of a decomposition: with the specific-information redundancy the
+ * estimator is "standard" (its default there), and an explicit "orthogonal" is refused, since
+ * exp(i) of the orthogonal form is not a likelihood ratio.
+ *
+ * @throws {InvalidArgumentError} for `estimator: "orthogonal"` with a specific redundancy
+ *
+ * @example
+ * ```ts
+ * import { pidEstimatorOptions } from "./pid.ts";
+ * const specific = { kind: "specific", candidates: { a: ["red"], b: ["circle"] } } as const;
+ * console.assert(pidEstimatorOptions({ redundancy: specific }).estimator === "standard");
+ * console.assert(pidEstimatorOptions({}).estimator === undefined);
+ * ```
+ */
+export function pidEstimatorOptions(options: PidOptions): PidOptions {
+  if (options.redundancy === undefined || options.redundancy === "minimum") return options;
+  if (options.estimator === "orthogonal") {
+    throw new InvalidArgumentError(
+      `the specific-information redundancy needs the "standard" estimator (p(y|x) ∝ ` +
+        `p(y)·exp(i(x; y)) holds only for a likelihood ratio); got estimator "orthogonal". ` +
+        `Expected estimator "standard" (the default with this measure) or redundancy "minimum"`,
+    );
+  }
+  return { ...options, estimator: "standard" };
 }
 
 /** The candidate words of a specific-information redundancy, with their prior weights. */
@@ -375,7 +423,7 @@ function decomposition(
   const means = all.map((c) => c.estimate.nats);
   const point = terms(means);
   const n = ia.perDraw.length;
-  const errors = bootstrapErrors(all.map((c) => c.perDraw), terms, resamples, seed);
+  const boot = bootstrapTerms(all.map((c) => c.perDraw), terms, resamples, seed);
   const redundancyMap = candidates
     ? pixelMinimum(
       weightedMap(
@@ -397,8 +445,20 @@ function decomposition(
     ib.map.add(redundancyMap.scale(-1)),
     iab.map.add(ia.map.scale(-1)).add(ib.map.scale(-1)).add(redundancyMap),
   ];
+  // Only R is a nonlinear function of the means: correct it (2·R − mean of the resampled R) and
+  // derive the rest from the same identities, so the corrected terms still add up. I_A, I_B and
+  // I_AB are means, unbiased: resampling them would only add noise.
+  const redundancyShift = Number.isFinite(boot.means[3]) ? point[3] - boot.means[3] : 0;
+  const corrected = point.map((value, t) =>
+    t === 3 || t === 6
+      ? value + redundancyShift
+      : t === 4 || t === 5
+      ? value - redundancyShift
+      : value
+  );
   const term = (t: number): PidTerm => ({
-    estimate: new Estimate(point[t], errors[t], n),
+    estimate: new Estimate(point[t], boot.errors[t], n),
+    biasCorrected: corrected[t],
     map: maps[t],
   });
   return {
@@ -413,13 +473,13 @@ function decomposition(
   };
 }
 
-/** Standard deviation of every term over bootstrap resamples of the paired draws. */
-function bootstrapErrors(
+/** Mean and standard deviation of every term over bootstrap resamples of the paired draws. */
+function bootstrapTerms(
   perDraw: Float64Array[],
   terms: (means: number[]) => number[],
   resamples: number,
   seed: number,
-): number[] {
+): { errors: number[]; means: number[] } {
   const n = perDraw[0].length;
   const random = new Random(seed);
   const samples: number[][] = [];
@@ -432,12 +492,17 @@ function bootstrapErrors(
     }
     samples.push(terms(means));
   }
-  return terms(means).map((_, t) => {
-    if (samples.length < 2) return NaN;
+  const count = terms(means).length;
+  if (samples.length < 2) {
+    return { errors: new Array(count).fill(NaN), means: new Array(count).fill(NaN) };
+  }
+  const stats = Array.from({ length: count }, (_, t) => {
     const values = samples.map((s) => s[t]);
     const mean = values.reduce((s, v) => s + v, 0) / values.length;
-    return Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1));
+    const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1));
+    return { mean, sd };
   });
+  return { errors: stats.map((s) => s.sd), means: stats.map((s) => s.mean) };
 }
 
 function pixelMinimum(a: Heatmap, b: Heatmap): Heatmap {

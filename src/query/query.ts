@@ -29,7 +29,7 @@ import {
 import { perTokenInformation, perTokenPlan } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
-import { partialInformation, pidPlan } from "../estimators/pid.ts";
+import { partialInformation, pidEstimatorOptions, pidPlan } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 
 /** The image of a query, prepared (e.g. VAE-encoded) and identified at most once for every query derived from it. */
@@ -321,9 +321,11 @@ export class Query {
       ...this.#options,
       ...options,
     });
+    // the specific redundancy runs with the standard estimator: say so in the provenance
+    const estimator = pidEstimatorOptions({ ...this.#options, ...options }).estimator;
     return withProvenance(
       result,
-      await this.#provenance({ terminal: "pid", wordA, wordB, ...options }),
+      await this.#provenance({ terminal: "pid", wordA, wordB, ...options }, estimator),
     );
   }
 
@@ -364,9 +366,15 @@ export class Query {
   }
 
   /** How a terminal's result was made: version, model, image, prompt, query, settings. */
-  async #provenance(query: Record<string, unknown>): Promise<Provenance> {
+  async #provenance(
+    query: Record<string, unknown>,
+    estimator?: EstimatorName,
+  ): Promise<Provenance> {
     this.#image.identity ??= imageIdentity(this.#image.input);
-    const { onProgress: _, ...settings } = resolveOptions(this.#model, this.#options);
+    const { onProgress: _, ...settings } = resolveOptions(this.#model, {
+      ...this.#options,
+      ...(estimator ? { estimator } : {}),
+    });
     return Object.freeze({
       infodiff: VERSION,
       created: new Date().toISOString(),

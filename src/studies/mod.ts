@@ -113,5 +113,10 @@ export {
   type NatsWithError,
 } from "./intervention-result.ts";
 export { type PidRow, pidRowId, pidStudy, type PidStudyOptions } from "./pid-study.ts";
-export { PidStudyResult, type PidStudyResultJSON, type PidStudyRow } from "./pid-study-result.ts";
+export {
+  PidStudyResult,
+  type PidStudyResultJSON,
+  type PidStudyRow,
+  type PidStudyTerm,
+} from "./pid-study-result.ts";
 export type { ImageFit } from "../images/load-image.ts";

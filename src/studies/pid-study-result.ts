@@ -8,6 +8,16 @@ import { JUPYTER_DISPLAY } from "../jupyter.ts";
 import { finiteOrNaN } from "./result-json.ts";
 import type { StudyFailure } from "./runner.ts";
 
+/** One stored term: the raw value with its SE, and the bootstrap bias-corrected value. */
+export interface PidStudyTerm {
+  /** raw plug-in value in nats */
+  readonly nats: number;
+  /** bootstrap standard error */
+  readonly se: number;
+  /** bootstrap bias-corrected value (absent in older results files) */
+  readonly biasCorrected?: number;
+}
+
 /** Image-level terms of one row, as stored in the results file. */
 export interface PidStudyRow {
   /** the row id */
@@ -18,10 +28,10 @@ export interface PidStudyRow {
   readonly wordA: string;
   /** second word */
   readonly wordB: string;
-  /** plain-form terms: name → { nats, se } */
-  readonly plain: Record<string, { nats: number; se: number }>;
+  /** plain-form terms: name → { nats, se, biasCorrected } (raw value, its SE, bias-corrected) */
+  readonly plain: Record<string, PidStudyTerm>;
   /** conditional-form terms */
-  readonly conditional: Record<string, { nats: number; se: number }>;
+  readonly conditional: Record<string, PidStudyTerm>;
   /** SHA-256 of the image's content (file bytes, or model data for in-memory rows) */
   readonly imageSha256?: string;
 }
@@ -59,7 +69,14 @@ export class PidStudyResult {
   ) {}
 
   /** Flat table rows: one per (row, form, term). */
-  table(): { id: string; form: string; term: string; nats: number; se: number }[] {
+  table(): {
+    id: string;
+    form: string;
+    term: string;
+    nats: number;
+    se: number;
+    biasCorrected?: number;
+  }[] {
     return this.rows.flatMap((r) =>
       (["plain", "conditional"] as const).flatMap((form) =>
         Object.entries(r[form]).map(([term, e]) => ({ id: r.id, form, term, ...e }))
@@ -69,11 +86,13 @@ export class PidStudyResult {
 
   /** Rebuilds a result from its JSON (null, how JSON writes NaN, becomes NaN again). */
   static fromJSON(json: PidStudyResultJSON): PidStudyResult {
-    const restore = (terms: Record<string, { nats: number; se: number }>) =>
+    const restore = (terms: Record<string, PidStudyTerm>) =>
       Object.fromEntries(
-        Object.entries(terms).map((
-          [k, e],
-        ) => [k, { nats: finiteOrNaN(e.nats), se: finiteOrNaN(e.se) }]),
+        Object.entries(terms).map(([k, e]) => [k, {
+          nats: finiteOrNaN(e.nats),
+          se: finiteOrNaN(e.se),
+          ...(e.biasCorrected === undefined ? {} : { biasCorrected: finiteOrNaN(e.biasCorrected) }),
+        }]),
       );
     return new PidStudyResult(
       json.rows.map((r) => ({

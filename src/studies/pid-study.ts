@@ -5,7 +5,7 @@
  * @module
  */
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
-import { partialInformation } from "../estimators/pid.ts";
+import { partialInformation, pidEstimatorOptions } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 import { runStudy, studyRun } from "./runner.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
@@ -57,11 +57,11 @@ export async function pidStudy(
   rows: readonly PidRow[],
   options: PidStudyOptions = {},
 ): Promise<PidStudyResult> {
-  const pidOptions = {
+  const pidOptions = pidEstimatorOptions({
     ...estimatorOptions(options),
     redundancy: options.redundancy,
     resamples: options.resamples,
-  };
+  });
   const description = await describeStudy("pid", model, {
     ...estimatorSettings(model, resolveOptions(model, pidOptions)),
     redundancy: options.redundancy ?? "minimum",
@@ -121,7 +121,10 @@ export function pidRowId(row: PidRow): string {
 function summariseRow(id: string, result: PidResult): PidStudyRow {
   const form = (f: "plain" | "conditional") =>
     Object.fromEntries(
-      result.rows().filter((r) => r.form === f).map((r) => [r.term, { nats: r.nats, se: r.se }]),
+      result.rows().filter((r) => r.form === f).map((r) => [
+        r.term,
+        { nats: r.nats, se: r.se, biasCorrected: r.biasCorrected },
+      ]),
     );
   return {
     id,
