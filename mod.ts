@@ -165,6 +165,7 @@ export {
 } from "./src/estimators/per-token.ts";
 export { likelihoodPlan, negativeLogLikelihood } from "./src/estimators/log-likelihood.ts";
 export {
+  type LikelihoodMeasure,
   LogLikelihood,
   PerPixelResult,
   PerTokenResult,

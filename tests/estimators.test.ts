@@ -79,6 +79,13 @@ Deno.test("negative log-likelihood within 3 SE of −log p(x | prompt)", async (
       const nll = await model.info(x).given(prompt).samples(2000).logSnr(WIDE).seed(c.seed).nll();
       assertWithin(nll, -model.logDensity(x, prompt));
       assert.equal(nll.bitsPerDim, nll.nats / 4 / Math.LN2);
+      // the value says what it measures: a continuous density of pixels over the sampled α
+      const { min, max } = {
+        min: WIDE.loc - WIDE.scale * WIDE.clip,
+        max: WIDE.loc + WIDE.scale * WIDE.clip,
+      };
+      assert.deepEqual(nll.measure, { space: "pixels", logSnr: { min, max } });
+      assert.match(nll.toString(), /continuous density of pixels, α ∈ \[/);
     }
   }
 });
@@ -206,4 +213,18 @@ Deno.test("drawsPerLogSnr groups draws by α on a per-item model too (the refere
   const m = means.reduce((s, a) => s + a, 0) / 3;
   const se = Math.sqrt(means.reduce((s, a) => s + (a - m) ** 2, 0) / 2 / 3);
   assert.ok(Math.abs(out.contrasts[0].estimate.se - se) < 1e-12 * Math.max(1, se));
+});
+
+Deno.test("the likelihood of a model that decodes is a density of its latents, and says so", async () => {
+  const { negativeLogLikelihood } = await import("../src/estimators/log-likelihood.ts");
+  const { withMembers } = await import("../src/models/denoiser.ts");
+  const { mixtureModel } = await import("../src/query/oracles.ts");
+  const base = mixtureModel({
+    shape: [1, 1, 1],
+    components: [{ words: [], mean: [0], variance: 1 }],
+  });
+  const latent = withMembers(base, { decode: (z: Float32Array) => Promise.resolve(z) });
+  const r = await negativeLogLikelihood(latent, new Float32Array([0.5]), "", { samples: 10 });
+  assert.equal(r.measure.space, "latent");
+  assert.match(r.toString(), /continuous density of latent/);
 });

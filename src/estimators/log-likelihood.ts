@@ -8,6 +8,7 @@ import { shapeSize } from "../models/denoiser.ts";
 import { type ContrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
+import { logSnrInterval } from "../numerics/log-snr.ts";
 import { LogLikelihood } from "./results.ts";
 
 /**
@@ -25,8 +26,12 @@ export function likelihoodPlan(prompt: string): ContrastPlan {
 
 /**
  * −log p(x | prompt) = (d/2)·log(2πe) + ½∫ [mmse(α) − d·σ(α)] dα, with mmse(α) = E_ε‖ε − ε̂(x_α|prompt)‖²
- * for this x. The integral runs over the sampled log-SNR range; the integrand vanishes at both ends
- * for data that look Gaussian at those noise levels, so widen `logSnr` for data that do not.
+ * for this x: the continuous density of the model's data (latents for SD), not ITD's discrete
+ * bits/dim (see {@link LogLikelihood}). The integral runs over the sampled log-SNR interval (the
+ * model's trained range by default; an interval beyond it is refused unless
+ * `allowOutsideTrainedRange`, and then warned about, since draws there would be evaluated at the
+ * end timesteps); the integrand vanishes at both ends for data that look Gaussian at those noise
+ * levels, so the value is a truncation for data that do not.
  *
  * @example
  * ```ts
@@ -53,5 +58,8 @@ export async function negativeLogLikelihood(
   const [integral] = outcome.denoisingErrors;
   const d = shapeSize(model.shape);
   const constant = 0.5 * d * Math.log(2 * Math.PI * Math.E);
-  return new LogLikelihood(constant + integral.nats, integral.se, resolved.samples, d);
+  return new LogLikelihood(constant + integral.nats, integral.se, resolved.samples, d, {
+    space: model.decode ? "latent" : "pixels",
+    logSnr: logSnrInterval(resolved.logSnr),
+  });
 }
