@@ -9,6 +9,7 @@ import { benchOnnx } from "./onnx.ts";
 import { benchResultsFile } from "./results-file.ts";
 import { benchPackedRows } from "./packed-rows.ts";
 import { benchRealSize } from "./realsize.ts";
+import { benchDesigns } from "./designs.ts";
 
 const results = {
   date: new Date().toISOString(),
@@ -18,6 +19,7 @@ const results = {
   resultsFile: await benchResultsFile(100_000),
   packedRows: await benchPackedRows(),
   realSize: await benchRealSize(),
+  designs: await benchDesigns(),
 };
 console.log(JSON.stringify(results, null, 1));
 await Deno.mkdir("out", { recursive: true });

@@ -82,7 +82,10 @@ Deno.test("cli: total, about, nll and pid print scalars and provenance with --js
     assert.ok(Number.isFinite(pid.conditional[term].nats), term);
   }
   const text = (await capture(runs.total.filter((a) => a !== "--json"))).lines[0];
-  assert.match(text, /^-?\d+\.\d{4} ± \d+\.\d{4} nats \(n=4\)$/);
+  assert.match(
+    text,
+    /^-?\d+\.\d{4} ± \d+\.\d{4} nats \(n=4, 95 % \[-?\d+\.\d{4}, -?\d+\.\d{4}\]\)$/,
+  );
 });
 
 Deno.test("cli summarize: tables, chart (SVG and PNG) and report.html from a results file alone", async () => {

@@ -142,20 +142,28 @@ Deno.test("the same seed gives identical numbers, another seed different ones", 
   assert.deepEqual(a.rows(), d.rows());
 });
 
-Deno.test("standard errors are honest: ~95 % of 2-SE intervals cover the exact value", async () => {
+Deno.test("error bars are honest: ~95 % of the reported intervals cover the exact value", async () => {
+  // Measured over 400 seeds (tools/measure_designs.ts): the interval covers 93.3 % (default
+  // design) and 92.8 % (iid) here, while ±2·SE covers 88.5 % / 92.3 % — per-draw values are
+  // right-skewed, and a low estimate comes with a low SE.
   const model = twoWordMixture();
   const x = model.sample("red", { seed: 8 });
   const truth = model.logDensity(x, "red") - model.logDensity(x, "");
-  let covered = 0;
-  const runs = 200;
-  for (let seed = 0; seed < runs; seed++) {
-    const e = await model.info(x).given("red").estimator("standard").samples(100).logSnr(WIDE)
-      .seed(seed).total();
-    if (Math.abs(e.nats - truth) <= 2 * e.se + TRUNCATION_ALLOWANCE / 10) covered++;
+  for (const design of ["stratified-antithetic", "iid"] as const) {
+    let covered = 0;
+    const runs = 200;
+    for (let seed = 0; seed < runs; seed++) {
+      const e = await model.info(x).given("red").estimator("standard").samples(100).logSnr(WIDE)
+        .design(design).seed(seed).total();
+      const { low, high } = e.interval!;
+      if (low - TRUNCATION_ALLOWANCE / 10 <= truth && truth <= high + TRUNCATION_ALLOWANCE / 10) {
+        covered++;
+      }
+    }
+    // Binomial(200, 0.95) has standard deviation 1.5 %; 3 of them either side.
+    const rate = covered / runs;
+    assert.ok(rate >= 0.905 && rate <= 0.995, `${design}: coverage ${rate}`);
   }
-  // Binomial(200, 0.95) has standard deviation 1.5 %; 3 of them either side.
-  const rate = covered / runs;
-  assert.ok(rate >= 0.905 && rate <= 0.995, `coverage ${rate}`);
 });
 
 Deno.test("per-token: every word occurrence is removed separately and contexts are word-bounded", async () => {

@@ -54,15 +54,29 @@ Deno.test("packCalls: concurrent requests go out in full calls, each item's pred
 
 Deno.test("packCalls: a request that arrives while a call runs waits for the next call", async () => {
   const oracle = exampleOracle();
-  const { model, sizes } = counted(oracle);
+  // the first call is held open until released, so the later requests surely arrive during it
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let calls = 0;
+  const held = withMembers(oracle, {
+    predictNoise: async (batch: NoiseBatch) => {
+      if (++calls === 1) await gate;
+      return oracle.predictNoise(batch);
+    },
+  });
+  const { model, sizes } = counted(held);
   const packed = packCalls(model, 8);
-  const first = packed.predictNoise(await randomBatch(oracle, 2, 1));
+  const [one, three, four] = await Promise.all([
+    randomBatch(oracle, 2, 1),
+    randomBatch(oracle, 3, 3),
+    randomBatch(oracle, 3, 4),
+  ]);
+  const first = packed.predictNoise(one);
   await new Promise((resolve) => setTimeout(resolve, 0)); // the first call has gone out alone
-  const later = await Promise.all(
-    [3, 4].map(async (s) => packed.predictNoise(await randomBatch(oracle, 3, s))),
-  );
+  const later = [three, four].map((b) => packed.predictNoise(b));
+  release();
   await first;
-  assert.equal(later.length, 2);
+  assert.equal((await Promise.all(later)).length, 2);
   assert.deepEqual(sizes, [2, 6]);
 });
 

@@ -9,11 +9,12 @@
 import { ModelRuntimeError } from "../errors.ts";
 import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
-import { meanWithError } from "../numerics/statistics.ts";
+import { meanWithError, skewCorrectedInterval } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { drawsPerLogSnr, modelDrawBlocks, noisyData } from "./draws.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
+import { warn } from "../warnings.ts";
 import type { EstimatorName, ResolvedOptions } from "./options.ts";
 
 /** i(x; with-condition) − i(x; without-condition), as indices into the plan's prompts. */
@@ -76,16 +77,22 @@ export interface CallSchedule {
 
 /**
  * The model calls a plan with `prompts` conditions costs at `samples` draws and `batchSize` items
- * per call: draws go in blocks of ⌊batchSize / prompts⌋ (at least 1) — or, on scalar-timestep
- * models, one block per group of `drawsPerLogSnr` draws sharing an α — and each block's items are
- * cut into calls of at most `batchSize`. {@link estimateContrasts} runs exactly this schedule.
+ * per call. On models with per-item α every call is full: draws go in blocks of
+ * batchSize / gcd(batchSize, prompts), whose items fill a whole number of calls (9 conditions at
+ * batch 8: blocks of 8 draws, 72 items, 9 calls); only the last block may leave its last call
+ * part-full. On scalar-timestep models (`sharedLogSnr`) one block is one group of
+ * `drawsPerLogSnr` draws sharing an α, since a call evaluates one noise level. Each block's items
+ * are cut into calls of at most `batchSize`. {@link estimateContrasts} runs exactly this schedule;
+ * the numbers never depend on it.
  *
  * @example
  * ```ts
  * import { callSchedule } from "./contrasts.ts";
- * // 9 conditions at batch 8: one draw per block, its 9 items in 2 calls
+ * // 9 conditions at batch 8: 900 items in 113 calls (⌈900 / 8⌉), not 200 calls of 8 + 1
  * const s = callSchedule(100, 9, 8);
- * console.assert(s.blockSize === 1 && s.calls === 200 && s.items === 900);
+ * console.assert(s.blockSize === 8 && s.calls === 113 && s.items === 900);
+ * // a scalar-timestep model: one call per α group
+ * console.assert(callSchedule(100, 3, 8, 2, true).calls === 50);
  * ```
  */
 export function callSchedule(
@@ -93,11 +100,9 @@ export function callSchedule(
   prompts: number,
   batchSize: number,
   drawsPerLogSnr = 1,
+  sharedLogSnr = false,
 ): CallSchedule {
-  // draws that share an α go in a block of their own; others fill the batch
-  const blockSize = drawsPerLogSnr > 1
-    ? drawsPerLogSnr
-    : Math.max(1, Math.floor(batchSize / prompts));
+  const blockSize = sharedLogSnr ? drawsPerLogSnr : batchSize / gcd(batchSize, prompts);
   const full = Math.floor(samples / blockSize), rest = samples % blockSize;
   const callsPerBlock = (draws: number) => Math.ceil((draws * prompts) / batchSize);
   return {
@@ -105,6 +110,11 @@ export function callSchedule(
     calls: full * callsPerBlock(blockSize) + (rest > 0 ? callsPerBlock(rest) : 0),
     items: samples * prompts,
   };
+}
+
+function gcd(a: number, b: number): number {
+  while (b > 0) [a, b] = [b, a % b];
+  return a;
 }
 
 /** One estimated contrast: the scalar, its per-pixel map (summing to it) and the per-draw values. */
@@ -115,6 +125,11 @@ export interface ContrastResult {
   readonly map: Heatmap;
   /** ½·w·Σ(differences) of each draw; their mean is the estimate */
   readonly perDraw: Float64Array;
+  /**
+   * the independent unit of each draw (its α group: an antithetic pair, draws sharing a scalar
+   * timestep); resampling for errors must resample units, not draws
+   */
+  readonly units: Int32Array;
 }
 
 /** Result of {@link estimateContrasts}. */
@@ -123,6 +138,8 @@ export interface ContrastOutcome {
   readonly contrasts: ContrastResult[];
   /** ½∫(mmse(α) − d·σ(α))dα for each requested prompt (add d/2·log 2πe for −log p) */
   readonly denoisingErrors: Estimate[];
+  /** draws of each round (one round unless a precision target asked for more) */
+  readonly rounds: readonly number[];
   /** time spent inside model.predictNoise and in all, in milliseconds */
   readonly timing: {
     readonly modelMs: number;
@@ -154,74 +171,210 @@ export async function estimateContrasts(
   options: ResolvedOptions,
 ): Promise<ContrastOutcome> {
   const started = performance.now();
+  const conditions = await Promise.all(plan.prompts.map((p) => model.encode(p)));
+  const timing = { modelMs: 0, modelCalls: 0 };
+  const rounds: Round[] = [];
+  let drawn = 0;
+  for (let size = options.samples; size > 0;) {
+    const seed = rounds.length === 0 ? options.seed : roundSeed(options.seed, rounds.length);
+    const round = await estimateRound(model, data, plan, conditions, { ...options, seed }, {
+      size,
+      offset: drawn,
+      timing,
+    });
+    rounds.push(round);
+    drawn += size;
+    size = nextRound(rounds, options, drawn);
+  }
+  const outcome = combineRounds(model, rounds, options);
+  if (options.precision && outcome.worstSe > options.precision.se) {
+    warn(
+      `infodiff: target standard error ${options.precision.se} nats not reached within ` +
+        `${options.precision.maxSamples} draws: ${outcome.worstSe.toPrecision(3)} nats after ` +
+        `${drawn} draws (raise precision's maxSamples, or accept the larger error)`,
+    );
+  }
+  return {
+    contrasts: outcome.contrasts,
+    denoisingErrors: outcome.denoisingErrors,
+    rounds: rounds.map((r) => r.size),
+    timing: { ...timing, totalMs: performance.now() - started },
+  };
+}
+
+/** One round of draws: an independent replicate of the design with its own seed and size. */
+interface Round {
+  readonly size: number;
+  readonly group: number;
+  readonly perDraw: Float64Array[];
+  readonly errors: Float64Array[];
+  readonly maps: Float64Array[];
+}
+
+/** The seed of round r ≥ 1 of an adaptive estimate (round 0 keeps the options' seed). */
+function roundSeed(seed: number, round: number): number {
+  let h = (Math.abs(seed) % 2 ** 32) ^ Math.imul(round, 0x9e3779b9);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * How many draws the next round takes: 0 without a precision target or once every number has
+ * reached it; else enough for the worst number to reach it by SE ∝ 1/√draws (plus 20 %), within
+ * the draw budget.
+ */
+function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: number): number {
+  const target = options.precision;
+  if (!target || drawn >= target.maxSamples) return 0;
+  const worst = combineRounds(undefined, rounds, options).worstSe;
+  if (!(worst > target.se)) return 0;
+  const wanted = Math.ceil(drawn * ((worst / target.se) ** 2 - 1) * 1.2);
+  return Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
+}
+
+/**
+ * Runs one round's draws and reduces them per draw (contrasts, denoising errors) and per pixel
+ * (each contrast's map, as this round's mean).
+ */
+async function estimateRound(
+  model: Denoiser,
+  data: Float32Array,
+  plan: ContrastPlan,
+  conditions: readonly Condition[],
+  options: ResolvedOptions,
+  where: {
+    readonly size: number;
+    readonly offset: number;
+    readonly timing: { modelMs: number; modelCalls: number };
+  },
+): Promise<Round> {
   const [channels, height, width] = model.shape;
   const d = shapeSize(model.shape), pixels = height * width;
-  const conditions = await Promise.all(plan.prompts.map((p) => model.encode(p)));
-  const K = conditions.length;
+  const K = conditions.length, n = where.size;
   const group = drawsPerLogSnr(model, options, K);
-  const { blockSize } = callSchedule(options.samples, K, options.batchSize, group);
-  const n = options.samples;
-  const reduction = {
+  const { blockSize } = callSchedule(n, K, options.batchSize, group, model.sharedLogSnr ?? false);
+  const round: Round = {
+    size: n,
+    group,
     perDraw: plan.contrasts.map(() => new Float64Array(n)),
     maps: plan.contrasts.map(() => new Float64Array(pixels)),
     errors: (plan.denoisingErrors ?? []).map(() => new Float64Array(n)),
   };
-  const timing = { modelMs: 0, modelCalls: 0 };
-  const blockOf = new Int32Array(n);
-
-  for (const block of modelDrawBlocks(model, options, blockSize, K)) {
+  const total = options.precision ? undefined : n;
+  for (const block of modelDrawBlocks(model, { ...options, samples: n }, blockSize, K)) {
     const predictions = await predictBlock(
       model,
       data,
       block,
       conditions,
       options.batchSize,
-      timing,
+      where.timing,
     );
     for (let i = 0; i < block.count; i++) {
       const draw = block.start + i;
-      blockOf[draw] = Math.floor(draw / group);
       const noise = block.noise.subarray(i * d, (i + 1) * d);
       const at = (k: number) => predictions.item(i * K + k);
       const half = 0.5 * block.weight[i];
       plan.contrasts.forEach((c, index) => {
-        const total = reduceContrast(
+        const sum = reduceContrast(
           c.estimator ?? options.estimator,
           at(c.with),
           at(c.without),
           noise,
           channels,
           pixels,
-          reduction.maps[index],
+          round.maps[index],
           half / n,
         );
-        reduction.perDraw[index][draw] = half * total;
+        round.perDraw[index][draw] = half * sum;
       });
       (plan.denoisingErrors ?? []).forEach((k, index) => {
         const s = 1 / (1 + Math.exp(-block.logSnr[i]));
         // E‖ε‖² = d exactly, so σ(α)·‖ε‖² can replace d·σ(α): same expectation, but it cancels
         // the χ² noise of ‖ε − ε̂‖² where ε̂ ≈ 0 or ε̂ ≈ ε, i.e. where the weights are largest.
-        reduction.errors[index][draw] = half *
+        round.errors[index][draw] = half *
           (squaredError(noise, at(k)) - s * squaredNorm(noise));
       });
     }
-    options.onProgress?.({ done: block.start + block.count, total: n });
+    const done = where.offset + block.start + block.count;
+    options.onProgress?.({ done, total: total ?? Math.max(done, options.precision!.maxSamples) });
   }
+  return round;
+}
 
-  const summarise = (values: Float64Array) => {
-    checkFinite(values);
+/**
+ * The rounds as one estimate per number: the mean of all draws (each round an unbiased replicate,
+ * weighted by its draws), SE² = Σ (n_r/N)²·SE_r², maps averaged the same way, and the per-draw
+ * values concatenated with their units numbered across rounds.
+ */
+function combineRounds(
+  model: Denoiser | undefined,
+  rounds: readonly Round[],
+  options: ResolvedOptions,
+): {
+  contrasts: ContrastResult[];
+  denoisingErrors: Estimate[];
+  worstSe: number;
+} {
+  const N = rounds.reduce((s, r) => s + r.size, 0);
+  const stratified = options.design === "stratified" ||
+    options.design === "stratified-antithetic";
+  const units = new Int32Array(N);
+  let offset = 0, unitOffset = 0;
+  for (const r of rounds) {
+    for (let i = 0; i < r.size; i++) units[offset + i] = unitOffset + Math.floor(i / r.group);
+    offset += r.size;
+    unitOffset += Math.ceil(r.size / r.group);
+  }
+  let worstSe = 0;
+  // what the variance is estimated from: G − 1 for independent units, one per collapsed set of
+  // strata (G/2) under stratification
+  const degreesOfFreedom = rounds.reduce((sum, r) => {
+    const G = Math.ceil(r.size / r.group);
+    return sum + (stratified ? Math.floor(G / 2) : G - 1);
+  }, 0);
+  const summarise = (pick: (r: Round) => Float64Array) => {
+    const values = new Float64Array(N);
+    const unitValues: number[] = [];
+    let at = 0, variance = 0;
+    for (const r of rounds) {
+      const v = pick(r);
+      checkFinite(v);
+      values.set(v, at);
+      at += r.size;
+      variance += (r.size / N) ** 2 * standardError(v, r.group, stratified) ** 2;
+      // each round's units, rescaled to their weight in the combined mean
+      for (const u of designUnits(v, r.group)) unitValues.push(u);
+    }
     const { mean } = meanWithError(values);
-    return new Estimate(mean, standardError(values, group > 1 ? blockOf : undefined), n);
+    const se = Math.sqrt(variance);
+    worstSe = Math.max(worstSe, Number.isFinite(se) ? se : Infinity);
+    return {
+      values,
+      estimate: new Estimate(
+        mean,
+        se,
+        N,
+        skewCorrectedInterval(unitValues, mean, se, 2, degreesOfFreedom),
+      ),
+    };
   };
-  return {
-    contrasts: plan.contrasts.map((_, index) => ({
-      estimate: summarise(reduction.perDraw[index]),
-      map: new Heatmap(width, height, Float32Array.from(reduction.maps[index])),
-      perDraw: reduction.perDraw[index],
-    })),
-    denoisingErrors: reduction.errors.map(summarise),
-    timing: { ...timing, totalMs: performance.now() - started },
-  };
+  const contrasts = rounds[0].perDraw.map((_, index) => {
+    const { values, estimate } = summarise((r) => r.perDraw[index]);
+    if (!model) return { estimate, map: undefined as never, perDraw: values, units };
+    const [, height, width] = model.shape;
+    const map = new Float32Array(height * width);
+    for (const r of rounds) {
+      const weight = r.size / N;
+      r.maps[index].forEach((v, p) => map[p] += weight * v);
+    }
+    return { estimate, map: new Heatmap(width, height, map), perDraw: values, units };
+  });
+  const denoisingErrors = rounds[0].errors.map((_, index) =>
+    summarise((r) => r.errors[index]).estimate
+  );
+  return { contrasts, denoisingErrors, worstSe };
 }
 
 /**
@@ -337,18 +490,59 @@ function squaredError(noise: Float32Array, prediction: Float32Array): number {
   return sum;
 }
 
-/** Standard error of the mean; draws that share an α (same block) are averaged into one unit first. */
-function standardError(values: Float64Array, groups?: Int32Array): number {
-  if (!groups) return meanWithError(values).se;
-  const sums = new Map<number, { sum: number; count: number }>();
-  values.forEach((v, i) => {
-    const g = sums.get(groups[i]) ?? { sum: 0, count: 0 };
-    g.sum += v;
-    g.count++;
-    sums.set(groups[i], g);
-  });
-  if (sums.size < 2) return NaN;
-  return meanWithError([...sums.values()].map((g) => g.sum / g.count)).se;
+/**
+ * The design's independent units: consecutive groups of `group` draws (an α shared by a scalar
+ * timestep or an antithetic pair) averaged into one value each, scaled so that their plain mean
+ * is the mean of all draws (a short last group counts for what it holds).
+ *
+ * @example
+ * ```ts
+ * import { designUnits } from "./contrasts.ts";
+ * console.assert(designUnits(Float64Array.from([0, 2, 2, 4, 4]), 2).join() === "1,3,2");
+ * ```
+ */
+export function designUnits(values: Float64Array, group = 1): Float64Array {
+  const count = Math.ceil(values.length / group);
+  const units = new Float64Array(count);
+  const scale = (group * count) / values.length;
+  for (let g = 0; g < count; g++) {
+    let sum = 0;
+    const end = Math.min(values.length, (g + 1) * group);
+    for (let i = g * group; i < end; i++) sum += values[i];
+    units[g] = (sum / group) * scale;
+  }
+  return units;
+}
+
+/**
+ * Standard error of the mean from the design's independent units ({@link designUnits}). Under a
+ * stratified design unit g is stratum g, and the strata are collapsed in adjacent pairs (a triple
+ * at an odd end): Var ≈ (1/G²)·Σ_sets s/(s−1)·Σ_{g∈set}(u_g − ū_set)², which over-states the
+ * variance by the spread of the strata means within each set — conservative.
+ *
+ * @example
+ * ```ts
+ * import { standardError } from "./contrasts.ts";
+ * // pairs of draws → units 1, 3, 5, 7; strata collapsed into (1, 3) and (5, 7):
+ * // Var = ((1 − 3)² + (5 − 7)²) / 4², so SE = √8 / 4
+ * const se = standardError(Float64Array.from([0, 2, 2, 4, 4, 6, 6, 8]), 2, true);
+ * console.assert(Math.abs(se - Math.sqrt(8) / 4) < 1e-12);
+ * ```
+ */
+export function standardError(values: Float64Array, group = 1, stratified = false): number {
+  const units = designUnits(values, group);
+  const G = units.length;
+  if (G < 2) return NaN;
+  if (!stratified) return meanWithError(units).se;
+  let variance = 0;
+  for (let first = 0; first < G;) {
+    const size = G - first === 3 ? 3 : 2;
+    const set = units.subarray(first, first + size);
+    const mean = set.reduce((a, b) => a + b, 0) / set.length;
+    variance += (set.length / (set.length - 1)) * set.reduce((a, u) => a + (u - mean) ** 2, 0);
+    first += size;
+  }
+  return Math.sqrt(variance) / G;
 }
 
 function checkFinite(values: Float64Array): void {

@@ -7,7 +7,7 @@
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { sampleLogSnr } from "../numerics/log-snr.ts";
+import { logSnrAtQuantile } from "../numerics/log-snr.ts";
 import { Random } from "../numerics/random.ts";
 
 /** A block of consecutive draws, evaluated together. */
@@ -24,6 +24,26 @@ export interface DrawBlock {
   readonly noise: Float32Array;
 }
 
+/**
+ * How the (α, ε) draws are laid out (issue 15). Every design estimates the same integral; they
+ * differ in variance per model call:
+ * - "iid": every α from the truncated logistic, every ε ~ N(0, I), independently;
+ * - "stratified": the G α values (one per group of draws sharing an α) one in each quantile
+ *   stratum [k/G, (k+1)/G) of the same truncated logistic, each at a uniform point of its stratum;
+ * - "antithetic": draws in pairs sharing α, the second with −ε;
+ * - "stratified-antithetic" (default): both.
+ * The reference's own scheme (i.i.d. α at clip 4, clamped at the end timesteps) is "iid" with
+ * `logSnr: { clip: 4 }` and `allowOutsideTrainedRange: true`.
+ */
+export const DRAW_DESIGNS: readonly ["stratified-antithetic", "stratified", "antithetic", "iid"] =
+  Object.freeze(["stratified-antithetic", "stratified", "antithetic", "iid"] as const);
+
+/** One of {@link DRAW_DESIGNS}. */
+export type DrawDesign = typeof DRAW_DESIGNS[number];
+
+/** The default design: stratified α with antithetic ε pairs. */
+export const DEFAULT_DRAW_DESIGN: DrawDesign = "stratified-antithetic";
+
 /** How to cut the draws into blocks. */
 export interface DrawPlan {
   /** total number of draws */
@@ -38,6 +58,8 @@ export interface DrawPlan {
   readonly blockSize: number;
   /** consecutive draws that share one α (1: every draw its own; >1: scalar-timestep models) */
   readonly drawsPerLogSnr: number;
+  /** the layout of the draws (default "iid") */
+  readonly design?: DrawDesign;
   /** the model's timestep snapping, if any */
   readonly snap?: (logSnr: number) => number;
 }
@@ -45,6 +67,8 @@ export interface DrawPlan {
 /**
  * Yields the draws in blocks. α and ε come from two separate streams of the seed, and draws
  * share α in fixed groups of `drawsPerLogSnr`, so the numbers never depend on the block size.
+ * Stratified designs give group g the stratum g of G = ⌈samples / drawsPerLogSnr⌉; antithetic
+ * designs negate the ε of every even draw of a group for the odd draw after it.
  *
  * @example
  * ```ts
@@ -52,24 +76,43 @@ export interface DrawPlan {
  * const plan = { samples: 5, seed: 1, logSnr: { loc: 1, scale: 2, clip: 3 }, size: 4, blockSize: 2, drawsPerLogSnr: 1 };
  * const blocks = [...drawBlocks(plan)];
  * console.assert(blocks.length === 3 && blocks[2].count === 1);
+ * const pairs = [...drawBlocks({ ...plan, samples: 4, drawsPerLogSnr: 2, design: "antithetic" })];
+ * console.assert(pairs[0].noise[4] === -pairs[0].noise[0] && pairs[0].logSnr[1] === pairs[0].logSnr[0]);
  * ```
  */
 export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
+  const design = plan.design ?? "iid";
   const root = new Random(plan.seed);
   const alphas = root.fork(), noises = root.fork();
+  const group = plan.drawsPerLogSnr;
+  const strata = Math.ceil(plan.samples / group);
+  const stratified = design === "stratified" || design === "stratified-antithetic";
+  const antithetic = design === "antithetic" || design === "stratified-antithetic";
   let current = { logSnr: NaN, weight: NaN };
+  const previous = new Float32Array(plan.size); // the last draw's ε, for its antithetic partner
   for (let start = 0; start < plan.samples; start += plan.blockSize) {
     const count = Math.min(plan.blockSize, plan.samples - start);
     const logSnr = new Float64Array(count), weight = new Float64Array(count);
+    const noise = new Float32Array(count * plan.size);
     for (let i = 0; i < count; i++) {
-      if ((start + i) % plan.drawsPerLogSnr === 0) {
-        const draw = sampleLogSnr(alphas, plan.logSnr);
-        current = { logSnr: plan.snap ? plan.snap(draw.logSnr) : draw.logSnr, weight: draw.weight };
+      const draw = start + i, within = draw % group;
+      if (within === 0) {
+        const p = stratified
+          ? (Math.floor(draw / group) + alphas.uniform()) / strata
+          : alphas.uniform();
+        const at = logSnrAtQuantile(p, plan.logSnr);
+        current = { logSnr: plan.snap ? plan.snap(at.logSnr) : at.logSnr, weight: at.weight };
       }
       logSnr[i] = current.logSnr;
       weight[i] = current.weight;
+      const target = noise.subarray(i * plan.size, (i + 1) * plan.size);
+      if (antithetic && within % 2 === 1) {
+        for (let j = 0; j < plan.size; j++) target[j] = -previous[j];
+      } else {
+        noises.fillGaussian(target);
+        if (antithetic) previous.set(target);
+      }
     }
-    const noise = noises.fillGaussian(new Float32Array(count * plan.size));
     yield { start, count, logSnr, weight, noise };
   }
 }
@@ -95,6 +138,7 @@ export function modelDrawBlocks(
     readonly seed: number;
     readonly logSnr: LogSnrSampling;
     readonly drawsPerLogSnr?: number;
+    readonly design?: DrawDesign;
   },
   blockSize: number,
   conditions = 1,
@@ -106,6 +150,7 @@ export function modelDrawBlocks(
     size: model.shape[0] * model.shape[1] * model.shape[2],
     blockSize,
     drawsPerLogSnr: drawsPerLogSnr(model, options, conditions),
+    design: options.design,
     snap: model.snapLogSnr?.bind(model),
   });
 }
@@ -115,7 +160,7 @@ export function modelDrawBlocks(
  * reference's intervention design is 20 α × 120 ε, i.e. `samples: 2400, drawsPerLogSnr: 120`);
  * otherwise 1 for models with per-item α, and for scalar-timestep models ⌊model.batchSize /
  * conditions⌋ (at least 1) — one full call of the model's own batch size per α, whatever batch
- * size a query asks for.
+ * size a query asks for. Antithetic designs need pairs sharing α: at least 2 by default.
  *
  * @example
  * ```ts
@@ -124,16 +169,18 @@ export function modelDrawBlocks(
  * console.assert(drawsPerLogSnr(scalar, {}, 3) === 2 && drawsPerLogSnr(scalar, { drawsPerLogSnr: 5 }, 3) === 5);
  * const perItem = { sharedLogSnr: false, batchSize: 8 } as never;
  * console.assert(drawsPerLogSnr(perItem, {}, 3) === 1 && drawsPerLogSnr(perItem, { drawsPerLogSnr: 120 }, 3) === 120);
+ * console.assert(drawsPerLogSnr(perItem, { design: "antithetic" }, 3) === 2);
  * ```
  */
 export function drawsPerLogSnr(
   model: Denoiser,
-  options: { readonly drawsPerLogSnr?: number },
+  options: { readonly drawsPerLogSnr?: number; readonly design?: DrawDesign },
   conditions: number,
 ): number {
   if (options.drawsPerLogSnr !== undefined) return options.drawsPerLogSnr;
-  if (!model.sharedLogSnr) return 1;
-  return Math.max(1, Math.floor(model.batchSize / conditions));
+  const paired = options.design === "antithetic" || options.design === "stratified-antithetic";
+  const natural = model.sharedLogSnr ? Math.floor(model.batchSize / conditions) : 1;
+  return Math.max(paired ? 2 : 1, natural);
 }
 
 /**

@@ -9,6 +9,7 @@ import { checkLogSnrSampling, defaultLogSnrSampling, logSnrInterval } from "../n
 import { checkSeed } from "../numerics/random.ts";
 import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
+import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
 
 /**
  * The two forms of the pointwise information estimator (REFERENCE §2), in one frozen table.
@@ -44,6 +45,18 @@ export interface EstimatorOptions {
   readonly estimator?: EstimatorName;
   /** log-SNR sampling; missing fields come from the model's trained range */
   readonly logSnr?: Partial<LogSnrSampling>;
+  /**
+   * the layout of the draws (default "stratified-antithetic": stratified α, antithetic ε pairs;
+   * "iid" is the earlier i.i.d. scheme). Every design estimates the same number.
+   */
+  readonly design?: DrawDesign;
+  /**
+   * adaptive precision: after the first `samples` draws, draw further rounds (independent
+   * replicates with seeds derived from `seed`) until every number's standard error is at most
+   * `se` nats or `maxSamples` draws are spent (default 20 × samples); a target not reached is
+   * warned about, and each estimate's `samples` says how many draws it used
+   */
+  readonly precision?: PrecisionTarget;
   /** items per model call (default: the model's batch size); never changes the numbers */
   readonly batchSize?: number;
   /**
@@ -74,6 +87,14 @@ export const MAX_SAMPLES = 10_000_000;
 /** The most bytes of noisy data one block of draws may hold (items × c·h·w × 4 bytes). */
 export const MAX_BLOCK_BYTES = 2 ** 31;
 
+/** A target standard error for adaptive precision ({@link EstimatorOptions.precision}). */
+export interface PrecisionTarget {
+  /** the standard error every number must reach, in nats */
+  readonly se: number;
+  /** the most draws to spend in all (default 20 × samples) */
+  readonly maxSamples?: number;
+}
+
 /** Options after validation, with every default filled in. */
 export interface ResolvedOptions {
   /** number of draws */
@@ -84,6 +105,10 @@ export interface ResolvedOptions {
   readonly estimator: EstimatorName;
   /** log-SNR sampling */
   readonly logSnr: LogSnrSampling;
+  /** the layout of the draws */
+  readonly design: DrawDesign;
+  /** adaptive precision, if asked for */
+  readonly precision?: { readonly se: number; readonly maxSamples: number };
   /** items per model call */
   readonly batchSize: number;
   /** draws sharing one α on scalar-timestep models (undefined: the model's default) */
@@ -128,6 +153,10 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     seed: checkSeed(options.seed ?? 0),
     estimator: checkEstimator(options.estimator ?? "orthogonal"),
     logSnr: resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
+    design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
+    ...(options.precision === undefined
+      ? {}
+      : { precision: checkPrecision(options.precision, samples) }),
     batchSize,
     drawsPerLogSnr: options.drawsPerLogSnr,
     onProgress: options.onProgress,
@@ -170,6 +199,56 @@ export function checkEstimator(name: string): EstimatorName {
     );
   }
   return name as EstimatorName;
+}
+
+/**
+ * Checks a precision target and fills in its draw budget (default 20 × samples).
+ *
+ * @example
+ * ```ts
+ * import { checkPrecision } from "./options.ts";
+ * console.assert(checkPrecision({ se: 0.01 }, 100).maxSamples === 2000);
+ * ```
+ */
+export function checkPrecision(
+  target: PrecisionTarget,
+  samples: number,
+): { se: number; maxSamples: number } {
+  if (
+    typeof target !== "object" || target === null || !(target.se > 0) || !Number.isFinite(target.se)
+  ) {
+    throw new InvalidArgumentError(
+      `precision needs a target standard error se > 0 in nats, got ${JSON.stringify(target)}`,
+    );
+  }
+  const maxSamples = checkSamples(target.maxSamples ?? Math.min(MAX_SAMPLES, 20 * samples));
+  if (maxSamples < samples) {
+    throw new InvalidArgumentError(
+      `precision.maxSamples (${maxSamples}) is below the first round's ${samples} draws; expected ` +
+        `at least ${samples}`,
+    );
+  }
+  return { se: target.se, maxSamples };
+}
+
+/**
+ * Checks a draw design name.
+ *
+ * @example
+ * ```ts
+ * import { checkDesign } from "./options.ts";
+ * console.assert(checkDesign("iid") === "iid");
+ * ```
+ */
+export function checkDesign(name: string): DrawDesign {
+  if (!(DRAW_DESIGNS as readonly string[]).includes(name)) {
+    throw new InvalidArgumentError(
+      `unknown draw design "${name}"; expected one of ${
+        DRAW_DESIGNS.map((d) => `"${d}"`).join(", ")
+      }`,
+    );
+  }
+  return name as DrawDesign;
 }
 
 /**

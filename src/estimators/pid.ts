@@ -423,7 +423,7 @@ function decomposition(
   const means = all.map((c) => c.estimate.nats);
   const point = terms(means);
   const n = ia.perDraw.length;
-  const boot = bootstrapTerms(all.map((c) => c.perDraw), terms, resamples, seed);
+  const boot = bootstrapTerms(all.map((c) => c.perDraw), ia.units, terms, resamples, seed);
   const redundancyMap = candidates
     ? pixelMinimum(
       weightedMap(
@@ -473,30 +473,42 @@ function decomposition(
   };
 }
 
-/** Mean and standard deviation of every term over bootstrap resamples of the paired draws. */
+/**
+ * Mean and standard deviation of every term over bootstrap resamples of the design's independent
+ * units (draws, antithetic pairs or α groups: `units` gives each draw's), all contrasts resampled
+ * together so their common draws stay paired.
+ */
 function bootstrapTerms(
   perDraw: Float64Array[],
+  units: Int32Array,
   terms: (means: number[]) => number[],
   resamples: number,
   seed: number,
 ): { errors: number[]; means: number[] } {
   const n = perDraw[0].length;
+  // per contrast, the sum over each unit's draws (units are consecutive runs of draws)
+  const count = n === 0 ? 0 : units[n - 1] + 1;
+  const sums = perDraw.map((values) => {
+    const out = new Float64Array(count);
+    values.forEach((v, i) => out[units[i]] += v);
+    return out;
+  });
   const random = new Random(seed);
   const samples: number[][] = [];
   const means = new Array<number>(perDraw.length);
-  for (let r = 0; r < resamples && n > 1; r++) {
+  for (let r = 0; r < resamples && count > 1; r++) {
     means.fill(0);
-    for (let k = 0; k < n; k++) {
-      const i = random.int(n);
-      for (let c = 0; c < perDraw.length; c++) means[c] += perDraw[c][i] / n;
+    for (let k = 0; k < count; k++) {
+      const u = random.int(count);
+      for (let c = 0; c < perDraw.length; c++) means[c] += sums[c][u] / n;
     }
     samples.push(terms(means));
   }
-  const count = terms(means).length;
+  const size = terms(perDraw.map(() => 0)).length;
   if (samples.length < 2) {
-    return { errors: new Array(count).fill(NaN), means: new Array(count).fill(NaN) };
+    return { errors: new Array(size).fill(NaN), means: new Array(size).fill(NaN) };
   }
-  const stats = Array.from({ length: count }, (_, t) => {
+  const stats = Array.from({ length: size }, (_, t) => {
     const values = samples.map((s) => s[t]);
     const mean = values.reduce((s, v) => s + v, 0) / values.length;
     const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1));

@@ -116,8 +116,26 @@ export function sampleLogSnr(
   random: Random,
   sampling: LogSnrSampling,
 ): { logSnr: number; weight: number } {
+  return logSnrAtQuantile(random.uniform(), sampling);
+}
+
+/**
+ * The α at quantile p ∈ [0, 1) of the truncated logistic, with its importance weight: stratified
+ * designs put one draw in each quantile stratum [k/G, (k+1)/G).
+ *
+ * @example
+ * ```ts
+ * import { logSnrAtQuantile, REFERENCE_LOG_SNR } from "./log-snr.ts";
+ * console.assert(Math.abs(logSnrAtQuantile(0.5, REFERENCE_LOG_SNR).logSnr - 1) < 1e-12);
+ * console.assert(Math.abs(logSnrAtQuantile(0, REFERENCE_LOG_SNR).logSnr + 5) < 1e-12);
+ * ```
+ */
+export function logSnrAtQuantile(
+  p: number,
+  sampling: LogSnrSampling,
+): { logSnr: number; weight: number } {
   const low = sigmoid(-sampling.clip), high = sigmoid(sampling.clip);
-  const u = low + (high - low) * random.uniform();
+  const u = low + (high - low) * p;
   const logSnr = sampling.loc + sampling.scale * Math.log(u / (1 - u));
   return { logSnr, weight: logSnrWeight(logSnr, sampling) };
 }

@@ -20,7 +20,9 @@ import type { Estimate } from "../estimators/estimate.ts";
 import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelihood.ts";
 import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-information.ts";
 import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
+import type { DrawDesign } from "../estimators/draws.ts";
 import {
+  checkDesign,
   checkEstimator,
   checkPositiveInteger,
   checkSamples,
@@ -156,6 +158,26 @@ export class Query {
     return next;
   }
 
+  /**
+   * The layout of the draws (default "stratified-antithetic"; "iid" is the earlier scheme): the
+   * same estimand, a different variance per model call (README, "Variance per model call").
+   */
+  design(name: DrawDesign): Query {
+    return this.#with({ options: { design: checkDesign(name) } });
+  }
+
+  /**
+   * Adaptive precision: keep drawing in rounds until every number's standard error is at most
+   * `se` nats or `maxSamples` draws are spent (default 20 × samples); `samples` of each result
+   * says how many draws it used, and a target not reached is warned about.
+   */
+  precision(se: number, options: { readonly maxSamples?: number } = {}): Query {
+    const precision = { se, ...options };
+    const next = this.#with({ options: { precision } });
+    resolveOptions(this.#model, next.#options); // checked at once, against the samples set so far
+    return next;
+  }
+
   /** Items per model call (default: the model's). */
   batchSize(n: number): Query {
     return this.#with({ options: { batchSize: checkPositiveInteger("batchSize", n) } });
@@ -203,6 +225,7 @@ export class Query {
       conditions,
       resolved.batchSize,
       drawsPerLogSnr(this.#model, resolved, conditions),
+      this.#model.sharedLogSnr ?? false,
     );
     const prompt = (index: number) => contrastPlan.prompts[index];
     return {

@@ -18,8 +18,28 @@ import type { StudyDescription, StudyOptions } from "./runner.ts";
  * ```
  */
 export function estimatorOptions(options: StudyOptions): EstimatorOptions {
-  const { samples, seed, estimator, logSnr, batchSize } = options;
-  return { samples, seed, estimator, logSnr, batchSize };
+  const {
+    samples,
+    seed,
+    estimator,
+    logSnr,
+    design,
+    precision,
+    batchSize,
+    drawsPerLogSnr,
+    allowOutsideTrainedRange,
+  } = options;
+  return {
+    samples,
+    seed,
+    estimator,
+    logSnr,
+    design,
+    precision,
+    batchSize,
+    drawsPerLogSnr,
+    allowOutsideTrainedRange,
+  };
 }
 
 /**
@@ -41,7 +61,7 @@ export function estimatorSettings(
   model: Denoiser,
   resolved: ResolvedOptions,
 ): Record<string, unknown> {
-  const { samples, seed, estimator, logSnr } = resolved;
+  const { samples, seed, estimator, logSnr, design, precision } = resolved;
   // on scalar-timestep models draws share α in groups fixed by the model's batch size (or the
   // drawsPerLogSnr option): those change the numbers; the query's batch size never does
   const shared = model.sharedLogSnr
@@ -49,7 +69,15 @@ export function estimatorSettings(
     : resolved.drawsPerLogSnr === undefined
     ? {}
     : { drawsPerLogSnr: resolved.drawsPerLogSnr };
-  return { samples, seed, estimator, logSnr: { ...logSnr }, ...shared };
+  return {
+    samples,
+    seed,
+    estimator,
+    logSnr: { ...logSnr },
+    design,
+    ...(precision ? { precision: { ...precision } } : {}),
+    ...shared,
+  };
 }
 
 /**

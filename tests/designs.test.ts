@@ -1,0 +1,132 @@
+/**
+ * Draw designs (issue 15) against exact truth.
+ *
+ * Known truths used here:
+ * - every design estimates the same integral: the standard estimator's mean over seeds equals the
+ *   exact log-density difference of a mixture within 3 SE (of the mean over seeds) plus the
+ *   truncation allowance of the sampled interval;
+ * - the orthogonal estimator averaged over x ~ p(x | y) is the exact mutual information i(X; y),
+ *   computed here by the standard form's exact values averaged over the same images;
+ * - stratified α puts exactly one α group in each quantile stratum of the truncated logistic;
+ *   antithetic ε gives each odd draw of a pair −ε of the even one, at the same α;
+ * - a precision target: rounds are independent replicates, so a target met by the first round
+ *   changes nothing; one that is not met draws more until the SE is at most the target.
+ */
+import assert from "node:assert/strict";
+import { DRAW_DESIGNS, drawBlocks } from "../src/estimators/draws.ts";
+import { setWarningHandler } from "../src/warnings.ts";
+import { REFERENCE_LOG_SNR } from "../src/numerics/log-snr.ts";
+import { assertWithin, colourShapeMixture, TRUNCATION_ALLOWANCE, WIDE } from "./helpers.ts";
+
+const model = colourShapeMixture();
+
+Deno.test("every design is unbiased for the exact log-density difference", async () => {
+  const x = model.sample("red circle", { seed: 11 });
+  const truth = model.logDensity(x, "red circle") - model.logDensity(x, "circle");
+  for (const design of DRAW_DESIGNS) {
+    const values: number[] = [];
+    for (let seed = 0; seed < 150; seed++) {
+      const e = await model.info(x).given("red circle").estimator("standard").logSnr(WIDE)
+        .samples(40).design(design).seed(seed).about("red");
+      values.push(e.nats);
+    }
+    const mean = values.reduce((s, v) => s + v, 0) / values.length;
+    const se = Math.sqrt(
+      values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
+    );
+    assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
+  }
+});
+
+Deno.test("every design's orthogonal estimate averages to the exact mutual information", async () => {
+  // i(X; red) = E_{x ~ p(x|red)}[log p(x|red) − log p(x)]: exact values averaged over the images
+  const images = Array.from({ length: 60 }, (_, i) => model.sample("red", { seed: 900 + i }));
+  const exact = images.map((x) => model.logDensity(x, "red") - model.logDensity(x, ""));
+  const truth = exact.reduce((s, v) => s + v, 0) / exact.length;
+  for (const design of DRAW_DESIGNS) {
+    const values: number[] = [];
+    for (const [i, x] of images.entries()) {
+      values.push(
+        (await model.info(x).given("red").logSnr(WIDE).samples(40).design(design)
+          .seed(i).total()).nats,
+      );
+    }
+    const mean = values.reduce((s, v) => s + v, 0) / values.length;
+    // the spread over images includes the images' own spread, as the exact average does
+    const se = Math.sqrt(
+      values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
+    );
+    assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
+  }
+});
+
+Deno.test("stratified α: one group per quantile stratum; antithetic ε: −ε at the same α", () => {
+  const plan = {
+    samples: 40,
+    seed: 5,
+    logSnr: REFERENCE_LOG_SNR,
+    size: 3,
+    blockSize: 7, // blocks cut pairs apart: the partner's −ε must still be found
+    drawsPerLogSnr: 2,
+    design: "stratified-antithetic" as const,
+  };
+  const draws = [...drawBlocks(plan)].flatMap((b) =>
+    Array.from({ length: b.count }, (_, i) => ({
+      logSnr: b.logSnr[i],
+      noise: Array.from(b.noise.subarray(i * 3, (i + 1) * 3)),
+    }))
+  );
+  const { loc, scale, clip } = REFERENCE_LOG_SNR;
+  const sigmoid = (t: number) => 1 / (1 + Math.exp(-t));
+  const quantile = (a: number) =>
+    (sigmoid((a - loc) / scale) - sigmoid(-clip)) / (sigmoid(clip) - sigmoid(-clip));
+  for (let g = 0; g < 20; g++) {
+    const [even, odd] = [draws[2 * g], draws[2 * g + 1]];
+    assert.equal(Math.floor(quantile(even.logSnr) * 20 + 1e-9), g, `group ${g} in stratum ${g}`);
+    assert.equal(odd.logSnr, even.logSnr);
+    assert.deepEqual(odd.noise, even.noise.map((v) => -v));
+  }
+  // the same draws whatever the block size
+  const again = [...drawBlocks({ ...plan, blockSize: 40 })][0];
+  assert.deepEqual(Array.from(again.logSnr), draws.map((d) => d.logSnr));
+});
+
+Deno.test("the same seed gives the same numbers; maps sum to their scalars", async () => {
+  const x = model.sample("red circle", { seed: 3 });
+  for (const design of DRAW_DESIGNS) {
+    const q = model.info(x).given("red circle").samples(30).design(design).seed(4);
+    const [a, b] = [await q.perPixel(), await q.perPixel()];
+    assert.equal(a.estimate.nats, b.estimate.nats);
+    // the map is stored in float32: its sum matches to float32 rounding
+    assert.ok(Math.abs(a.map.sum() - a.estimate.nats) < 1e-6 * Math.max(1, a.estimate.nats));
+  }
+  assert.throws(() => model.info(x).design("sobol" as never), /unknown draw design "sobol"/);
+});
+
+Deno.test("precision: draws in rounds until the SE reaches the target, or warns at the budget", async () => {
+  const x = model.sample("red circle", { seed: 3 });
+  const q = model.info(x).given("red circle").estimator("standard").samples(20).seed(1);
+  const plain = await q.about("red");
+  // a target the first round meets changes nothing
+  const loose = await q.precision(plain.se * 2).about("red");
+  assert.equal(loose.nats, plain.nats);
+  assert.equal(loose.samples, 20);
+  // a tighter one draws more, and stops once it is reached
+  const target = plain.se / 3;
+  const tight = await q.precision(target, { maxSamples: 5000 }).about("red");
+  assert.ok(tight.se <= target, `${tight.se} > ${target}`);
+  assert.ok(tight.samples > 20 && tight.samples <= 5000, `${tight.samples} draws`);
+  // a budget too small: what was reached is reported
+  const seen: string[] = [];
+  const previous = setWarningHandler((m) => seen.push(m));
+  try {
+    const capped = await q.precision(target / 100, { maxSamples: 60 }).about("red");
+    assert.equal(capped.samples, 60);
+  } finally {
+    setWarningHandler(previous);
+  }
+  assert.equal(seen.length, 1);
+  assert.match(seen[0], /not reached within 60 draws/);
+  assert.throws(() => q.precision(-1), /se > 0/);
+  assert.throws(() => q.precision(0.1, { maxSamples: 10 }), /below the first round's 20 draws/);
+});
