@@ -193,3 +193,41 @@ Deno.test("cli studies: --rows-in-flight is checked before the model loads", asy
     );
   }
 });
+
+Deno.test("cli calibrate: writes a profile that loadModel reads and the estimates then use", async () => {
+  const out = await Deno.makeTempDir();
+  const rows = world.scenes.slice(0, 2).map((scene) => ({
+    image: `${data}/images/${scene.id}.png`,
+    prompt: scene.caption,
+  }));
+  await Deno.writeTextFile(`${out}/rows.json`, JSON.stringify(rows));
+  const file = `${out}/profile.json`;
+  const result = await run([
+    "calibrate",
+    ...MODEL,
+    "--rows",
+    `${out}/rows.json`,
+    "--samples",
+    "20",
+    "--bins",
+    "8",
+    "--out",
+    file,
+  ]);
+  assert.equal(result.code, 0, result.text);
+  assert.match(result.text, /wrote .*profile\.json: 8 bins over α ∈ \[-5\.36, 7\.07\]/);
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const model = await loadModel("fixtures/models/shapes-tiny", { device: "cpu", profile: file });
+  try {
+    assert.equal(model.logSnrProfile?.mass.length, 8);
+    assert.equal(model.logSnrProfile?.calibration.rows, 2);
+  } finally {
+    await model.dispose();
+  }
+  // a bad row is named
+  await Deno.writeTextFile(`${out}/bad.json`, JSON.stringify([{ image: rows[0].image }]));
+  await assert.rejects(
+    () => run(["calibrate", ...MODEL, "--rows", `${out}/bad.json`, "--out", file]),
+    /every row needs "image" \(a path\) and "prompt"/,
+  );
+});

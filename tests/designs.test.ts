@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { DRAW_DESIGNS, drawBlocks } from "../src/estimators/draws.ts";
 import { setWarningHandler } from "../src/warnings.ts";
+import { withMembers } from "../src/models/denoiser.ts";
 import { REFERENCE_LOG_SNR } from "../src/numerics/log-snr.ts";
 import { assertWithin, colourShapeMixture, TRUNCATION_ALLOWANCE, WIDE } from "./helpers.ts";
 
@@ -129,4 +130,76 @@ Deno.test("precision: draws in rounds until the SE reaches the target, or warns 
   assert.match(seen[0], /not reached within 60 draws/);
   assert.throws(() => q.precision(-1), /se > 0/);
   assert.throws(() => q.precision(0.1, { maxSamples: 10 }), /below the first round's 20 draws/);
+});
+
+Deno.test("the fitted proposal: its density integrates to its quantiles, and it is unbiased", async () => {
+  const { calibrateProfile } = await import("../src/estimators/calibrate.ts");
+  const { fittedProposal } = await import("../src/numerics/proposal.ts");
+  const rows = [1, 2, 3].map((seed) => ({
+    data: model.sample("red circle", { seed }),
+    prompt: "red circle",
+  }));
+  const profile = await calibrateProfile(model, rows, { samples: 100, logSnr: WIDE, bins: 16 });
+  // the weight is 1/q(α): between the quantiles α(p₁) and α(p₂), ∫q = p₂ − p₁ (trapezoid rule
+  // on 4000 quantiles, across the bins' jumps of q)
+  const q = fittedProposal(WIDE, profile);
+  const points = Array.from({ length: 4001 }, (_, i) => q.at(0.0005 + (i / 4000) * 0.999));
+  let integral = 0;
+  for (let i = 0; i < 4000; i++) {
+    const [a, b] = [points[i], points[i + 1]];
+    integral += (b.logSnr - a.logSnr) * (1 / a.weight + 1 / b.weight) / 2;
+  }
+  assert.ok(Math.abs(integral - 0.999) < 2e-3, `∫q = ${integral}, expected 0.999`);
+  // unbiased for the exact log-density difference, like every design
+  const fitted = withMembers(model, { logSnrProfile: profile });
+  const x = model.sample("red circle", { seed: 11 });
+  const truth = model.logDensity(x, "red circle") - model.logDensity(x, "circle");
+  const values: number[] = [];
+  for (let seed = 0; seed < 150; seed++) {
+    values.push(
+      (await fitted.info(x).given("red circle").estimator("standard").logSnr(WIDE)
+        .samples(40).seed(seed).about("red")).nats,
+    );
+  }
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  const se = Math.sqrt(
+    values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
+  );
+  assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
+});
+
+Deno.test("a profile belongs to its model: fitted needs one, another model's is refused", async () => {
+  const { resolveProposal } = await import("../src/estimators/options.ts");
+  const { calibrateProfile } = await import("../src/estimators/calibrate.ts");
+  assert.throws(() => resolveProposal(model, "fitted"), /has none/);
+  const profile = await calibrateProfile(model, [{ data: model.sample("red"), prompt: "red" }], {
+    samples: 30,
+  });
+  assert.equal(
+    resolveProposal({ ...model, logSnrProfile: profile } as never, undefined).kind,
+    "fitted",
+  );
+  const other = { ...model, name: "another model" } as never;
+  assert.throws(() => resolveProposal(other, profile), /fitted on .* not on another model/);
+});
+
+Deno.test("a model folder's profile is loaded with it and becomes the default proposal", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const tiny = await loadModel("fixtures/models/shapes-tiny", { device: "cpu" });
+  const plain = await loadModel("fixtures/models/shapes-tiny", { device: "cpu", profile: false });
+  try {
+    assert.equal(tiny.logSnrProfile?.model.name, "shapes-tiny");
+    assert.equal(plain.logSnrProfile, undefined);
+    const data = new Float32Array(3 * 32 * 32).fill(0.1);
+    const q = (m: typeof tiny) => m.info(data).given("a red circle").samples(4);
+    const fitted = await q(tiny).total(), logistic = await q(plain).total();
+    assert.equal((fitted.provenance?.settings.proposal as { kind: string }).kind, "fitted");
+    assert.equal((logistic.provenance?.settings.proposal as { kind: string }).kind, "logistic");
+    // the same draws of ε, other α: other numbers
+    assert.notEqual(fitted.nats, logistic.nats);
+    assert.equal((await q(tiny).proposal("logistic").total()).nats, logistic.nats);
+  } finally {
+    await tiny.dispose();
+    await plain.dispose();
+  }
 });

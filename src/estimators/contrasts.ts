@@ -11,7 +11,7 @@ import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError, skewCorrectedInterval } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { drawsPerLogSnr, modelDrawBlocks, noisyData } from "./draws.ts";
+import { drawsPerLogSnr, modelDrawBlocks } from "./draws.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
 import { warn } from "../warnings.ts";
@@ -140,6 +140,8 @@ export interface ContrastOutcome {
   readonly denoisingErrors: Estimate[];
   /** draws of each round (one round unless a precision target asked for more) */
   readonly rounds: readonly number[];
+  /** α and importance weight of every draw, in draw order (what calibration fits) */
+  readonly draws: { readonly logSnr: Float64Array; readonly weight: Float64Array };
   /** time spent inside model.predictNoise and in all, in milliseconds */
   readonly timing: {
     readonly modelMs: number;
@@ -194,10 +196,17 @@ export async function estimateContrasts(
         `${drawn} draws (raise precision's maxSamples, or accept the larger error)`,
     );
   }
+  const concat = (pick: (r: Round) => Float64Array) => {
+    const all = new Float64Array(drawn);
+    let at = 0;
+    for (const r of rounds) all.set(pick(r), (at += r.size) - r.size);
+    return all;
+  };
   return {
     contrasts: outcome.contrasts,
     denoisingErrors: outcome.denoisingErrors,
     rounds: rounds.map((r) => r.size),
+    draws: { logSnr: concat((r) => r.logSnr), weight: concat((r) => r.weight) },
     timing: { ...timing, totalMs: performance.now() - started },
   };
 }
@@ -206,6 +215,8 @@ export async function estimateContrasts(
 interface Round {
   readonly size: number;
   readonly group: number;
+  readonly logSnr: Float64Array;
+  readonly weight: Float64Array;
   readonly perDraw: Float64Array[];
   readonly errors: Float64Array[];
   readonly maps: Float64Array[];
@@ -257,6 +268,8 @@ async function estimateRound(
   const round: Round = {
     size: n,
     group,
+    logSnr: new Float64Array(n),
+    weight: new Float64Array(n),
     perDraw: plan.contrasts.map(() => new Float64Array(n)),
     maps: plan.contrasts.map(() => new Float64Array(pixels)),
     errors: (plan.denoisingErrors ?? []).map(() => new Float64Array(n)),
@@ -273,6 +286,8 @@ async function estimateRound(
     );
     for (let i = 0; i < block.count; i++) {
       const draw = block.start + i;
+      round.logSnr[draw] = block.logSnr[i];
+      round.weight[draw] = block.weight[i];
       const noise = block.noise.subarray(i * d, (i + 1) * d);
       const at = (k: number) => predictions.item(i * K + k);
       const half = 0.5 * block.weight[i];
@@ -390,16 +405,16 @@ async function predictBlock(
   timing: { modelMs: number; modelCalls: number },
 ): Promise<{ item(index: number): Float32Array }> {
   const d = data.length, K = conditions.length, items = block.count * K;
-  const noisy = noisyData(data, block);
   const outputs: Float32Array[] = []; // one per call; items are read in place, not copied out
   for (let first = 0; first < items; first += batchSize) {
     const size = Math.min(batchSize, items - first);
+    // each item's x_α = √σ(α)·x + √σ(−α)·ε written once, straight into the call's input
     const batchNoisy = new Float32Array(size * d);
     const logSnr = new Float64Array(size);
     const batchConditions: Condition[] = [];
     for (let item = 0; item < size; item++) {
       const draw = Math.floor((first + item) / K), k = (first + item) % K;
-      batchNoisy.set(noisy.subarray(draw * d, (draw + 1) * d), item * d);
+      noiseInto(batchNoisy, item * d, data, block, draw);
       logSnr[item] = block.logSnr[draw];
       batchConditions.push(conditions[k]);
     }
@@ -426,6 +441,19 @@ async function predictBlock(
       return outputs[call].subarray(offset, offset + d);
     },
   };
+}
+
+/** Writes x_α of draw `draw` of the block (α and ε of that draw) into `target` at `offset`. */
+function noiseInto(
+  target: Float32Array,
+  offset: number,
+  data: Float32Array,
+  block: DrawBlock,
+  draw: number,
+): void {
+  const s = 1 / (1 + Math.exp(-block.logSnr[draw]));
+  const a = Math.sqrt(s), b = Math.sqrt(1 - s), d = data.length, from = draw * d;
+  for (let j = 0; j < d; j++) target[offset + j] = a * data[j] + b * block.noise[from + j];
 }
 
 /**

@@ -7,7 +7,8 @@
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { logSnrAtQuantile } from "../numerics/log-snr.ts";
+import { fittedProposal, logisticProposal } from "../numerics/proposal.ts";
+import type { ResolvedProposal } from "./options.ts";
 import { Random } from "../numerics/random.ts";
 
 /** A block of consecutive draws, evaluated together. */
@@ -60,6 +61,8 @@ export interface DrawPlan {
   readonly drawsPerLogSnr: number;
   /** the layout of the draws (default "iid") */
   readonly design?: DrawDesign;
+  /** where α comes from (default: the truncated logistic of `logSnr`) */
+  readonly proposal?: ResolvedProposal;
   /** the model's timestep snapping, if any */
   readonly snap?: (logSnr: number) => number;
 }
@@ -88,6 +91,9 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
   const strata = Math.ceil(plan.samples / group);
   const stratified = design === "stratified" || design === "stratified-antithetic";
   const antithetic = design === "antithetic" || design === "stratified-antithetic";
+  const proposal = plan.proposal?.kind === "fitted"
+    ? fittedProposal(plan.logSnr, plan.proposal.profile, plan.proposal.lambda)
+    : logisticProposal(plan.logSnr);
   let current = { logSnr: NaN, weight: NaN };
   const previous = new Float32Array(plan.size); // the last draw's ε, for its antithetic partner
   for (let start = 0; start < plan.samples; start += plan.blockSize) {
@@ -100,7 +106,7 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
         const p = stratified
           ? (Math.floor(draw / group) + alphas.uniform()) / strata
           : alphas.uniform();
-        const at = logSnrAtQuantile(p, plan.logSnr);
+        const at = proposal.at(p);
         current = { logSnr: plan.snap ? plan.snap(at.logSnr) : at.logSnr, weight: at.weight };
       }
       logSnr[i] = current.logSnr;
@@ -139,6 +145,7 @@ export function modelDrawBlocks(
     readonly logSnr: LogSnrSampling;
     readonly drawsPerLogSnr?: number;
     readonly design?: DrawDesign;
+    readonly proposal?: ResolvedProposal;
   },
   blockSize: number,
   conditions = 1,
@@ -151,6 +158,7 @@ export function modelDrawBlocks(
     blockSize,
     drawsPerLogSnr: drawsPerLogSnr(model, options, conditions),
     design: options.design,
+    proposal: options.proposal,
     snap: model.snapLogSnr?.bind(model),
   });
 }

@@ -10,6 +10,7 @@ import { checkSeed } from "../numerics/random.ts";
 import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
+import { checkProfile, DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
 
 /**
  * The two forms of the pointwise information estimator (REFERENCE §2), in one frozen table.
@@ -51,6 +52,12 @@ export interface EstimatorOptions {
    */
   readonly design?: DrawDesign;
   /**
+   * where α is drawn from: "logistic" (the truncated logistic of `logSnr`), "fitted" (the
+   * defensive mixture with the model's calibrated profile, `model.logSnrProfile`), or a profile
+   * given here. Default: "fitted" when the model carries a profile, else "logistic".
+   */
+  readonly proposal?: "logistic" | "fitted" | LogSnrProfile;
+  /**
    * adaptive precision: after the first `samples` draws, draw further rounds (independent
    * replicates with seeds derived from `seed`) until every number's standard error is at most
    * `se` nats or `maxSamples` draws are spent (default 20 × samples); a target not reached is
@@ -87,6 +94,11 @@ export const MAX_SAMPLES = 10_000_000;
 /** The most bytes of noisy data one block of draws may hold (items × c·h·w × 4 bytes). */
 export const MAX_BLOCK_BYTES = 2 ** 31;
 
+/** A resolved proposal: the logistic, or the defensive mixture with a profile and its share λ. */
+export type ResolvedProposal =
+  | { readonly kind: "logistic" }
+  | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile };
+
 /** A target standard error for adaptive precision ({@link EstimatorOptions.precision}). */
 export interface PrecisionTarget {
   /** the standard error every number must reach, in nats */
@@ -107,6 +119,8 @@ export interface ResolvedOptions {
   readonly logSnr: LogSnrSampling;
   /** the layout of the draws */
   readonly design: DrawDesign;
+  /** where α is drawn from (plain data: the fitted kind carries its profile) */
+  readonly proposal: ResolvedProposal;
   /** adaptive precision, if asked for */
   readonly precision?: { readonly se: number; readonly maxSamples: number };
   /** items per model call */
@@ -154,6 +168,7 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     estimator: checkEstimator(options.estimator ?? "orthogonal"),
     logSnr: resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
     design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
+    proposal: resolveProposal(model, options.proposal),
     ...(options.precision === undefined
       ? {}
       : { precision: checkPrecision(options.precision, samples) }),
@@ -199,6 +214,47 @@ export function checkEstimator(name: string): EstimatorName {
     );
   }
   return name as EstimatorName;
+}
+
+/**
+ * The proposal options ask for, checked: "fitted" needs a model with a profile, and a profile
+ * must have been fitted on a model of this name, shape and trained range.
+ *
+ * @example
+ * ```ts
+ * import { resolveProposal } from "./options.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * console.assert(resolveProposal(exampleOracle(), undefined).kind === "logistic");
+ * ```
+ */
+export function resolveProposal(
+  model: Denoiser,
+  given: "logistic" | "fitted" | LogSnrProfile | undefined,
+): ResolvedProposal {
+  const choice = given ?? (model.logSnrProfile ? "fitted" : "logistic");
+  if (choice === "logistic") return { kind: "logistic" };
+  if (choice === "fitted" && !model.logSnrProfile) {
+    throw new InvalidArgumentError(
+      `proposal "fitted" needs a calibrated profile, and ${model.name} has none; expected ` +
+        `"logistic", a profile, or a model calibrated with \`infodiff calibrate\``,
+    );
+  }
+  const profile = checkProfile(
+    choice === "fitted" ? model.logSnrProfile! : choice as LogSnrProfile,
+  );
+  const same = profile.model.name === model.name &&
+    profile.model.shape.join() === model.shape.join() &&
+    (profile.model.logSnrRange?.min ?? null) === (model.logSnrRange?.min ?? null) &&
+    (profile.model.logSnrRange?.max ?? null) === (model.logSnrRange?.max ?? null);
+  if (!same) {
+    throw new InvalidArgumentError(
+      `the log-SNR profile was fitted on ${profile.model.name} (shape ${
+        profile.model.shape.join("×")
+      }), not on ${model.name} (shape ${model.shape.join("×")}) with the same trained range; ` +
+        `expected the profile of this model (run \`infodiff calibrate\` on it)`,
+    );
+  }
+  return { kind: "fitted", lambda: DEFENSIVE_SHARE, profile };
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 import type { LogSnrRange } from "../numerics/log-snr.ts";
+import type { LogSnrProfile } from "../numerics/proposal.ts";
 
 export type { LogSnrRange } from "../numerics/log-snr.ts";
 
@@ -138,6 +139,11 @@ export interface Denoiser {
   readonly schedule?: TrainedSchedule;
   /** cross-attention probabilities, for backends that can expose them */
   readonly attention?: CrossAttention;
+  /**
+   * the model's calibrated integrand profile (`infodiff calibrate`), when it has one: the
+   * estimators then draw α from the fitted, defensive proposal by default
+   */
+  readonly logSnrProfile?: LogSnrProfile;
   /**
    * Maps a continuous log-SNR to the one the model really evaluates (the nearest trained timestep).
    * The estimators noise the data at the snapped value, so noise level and timestep always agree.

@@ -21,6 +21,7 @@ import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelih
 import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-information.ts";
 import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
 import type { DrawDesign } from "../estimators/draws.ts";
+import type { LogSnrProfile } from "../numerics/proposal.ts";
 import {
   checkDesign,
   checkEstimator,
@@ -164,6 +165,16 @@ export class Query {
    */
   design(name: DrawDesign): Query {
     return this.#with({ options: { design: checkDesign(name) } });
+  }
+
+  /**
+   * Where α is drawn from: "logistic", "fitted" (the model's calibrated profile, the default when
+   * it has one) or a profile (`infodiff calibrate`). The same estimand either way.
+   */
+  proposal(choice: "logistic" | "fitted" | LogSnrProfile): Query {
+    const next = this.#with({ options: { proposal: choice } });
+    resolveOptions(this.#model, next.#options); // a profile of another model is refused at once
+    return next;
   }
 
   /**

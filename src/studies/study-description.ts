@@ -24,6 +24,7 @@ export function estimatorOptions(options: StudyOptions): EstimatorOptions {
     estimator,
     logSnr,
     design,
+    proposal,
     precision,
     batchSize,
     drawsPerLogSnr,
@@ -35,6 +36,7 @@ export function estimatorOptions(options: StudyOptions): EstimatorOptions {
     estimator,
     logSnr,
     design,
+    proposal,
     precision,
     batchSize,
     drawsPerLogSnr,
@@ -61,7 +63,7 @@ export function estimatorSettings(
   model: Denoiser,
   resolved: ResolvedOptions,
 ): Record<string, unknown> {
-  const { samples, seed, estimator, logSnr, design, precision } = resolved;
+  const { samples, seed, estimator, logSnr, design, precision, proposal } = resolved;
   // on scalar-timestep models draws share α in groups fixed by the model's batch size (or the
   // drawsPerLogSnr option): those change the numbers; the query's batch size never does
   const shared = model.sharedLogSnr
@@ -75,6 +77,10 @@ export function estimatorSettings(
     estimator,
     logSnr: { ...logSnr },
     design,
+    // a fitted proposal is named by what it was fitted from, not copied bin by bin
+    proposal: proposal.kind === "logistic"
+      ? "logistic"
+      : { kind: "fitted", lambda: proposal.lambda, mass: proposal.profile.mass },
     ...(precision ? { precision: { ...precision } } : {}),
     ...shared,
   };

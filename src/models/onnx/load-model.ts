@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { folderProfile } from "../profile-file.ts";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { warn } from "../../warnings.ts";
 import { readModelFolder } from "../sd/folder.ts";
@@ -41,6 +42,11 @@ export interface LoadModelOptions extends HubOptions {
    * v-prediction models (SD 2.x-768), with a warning.
    */
   readonly resolution?: number;
+  /**
+   * the calibrated log-SNR profile: by default the folder's `infodiff-logsnr-profile.json` when
+   * there is one; a path reads that file instead; `false` ignores the folder's
+   */
+  readonly profile?: string | false;
 }
 
 /**
@@ -81,6 +87,7 @@ export async function loadOnnxDenoiser(
   }
   const { dir, name, source } = await locateModelFolder(location, options);
   const folder = await readModelFolder(dir);
+  const logSnrProfile = await folderProfile(dir, options.profile);
   const schedule = NoiseSchedule.fromConfig(
     folder.schedulerConfig,
     join(dir, "scheduler", "scheduler_config.json"),
@@ -149,6 +156,7 @@ export async function loadOnnxDenoiser(
       name,
       dir,
       ...(source ? { source } : {}),
+      ...(logSnrProfile ? { logSnrProfile } : {}),
       device: factory.device,
       adapter: await factory.adapter(),
       tokenizer,

@@ -11,6 +11,7 @@ import { hashModelFolder } from "../sd/identity.ts";
 import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { WebGpuAdapter } from "./webgpu.ts";
+import type { LogSnrProfile } from "../../numerics/proposal.ts";
 import type {
   Device,
   EditedUnet,
@@ -33,6 +34,8 @@ export interface OnnxModelParts {
   readonly dir: string;
   /** the hub repository and commit the folder came from, for a hub model */
   readonly source?: { readonly repo: string; readonly revision: string; readonly commit: string };
+  /** the folder's calibrated log-SNR profile, if any */
+  readonly logSnrProfile?: LogSnrProfile;
   /** the device the sessions run on */
   readonly device: Exclude<Device, "auto">;
   /** the WebGPU adapter, on device "webgpu" */
@@ -96,6 +99,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   readonly latent: boolean;
   /** cross-attention probabilities of the UNet (its graph is read on first use) */
   readonly attention: OnnxCrossAttention;
+  /** the folder's calibrated log-SNR profile, if it has one (the default proposal then) */
+  readonly logSnrProfile?: LogSnrProfile;
 
   readonly #parts: OnnxModelParts;
   readonly #conditions = new Map<string, Promise<OnnxCondition>>();
@@ -119,6 +124,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     this.device = parts.device;
     this.latent = parts.vaeEncoder !== undefined;
     this.attention = new OnnxCrossAttention(this);
+    if (parts.logSnrProfile) this.logSnrProfile = parts.logSnrProfile;
   }
 
   /** Counters of time spent in session.run. */
