@@ -18,6 +18,8 @@ import type { Denoiser } from "../src/models/denoiser.ts";
 import type { MixtureModel } from "../src/query/oracles.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
+import { calibrateProfile } from "../src/estimators/calibrate.ts";
+import { withMembers } from "../src/models/denoiser.ts";
 
 /** One case: a model, a datum and the (richer, poorer) prompt pairs of its contrasts. */
 interface DesignCase {
@@ -31,11 +33,23 @@ interface DesignCase {
   readonly logSnr?: { loc: number; scale: number; clip: number };
 }
 
-/** Per contrast and design: variance ratio to iid, bias in SE, coverage. */
+/** A draw design with a proposal: what one row of the comparison runs. */
+interface Scheme {
+  readonly design: DrawDesign;
+  readonly proposal: "logistic" | "fitted";
+}
+
+/** The schemes compared: every design on the logistic, and the default with a fitted profile. */
+const SCHEMES: readonly Scheme[] = [
+  ...DRAW_DESIGNS.map((design) => ({ design, proposal: "logistic" as const })),
+  { design: "stratified-antithetic", proposal: "fitted" },
+];
+
+/** Per contrast and scheme: variance ratio to iid, bias in SE, coverage. */
 export interface DesignRow {
   readonly case: string;
   readonly contrast: string;
-  readonly design: DrawDesign;
+  readonly design: string;
   readonly varianceRatio: number;
   readonly biasSe?: number;
   readonly coverage2Se?: number;
@@ -50,11 +64,11 @@ async function runCase(c: DesignCase, seeds: number, samples: number): Promise<D
     prompts,
     contrasts: c.pairs.map(([a, b]) => ({ with: prompts.indexOf(a), without: prompts.indexOf(b) })),
   };
-  const byDesign = new Map<
-    DrawDesign,
-    { values: number[][]; covered: number[]; inside: number[] }
-  >();
-  for (const design of DRAW_DESIGNS) {
+  const schemes = SCHEMES.filter((scheme) =>
+    scheme.proposal === "logistic" || c.model.logSnrProfile
+  );
+  const byScheme = new Map<Scheme, { values: number[][]; covered: number[]; inside: number[] }>();
+  for (const scheme of schemes) {
     const values = c.pairs.map(() => [] as number[]);
     const covered = c.pairs.map(() => 0), inside = c.pairs.map(() => 0);
     for (let seed = 0; seed < seeds; seed++) {
@@ -62,7 +76,8 @@ async function runCase(c: DesignCase, seeds: number, samples: number): Promise<D
         samples,
         seed,
         estimator: c.estimator,
-        design,
+        design: scheme.design,
+        proposal: scheme.proposal,
         ...(c.logSnr ? { logSnr: c.logSnr } : {}),
       });
       const out = await estimateContrasts(c.model, c.data, plan, options);
@@ -74,18 +89,18 @@ async function runCase(c: DesignCase, seeds: number, samples: number): Promise<D
         if (low <= c.exact[k] && c.exact[k] <= high) inside[k]++;
       });
     }
-    byDesign.set(design, { values, covered, inside });
+    byScheme.set(scheme, { values, covered, inside });
   }
   const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
   const variance = (v: number[]) => v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1);
-  const iid = byDesign.get("iid")!;
+  const iid = byScheme.get(schemes.find((x) => x.design === "iid")!)!;
   return c.pairs.flatMap(([a, b], k) =>
-    DRAW_DESIGNS.map((design) => {
-      const s = byDesign.get(design)!;
+    schemes.map((scheme) => {
+      const s = byScheme.get(scheme)!;
       const row: DesignRow = {
         case: c.name,
         contrast: b === "" ? `"${a}" vs ""` : `"${a}" vs "${b}"`,
-        design,
+        design: `${scheme.design}, ${scheme.proposal}`,
         varianceRatio: variance(s.values[k]) / variance(iid.values[k]),
       };
       if (!c.exact) return row;
@@ -100,7 +115,7 @@ async function runCase(c: DesignCase, seeds: number, samples: number): Promise<D
   );
 }
 
-function oracleCases(): DesignCase[] {
+async function oracleCases(): Promise<DesignCase[]> {
   const example = exampleOracle();
   const two = mixtureModel({
     shape: [2, 1, 2],
@@ -120,10 +135,20 @@ function oracleCases(): DesignCase[] {
   ];
   const x2 = two.sample("red", { seed: 8 });
   const pairs2 = [["red", ""] as const];
+  // profiles fitted on other images of the same prompts than the ones measured
+  const fit = (m: MixtureModel, prompt: string, seeds: number[]) =>
+    calibrateProfile(m, seeds.map((seed) => ({ data: m.sample(prompt, { seed }), prompt })), {
+      samples: 200,
+      logSnr: WIDE,
+    });
+  const exampleFitted = withMembers(example, {
+    logSnrProfile: await fit(example, EXAMPLE_PROMPT, [50, 51, 52]),
+  });
+  const twoFitted = withMembers(two, { logSnrProfile: await fit(two, "red", [60, 61, 62]) });
   return [
     {
       name: "example oracle",
-      model: example,
+      model: exampleFitted,
       data: x1,
       pairs: pairs1,
       exact: exactOf(example, x1, pairs1),
@@ -132,7 +157,7 @@ function oracleCases(): DesignCase[] {
     },
     {
       name: "two-word mixture",
-      model: two,
+      model: twoFitted,
       data: x2,
       pairs: pairs2,
       exact: exactOf(two, x2, pairs2),
@@ -143,6 +168,7 @@ function oracleCases(): DesignCase[] {
 }
 
 async function onnxCases(): Promise<{ cases: DesignCase[]; dispose: () => Promise<void> }> {
+  // shapes-tiny carries its shipped profile (fitted on training scenes; these are test scenes)
   const tiny = await loadModel("fixtures/models/shapes-tiny", { device: "cpu" });
   const scalar = await loadModel("fixtures/models/sd-scalart-onnxdata", { device: "cpu" });
   const scenes = shapesWorld({ seed: 1, split: "test", count: 40 }).scenes
@@ -191,7 +217,7 @@ export async function benchDesigns(
   { seeds = 400, samples = 100, onnxSeeds = 40, onnxSamples = 40 } = {},
 ): Promise<DesignRow[]> {
   const rows: DesignRow[] = [];
-  for (const c of oracleCases()) rows.push(...await runCase(c, seeds, samples));
+  for (const c of await oracleCases()) rows.push(...await runCase(c, seeds, samples));
   if (onnxSeeds > 0) {
     const { cases, dispose } = await onnxCases();
     try {

@@ -203,3 +203,34 @@ Deno.test("a model folder's profile is loaded with it and becomes the default pr
     await plain.dispose();
   }
 });
+
+Deno.test("design 'reference' is the reference's scheme: i.i.d. logistic at clip 4, warned about", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const { resolveOptions } = await import("../src/estimators/options.ts");
+  const tiny = await loadModel("fixtures/models/shapes-tiny", { device: "cpu" });
+  const seen: string[] = [];
+  const previous = setWarningHandler((m) => seen.push(m));
+  try {
+    const resolved = resolveOptions(tiny, { design: "reference" });
+    assert.equal(resolved.logSnr.clip, 4);
+    assert.equal(resolved.proposal.kind, "logistic"); // not the folder's fitted profile
+    assert.ok(seen.some((m) => /outside shapes-tiny's trained range/.test(m)), seen.join("\n"));
+    // the same α stream as "iid" with that sampling
+    const iid = resolveOptions(tiny, {
+      design: "iid",
+      proposal: "logistic",
+      logSnr: resolved.logSnr,
+      allowOutsideTrainedRange: true,
+    });
+    // loc and scale of the clip-3 fit to the trained range, clip 4: beyond it on both sides
+    const range = tiny.logSnrRange!;
+    assert.ok(Math.abs(resolved.logSnr.scale - (range.max - range.min) / 6) < 1e-12);
+    const blocks = (
+      o: typeof iid,
+    ) => [...drawBlocks({ ...o, size: 1, blockSize: 8, drawsPerLogSnr: 1 })];
+    assert.deepEqual(blocks(resolved)[0].logSnr, blocks(iid)[0].logSnr);
+  } finally {
+    setWarningHandler(previous);
+    await tiny.dispose();
+  }
+});

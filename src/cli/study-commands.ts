@@ -48,6 +48,7 @@ const STUDY_OPTIONS = {
   seed: string,
   estimator: string,
   design: string,
+  precision: string,
   device: string,
   "device-id": string,
   "batch-size": string,
@@ -58,12 +59,13 @@ const STUDY_OPTIONS = {
 
 const STUDY_USAGE = `--model DIR --results FILE.jsonl [--shard i/n|auto [--shard-count N]]
          [--reuse any] [--samples N] [--seed S] [--estimator orthogonal|standard]
-         [--design ${DRAW_DESIGNS.join("|")}]
+         [--design ${DRAW_DESIGNS.join("|")}] [--precision SE]
          [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B]
          [--rows-in-flight R] [--report DIR] [--quiet]
   Rows go to --results as they finish (resumed on a rerun, refused if written by another study,
   settings or model unless --reuse any); --shard auto reads a Slurm job array or a Kubernetes
   Indexed Job; R rows run at once and share full model calls (default 4; numbers unchanged);
+  --precision SE draws more per row until its numbers' standard errors reach SE nats;
   --report writes tables, a chart and report.html of the file when done.`;
 
 /** The study options shared by the four commands, checked before any model loads. */
@@ -87,6 +89,7 @@ function studyOptions(values: Values, command: string) {
     seed: seed === undefined ? undefined : checkSeed(seed),
     estimator: text("estimator") === undefined ? undefined : checkEstimator(text("estimator")!),
     design: text("design") === undefined ? undefined : checkDesign(text("design")!),
+    precision: precisionOption(numberOption(values, "precision")),
     batchSize: numberOption(values, "batch-size"),
     rowsInFlight: optional(
       numberOption(values, "rows-in-flight"),
@@ -103,6 +106,15 @@ function studyOptions(values: Values, command: string) {
     quiet: values.quiet === true,
     study,
   };
+}
+
+/** `--precision SE`: a positive number of nats, checked before the model loads. */
+function precisionOption(se: number | undefined): { se: number } | undefined {
+  if (se === undefined) return undefined;
+  if (!(se > 0) || !Number.isFinite(se)) {
+    throw new InvalidArgumentError(`--precision expects a standard error in nats > 0, got ${se}`);
+  }
+  return { se };
 }
 
 function optional<T>(value: T | undefined, check: (value: T) => T): T | undefined {

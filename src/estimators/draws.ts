@@ -32,12 +32,19 @@ export interface DrawBlock {
  * - "stratified": the G α values (one per group of draws sharing an α) one in each quantile
  *   stratum [k/G, (k+1)/G) of the same truncated logistic, each at a uniform point of its stratum;
  * - "antithetic": draws in pairs sharing α, the second with −ε;
- * - "stratified-antithetic" (default): both.
- * The reference's own scheme (i.i.d. α at clip 4, clamped at the end timesteps) is "iid" with
- * `logSnr: { clip: 4 }` and `allowOutsideTrainedRange: true`.
+ * - "stratified-antithetic" (default): both;
+ * - "reference": the reference's own scheme — "iid" with clip 4 by default (`logistic_integrate`'s
+ *   default, α beyond the trained range evaluated at the end timesteps, with a warning).
  */
-export const DRAW_DESIGNS: readonly ["stratified-antithetic", "stratified", "antithetic", "iid"] =
-  Object.freeze(["stratified-antithetic", "stratified", "antithetic", "iid"] as const);
+export const DRAW_DESIGNS: readonly [
+  "stratified-antithetic",
+  "stratified",
+  "antithetic",
+  "iid",
+  "reference",
+] = Object.freeze(
+  ["stratified-antithetic", "stratified", "antithetic", "iid", "reference"] as const,
+);
 
 /** One of {@link DRAW_DESIGNS}. */
 export type DrawDesign = typeof DRAW_DESIGNS[number];

@@ -166,9 +166,15 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     samples,
     seed: checkSeed(options.seed ?? 0),
     estimator: checkEstimator(options.estimator ?? "orthogonal"),
-    logSnr: resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
+    logSnr: options.design === "reference"
+      ? resolveLogSnr(model, { ...referenceLogSnr(model), ...options.logSnr }, true)
+      : resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
     design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
-    proposal: resolveProposal(model, options.proposal),
+    // the reference's scheme draws from the logistic, whatever profile the model carries
+    proposal: resolveProposal(
+      model,
+      options.proposal ?? (options.design === "reference" ? "logistic" : undefined),
+    ),
     ...(options.precision === undefined
       ? {}
       : { precision: checkPrecision(options.precision, samples) }),
@@ -321,6 +327,16 @@ export function checkPositiveInteger(what: string, value: number): number {
     throw new InvalidArgumentError(`${what} must be a positive integer, got ${value}`);
   }
   return value;
+}
+
+/**
+ * The reference's log-SNR sampling where it calls `logistic_integrate` without `clip`: loc and
+ * scale of the clip-3 fit to the trained range, but clip 4 — α beyond the range, which its
+ * models evaluate at the end timesteps (α ∈ [−7, 9] without a trained range).
+ */
+function referenceLogSnr(model: Denoiser): LogSnrSampling {
+  const base = defaultLogSnrSampling(model.logSnrRange, 3);
+  return { loc: base.loc, scale: base.scale, clip: 4 };
 }
 
 function resolveLogSnr(
