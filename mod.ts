@@ -137,6 +137,7 @@ export {
   checkPositiveInteger,
   checkPrecision,
   checkSamples,
+  defaultDesign,
   type EstimatorName,
   type EstimatorOptions,
   ESTIMATORS,
@@ -161,6 +162,7 @@ export {
 } from "./src/estimators/contrasts.ts";
 export {
   DEFAULT_DRAW_DESIGN,
+  DEFAULT_FITTED_DESIGN,
   DRAW_DESIGNS,
   type DrawBlock,
   drawBlocks,

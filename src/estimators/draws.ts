@@ -49,8 +49,11 @@ export const DRAW_DESIGNS: readonly [
 /** One of {@link DRAW_DESIGNS}. */
 export type DrawDesign = typeof DRAW_DESIGNS[number];
 
-/** The default design: stratified α with antithetic ε pairs. */
+/** The default design on the logistic proposal: stratified α with antithetic ε pairs. */
 export const DEFAULT_DRAW_DESIGN: DrawDesign = "stratified-antithetic";
+
+/** The default design on a fitted proposal: antithetic ε pairs, α i.i.d. from the mixture. */
+export const DEFAULT_FITTED_DESIGN: DrawDesign = "antithetic";
 
 /** How to cut the draws into blocks. */
 export interface DrawPlan {

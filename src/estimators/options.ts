@@ -9,7 +9,12 @@ import { checkLogSnrSampling, defaultLogSnrSampling, logSnrInterval } from "../n
 import { checkSeed } from "../numerics/random.ts";
 import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
+import {
+  DEFAULT_DRAW_DESIGN,
+  DEFAULT_FITTED_DESIGN,
+  DRAW_DESIGNS,
+  type DrawDesign,
+} from "./draws.ts";
 import { checkProfile, DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
 
 /**
@@ -48,7 +53,8 @@ export interface EstimatorOptions {
   readonly logSnr?: Partial<LogSnrSampling>;
   /**
    * the layout of the draws (default "stratified-antithetic": stratified α, antithetic ε pairs;
-   * "iid" is the earlier i.i.d. scheme). Every design estimates the same number.
+   * "antithetic" with a fitted proposal; "iid" is the earlier i.i.d. scheme, "reference" the
+   * reference's). Every design estimates the same number.
    */
   readonly design?: DrawDesign;
   /**
@@ -162,6 +168,11 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
       `onProgress must be a function, got ${typeof options.onProgress}`,
     );
   }
+  // the reference's scheme draws from the logistic, whatever profile the model carries
+  const proposal = resolveProposal(
+    model,
+    options.proposal ?? (options.design === "reference" ? "logistic" : undefined),
+  );
   return {
     samples,
     seed: checkSeed(options.seed ?? 0),
@@ -169,12 +180,8 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     logSnr: options.design === "reference"
       ? resolveLogSnr(model, { ...referenceLogSnr(model), ...options.logSnr }, true)
       : resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
-    design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
-    // the reference's scheme draws from the logistic, whatever profile the model carries
-    proposal: resolveProposal(
-      model,
-      options.proposal ?? (options.design === "reference" ? "logistic" : undefined),
-    ),
+    design: checkDesign(options.design ?? defaultDesign(proposal)),
+    proposal,
     ...(options.precision === undefined
       ? {}
       : { precision: checkPrecision(options.precision, samples) }),
@@ -220,6 +227,21 @@ export function checkEstimator(name: string): EstimatorName {
     );
   }
   return name as EstimatorName;
+}
+
+/**
+ * The default design for a proposal: "stratified-antithetic" on the logistic, "antithetic" on a
+ * fitted profile — stratifying the fitted mixture cut the variance further but its intervals
+ * covered only 84–92 % on the exact oracle, against 91–96.5 % unstratified (README).
+ *
+ * @example
+ * ```ts
+ * import { defaultDesign } from "./options.ts";
+ * console.assert(defaultDesign({ kind: "logistic" }) === "stratified-antithetic");
+ * ```
+ */
+export function defaultDesign(proposal: ResolvedProposal): DrawDesign {
+  return proposal.kind === "fitted" ? DEFAULT_FITTED_DESIGN : DEFAULT_DRAW_DESIGN;
 }
 
 /**
