@@ -45,6 +45,26 @@ export {
   sampleLogSnr,
 } from "./src/numerics/log-snr.ts";
 export {
+  checkProfile,
+  DEFENSIVE_SHARE,
+  fittedProposal,
+  logisticProposal,
+  type LogSnrProfile,
+  type LogSnrProposal,
+  type ResolvedProposal,
+} from "./src/numerics/proposal.ts";
+export {
+  calibrateProfile,
+  type CalibrationOptions,
+  type CalibrationRow,
+} from "./src/estimators/calibrate.ts";
+export {
+  folderProfile,
+  PROFILE_FILE,
+  readProfile,
+  writeProfile,
+} from "./src/models/profile-file.ts";
+export {
   bootstrap,
   type BootstrapOptions,
   type BootstrapResult,

@@ -1,6 +1,6 @@
 // A study's estimator options reach the estimator: none is dropped on the way (drawsPerLogSnr,
-// allowOutsideTrainedRange, design and precision once were, silently), and the ones that change
-// the numbers are in the results file's description.
+// allowOutsideTrainedRange once were, silently), and the ones that change the numbers are in the
+// results file's description.
 import assert from "node:assert/strict";
 import { estimatorOptions, estimatorSettings } from "../src/studies/study-description.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
@@ -13,6 +13,7 @@ Deno.test("every estimator option of a study reaches the estimator and its descr
     estimator: "standard",
     logSnr: { clip: 4 },
     design: "iid",
+    proposal: "logistic",
     precision: { se: 0.05, maxSamples: 400 },
     batchSize: 7,
     drawsPerLogSnr: 4,
@@ -26,6 +27,7 @@ Deno.test("every estimator option of a study reaches the estimator and its descr
   const model = exampleOracle();
   const settings = estimatorSettings(model, resolveOptions(model, picked));
   assert.equal(settings.design, "iid");
+  assert.equal(settings.proposal, "logistic");
   assert.deepEqual(settings.precision, { se: 0.05, maxSamples: 400 });
   assert.equal(settings.drawsPerLogSnr, 4);
   assert.ok(!("batchSize" in settings), "the batch size never changes the numbers");

@@ -7,8 +7,7 @@
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { fittedProposal, logisticProposal } from "../numerics/proposal.ts";
-import type { ResolvedProposal } from "./options.ts";
+import { fittedProposal, logisticProposal, type ResolvedProposal } from "../numerics/proposal.ts";
 import { Random } from "../numerics/random.ts";
 
 /** A block of consecutive draws, evaluated together. */

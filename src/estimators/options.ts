@@ -15,7 +15,12 @@ import {
   DRAW_DESIGNS,
   type DrawDesign,
 } from "./draws.ts";
-import { checkProfile, DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
+import {
+  checkProfile,
+  DEFENSIVE_SHARE,
+  type LogSnrProfile,
+  type ResolvedProposal,
+} from "../numerics/proposal.ts";
 
 /**
  * The two forms of the pointwise information estimator (REFERENCE §2), in one frozen table.
@@ -99,11 +104,6 @@ export const MAX_SAMPLES = 10_000_000;
 
 /** The most bytes of noisy data one block of draws may hold (items × c·h·w × 4 bytes). */
 export const MAX_BLOCK_BYTES = 2 ** 31;
-
-/** A resolved proposal: the logistic, or the defensive mixture with a profile and its share λ. */
-export type ResolvedProposal =
-  | { readonly kind: "logistic" }
-  | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile };
 
 /** A target standard error for adaptive precision ({@link EstimatorOptions.precision}). */
 export interface PrecisionTarget {

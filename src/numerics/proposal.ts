@@ -46,6 +46,11 @@ export interface LogSnrProfile {
   readonly calibration: Record<string, unknown>;
 }
 
+/** A resolved proposal: the logistic, or the defensive mixture with a profile and its share λ. */
+export type ResolvedProposal =
+  | { readonly kind: "logistic" }
+  | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile };
+
 /** The fitted part's default share of the defensive mixture is 1 − λ with λ = this. */
 export const DEFENSIVE_SHARE = 0.5;
 
