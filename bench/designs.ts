@@ -73,8 +73,11 @@ async function runCase(
     prompts,
     contrasts: c.pairs.map(([a, b]) => ({ with: prompts.indexOf(a), without: prompts.indexOf(b) })),
   };
+  const wanted = (scheme: Scheme) =>
+    !only || (scheme.design === "iid" && scheme.proposal === "logistic") ||
+    only.includes(`${scheme.design}/${scheme.proposal}`);
   const schemes = SCHEMES.filter((scheme) =>
-    scheme.proposal === "logistic" || c.model.logSnrProfile
+    (scheme.proposal === "logistic" || c.model.logSnrProfile) && wanted(scheme)
   );
   const byScheme = new Map<Scheme, { values: number[][]; covered: number[]; inside: number[] }>();
   for (const scheme of schemes) {
