@@ -47,6 +47,7 @@ const SCHEMES: readonly Scheme[] = [
   })),
   { design: "stratified-antithetic", proposal: "fitted" },
   { design: "antithetic", proposal: "fitted" },
+  { design: "iid", proposal: "fitted" },
 ];
 
 /** Per contrast and scheme: variance ratio to iid, bias in SE, coverage. */
@@ -105,7 +106,7 @@ async function runCase(
   }
   const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
   const variance = (v: number[]) => v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1);
-  const iid = byScheme.get(schemes.find((x) => x.design === "iid")!)!;
+  const iid = byScheme.get(schemes.find((x) => x.design === "iid" && x.proposal === "logistic")!)!;
   return c.pairs.flatMap(([a, b], k) =>
     schemes.map((scheme) => {
       const s = byScheme.get(scheme)!;

@@ -143,9 +143,9 @@ Deno.test("the same seed gives identical numbers, another seed different ones", 
 });
 
 Deno.test("error bars are honest: ~95 % of the reported intervals cover the exact value", async () => {
-  // Measured over 400 seeds (tools/measure_designs.ts): the interval covers 93.3 % (default
-  // design) and 92.8 % (iid) here, while ±2·SE covers 88.5 % / 92.3 % — per-draw values are
-  // right-skewed, and a low estimate comes with a low SE.
+  // Measured over 400 seeds (bench/designs.ts): the interval covers 96.8 % (default design) and
+  // 92.8 % (iid) here, while ±2·SE covers 88.5 % / 92.3 % — per-draw values are right-skewed, and
+  // a low estimate comes with a low SE.
   const model = twoWordMixture();
   const x = model.sample("red", { seed: 8 });
   const truth = model.logDensity(x, "red") - model.logDensity(x, "");

@@ -352,13 +352,14 @@ function combineRounds(
   const summarise = (pick: (r: Round) => Float64Array) => {
     const values = new Float64Array(N);
     const unitValues: number[] = [];
-    let at = 0, variance = 0;
+    let at = 0, variance = 0, unstratified = 0;
     for (const r of rounds) {
       const v = pick(r);
       checkFinite(v);
       values.set(v, at);
       at += r.size;
       variance += (r.size / N) ** 2 * standardError(v, r.group, stratified) ** 2;
+      unstratified += (r.size / N) ** 2 * standardError(v, r.group, false) ** 2;
       // each round's units, rescaled to their weight in the combined mean
       for (const u of designUnits(v, r.group)) unitValues.push(u);
     }
@@ -371,7 +372,16 @@ function combineRounds(
         mean,
         se,
         N,
-        skewCorrectedInterval(unitValues, mean, se, 2, degreesOfFreedom),
+        // the interval never trusts the strata more than the units: with heavy-tailed draws the
+        // collapsed-strata SE is too often small (intervals from it covered 84–94 % on the exact
+        // oracle), so the interval takes the larger of it and the units' plain SE
+        skewCorrectedInterval(
+          unitValues,
+          mean,
+          Math.max(se, Math.sqrt(unstratified)),
+          2,
+          stratified ? unitValues.length - 1 : degreesOfFreedom,
+        ),
       ),
     };
   };

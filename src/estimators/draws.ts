@@ -51,8 +51,8 @@ export type DrawDesign = typeof DRAW_DESIGNS[number];
 /** The default design on the logistic proposal: stratified α with antithetic ε pairs. */
 export const DEFAULT_DRAW_DESIGN: DrawDesign = "stratified-antithetic";
 
-/** The default design on a fitted proposal: antithetic ε pairs, α i.i.d. from the mixture. */
-export const DEFAULT_FITTED_DESIGN: DrawDesign = "antithetic";
+/** The default design on a fitted proposal: the same, stratified α with antithetic ε pairs. */
+export const DEFAULT_FITTED_DESIGN: DrawDesign = "stratified-antithetic";
 
 /** How to cut the draws into blocks. */
 export interface DrawPlan {
