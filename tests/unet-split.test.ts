@@ -47,3 +47,31 @@ Deno.test("a single item over the limit is not split further; the error keeps Da
     await session.release();
   }
 });
+
+Deno.test("hidden states reused across calls: cycling condition sequences give a fresh model's numbers", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const open = () => loadModel("fixtures/models/sd-int32-int64t", { device: "cpu", batchSize: 4 });
+  const cycled = await open();
+  try {
+    const d = cycled.shape[0] * cycled.shape[1] * cycled.shape[2];
+    const prompts = ["a red circle", "a blue square", "a circle", ""];
+    const batch = async (model: typeof cycled, order: number[]) => ({
+      noisy: Float32Array.from({ length: order.length * d }, (_, j) => Math.sin(j)),
+      logSnr: new Float64Array(order.length).fill(0.5),
+      conditions: await Promise.all(order.map((k) => model.encode(prompts[k]))),
+    });
+    const orders = [[0, 1, 2, 3], [3, 2, 1, 0], [0, 1, 2, 3], [0, 0, 1, 1], [3, 2, 1, 0]];
+    for (const order of orders) {
+      const a = await cycled.predictNoise(await batch(cycled, order));
+      // a model loaded for this comparison alone: its first call, nothing cached
+      const fresh = await open();
+      try {
+        assert.deepEqual(a, await fresh.predictNoise(await batch(fresh, order)), `order ${order}`);
+      } finally {
+        await fresh.dispose();
+      }
+    }
+  } finally {
+    await cycled.dispose();
+  }
+});

@@ -345,15 +345,19 @@ export class OnnxUnet {
     return { output, outputs };
   }
 
-  /** The batch's hidden states, batch-major: reused as is when the call's conditions are the same
-   * objects in the same order as the last call's (a plan's calls repeat its K conditions), since
-   * building 77×1024 values per item was a quarter of the work around session.run. */
+  /**
+   * The batch's hidden states, batch-major. Built once per distinct sequence of conditions and
+   * kept (up to {@link HIDDEN_CACHE_BYTES}, least recently used dropped first): a plan's calls
+   * cycle through the same few sequences of its K conditions, and building 77×1024 values per
+   * item for every call was a quarter of the work around session.run.
+   */
   #hiddenBatch(states: readonly Float32Array[], hiddenSize: number): Float32Array | Uint16Array {
-    const last = this.#lastHidden;
-    if (
-      last && last.states.length === states.length && last.states.every((h, i) => h === states[i])
-    ) {
-      return last.buffer;
+    const key = states.map((h) => this.#stateId(h)).join(",");
+    const cached = this.#hiddenCache.get(key);
+    if (cached) {
+      this.#hiddenCache.delete(key); // most recently used last
+      this.#hiddenCache.set(key, cached);
+      return cached;
     }
     const fp16 = this.hiddenInput.type === "float16";
     const buffer = fp16
@@ -368,11 +372,26 @@ export class OnnxUnet {
       if (fp16) (buffer as Uint16Array).set(this.#float16Of(h), k * hiddenSize);
       else (buffer as Float32Array).set(h, k * hiddenSize);
     });
-    this.#lastHidden = { states: [...states], buffer };
+    this.#hiddenCache.set(key, buffer);
+    this.#hiddenBytes += buffer.byteLength;
+    for (const [old, value] of this.#hiddenCache) {
+      if (this.#hiddenBytes <= HIDDEN_CACHE_BYTES || old === key) break;
+      this.#hiddenCache.delete(old);
+      this.#hiddenBytes -= value.byteLength;
+    }
     return buffer;
   }
 
-  #lastHidden?: { states: Float32Array[]; buffer: Float32Array | Uint16Array };
+  #stateId(state: Float32Array): number {
+    let id = this.#stateIds.get(state);
+    if (id === undefined) this.#stateIds.set(state, id = this.#nextStateId++);
+    return id;
+  }
+
+  readonly #hiddenCache = new Map<string, Float32Array | Uint16Array>();
+  #hiddenBytes = 0;
+  readonly #stateIds = new WeakMap<Float32Array, number>();
+  #nextStateId = 0;
 
   #checkFinite(output: Float32Array, items: number[], timesteps: Int32Array, d: number) {
     for (let j = 0; j < output.length; j++) {
@@ -434,6 +453,9 @@ function padTo(items: number[], size: number): number[] {
   }
   return [...items, ...Array(size - items.length).fill(items[items.length - 1])];
 }
+
+/** The most bytes of batched hidden states an {@link OnnxUnet} keeps for reuse. */
+export const HIDDEN_CACHE_BYTES = 64 * 2 ** 20;
 
 /** True when the indices are k, k+1, …: their rows are one contiguous span. */
 function consecutive(rows: readonly number[]): boolean {
