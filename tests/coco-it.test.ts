@@ -76,3 +76,17 @@ Deno.test("the reference's COCO-IT.csv: 6,927 rows, 584 phrase objects, 37 conte
   assert.ok(rows.some((r) => r.word === "dining table" && r.category === "dining table"));
   assert.throws(() => parseCocoItCsv("a,b\n1,2\n"), /expected the reference's columns/);
 });
+
+Deno.test("the reference's COCO100-IT.csv (the intervention rows, one more column) reads too", async () => {
+  const { parseCocoItCsv } = await import("../src/datasets/coco-it.ts");
+  // its header and first data row, verbatim (kxh001/Info-Decomp datasets/coco/COCO100-IT.csv)
+  const csv = "Image ID,Label,correct_obj+context,context,correct_obj,context_\n" +
+    "379453,airplane,The bottom view of an airplane flying in the air.," +
+    "The bottom view of an  flying in the air.,airplane,The bottom view of an _ flying in the air.\n";
+  const { rows, changed } = parseCocoItCsv(csv, "COCO100-IT.csv");
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].image, "000000379453.jpg");
+  assert.equal(rows[0].word, "airplane");
+  assert.equal(rows[0].context, "The bottom view of an flying in the air.");
+  assert.equal(changed.length, 0);
+});
