@@ -18,31 +18,30 @@ import type { StudyDescription, StudyOptions } from "./runner.ts";
  * ```
  */
 export function estimatorOptions(options: StudyOptions): EstimatorOptions {
-  const {
-    samples,
-    seed,
-    estimator,
-    logSnr,
-    design,
-    proposal,
-    precision,
-    batchSize,
-    drawsPerLogSnr,
-    allowOutsideTrainedRange,
-  } = options;
-  return {
-    samples,
-    seed,
-    estimator,
-    logSnr,
-    design,
-    proposal,
-    precision,
-    batchSize,
-    drawsPerLogSnr,
-    allowOutsideTrainedRange,
-  };
+  const picked: Record<string, unknown> = {};
+  for (const key of ESTIMATOR_KEYS) picked[key] = options[key];
+  return picked as EstimatorOptions;
 }
+
+/** Every estimator option a study passes on (all but `onProgress`, which reports rows there). */
+const ESTIMATOR_KEYS = [
+  "samples",
+  "seed",
+  "estimator",
+  "logSnr",
+  "design",
+  "proposal",
+  "precision",
+  "batchSize",
+  "drawsPerLogSnr",
+  "allowOutsideTrainedRange",
+] as const satisfies readonly (keyof StudyOptions & keyof EstimatorOptions)[];
+
+// a new estimator option left out of ESTIMATOR_KEYS fails to type-check here, instead of being
+// dropped on the way from a study to its estimates
+type Unpassed = Exclude<keyof EstimatorOptions, "onProgress" | typeof ESTIMATOR_KEYS[number]>;
+const everyOptionPassed: [Unpassed] extends [never] ? true : Unpassed = true;
+void everyOptionPassed;
 
 /**
  * The estimator settings that change a study's numbers: draws, seed, estimator, log-SNR sampling,
