@@ -29,7 +29,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { checkModelData, shapeSize } from "../models/denoiser.ts";
 import { Random } from "../numerics/random.ts";
-import { encodePrompt, guidedNoise } from "./guided-noise.ts";
+import { guidedConditions, guidedNoise } from "./guided-noise.ts";
 
 /** Options of {@link generate} and {@link generateFrom}. */
 export interface GenerateOptions {
@@ -230,15 +230,14 @@ export async function ddimBatch(
   options: GenerateOptions | InvertOptions = {},
 ): Promise<Float32Array[]> {
   const ladder = ddimLadder(model, options.steps ?? 50);
-  const guidance = options.guidance ?? 1;
-  if (!Number.isFinite(guidance)) {
-    throw new InvalidArgumentError(`guidance must be a finite number, got ${guidance}`);
-  }
   const states = requests.map((r, i) =>
     checkModelData(model.shape, r.start, `request ${i} (${direction})`).slice()
   );
-  const conditions = await Promise.all(requests.map((r) => encodePrompt(model, r.prompt)));
-  const nullCondition = guidance === 1 ? undefined : await encodePrompt(model, "");
+  const { conditions, nullCondition, guidance } = await guidedConditions(
+    model,
+    requests.map((r) => r.prompt),
+    options.guidance,
+  );
   const levels = ladder.logSnr.length;
   // generate: level N−1 → … → 0 → clean; invert: clean → 0 → … → N−1
   const order = direction === "generate"

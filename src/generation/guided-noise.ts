@@ -86,3 +86,31 @@ export async function encodePrompt(model: Denoiser, prompt: string): Promise<Con
   }
   return await model.encode(prompt);
 }
+
+/**
+ * The conditions of a batch of trajectories: each prompt's, and the null prompt's when the
+ * guidance scale asks for classifier-free guidance (g ≠ 1), with g checked.
+ *
+ * @throws {InvalidArgumentError} for a guidance scale that is not a finite number
+ *
+ * @example
+ * ```ts
+ * import { guidedConditions } from "./guided-noise.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const plain = await guidedConditions(exampleOracle(), ["a red circle"], undefined);
+ * console.assert(plain.guidance === 1 && plain.nullCondition === undefined);
+ * ```
+ */
+export async function guidedConditions(
+  model: Denoiser,
+  prompts: readonly string[],
+  guidance: number | undefined,
+): Promise<{ conditions: Condition[]; nullCondition?: Condition; guidance: number }> {
+  const g = guidance ?? 1;
+  if (!Number.isFinite(g)) {
+    throw new InvalidArgumentError(`guidance must be a finite number, got ${guidance}`);
+  }
+  const conditions = await Promise.all(prompts.map((p) => encodePrompt(model, p)));
+  const nullCondition = g === 1 ? undefined : await encodePrompt(model, "");
+  return { conditions, ...(nullCondition ? { nullCondition } : {}), guidance: g };
+}

@@ -23,7 +23,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { checkModelData } from "../models/denoiser.ts";
 import { checkSteps, DDIM_REFERENCE_RANGE, type DdimRequest } from "./ddim.ts";
-import { encodePrompt, guidedNoise } from "./guided-noise.ts";
+import { guidedConditions, guidedNoise } from "./guided-noise.ts";
 
 /** The reference's number of σ levels (`image_edit_configs.py`: `num_steps` 100). */
 export const KARRAS_HEUN_STEPS = 100;
@@ -99,10 +99,6 @@ export async function heunBatch(
   options: KarrasHeunOptions = {},
 ): Promise<Float32Array[]> {
   const sigmas = karrasLevels(model, options.steps ?? KARRAS_HEUN_STEPS);
-  const guidance = options.guidance ?? 1;
-  if (!Number.isFinite(guidance)) {
-    throw new InvalidArgumentError(`guidance must be a finite number, got ${guidance}`);
-  }
   const path = direction === "generate" ? sigmas : sigmas.slice().reverse();
   const first = path[0], last = path[path.length - 1];
   const states = requests.map((r, i) => {
@@ -111,8 +107,11 @@ export async function heunBatch(
     const scale = direction === "generate" ? Math.sqrt(1 + first * first) : 1;
     return Float32Array.from(start, (v) => v * scale);
   });
-  const conditions = await Promise.all(requests.map((r) => encodePrompt(model, r.prompt)));
-  const nullCondition = guidance === 1 ? undefined : await encodePrompt(model, "");
+  const { conditions, nullCondition, guidance } = await guidedConditions(
+    model,
+    requests.map((r) => r.prompt),
+    options.guidance,
+  );
   const slope = (xs: readonly Float32Array[], sigma: number) => {
     const vp = 1 / Math.sqrt(1 + sigma * sigma);
     const scaled = xs.map((x) => Float32Array.from(x, (v) => v * vp));
