@@ -422,9 +422,13 @@ async function predictBlock(
     const batchNoisy = new Float32Array(size * d);
     const logSnr = new Float64Array(size);
     const batchConditions: Condition[] = [];
-    for (let item = 0; item < size; item++) {
+    for (let item = 0, previous = -1; item < size; item++) {
       const draw = Math.floor((first + item) / K), k = (first + item) % K;
-      noiseInto(batchNoisy, item * d, data, block, draw);
+      // a draw's K items share x_α: computed once, then copied (a memcpy beats K recomputations)
+      if (item > 0 && draw === previous) {
+        batchNoisy.copyWithin(item * d, (item - 1) * d, item * d);
+      } else noiseInto(batchNoisy, item * d, data, block, draw);
+      previous = draw;
       logSnr[item] = block.logSnr[draw];
       batchConditions.push(conditions[k]);
     }
