@@ -189,14 +189,15 @@ export async function estimateContrasts(
     size = nextRound(rounds, options, drawn);
   }
   const outcome = combineRounds(model, rounds, options);
-  if (options.precision && outcome.worstSe > options.precision.se) {
+  const worst = worstStandardError(rounds);
+  if (options.precision && worst > options.precision.se) {
     warn(
       `infodiff: target standard error ${options.precision.se} nats not reached within ` +
-        `${options.precision.maxSamples} draws: ${outcome.worstSe.toPrecision(3)} nats after ` +
+        `${options.precision.maxSamples} draws: ${worst.toPrecision(3)} nats after ` +
         `${drawn} draws (raise precision's maxSamples, or accept the larger error)`,
     );
   }
-  const concat = (pick: (r: Round) => Float64Array) => {
+  const draws = (pick: (r: Round) => Float64Array) => {
     const all = new Float64Array(drawn);
     let at = 0;
     for (const r of rounds) all.set(pick(r), (at += r.size) - r.size);
@@ -206,7 +207,7 @@ export async function estimateContrasts(
     contrasts: outcome.contrasts,
     denoisingErrors: outcome.denoisingErrors,
     rounds: rounds.map((r) => r.size),
-    draws: { logSnr: concat((r) => r.logSnr), weight: concat((r) => r.weight) },
+    draws: { logSnr: draws((r) => r.logSnr), weight: draws((r) => r.weight) },
     timing: { ...timing, totalMs: performance.now() - started },
   };
 }
@@ -220,7 +221,21 @@ interface Round {
   readonly perDraw: Float64Array[];
   readonly errors: Float64Array[];
   readonly maps: Float64Array[];
+  /** per number (the contrasts, then the denoising errors): its units and their SEs */
+  readonly stats: readonly UnitStats[];
 }
+
+/** A number's independent units in one round, and the SE of their mean two ways. */
+interface UnitStats {
+  readonly units: Float64Array;
+  /** the design's SE (collapsed strata under stratification) */
+  readonly se: number;
+  /** the SE of the units taken as independent (the same unless stratified) */
+  readonly plainSe: number;
+}
+
+const isStratified = (options: ResolvedOptions) =>
+  options.design === "stratified" || options.design === "stratified-antithetic";
 
 /** The seed of round r ≥ 1 of an adaptive estimate (round 0 keeps the options' seed). */
 function roundSeed(seed: number, round: number): number {
@@ -238,10 +253,23 @@ function roundSeed(seed: number, round: number): number {
 function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: number): number {
   const target = options.precision;
   if (!target || drawn >= target.maxSamples) return 0;
-  const worst = combineRounds(undefined, rounds, options).worstSe;
+  const worst = worstStandardError(rounds);
   if (!(worst > target.se)) return 0;
   const wanted = Math.ceil(drawn * ((worst / target.se) ** 2 - 1) * 1.2);
   return Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
+}
+
+/** The largest combined SE of any number over the rounds: SE² = Σ (n_r/N)²·SE_r². */
+function worstStandardError(rounds: readonly Round[]): number {
+  const N = rounds.reduce((sum, r) => sum + r.size, 0);
+  let worst = 0;
+  rounds[0].stats.forEach((_, k) => {
+    const se = Math.sqrt(
+      rounds.reduce((sum, r) => sum + (r.size / N) ** 2 * r.stats[k].se ** 2, 0),
+    );
+    worst = Math.max(worst, Number.isFinite(se) ? se : Infinity);
+  });
+  return worst;
 }
 
 /**
@@ -265,14 +293,15 @@ async function estimateRound(
   const K = conditions.length, n = where.size;
   const group = drawsPerLogSnr(model, options, K);
   const { blockSize } = callSchedule(n, K, options.batchSize, group, model.sharedLogSnr ?? false);
-  const round: Round = {
+  const errorPrompts = plan.denoisingErrors ?? [];
+  const round = {
     size: n,
     group,
     logSnr: new Float64Array(n),
     weight: new Float64Array(n),
     perDraw: plan.contrasts.map(() => new Float64Array(n)),
     maps: plan.contrasts.map(() => new Float64Array(pixels)),
-    errors: (plan.denoisingErrors ?? []).map(() => new Float64Array(n)),
+    errors: errorPrompts.map(() => new Float64Array(n)),
   };
   const total = options.precision ? undefined : n;
   for (const block of modelDrawBlocks(model, { ...options, samples: n }, blockSize, K)) {
@@ -304,18 +333,29 @@ async function estimateRound(
         );
         round.perDraw[index][draw] = half * sum;
       });
-      (plan.denoisingErrors ?? []).forEach((k, index) => {
-        const s = 1 / (1 + Math.exp(-block.logSnr[i]));
+      if (errorPrompts.length > 0) {
         // E‖ε‖² = d exactly, so σ(α)·‖ε‖² can replace d·σ(α): same expectation, but it cancels
         // the χ² noise of ‖ε − ε̂‖² where ε̂ ≈ 0 or ε̂ ≈ ε, i.e. where the weights are largest.
-        round.errors[index][draw] = half *
-          (squaredError(noise, at(k)) - s * squaredNorm(noise));
-      });
+        const control = (1 / (1 + Math.exp(-block.logSnr[i]))) * squaredNorm(noise);
+        errorPrompts.forEach((k, index) => {
+          round.errors[index][draw] = half * (squaredError(noise, at(k)) - control);
+        });
+      }
     }
     const done = where.offset + block.start + block.count;
     options.onProgress?.({ done, total: total ?? Math.max(done, options.precision!.maxSamples) });
   }
-  return round;
+  const stratified = isStratified(options);
+  const stats = [...round.perDraw, ...round.errors].map((values) => {
+    checkFinite(values);
+    const units = designUnits(values, group);
+    return {
+      units,
+      se: unitsStandardError(units, stratified),
+      plainSe: unitsStandardError(units, false),
+    };
+  });
+  return { ...round, stats };
 }
 
 /**
@@ -324,17 +364,12 @@ async function estimateRound(
  * values concatenated with their units numbered across rounds.
  */
 function combineRounds(
-  model: Denoiser | undefined,
+  model: Denoiser,
   rounds: readonly Round[],
   options: ResolvedOptions,
-): {
-  contrasts: ContrastResult[];
-  denoisingErrors: Estimate[];
-  worstSe: number;
-} {
+): { contrasts: ContrastResult[]; denoisingErrors: Estimate[] } {
   const N = rounds.reduce((s, r) => s + r.size, 0);
-  const stratified = options.design === "stratified" ||
-    options.design === "stratified-antithetic";
+  const stratified = isStratified(options);
   const units = new Int32Array(N);
   let offset = 0, unitOffset = 0;
   for (const r of rounds) {
@@ -342,64 +377,54 @@ function combineRounds(
     offset += r.size;
     unitOffset += Math.ceil(r.size / r.group);
   }
-  let worstSe = 0;
-  // what the variance is estimated from: G − 1 for independent units, one per collapsed set of
-  // strata (G/2) under stratification
-  const degreesOfFreedom = rounds.reduce((sum, r) => {
-    const G = Math.ceil(r.size / r.group);
-    return sum + (stratified ? Math.floor(G / 2) : G - 1);
-  }, 0);
-  const summarise = (pick: (r: Round) => Float64Array) => {
-    const values = new Float64Array(N);
-    const unitValues: number[] = [];
-    let at = 0, variance = 0, unstratified = 0;
-    for (const r of rounds) {
-      const v = pick(r);
-      checkFinite(v);
-      values.set(v, at);
-      at += r.size;
-      variance += (r.size / N) ** 2 * standardError(v, r.group, stratified) ** 2;
-      unstratified += (r.size / N) ** 2 * standardError(v, r.group, false) ** 2;
-      // each round's units, rescaled to their weight in the combined mean
-      for (const u of designUnits(v, r.group)) unitValues.push(u);
-    }
-    const { mean } = meanWithError(values);
-    const se = Math.sqrt(variance);
-    worstSe = Math.max(worstSe, Number.isFinite(se) ? se : Infinity);
-    return {
-      values,
-      estimate: new Estimate(
-        mean,
-        se,
-        N,
-        // the interval never trusts the strata more than the units: with heavy-tailed draws the
-        // collapsed-strata SE is too often small (intervals from it covered 84–94 % on the exact
-        // oracle), so the interval takes the larger of it and the units' plain SE
-        skewCorrectedInterval(
-          unitValues,
-          mean,
-          Math.max(se, Math.sqrt(unstratified)),
-          2,
-          stratified ? unitValues.length - 1 : degreesOfFreedom,
-        ),
-      ),
-    };
+  const concat = (parts: readonly Float64Array[]) => {
+    const all = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
+    let at = 0;
+    for (const part of parts) all.set(part, (at += part.length) - part.length);
+    return all;
   };
+  const combined = (k: number) => {
+    const se = (pick: (s: UnitStats) => number) =>
+      Math.sqrt(rounds.reduce((sum, r) => sum + (r.size / N) ** 2 * pick(r.stats[k]) ** 2, 0));
+    const unitValues = concat(rounds.map((r) => r.stats[k].units));
+    return { se: se((s) => s.se), plainSe: se((s) => s.plainSe), unitValues };
+  };
+  const summarise = (values: Float64Array, k: number) => {
+    const { se, plainSe, unitValues } = combined(k);
+    const { mean } = meanWithError(values);
+    // the interval never trusts the strata more than the units: with heavy-tailed draws the
+    // collapsed-strata SE is too often small (intervals from it covered 84–94 % on the exact
+    // oracle), so the interval takes the larger of it and the units' plain SE; the plain SE's
+    // degrees of freedom are the units less one per round
+    const interval = skewCorrectedInterval(
+      unitValues,
+      mean,
+      stratified ? Math.max(se, plainSe) : se,
+      2,
+      unitValues.length - (stratified ? 1 : rounds.length),
+    );
+    return new Estimate(mean, se, N, interval);
+  };
+  const [, height, width] = model.shape;
   const contrasts = rounds[0].perDraw.map((_, index) => {
-    const { values, estimate } = summarise((r) => r.perDraw[index]);
-    if (!model) return { estimate, map: undefined as never, perDraw: values, units };
-    const [, height, width] = model.shape;
+    const perDraw = concat(rounds.map((r) => r.perDraw[index]));
     const map = new Float32Array(height * width);
     for (const r of rounds) {
       const weight = r.size / N;
       r.maps[index].forEach((v, p) => map[p] += weight * v);
     }
-    return { estimate, map: new Heatmap(width, height, map), perDraw: values, units };
+    return {
+      estimate: summarise(perDraw, index),
+      map: new Heatmap(width, height, map),
+      perDraw,
+      units,
+    };
   });
+  const K = contrasts.length;
   const denoisingErrors = rounds[0].errors.map((_, index) =>
-    summarise((r) => r.errors[index]).estimate
+    summarise(concat(rounds.map((r) => r.errors[index])), K + index)
   );
-  return { contrasts, denoisingErrors, worstSe };
+  return { contrasts, denoisingErrors };
 }
 
 /**
@@ -572,7 +597,11 @@ export function designUnits(values: Float64Array, group = 1): Float64Array {
  * ```
  */
 export function standardError(values: Float64Array, group = 1, stratified = false): number {
-  const units = designUnits(values, group);
+  return unitsStandardError(designUnits(values, group), stratified);
+}
+
+/** {@link standardError} of units already formed by {@link designUnits}. */
+function unitsStandardError(units: Float64Array, stratified: boolean): number {
   const G = units.length;
   if (G < 2) return NaN;
   if (!stratified) return meanWithError(units).se;

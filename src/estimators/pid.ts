@@ -504,7 +504,7 @@ function bootstrapTerms(
     }
     samples.push(terms(means));
   }
-  const size = terms(perDraw.map(() => 0)).length;
+  const size = TERM_NAMES.length; // what `terms` returns: one value per PID term
   if (samples.length < 2) {
     return { errors: new Array(size).fill(NaN), means: new Array(size).fill(NaN) };
   }

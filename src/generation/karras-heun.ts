@@ -104,31 +104,41 @@ export async function heunBatch(
   const states = requests.map((r, i) => {
     const start = checkModelData(model.shape, r.start, `request ${i} (${direction})`);
     // generation starts from a VP state at σ_max; inversion from data, the state at σ_min
-    const scale = direction === "generate" ? Math.sqrt(1 + first * first) : 1;
-    return Float32Array.from(start, (v) => v * scale);
+    return scaled(start, direction === "generate" ? Math.sqrt(1 + first * first) : 1);
   });
   const { conditions, nullCondition, guidance } = await guidedConditions(
     model,
     requests.map((r) => r.prompt),
     options.guidance,
   );
+  // dx/dσ = ε̂ of the variance-preserving state z = x/√(1+σ²) at α = −2·log σ
   const slope = (xs: readonly Float32Array[], sigma: number) => {
     const vp = 1 / Math.sqrt(1 + sigma * sigma);
-    const scaled = xs.map((x) => Float32Array.from(x, (v) => v * vp));
-    return guidedNoise(model, scaled, -2 * Math.log(sigma), conditions, nullCondition, guidance);
+    const zs = xs.map((x) => scaled(x, vp));
+    return guidedNoise(model, zs, -2 * Math.log(sigma), conditions, nullCondition, guidance);
   };
   for (let k = 0; k + 1 < path.length; k++) {
-    const from = path[k], to = path[k + 1], step = to - from;
+    const from = path[k], step = path[k + 1] - from;
     const d0 = await slope(states, from);
-    const euler = states.map((x, i) => Float32Array.from(x, (v, j) => v + d0[i][j] * step));
-    const d1 = await slope(euler, to);
+    const euler = states.map((x, i) => {
+      const out = new Float32Array(x.length);
+      for (let j = 0; j < x.length; j++) out[j] = x[j] + d0[i][j] * step;
+      return out;
+    });
+    const d1 = await slope(euler, path[k + 1]);
     states.forEach((x, i) => {
       for (let j = 0; j < x.length; j++) x[j] += 0.5 * (d0[i][j] + d1[i][j]) * step;
     });
   }
-  if (direction === "invert") {
-    const vp = 1 / Math.sqrt(1 + last * last);
-    for (const x of states) for (let j = 0; j < x.length; j++) x[j] *= vp;
-  }
-  return states;
+  // the inverted state is returned variance-preserving, like DDIM's x_T
+  return direction === "invert"
+    ? states.map((x) => scaled(x, 1 / Math.sqrt(1 + last * last)))
+    : states;
+}
+
+/** A copy of `x` times `factor`. */
+function scaled(x: Float32Array, factor: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let j = 0; j < x.length; j++) out[j] = x[j] * factor;
+  return out;
 }

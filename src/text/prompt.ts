@@ -220,12 +220,23 @@ export function replacePhrase(
   phrase: string,
   options: ReplacePhraseOptions = {},
 ): string {
-  const spans = checkedSpans(prompt, phrase, true);
   const replacement = options.replacement ?? "_";
+  return spliceSpans(
+    prompt,
+    checkedSpans(prompt, phrase, true),
+    (span) => span.plural && !options.pluralAsSingular ? `${replacement}s` : replacement,
+  );
+}
+
+/** The prompt with each span replaced by `put(span)` (right to left), whitespace tidied. */
+function spliceSpans(
+  prompt: string,
+  spans: readonly PhraseSpan[],
+  put: (span: PhraseSpan) => string,
+): string {
   let text = prompt;
-  for (const { start, end, plural } of [...spans].reverse()) {
-    const put = plural && !options.pluralAsSingular ? `${replacement}s` : replacement;
-    text = text.slice(0, start) + put + text.slice(end);
+  for (const span of [...spans].reverse()) {
+    text = text.slice(0, span.start) + put(span) + text.slice(span.end);
   }
   return tidy(text);
 }
@@ -265,10 +276,5 @@ export function removePhrase(
   phrase: string,
   options: RemovePhraseOptions = {},
 ): string {
-  const spans = checkedSpans(prompt, phrase, false);
-  let text = prompt;
-  for (const { start, end } of [...spans].reverse()) {
-    text = text.slice(0, start) + (options.placeholder ?? "") + text.slice(end);
-  }
-  return tidy(text);
+  return spliceSpans(prompt, checkedSpans(prompt, phrase, false), () => options.placeholder ?? "");
 }

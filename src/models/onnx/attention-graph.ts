@@ -14,6 +14,7 @@
  */
 import onnxProto from "npm:onnx-proto@8.0.1";
 import { ModelLoadError } from "../../errors.ts";
+import { decodeModelProto } from "./model-proto.ts";
 import { LENGTH_DELIMITED, protobufFields } from "../sd/protobuf.ts";
 
 const { onnx } = onnxProto;
@@ -75,14 +76,7 @@ export const UNFUSED_EXPORT_HELP: string =
  * ```
  */
 export function readAttentionGraph(bytes: Uint8Array, source: string): AttentionGraph {
-  let model;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (error) {
-    throw new ModelLoadError(`${source} is not a readable ONNX model; expected a ModelProto`, {
-      cause: error,
-    });
-  }
+  const model = decodeModelProto(bytes, source);
   const graph = model.graph;
   if (!graph) throw new ModelLoadError(`${source} has no graph; expected an ONNX model with one`);
   const layers: CrossAttentionLayer[] = [];

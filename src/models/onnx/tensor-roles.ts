@@ -151,3 +151,52 @@ export function matchTensors(
 function fits(role: TensorRole, info: TensorInfo): boolean {
   return role.ranks.includes(info.shape.length) && role.types.includes(info.type);
 }
+
+/**
+ * The tensor playing one role (see {@link matchTensors}).
+ *
+ * @throws {ModelLoadError} when it is missing or several tensors could play it
+ *
+ * @example
+ * ```ts
+ * import { matchTensor, TEXT_OUTPUT } from "./tensor-roles.ts";
+ * const outputs = new Map([["text_embeddings", { name: "text_embeddings", type: "float32", shape: [1, 77, 768] }]]);
+ * console.assert(matchTensor(outputs, TEXT_OUTPUT, "text_encoder outputs").name === "text_embeddings");
+ * ```
+ */
+export function matchTensor(
+  tensors: ReadonlyMap<string, TensorInfo>,
+  role: TensorRole,
+  what: string,
+): TensorInfo {
+  return matchTensors(tensors, [role], what).found.get(role.role)!;
+}
+
+/**
+ * A graph's one input, playing `role`; any other input is refused, since infodiff would not know
+ * what to feed it.
+ *
+ * @param expected the input as the message describes it ("input_ids int32/int64 [B,77]")
+ * @throws {ModelLoadError} for a missing role or an extra input
+ *
+ * @example
+ * ```ts
+ * import { onlyInput, TEXT_INPUT } from "./tensor-roles.ts";
+ * const inputs = new Map([["input_ids", { name: "input_ids", type: "int64", shape: [1, 77] }]]);
+ * console.assert(onlyInput(inputs, TEXT_INPUT, "text_encoder/model.onnx", "input_ids").type === "int64");
+ * ```
+ */
+export function onlyInput(
+  inputs: ReadonlyMap<string, TensorInfo>,
+  role: TensorRole,
+  source: string,
+  expected: string,
+): TensorInfo {
+  const { found, rest } = matchTensors(inputs, [role], `${source} inputs`);
+  if (rest.length > 0) {
+    throw new ModelLoadError(
+      `${source}: expected one input ${expected}; found inputs ${describeTensors(new Map(inputs))}`,
+    );
+  }
+  return found.get(role.role)!;
+}

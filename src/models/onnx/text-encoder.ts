@@ -7,8 +7,8 @@
 import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits } from "./float16.ts";
-import { describeTensors, inputInfo, outputInfo } from "./session.ts";
-import { matchTensors, TEXT_INPUT, TEXT_OUTPUT } from "./tensor-roles.ts";
+import { inputInfo, outputInfo } from "./session.ts";
+import { matchTensor, onlyInput, TEXT_INPUT, TEXT_OUTPUT } from "./tensor-roles.ts";
 
 /** Encoded text: the hidden states of every position, row-major [contextLength, hiddenSize]. */
 export interface EncodedText {
@@ -55,18 +55,8 @@ export class OnnxTextEncoder {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const { found, rest } = matchTensors(inputs, [TEXT_INPUT], `${source} inputs`);
-    if (rest.length > 0) {
-      throw new ModelLoadError(
-        `${source}: expected one input input_ids int32/int64 [B,77]; found inputs ${
-          describeTensors(inputs)
-        }`,
-      );
-    }
-    const ids = found.get(TEXT_INPUT.role)!;
-    const hidden = matchTensors(outputs, [TEXT_OUTPUT], `${source} outputs`).found.get(
-      TEXT_OUTPUT.role,
-    )!;
+    const ids = onlyInput(inputs, TEXT_INPUT, source, "input_ids int32/int64 [B,77]");
+    const hidden = matchTensor(outputs, TEXT_OUTPUT, `${source} outputs`);
     if (ids.type !== "int32" && ids.type !== "int64") {
       throw new ModelLoadError(
         `${source}: input_ids has type ${ids.type}; expected int32 or int64`,

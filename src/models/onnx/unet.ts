@@ -10,7 +10,7 @@ import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../e
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";
 import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
-import { matchTensors, UNET_INPUTS, UNET_OUTPUT } from "./tensor-roles.ts";
+import { matchTensor, matchTensors, UNET_INPUTS, UNET_OUTPUT } from "./tensor-roles.ts";
 import { warn } from "../../warnings.ts";
 
 /** UNet inputs of other model families, refused with what they are. */
@@ -143,7 +143,7 @@ export class OnnxUnet {
     const main = new Map([...outputs].filter(([name]) => !extraOutputs.includes(name)));
     const output = main.size === 1
       ? [...main.values()][0]
-      : matchTensors(main, [UNET_OUTPUT], `${source} outputs`).found.get(UNET_OUTPUT.role)!;
+      : matchTensor(main, UNET_OUTPUT, `${source} outputs`);
     for (const info of [sample, hidden, output]) {
       if (!FLOAT_TYPES.includes(info.type)) {
         throw new ModelLoadError(

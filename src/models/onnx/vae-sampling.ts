@@ -8,10 +8,8 @@
  *
  * @module
  */
-import onnxProto from "npm:onnx-proto@8.0.1";
 import { ModelLoadError } from "../../errors.ts";
-
-const { onnx } = onnxProto;
+import { decodeModelProto } from "./model-proto.ts";
 
 const RANDOM_OPS = new Set([
   "RandomNormalLike",
@@ -53,14 +51,7 @@ export function findInGraphSampling(
   bytes: Uint8Array,
   source: string,
 ): InGraphSampling | undefined {
-  let model;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (error) {
-    throw new ModelLoadError(`${source} is not a readable ONNX model; expected a ModelProto`, {
-      cause: error,
-    });
-  }
+  const model = decodeModelProto(bytes, source);
   const nodes = model.graph?.node ?? [];
   const random = nodes.find((n) => RANDOM_OPS.has(n.opType ?? ""));
   if (!random) return undefined;

@@ -11,7 +11,8 @@ import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { describeTensors, inputInfo, outputInfo } from "./session.ts";
 import {
-  matchTensors,
+  matchTensor,
+  onlyInput,
   VAE_DECODER_INPUT,
   VAE_DECODER_OUTPUT,
   VAE_ENCODER_INPUT,
@@ -56,19 +57,11 @@ export class OnnxVaeEncoder {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const { found, rest } = matchTensors(inputs, [VAE_ENCODER_INPUT], `${source} inputs`);
-    if (rest.length > 0) {
-      throw new ModelLoadError(
-        `${source}: expected one input sample [B,3,H,W]; found inputs ${describeTensors(inputs)}`,
-      );
-    }
-    const sample = found.get(VAE_ENCODER_INPUT.role)!;
+    const sample = onlyInput(inputs, VAE_ENCODER_INPUT, source, "sample [B,3,H,W]");
     // a graph that samples in-graph is read at its mean, an extra output the loader added
-    const output = mean !== undefined ? outputs.get(mean) : matchTensors(
-      new Map([...outputs].filter(([name]) => name !== mean)),
-      [VAE_ENCODER_OUTPUT],
-      `${source} outputs`,
-    ).found.get(VAE_ENCODER_OUTPUT.role);
+    const output = mean !== undefined
+      ? outputs.get(mean)
+      : matchTensor(outputs, VAE_ENCODER_OUTPUT, `${source} outputs`);
     if (!output) {
       throw new ModelLoadError(
         `${source}: has no output ${mean}; found outputs ${describeTensors(outputs)}`,
@@ -163,18 +156,8 @@ export class OnnxVaeDecoder {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    const { found, rest } = matchTensors(inputs, [VAE_DECODER_INPUT], `${source} inputs`);
-    if (rest.length > 0) {
-      throw new ModelLoadError(
-        `${source}: expected one input latent_sample [B,C,h,w]; found inputs ${
-          describeTensors(inputs)
-        }`,
-      );
-    }
-    const latent = found.get(VAE_DECODER_INPUT.role)!;
-    const sample = matchTensors(outputs, [VAE_DECODER_OUTPUT], `${source} outputs`).found.get(
-      VAE_DECODER_OUTPUT.role,
-    )!;
+    const latent = onlyInput(inputs, VAE_DECODER_INPUT, source, "latent_sample [B,C,h,w]");
+    const sample = matchTensor(outputs, VAE_DECODER_OUTPUT, `${source} outputs`);
     this.inputName = latent.name;
     this.outputName = sample.name;
     this.inputType = latent.type as "float32" | "float16";
