@@ -69,10 +69,10 @@ Deno.test("a shared colour scale shows a weak map as dark, its own scale stretch
 });
 
 Deno.test("labelled overlay: the image size plus a label strip with text; the grid's geometry", async () => {
-  const one = await pixels(await labelledOverlay(result.token("red"), image));
+  const one = await pixels((await labelledOverlay(result.token("red"), image)).png);
   assert.equal(one.width, 16);
   assert.equal(one.height, 16 + 48);
-  const grid = await pixels(await overlayGrid(result, image, { columns: 4, panelWidth: 64 }));
+  const grid = await pixels((await overlayGrid(result, image, { columns: 4, panelWidth: 64 })).png);
   assert.equal(grid.width, 4 * 64);
   assert.equal(grid.height, 2 * (64 + 48) + 46); // 6 words in 2 rows, then the colour bar
   // the label strip under the first panel holds dark text on white

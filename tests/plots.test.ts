@@ -142,7 +142,7 @@ Deno.test("groupedBars: one bar per row, group and method labels, error bars onl
   assert.throws(() => groupedBars([]), InvalidArgumentError);
 });
 
-Deno.test("Chart: toPNG has the SVG's size (×scale), display bundle is the SVG", async () => {
+Deno.test("Chart: toPNG has the SVG's size (×scale), display bundle is its PNG and description (no SVG)", async () => {
   const chart = informationBars([{ label: "w", nats: 1, se: 0.1 }], { width: 300, height: 200 });
   assert.equal(chart.width, 300);
   assert.equal(chart.height, 200);
@@ -152,7 +152,14 @@ Deno.test("Chart: toPNG has the SVG's size (×scale), display bundle is the SVG"
   const [w, h] = await pngSize(await map.toPNG());
   assert.equal(w, map.width);
   assert.equal(h, map.height);
-  assert.deepEqual(chart[JUPYTER_DISPLAY](), { "image/svg+xml": chart.svg });
+  const bundle = await chart[JUPYTER_DISPLAY]();
+  assert.deepEqual(Object.keys(bundle).sort(), ["image/png", "text/plain"]);
+  assert.deepEqual(
+    await pngSize(Uint8Array.from(atob(bundle["image/png"]), (c) => c.charCodeAt(0))),
+    [300, 200, "png"],
+  );
+  const titled = informationBars([{ label: "w", nats: 1, se: 0.1 }], { title: "one word" });
+  assert.equal((await titled[JUPYTER_DISPLAY]())["text/plain"], "one word");
   assert.ok(Object.hasOwn(Chart.prototype, JUPYTER_DISPLAY));
   assert.throws(() => new Chart("<figure></figure>"), InvalidArgumentError);
   const dir = await Deno.makeTempDir();

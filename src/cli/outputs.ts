@@ -62,14 +62,14 @@ export async function writeTokenOutputs(
   const range = scale === "shared" ? sharedRange(result) : undefined;
   for (const token of result.tokens.filter((t) => !t.truncated)) {
     const name = `${token.index}-${token.word}`;
-    await write(`${name}.png`, await labelledOverlay(token, rgb, { range }));
+    await write(`${name}.png`, (await labelledOverlay(token, rgb, { range })).png);
     await write(
       `${name}-map.png`,
       await heatmapToPng(token.map, { width: rgb.width, height: rgb.height, range }),
     );
     await write(`maps/${name}.npy`, heatmapToNpy(token.map));
   }
-  await write("grid.png", await overlayGrid(result, rgb, { scale }));
+  await write("grid.png", (await overlayGrid(result, rgb, { scale })).png);
   await Deno.writeTextFile(join(out, "result.json"), JSON.stringify(result, null, 1));
   files.push("result.json");
   return files;

@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import { dirname, extname } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
+import { Figure, pngBundle } from "./figure.ts";
 
 const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
 
@@ -19,8 +20,9 @@ export interface ChartPngOptions {
 }
 
 /**
- * A rendered chart: standalone SVG (with the SVG namespace declared) and its size in pixels.
- * In a Deno Jupyter notebook it displays as SVG.
+ * A rendered chart: standalone SVG (with the SVG namespace declared), its size in pixels and a
+ * description. In a Deno Jupyter notebook it displays as PNG with the description as text (see
+ * {@link pngBundle} for why not as SVG).
  *
  * @example
  * ```ts
@@ -38,14 +40,17 @@ export class Chart {
   readonly width: number;
   /** Height in pixels (the SVG `height` attribute). */
   readonly height: number;
+  /** What the chart shows, in words (its title by default). */
+  readonly description: string;
 
   /**
    * Wraps SVG markup; adds `xmlns` when missing so the text is a valid standalone SVG file.
    *
    * @param svg markup of one `<svg>` element with numeric `width` and `height` attributes
+   * @param description what it shows (default "chart W×H")
    * @throws {InvalidArgumentError} when the markup is not an `<svg>` element with a size
    */
-  constructor(svg: string) {
+  constructor(svg: string, description?: string) {
     const openTag = /^\s*<svg\b[^>]*>/.exec(svg)?.[0];
     if (openTag === undefined) {
       throw new InvalidArgumentError(
@@ -61,6 +66,7 @@ export class Chart {
     }
     this.width = width;
     this.height = height;
+    this.description = description ?? `chart ${width}×${height}`;
     this.svg = /\sxmlns="/.test(openTag)
       ? svg
       : svg.replace(/<svg\b/, `<svg xmlns="${SVG_NAMESPACE}"`);
@@ -91,6 +97,20 @@ export class Chart {
       .png()
       .toBuffer();
     return new Uint8Array(png);
+  }
+
+  /**
+   * The chart as a {@link Figure} (PNG at `scale`, same description).
+   *
+   * @example
+   * ```ts
+   * import { Chart } from "./chart.ts";
+   * const figure = await new Chart('<svg width="8" height="4"></svg>', "empty").toFigure();
+   * console.assert(figure.width === 8 && figure.description === "empty");
+   * ```
+   */
+  async toFigure(options: ChartPngOptions = {}): Promise<Figure> {
+    return new Figure(await this.toPNG(options), this.description);
   }
 
   /**
@@ -132,17 +152,17 @@ export class Chart {
   }
 
   /**
-   * Jupyter rich display: `{"image/svg+xml": svg}`.
+   * Jupyter rich display: the description as `text/plain` and the chart as `image/png`.
    *
    * @example
    * ```ts
    * import { Chart } from "./chart.ts";
    * import { JUPYTER_DISPLAY } from "../jupyter.ts";
-   * const bundle = new Chart('<svg width="1" height="1"></svg>')[JUPYTER_DISPLAY]();
-   * console.assert(bundle["image/svg+xml"].startsWith("<svg"));
+   * const bundle = await new Chart('<svg width="1" height="1"></svg>', "dot")[JUPYTER_DISPLAY]();
+   * console.assert(bundle["text/plain"] === "dot" && bundle["image/png"].length > 0);
    * ```
    */
-  [JUPYTER_DISPLAY](): MimeBundle {
-    return { "image/svg+xml": this.svg };
+  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    return pngBundle(await this.toPNG(), this.description);
   }
 }

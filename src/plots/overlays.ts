@@ -19,7 +19,7 @@ import {
   type RgbImage,
   rgbToPng,
 } from "../images/png.ts";
-import { loadSharp } from "../images/sharp.ts";
+import { Figure } from "./figure.ts";
 
 /** Options of {@link overlayGrid} and {@link labelledOverlay}. */
 export interface OverlayGridOptions {
@@ -71,15 +71,15 @@ export function sharedRange(result: PerTokenResult): ColourRange {
  * const m = exampleOracle();
  * const x = m.sample(EXAMPLE_PROMPT, { seed: 1 });
  * const r = await m.info(x).given(EXAMPLE_PROMPT).samples(8).perToken();
- * const png = await labelledOverlay(r.token("red"), { data: x, shape: [3, 16, 16] });
- * console.assert(png[1] === 0x50); // "PNG"
+ * const figure = await labelledOverlay(r.token("red"), { data: x, shape: [3, 16, 16] });
+ * console.assert(figure.png[1] === 0x50 && figure.height === 16 + 48); // "PNG"
  * ```
  */
 export async function labelledOverlay(
   token: TokenInformation,
   image: RgbImage | ChwImage,
   options: OverlayGridOptions & { readonly range?: ColourRange } = {},
-): Promise<Uint8Array> {
+): Promise<Figure> {
   const base = toRgb(image);
   const overlay = await overlayPng(base, token.map, {
     alpha: options.alpha ?? 0.6,
@@ -91,7 +91,7 @@ export async function labelledOverlay(
     svgImage(overlay, 0, 0, base.width, base.height),
     label(token, 0, base.height, width),
   ]);
-  return await rasterise(svg);
+  return await Figure.fromSvg(svg, `${token.word}: ${token.estimate}`);
 }
 
 /**
@@ -108,15 +108,15 @@ export async function labelledOverlay(
  * const m = exampleOracle();
  * const x = m.sample(EXAMPLE_PROMPT, { seed: 1 });
  * const r = await m.info(x).given(EXAMPLE_PROMPT).samples(8).perToken();
- * const png = await overlayGrid(r, { data: x, shape: [3, 16, 16] }, { scale: "shared", columns: 3 });
- * console.assert(png.length > 0);
+ * const grid = await overlayGrid(r, { data: x, shape: [3, 16, 16] }, { scale: "shared", columns: 3 });
+ * console.assert(grid.width === 3 * 128);
  * ```
  */
 export async function overlayGrid(
   result: PerTokenResult,
   image: RgbImage | ChwImage,
   options: OverlayGridOptions = {},
-): Promise<Uint8Array> {
+): Promise<Figure> {
   const base = toRgb(image);
   const columns = options.columns ?? 4;
   const panel = options.panelWidth ?? Math.min(256, Math.max(base.width, 128));
@@ -148,7 +148,14 @@ export async function overlayGrid(
   const footer = range
     ? await colourBar(range, 0, gridHeight, width, options.colormap)
     : [text(8, gridHeight + 28, "each map on its own colour scale (min–max)", 13)];
-  return await rasterise(svgDocument(width, gridHeight + BAR_HEIGHT, [...parts, ...footer]));
+  const description = `${result.prompt}: ` +
+    tokens.map((t) => `${t.word} ${t.estimate.nats.toFixed(3)} ± ${t.estimate.se.toFixed(3)}`).join(
+      ", ",
+    );
+  return await Figure.fromSvg(
+    svgDocument(width, gridHeight + BAR_HEIGHT, [...parts, ...footer]),
+    description,
+  );
 }
 
 function toRgb(image: RgbImage | ChwImage): RgbImage {
@@ -219,9 +226,4 @@ function svgDocument(width: number, height: number, parts: readonly string[]): s
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}"><rect width="${width}" height="${height}" fill="white"/>` +
     `${parts.join("")}</svg>`;
-}
-
-async function rasterise(svg: string): Promise<Uint8Array> {
-  const sharp = await loadSharp();
-  return new Uint8Array(await sharp(Buffer.from(svg), { density: 72 }).png().toBuffer());
 }

@@ -87,5 +87,5 @@ export function renderPlot(options: Plot.PlotOptions, title?: string): Chart {
     node.appendChild(text);
   }
   node.setAttribute("xmlns", SVG_NAMESPACE);
-  return new Chart(node.outerHTML);
+  return new Chart(node.outerHTML, title || undefined);
 }

@@ -7,6 +7,7 @@ import type { LocalizationResult } from "../studies/localization-result.ts";
 import type { RelationsResult } from "../studies/relations-result.ts";
 import type { InterventionResult } from "../studies/intervention-result.ts";
 import type { Accuracy } from "../studies/relations-result.ts";
+import type { PidResult } from "../estimators/pid.ts";
 import type { Chart } from "./chart.ts";
 import { type GroupedBar, groupedBars, type GroupedBarsOptions } from "./grouped-bars.ts";
 import { scatterPlot } from "./scatter-plot.ts";
@@ -106,4 +107,39 @@ export function interventionScatter(result: InterventionResult): Chart {
       yLabel: "change Σ(edited − reconstruction)²",
     },
   );
+}
+
+/** The four PID terms a chart shows, in order. */
+const PID_TERMS = ["redundancy", "uniqueA", "uniqueB", "synergy"] as const;
+
+/**
+ * Grouped bars of the PID terms (redundancy, unique A, unique B, synergy) of several word pairs,
+ * ±2 bootstrap SE, in one form of the decomposition (default "conditional").
+ *
+ * @example
+ * ```ts
+ * import { pidChart } from "./study-charts.ts";
+ * import { mixtureModel } from "../query/oracles.ts";
+ * const m = mixtureModel({ shape: [1, 2, 2], components: [
+ *   { words: ["sofa", "couch"], mean: [1, 0.5, 0, 0], variance: 0.2 },
+ *   { words: ["chair"], mean: [0, 0, 1, 0.5], variance: 0.2 },
+ * ] });
+ * const r = await m.info(m.sample("sofa", { seed: 1 })).given("a sofa or couch").samples(16).pid("sofa", "couch");
+ * console.assert(pidChart([{ label: "synonyms", result: r }], { form: "plain" }).svg.includes("synonyms"));
+ * ```
+ */
+export function pidChart(
+  pairs: readonly { readonly label: string; readonly result: PidResult }[],
+  options: GroupedBarsOptions & { readonly form?: "plain" | "conditional" } = {},
+): Chart {
+  const { form = "conditional", ...chart } = options;
+  const bars = pairs.flatMap(({ label, result }) =>
+    PID_TERMS.map((term) => ({
+      group: label,
+      method: term,
+      value: result[form][term].estimate.nats,
+      se: finite(result[form][term].estimate.se),
+    }))
+  );
+  return groupedBars(bars, { yLabel: "nats", title: `PID terms (${form} form)`, ...chart });
 }

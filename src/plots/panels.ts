@@ -1,0 +1,266 @@
+/**
+ * Labelled picture grids: images, maps and maps over images side by side, each with a label
+ * above, an optional caption below, and a colour bar (with its min and max) under every map. The
+ * building block of the studies' figures: `imageStrip` for one row (original | reconstruction |
+ * edit | change | information), `imageGrid` for several.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { InvalidArgumentError } from "../errors.ts";
+import { escapeHtml } from "../jupyter.ts";
+import { applyColormap, type ColormapName } from "../images/colormap.ts";
+import type { Heatmap } from "../images/heatmap.ts";
+import { type ChwImage, chwToRgb, type RgbImage, rgbToPng } from "../images/png.ts";
+import { loadSharp } from "../images/sharp.ts";
+import { Figure } from "./figure.ts";
+
+/** One picture of a grid. At least one of `image` and `map` is given. */
+export interface Panel {
+  /** text above the picture */
+  readonly label: string;
+  /** text below the picture (e.g. "0.81 ± 0.22 nats") */
+  readonly caption?: string;
+  /** the picture, or the image under the map (RGB bytes or CHW data in [−1, 1]) */
+  readonly image?: RgbImage | ChwImage;
+  /** a map, min–max normalised and coloured; over `image` when both are given */
+  readonly map?: Heatmap;
+  /** weight of the map's colour over the image, in [0, 1] (default 0.6) */
+  readonly alpha?: number;
+  /** colormap of the map (default viridis) */
+  readonly colormap?: ColormapName;
+  /** unit of the map's values, printed at the end of its colour bar (e.g. "nats/px") */
+  readonly unit?: string;
+}
+
+/** Options of {@link imageGrid} and {@link imageStrip}. */
+export interface PanelGridOptions {
+  /** longer side of every picture in pixels (default 160; small images are enlarged pixel-exactly) */
+  readonly size?: number;
+  /** bold title above the grid */
+  readonly title?: string;
+  /** one heading per row, above it */
+  readonly rowLabels?: readonly string[];
+}
+
+const FONT = "DejaVu Sans, Verdana, sans-serif";
+const GAP = 10, LABEL = 22, CAPTION = 18, BAR = 32, TITLE = 30, ROW_LABEL = 22;
+
+/**
+ * One row of labelled pictures.
+ *
+ * @throws {InvalidArgumentError} for an empty row, a panel with neither image nor map, a bad
+ *   alpha or size
+ *
+ * @example
+ * ```ts
+ * import { imageStrip } from "./panels.ts";
+ * import { Heatmap } from "../images/heatmap.ts";
+ * const image = { width: 4, height: 4, rgb: new Uint8Array(48).fill(200) };
+ * const map = new Heatmap(2, 2, new Float32Array([0, 1, 2, 3]));
+ * const strip = await imageStrip([{ label: "image", image }, { label: "map", map, image, unit: "nats" }], { size: 64 });
+ * console.assert(strip.width === 2 * 64 + 3 * 10);
+ * ```
+ */
+export async function imageStrip(
+  panels: readonly Panel[],
+  options: PanelGridOptions = {},
+): Promise<Figure> {
+  return await imageGrid([panels], options);
+}
+
+/**
+ * Rows of labelled pictures (rows may differ in length), as one PNG figure.
+ *
+ * @throws {InvalidArgumentError} as {@link imageStrip}, and for `rowLabels` of another length
+ *
+ * @example
+ * ```ts
+ * import { imageGrid } from "./panels.ts";
+ * const red = { width: 2, height: 2, rgb: new Uint8Array(12).map((_, i) => (i % 3 === 0 ? 255 : 0)) };
+ * const grid = await imageGrid([[{ label: "a", image: red }], [{ label: "b", image: red, caption: "red" }]], {
+ *   size: 32, rowLabels: ["first", "second"],
+ * });
+ * console.assert(grid.description.includes("second"));
+ * ```
+ */
+export async function imageGrid(
+  rows: readonly (readonly Panel[])[],
+  options: PanelGridOptions = {},
+): Promise<Figure> {
+  const size = options.size ?? 160;
+  if (!Number.isInteger(size) || size < 16 || size > 2048) {
+    throw new InvalidArgumentError(`panel size must be an integer in [16, 2048], got ${size}`);
+  }
+  if (rows.length === 0 || rows.some((row) => row.length === 0)) {
+    throw new InvalidArgumentError("an image grid needs at least one panel in every row");
+  }
+  if (options.rowLabels !== undefined && options.rowLabels.length !== rows.length) {
+    throw new InvalidArgumentError(
+      `rowLabels has ${options.rowLabels.length} entries for ${rows.length} rows; expected one per row`,
+    );
+  }
+  const parts: string[] = [];
+  let y = GAP + (options.title ? TITLE : 0);
+  let width = 0;
+  for (const [r, row] of rows.entries()) {
+    if (options.rowLabels) {
+      parts.push(text(GAP, y + 15, options.rowLabels[r], 14, "bold"));
+      y += ROW_LABEL;
+    }
+    const pictures = await Promise.all(row.map((panel) => panelPicture(panel, size)));
+    const pictureHeight = Math.max(...pictures.map((p) => p.height));
+    const hasCaption = row.some((p) => p.caption !== undefined);
+    const hasBar = row.some((p) => p.map !== undefined);
+    let x = GAP;
+    for (const [i, panel] of row.entries()) {
+      const picture = pictures[i];
+      const cellWidth = Math.max(size, picture.width);
+      parts.push(text(x, y + 16, panel.label, 13, "bold", cellWidth));
+      parts.push(image(picture.png, x, y + LABEL, picture.width, picture.height));
+      let below = y + LABEL + pictureHeight;
+      if (panel.caption !== undefined) {
+        parts.push(text(x, below + 14, panel.caption, 12, "normal", cellWidth));
+      }
+      if (hasCaption) below += CAPTION;
+      if (panel.map !== undefined) {
+        parts.push(...await colourBar(panel, picture.range, x, below, cellWidth));
+      }
+      x += cellWidth + GAP;
+    }
+    width = Math.max(width, x);
+    y += LABEL + pictureHeight + (hasCaption ? CAPTION : 0) + (hasBar ? BAR : 0) + GAP;
+  }
+  if (options.title) parts.push(text(GAP, GAP + 18, options.title, 15, "bold"));
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" ` +
+    `viewBox="0 0 ${width} ${y}"><rect width="${width}" height="${y}" fill="white"/>` +
+    parts.join("") + "</svg>";
+  return await Figure.fromSvg(svg, describe(rows, options));
+}
+
+/** A panel's pixels at display size, and the value range its colours stand for. */
+interface Picture {
+  readonly png: Uint8Array;
+  readonly width: number;
+  readonly height: number;
+  readonly range: { readonly min: number; readonly max: number };
+}
+
+async function panelPicture(panel: Panel, size: number): Promise<Picture> {
+  const alpha = panel.alpha ?? 0.6;
+  if (!(alpha >= 0 && alpha <= 1)) {
+    throw new InvalidArgumentError(
+      `panel "${panel.label}": alpha must lie in [0, 1], got ${alpha}`,
+    );
+  }
+  const base = panel.image === undefined ? undefined : toRgb(panel.image);
+  if (base === undefined && panel.map === undefined) {
+    throw new InvalidArgumentError(`panel "${panel.label}" has neither an image nor a map`);
+  }
+  let rgb: RgbImage, range = { min: 0, max: 0 };
+  if (panel.map === undefined) rgb = base!;
+  else {
+    const shown = base ? panel.map.upsample(base.width, base.height) : panel.map;
+    range = { min: shown.min(), max: shown.max() };
+    const colours = applyColormap(shown.normalize(), panel.colormap ?? "viridis");
+    if (base) {
+      for (let i = 0; i < colours.length; i++) {
+        colours[i] = Math.round((1 - alpha) * base.rgb[i] + alpha * colours[i]);
+      }
+    }
+    rgb = { width: shown.width, height: shown.height, rgb: colours };
+  }
+  const scale = size / Math.max(rgb.width, rgb.height);
+  const width = Math.max(1, Math.round(rgb.width * scale));
+  const height = Math.max(1, Math.round(rgb.height * scale));
+  const sharp = await loadSharp();
+  // nearest neighbour when enlarging keeps the model's pixels visible; lanczos when shrinking
+  const png = await sharp(Buffer.from(rgb.rgb), {
+    raw: { width: rgb.width, height: rgb.height, channels: 3 },
+  }).resize(width, height, { kernel: scale >= 1 ? "nearest" : "lanczos3", fit: "fill" }).png()
+    .toBuffer();
+  return { png: new Uint8Array(png), width, height, range };
+}
+
+function toRgb(image: RgbImage | ChwImage): RgbImage {
+  if (!("shape" in image)) return image;
+  const [channels, height, width] = image.shape;
+  return { width, height, rgb: chwToRgb(image.data, channels, height, width, { clamp: true }) };
+}
+
+async function colourBar(
+  panel: Panel,
+  range: { min: number; max: number },
+  x: number,
+  y: number,
+  width: number,
+): Promise<string[]> {
+  const ramp = applyColormap(
+    Array.from({ length: 128 }, (_, i) => i / 127),
+    panel.colormap ?? "viridis",
+  );
+  const unit = panel.unit ? ` ${panel.unit}` : "";
+  return [
+    image(await rgbToPng(ramp, 128, 1), x, y + 4, width, 8, "none"),
+    text(x, y + 26, number(range.min, range), 11),
+    `<text x="${x + width}" y="${y + 26}" font-family="${FONT}" font-size="11" ` +
+    `text-anchor="end" fill="#111">${escapeHtml(number(range.max, range) + unit)}</text>`,
+  ];
+}
+
+/** A colour-bar end: 3 significant digits; "0" for a value that is rounding noise of the range. */
+function number(v: number, range: { min: number; max: number }): string {
+  const scale = Math.max(Math.abs(range.min), Math.abs(range.max));
+  if (Math.abs(v) <= 1e-6 * scale || v === 0) return "0";
+  return formatValue(v);
+}
+
+/**
+ * Three significant digits, in exponent form outside [0.01, 10⁴).
+ *
+ * @example
+ * ```ts
+ * import { formatValue } from "./panels.ts";
+ * console.assert(formatValue(0.0000125) === "1.25e-5" && formatValue(271.3) === "271");
+ * ```
+ */
+export function formatValue(v: number): string {
+  return Math.abs(v) >= 0.01 && Math.abs(v) < 1e4 ? v.toPrecision(3) : v.toExponential(2);
+}
+
+/** Text clipped to `maxWidth` pixels (by an estimate of DejaVu Sans's glyph width). */
+function text(
+  x: number,
+  y: number,
+  content: string,
+  size: number,
+  weight = "normal",
+  maxWidth?: number,
+): string {
+  const fits = maxWidth === undefined ? Infinity : Math.floor(maxWidth / (0.6 * size));
+  const shown = content.length > fits ? content.slice(0, Math.max(1, fits - 1)) + "…" : content;
+  return `<text x="${x}" y="${y}" font-family="${FONT}" font-size="${size}" ` +
+    `font-weight="${weight}" fill="#111">${escapeHtml(shown)}</text>`;
+}
+
+function image(
+  png: Uint8Array,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+  aspect = "xMidYMid meet",
+): string {
+  return `<image x="${x}" y="${y}" width="${width}" height="${height}" ` +
+    `preserveAspectRatio="${aspect}" href="data:image/png;base64,${
+      Buffer.from(png).toString("base64")
+    }"/>`;
+}
+
+function describe(rows: readonly (readonly Panel[])[], options: PanelGridOptions): string {
+  const lines = rows.map((row, r) =>
+    (options.rowLabels ? `${options.rowLabels[r]}: ` : "") +
+    row.map((p) => p.caption ? `${p.label} (${p.caption})` : p.label).join(" | ")
+  );
+  return [...(options.title ? [options.title] : []), ...lines].join("\n");
+}
