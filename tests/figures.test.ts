@@ -96,21 +96,27 @@ Deno.test("resultTable: aligned text and HTML, estimates as value ± SE, picture
   const figure = new Figure(encodePng(new Uint8Array(3), 1, 1), "a dot");
   const table = resultTable([
     { word: "red", information: { nats: 0.8096, se: 0.2231 }, map: figure },
-    { word: "a", information: { nats: 0, se: 0 }, extra: Infinity },
+    { word: "a\nan", information: { nats: 0, se: 0 }, extra: 3 },
   ], { title: "per word" });
   assert.equal(
     table.toString(),
     [
       "per word",
-      "word  information    map          extra",
-      "----  -------------  -----------  -----",
-      "red   0.810 ± 0.223  [image 1×1]  —",
-      "a     0.000 ± 0.000  —            ∞",
+      "word   information    map          extra",
+      "-----  -------------  -----------  -----",
+      "red    0.810 ± 0.223  [image 1×1]  —",
+      "a; an  0.000 ± 0.000  —            3",
     ].join("\n"),
   );
   const html = table[JUPYTER_DISPLAY]()["text/html"];
   assert.match(html, /<caption>per word<\/caption>/);
   assert.match(html, /<img alt="a dot" width="1" src="data:image\/png;base64,/);
+  assert.match(html, /<td style="text-align:left">a<br>an<\/td>/);
+  assert.equal(resultTable([{ x: -Infinity, y: NaN }]).toString().split("\n")[2], "−∞  —");
+  assert.equal(
+    resultTable([{ m: { mean: 1.5, se: 0.25, n: 4 } }], { digits: 2 }).toString().split("\n")[2],
+    "1.50 ± 0.25",
+  );
   assert.throws(() => resultTable([]), InvalidArgumentError);
 });
 

@@ -74,6 +74,15 @@ Deno.test("heatmapPlot: one cell per value, coloured with the colormap endpoints
   assert.ok(num(cells[0], "y") < num(cells[31], "y"), "row 0 is drawn at the top");
   // square cells
   assert.ok(Math.abs(num(cells[0], "width") - num(cells[0], "height")) < 1e-9);
+  // the colour bar under the map: dark to bright, labelled with the map's min and max (and unit)
+  const bar = parse(heatmapPlot(map, { unit: "nats/px" }));
+  const ramp = all(bar, ":scope > rect");
+  assert.equal(ramp.length, 64);
+  assert.equal(ramp[0].getAttribute("fill"), "rgb(68,1,84)");
+  assert.equal(ramp[63].getAttribute("fill"), "rgb(253,231,37)");
+  assert.ok(num(ramp[0], "y") > num(cells[31], "y"), "the bar lies under the map");
+  const labels = all(bar, ":scope > text").map((t) => t.textContent);
+  assert.deepEqual(labels, ["0", "31.0 nats/px"]);
   const magma = parse(heatmapPlot(map, { colormap: "magma" }));
   assert.equal(
     all(magma, 'g[aria-label="cell"] rect')[31].getAttribute("fill"),

@@ -216,7 +216,7 @@ function number(v: number, range: { min: number; max: number }): string {
 }
 
 /**
- * Three significant digits, in exponent form outside [0.01, 10⁴).
+ * Three significant digits, in exponent form outside [0.01, 10⁴); zero as "0".
  *
  * @example
  * ```ts
@@ -225,6 +225,7 @@ function number(v: number, range: { min: number; max: number }): string {
  * ```
  */
 export function formatValue(v: number): string {
+  if (v === 0) return "0";
   return Math.abs(v) >= 0.01 && Math.abs(v) < 1e4 ? v.toPrecision(3) : v.toExponential(2);
 }
 

@@ -37,6 +37,12 @@ type PlotDocument = NonNullable<Plot.PlotOptions["document"]>;
  */
 export const ERROR_BAR_DESCRIPTION = "error bars: ±2 standard errors";
 
+/** Appends SVG elements to a rendered plot (for what Plot cannot draw: a continuous colour bar). */
+export interface SvgBuilder {
+  /** appends `<tag attributes…>text</tag>` to the chart's `<svg>` */
+  add(tag: string, attributes: Record<string, string | number>, text?: string): void;
+}
+
 let sharedDocument: PlotDocument | undefined;
 
 /** One linkedom document serves every plot: Plot only creates detached elements in it. */
@@ -67,7 +73,11 @@ function plotDocument(): PlotDocument {
  * console.assert(chart.svg.includes("one dot"));
  * ```
  */
-export function renderPlot(options: Plot.PlotOptions, title?: string): Chart {
+export function renderPlot(
+  options: Plot.PlotOptions,
+  title?: string,
+  decorate?: (svg: SvgBuilder) => void,
+): Chart {
   const document = plotDocument();
   const node = Plot.plot({ ...options, document });
   if (node.tagName.toLowerCase() !== "svg") {
@@ -86,6 +96,16 @@ export function renderPlot(options: Plot.PlotOptions, title?: string): Chart {
     text.textContent = title;
     node.appendChild(text);
   }
+  decorate?.({
+    add(tag, attributes, text) {
+      const element = document.createElementNS(SVG_NAMESPACE, tag);
+      for (const [name, value] of Object.entries(attributes)) {
+        element.setAttribute(name, String(value));
+      }
+      if (text !== undefined) element.textContent = text;
+      node.appendChild(element);
+    },
+  });
   node.setAttribute("xmlns", SVG_NAMESPACE);
   return new Chart(node.outerHTML, title || undefined);
 }

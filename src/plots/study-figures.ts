@@ -70,7 +70,7 @@ export async function localizationGallery(
       { label: "mask", map: maps.mask, image, alpha: 0.5, caption: `${row.maskArea} px` },
       ...map("information", maps.information, "information"),
       ...map("attention", maps.attention, "attention"),
-      ...map("attention, sampled α", maps.attentionAtSampledNoise, "attention-at-sampled-noise"),
+      ...map("attention at α", maps.attentionAtSampledNoise, "attention-at-sampled-noise"),
       ...map("combined", maps.combined, "infodiff-combined"),
     ]);
     labels.push(

@@ -9,9 +9,21 @@ import { InvalidArgumentError } from "../errors.ts";
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { Figure } from "./figure.ts";
 import type { NatsWithError } from "../studies/intervention-result.ts";
+import type { MeanWithError } from "../numerics/statistics.ts";
 
-/** What a table cell may hold: text, a number, an estimate ± SE (printed `nats ± se`), or a picture. */
-export type TableCell = string | number | NatsWithError | Figure | null | undefined;
+/**
+ * What a table cell may hold: text (lines joined by "; " in plain text, `<br>` in HTML), a number
+ * (integers printed as such), an estimate or a mean with its standard error (printed `value ± se`),
+ * or a picture.
+ */
+export type TableCell =
+  | string
+  | number
+  | NatsWithError
+  | MeanWithError
+  | Figure
+  | null
+  | undefined;
 
 /** Options of {@link resultTable}. */
 export interface ResultTableOptions {
@@ -104,10 +116,15 @@ export class Table {
 
   #plain(cell: TableCell): string {
     if (cell === null || cell === undefined) return "—";
-    if (typeof cell === "string") return cell;
-    if (typeof cell === "number") return formatNumber(cell, this.#digits);
+    if (typeof cell === "string") return cell.replaceAll("\n", "; ");
+    if (typeof cell === "number") {
+      return Number.isInteger(cell) && Math.abs(cell) < 1e15
+        ? String(cell)
+        : formatNumber(cell, this.#digits);
+    }
     if (cell instanceof Figure) return `[image ${cell.width}×${cell.height}]`;
-    return `${formatNumber(cell.nats, this.#digits)} ± ${formatNumber(cell.se, this.#digits)}`;
+    const value = "nats" in cell ? cell.nats : cell.mean;
+    return `${formatNumber(value, this.#digits)} ± ${formatNumber(cell.se, this.#digits)}`;
   }
 
   #html(cell: TableCell): string {
@@ -115,7 +132,8 @@ export class Table {
       return `<img alt="${escapeHtml(cell.description)}" width="${cell.width}" ` +
         `src="data:image/png;base64,${Buffer.from(cell.png).toString("base64")}">`;
     }
-    return escapeHtml(this.#plain(cell)).replaceAll("\n", "<br>");
+    if (typeof cell === "string") return escapeHtml(cell).replaceAll("\n", "<br>");
+    return escapeHtml(this.#plain(cell));
   }
 }
 
