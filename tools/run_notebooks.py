@@ -15,6 +15,14 @@ after it reports the cell idle, and nbconvert/nbclient then drop it silently. Th
 reading IOPub for a short grace period after idle and attaches late messages to the cell that
 produced them (matched by the request's msg_id).
 
+With --write the executed outputs are saved back into the notebooks (`deno task notebooks:render`).
+With --check-outputs the committed outputs are compared with the fresh ones, and a notebook fails
+when they differ (it is stale: re-render it): every code cell must produce the same kinds of
+output (output type, MIME types, PNG sizes), the same text apart from its numbers, and numbers
+within the notebook's tolerance, `metadata.infodiff.tolerance` = {"rtol": r, "atol": a}
+(default rtol = atol = 1e-3: the runs are seeded, so only floating-point differences between
+machines remain). A committed notebook over 1 MB fails the check too.
+
 Output: one line per notebook (`PASS path (N cells, T s)` / `FAIL path ...` with the failing cell's
 index, error name/value and traceback tail), then exactly one line `notebooks: P passed, F failed`.
 Exit status 1 when any notebook failed, 0 otherwise (also when no notebook was found).
@@ -45,6 +53,83 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 class NotebookFailure(Exception):
     """A notebook failed: carries the message printed after FAIL."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing committed outputs with fresh ones
+
+NUMBER = re.compile(r"[-−+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+DEFAULT_TOLERANCE = {"rtol": 1e-3, "atol": 1e-3}
+MAX_NOTEBOOK_BYTES = 1_000_000
+
+
+def output_signature(output):
+    """What one output is, for comparison: (kind, texts, PNG sizes)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return (f"stream:{output.get('name')}", [output.get("text", "")], [])
+    if kind == "error":
+        return ("error", [f"{output.get('ename')}: {output.get('evalue')}"], [])
+    data = output.get("data", {})
+    texts = [data.get("text/plain", "")]
+    sizes = [png_size(data["image/png"])] if "image/png" in data else []
+    return (f"{kind}:{','.join(sorted(data))}", texts, sizes)
+
+
+def png_size(base64_text):
+    import base64
+    raw = base64.b64decode("".join(base64_text) if isinstance(base64_text, list) else base64_text)
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+
+
+def split_numbers(text):
+    """The text with every number replaced by #, and the numbers."""
+    text = re.sub(r"\s+", " ", "".join(text) if isinstance(text, list) else text).strip()
+    numbers = [float(m.replace("−", "-")) for m in NUMBER.findall(text)]
+    return NUMBER.sub("#", text), numbers
+
+
+def compare_outputs(index, committed, fresh, tolerance):
+    """None when the fresh outputs of a cell match the committed ones, else what differs."""
+    if len(committed) != len(fresh):
+        return f"cell {index}: {len(committed)} committed outputs, {len(fresh)} now"
+    rtol, atol = tolerance["rtol"], tolerance["atol"]
+    for old, new in zip(committed, fresh):
+        (old_kind, old_texts, old_sizes), (new_kind, new_texts, new_sizes) = \
+            output_signature(old), output_signature(new)
+        if old_kind != new_kind:
+            return f"cell {index}: committed output is {old_kind}, now {new_kind}"
+        if old_sizes != new_sizes:
+            return f"cell {index}: committed picture is {old_sizes}, now {new_sizes}"
+        for old_text, new_text in zip(old_texts, new_texts):
+            (old_words, old_numbers), (new_words, new_numbers) = \
+                split_numbers(old_text), split_numbers(new_text)
+            if old_words != new_words or len(old_numbers) != len(new_numbers):
+                return f"cell {index}: text differs:\n        committed: {old_words[:300]}\n" \
+                       f"        now:       {new_words[:300]}"
+            for a, b in zip(old_numbers, new_numbers):
+                if abs(a - b) > atol + rtol * max(abs(a), abs(b)):
+                    return f"cell {index}: number {a:g} committed, {b:g} now " \
+                           f"(tolerance rtol {rtol:g}, atol {atol:g})"
+    return None
+
+
+def stale_outputs(committed_cells, notebook, path):
+    """Why the committed outputs are stale (None when they match what ran now)."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        return f"the committed notebook is {size / 1e6:.2f} MB, over the 1 MB limit"
+    tolerance = {**DEFAULT_TOLERANCE, **notebook.metadata.get("infodiff", {}).get("tolerance", {})}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        committed = committed_cells.get(index)
+        if committed is None:
+            return f"cell {index} is not in the committed notebook"
+        difference = compare_outputs(index, committed, cell.outputs, tolerance)
+        if difference:
+            return difference
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +419,8 @@ def parse_args(argv):
                         help="seconds to keep reading output after a cell reports idle")
     parser.add_argument("--write", action="store_true",
                         help="save executed outputs back into the notebooks")
+    parser.add_argument("--check-outputs", action="store_true",
+                        help="fail a notebook whose committed outputs differ from a fresh run")
     return parser.parse_args(argv)
 
 
@@ -366,13 +453,13 @@ def main(argv=None):
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter_dir, old_path]))
         runner = NotebookRunner(kernel_name, args.timeout, args.late_output, args.startup_timeout)
         for path in notebooks:
-            ok = run_one(runner, path, deadline, args.write, jupyter_dir)
+            ok = run_one(runner, path, deadline, args.write, jupyter_dir, args.check_outputs)
             passed, failed = passed + ok, failed + (not ok)
     print(f"notebooks: {passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
 
 
-def run_one(runner, path, deadline, write, scratch_dir):
+def run_one(runner, path, deadline, write, scratch_dir, check_outputs=False):
     """Run one notebook, print its PASS/FAIL line; returns True when it passed."""
     shown = display_path(path)
     started = time.monotonic()
@@ -385,6 +472,8 @@ def run_one(runner, path, deadline, write, scratch_dir):
         print(f"FAIL {shown} (cannot read notebook: {error})", flush=True)
         return False
     code_cells = sum(1 for cell in notebook.cells if cell.cell_type == "code")
+    committed = {i: [dict(o) for o in cell.get("outputs", [])]
+                 for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     log_path = Path(scratch_dir) / "kernel.log"
     with open(log_path, "w+b") as kernel_log:
         try:
@@ -398,6 +487,10 @@ def run_one(runner, path, deadline, write, scratch_dir):
         kernel_log.seek(0)
         kernel_output = kernel_log.read().decode("utf-8", "replace")
     elapsed = time.monotonic() - started
+    if failure is None and check_outputs:
+        stale = stale_outputs(committed, notebook, path)
+        if stale:
+            failure = f"committed outputs are stale ({stale}); run `deno task notebooks:render`"
     if write:
         nbformat.write(notebook, str(path))
     late = runner.recorder.late_outputs if runner.recorder else 0
