@@ -127,9 +127,20 @@ Deno.test("NaN in the UNet output: ModelRuntimeError, not a silent NaN", async (
         error instanceof ModelRuntimeError && /NaN/.test(error.message) &&
         /timestep 214/.test(error.message),
     );
+    // the estimators ask the backend not to scan its output (their sums of squares see every
+    // value) and reject in their own reduction instead, naming the draw
+    const unchecked = await model.predictNoise({
+      noisy: new Float32Array(256),
+      logSnr: Float64Array.of(1),
+      conditions: [condition],
+      finiteChecked: true,
+    });
+    assert.ok(unchecked.some((v) => Number.isNaN(v)), "finiteChecked skips the backend's pass");
     await assert.rejects(
       () => model.info("fixtures/images/test-64.png").given("a red circle").total(),
-      ModelRuntimeError,
+      (error: Error) =>
+        error instanceof ModelRuntimeError &&
+        /noise prediction of draw 0 at log-SNR .* is not finite/.test(error.message),
     );
   } finally {
     await model.dispose();

@@ -32,6 +32,13 @@ export interface NoiseBatch {
   readonly logSnr: Float64Array;
   /** condition of each item (length `size`) */
   readonly conditions: readonly Condition[];
+  /**
+   * `true`: the caller reads every returned value and checks it is finite itself (the estimators'
+   * reductions: a sum of squares is finite exactly when every term is), so the backend may skip
+   * its own pass over the output. Default: `predictNoise` rejects a non-finite prediction with a
+   * `ModelRuntimeError`.
+   */
+  readonly finiteChecked?: boolean;
 }
 
 /**

@@ -259,6 +259,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       timesteps,
       hiddenStates,
       contextLength: this.tokenizer.contextLength,
+      finiteChecked: batch.finiteChecked,
     };
   }
 

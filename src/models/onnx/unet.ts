@@ -46,6 +46,8 @@ export interface UnetRequest {
   readonly hiddenStates: readonly Float32Array[];
   /** token positions per hidden state (the tokenizer's context length, 77 for CLIP) */
   readonly contextLength: number;
+  /** the caller checks the output's finiteness where it reads it: skip the pass here */
+  readonly finiteChecked?: boolean;
 }
 
 /** One item's share of an extra UNet output (e.g. attention probabilities). */
@@ -316,7 +318,7 @@ export class OnnxUnet {
       : tensor.data as Float32Array;
     tensor.dispose();
     const output = raw.subarray(0, items.length * d);
-    this.#checkFinite(output, items, request.timesteps, d);
+    if (!request.finiteChecked) this.#checkFinite(output, items, request.timesteps, d);
     if (this.schedule.predictionType === "v_prediction") {
       const abar = items.map((item) => this.schedule.alphasCumprod[request.timesteps[item]]);
       vToEpsilon(output, sample, abar, d);
