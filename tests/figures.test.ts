@@ -182,3 +182,20 @@ Deno.test("localizationGallery and relationItemsTable draw a study's rows from i
   assert.ok(text.split("\n")[item.trueIndex].endsWith(" ✓"), text);
   assert.equal(table.rows[0][2], item.correct ? "yes" : "no");
 });
+
+Deno.test("panel captions: estimates print as nats ± SE, long text wraps to at most three lines", async () => {
+  const image = { width: 1, height: 1, rgb: new Uint8Array([0, 0, 0]) };
+  const plain = await imageStrip([{ label: "a", image }], { size: 160 });
+  const one = await imageStrip([{ label: "a", image, caption: { nats: 1.234, se: 0.05 } }], {
+    size: 160,
+  });
+  assert.equal(one.description, "a (1.23 ± 0.05 nats)");
+  const long = "a red circle below a yellow square and a blue triangle left of a green square";
+  const wrapped = await imageStrip([{ label: "a", image, caption: long }], { size: 160 });
+  const longer = await imageStrip([{ label: "a", image, caption: `${long} ${long}` }], {
+    size: 160,
+  });
+  assert.equal(one.height - plain.height, 15 + 4, "one caption line");
+  assert.equal(wrapped.height - plain.height, 3 * 15 + 4, "wrapped to three lines");
+  assert.equal(longer.height, wrapped.height, "never more than three");
+});

@@ -66,7 +66,14 @@ Deno.test("relations (oracle): the study picks the exact winner of log p(x|optio
     assert.equal(g.n, members.length);
     assert.equal(g.correct, members.filter((i) => i.correct).length);
   }
-  assert.match(relationChart(result).svg, /accuracy/);
+  // the default chart: overall and the two kinds; groups in their own chart
+  const kinds = relationChart(result).svg, groups = relationChart(result, { groups: true }).svg;
+  assert.match(kinds, /accuracy/);
+  const labels = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]+)<\/text>/g)].map((m) => m[1]);
+  assert.ok(labels(kinds).includes("relation") && !labels(kinds).includes(result.byGroup[0].name));
+  assert.ok(
+    labels(groups).includes(result.byGroup[0].name) && !labels(groups).includes("attribution"),
+  );
   assert.match(result.toString(), /kind relation/);
 });
 

@@ -166,7 +166,7 @@ function toRgb(image: RgbImage | ChwImage): RgbImage {
 
 function label(token: TokenInformation, x: number, y: number, width: number): string {
   const value = `${token.estimate.nats.toFixed(3)} ± ${token.estimate.se.toFixed(3)} nats`;
-  const size = Math.max(10, Math.min(16, Math.floor(width / 14)));
+  const size = Math.max(12, Math.min(16, Math.floor(width / 10)));
   return `<rect x="${x}" y="${y}" width="${width}" height="${LABEL_HEIGHT}" fill="white"/>` +
     text(x + 6, y + size + 4, token.word, size, "bold") +
     text(x + 6, y + 2 * size + 10, value, size - 2);

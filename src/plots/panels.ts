@@ -14,13 +14,17 @@ import type { Heatmap } from "../images/heatmap.ts";
 import { type ChwImage, chwToRgb, type RgbImage, rgbToPng } from "../images/png.ts";
 import { loadSharp } from "../images/sharp.ts";
 import { Figure } from "./figure.ts";
+import type { NatsWithError } from "../studies/intervention-result.ts";
 
 /** One picture of a grid. At least one of `image` and `map` is given. */
 export interface Panel {
   /** text above the picture */
   readonly label: string;
-  /** text below the picture (e.g. "0.81 ± 0.22 nats") */
-  readonly caption?: string;
+  /**
+   * text below the picture, wrapped to at most 3 lines; an estimate (`{ nats, se }`) is printed
+   * "0.81 ± 0.22 nats"
+   */
+  readonly caption?: string | NatsWithError;
   /** the picture, or the image under the map (RGB bytes or CHW data in [−1, 1]) */
   readonly image?: RgbImage | ChwImage;
   /** a map, min–max normalised and coloured; over `image` when both are given */
@@ -44,7 +48,8 @@ export interface PanelGridOptions {
 }
 
 const FONT = "DejaVu Sans, Verdana, sans-serif";
-const GAP = 10, LABEL = 22, CAPTION = 18, BAR = 32, TITLE = 30, ROW_LABEL = 22;
+const GAP = 10, LABEL = 22, CAPTION_LINE = 15, BAR = 32, TITLE = 30, ROW_LABEL = 22;
+const CAPTION_SIZE = 12, CAPTION_LINES = 3;
 
 /**
  * One row of labelled pictures.
@@ -110,7 +115,13 @@ export async function imageGrid(
     }
     const pictures = await Promise.all(row.map((panel) => panelPicture(panel, size)));
     const pictureHeight = Math.max(...pictures.map((p) => p.height));
-    const hasCaption = row.some((p) => p.caption !== undefined);
+    const captions = row.map((panel, i) =>
+      panel.caption === undefined
+        ? []
+        : wrap(captionText(panel.caption), Math.max(size, pictures[i].width), CAPTION_SIZE)
+    );
+    const captionHeight = Math.max(...captions.map((lines) => lines.length)) * CAPTION_LINE +
+      (captions.some((lines) => lines.length > 0) ? 4 : 0);
     const hasBar = row.some((p) => p.map !== undefined);
     let x = GAP;
     for (const [i, panel] of row.entries()) {
@@ -119,17 +130,17 @@ export async function imageGrid(
       parts.push(text(x, y + 16, panel.label, 13, "bold", cellWidth));
       parts.push(image(picture.png, x, y + LABEL, picture.width, picture.height));
       let below = y + LABEL + pictureHeight;
-      if (panel.caption !== undefined) {
-        parts.push(text(x, below + 14, panel.caption, 12, "normal", cellWidth));
-      }
-      if (hasCaption) below += CAPTION;
+      captions[i].forEach((line, k) => {
+        parts.push(text(x, below + 14 + k * CAPTION_LINE, line, CAPTION_SIZE));
+      });
+      below += captionHeight;
       if (panel.map !== undefined) {
         parts.push(...await colourBar(panel, picture.range, x, below, cellWidth));
       }
       x += cellWidth + GAP;
     }
     width = Math.max(width, x);
-    y += LABEL + pictureHeight + (hasCaption ? CAPTION : 0) + (hasBar ? BAR : 0) + GAP;
+    y += LABEL + pictureHeight + captionHeight + (hasBar ? BAR : 0) + GAP;
   }
   if (options.title) parts.push(text(GAP, GAP + 18, options.title, 15, "bold"));
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" ` +
@@ -229,6 +240,33 @@ export function formatValue(v: number): string {
   return Math.abs(v) >= 0.01 && Math.abs(v) < 1e4 ? v.toPrecision(3) : v.toExponential(2);
 }
 
+function captionText(caption: string | NatsWithError): string {
+  return typeof caption === "string"
+    ? caption
+    : `${caption.nats.toFixed(2)} ± ${caption.se.toFixed(2)} nats`;
+}
+
+/** Word-wrapped lines that fit `width` pixels, at most {@link CAPTION_LINES} (the last clipped). */
+function wrap(content: string, width: number, size: number): string[] {
+  const fits = Math.max(1, Math.floor(width / (0.6 * size)));
+  const lines: string[] = [];
+  let line = "";
+  for (const word of content.split(/\s+/).filter(Boolean)) {
+    if (line === "" || (line + " " + word).length <= fits) {
+      line = line === "" ? word : `${line} ${word}`;
+    } else {
+      lines.push(line);
+      line = word;
+    }
+  }
+  if (line !== "") lines.push(line);
+  const shown = lines.slice(0, CAPTION_LINES);
+  if (lines.length > CAPTION_LINES) {
+    shown[CAPTION_LINES - 1] += " " + lines.slice(CAPTION_LINES).join(" ");
+  }
+  return shown.map((l) => l.length > fits ? l.slice(0, fits - 1) + "…" : l);
+}
+
 /** Text clipped to `maxWidth` pixels (by an estimate of DejaVu Sans's glyph width). */
 function text(
   x: number,
@@ -261,7 +299,8 @@ function image(
 function describe(rows: readonly (readonly Panel[])[], options: PanelGridOptions): string {
   const lines = rows.map((row, r) =>
     (options.rowLabels ? `${options.rowLabels[r]}: ` : "") +
-    row.map((p) => p.caption ? `${p.label} (${p.caption})` : p.label).join(" | ")
+    row.map((p) => p.caption !== undefined ? `${p.label} (${captionText(p.caption)})` : p.label)
+      .join(" | ")
   );
   return [...(options.title ? [options.title] : []), ...lines].join("\n");
 }

@@ -12,15 +12,28 @@ import { Chart } from "./chart.ts";
 const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
 
 /**
- * Room above the plot frame for a chart title, in pixels.
+ * Room above the plot frame that a titled chart's specification leaves (for the y axis label);
+ * the title itself gets its own band above the plot ({@link TITLE_BAND}).
  *
  * @example
  * ```ts
  * import { TITLE_MARGIN } from "./render.ts";
- * console.assert(TITLE_MARGIN >= 30);
+ * console.assert(TITLE_MARGIN >= 20);
  * ```
  */
-export const TITLE_MARGIN = 40;
+export const TITLE_MARGIN = 30;
+
+/**
+ * Height of the band a title adds above the rendered plot, in pixels: the plot moves down by it,
+ * so a long title never overlaps the y axis label.
+ *
+ * @example
+ * ```ts
+ * import { TITLE_BAND } from "./render.ts";
+ * console.assert(TITLE_BAND >= 20);
+ * ```
+ */
+export const TITLE_BAND = 28;
 
 /** The DOM document type Plot expects (Deno has no DOM types of its own). */
 type PlotDocument = NonNullable<Plot.PlotOptions["document"]>;
@@ -58,9 +71,9 @@ function plotDocument(): PlotDocument {
 }
 
 /**
- * Renders a Plot specification to a Chart, adding `title` as bold SVG text centred above the
- * frame (Plot's own `title` option wraps the chart in an HTML `<figure>`, which is not SVG).
- * Specifications with a title should leave at least {@link TITLE_MARGIN} px of `marginTop`.
+ * Renders a Plot specification to a Chart, adding `title` as bold SVG text centred in a band of
+ * {@link TITLE_BAND} px above the plot (Plot's own `title` option wraps the chart in an HTML
+ * `<figure>`, which is not SVG); the chart is that much taller than the specification.
  * Legends are not supported: continuous ones need a canvas, categorical ones are HTML.
  *
  * @throws {InvalidArgumentError} when Plot produced something other than a single `<svg>`
@@ -86,16 +99,6 @@ export function renderPlot(
         "drop legend, title, subtitle and caption options",
     );
   }
-  if (title !== undefined && title !== "") {
-    const text = document.createElementNS(SVG_NAMESPACE, "text");
-    text.setAttribute("x", String(Number(node.getAttribute("width")) / 2));
-    text.setAttribute("y", "20");
-    text.setAttribute("text-anchor", "middle");
-    text.setAttribute("font-size", "14");
-    text.setAttribute("font-weight", "bold");
-    text.textContent = title;
-    node.appendChild(text);
-  }
   decorate?.({
     add(tag, attributes, text) {
       const element = document.createElementNS(SVG_NAMESPACE, tag);
@@ -106,6 +109,27 @@ export function renderPlot(
       node.appendChild(element);
     },
   });
+  if (title !== undefined && title !== "") {
+    const width = Number(node.getAttribute("width")), height = Number(node.getAttribute("height"));
+    const shifted = document.createElementNS(SVG_NAMESPACE, "g");
+    shifted.setAttribute("transform", `translate(0,${TITLE_BAND})`);
+    for (const child of [...node.childNodes]) {
+      if ((child as { tagName?: string }).tagName?.toLowerCase() !== "style") {
+        shifted.appendChild(child);
+      }
+    }
+    node.appendChild(shifted);
+    node.setAttribute("height", String(height + TITLE_BAND));
+    node.setAttribute("viewBox", `0 0 ${width} ${height + TITLE_BAND}`);
+    const text = document.createElementNS(SVG_NAMESPACE, "text");
+    text.setAttribute("x", String(width / 2));
+    text.setAttribute("y", "20");
+    text.setAttribute("text-anchor", "middle");
+    text.setAttribute("font-size", "14");
+    text.setAttribute("font-weight", "bold");
+    text.textContent = title;
+    node.appendChild(text);
+  }
   node.setAttribute("xmlns", SVG_NAMESPACE);
   return new Chart(node.outerHTML, title || undefined);
 }

@@ -52,7 +52,8 @@ export function localizationChart(
 }
 
 /**
- * Bar chart of relation/attribute accuracy (%) per kind and per group, ±2 SE.
+ * Bar chart of relation/attribute accuracy (%) overall and per kind, ±2 SE; with `groups: true`
+ * per relation / attribute pair instead (one chart each: the two share no bars).
  *
  * @example
  * ```ts
@@ -64,21 +65,24 @@ export function localizationChart(
  * console.assert(relationChart(result).svg.includes("accuracy"));
  * ```
  */
-export function relationChart(result: RelationsResult, options: GroupedBarsOptions = {}): Chart {
+export function relationChart(
+  result: RelationsResult,
+  options: GroupedBarsOptions & { readonly groups?: boolean } = {},
+): Chart {
+  const { groups = false, ...chart } = options;
   const bar = (group: string) => (a: Accuracy): GroupedBar => ({
     group,
     method: a.name,
     value: 100 * a.accuracy,
     se: Number.isFinite(a.se) ? 100 * a.se : undefined,
   });
-  const rows = [
-    ...[result.accuracy, ...result.byKind].filter((a) => a.n > 0).map(bar("overall / kind")),
-    ...result.byGroup.filter((a) => a.n > 0).map(bar("group")),
-  ];
+  const rows = groups
+    ? result.byGroup.filter((a) => a.n > 0).map(bar("group"))
+    : [result.accuracy, ...result.byKind].filter((a) => a.n > 0).map(bar("overall / kind"));
   return groupedBars(rows, {
     yLabel: "accuracy (%)",
-    title: `relation / attribute test (${result.model})`,
-    ...options,
+    title: `relation / attribute test (${result.model})${groups ? ", per group" : ""}`,
+    ...chart,
   });
 }
 
