@@ -287,12 +287,7 @@ export {
 } from "./src/images/png.ts";
 export { arrayToNpy, heatmapToNpy } from "./src/images/npy.ts";
 export { type ImageIdentity, imageIdentity, imageSha256 } from "./src/images/image-identity.ts";
-export {
-  type ImageFit,
-  type ImageSource,
-  loadImagePixels,
-  type ResizeKernel,
-} from "./src/images/load-image.ts";
+export { type ImageFit, readImagePixels, type ResizeKernel } from "./src/images/load-image.ts";
 export {
   createQuery,
   Query,

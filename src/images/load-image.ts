@@ -12,6 +12,29 @@ import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 /** A sharp image pipeline (`sharp(...)`). */
 export type SharpImage = ReturnType<typeof sharpType>;
 
+/**
+ * An image file (or PNG/JPEG bytes) as the model sees it: CHW data in [−1, 1], resized to cover
+ * `width`×`height` and centre-cropped (`fit: "fill"` stretches instead). For overlaying maps on
+ * the picture a model was given.
+ *
+ * @throws {InvalidImageError} for an unreadable image
+ *
+ * @example
+ * ```ts
+ * import { readImagePixels } from "./load-image.ts";
+ * const pixels = await readImagePixels("fixtures/images/test-16.png", 8, 8);
+ * console.assert(pixels.length === 3 * 8 * 8 && pixels.every((v) => v >= -1 && v <= 1));
+ * ```
+ */
+export function readImagePixels(
+  image: string | Uint8Array,
+  width: number,
+  height: number,
+  fit: ImageFit = "cover",
+): Promise<Float32Array> {
+  return loadImagePixels(image, width, height, fit);
+}
+
 /** What {@link loadImagePixels} accepts: a file path, PNG/JPEG bytes or a sharp instance. */
 export type ImageSource = string | Uint8Array | SharpImage;
 
