@@ -304,13 +304,15 @@ async function estimateRound(
     errors: errorPrompts.map(() => new Float64Array(n)),
   };
   const total = options.precision ? undefined : n;
+  // one input buffer for every call of the round: a call's input is dead once it resolves
+  const inputs = new Float32Array(options.batchSize * data.length);
   for (const block of modelDrawBlocks(model, { ...options, samples: n }, blockSize, K)) {
     const predictions = await predictBlock(
       model,
       data,
       block,
       conditions,
-      options.batchSize,
+      inputs,
       where.timing,
     );
     for (let i = 0; i < block.count; i++) {
@@ -438,15 +440,16 @@ async function predictBlock(
   data: Float32Array,
   block: DrawBlock,
   conditions: readonly Condition[],
-  batchSize: number,
+  inputs: Float32Array,
   timing: { modelMs: number; modelCalls: number },
 ): Promise<{ item(index: number): Float32Array }> {
   const d = data.length, K = conditions.length, items = block.count * K;
+  const batchSize = inputs.length / d;
   const outputs: Float32Array[] = []; // one per call; items are read in place, not copied out
   for (let first = 0; first < items; first += batchSize) {
     const size = Math.min(batchSize, items - first);
     // each item's x_α = √σ(α)·x + √σ(−α)·ε written once, straight into the call's input
-    const batchNoisy = new Float32Array(size * d);
+    const batchNoisy = inputs.subarray(0, size * d);
     const logSnr = new Float64Array(size);
     const batchConditions: Condition[] = [];
     for (let item = 0, previous = -1; item < size; item++) {

@@ -26,7 +26,10 @@ export interface Condition {
 
 /** One batched noise-prediction request: `size` items, each a noisy datum, a log-SNR and a condition. */
 export interface NoiseBatch {
-  /** noisy data x_α, item-major, `size · d` values where d = c·h·w */
+  /**
+   * noisy data x_α, item-major, `size · d` values where d = c·h·w; the caller may overwrite it
+   * once `predictNoise` has settled (a backend must not keep it)
+   */
   readonly noisy: Float32Array;
   /** log-SNR α of each item (length `size`) */
   readonly logSnr: Float64Array;

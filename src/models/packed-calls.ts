@@ -204,5 +204,7 @@ function joinPieces(pieces: readonly Piece[], size: number, d: number): NoiseBat
     conditions.push(...request.batch.conditions.slice(from, from + count));
     at += count;
   }
-  return { noisy, logSnr, conditions };
+  // the backend may skip its finiteness pass only when every request checks its own values
+  const finiteChecked = pieces.every(({ request }) => request.batch.finiteChecked === true);
+  return { noisy, logSnr, conditions, finiteChecked };
 }

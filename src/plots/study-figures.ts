@@ -37,9 +37,21 @@ export interface StudyFigureOptions {
  * @throws {InvalidArgumentError} when the result kept no maps (run the study with `keepMaps: true`)
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { localizationGallery } from "./study-figures.ts";
- * const figure = await localizationGallery(result, { imagesDir: "data/images", count: 4 });
+ * import { LocalizationResult } from "../studies/localization-result.ts";
+ * import { Heatmap } from "../images/heatmap.ts";
+ * const record = { image: "test-16.png", caption: "a red circle", word: "red", category: "circle",
+ *   context: "a circle", nats: 1, se: 0.1, seed: 7, maskArea: 4, pixels: 16, thresholds: [0.4],
+ *   ious: { information: [0.5] } };
+ * const map = new Heatmap(4, 4, Float32Array.from({ length: 16 }, (_, i) => i / 15));
+ * const result = new LocalizationResult({
+ *   run: { results: [{ id: "a", result: record }], failures: [], resumed: 0, total: 1 },
+ *   methods: ["information"], thresholds: [0.4], fixedThreshold: 0.4, unavailable: new Map(),
+ *   maps: new Map([["a", { information: map, mask: map }]]), samples: 10, model: "m",
+ * });
+ * const figure = await localizationGallery(result, { imagesDir: "fixtures/images", size: 32 });
+ * console.assert(figure.description.includes("information (IoU 0.50)"));
  * ```
  */
 export async function localizationGallery(
@@ -147,9 +159,14 @@ export async function interventionStrip(
  * chosen one marked ▶, the true one ✓), and whether the study got it right.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { relationItemsTable } from "./study-figures.ts";
- * relationItemsTable(result, { count: 4 });
+ * import { RelationsResult } from "../studies/relations-result.ts";
+ * const record = { image: "fixtures/images/test-16.png", trueIndex: 1, kind: "relation", group: "above",
+ *   options: ["a b", "b a"], chosen: 1, correct: true, nats: [0.5, 1], se: [0.1, 0.1], refused: [], seed: 1 };
+ * const result = new RelationsResult({ results: [{ id: "x", result: record }], failures: [], resumed: 0, total: 1 }, 10, "m");
+ * const table = await relationItemsTable(result);
+ * console.assert(String(table).includes("▶ b a: 1.00 ± 0.10 ✓"));
  * ```
  */
 export async function relationItemsTable(
