@@ -6,9 +6,7 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import { InvalidArgumentError } from "../errors.ts";
-import { escapeHtml } from "../jupyter.ts";
 import type { PerTokenResult, TokenInformation } from "../estimators/results.ts";
 import { applyColormap, type ColormapName } from "../images/colormap.ts";
 import {
@@ -20,6 +18,7 @@ import {
   rgbToPng,
 } from "../images/png.ts";
 import { Figure } from "./figure.ts";
+import { svgDocument, svgImage, svgText } from "./svg.ts";
 
 /** Options of {@link overlayGrid} and {@link labelledOverlay}. */
 export interface OverlayGridOptions {
@@ -35,7 +34,7 @@ export interface OverlayGridOptions {
   readonly panelWidth?: number;
 }
 
-const LABEL_HEIGHT = 48, BAR_HEIGHT = 46, FONT = "DejaVu Sans, Verdana, sans-serif";
+const LABEL_HEIGHT = 48, BAR_HEIGHT = 46;
 
 /**
  * The colour range shared by the words' maps (the words past the context excluded).
@@ -147,7 +146,7 @@ export async function overlayGrid(
   }
   const footer = range
     ? await colourBar(range, 0, gridHeight, width, options.colormap)
-    : [text(8, gridHeight + 28, "each map on its own colour scale (min–max)", 13)];
+    : [svgText(8, gridHeight + 28, "each map on its own colour scale (min–max)", { size: 13 })];
   const description = `${result.prompt}: ` +
     tokens.map((t) => `${t.word} ${t.estimate.nats.toFixed(3)} ± ${t.estimate.se.toFixed(3)}`).join(
       ", ",
@@ -168,8 +167,8 @@ function label(token: TokenInformation, x: number, y: number, width: number): st
   const value = `${token.estimate.nats.toFixed(3)} ± ${token.estimate.se.toFixed(3)} nats`;
   const size = Math.max(12, Math.min(16, Math.floor(width / 10)));
   return `<rect x="${x}" y="${y}" width="${width}" height="${LABEL_HEIGHT}" fill="white"/>` +
-    text(x + 6, y + size + 4, token.word, size, "bold") +
-    text(x + 6, y + 2 * size + 10, value, size - 2);
+    svgText(x + 6, y + size + 4, token.word, { size, weight: "bold" }) +
+    svgText(x + 6, y + 2 * size + 10, value, { size: size - 2 });
 }
 
 async function colourBar(
@@ -185,45 +184,9 @@ async function colourBar(
   return [
     `<rect x="${x}" y="${y}" width="${width}" height="${BAR_HEIGHT}" fill="white"/>`,
     svgImage(strip, x + 8, y + 6, barWidth, 12, "none"),
-    text(x + 8, y + 34, `${range.min.toPrecision(3)}`, 12),
-    text(
-      x + 8 + barWidth,
-      y + 34,
-      `${range.max.toPrecision(3)} nats per pixel (one scale)`,
-      12,
-      "normal",
-      "end",
-    ),
+    svgText(x + 8, y + 34, `${range.min.toPrecision(3)}`),
+    svgText(x + 8 + barWidth, y + 34, `${range.max.toPrecision(3)} nats per pixel (one scale)`, {
+      anchor: "end",
+    }),
   ];
-}
-
-function text(
-  x: number,
-  y: number,
-  content: string,
-  size: number,
-  weight = "normal",
-  anchor = "start",
-): string {
-  return `<text x="${x}" y="${y}" font-family="${FONT}" font-size="${size}" font-weight="${weight}" ` +
-    `text-anchor="${anchor}" fill="#111">${escapeHtml(content)}</text>`;
-}
-
-function svgImage(
-  png: Uint8Array,
-  x: number,
-  y: number,
-  width: number,
-  height: number,
-  aspect = "xMidYMid meet",
-): string {
-  return `<image x="${x}" y="${y}" width="${width}" height="${height}" ` +
-    `preserveAspectRatio="${aspect}" style="image-rendering:pixelated" ` +
-    `href="data:image/png;base64,${Buffer.from(png).toString("base64")}"/>`;
-}
-
-function svgDocument(width: number, height: number, parts: readonly string[]): string {
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}"><rect width="${width}" height="${height}" fill="white"/>` +
-    `${parts.join("")}</svg>`;
 }

@@ -8,12 +8,12 @@
  */
 import { Buffer } from "node:buffer";
 import { InvalidArgumentError } from "../errors.ts";
-import { escapeHtml } from "../jupyter.ts";
 import { applyColormap, type ColormapName } from "../images/colormap.ts";
 import type { Heatmap } from "../images/heatmap.ts";
 import { type ChwImage, chwToRgb, type RgbImage, rgbToPng } from "../images/png.ts";
 import { loadSharp } from "../images/sharp.ts";
 import { Figure } from "./figure.ts";
+import { svgDocument, svgImage, svgText } from "./svg.ts";
 import type { NatsWithError } from "../studies/intervention-result.ts";
 
 /** One picture of a grid. At least one of `image` and `map` is given. */
@@ -47,7 +47,6 @@ export interface PanelGridOptions {
   readonly rowLabels?: readonly string[];
 }
 
-const FONT = "DejaVu Sans, Verdana, sans-serif";
 const GAP = 10, LABEL = 22, CAPTION_LINE = 15, BAR = 32, TITLE = 30, ROW_LABEL = 22;
 const CAPTION_SIZE = 12, CAPTION_LINES = 3;
 
@@ -110,7 +109,7 @@ export async function imageGrid(
   let width = 0;
   for (const [r, row] of rows.entries()) {
     if (options.rowLabels) {
-      parts.push(text(GAP, y + 15, options.rowLabels[r], 14, "bold"));
+      parts.push(svgText(GAP, y + 15, options.rowLabels[r], { size: 14, weight: "bold" }));
       y += ROW_LABEL;
     }
     const pictures = await Promise.all(row.map((panel) => panelPicture(panel, size)));
@@ -127,11 +126,13 @@ export async function imageGrid(
     for (const [i, panel] of row.entries()) {
       const picture = pictures[i];
       const cellWidth = Math.max(size, picture.width);
-      parts.push(text(x, y + 16, panel.label, 13, "bold", cellWidth));
-      parts.push(image(picture.png, x, y + LABEL, picture.width, picture.height));
+      parts.push(
+        svgText(x, y + 16, panel.label, { size: 13, weight: "bold", maxWidth: cellWidth }),
+      );
+      parts.push(svgImage(picture.png, x, y + LABEL, picture.width, picture.height));
       let below = y + LABEL + pictureHeight;
       captions[i].forEach((line, k) => {
-        parts.push(text(x, below + 14 + k * CAPTION_LINE, line, CAPTION_SIZE));
+        parts.push(svgText(x, below + 14 + k * CAPTION_LINE, line, { size: CAPTION_SIZE }));
       });
       below += captionHeight;
       if (panel.map !== undefined) {
@@ -142,11 +143,10 @@ export async function imageGrid(
     width = Math.max(width, x);
     y += LABEL + pictureHeight + captionHeight + (hasBar ? BAR : 0) + GAP;
   }
-  if (options.title) parts.push(text(GAP, GAP + 18, options.title, 15, "bold"));
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" ` +
-    `viewBox="0 0 ${width} ${y}"><rect width="${width}" height="${y}" fill="white"/>` +
-    parts.join("") + "</svg>";
-  return await Figure.fromSvg(svg, describe(rows, options));
+  if (options.title) {
+    parts.push(svgText(GAP, GAP + 18, options.title, { size: 15, weight: "bold" }));
+  }
+  return await Figure.fromSvg(svgDocument(width, y, parts), describe(rows, options));
 }
 
 /** A panel's pixels at display size, and the value range its colours stand for. */
@@ -212,10 +212,9 @@ async function colourBar(
   );
   const unit = panel.unit ? ` ${panel.unit}` : "";
   return [
-    image(await rgbToPng(ramp, 128, 1), x, y + 4, width, 8, "none"),
-    text(x, y + 26, number(range.min, range), 11),
-    `<text x="${x + width}" y="${y + 26}" font-family="${FONT}" font-size="11" ` +
-    `text-anchor="end" fill="#111">${escapeHtml(number(range.max, range) + unit)}</text>`,
+    svgImage(await rgbToPng(ramp, 128, 1), x, y + 4, width, 8, "none"),
+    svgText(x, y + 26, number(range.min, range), { size: 11 }),
+    svgText(x + width, y + 26, number(range.max, range) + unit, { size: 11, anchor: "end" }),
   ];
 }
 
@@ -265,35 +264,6 @@ function wrap(content: string, width: number, size: number): string[] {
     shown[CAPTION_LINES - 1] += " " + lines.slice(CAPTION_LINES).join(" ");
   }
   return shown.map((l) => l.length > fits ? l.slice(0, fits - 1) + "…" : l);
-}
-
-/** Text clipped to `maxWidth` pixels (by an estimate of DejaVu Sans's glyph width). */
-function text(
-  x: number,
-  y: number,
-  content: string,
-  size: number,
-  weight = "normal",
-  maxWidth?: number,
-): string {
-  const fits = maxWidth === undefined ? Infinity : Math.floor(maxWidth / (0.6 * size));
-  const shown = content.length > fits ? content.slice(0, Math.max(1, fits - 1)) + "…" : content;
-  return `<text x="${x}" y="${y}" font-family="${FONT}" font-size="${size}" ` +
-    `font-weight="${weight}" fill="#111">${escapeHtml(shown)}</text>`;
-}
-
-function image(
-  png: Uint8Array,
-  x: number,
-  y: number,
-  width: number,
-  height: number,
-  aspect = "xMidYMid meet",
-): string {
-  return `<image x="${x}" y="${y}" width="${width}" height="${height}" ` +
-    `preserveAspectRatio="${aspect}" href="data:image/png;base64,${
-      Buffer.from(png).toString("base64")
-    }"/>`;
 }
 
 function describe(rows: readonly (readonly Panel[])[], options: PanelGridOptions): string {
