@@ -157,7 +157,6 @@ export {
   checkPositiveInteger,
   checkPrecision,
   checkSamples,
-  defaultDesign,
   type EstimatorName,
   type EstimatorOptions,
   ESTIMATORS,
@@ -182,7 +181,6 @@ export {
 } from "./src/estimators/contrasts.ts";
 export {
   DEFAULT_DRAW_DESIGN,
-  DEFAULT_FITTED_DESIGN,
   DRAW_DESIGNS,
   type DrawBlock,
   drawBlocks,

@@ -11,7 +11,8 @@ import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError, skewCorrectedInterval } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { drawsPerLogSnr, modelDrawBlocks } from "./draws.ts";
+import { drawsPerLogSnr, isStratified, modelDrawBlocks, noiseInto } from "./draws.ts";
+import { sigmoid } from "../numerics/log-snr.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
 import { warn } from "../warnings.ts";
@@ -197,17 +198,14 @@ export async function estimateContrasts(
         `${drawn} draws (raise precision's maxSamples, or accept the larger error)`,
     );
   }
-  const draws = (pick: (r: Round) => Float64Array) => {
-    const all = new Float64Array(drawn);
-    let at = 0;
-    for (const r of rounds) all.set(pick(r), (at += r.size) - r.size);
-    return all;
-  };
   return {
     contrasts: outcome.contrasts,
     denoisingErrors: outcome.denoisingErrors,
     rounds: rounds.map((r) => r.size),
-    draws: { logSnr: draws((r) => r.logSnr), weight: draws((r) => r.weight) },
+    draws: {
+      logSnr: concatenate(rounds.map((r) => r.logSnr)),
+      weight: concatenate(rounds.map((r) => r.weight)),
+    },
     timing: { ...timing, totalMs: performance.now() - started },
   };
 }
@@ -234,9 +232,6 @@ interface UnitStats {
   readonly plainSe: number;
 }
 
-const isStratified = (options: ResolvedOptions) =>
-  options.design === "stratified" || options.design === "stratified-antithetic";
-
 /** The seed of round r ≥ 1 of an adaptive estimate (round 0 keeps the options' seed). */
 function roundSeed(seed: number, round: number): number {
   let h = (Math.abs(seed) % 2 ** 32) ^ Math.imul(round, 0x9e3779b9);
@@ -259,17 +254,31 @@ function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: nu
   return Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
 }
 
-/** The largest combined SE of any number over the rounds: SE² = Σ (n_r/N)²·SE_r². */
+/** The largest combined SE of any number over the rounds ({@link combinedError}). */
 function worstStandardError(rounds: readonly Round[]): number {
-  const N = rounds.reduce((sum, r) => sum + r.size, 0);
   let worst = 0;
   rounds[0].stats.forEach((_, k) => {
-    const se = Math.sqrt(
-      rounds.reduce((sum, r) => sum + (r.size / N) ** 2 * r.stats[k].se ** 2, 0),
-    );
+    const se = combinedError(rounds, k, (s) => s.se);
     worst = Math.max(worst, Number.isFinite(se) ? se : Infinity);
   });
   return worst;
+}
+
+/** Number k's SE over independent rounds weighted by their draws: SE² = Σ (n_r/N)²·SE_r². */
+function combinedError(
+  rounds: readonly Round[],
+  k: number,
+  pick: (stats: UnitStats) => number,
+): number {
+  const N = rounds.reduce((sum, r) => sum + r.size, 0);
+  return Math.sqrt(rounds.reduce((sum, r) => sum + (r.size / N) ** 2 * pick(r.stats[k]) ** 2, 0));
+}
+
+function concatenate(parts: readonly Float64Array[]): Float64Array {
+  const all = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const part of parts) all.set(part, (at += part.length) - part.length);
+  return all;
 }
 
 /**
@@ -339,7 +348,7 @@ async function estimateRound(
       if (errorPrompts.length > 0) {
         // E‖ε‖² = d exactly, so σ(α)·‖ε‖² can replace d·σ(α): same expectation, but it cancels
         // the χ² noise of ‖ε − ε̂‖² where ε̂ ≈ 0 or ε̂ ≈ ε, i.e. where the weights are largest.
-        const control = (1 / (1 + Math.exp(-block.logSnr[i]))) * squaredNorm(noise);
+        const control = sigmoid(block.logSnr[i]) * squaredNorm(noise);
         errorPrompts.forEach((k, index) => {
           const error = squaredError(noise, at(k));
           if (!Number.isFinite(error)) nonFinitePrediction(model, draw, block.logSnr[i]);
@@ -350,7 +359,7 @@ async function estimateRound(
     const done = where.offset + block.start + block.count;
     options.onProgress?.({ done, total: total ?? Math.max(done, options.precision!.maxSamples) });
   }
-  const stratified = isStratified(options);
+  const stratified = isStratified(options.design);
   const stats = [...round.perDraw, ...round.errors].map((values) => {
     const units = designUnits(values, group);
     return {
@@ -373,7 +382,7 @@ function combineRounds(
   options: ResolvedOptions,
 ): { contrasts: ContrastResult[]; denoisingErrors: Estimate[] } {
   const N = rounds.reduce((s, r) => s + r.size, 0);
-  const stratified = isStratified(options);
+  const stratified = isStratified(options.design);
   const units = new Int32Array(N);
   let offset = 0, unitOffset = 0;
   for (const r of rounds) {
@@ -381,20 +390,10 @@ function combineRounds(
     offset += r.size;
     unitOffset += Math.ceil(r.size / r.group);
   }
-  const concat = (parts: readonly Float64Array[]) => {
-    const all = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
-    let at = 0;
-    for (const part of parts) all.set(part, (at += part.length) - part.length);
-    return all;
-  };
-  const combined = (k: number) => {
-    const se = (pick: (s: UnitStats) => number) =>
-      Math.sqrt(rounds.reduce((sum, r) => sum + (r.size / N) ** 2 * pick(r.stats[k]) ** 2, 0));
-    const unitValues = concat(rounds.map((r) => r.stats[k].units));
-    return { se: se((s) => s.se), plainSe: se((s) => s.plainSe), unitValues };
-  };
   const summarise = (values: Float64Array, k: number) => {
-    const { se, plainSe, unitValues } = combined(k);
+    const se = combinedError(rounds, k, (s) => s.se);
+    const plainSe = combinedError(rounds, k, (s) => s.plainSe);
+    const unitValues = concatenate(rounds.map((r) => r.stats[k].units));
     const { mean } = meanWithError(values);
     // the interval never trusts the strata more than the units: with heavy-tailed draws the
     // collapsed-strata SE is too often small (intervals from it covered 84–94 % on the exact
@@ -411,7 +410,7 @@ function combineRounds(
   };
   const [, height, width] = model.shape;
   const contrasts = rounds[0].perDraw.map((_, index) => {
-    const perDraw = concat(rounds.map((r) => r.perDraw[index]));
+    const perDraw = concatenate(rounds.map((r) => r.perDraw[index]));
     const map = new Float32Array(height * width);
     for (const r of rounds) {
       const weight = r.size / N;
@@ -426,7 +425,7 @@ function combineRounds(
   });
   const K = contrasts.length;
   const denoisingErrors = rounds[0].errors.map((_, index) =>
-    summarise(concat(rounds.map((r) => r.errors[index])), K + index)
+    summarise(concatenate(rounds.map((r) => r.errors[index])), K + index)
   );
   return { contrasts, denoisingErrors };
 }
@@ -486,19 +485,6 @@ async function predictBlock(
       return outputs[call].subarray(offset, offset + d);
     },
   };
-}
-
-/** Writes x_α of draw `draw` of the block (α and ε of that draw) into `target` at `offset`. */
-function noiseInto(
-  target: Float32Array,
-  offset: number,
-  data: Float32Array,
-  block: DrawBlock,
-  draw: number,
-): void {
-  const s = 1 / (1 + Math.exp(-block.logSnr[draw]));
-  const a = Math.sqrt(s), b = Math.sqrt(1 - s), d = data.length, from = draw * d;
-  for (let j = 0; j < d; j++) target[offset + j] = a * data[j] + b * block.noise[from + j];
 }
 
 /**
@@ -571,7 +557,9 @@ function squaredError(noise: Float32Array, prediction: Float32Array): number {
  * @example
  * ```ts
  * import { designUnits } from "./contrasts.ts";
- * console.assert(designUnits(Float64Array.from([0, 2, 2, 4, 4]), 2).join() === "1,3,2");
+ * // pairs (0, 2), (2, 4) and the short (4): means 1, 3, 4, scaled by 2·3/5 so they average 2.4
+ * const units = designUnits(Float64Array.from([0, 2, 2, 4, 4]), 2);
+ * console.assert(units.every((u, g) => Math.abs(u - [1.2, 3.6, 2.4][g]) < 1e-12));
  * ```
  */
 export function designUnits(values: Float64Array, group = 1): Float64Array {

@@ -9,6 +9,7 @@ import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { fittedProposal, logisticProposal, type ResolvedProposal } from "../numerics/proposal.ts";
 import { Random } from "../numerics/random.ts";
+import { sigmoid } from "../numerics/log-snr.ts";
 
 /** A block of consecutive draws, evaluated together. */
 export interface DrawBlock {
@@ -48,11 +49,37 @@ export const DRAW_DESIGNS: readonly [
 /** One of {@link DRAW_DESIGNS}. */
 export type DrawDesign = typeof DRAW_DESIGNS[number];
 
-/** The default design on the logistic proposal: stratified α with antithetic ε pairs. */
+/**
+ * The default design, on the logistic and on a fitted proposal alike (the lowest variance measured
+ * on both; README, "Variance per model call"): stratified α with antithetic ε pairs.
+ */
 export const DEFAULT_DRAW_DESIGN: DrawDesign = "stratified-antithetic";
 
-/** The default design on a fitted proposal: the same, stratified α with antithetic ε pairs. */
-export const DEFAULT_FITTED_DESIGN: DrawDesign = "stratified-antithetic";
+/**
+ * Whether a design puts one α in each quantile stratum.
+ *
+ * @example
+ * ```ts
+ * import { isStratified } from "./draws.ts";
+ * console.assert(isStratified("stratified-antithetic") && !isStratified("antithetic"));
+ * ```
+ */
+export function isStratified(design: DrawDesign | undefined): boolean {
+  return design === "stratified" || design === "stratified-antithetic";
+}
+
+/**
+ * Whether a design pairs each ε with −ε at the same α.
+ *
+ * @example
+ * ```ts
+ * import { isAntithetic } from "./draws.ts";
+ * console.assert(isAntithetic("stratified-antithetic") && !isAntithetic("stratified"));
+ * ```
+ */
+export function isAntithetic(design: DrawDesign | undefined): boolean {
+  return design === "antithetic" || design === "stratified-antithetic";
+}
 
 /** How to cut the draws into blocks. */
 export interface DrawPlan {
@@ -98,8 +125,7 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
   const alphas = root.fork(), noises = root.fork();
   const group = plan.drawsPerLogSnr;
   const strata = Math.ceil(plan.samples / group);
-  const stratified = design === "stratified" || design === "stratified-antithetic";
-  const antithetic = design === "antithetic" || design === "stratified-antithetic";
+  const stratified = isStratified(design), antithetic = isAntithetic(design);
   const proposal = plan.proposal?.kind === "fitted"
     ? fittedProposal(plan.logSnr, plan.proposal.profile, plan.proposal.lambda)
     : logisticProposal(plan.logSnr);
@@ -195,7 +221,7 @@ export function drawsPerLogSnr(
   conditions: number,
 ): number {
   if (options.drawsPerLogSnr !== undefined) return options.drawsPerLogSnr;
-  const paired = options.design === "antithetic" || options.design === "stratified-antithetic";
+  const paired = isAntithetic(options.design);
   const natural = model.sharedLogSnr ? Math.floor(model.batchSize / conditions) : 1;
   return Math.max(paired ? 2 : 1, natural);
 }
@@ -211,13 +237,30 @@ export function drawsPerLogSnr(
  * ```
  */
 export function noisyData(data: Float32Array, block: DrawBlock): Float32Array {
-  const d = data.length;
-  const out = new Float32Array(block.count * d);
-  for (let i = 0; i < block.count; i++) {
-    const s = 1 / (1 + Math.exp(-block.logSnr[i]));
-    const a = Math.sqrt(s), b = Math.sqrt(1 - s);
-    const offset = i * d;
-    for (let j = 0; j < d; j++) out[offset + j] = a * data[j] + b * block.noise[offset + j];
-  }
+  const out = new Float32Array(block.count * data.length);
+  for (let i = 0; i < block.count; i++) noiseInto(out, i * data.length, data, block, i);
   return out;
+}
+
+/**
+ * Writes x_α of one draw of a block (its α and ε) into `target` at `offset`.
+ *
+ * @example
+ * ```ts
+ * import { noiseInto } from "./draws.ts";
+ * const target = new Float32Array(2);
+ * noiseInto(target, 1, new Float32Array([1]), { start: 0, count: 1, logSnr: new Float64Array([0]), weight: new Float64Array([1]), noise: new Float32Array([1]) }, 0);
+ * console.assert(target[0] === 0 && Math.abs(target[1] - 2 * Math.sqrt(0.5)) < 1e-6);
+ * ```
+ */
+export function noiseInto(
+  target: Float32Array,
+  offset: number,
+  data: Float32Array,
+  block: DrawBlock,
+  draw: number,
+): void {
+  const s = sigmoid(block.logSnr[draw]);
+  const a = Math.sqrt(s), b = Math.sqrt(1 - s), d = data.length, from = draw * d;
+  for (let j = 0; j < d; j++) target[offset + j] = a * data[j] + b * block.noise[from + j];
 }

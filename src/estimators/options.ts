@@ -9,12 +9,7 @@ import { checkLogSnrSampling, defaultLogSnrSampling, logSnrInterval } from "../n
 import { checkSeed } from "../numerics/random.ts";
 import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import {
-  DEFAULT_DRAW_DESIGN,
-  DEFAULT_FITTED_DESIGN,
-  DRAW_DESIGNS,
-  type DrawDesign,
-} from "./draws.ts";
+import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
 import {
   checkProfile,
   DEFENSIVE_SHARE,
@@ -180,7 +175,7 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     logSnr: options.design === "reference"
       ? resolveLogSnr(model, { ...referenceLogSnr(model), ...options.logSnr }, true)
       : resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
-    design: checkDesign(options.design ?? defaultDesign(proposal)),
+    design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
     proposal,
     ...(options.precision === undefined
       ? {}
@@ -221,27 +216,17 @@ export function checkSamples(samples: number): number {
  * ```
  */
 export function checkEstimator(name: string): EstimatorName {
-  if (!(ESTIMATORS as readonly string[]).includes(name)) {
-    throw new InvalidArgumentError(
-      `unknown estimator "${name}"; expected one of ${ESTIMATORS.map((e) => `"${e}"`).join(", ")}`,
-    );
-  }
-  return name as EstimatorName;
+  return checkChoice("estimator", name, ESTIMATORS);
 }
 
-/**
- * The default design for a proposal: "stratified-antithetic" on the logistic and on a fitted
- * profile alike (the lowest variance measured on both; README, "Variance per model call"). Kept
- * as a function so the choice has one home.
- *
- * @example
- * ```ts
- * import { defaultDesign } from "./options.ts";
- * console.assert(defaultDesign({ kind: "logistic" }) === "stratified-antithetic");
- * ```
- */
-export function defaultDesign(proposal: ResolvedProposal): DrawDesign {
-  return proposal.kind === "fitted" ? DEFAULT_FITTED_DESIGN : DEFAULT_DRAW_DESIGN;
+/** `name` when it is one of `choices`, else an InvalidArgumentError listing them. */
+function checkChoice<T extends string>(what: string, name: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(name)) {
+    throw new InvalidArgumentError(
+      `unknown ${what} "${name}"; expected one of ${choices.map((c) => `"${c}"`).join(", ")}`,
+    );
+  }
+  return name as T;
 }
 
 /**
@@ -325,14 +310,7 @@ export function checkPrecision(
  * ```
  */
 export function checkDesign(name: string): DrawDesign {
-  if (!(DRAW_DESIGNS as readonly string[]).includes(name)) {
-    throw new InvalidArgumentError(
-      `unknown draw design "${name}"; expected one of ${
-        DRAW_DESIGNS.map((d) => `"${d}"`).join(", ")
-      }`,
-    );
-  }
-  return name as DrawDesign;
+  return checkChoice("draw design", name, DRAW_DESIGNS);
 }
 
 /**

@@ -29,6 +29,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { checkModelData, shapeSize } from "../models/denoiser.ts";
 import { Random } from "../numerics/random.ts";
+import { sigmoid } from "../numerics/log-snr.ts";
 import { guidedConditions, guidedNoise } from "./guided-noise.ts";
 
 /** Options of {@link generate} and {@link generateFrom}. */
@@ -72,8 +73,6 @@ export const DDIM_REFERENCE_RANGE: { readonly min: number; readonly max: number 
   min: -5,
   max: 7,
 });
-
-const sigmoid = (alpha: number) => 1 / (1 + Math.exp(-alpha));
 
 /**
  * The levels a `steps`-step DDIM run visits on this model (see the module documentation).

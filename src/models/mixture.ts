@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError, ModelRuntimeError, PromptError } from "../errors.ts";
 import { Random } from "../numerics/random.ts";
+import { sigmoid } from "../numerics/log-snr.ts";
 import { createHash } from "node:crypto";
 import type {
   Condition,
@@ -209,7 +210,7 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
     cond: MixtureCondition,
     out: Float32Array,
   ): boolean {
-    const s = 1 / (1 + Math.exp(-logSnr)), rootS = Math.sqrt(s), rootNoise = Math.sqrt(1 - s);
+    const s = sigmoid(logSnr), rootS = Math.sqrt(s), rootNoise = Math.sqrt(1 - s);
     let zNorm = 0;
     for (let j = 0; j < d; j++) zNorm += z[j] * z[j];
     const n = cond.active.length;

@@ -84,7 +84,32 @@ export function logSnrInterval(sampling: LogSnrSampling): LogSnrRange {
   };
 }
 
-const sigmoid = (t: number) => 1 / (1 + Math.exp(-t));
+/**
+ * The logistic function σ(t) = 1/(1 + e^(−t)): at a log-SNR α, the signal's share of the variance.
+ *
+ * @example
+ * ```ts
+ * import { sigmoid } from "./log-snr.ts";
+ * console.assert(sigmoid(0) === 0.5);
+ * ```
+ */
+export function sigmoid(t: number): number {
+  return 1 / (1 + Math.exp(-t));
+}
+
+/**
+ * The truncated logistic's cumulative distribution at α (0 at the low end, 1 at the high end).
+ *
+ * @example
+ * ```ts
+ * import { logSnrCdf, REFERENCE_LOG_SNR } from "./log-snr.ts";
+ * console.assert(Math.abs(logSnrCdf(1, REFERENCE_LOG_SNR) - 0.5) < 1e-12);
+ * ```
+ */
+export function logSnrCdf(logSnr: number, sampling: LogSnrSampling): number {
+  const low = sigmoid(-sampling.clip), high = sigmoid(sampling.clip);
+  return (sigmoid((logSnr - sampling.loc) / sampling.scale) - low) / (high - low);
+}
 
 /**
  * Importance weight w(α) = 1/q(α) = scale·tanh(clip/2) / (σ(t)·σ(−t)), t = (α − loc)/scale.

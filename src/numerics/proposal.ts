@@ -13,7 +13,13 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import { logSnrAtQuantile, logSnrInterval, type LogSnrSampling } from "./log-snr.ts";
+import {
+  logSnrAtQuantile,
+  logSnrCdf,
+  logSnrInterval,
+  type LogSnrSampling,
+  logSnrWeight,
+} from "./log-snr.ts";
 
 /** An importance density of α with its quantile function. */
 export interface LogSnrProposal {
@@ -53,8 +59,6 @@ export type ResolvedProposal =
 
 /** The fitted part's default share of the defensive mixture is 1 − λ with λ = this. */
 export const DEFENSIVE_SHARE = 0.5;
-
-const sigmoid = (t: number) => 1 / (1 + Math.exp(-t));
 
 /**
  * The truncated logistic as a proposal.
@@ -101,13 +105,6 @@ export function fittedProposal(
   }
   const { min, max } = logSnrInterval(sampling);
   const bins = clipBins(profile, min, max);
-  const spread = Math.tanh(sampling.clip / 2);
-  const logisticCdf = (a: number) =>
-    (sigmoid((a - sampling.loc) / sampling.scale) - sigmoid(-sampling.clip)) / spread;
-  const logisticPdf = (a: number) => {
-    const t = (a - sampling.loc) / sampling.scale;
-    return (sigmoid(t) * sigmoid(-t)) / (sampling.scale * spread);
-  };
   const fitCdf = (a: number) => {
     let sum = 0;
     for (const b of bins) {
@@ -120,8 +117,8 @@ export function fittedProposal(
     const b = bins.find((b) => a >= b.low && a < b.high) ?? (a === max ? bins.at(-1) : undefined);
     return b ? b.mass / (b.high - b.low) : 0;
   };
-  const cdf = (a: number) => lambda * logisticCdf(a) + (1 - lambda) * fitCdf(a);
-  const pdf = (a: number) => lambda * logisticPdf(a) + (1 - lambda) * fitPdf(a);
+  const cdf = (a: number) => lambda * logSnrCdf(a, sampling) + (1 - lambda) * fitCdf(a);
+  const pdf = (a: number) => lambda / logSnrWeight(a, sampling) + (1 - lambda) * fitPdf(a);
   return {
     at(p: number) {
       let low = min, high = max;
