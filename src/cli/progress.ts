@@ -43,7 +43,8 @@ const BAR_WIDTH = 30;
  * let t = 0;
  * const p = progressReporter({ unit: "draws", terminal: false, interval: 10, write: (s) => out.push(s), now: () => t });
  * p.update(10, 100); t = 5000; p.update(50, 100); t = 11000; p.update(60, 100); p.update(100, 100);
- * console.assert(out.length === 2 && out[1].startsWith("100/100 draws"));
+ * // a line at the start, one after the 10 s interval, and the last one
+ * console.assert(out.length === 3 && out[1].startsWith("60/100") && out[2].startsWith("100/100 draws"));
  * ```
  */
 export function progressReporter(options: ProgressOptions): ProgressReporter {

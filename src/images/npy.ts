@@ -16,8 +16,8 @@ import type { Heatmap } from "./heatmap.ts";
  * import { heatmapToNpy } from "./npy.ts";
  * import { Heatmap } from "./heatmap.ts";
  * const bytes = heatmapToNpy(new Heatmap(3, 2, new Float32Array([1, 2, 3, 4, 5, 6])));
- * console.assert(bytes.length === 64 + 6 * 4);
- * console.assert(new TextDecoder().decode(bytes.subarray(10, 60)).includes("'shape': (2, 3)"));
+ * console.assert(bytes.length === 128 + 6 * 4); // the header padded to a multiple of 64 bytes
+ * console.assert(new TextDecoder().decode(bytes.subarray(10, 128)).includes("'shape': (2, 3)"));
  * ```
  */
 export function heatmapToNpy(map: Heatmap): Uint8Array {

@@ -167,7 +167,7 @@ export function skewCorrectedInterval(
   degreesOfFreedom = Infinity,
 ): Interval {
   // the SE is itself estimated, from `degreesOfFreedom` independent pieces: widen z to Student's
-  // t at the same level (Cornish–Fisher expansion, accurate to ~1e-3 from 5 degrees of freedom)
+  // t at the same level (Cornish–Fisher expansion: off by 3e-3 at 5 degrees of freedom, 2e-4 at 10)
   if (Number.isFinite(degreesOfFreedom)) z = studentQuantile(z, degreesOfFreedom);
   const n = units.length;
   let mu = 0;
@@ -190,16 +190,21 @@ export function skewCorrectedInterval(
 
 /**
  * The Student-t quantile with ν degrees of freedom at the level of the standard normal quantile z
- * (Cornish–Fisher expansion to 1/ν²): t ≈ z + (z³ + z)/(4ν) + (5z⁵ + 16z³ + 3z)/(96ν²).
+ * (Cornish–Fisher expansion to 1/ν³): t ≈ z + (z³ + z)/(4ν) + (5z⁵ + 16z³ + 3z)/(96ν²) +
+ * (3z⁷ + 19z⁵ + 17z³ − 15z)/(384ν³). At the 97.5 % level it is 3e-3 below the exact quantile at
+ * ν = 5, 2e-4 at ν = 10 and 2e-6 at ν = 30.
  *
  * @example
  * ```ts
  * import { studentQuantile } from "./statistics.ts";
- * // t(0.975, 10) = 2.2281
- * console.assert(Math.abs(studentQuantile(1.959964, 10) - 2.2281) < 2e-3);
+ * // t(0.975, ν) for ν = 5, 10, 30: 2.570582, 2.228139, 2.042272
+ * console.assert(Math.abs(studentQuantile(1.959964, 5) - 2.570582) < 3e-3);
+ * console.assert(Math.abs(studentQuantile(1.959964, 10) - 2.228139) < 2e-4);
+ * console.assert(Math.abs(studentQuantile(1.959964, 30) - 2.042272) < 1e-5);
  * ```
  */
 export function studentQuantile(z: number, nu: number): number {
   if (!(nu > 0)) return NaN;
-  return z + (z ** 3 + z) / (4 * nu) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * nu * nu);
+  return z + (z ** 3 + z) / (4 * nu) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * nu ** 2) +
+    (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * nu ** 3);
 }

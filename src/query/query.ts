@@ -214,7 +214,8 @@ export class Query {
    * import { EXAMPLE_PROMPT } from "../models/example.ts";
    * const model = exampleOracle();
    * const plan = model.info(new Float32Array(3 * 16 * 16)).given(EXAMPLE_PROMPT).samples(10).plan("perToken");
-   * console.assert(plan.prompts.length === 7 && plan.modelItems === 70);
+   * // the prompt, the null prompt and the prompt without each of its 6 words: 8 conditions
+   * console.assert(plan.prompts.length === 8 && plan.modelItems === 80);
    * ```
    */
   plan(terminal: "total" | "perPixel" | "perToken" | "nll"): QueryPlan;

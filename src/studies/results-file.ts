@@ -298,7 +298,7 @@ function checkHeader(
  * const header = { format: "infodiff-results", formatVersion: 1, infodiff: "0", created: "",
  *   study: "s", settings: { samples: 2 } } as const;
  * const [d] = headerDifferences(header, { study: "s", settings: { samples: 16 } });
- * console.assert(d === "samples is 2 ${there}, 16 here");
+ * console.assert(d === "samples is 2 there, 16 here");
  * ```
  */
 export function headerDifferences(
