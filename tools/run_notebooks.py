@@ -31,6 +31,7 @@ Needs the Debian packages python3-nbformat and jupyter-client (run with /usr/bin
 """
 
 import argparse
+import base64
 import json
 import os
 import queue
@@ -77,7 +78,6 @@ def output_signature(output):
 
 
 def png_size(base64_text):
-    import base64
     raw = base64.b64decode("".join(base64_text) if isinstance(base64_text, list) else base64_text)
     return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
 

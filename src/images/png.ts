@@ -269,11 +269,22 @@ function scaled(map: Heatmap, range?: ColourRange): Heatmap {
   return new Heatmap(map.width, map.height, out);
 }
 
-/** Accepts either image form and returns validated RGB. */
-function toRgbImage(image: RgbImage | ChwImage): RgbImage {
+/**
+ * Either image form as validated RGB; `clamp` as in {@link chwToRgb} for CHW data.
+ *
+ * @throws {InvalidImageError} for malformed image data
+ *
+ * @example
+ * ```ts
+ * import { toRgbImage } from "./png.ts";
+ * const rgb = toRgbImage({ data: new Float32Array([-2, 0, 1]), shape: [3, 1, 1] }, { clamp: true });
+ * console.assert(rgb.rgb[0] === 0 && rgb.rgb[2] === 255);
+ * ```
+ */
+export function toRgbImage(image: RgbImage | ChwImage, options: ChwToRgbOptions = {}): RgbImage {
   if ("shape" in image) {
     const [channels, height, width] = image.shape;
-    return { width, height, rgb: chwToRgb(image.data, channels, height, width) };
+    return { width, height, rgb: chwToRgb(image.data, channels, height, width, options) };
   }
   requireSize(image.width, image.height, "image");
   if (!(image.rgb instanceof Uint8Array) || image.rgb.length !== image.width * image.height * 3) {

@@ -4,12 +4,10 @@
  *
  * @module
  */
-import { loadSharp } from "../images/sharp.ts";
-import { Buffer } from "node:buffer";
 import { dirname, extname } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
-import { Figure, pngBundle } from "./figure.ts";
+import { Figure, pngBundle, rasteriseSvg } from "./figure.ts";
 
 const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
 
@@ -91,12 +89,7 @@ export class Chart {
     if (!(scale > 0 && Number.isFinite(scale))) {
       throw new InvalidArgumentError(`PNG scale must be a positive number, got ${scale}`);
     }
-    // librsvg (inside sharp) renders one SVG unit as one pixel at 72 dpi.
-    const png = await (await loadSharp())(Buffer.from(this.svg), { density: 72 * scale })
-      .flatten({ background: "#ffffff" })
-      .png()
-      .toBuffer();
-    return new Uint8Array(png);
+    return await rasteriseSvg(this.svg, scale);
   }
 
   /**

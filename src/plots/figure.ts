@@ -64,11 +64,7 @@ export class Figure {
    * ```
    */
   static async fromSvg(svg: string, description: string, scale = 1): Promise<Figure> {
-    const sharp = await loadSharp();
-    // librsvg (inside sharp) renders one SVG unit as one pixel at 72 dpi
-    const png = await sharp(Buffer.from(svg), { density: 72 * scale })
-      .flatten({ background: "#ffffff" }).png().toBuffer();
-    return new Figure(new Uint8Array(png), description);
+    return new Figure(await rasteriseSvg(svg, scale), description);
   }
 
   /**
@@ -124,6 +120,24 @@ export class Figure {
   [JUPYTER_DISPLAY](): MimeBundle {
     return pngBundle(this.png, this.description);
   }
+}
+
+/**
+ * Standalone SVG markup as PNG bytes on a white background, `scale` pixels per SVG unit.
+ *
+ * @example
+ * ```ts
+ * import { rasteriseSvg } from "./figure.ts";
+ * const png = await rasteriseSvg('<svg xmlns="http://www.w3.org/2000/svg" width="2" height="1"/>', 2);
+ * console.assert(new DataView(png.buffer, png.byteOffset + 16, 4).getUint32(0) === 4);
+ * ```
+ */
+export async function rasteriseSvg(svg: string, scale = 1): Promise<Uint8Array> {
+  const sharp = await loadSharp();
+  // librsvg (inside sharp) renders one SVG unit as one pixel at 72 dpi
+  const png = await sharp(Buffer.from(svg), { density: 72 * scale })
+    .flatten({ background: "#ffffff" }).png().toBuffer();
+  return new Uint8Array(png);
 }
 
 /**

@@ -8,17 +8,16 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import type { PerTokenResult, TokenInformation } from "../estimators/results.ts";
-import { applyColormap, type ColormapName } from "../images/colormap.ts";
+import type { ColormapName } from "../images/colormap.ts";
 import {
   type ChwImage,
-  chwToRgb,
   type ColourRange,
   overlayPng,
   type RgbImage,
-  rgbToPng,
+  toRgbImage,
 } from "../images/png.ts";
 import { Figure } from "./figure.ts";
-import { svgDocument, svgImage, svgText } from "./svg.ts";
+import { svgColourRamp, svgDocument, svgImage, svgText } from "./svg.ts";
 
 /** Options of {@link overlayGrid} and {@link labelledOverlay}. */
 export interface OverlayGridOptions {
@@ -79,7 +78,7 @@ export async function labelledOverlay(
   image: RgbImage | ChwImage,
   options: OverlayGridOptions & { readonly range?: ColourRange } = {},
 ): Promise<Figure> {
-  const base = toRgb(image);
+  const base = toRgbImage(image, { clamp: true });
   const overlay = await overlayPng(base, token.map, {
     alpha: options.alpha ?? 0.6,
     colormap: options.colormap,
@@ -116,7 +115,7 @@ export async function overlayGrid(
   image: RgbImage | ChwImage,
   options: OverlayGridOptions = {},
 ): Promise<Figure> {
-  const base = toRgb(image);
+  const base = toRgbImage(image, { clamp: true });
   const columns = options.columns ?? 4;
   const panel = options.panelWidth ?? Math.min(256, Math.max(base.width, 128));
   if (!Number.isInteger(columns) || columns < 1 || !Number.isInteger(panel) || panel < 16) {
@@ -157,12 +156,6 @@ export async function overlayGrid(
   );
 }
 
-function toRgb(image: RgbImage | ChwImage): RgbImage {
-  if (!("shape" in image)) return image;
-  const [channels, height, width] = image.shape;
-  return { width, height, rgb: chwToRgb(image.data, channels, height, width, { clamp: true }) };
-}
-
 function label(token: TokenInformation, x: number, y: number, width: number): string {
   const value = `${token.estimate.nats.toFixed(3)} ± ${token.estimate.se.toFixed(3)} nats`;
   const size = Math.max(12, Math.min(16, Math.floor(width / 10)));
@@ -178,12 +171,10 @@ async function colourBar(
   width: number,
   colormap?: ColormapName,
 ): Promise<string[]> {
-  const ramp = applyColormap(Array.from({ length: 256 }, (_, i) => i / 255), colormap ?? "viridis");
-  const strip = await rgbToPng(ramp, 256, 1);
   const barWidth = Math.max(64, width - 16);
   return [
     `<rect x="${x}" y="${y}" width="${width}" height="${BAR_HEIGHT}" fill="white"/>`,
-    svgImage(strip, x + 8, y + 6, barWidth, 12, "none"),
+    await svgColourRamp(colormap ?? "viridis", x + 8, y + 6, barWidth, 12),
     svgText(x + 8, y + 34, `${range.min.toPrecision(3)}`),
     svgText(x + 8 + barWidth, y + 34, `${range.max.toPrecision(3)} nats per pixel (one scale)`, {
       anchor: "end",

@@ -10,10 +10,10 @@ import { Buffer } from "node:buffer";
 import { InvalidArgumentError } from "../errors.ts";
 import { applyColormap, type ColormapName } from "../images/colormap.ts";
 import type { Heatmap } from "../images/heatmap.ts";
-import { type ChwImage, chwToRgb, type RgbImage, rgbToPng } from "../images/png.ts";
+import { type ChwImage, type RgbImage, toRgbImage } from "../images/png.ts";
 import { loadSharp } from "../images/sharp.ts";
 import { Figure } from "./figure.ts";
-import { svgDocument, svgImage, svgText } from "./svg.ts";
+import { svgColourRamp, svgDocument, svgImage, svgText } from "./svg.ts";
 import type { NatsWithError } from "../studies/intervention-result.ts";
 
 /** One picture of a grid. At least one of `image` and `map` is given. */
@@ -164,7 +164,7 @@ async function panelPicture(panel: Panel, size: number): Promise<Picture> {
       `panel "${panel.label}": alpha must lie in [0, 1], got ${alpha}`,
     );
   }
-  const base = panel.image === undefined ? undefined : toRgb(panel.image);
+  const base = panel.image === undefined ? undefined : toRgbImage(panel.image, { clamp: true });
   if (base === undefined && panel.map === undefined) {
     throw new InvalidArgumentError(`panel "${panel.label}" has neither an image nor a map`);
   }
@@ -193,12 +193,6 @@ async function panelPicture(panel: Panel, size: number): Promise<Picture> {
   return { png: new Uint8Array(png), width, height, range };
 }
 
-function toRgb(image: RgbImage | ChwImage): RgbImage {
-  if (!("shape" in image)) return image;
-  const [channels, height, width] = image.shape;
-  return { width, height, rgb: chwToRgb(image.data, channels, height, width, { clamp: true }) };
-}
-
 async function colourBar(
   panel: Panel,
   range: { min: number; max: number },
@@ -206,13 +200,9 @@ async function colourBar(
   y: number,
   width: number,
 ): Promise<string[]> {
-  const ramp = applyColormap(
-    Array.from({ length: 128 }, (_, i) => i / 127),
-    panel.colormap ?? "viridis",
-  );
   const unit = panel.unit ? ` ${panel.unit}` : "";
   return [
-    svgImage(await rgbToPng(ramp, 128, 1), x, y + 4, width, 8, "none"),
+    await svgColourRamp(panel.colormap ?? "viridis", x, y + 4, width, 8),
     svgText(x, y + 26, number(range.min, range), { size: 11 }),
     svgText(x + width, y + 26, number(range.max, range) + unit, { size: 11, anchor: "end" }),
   ];

@@ -119,10 +119,11 @@ export async function interventionStrip(
   one: InterventionCase,
   options: { readonly size?: number } = {},
 ): Promise<Figure> {
+  // pixels are the model's data, or for latent models the VAE's image of imageSize
+  const { width, height } = model.imageSize ?? { width: model.shape[2], height: model.shape[1] };
   const pixels = async (data: Float32Array): Promise<ChwImage> => {
     const out = await toPixels(model, data);
-    const side = Math.round(Math.sqrt(out.length / 3));
-    return { data: out, shape: [3, out.length / 3 / side, side] as const };
+    return { data: out, shape: [out.length / (width * height), height, width] as const };
   };
   const [original, reconstruction, edited] = await Promise.all(
     [one.original, one.reconstruction, one.edited].map(pixels),

@@ -6,6 +6,8 @@
  */
 import { Buffer } from "node:buffer";
 import { escapeHtml } from "../jupyter.ts";
+import { applyColormap, type ColormapName } from "../images/colormap.ts";
+import { rgbToPng } from "../images/png.ts";
 
 /**
  * The figures' font stack (DejaVu Sans is what Debian's librsvg finds; any sans-serif else).
@@ -90,4 +92,25 @@ export function svgDocument(width: number, height: number, parts: readonly strin
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}"><rect width="${width}" height="${height}" fill="white"/>` +
     `${parts.join("")}</svg>`;
+}
+
+/**
+ * A colour bar's ramp: the colormap from its first to its last colour, as a 256×1 PNG embedded at
+ * the given position and size.
+ *
+ * @example
+ * ```ts
+ * import { svgColourRamp } from "./svg.ts";
+ * console.assert((await svgColourRamp("magma", 0, 0, 64, 8)).startsWith("<image"));
+ * ```
+ */
+export async function svgColourRamp(
+  colormap: ColormapName,
+  x: number,
+  y: number,
+  width: number,
+  height: number,
+): Promise<string> {
+  const ramp = applyColormap(Array.from({ length: 256 }, (_, i) => i / 255), colormap);
+  return svgImage(await rgbToPng(ramp, 256, 1), x, y, width, height, "none");
 }
