@@ -29,20 +29,26 @@ export const ONNX_BENCH_FIXTURES = [
   "shapes-tiny",
 ] as const;
 
+/** Repeats of the glue measurement on `sd-realsize` (100 and 200 draws each). */
+const GLUE_REPEATS = 7;
+
 /**
  * Runs the benchmark and returns its measurements.
  *
  * @example
  * ```ts ignore
  * import { benchOnnx } from "./onnx.ts";
- * console.log(await benchOnnx());
+ * console.log(await benchOnnx(0.5, ["sd-realsize"]));
  * ```
  */
-export async function benchOnnx(seconds = 0.5): Promise<Record<string, unknown>> {
+export async function benchOnnx(
+  seconds = 0.5,
+  fixtures: readonly string[] = ONNX_BENCH_FIXTURES,
+): Promise<Record<string, unknown>> {
   const peak = { rss: Deno.memoryUsage().rss };
   const sample = () => (peak.rss = Math.max(peak.rss, Deno.memoryUsage().rss));
   const results: Record<string, unknown> = {};
-  for (const name of ONNX_BENCH_FIXTURES) {
+  for (const name of fixtures) {
     const model = await loadModel(`fixtures/models/${name}`, { device: "cpu", batchSize: 32 });
     try {
       const throughput: Record<string, unknown> = {};
@@ -51,7 +57,7 @@ export async function benchOnnx(seconds = 0.5): Promise<Record<string, unknown>>
       }
       results[name] = {
         unetCallsPerSecond: throughput,
-        perToken: await perTokenOverhead(name, sample),
+        perToken: await perTokenOverhead(name, sample, name === "sd-realsize" ? GLUE_REPEATS : 0),
       };
     } finally {
       await model.dispose();
@@ -94,35 +100,78 @@ async function unetRate(model: OnnxModel, batch: number, seconds: number, sample
   };
 }
 
-/** A 10-word perToken() with the default 100 draws and batch size 8. */
-async function perTokenOverhead(name: string, sample: () => void) {
+/**
+ * A 10-word perToken() with the default 100 draws and batch size 8. Time outside session.run
+ * counts every model's session.run (UNet, text encoder, VAE encoder) as inside. With `repeats`,
+ * also the glue's split into a cost per UNet item and a fixed cost per query (decoding and resizing
+ * the image, provenance), from queries of 100 and 200 draws: the per-item cost is the difference
+ * over the difference in items, which is what a study of many draws pays per UNet item.
+ */
+async function perTokenOverhead(name: string, sample: () => void, repeats = 0) {
   const model = await loadModel(`fixtures/models/${name}`, { device: "cpu", batchSize: 8 });
   try {
     const image = "fixtures/images/test-64.png";
     await model.info(image).given(ONNX_BENCH_PROMPT).samples(8).perToken(); // warm-up
-    const before = model.stats;
-    const start = performance.now();
-    await model.info(image).given(ONNX_BENCH_PROMPT).samples(100).seed(1).perToken();
-    const wallMs = performance.now() - start;
-    sample();
-    const after = model.stats;
-    const runMs = after.unetMs - before.unetMs + after.textEncoderMs - before.textEncoderMs;
-    const items = after.unetItems - before.unetItems;
-    return {
-      wallMs: round(wallMs),
-      sessionRunMs: round(runMs),
-      shareOutsideSessionRun: round(1 - runMs / wallMs),
-      unetCalls: after.unetCalls - before.unetCalls,
-      unetItems: items,
-      overheadMsPerUnetItem: round((wallMs - runMs) / items),
+    const run = async (samples: number, seed: number) => {
+      const before = model.stats;
+      const start = performance.now();
+      await model.info(image).given(ONNX_BENCH_PROMPT).samples(samples).seed(seed).perToken();
+      const wallMs = performance.now() - start;
+      sample();
+      const after = model.stats;
+      const runMs = after.unetMs - before.unetMs + after.textEncoderMs - before.textEncoderMs +
+        after.vaeEncoderMs - before.vaeEncoderMs;
+      const items = after.unetItems - before.unetItems;
+      return { wallMs, runMs, items, calls: after.unetCalls - before.unetCalls };
     };
+    const once = await run(100, 1);
+    const result: Record<string, unknown> = {
+      wallMs: round(once.wallMs),
+      sessionRunMs: round(once.runMs),
+      shareOutsideSessionRun: round(1 - once.runMs / once.wallMs),
+      unetCalls: once.calls,
+      unetItems: once.items,
+      overheadMsPerUnetItem: round((once.wallMs - once.runMs) / once.items),
+    };
+    if (repeats > 0) {
+      const perItem: number[] = [], perQuery: number[] = [], whole: number[] = [];
+      for (let r = 0; r < repeats; r++) {
+        const short = await run(100, 2 + r), long = await run(200, 2 + r);
+        const glue = (x: typeof short) => x.wallMs - x.runMs;
+        const item = (glue(long) - glue(short)) / (long.items - short.items);
+        perItem.push(item);
+        perQuery.push(glue(short) - item * short.items);
+        whole.push(glue(short) / short.items);
+      }
+      result.glue = {
+        repeats,
+        overheadMsPerUnetItem: spread(whole),
+        marginalMsPerUnetItem: spread(perItem),
+        fixedMsPerQuery: spread(perQuery),
+      };
+    }
+    return result;
   } finally {
     await model.dispose();
   }
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
+/** Median and range of repeated measurements (this machine's load moves single runs by ±30 %). */
+function spread(values: number[]): { median: number; min: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  const median = sorted.length % 2
+    ? sorted[Math.floor(middle)]
+    : (sorted[middle - 1] + sorted[middle]) / 2;
+  return { median: round(median, 4), min: round(sorted[0], 4), max: round(sorted.at(-1)!, 4) };
 }
 
-if (import.meta.main) console.log(JSON.stringify(await benchOnnx(), null, 1));
+function round(x: number, digits = 3): number {
+  return Math.round(x * 10 ** digits) / 10 ** digits;
+}
+
+// `deno run -A bench/onnx.ts [fixture …]` measures only those fixtures
+if (import.meta.main) {
+  const fixtures = Deno.args.length > 0 ? Deno.args : ONNX_BENCH_FIXTURES;
+  console.log(JSON.stringify(await benchOnnx(0.5, fixtures), null, 1));
+}

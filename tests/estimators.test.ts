@@ -236,3 +236,29 @@ Deno.test("the likelihood of a model that decodes is a density of its latents, a
   assert.equal(r.measure.space, "latent");
   assert.match(r.toString(), /continuous density of latent/);
 });
+
+Deno.test("contrast reductions: the four-channel pass gives the plain per-pixel sums, bit for bit", async () => {
+  const { reduceContrast } = await import("../src/estimators/contrasts.ts");
+  const random = new Random(11);
+  const pixels = 37; // not a multiple of anything the loops might assume
+  for (const channels of [4, 3]) {
+    const d = channels * pixels;
+    const [withP, withoutP, noise] = [0, 1, 2].map(() => random.fillGaussian(new Float32Array(d)));
+    for (const estimator of ["orthogonal", "standard"] as const) {
+      // the closed forms, channel by channel in order, in float64 as the reductions compute
+      const expected = new Float64Array(pixels);
+      for (let p = 0; p < pixels; p++) {
+        for (let c = 0; c < channels; c++) {
+          const j = c * pixels + p;
+          expected[p] += estimator === "orthogonal"
+            ? (withP[j] - withoutP[j]) ** 2
+            : (noise[j] - withoutP[j]) ** 2 - (noise[j] - withP[j]) ** 2;
+        }
+      }
+      const map = new Float64Array(pixels).fill(1);
+      const sum = reduceContrast(estimator, withP, withoutP, noise, channels, pixels, map, 0.25);
+      assert.equal(sum, expected.reduce((a, b) => a + b, 0), `${estimator}, ${channels} channels`);
+      expected.forEach((v, p) => assert.equal(map[p], 1 + 0.25 * v));
+    }
+  }
+});

@@ -490,8 +490,18 @@ async function predictBlock(
 /**
  * Σ over the datum of the contrast's squared differences, adding `mapScale`·(per-pixel sum over
  * channels) into `map`. Orthogonal: ‖ε̂_with − ε̂_without‖². Standard: ‖ε − ε̂_without‖² − ‖ε − ε̂_with‖².
+ *
+ * @example
+ * ```ts
+ * import { reduceContrast } from "./contrasts.ts";
+ * // one channel, two pixels: differences 1 and 2
+ * const map = new Float64Array(2);
+ * const sum = reduceContrast("orthogonal", Float32Array.of(1, 2), Float32Array.of(0, 0),
+ *   Float32Array.of(0, 0), 1, 2, map, 0.5);
+ * console.assert(sum === 5 && map[0] === 0.5 && map[1] === 2);
+ * ```
  */
-function reduceContrast(
+export function reduceContrast(
   estimator: EstimatorName,
   withPrediction: Float32Array,
   withoutPrediction: Float32Array,
@@ -501,6 +511,17 @@ function reduceContrast(
   map: Float64Array,
   mapScale: number,
 ): number {
+  if (channels === 4) {
+    return reduceFourChannels(
+      estimator,
+      withPrediction,
+      withoutPrediction,
+      noise,
+      pixels,
+      map,
+      mapScale,
+    );
+  }
   // Channel-outer loops keep every access contiguous; `scratch` collects the per-pixel sums.
   const scratch = pixelScratch(pixels);
   if (estimator === "orthogonal") {
@@ -523,6 +544,48 @@ function reduceContrast(
   for (let p = 0; p < pixels; p++) {
     total += scratch[p];
     map[p] += mapScale * scratch[p];
+  }
+  return total;
+}
+
+/**
+ * {@link reduceContrast} for latents of four channels (every SD VAE's), in one pass over the
+ * pixels with a view per channel: half the time of the general loops at SD sizes, and the same
+ * sums in the same order, so the same bits.
+ */
+function reduceFourChannels(
+  estimator: EstimatorName,
+  withPrediction: Float32Array,
+  withoutPrediction: Float32Array,
+  noise: Float32Array,
+  pixels: number,
+  map: Float64Array,
+  mapScale: number,
+): number {
+  const channel = (values: Float32Array, c: number) =>
+    values.subarray(c * pixels, (c + 1) * pixels);
+  const [w0, w1, w2, w3] = [0, 1, 2, 3].map((c) => channel(withPrediction, c));
+  const [o0, o1, o2, o3] = [0, 1, 2, 3].map((c) => channel(withoutPrediction, c));
+  let total = 0;
+  if (estimator === "orthogonal") {
+    for (let p = 0; p < pixels; p++) {
+      const d0 = w0[p] - o0[p], d1 = w1[p] - o1[p], d2 = w2[p] - o2[p], d3 = w3[p] - o3[p];
+      const value = d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+      total += value;
+      map[p] += mapScale * value;
+    }
+    return total;
+  }
+  const [n0, n1, n2, n3] = [0, 1, 2, 3].map((c) => channel(noise, c));
+  const term = (n: number, without: number, within: number) => {
+    const a = n - without, b = n - within;
+    return a * a - b * b;
+  };
+  for (let p = 0; p < pixels; p++) {
+    const value = term(n0[p], o0[p], w0[p]) + term(n1[p], o1[p], w1[p]) +
+      term(n2[p], o2[p], w2[p]) + term(n3[p], o3[p], w3[p]);
+    total += value;
+    map[p] += mapScale * value;
   }
   return total;
 }

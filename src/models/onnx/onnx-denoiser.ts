@@ -136,6 +136,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       textEncoderMs: this.#parts.textEncoder.runMs,
       textEncoderCalls: this.#parts.textEncoder.runs,
       cachedPrompts: this.#conditions.size,
+      vaeEncoderMs: this.#parts.vaeEncoder?.runMs ?? 0,
+      vaeEncoderCalls: this.#parts.vaeEncoder?.runs ?? 0,
     };
   }
 

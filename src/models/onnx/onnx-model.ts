@@ -79,6 +79,10 @@ export interface OnnxModelStats {
   readonly textEncoderCalls: number;
   /** prompts whose encoding is cached now (at most `promptCacheSize`) */
   readonly cachedPrompts: number;
+  /** milliseconds inside VAE-encoder session.run (0 for a pixel-space model) */
+  readonly vaeEncoderMs: number;
+  /** VAE-encoder session.run calls (one per image prepared) */
+  readonly vaeEncoderCalls: number;
 }
 
 /**

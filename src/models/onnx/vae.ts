@@ -42,6 +42,10 @@ export class OnnxVaeEncoder {
   readonly inputType: "float32" | "float16";
   /** pixel resolution fixed by the export's input shape, if any */
   readonly metadataResolution: number | undefined;
+  /** total milliseconds spent in session.run */
+  runMs = 0;
+  /** session.run calls */
+  runs = 0;
 
   /**
    * @param session a VAE encoder session
@@ -94,8 +98,11 @@ export class OnnxVaeEncoder {
       ? new Tensor("float16", toFloat16Bits(pixels), dims)
       : new Tensor("float32", pixels, dims);
     let results;
+    const start = performance.now();
     try {
       results = await this.session.run({ [this.inputName]: input }, [this.outputName]);
+      this.runMs += performance.now() - start;
+      this.runs++;
     } catch (error) {
       throw new ModelRuntimeError(
         `${this.source}: session.run failed on a ${resolution}×${resolution} image`,
