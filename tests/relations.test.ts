@@ -139,7 +139,7 @@ Deno.test("relations: a hand-made item with a known answer, bbox crops and a mis
   assert.equal(result.failures.length, 1);
   assert.match(result.failures[0].kind, /NotFound/);
   assert.ok(result.items[0].nats[1]! > result.items[0].nats[0]!);
-  assert.deepEqual(result.byKind.map((k) => [k.name, k.n]), [["attribution", 2], ["relation", 1]]);
+  assert.deepEqual(result.byKind.map((k) => [k.name, k.n]), [["relation", 1], ["attribution", 2]]);
 });
 
 Deno.test("relations: binomial standard error √(p(1−p)/n); results are resumed", async () => {

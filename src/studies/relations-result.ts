@@ -452,11 +452,19 @@ function accuracyOf(name: string, items: readonly RelationRecord[]): Accuracy {
   return binomialAccuracy(name, items.filter((i) => i.correct).length, items.length);
 }
 
+/**
+ * Items grouped by `key`, in a fixed order: rows reach a results file in the order they finish
+ * (which packed rows in flight change), and a summary rebuilt from the file must list what the
+ * study listed. Kinds come in ARO's order (relation, attribution), everything else by name.
+ */
 function grouped(
   items: readonly RelationRecord[],
   key: (item: RelationRecord) => string,
 ): Accuracy[] {
   const groups = new Map<string, RelationRecord[]>();
   for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
-  return [...groups].map(([name, members]) => accuracyOf(name, members));
+  const rank = (name: string) => ["relation", "attribution"].indexOf(name) >>> 0; // others last
+  return [...groups]
+    .sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, members]) => accuracyOf(name, members));
 }
