@@ -3,13 +3,18 @@
  * live, measured once from a short run, so later estimates can draw α there.
  *
  * For each calibration row (an image and its prompt) the contrasts are the prompt against the
- * null prompt and against the prompt without each word. Every draw's unweighted integrand
+ * null prompt and against the prompt without each word. The draws are stratified over a half
+ * uniform, half logistic density of α, so every bin gets draws (the logistic alone left the low-α
+ * bins, where a small model's information lives, with a few draws each, and their heavy-tailed
+ * means made a profile that missed whole words). Every draw's unweighted integrand
  * f = value / weight is squared and averaged per α bin (bins of equal width over the sampled
- * interval, the trained range by default); each contrast's bin means are normalised to sum to 1
- * (so every contrast counts the same), averaged over contrasts and rows, and the fitted bin masses
- * are ∝ √(mean f²)·width — the variance-optimal importance density for a piecewise-constant
- * integrand scale. Bins no draw reached get the smallest mass of the bins that were reached; the
- * defensive mixture (λ = 0.5 logistic) covers whatever the profile misses.
+ * interval, the trained range by default). Contrasts whose information is not at least twice its
+ * standard error are left out: a word the model ignores says nothing about where information
+ * lies, and it used to count as much as any other. Each remaining contrast's bin means are
+ * normalised to sum to 1 (so every contrast counts the same), averaged over contrasts and rows,
+ * and the fitted bin masses are ∝ √(mean f²)·width — the variance-optimal importance density for
+ * a piecewise-constant integrand scale. Bins no draw reached get the smallest mass of the bins
+ * that were reached; the defensive mixture with the logistic covers whatever the profile misses.
  *
  * @module
  */
@@ -37,7 +42,7 @@ export interface CalibrationOptions
 }
 
 /**
- * Fits a profile from calibration rows (i.i.d. logistic draws, `samples` per row, default 200).
+ * Fits a profile from calibration rows (`samples` stratified draws per row, default 200).
  *
  * @example
  * ```ts
@@ -62,14 +67,20 @@ export async function calibrateProfile(
   if (!Number.isInteger(bins) || bins < 2) {
     throw new InvalidArgumentError(`bins must be an integer ≥ 2, got ${bins}`);
   }
-  const resolved = resolveOptions(model, {
-    ...options,
-    samples: options.samples ?? 200,
-    design: "iid",
-    proposal: "logistic",
-  });
-  const { min, max } = logSnrInterval(resolved.logSnr);
+  const logistic = resolveOptions(model, { ...options, proposal: "logistic" });
+  const { min, max } = logSnrInterval(logistic.logSnr);
   const width = (max - min) / bins;
+  const edges = Array.from({ length: bins + 1 }, (_, b) => b === bins ? max : min + b * width);
+  const resolved = {
+    ...logistic,
+    samples: options.samples ?? 200,
+    design: "stratified" as const,
+    proposal: {
+      kind: "fitted" as const,
+      lambda: 0.5,
+      profile: profileOf(model, edges, new Array(bins).fill(1 / bins), {}),
+    },
+  };
   const profile = new Float64Array(bins);
   let contrasts = 0;
   for (const [index, row] of rows.entries()) {
@@ -81,6 +92,8 @@ export async function calibrateProfile(
     });
     const { logSnr, weight } = outcome.draws;
     for (const result of outcome.contrasts) {
+      const { nats, se } = result.estimate;
+      if (!(nats > 2 * se)) continue; // no information to locate
       const sums = new Float64Array(bins), counts = new Float64Array(bins);
       result.perDraw.forEach((value, i) => {
         const b = Math.min(bins - 1, Math.max(0, Math.floor((logSnr[i] - min) / width)));
@@ -89,21 +102,39 @@ export async function calibrateProfile(
       });
       const means = sums.map((s, b) => counts[b] > 0 ? s / counts[b] : 0);
       const total = means.reduce((s, v) => s + v, 0);
-      if (!(total > 0)) continue; // a word the model ignores: no shape to learn from
+      if (!(total > 0)) continue;
       means.forEach((m, b) => profile[b] += m / total);
       contrasts++;
     }
   }
   if (contrasts === 0) {
     throw new InvalidArgumentError(
-      `no calibration contrast carried any information (every integrand was 0); expected rows ` +
-        `whose prompts the model responds to`,
+      `no calibration contrast carried information beyond twice its standard error; expected ` +
+        `rows whose prompts the model responds to (or more samples)`,
     );
   }
   const root = Array.from(profile, (v) => Math.sqrt(v / contrasts));
   const floor = Math.min(...root.filter((v) => v > 0));
   const filled = root.map((v) => v > 0 ? v : floor);
   const sum = filled.reduce((s, v) => s + v, 0);
+  return profileOf(model, edges, filled.map((v) => v / sum), {
+    rows: rows.length,
+    contrasts,
+    samples: resolved.samples,
+    seed: resolved.seed,
+    estimator: resolved.estimator,
+    design: "stratified, half uniform and half logistic",
+    logSnr: { ...resolved.logSnr },
+    created: new Date().toISOString(),
+  });
+}
+
+function profileOf(
+  model: Denoiser,
+  edges: number[],
+  mass: number[],
+  calibration: Record<string, unknown>,
+): LogSnrProfile {
   return {
     kind: "infodiff.logSnrProfile",
     version: 1,
@@ -112,16 +143,8 @@ export async function calibrateProfile(
       shape: [...model.shape],
       ...(model.logSnrRange ? { logSnrRange: { ...model.logSnrRange } } : {}),
     },
-    edges: Array.from({ length: bins + 1 }, (_, b) => b === bins ? max : min + b * width),
-    mass: filled.map((v) => v / sum),
-    calibration: {
-      rows: rows.length,
-      contrasts,
-      samples: resolved.samples,
-      seed: resolved.seed,
-      estimator: resolved.estimator,
-      logSnr: { ...resolved.logSnr },
-      created: new Date().toISOString(),
-    },
+    edges,
+    mass,
+    calibration,
   };
 }
