@@ -10,6 +10,7 @@ import { benchResultsFile } from "./results-file.ts";
 import { benchPackedRows } from "./packed-rows.ts";
 import { benchRealSize } from "./realsize.ts";
 import { benchDesigns } from "./designs.ts";
+import { benchDesignBank } from "./design-bank.ts";
 
 const results = {
   date: new Date().toISOString(),
@@ -20,6 +21,8 @@ const results = {
   packedRows: await benchPackedRows(),
   realSize: await benchRealSize(),
   designs: await benchDesigns(),
+  // shapes-tiny's designs from banks of its integrand (13 min to build once, kept in out/)
+  designBank: (await benchDesignBank()).summary,
 };
 console.log(JSON.stringify(results, null, 1));
 await Deno.mkdir("out", { recursive: true });
