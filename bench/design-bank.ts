@@ -26,6 +26,8 @@ import {
 import { Random } from "../src/numerics/random.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { removeWord } from "../src/text/prompt.ts";
+import { profileMasses } from "../src/estimators/calibrate.ts";
+import { median } from "./summary.ts";
 
 const DIR = "out/design-bank";
 /** noise draws per timestep: two antithetic pairs */
@@ -170,10 +172,7 @@ function ownProfile(model: OnnxModel, shipped: LogSnrProfile, bank: Bank, c: num
     for (let e = 0; e < NOISES; e++) sums[b] += bank.g[(t * NOISES + e) * CONTRASTS + c] ** 2;
     counts[b] += NOISES;
   }
-  const root = Array.from(sums, (s, b) => Math.sqrt(counts[b] ? s / counts[b] : 0));
-  const floor = Math.min(...root.filter((v) => v > 0));
-  const filled = root.map((v) => v > 0 ? v : floor), total = filled.reduce((a, b) => a + b, 0);
-  return { ...shipped, mass: filled.map((v) => v / total) };
+  return { ...shipped, mass: profileMasses(sums.map((s, b) => counts[b] ? s / counts[b] : 0)) };
 }
 
 /** One row per contrast and scheme, and the median and worst ratio per scheme. */
@@ -248,14 +247,8 @@ export async function benchDesignBank(
     }
     const schemes = [...new Set(rows.map((r) => r.scheme))];
     const summary = schemes.map((scheme) => {
-      const ratios = rows.filter((r) => r.scheme === scheme).map((r) => r.varianceRatio)
-        .sort((a, b) => a - b);
-      const n = ratios.length;
-      return {
-        scheme,
-        median: (ratios[Math.floor((n - 1) / 2)] + ratios[Math.ceil((n - 1) / 2)]) / 2,
-        worst: ratios[n - 1],
-      };
+      const ratios = rows.filter((r) => r.scheme === scheme).map((r) => r.varianceRatio);
+      return { scheme, median: median(ratios), worst: Math.max(...ratios) };
     });
     return { samples, replicates, rows, summary };
   } finally {

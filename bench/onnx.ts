@@ -11,6 +11,7 @@
 import { loadModel } from "../src/query/load-model.ts";
 import type { OnnxModel } from "../src/query/load-model.ts";
 import { Random } from "../src/numerics/random.ts";
+import { median } from "./summary.ts";
 
 /** The 10-word prompt of the benchmark (every word is in the fixtures' tiny vocabulary). */
 export const ONNX_BENCH_PROMPT = "a photo of a big red dog on the green grass";
@@ -158,12 +159,11 @@ async function perTokenOverhead(name: string, sample: () => void, repeats = 0) {
 
 /** Median and range of repeated measurements (this machine's load moves single runs by ±30 %). */
 function spread(values: number[]): { median: number; min: number; max: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  const median = sorted.length % 2
-    ? sorted[Math.floor(middle)]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
-  return { median: round(median, 4), min: round(sorted[0], 4), max: round(sorted.at(-1)!, 4) };
+  return {
+    median: round(median(values), 4),
+    min: round(Math.min(...values), 4),
+    max: round(Math.max(...values), 4),
+  };
 }
 
 function round(x: number, digits = 3): number {

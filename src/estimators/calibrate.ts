@@ -113,11 +113,7 @@ export async function calibrateProfile(
         `rows whose prompts the model responds to (or more samples)`,
     );
   }
-  const root = Array.from(profile, (v) => Math.sqrt(v / contrasts));
-  const floor = Math.min(...root.filter((v) => v > 0));
-  const filled = root.map((v) => v > 0 ? v : floor);
-  const sum = filled.reduce((s, v) => s + v, 0);
-  return profileOf(model, edges, filled.map((v) => v / sum), {
+  return profileOf(model, edges, profileMasses(profile.map((v) => v / contrasts)), {
     rows: rows.length,
     contrasts,
     samples: resolved.samples,
@@ -127,6 +123,26 @@ export async function calibrateProfile(
     logSnr: { ...resolved.logSnr },
     created: new Date().toISOString(),
   });
+}
+
+/**
+ * A profile's bin masses from each bin's mean squared integrand (bins of equal width): ∝ its
+ * square root, the variance-optimal importance density for a piecewise-constant integrand scale;
+ * bins no draw reached (0) get the smallest mass of those that were reached.
+ *
+ * @example
+ * ```ts
+ * import { profileMasses } from "./calibrate.ts";
+ * // √ of 4, 1, 0 → 2, 1 and the unreached bin at the smallest, 1: masses 2/4, 1/4, 1/4
+ * console.assert(profileMasses([4, 1, 0]).join() === "0.5,0.25,0.25");
+ * ```
+ */
+export function profileMasses(meanSquares: ArrayLike<number>): number[] {
+  const root = Array.from(meanSquares, (v) => Math.sqrt(v));
+  const floor = Math.min(...root.filter((v) => v > 0));
+  const filled = root.map((v) => v > 0 ? v : floor);
+  const sum = filled.reduce((s, v) => s + v, 0);
+  return filled.map((v) => v / sum);
 }
 
 function profileOf(
