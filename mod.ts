@@ -46,6 +46,7 @@ export {
 } from "./src/numerics/log-snr.ts";
 export {
   checkProfile,
+  type ContrastProfile,
   DEFENSIVE_SHARE,
   fittedProposal,
   logisticProposal,
@@ -58,6 +59,7 @@ export {
   type CalibrationOptions,
   type CalibrationRow,
 } from "./src/estimators/calibrate.ts";
+export { planProposal, profileMasses } from "./src/estimators/contrast-profile.ts";
 export {
   folderProfile,
   PROFILE_FILE,

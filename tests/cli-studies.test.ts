@@ -221,6 +221,11 @@ Deno.test("cli calibrate: writes a profile that loadModel reads and the estimate
   try {
     assert.equal(model.logSnrProfile?.mass.length, 8);
     assert.equal(model.logSnrProfile?.calibration.rows, 2);
+    // one profile per informative word, each a word of the rows' captions
+    const words = Object.keys(model.logSnrProfile?.words ?? {});
+    assert.match(result.text, new RegExp(`with profiles of ${words.length} words`));
+    const captions = new Set(rows.flatMap((r) => r.prompt.toLowerCase().split(/[^a-z]+/)));
+    assert.ok(words.length > 0 && words.every((w) => captions.has(w)), words.join());
   } finally {
     await model.dispose();
   }

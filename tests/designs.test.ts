@@ -168,6 +168,89 @@ Deno.test("the fitted proposal: its density integrates to its quantiles, and it 
   assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
 });
 
+Deno.test("calibration fits each word where its information lies, and a query draws from its words' profiles", async () => {
+  const { calibrateProfile } = await import("../src/estimators/calibrate.ts");
+  const { planProposal } = await import("../src/estimators/contrast-profile.ts");
+  const { resolveProposal } = await import("../src/estimators/options.ts");
+  const { mixtureModel } = await import("../src/query/oracles.ts");
+  // colours 4 apart, shapes 0.3 apart: noise hides the shape long after it stops hiding the
+  // colour, so "circle"'s information lies at higher α (more signal) than "red"'s
+  const separated = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["red", "circle"], mean: [2, 0], variance: 0.005 },
+      { words: ["red", "square"], mean: [2, 0.3], variance: 0.005 },
+      { words: ["blue", "circle"], mean: [-2, 0], variance: 0.005 },
+      { words: ["blue", "square"], mean: [-2, 0.3], variance: 0.005 },
+    ],
+  });
+  const rows = [1, 2, 3].map((seed) => ({
+    data: separated.sample("red circle", { seed }),
+    prompt: "red circle",
+  }));
+  const profile = await calibrateProfile(separated, rows, { samples: 200, logSnr: WIDE });
+  assert.deepEqual(Object.keys(profile.words ?? {}), ["circle", "red"]);
+  assert.equal(profile.words!.red.contrasts, 3);
+  assert.equal(profile.wholePrompt?.contrasts, 3);
+  // the peaks are 5 bins (4 α) apart at these seeds
+  const peak = (mass: readonly number[]) => mass.indexOf(Math.max(...mass));
+  const red = peak(profile.words!.red.mass), circle = peak(profile.words!.circle.mass);
+  assert.ok(circle >= red + 3, `profile peaks: red in bin ${red}, circle in bin ${circle}`);
+  // a query about one word draws from that word's profile; the model's one serves unseen words
+  const fitted = resolveProposal(withMembers(separated, { logSnrProfile: profile }), undefined);
+  const massOf = (richer: string, poorer: string) => {
+    const p = planProposal(fitted, {
+      prompts: [richer, poorer],
+      contrasts: [{ with: 0, without: 1 }],
+    });
+    return p.kind === "fitted" ? p.profile.mass : [];
+  };
+  const near = (a: readonly number[], b: readonly number[]) =>
+    a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) < 1e-12);
+  assert.ok(near(massOf("red circle", "circle"), profile.words!.red.mass));
+  assert.ok(near(massOf("a red circle", "a red"), profile.words!.circle.mass));
+  assert.ok(near(massOf("red circle", ""), profile.wholePrompt!.mass));
+  assert.ok(near(massOf("a green circle", "a circle"), profile.mass));
+  // and it is unbiased for the exact log-density difference on those draws
+  const x = separated.sample("red circle", { seed: 11 });
+  const truth = separated.logDensity(x, "red circle") - separated.logDensity(x, "red");
+  const values: number[] = [];
+  for (let seed = 0; seed < 150; seed++) {
+    values.push(
+      (await withMembers(separated, { logSnrProfile: profile }).info(x).given("red circle")
+        .estimator("standard").logSnr(WIDE).samples(40).seed(seed).about("circle")).nats,
+    );
+  }
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  const se = Math.sqrt(
+    values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
+  );
+  assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
+});
+
+Deno.test("a malformed word or whole-prompt profile is refused, saying what was wrong", async () => {
+  const { checkProfile } = await import("../src/numerics/proposal.ts");
+  const base = {
+    kind: "infodiff.logSnrProfile",
+    version: 1,
+    model: { name: "m", shape: [1, 1, 1] },
+    edges: [0, 1, 2],
+    mass: [0.5, 0.5],
+    calibration: {},
+  } as const;
+  const red = (mass: number[]) => ({ ...base, words: { red: { mass, contrasts: 1 } } });
+  assert.throws(() => checkProfile(red([1])), /word "red": expected 2, one per bin, got 1/);
+  assert.throws(
+    () => checkProfile(red([0.7, 0.7])),
+    /word "red" must .* sum to 1, got a sum of 1.4/,
+  );
+  assert.throws(
+    () => checkProfile({ ...base, wholePrompt: { mass: [0.5, 0.5], contrasts: 0 } }),
+    /the whole prompt needs a positive whole number of contrasts, got 0/,
+  );
+  assert.equal(checkProfile(red([0.25, 0.75])).words?.red.contrasts, 1);
+});
+
 Deno.test("a profile belongs to its model: fitted needs one, another model's is refused", async () => {
   const { resolveProposal } = await import("../src/estimators/options.ts");
   const { calibrateProfile } = await import("../src/estimators/calibrate.ts");

@@ -32,3 +32,26 @@ Deno.test("every estimator option of a study reaches the estimator and its descr
   assert.equal(settings.drawsPerLogSnr, 4);
   assert.ok(!("batchSize" in settings), "the batch size never changes the numbers");
 });
+
+Deno.test("a fitted proposal's description holds every profile a query may draw from", () => {
+  const model = exampleOracle();
+  const profile = {
+    kind: "infodiff.logSnrProfile",
+    version: 1,
+    model: { name: model.name, shape: [...model.shape] },
+    edges: [0, 1, 2],
+    mass: [0.5, 0.5],
+    words: { red: { mass: [0.9, 0.1], contrasts: 2 } },
+    wholePrompt: { mass: [0.2, 0.8], contrasts: 1 },
+    calibration: { created: "a date that changes no number" },
+  } as const;
+  const settings = estimatorSettings(model, resolveOptions(model, { proposal: profile }));
+  // the word profiles change the numbers, so a results file resumed with others is refused
+  assert.deepEqual(settings.proposal, {
+    kind: "fitted",
+    lambda: 0.1,
+    mass: [0.5, 0.5],
+    words: { red: [0.9, 0.1] },
+    wholePrompt: [0.2, 0.8],
+  });
+});

@@ -42,8 +42,9 @@ export type AttentionGathering = typeof ATTENTION_GATHERING[number];
 export interface WordAttentionOptions {
   /**
    * Where the attention is gathered: `"sampled"` (default) at the estimators' (α, ε) draws
-   * (truncated-logistic α, the data noised with ε; same seed, same draws as the estimators for
-   * models with per-item timesteps), or `"trajectory"` at every step of the deterministic DDIM
+   * (α from the model's default proposal — its calibrated model profile, not a word's — and the
+   * data noised with ε; the same draws as an estimate with that proposal, same seed, on models
+   * with per-item timesteps), or `"trajectory"` at every step of the deterministic DDIM
    * inversion of the data under the prompt (DAAM's sum over denoising steps).
    */
   readonly at?: AttentionGathering;

@@ -298,10 +298,11 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
          [--seed S] [--device ${DEVICES.join("|")}] [--device-id K] [--quiet]
   ROWS.json: [{ "image": "a.png", "prompt": "..." }, ...] — a few images typical of the study.
   Runs stratified draws (default 200 per row) of every word's information, and writes where
-  along α the integrands of the informative words live (B bins, default 24). Kept in the model
-  folder as ${PROFILE_FILE} (the default --out for a local folder), it is loaded
-  with the model and every estimate then draws α from it mixed half-and-half with the logistic
-  (same numbers in expectation, smaller errors).
+  along α the integrands of the informative words live (B bins, default 24): one profile for
+  the model, one per word seen. Kept in the model folder as ${PROFILE_FILE} (the
+  default --out for a local folder), it is loaded with the model and every estimate then draws
+  α from its words' profiles, 90 % of the draws, and the logistic, 10 % (same numbers in
+  expectation, smaller errors).
   example: infodiff calibrate --model ./stable-diffusion-2-1-base-onnx --rows calibration.json`,
     options: {
       model: string,
@@ -353,7 +354,9 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
         log(
           `wrote ${out}: ${profile.mass.length} bins over α ∈ [${profile.edges[0].toFixed(2)}, ${
             profile.edges.at(-1)!.toFixed(2)
-          }] from ${profile.calibration.contrasts} contrasts`,
+          }] from ${profile.calibration.contrasts} contrasts, with profiles of ${
+            Object.keys(profile.words ?? {}).length
+          } words`,
         );
       } finally {
         await model.dispose();

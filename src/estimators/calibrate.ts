@@ -11,10 +11,21 @@
  * interval, the trained range by default). Contrasts whose information is not at least twice its
  * standard error are left out: a word the model ignores says nothing about where information
  * lies, and it used to count as much as any other. Each remaining contrast's bin means are
- * normalised to sum to 1 (so every contrast counts the same), averaged over contrasts and rows,
- * and the fitted bin masses are ∝ √(mean f²)·width — the variance-optimal importance density for
- * a piecewise-constant integrand scale. Bins no draw reached get the smallest mass of the bins
- * that were reached; the defensive mixture with the logistic covers whatever the profile misses.
+ * normalised to sum to 1 (so every contrast counts the same) and averaged:
+ *
+ * - over every contrast, for the model's profile (`mass`, used for words calibration never saw);
+ * - over the contrasts that removed one word, for that word's profile (`words`), shrunk towards
+ *   the model's by counting the model's profile as one more contrast: a word's information lies
+ *   at its own α (on shapes-tiny colours peak near α ≈ −3, shapes near −2), and a profile shared by
+ *   every word fits none of them well;
+ * - over the whole-prompt contrasts, for `wholePrompt`.
+ *
+ * Each average is smoothed across bins (a Gaussian of one bin's width) before the masses are
+ * fitted ∝ √(mean f²)·width, the variance-optimal importance density for a piecewise-constant
+ * integrand scale: the same word's information moves by a bin or two from image to image, and an
+ * unsmoothed profile starves the bins next to its peak (a held-out "circle" then needed 1.5× the
+ * draws of the logistic alone). Bins no draw reached get the smallest mass of the bins that were
+ * reached; the defensive mixture with the logistic covers whatever the profile misses.
  *
  * @module
  */
@@ -24,6 +35,7 @@ import { logSnrInterval } from "../numerics/log-snr.ts";
 import type { LogSnrProfile } from "../numerics/proposal.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import { perTokenPlan } from "./per-token.ts";
+import { profileMasses } from "./contrast-profile.ts";
 import { type EstimatorOptions, resolveOptions } from "./options.ts";
 
 /** One calibration row: model data and the prompt it shows. */
@@ -81,19 +93,21 @@ export async function calibrateProfile(
       profile: profileOf(model, edges, new Array(bins).fill(1 / bins), {}),
     },
   };
-  const profile = new Float64Array(bins);
-  let contrasts = 0;
+  const all = new ProfileSum(bins), whole = new ProfileSum(bins);
+  const byWord = new Map<string, ProfileSum>();
   for (const [index, row] of rows.entries()) {
     const truncated = new Set(model.truncatedWords?.(row.prompt) ?? []);
-    const { plan } = perTokenPlan(row.prompt, undefined, truncated);
+    const { words, plan } = perTokenPlan(row.prompt, undefined, truncated);
+    // the plan's contrasts: the whole prompt, then every word the model sees
+    const removed = [undefined, ...words.filter((w) => !truncated.has(w.index)).map((w) => w.word)];
     const outcome = await estimateContrasts(model, row.data, plan, {
       ...resolved,
       seed: resolved.seed + index,
     });
     const { logSnr, weight } = outcome.draws;
-    for (const result of outcome.contrasts) {
+    outcome.contrasts.forEach((result, c) => {
       const { nats, se } = result.estimate;
-      if (!(nats > 2 * se)) continue; // no information to locate
+      if (!(nats > 2 * se)) return; // no information to locate
       const sums = new Float64Array(bins), counts = new Float64Array(bins);
       result.perDraw.forEach((value, i) => {
         const b = Math.min(bins - 1, Math.max(0, Math.floor((logSnr[i] - min) / width)));
@@ -102,20 +116,31 @@ export async function calibrateProfile(
       });
       const means = sums.map((s, b) => counts[b] > 0 ? s / counts[b] : 0);
       const total = means.reduce((s, v) => s + v, 0);
-      if (!(total > 0)) continue;
-      means.forEach((m, b) => profile[b] += m / total);
-      contrasts++;
-    }
+      if (!(total > 0)) return;
+      const normalised = means.map((m) => m / total);
+      all.add(normalised);
+      const word = removed[c];
+      if (word === undefined) whole.add(normalised);
+      else byWord.set(word, (byWord.get(word) ?? new ProfileSum(bins)).add(normalised));
+    });
   }
-  if (contrasts === 0) {
+  if (all.contrasts === 0) {
     throw new InvalidArgumentError(
       `no calibration contrast carried information beyond twice its standard error; expected ` +
         `rows whose prompts the model responds to (or more samples)`,
     );
   }
-  return profileOf(model, edges, profileMasses(profile.map((v) => v / contrasts)), {
+  const shared = all.mean();
+  const fit = (sum: ProfileSum) => ({
+    mass: profileMasses(smoothBins(sum.mean(shared))),
+    contrasts: sum.contrasts,
+  });
+  const words = Object.fromEntries(
+    [...byWord.keys()].sort().map((word) => [word, fit(byWord.get(word)!)]),
+  );
+  const profile = profileOf(model, edges, profileMasses(smoothBins(shared)), {
     rows: rows.length,
-    contrasts,
+    contrasts: all.contrasts,
     samples: resolved.samples,
     seed: resolved.seed,
     estimator: resolved.estimator,
@@ -123,26 +148,41 @@ export async function calibrateProfile(
     logSnr: { ...resolved.logSnr },
     created: new Date().toISOString(),
   });
+  return { ...profile, words, ...(whole.contrasts > 0 ? { wholePrompt: fit(whole) } : {}) };
 }
 
-/**
- * A profile's bin masses from each bin's mean squared integrand (bins of equal width): ∝ its
- * square root, the variance-optimal importance density for a piecewise-constant integrand scale;
- * bins no draw reached (0) get the smallest mass of those that were reached.
- *
- * @example
- * ```ts
- * import { profileMasses } from "./calibrate.ts";
- * // √ of 4, 1, 0 → 2, 1 and the unreached bin at the smallest, 1: masses 2/4, 1/4, 1/4
- * console.assert(profileMasses([4, 1, 0]).join() === "0.5,0.25,0.25");
- * ```
- */
-export function profileMasses(meanSquares: ArrayLike<number>): number[] {
-  const root = Array.from(meanSquares, (v) => Math.sqrt(v));
-  const floor = Math.min(...root.filter((v) => v > 0));
-  const filled = root.map((v) => v > 0 ? v : floor);
-  const sum = filled.reduce((s, v) => s + v, 0);
-  return filled.map((v) => v / sum);
+/** A running sum of normalised bin means over contrasts. */
+class ProfileSum {
+  readonly sum: Float64Array;
+  contrasts = 0;
+  constructor(bins: number) {
+    this.sum = new Float64Array(bins);
+  }
+  add(normalised: ArrayLike<number>): this {
+    for (let b = 0; b < this.sum.length; b++) this.sum[b] += normalised[b];
+    this.contrasts++;
+    return this;
+  }
+  /** the mean, with `prior` (if given) counted as one more contrast */
+  mean(prior?: ArrayLike<number>): Float64Array {
+    const n = this.contrasts + (prior ? 1 : 0);
+    return this.sum.map((v, b) => (v + (prior ? prior[b] : 0)) / n);
+  }
+}
+
+/** Bin values smoothed by a Gaussian of one bin's width (out to 3 bins, renormalised at the ends). */
+function smoothBins(values: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(values.length);
+  for (let b = 0; b < values.length; b++) {
+    let sum = 0, norm = 0;
+    for (let j = Math.max(0, b - 3); j <= Math.min(values.length - 1, b + 3); j++) {
+      const k = Math.exp(-0.5 * (j - b) ** 2);
+      sum += k * values[j];
+      norm += k;
+    }
+    out[b] = sum / norm;
+  }
+  return out;
 }
 
 function profileOf(

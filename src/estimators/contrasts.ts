@@ -12,6 +12,7 @@ import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError, skewCorrectedInterval } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { drawsPerLogSnr, isStratified, modelDrawBlocks, noiseInto } from "./draws.ts";
+import { planProposal } from "./contrast-profile.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
@@ -174,6 +175,8 @@ export async function estimateContrasts(
   options: ResolvedOptions,
 ): Promise<ContrastOutcome> {
   const started = performance.now();
+  // draw α where this plan's contrasts carry information (their words' calibrated profiles)
+  options = { ...options, proposal: planProposal(options.proposal, plan) };
   const conditions = await Promise.all(plan.prompts.map((p) => model.encode(p)));
   const timing = { modelMs: 0, modelCalls: 0 };
   const rounds: Round[] = [];

@@ -6,9 +6,9 @@
  * - the truncated logistic of REFERENCE §3 ({@link logisticProposal});
  * - a fitted, defensive mixture ({@link fittedProposal}): λ·logistic + (1 − λ)·a piecewise-constant
  *   density whose bin masses are ∝ √(mean squared integrand) from a calibration run
- *   ({@link LogSnrProfile}). The logistic share λ keeps q(α) ≥ λ·q_logistic(α) everywhere, so a
- *   word whose information lies where the profile put little mass costs at most 1/λ times the
- *   variance of the logistic alone.
+ *   ({@link LogSnrProfile}; a query draws from its words' profiles, `planProposal`). The logistic
+ *   share λ keeps q(α) ≥ λ·q_logistic(α) everywhere, so a word whose information lies where the
+ *   profile put little mass costs at most 1/λ times the variance of the logistic alone.
  *
  * @module
  */
@@ -46,10 +46,25 @@ export interface LogSnrProfile {
   };
   /** bin edges in α, increasing (bins + 1 values) */
   readonly edges: readonly number[];
-  /** the fitted part's probability mass of each bin (sums to 1) */
+  /** the fitted part's probability mass of each bin (sums to 1), for any contrast */
   readonly mass: readonly number[];
+  /**
+   * bin masses fitted from the calibration contrasts that removed this word (lower case): where
+   * this word's information lies, used for queries about it
+   */
+  readonly words?: Readonly<Record<string, ContrastProfile>>;
+  /** bin masses fitted from the calibration contrasts of a whole prompt against the null prompt */
+  readonly wholePrompt?: ContrastProfile;
   /** how it was made (rows, contrasts, draws, seed, date) */
   readonly calibration: Record<string, unknown>;
+}
+
+/** The bin masses of one kind of contrast, and how many calibration contrasts they come from. */
+export interface ContrastProfile {
+  /** probability mass of each of the profile's bins (sums to 1) */
+  readonly mass: readonly number[];
+  /** the calibration contrasts behind it */
+  readonly contrasts: number;
 }
 
 /** A resolved proposal: the logistic, or the defensive mixture with a profile and its share λ. */
@@ -57,8 +72,13 @@ export type ResolvedProposal =
   | { readonly kind: "logistic" }
   | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile };
 
-/** The fitted part's default share of the defensive mixture is 1 − λ with λ = this. */
-export const DEFENSIVE_SHARE = 0.5;
+/**
+ * The logistic's share λ of the defensive mixture (the fitted part has 1 − λ). Measured on
+ * shapes-tiny's banks (`bench/design-bank.ts`): with per-word, smoothed profiles λ = 0.1 gave the
+ * lowest median variance and a worst contrast at half the logistic's; λ = 0.5 kept only about a
+ * third of the gain, and without the smoothing λ = 0.1 was worse than the logistic on one word.
+ */
+export const DEFENSIVE_SHARE = 0.1;
 
 /**
  * The truncated logistic as a proposal.
@@ -164,11 +184,33 @@ export function checkProfile(profile: LogSnrProfile): LogSnrProfile {
   if (edges.some((e, i) => !Number.isFinite(e) || (i > 0 && e <= edges[i - 1]))) {
     throw bad(`edges must be finite and increasing`);
   }
-  const total = mass.reduce((s, m) => s + m, 0);
-  if (mass.some((m) => !(m >= 0)) || Math.abs(total - 1) > 1e-6) {
-    throw bad(`masses must be non-negative and sum to 1, got a sum of ${total}`);
+  checkMasses(mass, mass.length, "the masses", bad);
+  const named = [
+    ...Object.entries(profile.words ?? {}).map(([word, p]) => [`word "${word}"`, p] as const),
+    ...(profile.wholePrompt ? [["the whole prompt", profile.wholePrompt] as const] : []),
+  ];
+  for (const [what, contrast] of named) {
+    checkMasses(contrast?.mass, mass.length, `the masses of ${what}`, bad);
+    if (!Number.isInteger(contrast.contrasts) || contrast.contrasts < 1) {
+      throw bad(`${what} needs a positive whole number of contrasts, got ${contrast.contrasts}`);
+    }
   }
   return profile;
+}
+
+function checkMasses(
+  mass: readonly number[] | undefined,
+  bins: number,
+  what: string,
+  bad: (what: string) => Error,
+): void {
+  if (!Array.isArray(mass) || mass.length !== bins) {
+    throw bad(`${what}: expected ${bins}, one per bin, got ${mass?.length}`);
+  }
+  const total = mass.reduce((s, m) => s + m, 0);
+  if (mass.some((m) => !(m >= 0)) || Math.abs(total - 1) > 1e-6) {
+    throw bad(`${what} must be non-negative and sum to 1, got a sum of ${total}`);
+  }
 }
 
 /** The profile's bins restricted to [min, max], their masses renormalised. */

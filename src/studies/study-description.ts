@@ -76,12 +76,24 @@ export function estimatorSettings(
     estimator,
     logSnr: { ...logSnr },
     design,
-    // a fitted proposal is named by what it was fitted from, not copied bin by bin
-    proposal: proposal.kind === "logistic"
-      ? "logistic"
-      : { kind: "fitted", lambda: proposal.lambda, mass: proposal.profile.mass },
+    // a fitted proposal is named by the masses its queries choose from, not by its provenance
+    proposal: proposal.kind === "logistic" ? "logistic" : fittedSettings(proposal),
     ...(precision ? { precision: { ...precision } } : {}),
     ...shared,
+  };
+}
+
+/** The masses a fitted proposal draws from: the model's, and each word's and whole prompts'. */
+function fittedSettings(proposal: Extract<ResolvedOptions["proposal"], { kind: "fitted" }>) {
+  const { mass, words, wholePrompt } = proposal.profile;
+  return {
+    kind: "fitted",
+    lambda: proposal.lambda,
+    mass,
+    ...(words
+      ? { words: Object.fromEntries(Object.entries(words).map(([w, p]) => [w, p.mass])) }
+      : {}),
+    ...(wholePrompt ? { wholePrompt: wholePrompt.mass } : {}),
   };
 }
 

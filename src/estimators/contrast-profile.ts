@@ -1,0 +1,100 @@
+/**
+ * Which calibrated profile a query's draws come from (issue 15). A calibrated profile holds, next
+ * to the model's profile for any contrast, one per word calibration saw and one for whole prompts
+ * against the null prompt ({@link LogSnrProfile}). A query's contrasts share their (α, ε) draws,
+ * so the query gets one density: the mean, over its contrasts, of each contrast's normalised mean
+ * squared integrand (a profile's masses squared), fitted ∝ √ as calibration fits it. That is the
+ * density with the least total variance ratio over the contrasts when each contrast's profile is
+ * right; a single-word query (`about`, `given`) gets its word's profile exactly.
+ *
+ * - a contrast against the null prompt uses the whole-prompt profile;
+ * - a contrast that removes words uses each removed word's profile (the model's profile for a word
+ *   calibration did not see), averaged over the removed words.
+ *
+ * What is estimated does not change: every proposal estimates the same integral.
+ *
+ * @module
+ */
+import type { ContrastProfile, LogSnrProfile, ResolvedProposal } from "../numerics/proposal.ts";
+import { promptWords } from "../text/prompt.ts";
+
+/**
+ * The proposal of a plan's draws: for a fitted proposal whose profile has per-word or
+ * whole-prompt profiles, the profile whose masses are its contrasts' (see the module); any other
+ * proposal as it is.
+ *
+ * @example
+ * ```ts
+ * import { planProposal } from "./contrast-profile.ts";
+ * import { contrastPlan } from "./contrasts.ts";
+ * const profile = { kind: "infodiff.logSnrProfile", version: 1, model: { name: "m", shape: [1, 1, 1] },
+ *   edges: [0, 1, 2], mass: [0.5, 0.5], words: { red: { mass: [0.9, 0.1], contrasts: 3 } },
+ *   calibration: {} } as const;
+ * const fitted = { kind: "fitted", lambda: 0.1, profile } as const;
+ * const about = planProposal(fitted, contrastPlan([["a red circle", "a circle"]]));
+ * console.assert(about.kind === "fitted" && Math.abs(about.profile.mass[0] - 0.9) < 1e-12);
+ * const other = planProposal(fitted, contrastPlan([["a red circle", "a red"]]));
+ * console.assert(other.kind === "fitted" && Math.abs(other.profile.mass[0] - 0.5) < 1e-12);
+ * ```
+ */
+export function planProposal(
+  proposal: ResolvedProposal,
+  plan: {
+    readonly prompts: readonly string[];
+    readonly contrasts: readonly { readonly with: number; readonly without: number }[];
+  },
+): ResolvedProposal {
+  if (proposal.kind !== "fitted") return proposal;
+  const { profile } = proposal;
+  if (!profile.words && !profile.wholePrompt) return proposal;
+  const squares = plan.contrasts.map((c) =>
+    contrastSquares(profile, plan.prompts[c.with], plan.prompts[c.without])
+  );
+  const mean = squares[0].map((_, b) => squares.reduce((s, q) => s + q[b], 0) / squares.length);
+  return { ...proposal, profile: { ...profile, mass: profileMasses(mean) } };
+}
+
+/** A contrast's normalised mean squared integrand per bin, from the profile it uses. */
+function contrastSquares(profile: LogSnrProfile, richer: string, poorer: string): number[] {
+  const poorerWords = promptWords(poorer).map((w) => w.word);
+  if (poorerWords.length === 0) return squaresOf(profile.wholePrompt ?? profile);
+  // the removed words: the richer prompt's words less the poorer's, counted with multiplicity
+  const left = new Map<string, number>();
+  for (const w of poorerWords) left.set(w, (left.get(w) ?? 0) + 1);
+  const removed = promptWords(richer).map((w) => w.word).filter((w) => {
+    const n = left.get(w) ?? 0;
+    if (n > 0) left.set(w, n - 1);
+    return n === 0;
+  });
+  const parts = (removed.length > 0 ? removed : [undefined]).map((w) =>
+    squaresOf((w !== undefined ? profile.words?.[w] : undefined) ?? profile)
+  );
+  return parts[0].map((_, b) => parts.reduce((s, p) => s + p[b], 0) / parts.length);
+}
+
+/** Masses ∝ √(mean squares), so the mean squares are the masses squared, normalised to sum to 1. */
+function squaresOf(profile: Pick<ContrastProfile, "mass">): number[] {
+  const squares = profile.mass.map((m) => m * m);
+  const total = squares.reduce((s, v) => s + v, 0);
+  return squares.map((v) => v / total);
+}
+
+/**
+ * A profile's bin masses from each bin's mean squared integrand (bins of equal width): ∝ its
+ * square root, the variance-optimal importance density for a piecewise-constant integrand scale;
+ * bins no draw reached (0) get the smallest mass of those that were reached.
+ *
+ * @example
+ * ```ts
+ * import { profileMasses } from "./contrast-profile.ts";
+ * // √ of 4, 1, 0 → 2, 1 and the unreached bin at the smallest, 1: masses 2/4, 1/4, 1/4
+ * console.assert(profileMasses([4, 1, 0]).join() === "0.5,0.25,0.25");
+ * ```
+ */
+export function profileMasses(meanSquares: ArrayLike<number>): number[] {
+  const root = Array.from(meanSquares, (v) => Math.sqrt(v));
+  const floor = Math.min(...root.filter((v) => v > 0));
+  const filled = root.map((v) => v > 0 ? v : floor);
+  const sum = filled.reduce((s, v) => s + v, 0);
+  return filled.map((v) => v / sum);
+}
