@@ -1,15 +1,15 @@
 /**
  * Variance per model call of the draw designs on shapes-tiny, measured precisely: a bank of the
  * orthogonal estimator's unweighted integrand g(t, ε) at every trained timestep t (4 noise draws
- * each, two antithetic pairs) for 4 held-out test scenes × 3 contrasts (the first object's colour
+ * each, two antithetic pairs) for 8 held-out test scenes × 3 contrasts (the first object's colour
  * word, its shape word, the whole caption against ""), and every design simulated from the bank:
  * α drawn as the design draws it and snapped to its timestep, ε drawn from that timestep's bank,
  * 10,000 simulated estimates per design and contrast. Real runs over 40 seeds (bench/designs.ts)
  * measure a variance ratio to about ±30 %; the bank measures it to about ±3 %, so designs and
  * defensive shares can be told apart. Ratios are to the i.i.d. logistic scheme at equal draws.
  *
- * Building the banks takes about 13 minutes on 2 cores (64,000 UNet items); they are kept in
- * out/design-bank/ and reused. `deno run -A bench/design-bank.ts [--samples 40] [--replicates N]`.
+ * Building the banks takes about 26 minutes on 2 cores (128,000 UNet items); they are kept in
+ * out/design-bank/ (each with a file naming its scene) and reused. `deno run -A bench/design-bank.ts [--samples 40] [--replicates N]`.
  *
  * @module
  */
@@ -26,7 +26,7 @@ import {
 import { Random } from "../src/numerics/random.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { removeWord } from "../src/text/prompt.ts";
-import { profileMasses } from "../src/estimators/calibrate.ts";
+import { planProposal, profileMasses } from "../src/estimators/contrast-profile.ts";
 import { median } from "./summary.ts";
 
 const DIR = "out/design-bank";
@@ -39,16 +39,36 @@ const CONTRASTS = 3;
 interface Bank {
   readonly caption: string;
   readonly words: readonly string[];
+  /** the caption, without the colour word, without the shape word, and "" */
+  readonly prompts: readonly string[];
   readonly g: Float64Array;
 }
 
-/** The held-out scenes: three two-object scenes and one one-object scene. */
+/**
+ * The held-out scenes: two sets of three two-object scenes and one one-object scene. The first set
+ * chose the profile's smoothing and share; the second confirms them on scenes nothing was tuned on.
+ */
 function bankScenes() {
   const scenes = shapesWorld({ seed: 1, split: "test", count: 40 }).scenes;
+  const two = scenes.filter((s) => s.objects.length === 2);
+  const one = scenes.filter((s) => s.objects.length === 1);
+  return [...two.slice(0, 3), ...one.slice(0, 1), ...two.slice(3, 6), ...one.slice(1, 2)];
+}
+
+/** The caption, without its first object's colour word, without its shape word, and "". */
+function scenePrompts(scene: ReturnType<typeof bankScenes>[number]): string[] {
+  const [first] = scene.objects;
   return [
-    ...scenes.filter((s) => s.objects.length === 2).slice(0, 3),
-    ...scenes.filter((s) => s.objects.length === 1).slice(0, 1),
+    scene.caption,
+    removeWord(scene.caption, first.colour),
+    removeWord(scene.caption, first.shape),
+    "",
   ];
+}
+
+/** Contrast c's prompts: the caption and the poorer prompt. */
+function bankPrompts(bank: Bank, c: number): string[] {
+  return [bank.prompts[0], bank.prompts[c + 1]];
 }
 
 async function buildBank(
@@ -56,13 +76,7 @@ async function buildBank(
   scene: ReturnType<typeof bankScenes>[number],
   seed: number,
 ): Promise<Float64Array> {
-  const [first] = scene.objects;
-  const prompts = [
-    scene.caption,
-    removeWord(scene.caption, first.colour),
-    removeWord(scene.caption, first.shape),
-    "",
-  ];
+  const prompts = scenePrompts(scene);
   const conditions = await Promise.all(prompts.map((p) => model.encode(p)));
   const x = scene.toData(), d = x.length, K = prompts.length;
   const logSnr = model.schedule.logSnr, T = logSnr.length;
@@ -96,21 +110,35 @@ async function buildBank(
   return g;
 }
 
+/** A cached bank, if there is one for this scene (its caption file names the scene). */
+async function readBank(file: string, caption: string): Promise<Float64Array | undefined> {
+  try {
+    if (await Deno.readTextFile(`${file}.caption`) !== caption) return undefined;
+    return new Float64Array((await Deno.readFile(file)).buffer);
+  } catch {
+    return undefined;
+  }
+}
+
 async function loadBanks(model: OnnxModel): Promise<Bank[]> {
   await Deno.mkdir(DIR, { recursive: true });
   const banks: Bank[] = [];
   for (const [i, scene] of bankScenes().entries()) {
     const file = `${DIR}/scene${i}.bin`;
-    let g: Float64Array;
-    try {
-      g = new Float64Array((await Deno.readFile(file)).buffer);
-    } catch {
+    let g = await readBank(file, scene.caption);
+    if (!g) {
       console.error(`building the bank of "${scene.caption}" (about 3 minutes)`);
       g = await buildBank(model, scene, 1000 + i);
       await Deno.writeFile(file, new Uint8Array(g.buffer));
+      await Deno.writeTextFile(`${file}.caption`, scene.caption);
     }
     const [first] = scene.objects;
-    banks.push({ caption: scene.caption, words: [first.colour, first.shape, '""'], g });
+    banks.push({
+      caption: scene.caption,
+      words: [first.colour, first.shape, '""'],
+      prompts: scenePrompts(scene),
+      g,
+    });
   }
   return banks;
 }
@@ -184,7 +212,9 @@ export interface BankReport {
 }
 
 /**
- * Runs the comparison (building missing banks first).
+ * Runs the comparison (building missing banks first). The fitted proposals draw from the shipped
+ * profile as a query would: each contrast from its word's profile (`planProposal`), or, for the
+ * "model profile" rows, from the model's profile alone (what a word calibration never saw gets).
  *
  * @example
  * ```ts ignore
@@ -201,12 +231,14 @@ export async function benchDesignBank(
     const sampling = resolveOptions(model, {}).logSnr;
     const shipped = model.logSnrProfile!;
     const logistic = tabulated(logisticProposal(sampling));
-    const fitted = lambdas.map((lambda) => ({
-      lambda,
-      at: tabulated(fittedProposal(sampling, shipped, lambda)),
-    }));
     const iid = { stratified: false, antithetic: false };
     const sa = { stratified: true, antithetic: true };
+    const designs = {
+      iid,
+      antithetic: { stratified: false, antithetic: true },
+      stratified: { stratified: true, antithetic: false },
+      "stratified-antithetic": sa,
+    };
     const rows: BankReport["rows"] = [];
     for (const bank of banks) {
       for (let c = 0; c < CONTRASTS; c++) {
@@ -216,28 +248,25 @@ export async function benchDesignBank(
         const base = variance(iid, logistic);
         const add = (scheme: string, v: number) =>
           rows.push({ contrast, scheme, varianceRatio: v / base });
-        const designs = {
-          iid,
-          antithetic: { stratified: false, antithetic: true },
-          stratified: { stratified: true, antithetic: false },
-          "stratified-antithetic": sa,
-        };
         for (const [name, design] of Object.entries(designs)) {
           if (name !== "iid") add(`${name}, logistic`, variance(design, logistic));
         }
-        for (const f of fitted) {
-          const chosen = f.lambda === DEFENSIVE_SHARE;
+        const plan = { prompts: bankPrompts(bank, c), contrasts: [{ with: 0, without: 1 }] };
+        for (const lambda of lambdas) {
+          const chosen = lambda === DEFENSIVE_SHARE;
+          const selected = planProposal({ kind: "fitted", lambda, profile: shipped }, plan);
+          const at = tabulated(
+            fittedProposal(sampling, (selected as { profile: LogSnrProfile }).profile, lambda),
+          );
           for (const [name, design] of Object.entries(designs)) {
             // the other designs only at the default share
             if (name !== "stratified-antithetic" && !chosen) continue;
-            add(
-              `${name}, fitted λ = ${f.lambda}${
-                chosen && name === "stratified-antithetic" ? " (the default)" : ""
-              }`,
-              variance(design, f.at),
-            );
+            const suffix = chosen && name === "stratified-antithetic" ? " (the default)" : "";
+            add(`${name}, word profiles λ = ${lambda}${suffix}`, variance(design, at));
           }
         }
+        const modelOnly = tabulated(fittedProposal(sampling, shipped, DEFENSIVE_SHARE));
+        add(`stratified-antithetic, model profile λ = ${DEFENSIVE_SHARE}`, variance(sa, modelOnly));
         const own = tabulated(fittedProposal(sampling, ownProfile(model, shipped, bank, c), 0.1));
         add(
           "stratified-antithetic, the contrast's own profile λ = 0.1 (ceiling)",

@@ -21,7 +21,7 @@ const results = {
   packedRows: await benchPackedRows(),
   realSize: await benchRealSize(),
   designs: await benchDesigns(),
-  // shapes-tiny's designs from banks of its integrand (13 min to build once, kept in out/)
+  // shapes-tiny's designs from banks of its integrand (26 min to build once, kept in out/)
   designBank: (await benchDesignBank()).summary,
 };
 console.log(JSON.stringify(results, null, 1));
