@@ -281,6 +281,8 @@ Deno.test("a model folder's profile is loaded with it and becomes the default pr
     // the same draws of ε, other α: other numbers
     assert.notEqual(fitted.nats, logistic.nats);
     assert.equal((await q(tiny).proposal("logistic").total()).nats, logistic.nats);
+    // a plan without contrasts (the likelihood) draws from the model's profile
+    assert.ok(Number.isFinite((await q(tiny).nll()).nats));
   } finally {
     await tiny.dispose();
     await plain.dispose();

@@ -117,7 +117,8 @@ Deno.test("maps sum to their scalars; per-token totals agree with total()", asyn
     }
     const perPixel = await q.perPixel();
     assert.ok(Math.abs(perPixel.map.sum() - perPixel.estimate.nats) < 1e-5);
-    // Same seed → same draws → the same total whichever terminal computed it.
+    // Same seed → same draws → the same total whichever terminal computed it (on one proposal:
+    // with a calibrated profile each terminal draws α from its own contrasts' profiles).
     assert.equal(perToken.total.nats, perPixel.estimate.nats);
     assert.equal((await q.total()).nats, perPixel.estimate.nats);
   }

@@ -46,7 +46,8 @@ export function planProposal(
 ): ResolvedProposal {
   if (proposal.kind !== "fitted") return proposal;
   const { profile } = proposal;
-  if (!profile.words && !profile.wholePrompt) return proposal;
+  // a plan of denoising errors alone (the likelihood) has no contrast to place: the model's
+  if ((!profile.words && !profile.wholePrompt) || plan.contrasts.length === 0) return proposal;
   const squares = plan.contrasts.map((c) =>
     contrastSquares(profile, plan.prompts[c.with], plan.prompts[c.without])
   );
