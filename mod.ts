@@ -59,7 +59,11 @@ export {
   type CalibrationOptions,
   type CalibrationRow,
 } from "./src/estimators/calibrate.ts";
-export { planProposal, profileMasses } from "./src/estimators/contrast-profile.ts";
+export {
+  contrastProfileNames,
+  planProposal,
+  profileMasses,
+} from "./src/estimators/contrast-profile.ts";
 export {
   folderProfile,
   PROFILE_FILE,

@@ -283,6 +283,18 @@ Deno.test("a model folder's profile is loaded with it and becomes the default pr
     assert.equal((await q(tiny).proposal("logistic").total()).nats, logistic.nats);
     // a plan without contrasts (the likelihood) draws from the model's profile
     assert.ok(Number.isFinite((await q(tiny).nll()).nats));
+    // the dry run names the profiles each contrast draws from (shapes-tiny's calibration saw
+    // "red" and "circle"; "glowing" it never saw)
+    assert.deepEqual(q(tiny).plan("perToken").proposal, {
+      kind: "fitted",
+      lambda: 0.1,
+      profiles: [["whole prompt"], ["a"], ["red"], ["circle"]],
+    });
+    assert.deepEqual(
+      tiny.info(data).given("a glowing circle").plan("about", "glowing").proposal,
+      { kind: "fitted", lambda: 0.1, profiles: [["model"]] },
+    );
+    assert.equal(q(plain).plan("total").proposal, "logistic");
   } finally {
     await tiny.dispose();
     await plain.dispose();

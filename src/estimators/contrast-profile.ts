@@ -55,10 +55,55 @@ export function planProposal(
   return { ...proposal, profile: { ...profile, mass: profileMasses(mean) } };
 }
 
-/** A contrast's normalised mean squared integrand per bin, from the profile it uses. */
+/**
+ * The calibrated profiles each of a plan's contrasts draws from, by name: "whole prompt", a word
+ * ("red"), or "model" (a word calibration did not see); several names for a contrast that removes
+ * several words. For `query.plan()`, which shows them before anything runs.
+ *
+ * @example
+ * ```ts
+ * import { contrastProfileNames } from "./contrast-profile.ts";
+ * const profile = { kind: "infodiff.logSnrProfile", version: 1, model: { name: "m", shape: [1, 1, 1] },
+ *   edges: [0, 1, 2], mass: [0.5, 0.5], words: { red: { mass: [0.9, 0.1], contrasts: 3 } },
+ *   calibration: {} } as const;
+ * const plan = { prompts: ["a red circle", "a circle", "a", ""],
+ *   contrasts: [{ with: 0, without: 1 }, { with: 0, without: 2 }, { with: 0, without: 3 }] };
+ * // no whole-prompt profile here, so the contrast against "" draws from the model's
+ * console.assert(contrastProfileNames(profile, plan).map((n) => n.join("+")).join() === "red,red+model,model");
+ * ```
+ */
+export function contrastProfileNames(
+  profile: LogSnrProfile,
+  plan: {
+    readonly prompts: readonly string[];
+    readonly contrasts: readonly { readonly with: number; readonly without: number }[];
+  },
+): string[][] {
+  return plan.contrasts.map((c) =>
+    contrastProfiles(profile, plan.prompts[c.with], plan.prompts[c.without]).map((p) => p.name)
+  );
+}
+
+/** A contrast's normalised mean squared integrand per bin, from the profiles it uses. */
 function contrastSquares(profile: LogSnrProfile, richer: string, poorer: string): number[] {
+  const parts = contrastProfiles(profile, richer, poorer).map((p) => squaresOf(p.profile));
+  return parts[0].map((_, b) => parts.reduce((s, p) => s + p[b], 0) / parts.length);
+}
+
+/** The profiles a contrast uses: the whole prompt's, or each removed word's (or the model's). */
+function contrastProfiles(
+  profile: LogSnrProfile,
+  richer: string,
+  poorer: string,
+): { name: string; profile: Pick<ContrastProfile, "mass"> }[] {
   const poorerWords = promptWords(poorer).map((w) => w.word);
-  if (poorerWords.length === 0) return squaresOf(profile.wholePrompt ?? profile);
+  if (poorerWords.length === 0) {
+    return [
+      profile.wholePrompt
+        ? { name: "whole prompt", profile: profile.wholePrompt }
+        : { name: "model", profile },
+    ];
+  }
   // the removed words: the richer prompt's words less the poorer's, counted with multiplicity
   const left = new Map<string, number>();
   for (const w of poorerWords) left.set(w, (left.get(w) ?? 0) + 1);
@@ -67,10 +112,11 @@ function contrastSquares(profile: LogSnrProfile, richer: string, poorer: string)
     if (n > 0) left.set(w, n - 1);
     return n === 0;
   });
-  const parts = (removed.length > 0 ? removed : [undefined]).map((w) =>
-    squaresOf((w !== undefined ? profile.words?.[w] : undefined) ?? profile)
-  );
-  return parts[0].map((_, b) => parts.reduce((s, p) => s + p[b], 0) / parts.length);
+  if (removed.length === 0) return [{ name: "model", profile }];
+  return removed.map((w) => {
+    const own = Object.hasOwn(profile.words ?? {}, w) ? profile.words![w] : undefined;
+    return own ? { name: w, profile: own } : { name: "model", profile };
+  });
 }
 
 /** Masses ∝ √(mean squares), so the mean squares are the masses squared, normalised to sum to 1. */

@@ -22,6 +22,7 @@ import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-i
 import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
 import type { DrawDesign } from "../estimators/draws.ts";
 import type { LogSnrProfile } from "../numerics/proposal.ts";
+import { contrastProfileNames } from "../estimators/contrast-profile.ts";
 import {
   checkDesign,
   checkEstimator,
@@ -79,6 +80,13 @@ export interface QueryPlan {
   readonly modelCalls: number;
   /** items (noisy datum × prompt) the model will denoise */
   readonly modelItems: number;
+  /**
+   * where α is drawn from: the logistic, or a fitted proposal with its logistic share and, per
+   * contrast, the calibrated profiles it draws from ("whole prompt", a word, or "model")
+   */
+  readonly proposal:
+    | "logistic"
+    | { readonly kind: "fitted"; readonly lambda: number; readonly profiles: string[][] };
 }
 
 /**
@@ -253,6 +261,11 @@ export class Query {
       batchSize: resolved.batchSize,
       modelCalls: schedule.calls,
       modelItems: schedule.items,
+      proposal: resolved.proposal.kind === "logistic" ? "logistic" : {
+        kind: "fitted",
+        lambda: resolved.proposal.lambda,
+        profiles: contrastProfileNames(resolved.proposal.profile, contrastPlan),
+      },
     };
   }
 
