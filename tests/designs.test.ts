@@ -17,6 +17,7 @@ import { DRAW_DESIGNS, drawBlocks } from "../src/estimators/draws.ts";
 import { setWarningHandler } from "../src/warnings.ts";
 import { withMembers } from "../src/models/denoiser.ts";
 import { REFERENCE_LOG_SNR } from "../src/numerics/log-snr.ts";
+import { meanWithError } from "../src/numerics/statistics.ts";
 import { assertWithin, colourShapeMixture, TRUNCATION_ALLOWANCE, WIDE } from "./helpers.ts";
 
 const model = colourShapeMixture();
@@ -31,10 +32,7 @@ Deno.test("every design is unbiased for the exact log-density difference", async
         .samples(40).design(design).seed(seed).about("red");
       values.push(e.nats);
     }
-    const mean = values.reduce((s, v) => s + v, 0) / values.length;
-    const se = Math.sqrt(
-      values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
-    );
+    const { mean, se } = meanWithError(values);
     assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
   }
 });
@@ -52,11 +50,8 @@ Deno.test("every design's orthogonal estimate averages to the exact mutual infor
           .seed(i).total()).nats,
       );
     }
-    const mean = values.reduce((s, v) => s + v, 0) / values.length;
     // the spread over images includes the images' own spread, as the exact average does
-    const se = Math.sqrt(
-      values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
-    );
+    const { mean, se } = meanWithError(values);
     assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
   }
 });
@@ -161,10 +156,7 @@ Deno.test("the fitted proposal: its density integrates to its quantiles, and it 
         .samples(40).seed(seed).about("red")).nats,
     );
   }
-  const mean = values.reduce((s, v) => s + v, 0) / values.length;
-  const se = Math.sqrt(
-    values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
-  );
+  const { mean, se } = meanWithError(values);
   assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
 });
 
@@ -221,10 +213,7 @@ Deno.test("calibration fits each word where its information lies, and a query dr
         .estimator("standard").logSnr(WIDE).samples(40).seed(seed).about("circle")).nats,
     );
   }
-  const mean = values.reduce((s, v) => s + v, 0) / values.length;
-  const se = Math.sqrt(
-    values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1) / values.length,
-  );
+  const { mean, se } = meanWithError(values);
   assertWithin({ nats: mean, se }, truth, 3, TRUNCATION_ALLOWANCE);
 });
 
