@@ -231,6 +231,11 @@ export async function benchDesignBank(
     const sampling = resolveOptions(model, {}).logSnr;
     const shipped = model.logSnrProfile!;
     const logistic = tabulated(logisticProposal(sampling));
+    // the reference's scheme: i.i.d. from the logistic clipped at 4, snapped (clamped) to the
+    // trained timesteps
+    const reference = tabulated(
+      logisticProposal(resolveOptions(model, { design: "reference" }).logSnr),
+    );
     const iid = { stratified: false, antithetic: false };
     const sa = { stratified: true, antithetic: true };
     const designs = {
@@ -248,6 +253,7 @@ export async function benchDesignBank(
         const base = variance(iid, logistic);
         const add = (scheme: string, v: number) =>
           rows.push({ contrast, scheme, varianceRatio: v / base });
+        add("reference (i.i.d., logistic clipped at 4)", variance(iid, reference));
         for (const [name, design] of Object.entries(designs)) {
           if (name !== "iid") add(`${name}, logistic`, variance(design, logistic));
         }
