@@ -44,6 +44,10 @@ Deno.test("cli: every command has its own --help with an example; --version", as
   assert.deepEqual((await capture(["--version"])).lines, [`infodiff ${VERSION}`]);
   const general = (await capture(["--help"])).lines.join("\n");
   for (const command of COMMANDS) assert.match(general, new RegExp(`\\n  ${command.name} `));
+  // the intervention study fixes its estimator forms (and refuses --estimator): its help omits it
+  const help = async (name: string) => (await capture([name, "--help"])).lines.join("\n");
+  assert.doesNotMatch(await help("intervene"), /--estimator/);
+  assert.match(await help("localize"), /--estimator orthogonal\|standard/);
 });
 
 Deno.test("cli: an option of another command is refused for this one", async () => {

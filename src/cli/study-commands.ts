@@ -57,8 +57,12 @@ const STUDY_OPTIONS = {
   quiet: boolean,
 } as const;
 
-const STUDY_USAGE = `--model DIR --results FILE.jsonl [--shard i/n|auto [--shard-count N]]
-         [--reuse any] [--samples N] [--seed S] [--estimator orthogonal|standard]
+/** The study options' usage; the intervention study fixes its estimator forms, so it has none. */
+function studyUsage({ estimator = true } = {}): string {
+  return `--model DIR --results FILE.jsonl [--shard i/n|auto [--shard-count N]]
+         [--reuse any] [--samples N] [--seed S]${
+    estimator ? " [--estimator orthogonal|standard]" : ""
+  }
          [--design ${DRAW_DESIGNS.join("|")}] [--precision SE]
          [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B]
          [--rows-in-flight R] [--report DIR] [--quiet]
@@ -67,6 +71,7 @@ const STUDY_USAGE = `--model DIR --results FILE.jsonl [--shard i/n|auto [--shard
   Indexed Job; R rows run at once and share full model calls (default 4; numbers unchanged);
   --precision SE draws more per row until its numbers' standard errors reach SE nats;
   --report writes tables, a chart and report.html of the file when done.`;
+}
 
 /** The study options shared by the four commands, checked before any model loads. */
 function studyOptions(values: Values, command: string) {
@@ -170,7 +175,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     summary: "the localization study on COCO-IT or COCO files",
     usage: `infodiff localize (--coco-it TABLE.jsonl --instances FILE |
          --instances FILE --captions FILE --images DIR) [--methods a,b] [--pixels]
-         ${STUDY_USAGE}
+         ${studyUsage()}
   Each row's word map against its category's masks; mIoU at the best global threshold and a
   fixed one. --pixels decodes images to pixels first (pixel-space models such as shapes-tiny).
   example: infodiff localize --model sd21-onnx --coco-it coco_it.jsonl --instances instances.json --results loc.jsonl --shard auto`,
@@ -218,7 +223,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "relations",
     summary: "the relation / attribute study on ARO files",
     usage: `infodiff relations --aro FILE.json [--images DIR] [--pixels]
-         ${STUDY_USAGE}
+         ${studyUsage()}
   Per item, the caption option with the highest information (all options on the same draws);
   accuracy with binomial standard errors, overall, per kind and per group.
   example: infodiff relations --model sd21-onnx --aro visual_genome_relation.json --results rel.jsonl`,
@@ -243,7 +248,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "intervene",
     summary: "the prompt-intervention study on a JSON list of items",
     usage: `infodiff intervene --items ITEMS.json [--sampler karras-heun|ddim] [--steps N]
-         [--guidance G] [--placeholder TEXT] ${STUDY_USAGE}
+         [--guidance G] [--placeholder TEXT] ${studyUsage({ estimator: false })}
   ITEMS.json: [{ "image": "a.png", "caption": "...", "word": "...", "replacement"?: "..." }, ...].
   Invert, regenerate with every occurrence of the word and its plural replaced by the placeholder
   (default "_"), and correlate the change with the word's information (standard estimator at
@@ -279,7 +284,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "pid-study",
     summary: "partial information decomposition over a JSON list of rows",
     usage: `infodiff pid-study --rows ROWS.json
-         ${STUDY_USAGE}
+         ${studyUsage()}
   ROWS.json: [{ "image": "a.png", "prompt": "...", "wordA": "...", "wordB": "..." }, ...].
   example: infodiff pid-study --model sd21-onnx --rows occupations.json --results pid.jsonl`,
     options: { ...STUDY_OPTIONS, rows: string },
