@@ -174,6 +174,35 @@ Deno.test("hub downloads resume a dropped transfer with a Range request and chec
   }
 });
 
+Deno.test("hub: processes fetching one model into one cache download each file once", async () => {
+  // a job array's tasks start together on an empty cache: each blob is downloaded under a lock
+  // in the cache's .locks/ (as Python's hub client does), the others wait and reuse it
+  const files = await fixtureFiles(FIXTURE);
+  const hub = startHubServer([{ repo: "test-org/tiny-sd", commit: COMMIT, files }]);
+  const cacheDir = await Deno.makeTempDir();
+  const spec = parseHubSpec("test-org/tiny-sd")!;
+  try {
+    const models = await Promise.all(
+      [1, 2, 3].map(() => resolveHubModel(spec, { endpoint: hub.url, cacheDir, env: {} })),
+    );
+    const weights = files.find((f) => f.path === "unet/model.onnx_data")!;
+    for (const model of models) {
+      assert.deepEqual(await Deno.readFile(join(model.dir, "unet/model.onnx_data")), weights.bytes);
+    }
+    for (const file of files.filter((f) => f.lfs)) {
+      const cdn = `/cdn/${sha256(file.bytes)}`;
+      // the client's metadata probe asks for byte 0 alone; a download asks for all of them
+      const downloads = hub.requests.filter((r) => r.path === cdn && r.range !== "bytes=0-0");
+      assert.equal(downloads.length, 1, `${file.path} downloaded once`);
+    }
+    const locks = join(cacheDir, ".locks", "models--test-org--tiny-sd");
+    assert.ok((await Array.fromAsync(Deno.readDir(locks))).some((e) => e.name.endsWith(".lock")));
+    assert.equal(models.reduce((n, m) => n + m.downloadedBytes, 0) >= weights.bytes.length, true);
+  } finally {
+    await hub.close();
+  }
+});
+
 Deno.test("hub: private repos need the token; unknown repos, SDXL and PyTorch-only repos are refused", async () => {
   const files = await fixtureFiles(FIXTURE);
   const hub = startHubServer([

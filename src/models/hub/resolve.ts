@@ -367,9 +367,19 @@ class BlobFetcher {
     }
     const etag = listed.lfsSha256 ?? info.etag.replace(/^W\//, "").replace(/"/g, "");
     const blob = join(this.repoFolder, "blobs", etag);
-    if (!(await exists(blob))) await this.#download(what, info.url, blob, listed, file);
+    // other processes (a job array's tasks on one cache) may fetch the same blob: one downloads
+    // it under the lock Python's client uses, .locks/<repo folder>/<etag>.lock, the others wait
+    const lock = join(
+      dirname(this.repoFolder),
+      ".locks",
+      basename(this.repoFolder),
+      `${etag}.lock`,
+    );
+    await withFileLock(lock, async () => {
+      if (!(await exists(blob))) await this.#download(what, info.url, blob, listed, file);
+    });
     await Deno.mkdir(dirname(pointer), { recursive: true });
-    await Deno.symlink(relative(dirname(pointer), blob), pointer);
+    await linkOnce(relative(dirname(pointer), blob), pointer);
   }
 
   async #download(what: string, url: string, blob: string, listed: Listed, file: string) {
@@ -455,6 +465,37 @@ class BlobFetcher {
       rate,
       etaSeconds: this.downloaded > 0 ? (this.#total - this.downloaded) / rate : NaN,
     });
+  }
+}
+
+/**
+ * Runs `work` holding an exclusive advisory lock on `path` (created if missing). The operating
+ * system releases it if the process dies, so a killed download never blocks the next one.
+ */
+async function withFileLock<T>(path: string, work: () => Promise<T>): Promise<T> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  using file = await Deno.open(path, { write: true, create: true });
+  await file.lock(true);
+  try {
+    return await work();
+  } finally {
+    await file.unlock();
+  }
+}
+
+/** Links `pointer` to `target`, unless another process has just made the same link. */
+async function linkOnce(target: string, pointer: string): Promise<void> {
+  try {
+    await Deno.symlink(target, pointer);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    const existing = await Deno.readLink(pointer);
+    if (existing !== target) {
+      throw new ModelLoadError(
+        `${pointer} links to ${existing}, expected ${target}: the cache was changed while loading`,
+        { cause: error },
+      );
+    }
   }
 }
 
