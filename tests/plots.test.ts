@@ -63,6 +63,45 @@ Deno.test("informationBars: one bar per row in order, heights ∝ nats, error ba
   assert.throws(() => informationBars([{ label: "x", nats: 1, se: -1 }]), InvalidArgumentError);
 });
 
+Deno.test("informationBars: a row's interval is drawn instead of ±2 SE; perTokenChart uses the estimates'", async () => {
+  // bars of 2 and 1 nats: the first with an asymmetric interval [1.5, 3], the second ±2 SE
+  const rows = [
+    { label: "red", nats: 2, se: 0.25, interval: { low: 1.5, high: 3 } },
+    { label: "circle", nats: 1, se: 0.1 },
+  ];
+  const root = parse(informationBars(rows));
+  const heights = all(root, 'g[aria-label="bar"] rect').map((b) => num(b, "height"));
+  const perNat = heights[0] / 2;
+  const [first, second] = all(root, `g[aria-description="${ERROR_BAR_DESCRIPTION}"] line`)
+    .map((rule) => [num(rule, "y1"), num(rule, "y2")].sort((a, b) => a - b));
+  assert.ok(Math.abs(first[1] - first[0] - 1.5 * perNat) < 1e-6, `interval: ${first}`);
+  assert.ok(Math.abs(second[1] - second[0] - 0.4 * perNat) < 1e-6, `±2 SE: ${second}`);
+  assert.throws(
+    () => informationBars([{ label: "x", nats: 1, se: 0.1, interval: { low: 1.2, high: 2 } }]),
+    /low ≤ nats ≤ high, got \[1.2, 2\] around 1/,
+  );
+  // a per-token result's bars span each word's reported interval
+  const { perTokenChart } = await import("../src/plots/per-token-chart.ts");
+  const { exampleOracle } = await import("../src/query/oracles.ts");
+  const { EXAMPLE_PROMPT } = await import("../src/models/example.ts");
+  const model = exampleOracle();
+  const result = await model.info(model.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT)
+    .samples(40).perToken();
+  const chart = parse(perTokenChart(result));
+  const ruleLengths = all(chart, `g[aria-description="${ERROR_BAR_DESCRIPTION}"] line`)
+    .map((rule) => Math.abs(num(rule, "y2") - num(rule, "y1")));
+  const bars = all(chart, 'g[aria-label="bar"] rect').map((b) => num(b, "height"));
+  const tokens = result.tokens.filter((t) => !t.truncated);
+  const scale = bars[1] / Math.abs(tokens[1].estimate.nats);
+  tokens.forEach((t, i) => {
+    const { low, high } = t.estimate.interval!;
+    assert.ok(
+      Math.abs(ruleLengths[i] - (high - low) * scale) < 1e-6 * (1 + ruleLengths[i]),
+      t.word,
+    );
+  });
+});
+
 Deno.test("heatmapPlot: one cell per value, coloured with the colormap endpoints", () => {
   const map = new Heatmap(8, 4, Float32Array.from({ length: 32 }, (_, i) => i));
   const root = parse(heatmapPlot(map));

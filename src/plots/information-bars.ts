@@ -1,5 +1,6 @@
 /**
- * {@link informationBars}: a bar chart of information estimates with ±2 standard-error bars.
+ * {@link informationBars}: a bar chart of information estimates with their intervals (the
+ * estimate's skew-corrected interval where a row has one, else ±2 standard errors).
  *
  * @module
  */
@@ -14,8 +15,13 @@ export interface InformationBar {
   label: string;
   /** Estimate in nats. */
   nats: number;
-  /** Standard error of the estimate (≥ 0), drawn as ±2·se. */
+  /** Standard error of the estimate (≥ 0), drawn as ±2·se unless the row has an interval. */
   se: number;
+  /**
+   * The estimate's ≈95 % interval (`estimate.interval`), drawn instead of ±2·se: with
+   * right-skewed draws ±2·se covers only 70–93 % of the time (README).
+   */
+  interval?: { readonly low: number; readonly high: number };
 }
 
 /** Options of {@link informationBars}. */
@@ -33,10 +39,11 @@ export interface InformationBarsOptions {
 }
 
 /**
- * Bar chart of estimates in nats with ±2 SE error bars; bars appear in the order of `rows`.
- * Negative estimates (possible for the standard pointwise MI) hang below zero.
+ * Bar chart of estimates in nats with error bars (a row's interval, else ±2 SE); bars appear in
+ * the order of `rows`. Negative estimates (possible for the standard pointwise MI) hang below zero.
  *
- * @throws {InvalidArgumentError} for no rows, repeated labels, non-finite values or negative SE
+ * @throws {InvalidArgumentError} for no rows, repeated labels, non-finite values, negative SE or
+ *   an interval that does not hold its estimate
  *
  * @example
  * ```ts
@@ -67,8 +74,8 @@ export function informationBars(
       Plot.barY(rows, { x: "label", y: "nats", fill: options.fill ?? "steelblue" }),
       Plot.ruleX(rows, {
         x: "label",
-        y1: (row: InformationBar) => row.nats - 2 * row.se,
-        y2: (row: InformationBar) => row.nats + 2 * row.se,
+        y1: (row: InformationBar) => row.interval?.low ?? row.nats - 2 * row.se,
+        y2: (row: InformationBar) => row.interval?.high ?? row.nats + 2 * row.se,
         stroke: "black",
         strokeWidth: 1.5,
         ariaDescription: ERROR_BAR_DESCRIPTION,
@@ -93,6 +100,13 @@ function validateRows(rows: readonly InformationBar[]): void {
     if (!Number.isFinite(row.nats) || !Number.isFinite(row.se) || row.se < 0) {
       throw new InvalidArgumentError(
         `row ${i} ("${row.label}") needs finite nats and se ≥ 0, got nats=${row.nats}, se=${row.se}`,
+      );
+    }
+    const { low, high } = row.interval ?? { low: row.nats, high: row.nats };
+    if (!(low <= row.nats && row.nats <= high)) {
+      throw new InvalidArgumentError(
+        `row ${i} ("${row.label}") needs an interval low ≤ nats ≤ high, got [${low}, ${high}] ` +
+          `around ${row.nats}`,
       );
     }
   }

@@ -1,5 +1,5 @@
 /**
- * The chart of a per-token result: one bar per word with ±2 SE, repeated words told apart.
+ * The chart of a per-token result: one bar per word with its interval, repeated words told apart.
  *
  * @module
  */
@@ -31,10 +31,13 @@ export function perTokenChart(result: PerTokenResult, options: InformationBarsOp
       label: count === 1 ? t.word : `${t.word} (${count})`,
       nats: t.estimate.nats,
       se: t.estimate.se,
+      ...(t.estimate.interval ? { interval: t.estimate.interval } : {}),
     };
   });
+  const intervals = rows.every((row) => "interval" in row);
   return informationBars(rows, {
     title: `i(x; word | rest of "${result.prompt}")`,
+    yLabel: `information (nats), ${intervals ? "95 % intervals" : "±2 SE"}`,
     ...options,
   });
 }
