@@ -253,6 +253,18 @@ Deno.test("a profile belongs to its model: fitted needs one, another model's is 
   );
   const other = { ...model, name: "another model" } as never;
   assert.throws(() => resolveProposal(other, profile), /fitted on .* not on another model/);
+  // calibration names the logistic share its smoothed profiles are for; a profile written before
+  // (one unsmoothed profile, no share named) keeps the 0.5 it was measured with
+  const resolved = resolveProposal(model, profile);
+  assert.equal(profile.defensiveShare, 0.1);
+  assert.equal(resolved.kind === "fitted" && resolved.lambda, 0.1);
+  const { defensiveShare: _, words: _w, wholePrompt: _p, ...legacy } = profile;
+  const old = resolveProposal(model, legacy);
+  assert.equal(old.kind === "fitted" && old.lambda, 0.5);
+  assert.throws(
+    () => resolveProposal(model, { ...profile, defensiveShare: 0 }),
+    /defensiveShare must be a number in \(0, 1\], got 0/,
+  );
 });
 
 Deno.test("a model folder's profile is loaded with it and becomes the default proposal", async () => {

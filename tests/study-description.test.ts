@@ -43,6 +43,7 @@ Deno.test("a fitted proposal's description holds every profile a query may draw 
     mass: [0.5, 0.5],
     words: { red: { mass: [0.9, 0.1], contrasts: 2 } },
     wholePrompt: { mass: [0.2, 0.8], contrasts: 1 },
+    defensiveShare: 0.1,
     calibration: { created: "a date that changes no number" },
   } as const;
   const settings = estimatorSettings(model, resolveOptions(model, { proposal: profile }));

@@ -32,7 +32,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { logSnrInterval } from "../numerics/log-snr.ts";
-import type { LogSnrProfile } from "../numerics/proposal.ts";
+import { DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import { perTokenPlan } from "./per-token.ts";
 import { profileMasses } from "./contrast-profile.ts";
@@ -148,7 +148,12 @@ export async function calibrateProfile(
     logSnr: { ...resolved.logSnr },
     created: new Date().toISOString(),
   });
-  return { ...profile, words, ...(whole.contrasts > 0 ? { wholePrompt: fit(whole) } : {}) };
+  return {
+    ...profile,
+    words,
+    ...(whole.contrasts > 0 ? { wholePrompt: fit(whole) } : {}),
+    defensiveShare: DEFENSIVE_SHARE,
+  };
 }
 
 /** A running sum of normalised bin means over contrasts. */

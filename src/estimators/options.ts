@@ -12,7 +12,7 @@ import type { Denoiser } from "../models/denoiser.ts";
 import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
 import {
   checkProfile,
-  DEFENSIVE_SHARE,
+  LEGACY_DEFENSIVE_SHARE,
   type LogSnrProfile,
   type ResolvedProposal,
 } from "../numerics/proposal.ts";
@@ -267,7 +267,7 @@ export function resolveProposal(
         `expected the profile of this model (run \`infodiff calibrate\` on it)`,
     );
   }
-  return { kind: "fitted", lambda: DEFENSIVE_SHARE, profile };
+  return { kind: "fitted", lambda: profile.defensiveShare ?? LEGACY_DEFENSIVE_SHARE, profile };
 }
 
 /**

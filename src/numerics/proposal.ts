@@ -55,9 +55,18 @@ export interface LogSnrProfile {
   readonly words?: Readonly<Record<string, ContrastProfile>>;
   /** bin masses fitted from the calibration contrasts of a whole prompt against the null prompt */
   readonly wholePrompt?: ContrastProfile;
+  /**
+   * the logistic's share λ the profile is mixed with (written by calibration, which smooths its
+   * profiles for {@link DEFENSIVE_SHARE}); a profile without it, written before per-word profiles,
+   * keeps the 0.5 it was measured with
+   */
+  readonly defensiveShare?: number;
   /** how it was made (rows, contrasts, draws, seed, date) */
   readonly calibration: Record<string, unknown>;
 }
+
+/** The logistic's share for a profile that names none (one unsmoothed profile per model). */
+export const LEGACY_DEFENSIVE_SHARE = 0.5;
 
 /** The bin masses of one kind of contrast, and how many calibration contrasts they come from. */
 export interface ContrastProfile {
@@ -185,6 +194,10 @@ export function checkProfile(profile: LogSnrProfile): LogSnrProfile {
     throw bad(`edges must be finite and increasing`);
   }
   checkMasses(mass, mass.length, "the masses", bad);
+  const share = profile.defensiveShare;
+  if (share !== undefined && !(typeof share === "number" && share > 0 && share <= 1)) {
+    throw bad(`defensiveShare must be a number in (0, 1], got ${share}`);
+  }
   const named = [
     ...Object.entries(profile.words ?? {}).map(([word, p]) => [`word "${word}"`, p] as const),
     ...(profile.wholePrompt ? [["the whole prompt", profile.wholePrompt] as const] : []),
