@@ -33,6 +33,8 @@ export interface HubServer {
   readonly requests: { path: string; range: string | null; auth: string | null }[];
   /** the next download of this path stops after this many bytes (a dropped connection) */
   dropAfter(path: string, bytes: number): void;
+  /** downloads of this path (not the client's one-byte probes) wait this long before answering */
+  slowDown(path: string, ms: number): void;
   close(): Promise<void>;
 }
 
@@ -73,10 +75,13 @@ export function startHubServer(repos: readonly ServedRepo[], pageSize = 4): HubS
   const blobs = new Map<string, Uint8Array>();
   for (const r of repos) for (const f of r.files) if (f.lfs) blobs.set(sha256(f.bytes), f.bytes);
 
-  const handler = (request: Request): Response => {
+  const slow = new Map<string, number>();
+  const handler = async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const range = request.headers.get("range");
     requests.push({ path: url.pathname, range, auth: request.headers.get("authorization") });
+    const wait = range === "bytes=0-0" ? undefined : slow.get(url.pathname);
+    if (wait) await new Promise((done) => setTimeout(done, wait));
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
     if (cdn) {
       const bytes = blobs.get(cdn[1]);
@@ -147,6 +152,7 @@ export function startHubServer(repos: readonly ServedRepo[], pageSize = 4): HubS
     url: `http://127.0.0.1:${server.addr.port}`,
     requests,
     dropAfter: (path, bytes) => drops.set(path, bytes),
+    slowDown: (path, ms) => slow.set(path, ms),
     close: () => server.shutdown(),
   };
 }
