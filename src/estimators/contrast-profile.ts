@@ -3,9 +3,9 @@
  * to the model's profile for any contrast, one per word calibration saw and one for whole prompts
  * against the null prompt ({@link LogSnrProfile}). A query's contrasts share their (α, ε) draws,
  * so the query gets one density: the mean, over its contrasts, of each contrast's normalised mean
- * squared integrand (a profile's masses squared), fitted ∝ √ as calibration fits it. That is the
- * density with the least total variance ratio over the contrasts when each contrast's profile is
- * right; a single-word query (`about`, `given`) gets its word's profile exactly.
+ * squared integrand (a profile's masses squared), fitted ∝ √ as calibration fits it. When each
+ * contrast's profile is right, that density minimises the sum of the contrasts' variances, each
+ * scaled to count the same; a one-word query (`about(word)`) gets its word's profile exactly.
  *
  * - a contrast against the null prompt uses the whole-prompt profile;
  * - a contrast that removes words uses each removed word's profile (the model's profile for a word
