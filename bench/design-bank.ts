@@ -236,6 +236,8 @@ export async function benchDesignBank(
     const reference = tabulated(
       logisticProposal(resolveOptions(model, { design: "reference" }).logSnr),
     );
+    // what a word calibration never saw draws from: the model's profile alone
+    const modelOnly = tabulated(fittedProposal(sampling, shipped, DEFENSIVE_SHARE));
     const iid = { stratified: false, antithetic: false };
     const sa = { stratified: true, antithetic: true };
     const designs = {
@@ -271,7 +273,6 @@ export async function benchDesignBank(
             add(`${name}, word profiles λ = ${lambda}${suffix}`, variance(design, at));
           }
         }
-        const modelOnly = tabulated(fittedProposal(sampling, shipped, DEFENSIVE_SHARE));
         add(`stratified-antithetic, model profile λ = ${DEFENSIVE_SHARE}`, variance(sa, modelOnly));
         const own = tabulated(fittedProposal(sampling, ownProfile(model, shipped, bank, c), 0.1));
         add(

@@ -84,7 +84,11 @@ async function runCase(
   const byScheme = new Map<Scheme, { values: number[][]; covered: number[]; inside: number[] }>();
   // each warning once (the reference's scheme warns on every one of its seeds)
   const warned = new Set<string>();
-  const previous = setWarningHandler((m) => warned.has(m) || (warned.add(m), console.error(m)));
+  const previous = setWarningHandler((message) => {
+    if (warned.has(message)) return;
+    warned.add(message);
+    console.error(message);
+  });
   try {
     for (const scheme of schemes) {
       const values = c.pairs.map(() => [] as number[]);

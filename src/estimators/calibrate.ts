@@ -35,7 +35,7 @@ import { logSnrInterval } from "../numerics/log-snr.ts";
 import { DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import { perTokenPlan } from "./per-token.ts";
-import { profileMasses } from "./contrast-profile.ts";
+import { profileMasses, removedWords, unitSum } from "./contrast-profile.ts";
 import { type EstimatorOptions, resolveOptions } from "./options.ts";
 
 /** One calibration row: model data and the prompt it shows. */
@@ -97,9 +97,7 @@ export async function calibrateProfile(
   const byWord = new Map<string, ProfileSum>();
   for (const [index, row] of rows.entries()) {
     const truncated = new Set(model.truncatedWords?.(row.prompt) ?? []);
-    const { words, plan } = perTokenPlan(row.prompt, undefined, truncated);
-    // the plan's contrasts: the whole prompt, then every word the model sees
-    const removed = [undefined, ...words.filter((w) => !truncated.has(w.index)).map((w) => w.word)];
+    const { plan } = perTokenPlan(row.prompt, undefined, truncated);
     const outcome = await estimateContrasts(model, row.data, plan, {
       ...resolved,
       seed: resolved.seed + index,
@@ -115,13 +113,17 @@ export async function calibrateProfile(
         counts[b]++;
       });
       const means = sums.map((s, b) => counts[b] > 0 ? s / counts[b] : 0);
-      const total = means.reduce((s, v) => s + v, 0);
-      if (!(total > 0)) return;
-      const normalised = means.map((m) => m / total);
+      if (!(means.reduce((s, v) => s + v, 0) > 0)) return;
+      const normalised = unitSum(means);
       all.add(normalised);
-      const word = removed[c];
-      if (word === undefined) whole.add(normalised);
-      else byWord.set(word, (byWord.get(word) ?? new ProfileSum(bins)).add(normalised));
+      // filed under the word it removes, by the rule a query looks it up with
+      const { with: richer, without: poorer } = plan.contrasts[c];
+      const removed = removedWords(plan.prompts[richer], plan.prompts[poorer]);
+      if (removed === undefined) whole.add(normalised);
+      else if (removed.length === 1) {
+        const [word] = removed;
+        byWord.set(word, (byWord.get(word) ?? new ProfileSum(bins)).add(normalised));
+      }
     });
   }
   if (all.contrasts === 0) {

@@ -48,10 +48,11 @@ export function planProposal(
   const { profile } = proposal;
   // a plan of denoising errors alone (the likelihood) has no contrast to place: the model's
   if ((!profile.words && !profile.wholePrompt) || plan.contrasts.length === 0) return proposal;
-  const squares = plan.contrasts.map((c) =>
-    contrastSquares(profile, plan.prompts[c.with], plan.prompts[c.without])
+  const mean = meanOfRows(
+    plan.contrasts.map((c) =>
+      contrastSquares(profile, plan.prompts[c.with], plan.prompts[c.without])
+    ),
   );
-  const mean = squares[0].map((_, b) => squares.reduce((s, q) => s + q[b], 0) / squares.length);
   return { ...proposal, profile: { ...profile, mass: profileMasses(mean) } };
 }
 
@@ -86,8 +87,7 @@ export function contrastProfileNames(
 
 /** A contrast's normalised mean squared integrand per bin, from the profiles it uses. */
 function contrastSquares(profile: LogSnrProfile, richer: string, poorer: string): number[] {
-  const parts = contrastProfiles(profile, richer, poorer).map((p) => squaresOf(p.profile));
-  return parts[0].map((_, b) => parts.reduce((s, p) => s + p[b], 0) / parts.length);
+  return meanOfRows(contrastProfiles(profile, richer, poorer).map((p) => squaresOf(p.profile)));
 }
 
 /** The profiles a contrast uses: the whole prompt's, or each removed word's (or the model's). */
@@ -96,22 +96,14 @@ function contrastProfiles(
   richer: string,
   poorer: string,
 ): { name: string; profile: Pick<ContrastProfile, "mass"> }[] {
-  const poorerWords = promptWords(poorer).map((w) => w.word);
-  if (poorerWords.length === 0) {
+  const removed = removedWords(richer, poorer);
+  if (removed === undefined) {
     return [
       profile.wholePrompt
         ? { name: "whole prompt", profile: profile.wholePrompt }
         : { name: "model", profile },
     ];
   }
-  // the removed words: the richer prompt's words less the poorer's, counted with multiplicity
-  const left = new Map<string, number>();
-  for (const w of poorerWords) left.set(w, (left.get(w) ?? 0) + 1);
-  const removed = promptWords(richer).map((w) => w.word).filter((w) => {
-    const n = left.get(w) ?? 0;
-    if (n > 0) left.set(w, n - 1);
-    return n === 0;
-  });
   if (removed.length === 0) return [{ name: "model", profile }];
   return removed.map((w) => {
     const own = Object.hasOwn(profile.words ?? {}, w) ? profile.words![w] : undefined;
@@ -119,11 +111,54 @@ function contrastProfiles(
   });
 }
 
+/**
+ * The words a contrast removes: the richer prompt's words less the poorer's, counted with
+ * multiplicity; `undefined` for a contrast against the null prompt (the whole prompt's). The one
+ * rule by which calibration files a contrast's profile and a query finds it again.
+ *
+ * @example
+ * ```ts
+ * import { removedWords } from "./contrast-profile.ts";
+ * console.assert(removedWords("a red circle", "a _ circle")?.join() === "red");
+ * console.assert(removedWords("a red a", "a red")?.join() === "a");
+ * console.assert(removedWords("a red circle", "") === undefined);
+ * ```
+ */
+export function removedWords(richer: string, poorer: string): string[] | undefined {
+  const poorerWords = promptWords(poorer).map((w) => w.word);
+  if (poorerWords.length === 0) return undefined;
+  const left = new Map<string, number>();
+  for (const w of poorerWords) left.set(w, (left.get(w) ?? 0) + 1);
+  return promptWords(richer).map((w) => w.word).filter((w) => {
+    const n = left.get(w) ?? 0;
+    if (n > 0) left.set(w, n - 1);
+    return n === 0;
+  });
+}
+
 /** Masses ∝ √(mean squares), so the mean squares are the masses squared, normalised to sum to 1. */
 function squaresOf(profile: Pick<ContrastProfile, "mass">): number[] {
-  const squares = profile.mass.map((m) => m * m);
-  const total = squares.reduce((s, v) => s + v, 0);
-  return squares.map((v) => v / total);
+  return unitSum(profile.mass.map((m) => m * m));
+}
+
+/** The element-wise mean of equally long rows. */
+function meanOfRows(rows: readonly ArrayLike<number>[]): number[] {
+  return Array.from(rows[0], (_, b) => rows.reduce((s, row) => s + row[b], 0) / rows.length);
+}
+
+/**
+ * Values scaled to sum to 1.
+ *
+ * @example
+ * ```ts
+ * import { unitSum } from "./contrast-profile.ts";
+ * console.assert(unitSum([1, 3]).join() === "0.25,0.75");
+ * ```
+ */
+export function unitSum(values: ArrayLike<number>): number[] {
+  let total = 0;
+  for (let i = 0; i < values.length; i++) total += values[i];
+  return Array.from(values, (v) => v / total);
 }
 
 /**
@@ -141,7 +176,5 @@ function squaresOf(profile: Pick<ContrastProfile, "mass">): number[] {
 export function profileMasses(meanSquares: ArrayLike<number>): number[] {
   const root = Array.from(meanSquares, (v) => Math.sqrt(v));
   const floor = Math.min(...root.filter((v) => v > 0));
-  const filled = root.map((v) => v > 0 ? v : floor);
-  const sum = filled.reduce((s, v) => s + v, 0);
-  return filled.map((v) => v / sum);
+  return unitSum(root.map((v) => v > 0 ? v : floor));
 }

@@ -193,7 +193,7 @@ export function checkProfile(profile: LogSnrProfile): LogSnrProfile {
   if (edges.some((e, i) => !Number.isFinite(e) || (i > 0 && e <= edges[i - 1]))) {
     throw bad(`edges must be finite and increasing`);
   }
-  checkMasses(mass, mass.length, "the masses", bad);
+  checkMasses(mass, edges.length - 1, "the masses", bad);
   const share = profile.defensiveShare;
   if (share !== undefined && !(typeof share === "number" && share > 0 && share <= 1)) {
     throw bad(`defensiveShare must be a number in (0, 1], got ${share}`);
