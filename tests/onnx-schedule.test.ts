@@ -84,6 +84,27 @@ Deno.test("unsupported schedules and prediction types are refused with the value
   assert.throws(() => new NoiseSchedule(Float64Array.from([0.1, 1.5])), ModelLoadError);
 });
 
+Deno.test("beta_start, beta_end, trained betas and num_train_timesteps out of range are refused by name and value", () => {
+  // before: a negative beta_start reached the constructor as √(−0.001) and was reported "beta_0 = NaN"
+  const refused = (config: Record<string, unknown>, field: string, value: string) =>
+    assert.throws(
+      () => NoiseSchedule.fromConfig(config, "sd/scheduler_config.json"),
+      (e: Error) =>
+        e instanceof ModelLoadError &&
+        e.message.startsWith(`sd/scheduler_config.json: ${field} must be`) &&
+        e.message.endsWith(`got ${value}`) && !e.message.includes("NaN"),
+    );
+  refused({ ...SD, beta_start: -0.001 }, "beta_start", "-0.001");
+  refused({ ...SD, beta_schedule: "linear", beta_start: 0 }, "beta_start", "0");
+  refused({ ...SD, beta_end: 1.2 }, "beta_end", "1.2");
+  refused({ ...SD, beta_end: "0.012" }, "beta_end", '"0.012"');
+  refused({ trained_betas: [0.1, -0.2, 0.5] }, "trained_betas[1]", "-0.2");
+  refused({ ...SD, num_train_timesteps: "1000" }, "num_train_timesteps", '"1000"');
+  // the cosine schedule ignores beta_start and beta_end, as diffusers does
+  const cosine = NoiseSchedule.fromConfig({ beta_schedule: "squaredcos_cap_v2", beta_start: -1 });
+  assert.equal(cosine.betas[999], 0.999);
+});
+
 Deno.test("v → ε: ε = sqrt(ᾱ)·v + sqrt(1−ᾱ)·z recovers the true noise", () => {
   const random = new Random(3);
   const d = 16;

@@ -267,21 +267,25 @@ function configuredBetas(config: SchedulerConfig, source: string): Float64Array 
     if (!Array.isArray(config.trained_betas) || config.trained_betas.length < 2) {
       throw new ModelLoadError(`${source}: trained_betas must be an array of numbers`);
     }
+    config.trained_betas.forEach((beta, t) => betaInRange(beta, `trained_betas[${t}]`, source));
     return Float64Array.from(config.trained_betas);
   }
   const n = config.num_train_timesteps ?? 1000;
   if (!Number.isInteger(n) || n < 2) {
-    throw new ModelLoadError(`${source}: num_train_timesteps must be an integer ≥ 2, got ${n}`);
+    throw new ModelLoadError(
+      `${source}: num_train_timesteps must be an integer ≥ 2, got ${shown(n)}`,
+    );
   }
   const kind = config.beta_schedule ?? "linear";
-  const start = config.beta_start ?? 0.0001;
-  const end = config.beta_end ?? 0.02;
   const betas = new Float64Array(n);
   switch (kind) {
-    case "linear":
+    case "linear": {
+      const [start, end] = linearEnds(config, source);
       for (let t = 0; t < n; t++) betas[t] = start + (t / (n - 1)) * (end - start);
       return betas;
+    }
     case "scaled_linear": {
+      const [start, end] = linearEnds(config, source);
       const a = Math.sqrt(start);
       const b = Math.sqrt(end);
       for (let t = 0; t < n; t++) betas[t] = (a + (t / (n - 1)) * (b - a)) ** 2;
@@ -299,6 +303,30 @@ function configuredBetas(config: SchedulerConfig, source: string): Float64Array 
           `squaredcos_cap_v2 or trained_betas`,
       );
   }
+}
+
+/**
+ * beta_start and beta_end of a (scaled) linear schedule, each checked by name: a negative start
+ * would otherwise surface only as "beta_0 = NaN" (its square root) from the constructor.
+ */
+function linearEnds(config: SchedulerConfig, source: string): [number, number] {
+  return [
+    betaInRange(config.beta_start ?? 0.0001, "beta_start", source),
+    betaInRange(config.beta_end ?? 0.02, "beta_end", source),
+  ];
+}
+
+/** `value` if it is a number in (0, 1), else a {@link ModelLoadError} naming the field and value. */
+function betaInRange(value: unknown, field: string, source: string): number {
+  if (typeof value === "number" && value > 0 && value < 1) return value;
+  throw new ModelLoadError(
+    `${source}: ${field} must be a number in (0, 1), got ${shown(value)}`,
+  );
+}
+
+/** A config value as written: numbers as numbers (NaN too), anything else as JSON ("1000"). */
+function shown(value: unknown): string {
+  return typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
 }
 
 function spacingOf(config: SchedulerConfig, source: string): InferenceSpacing {
