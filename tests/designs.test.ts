@@ -320,13 +320,58 @@ Deno.test("design 'reference' is the reference's scheme: i.i.d. logistic at clip
       logSnr: resolved.logSnr,
       allowOutsideTrainedRange: true,
     });
-    // loc and scale of the clip-3 fit to the trained range, clip 4: beyond it on both sides
-    const range = tiny.logSnrRange!;
-    assert.ok(Math.abs(resolved.logSnr.scale - (range.max - range.min) / 6) < 1e-12);
     const blocks = (
       o: typeof iid,
     ) => [...drawBlocks({ ...o, size: 1, blockSize: 8, drawsPerLogSnr: 1 })];
     assert.deepEqual(blocks(resolved)[0].logSnr, blocks(iid)[0].logSnr);
+  } finally {
+    setWarningHandler(previous);
+    await tiny.dispose();
+  }
+});
+
+// issue 23 (b): the reference's localization (`pixel_level_nll`) and ARO (`nll`, itdiffusion.py
+// 155–160) call `logistic_integrate(n, loc, scale)` without `clip` (utils.py 24: clip = 4.) with
+// the configs' loc 1, scale 2 — not the trained range's loc and scale at clip 4 ([−7.44, 9.14] on
+// SD's schedule)
+Deno.test("design 'reference' draws the reference's law exactly: logistic(1, 2) truncated at ±4, α ∈ [−7, 9], w = 1/q", async () => {
+  const { loadModel } = await import("../src/query/load-model.ts");
+  const { resolveOptions } = await import("../src/estimators/options.ts");
+  const { logSnrInterval } = await import("../src/numerics/log-snr.ts");
+  const { exampleOracle } = await import("../src/query/oracles.ts");
+  const tiny = await loadModel("fixtures/models/shapes-tiny", { device: "cpu" });
+  const previous = setWarningHandler(() => {});
+  try {
+    // a model with a trained range (SD's schedule) and one without: the same law
+    for (const m of [tiny, exampleOracle()]) {
+      const { logSnr } = resolveOptions(m, { design: "reference" });
+      assert.deepEqual({ ...logSnr }, { loc: 1, scale: 2, clip: 4 }, m.name);
+      assert.deepEqual(logSnrInterval(logSnr), { min: -7, max: 9 });
+    }
+    const { logSnr, proposal } = resolveOptions(tiny, { design: "reference", samples: 20000 });
+    const [block] = drawBlocks({
+      samples: 20000,
+      seed: 5,
+      logSnr,
+      proposal,
+      design: "iid",
+      size: 1,
+      blockSize: 20000,
+      drawsPerLogSnr: 1,
+    });
+    // closed form: q(α) = σ(t)σ(−t) / (2·(σ(4) − σ(−4))), t = (α − 1)/2
+    const s = (x: number) => 1 / (1 + Math.exp(-x));
+    let low = Infinity, high = -Infinity;
+    block.logSnr.forEach((alpha, i) => {
+      const t = (alpha - 1) / 2;
+      const q = (s(t) * s(-t)) / (2 * (s(4) - s(-4)));
+      assert.ok(Math.abs(block.weight[i] * q - 1) < 1e-9, `w(${alpha}) = ${block.weight[i]}`);
+      low = Math.min(low, alpha);
+      high = Math.max(high, alpha);
+    });
+    // the whole support is reached: P(α < −6.5) = P(α > 8.5) ≈ 0.0052, about 100 draws each
+    assert.ok(low >= -7 && low < -6.5, `lowest α ${low}`);
+    assert.ok(high <= 9 && high > 8.5, `highest α ${high}`);
   } finally {
     setWarningHandler(previous);
     await tiny.dispose();

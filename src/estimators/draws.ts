@@ -33,8 +33,10 @@ export interface DrawBlock {
  *   stratum [k/G, (k+1)/G) of the same truncated logistic, each at a uniform point of its stratum;
  * - "antithetic": draws in pairs sharing α, the second with −ε;
  * - "stratified-antithetic" (default): both;
- * - "reference": the reference's own scheme — "iid" with clip 4 by default (`logistic_integrate`'s
- *   default, α beyond the trained range evaluated at the end timesteps, with a warning).
+ * - "reference": the reference's own scheme — "iid" from the logistic with loc 1, scale 2, clip 4
+ *   by default (its localization and ARO call `logistic_integrate` without `clip`:
+ *   `REFERENCE_UNCLIPPED_LOG_SNR`, α ∈ [−7, 9]); α beyond the trained range is evaluated at the
+ *   nearest end timestep, with a warning.
  */
 export const DRAW_DESIGNS: readonly [
   "stratified-antithetic",

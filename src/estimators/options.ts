@@ -5,7 +5,12 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
-import { checkLogSnrSampling, defaultLogSnrSampling, logSnrInterval } from "../numerics/log-snr.ts";
+import {
+  checkLogSnrSampling,
+  defaultLogSnrSampling,
+  logSnrInterval,
+  REFERENCE_UNCLIPPED_LOG_SNR,
+} from "../numerics/log-snr.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
@@ -53,8 +58,9 @@ export interface EstimatorOptions {
   readonly logSnr?: Partial<LogSnrSampling>;
   /**
    * the layout of the draws (default "stratified-antithetic": stratified α, antithetic ε pairs;
-   * "iid" with the logistic proposal is the earlier scheme, "reference" the reference's). Every
-   * design estimates the same number.
+   * "iid" with the logistic proposal is the earlier scheme, "reference" the reference's: i.i.d.
+   * α from the logistic with loc 1, scale 2, clip 4, α ∈ [−7, 9], its localization's and ARO's
+   * law). Every design estimates the same number.
    */
   readonly design?: DrawDesign;
   /**
@@ -173,7 +179,7 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     seed: checkSeed(options.seed ?? 0),
     estimator: checkEstimator(options.estimator ?? "orthogonal"),
     logSnr: options.design === "reference"
-      ? resolveLogSnr(model, { ...referenceLogSnr(model), ...options.logSnr }, true)
+      ? resolveLogSnr(model, { ...REFERENCE_UNCLIPPED_LOG_SNR, ...options.logSnr }, true)
       : resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
     design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
     proposal,
@@ -327,16 +333,6 @@ export function checkPositiveInteger(what: string, value: number): number {
     throw new InvalidArgumentError(`${what} must be a positive integer, got ${value}`);
   }
   return value;
-}
-
-/**
- * The reference's log-SNR sampling where it calls `logistic_integrate` without `clip`: loc and
- * scale of the clip-3 fit to the trained range, but clip 4 — α beyond the range, which its
- * models evaluate at the end timesteps (α ∈ [−7, 9] without a trained range).
- */
-function referenceLogSnr(model: Denoiser): LogSnrSampling {
-  const base = defaultLogSnrSampling(model.logSnrRange, 3);
-  return { loc: base.loc, scale: base.scale, clip: 4 };
 }
 
 function resolveLogSnr(

@@ -30,6 +30,25 @@ export interface LogSnrSampling {
 export const REFERENCE_LOG_SNR: LogSnrSampling = Object.freeze({ loc: 1, scale: 2, clip: 3 });
 
 /**
+ * The law the reference's localization and ARO runs really draw α from: they call
+ * `logistic_integrate(n, loc, scale)` without `clip` (Info-Decomp `utils/itdiffusion.py` 155–160
+ * and 352–358), whose default is 4 (`utils/utils.py` 24), with the configs' loc 1 and scale 2:
+ * α ∈ [−7, 9], beyond Stable Diffusion's trained range [−5.36, 7.07] on both sides.
+ *
+ * @example
+ * ```ts
+ * import { logSnrInterval, REFERENCE_UNCLIPPED_LOG_SNR } from "./log-snr.ts";
+ * const { min, max } = logSnrInterval(REFERENCE_UNCLIPPED_LOG_SNR);
+ * console.assert(min === -7 && max === 9);
+ * ```
+ */
+export const REFERENCE_UNCLIPPED_LOG_SNR: LogSnrSampling = Object.freeze({
+  loc: 1,
+  scale: 2,
+  clip: 4,
+});
+
+/**
  * Default sampling for a model: schedule-aware when the model has a trained range (loc at its
  * midpoint, scale = range / (2·clip)), else the reference constants.
  *
