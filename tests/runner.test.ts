@@ -162,6 +162,119 @@ Deno.test("runner: a second writer of the same file is refused; a dead writer's 
   assert.match(warnings.join("\n"), /no longer runs; taking it over/);
 });
 
+/**
+ * Code for a fresh Deno process that opens `file` for `items` squares as the tests here do,
+ * prints "locked" once it holds the lock, and (with `hold`) then works for 100 s on the first item.
+ */
+function studyCode(file: string, items: number[], hold: boolean): string {
+  const runner = JSON.stringify(import.meta.resolve("../src/studies/runner.ts"));
+  return `
+    const { runStudy } = await import(${runner});
+    const run = await runStudy(${JSON.stringify(items)}, (n) => \`item-\${n}\`, async (n) => {
+      console.log("locked");
+      if (${hold}) await new Promise((resolve) => setTimeout(resolve, 100_000));
+      return n * n;
+    }, { results: ${JSON.stringify(file)}, description: ${JSON.stringify(description)} });
+    console.log(JSON.stringify({ resumed: run.resumed, results: run.results.length }));`;
+}
+
+/** Reads `stream` until it has printed `line`; returns what it printed up to there. */
+async function readUntil(stream: ReadableStream<Uint8Array>, line: string): Promise<string> {
+  const reader = stream.getReader();
+  let printed = "";
+  while (!printed.split("\n").includes(line)) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the process ended before printing "${line}": ${printed}`);
+    printed += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return printed;
+}
+
+/** The state letter of a process (R, S, Z, …), read by `cat`: Deno reads /proc only with -A. */
+async function processState(pid: number): Promise<string> {
+  const output = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`] }).output();
+  const stat = new TextDecoder().decode(output.stdout);
+  return stat.slice(stat.lastIndexOf(")") + 2)[0];
+}
+
+Deno.test({
+  name: "runner: a live writer in another process keeps its lock (read without --allow-all)",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    // before: liveness came from stat(/proc/<pid>), which Deno refuses without --allow-all, so
+    // every holder looked dead and a second process took over a running writer's lock
+    const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+    const writer = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", studyCode(file, [1, 2], true)],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+    }).spawn();
+    try {
+      await readUntil(writer.stdout, "locked");
+      await assert.rejects(
+        () => runStudy([1, 2], id, square, { results: file, description }),
+        (e: Error) =>
+          e instanceof ResultsFileError &&
+          e.message.includes(`being written by process ${writer.pid}`),
+      );
+    } finally {
+      writer.kill("SIGKILL");
+      await writer.stdout.cancel();
+      await writer.status;
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "runner: the lock of a writer killed with kill -9 and not yet reaped (a zombie) is taken over",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // before: a zombie still has /proc/<pid>, so a resume with --allow-all (a notebook's kernel)
+    // counted it as running and refused, until the killed writer's parent got round to reaping it
+    const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+    // sh starts the writer in the background, prints its pid and execs sleep, which never reaps it
+    const parent = new Deno.Command("sh", {
+      args: [
+        "-c",
+        '"$0" eval --ext=ts "$1" & echo $!; exec sleep 100',
+        Deno.execPath(),
+        studyCode(file, [1, 2], true),
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+    }).spawn();
+    try {
+      const writer = Number((await readUntil(parent.stdout, "locked")).split("\n")[0]);
+      Deno.kill(writer, "SIGKILL");
+      for (let wait = 0; (await processState(writer)) !== "Z"; wait++) {
+        assert.ok(wait < 200, `process ${writer} did not become a zombie`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const resume = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", studyCode(file, [1, 2, 3], false)],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(resume.stderr);
+      assert.ok(resume.success, stderr);
+      const printed = new TextDecoder().decode(resume.stdout).trim().split("\n");
+      assert.deepEqual(JSON.parse(printed.at(-1)!), { resumed: 0, results: 3 });
+      assert.match(
+        stderr,
+        new RegExp(`left by process ${writer}, which no longer runs; taking it over`),
+      );
+      assert.equal(await processState(writer), "Z", "the writer was still unreaped when resumed");
+    } finally {
+      parent.kill("SIGKILL");
+      await parent.stdout.cancel();
+      await parent.status;
+    }
+  },
+});
+
 Deno.test("runner: failed rows are retried by default once the data is fixed", async () => {
   const file = await Deno.makeTempFile({ suffix: ".jsonl" });
   const broken = (n: number) =>

@@ -7,7 +7,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { InvalidArgumentError, ResultsFileError } from "../errors.ts";
+import { ResultsFileError } from "../errors.ts";
 import type { ModelIdentity } from "../models/denoiser.ts";
 import { VERSION } from "../version.ts";
 import { warn } from "../warnings.ts";
@@ -391,7 +391,7 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   }
 }
 
-/** What a lock file holds. */
+/** What a lock file holds: who writes the results file, for the messages. */
 interface LockHolder {
   readonly pid: number;
   readonly host: string;
@@ -399,38 +399,76 @@ interface LockHolder {
 }
 
 /**
- * Takes `<path>.lock` (created exclusively). A lock left by a process that no longer runs on this
- * host is taken over with a warning; any other holder is refused.
+ * Takes `<path>.lock`: opened (created if missing) and held under an exclusive advisory lock for
+ * the whole run. The operating system drops that lock the moment its holder exits, however it
+ * exits: a writer killed with `kill -9` releases it at once, before its parent reaps it (while it
+ * is a zombie, which still has a pid in /proc). Whether the holder runs is so never guessed from
+ * its pid — Deno refuses to read /proc without --allow-all, and pids are reused. The file's text
+ * (pid, host, start) only names the holder in messages; text left by a writer that died is taken
+ * over with a warning, unless it names another host, whose lock this host may not see (NFS).
  */
 async function acquireLock(path: string): Promise<() => Promise<void>> {
   const lockPath = `${path}.lock`;
   const me: LockHolder = { pid: Deno.pid, host: hostname(), started: new Date().toISOString() };
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let file: Deno.FsFile;
     try {
-      await Deno.writeTextFile(lockPath, JSON.stringify(me), { createNew: true });
-      return () => Deno.remove(lockPath).catch(() => undefined);
+      file = await Deno.open(lockPath, { read: true, write: true, create: true });
     } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) {
-        throw new ResultsFileError(`cannot create the lock file ${lockPath}`, { cause: error });
-      }
+      throw new ResultsFileError(`cannot create the lock file ${lockPath}`, { cause: error });
     }
-    const holder = await readLock(lockPath);
-    if (holder && holder.host === me.host && holder.pid !== Deno.pid && !processRuns(holder.pid)) {
-      warn(
-        `infodiff: ${lockPath} was left by process ${holder.pid}, which no longer runs; taking it over`,
-      );
-      await Deno.remove(lockPath).catch(() => undefined);
+    if (!(await file.tryLock(true))) {
+      file.close();
+      throw lockRefused(path, lockPath, await readLock(lockPath));
+    }
+    // the last writer removes the file on release: if it did so between our open and our lock,
+    // we hold the lock of a removed file while the next writer makes and locks a new one
+    if (!(await isSameFile(file, lockPath))) {
+      file.close();
       continue;
     }
-    const who = holder
-      ? `process ${holder.pid} on ${holder.host} (since ${holder.started})`
-      : "another process";
-    throw new ResultsFileError(
-      `${path} is being written by ${who}; two writers would mix their rows. Wait for it, use ` +
-        `another results file or shard, or delete ${lockPath} if no such process runs`,
-    );
+    const left = await readLock(lockPath);
+    if (left && left.host !== me.host) {
+      file.close();
+      throw lockRefused(path, lockPath, left);
+    }
+    if (left) {
+      warn(
+        `infodiff: ${lockPath} was left by process ${left.pid}, which no longer runs; taking it over`,
+      );
+    }
+    await file.truncate(0);
+    await writeAll(file, new TextEncoder().encode(JSON.stringify(me)));
+    return async () => {
+      // removed before the lock is dropped, so the next writer never reads our text as left over
+      await Deno.remove(lockPath).catch(() => undefined);
+      file.close();
+    };
   }
-  throw new InvalidArgumentError(`could not take the lock ${lockPath}`);
+  throw new ResultsFileError(
+    `could not take the lock ${lockPath}: other processes kept replacing it; try again`,
+  );
+}
+
+/** The refusal when another process holds (or may hold) the lock, naming it where known. */
+function lockRefused(path: string, lockPath: string, holder?: LockHolder): ResultsFileError {
+  const who = holder
+    ? `process ${holder.pid} on ${holder.host} (since ${holder.started})`
+    : "another process";
+  return new ResultsFileError(
+    `${path} is being written by ${who}; two writers would mix their rows. Wait for it, use ` +
+      `another results file or shard, or delete ${lockPath} if no such process runs`,
+  );
+}
+
+/** Whether the open `file` is still the one at `path` (same device and inode). */
+async function isSameFile(file: Deno.FsFile, path: string): Promise<boolean> {
+  try {
+    const [open, named] = [await file.stat(), await Deno.stat(path)];
+    return open.dev === named.dev && open.ino === named.ino;
+  } catch {
+    return false;
+  }
 }
 
 async function readLock(lockPath: string): Promise<LockHolder | undefined> {
@@ -447,16 +485,5 @@ function hostname(): string {
     return Deno.hostname();
   } catch {
     return "unknown host";
-  }
-}
-
-/** Whether a process runs on this host (Linux: /proc; elsewhere assumed, so never taken over). */
-function processRuns(pid: number): boolean {
-  if (Deno.build.os !== "linux") return true;
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
   }
 }
