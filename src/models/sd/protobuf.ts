@@ -46,18 +46,18 @@ export function* protobufFields(
   let at = start;
   while (at < end) {
     const fieldStart = at;
-    const [tag, afterTag] = readVarint(bytes, at, end);
+    const [tag, afterTag] = readSize(bytes, at, end, "tag");
     const number = Math.floor(tag / 8), wireType = tag % 8;
     let payloadStart = afterTag, fieldEnd: number;
     switch (wireType) {
-      case 0:
+      case 0: // only its end is needed, so a value past 2^53 − 1 is skipped, not an error
         fieldEnd = readVarint(bytes, afterTag, end)[1];
         break;
       case 1:
         fieldEnd = afterTag + 8;
         break;
       case LENGTH_DELIMITED: {
-        const [length, afterLength] = readVarint(bytes, afterTag, end);
+        const [length, afterLength] = readSize(bytes, afterTag, end, "length");
         payloadStart = afterLength;
         fieldEnd = afterLength + length;
         break;
@@ -81,13 +81,54 @@ export function* protobufFields(
   }
 }
 
-/** Reads a base-128 varint (up to 2^53) at `at`; returns the value and the next offset. */
-function readVarint(bytes: Uint8Array, at: number, end: number): [number, number] {
-  let value = 0, scale = 1;
-  for (let i = at; i < end && i < at + 8; i++) {
+/** The most bytes a varint takes: a 64-bit value, 7 bits a byte (negative int64s take all 10). */
+export const MAX_VARINT_BYTES = 10;
+
+/**
+ * Reads a base-128 varint at `at`: its value and the offset after it. The value is undefined
+ * when it exceeds `Number.MAX_SAFE_INTEGER` (2^53 − 1), which a JavaScript number cannot hold
+ * exactly — a negative int64 such as an attribute's `axis: -1` is written as 2^64 − 1 — so such
+ * a value can be skipped, and is never returned rounded.
+ *
+ * @throws {ModelLoadError} when the varint runs past `end` or past 10 bytes
+ *
+ * @example
+ * ```ts
+ * import { readVarint } from "./protobuf.ts";
+ * // 150, then -1 as an int64 (ten bytes)
+ * const bytes = new Uint8Array([0x96, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+ * console.assert(readVarint(bytes, 0).join() === "150,2");
+ * const [value, next] = readVarint(bytes, 2);
+ * console.assert(value === undefined && next === 12);
+ * ```
+ */
+export function readVarint(
+  bytes: Uint8Array,
+  at: number,
+  end = bytes.length,
+): [value: number | undefined, next: number] {
+  let value = 0, scale = 1, exact = true;
+  for (let i = at; i < end && i < at + MAX_VARINT_BYTES; i++) {
+    // every term is exact, so the sum is exact up to 2^53 − 1 and rounds to ≥ 2^53 past it
     value += (bytes[i] & 0x7f) * scale;
-    if ((bytes[i] & 0x80) === 0) return [value, i + 1];
+    if (value > Number.MAX_SAFE_INTEGER) exact = false;
+    if ((bytes[i] & 0x80) === 0) return [exact ? value : undefined, i + 1];
     scale *= 128;
   }
-  throw new ModelLoadError(`malformed protobuf varint at byte ${at}; expected an ONNX ModelProto`);
+  throw new ModelLoadError(
+    `malformed protobuf varint at byte ${at} (unterminated within ${
+      Math.min(MAX_VARINT_BYTES, end - at)
+    } bytes); expected an ONNX ModelProto`,
+  );
+}
+
+/** A tag or length: a varint that must be exact (one past 2^53 − 1 cannot be a real one). */
+function readSize(bytes: Uint8Array, at: number, end: number, what: string): [number, number] {
+  const [value, next] = readVarint(bytes, at, end);
+  if (value === undefined) {
+    throw new ModelLoadError(
+      `malformed protobuf ${what} at byte ${at} (above 2^53 - 1); expected an ONNX ModelProto`,
+    );
+  }
+  return [value, next];
 }
