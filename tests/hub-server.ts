@@ -67,6 +67,31 @@ export function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/**
+ * Writes `files` into `cacheDir` as Python's `huggingface_hub` lays out a repository: blobs named
+ * by ETag (SHA-256 for LFS files, the git oid otherwise), `snapshots/<commit>/<path>` as relative
+ * symlinks into `blobs/`, and `refs/main` holding the bare commit. Returns the repository folder.
+ */
+export async function writePythonCache(
+  cacheDir: string,
+  repo: string,
+  commit: string,
+  files: readonly ServedFile[],
+): Promise<string> {
+  const repoDir = join(cacheDir, `models--${repo.split("/").join("--")}`);
+  await Deno.mkdir(join(repoDir, "blobs"), { recursive: true });
+  for (const file of files) {
+    const blob = file.lfs ? sha256(file.bytes) : gitOid(file.bytes);
+    await Deno.writeFile(join(repoDir, "blobs", blob), file.bytes);
+    const pointer = join(repoDir, "snapshots", commit, file.path);
+    await Deno.mkdir(join(pointer, ".."), { recursive: true });
+    await Deno.symlink(`${"../".repeat(file.path.split("/").length + 1)}blobs/${blob}`, pointer);
+  }
+  await Deno.mkdir(join(repoDir, "refs"), { recursive: true });
+  await Deno.writeTextFile(join(repoDir, "refs", "main"), commit);
+  return repoDir;
+}
+
 /** Starts the server; pages of the tree listing hold `pageSize` entries. */
 export function startHubServer(repos: readonly ServedRepo[], pageSize = 4): HubServer {
   const requests: HubServer["requests"] = [];

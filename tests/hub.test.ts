@@ -15,7 +15,14 @@ import {
 import { resolveHubModel } from "../src/models/hub/resolve.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { modelIdentity } from "../src/models/denoiser.ts";
-import { fixtureFiles, gitOid, type ServedFile, sha256, startHubServer } from "./hub-server.ts";
+import {
+  fixtureFiles,
+  gitOid,
+  type ServedFile,
+  sha256,
+  startHubServer,
+  writePythonCache,
+} from "./hub-server.ts";
 
 const FIXTURE = "fixtures/models/sd-scalart-onnxdata"; // a UNet with external weights
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
@@ -282,18 +289,13 @@ Deno.test("a cache written in Python's layout loads offline, through its symlink
   // What huggingface_hub writes: blobs named by ETag (SHA-256 for LFS, git oid otherwise),
   // snapshots/<commit>/<path> as relative symlinks into blobs/, refs/<branch> holding the commit.
   const cacheDir = await Deno.makeTempDir();
-  const repoDir = join(cacheDir, "models--someone--tiny-sd");
   const commit = "fedcba9876543210fedcba9876543210fedcba98";
-  for (const file of await fixtureFiles(FIXTURE)) {
-    const blob = file.lfs ? sha256(file.bytes) : gitOid(file.bytes);
-    await Deno.mkdir(join(repoDir, "blobs"), { recursive: true });
-    await Deno.writeFile(join(repoDir, "blobs", blob), file.bytes);
-    const pointer = join(repoDir, "snapshots", commit, file.path);
-    await Deno.mkdir(join(pointer, ".."), { recursive: true });
-    await Deno.symlink(`${"../".repeat(file.path.split("/").length + 1)}blobs/${blob}`, pointer);
-  }
-  await Deno.mkdir(join(repoDir, "refs"), { recursive: true });
-  await Deno.writeTextFile(join(repoDir, "refs", "main"), commit);
+  const repoDir = await writePythonCache(
+    cacheDir,
+    "someone/tiny-sd",
+    commit,
+    await fixtureFiles(FIXTURE),
+  );
   const model = await loadModel("someone/tiny-sd", { offline: true, cacheDir, device: "cpu" });
   try {
     assert.equal((await modelIdentity(model)).source?.commit, commit);

@@ -1,8 +1,9 @@
 /**
  * `loadModel("org/name[@revision][:subfolder]")`: a model from the Hugging Face hub, offline
  * first from the shared cache, else downloaded with `@huggingface/hub` into that cache in Python's
- * layout — only the files the ONNX loader reads (and the external weights their graphs name),
- * never safetensors, PyTorch weights or safety checkers; resumable, with progress.
+ * layout — only the files the ONNX loader reads (a calibrated log-SNR profile included) and the
+ * external weights their graphs name, never safetensors, PyTorch weights or safety checkers;
+ * resumable, with progress.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { createHash } from "node:crypto";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { exists, readModelFolder, UNSUPPORTED_PARTS } from "../sd/folder.ts";
 import { onnxExternalDataFiles } from "../sd/onnx-external-data.ts";
+import { PROFILE_FILE } from "../profile-file.ts";
 import {
   cachedCommit,
   hubCacheDir,
@@ -84,6 +86,9 @@ const PICKED_FILES = [
   "vae/config.json",
   "vae_encoder/config.json",
   "vae_decoder/config.json",
+  // a calibrated log-SNR profile shipped with the export: the loader draws α from it by default,
+  // so without it the same model would give other numbers from the hub than from its folder
+  PROFILE_FILE,
 ];
 const GRAPHS = [
   "text_encoder/model.onnx",
