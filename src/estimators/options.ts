@@ -93,6 +93,12 @@ export interface EstimatorOptions {
    * allowed only on purpose (the reference's clip 4 does this), with a warning.
    */
   readonly allowOutsideTrainedRange?: boolean;
+  /**
+   * estimate a contrast whose two prompts a text encoder's context cuts differently (default
+   * false: refused, since the difference would also measure the cut-off words). Recorded in the
+   * settings; the cut prompts are warned about and recorded either way.
+   */
+  readonly allowTruncation?: boolean;
   /** called after each block of draws */
   readonly onProgress?: (progress: Progress) => void;
 }
@@ -134,6 +140,8 @@ export interface ResolvedOptions {
   readonly batchSize: number;
   /** draws sharing one α on scalar-timestep models (undefined: the model's default) */
   readonly drawsPerLogSnr?: number;
+  /** present (true) only when contrasts of prompts cut differently are allowed */
+  readonly allowTruncation?: true;
   /** progress callback */
   readonly onProgress?: (progress: Progress) => void;
 }
@@ -164,6 +172,11 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
   if (options.drawsPerLogSnr !== undefined) {
     checkPositiveInteger("drawsPerLogSnr", options.drawsPerLogSnr);
   }
+  if (options.allowTruncation !== undefined && typeof options.allowTruncation !== "boolean") {
+    throw new InvalidArgumentError(
+      `allowTruncation must be true or false, got ${JSON.stringify(options.allowTruncation)}`,
+    );
+  }
   if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
     throw new InvalidArgumentError(
       `onProgress must be a function, got ${typeof options.onProgress}`,
@@ -188,6 +201,7 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
       : { precision: checkPrecision(options.precision, samples) }),
     batchSize,
     drawsPerLogSnr: options.drawsPerLogSnr,
+    ...(options.allowTruncation ? { allowTruncation: true as const } : {}),
     onProgress: options.onProgress,
   };
 }
