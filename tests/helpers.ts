@@ -46,3 +46,75 @@ export function assertWithin(
     );
   }
 }
+
+/** A Python package a test runs, and how to install it. */
+export interface PythonPackage {
+  /** the module the test imports, e.g. "numpy" */
+  readonly module: string;
+  /** Debian's package, e.g. "python3-numpy" */
+  readonly debian: string;
+  /** PyPI's name, e.g. "numpy" */
+  readonly pip: string;
+}
+
+/** NumPy, to read back .npy files. */
+export const NUMPY: PythonPackage = { module: "numpy", debian: "python3-numpy", pip: "numpy" };
+/** nbformat and jupyter_client, which tools/run_notebooks.py imports. */
+export const NOTEBOOK_RUNNER: readonly PythonPackage[] = [
+  { module: "nbformat", debian: "python3-nbformat", pip: "nbformat" },
+  { module: "jupyter_client", debian: "python3-jupyter-client", pip: "jupyter_client" },
+];
+
+/** The Python interpreter a test runs, or why there is none. */
+export interface PythonForTest {
+  /** Deno.test's `ignore`: the packages are missing here and CI is not "true" */
+  readonly ignore: boolean;
+  /**
+   * The interpreter to run. Throws, naming the packages and their install lines, when no python3
+   * here has them: under CI=true (.ci/run installs them) their absence fails the test.
+   */
+  interpreter(): string;
+}
+
+/**
+ * Finds a python3 that imports every package: the one on PATH, else Debian's /usr/bin/python3 (a
+ * pyenv or venv on PATH may lack Debian's packages). Without one, a test is ignored (Node.js and npm
+ * are all the README asks for) and one line says which package is missing and how to install it;
+ * under CI=true it is not ignored, and fails saying so.
+ */
+export async function pythonWith(
+  label: string,
+  ...packages: readonly PythonPackage[]
+): Promise<PythonForTest> {
+  const imports = `import ${packages.map((p) => p.module).join(", ")}`;
+  for (const command of ["python3", "/usr/bin/python3"]) {
+    try {
+      const { success } = await new Deno.Command(command, {
+        args: ["-c", imports],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (success) return { ignore: false, interpreter: () => command };
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  const names = packages.map((p) => p.module).join(" and ");
+  const missing = `needs the Python package${packages.length > 1 ? "s" : ""} ${names}, which ` +
+    `no python3 here imports (PATH's, /usr/bin/python3): sudo apt-get install ` +
+    `${packages.map((p) => p.debian).join(" ")}, or pip install ${
+      packages.map((p) => p.pip).join(" ")
+    }`;
+  const ci = Deno.env.get("CI") === "true";
+  if (!ci) console.log(`${label}: ignored — ${missing}`);
+  return {
+    ignore: !ci,
+    interpreter: () => {
+      throw new Error(
+        `${label} ${missing} (CI=true: .ci/run installs ${
+          packages.length > 1 ? "them" : "it"
+        }, so its absence fails)`,
+      );
+    },
+  };
+}

@@ -9,6 +9,9 @@ import { labelledOverlay, overlayGrid, sharedRange } from "../src/plots/overlays
 import { writeTokenOutputs } from "../src/cli/outputs.ts";
 import { exampleOracle } from "../src/query/oracles.ts";
 import { EXAMPLE_PROMPT } from "../src/models/example.ts";
+import { NUMPY, pythonWith } from "./helpers.ts";
+
+const numpy = await pythonWith("overlays: .npy read back by NumPy", NUMPY);
 
 const oracle = exampleOracle();
 const x = oracle.sample(EXAMPLE_PROMPT, { seed: 1 });
@@ -22,11 +25,14 @@ async function pixels(png: Uint8Array) {
   return { data, width: info.width, height: info.height };
 }
 
-Deno.test(".npy maps are read back by NumPy with the same shape and values", async () => {
+Deno.test({
+  name: ".npy maps are read back by NumPy with the same shape and values",
+  ignore: numpy.ignore,
+}, async () => {
   const map = new Heatmap(3, 2, new Float32Array([0.5, -1.25, 3, 1e-7, 0, 42]));
   const path = await Deno.makeTempFile({ suffix: ".npy" });
   await Deno.writeFile(path, heatmapToNpy(map));
-  const output = await new Deno.Command("/usr/bin/python3", {
+  const output = await new Deno.Command(numpy.interpreter(), {
     args: [
       "-c",
       "import numpy, sys, json; a = numpy.load(sys.argv[1]); print(json.dumps([list(a.shape), str(a.dtype), a.ravel().tolist()]))",
