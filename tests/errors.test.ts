@@ -38,6 +38,20 @@ Deno.test("wrapped errors keep the lower error as cause", async () => {
   assert.ok(table.cause instanceof Error);
 });
 
+Deno.test("an image path that is a folder or missing says so, not only 'could not decode'", async () => {
+  const dir = await Deno.makeTempDir();
+  const refused = async (path: string, why: RegExp) => {
+    const error = await loadImagePixels(path, 4, 4).catch((e) => e);
+    assert.ok(error instanceof InvalidImageError, String(error));
+    assert.match(error.message, why);
+    assert.ok(error.cause instanceof Error, "libvips's own message is kept as the cause");
+  };
+  await refused(dir, new RegExp(`^image "${dir}" is a folder, not a file; expected`));
+  await refused(`${dir}/gone.png`, new RegExp(`^image "${dir}/gone.png" does not exist; expected`));
+  await Deno.writeTextFile(`${dir}/a.png`, "text");
+  await refused(`${dir}/a.png`, new RegExp(`^could not decode image "${dir}/a.png"; expected`));
+});
+
 Deno.test("a directory where model_index.json should be is a ModelLoadError", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(`${dir}/model_index.json`);
@@ -123,8 +137,9 @@ Deno.test("command line: a usage error exits with 2 and one message, no stack tr
   }).output();
   const stderr = new TextDecoder().decode(output.stderr);
   assert.equal(output.code, 2);
-  assert.match(stderr, /^infodiff: .*--help/);
-  assert.match(stderr, /caused by: TypeError: Unknown option '--modle'/);
+  // one line naming the option and the nearest known one (tests/cli-usage.test.ts: every command)
+  assert.equal(stderr, "infodiff info: unknown option --modle; did you mean --model?\n");
+  assert.doesNotMatch(stderr, /caused by/);
   assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
   assert.ok(new InvalidArgumentError("x") instanceof InfoDiffError);
 });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { formatProgress, runStudy, type StudyDescription } from "../src/studies/runner.ts";
 import { ModelRuntimeError, PromptError, ResultsFileError } from "../src/errors.ts";
 import { setWarningHandler } from "../src/warnings.ts";
+import { loadImagePixels, resizedImage } from "../src/images/load-image.ts";
 
 const square = (n: number) => Promise.resolve(n * n);
 const id = (n: number) => `item-${n}`;
@@ -352,6 +353,35 @@ Deno.test("runner: bad rows are reported with what was wrong and skipped, the ot
     "PromptError",
   ]]);
   assert.match(run.failures[0].error, /not in the caption/);
+});
+
+Deno.test("runner: a bad image's record names its file and keeps what the decoder said", async () => {
+  // before: a study's "fill" resize hands the model a sharp pipeline, and its record read only
+  // 'could not decode image <sharp instance>; expected a readable PNG or JPEG'
+  const dir = await Deno.makeTempDir();
+  const text = `${dir}/notes.png`;
+  await Deno.writeTextFile(text, "not an image");
+  const images = [dir, `${dir}/missing.png`, text, "fixtures/images/test-16.png"];
+  const results = `${dir}/out.jsonl`;
+  const decode = async (path: string) =>
+    (await loadImagePixels(await resizedImage(path, 8, 8, "fill"), 8, 8)).length;
+  const run = await runStudy(images, (path) => path, decode, { results, description });
+  assert.deepEqual(run.results.map((r) => r.result), [3 * 8 * 8]);
+  const expected = [
+    `image "${dir}" (a sharp pipeline) is a folder, not a file; expected a readable PNG or JPEG\n` +
+    "caused by: Error: Input file contains unsupported image format",
+    `image "${dir}/missing.png" (a sharp pipeline) does not exist; expected a readable PNG or ` +
+    `JPEG\ncaused by: Error: Input file is missing: ${dir}/missing.png`,
+    `could not decode image "${text}" (a sharp pipeline); expected a readable PNG or JPEG\n` +
+    "caused by: Error: Input file contains unsupported image format",
+  ];
+  assert.deepEqual(
+    run.failures.map((f) => [f.kind, f.error]),
+    expected.map((e) => ["InvalidImageError", e]),
+  );
+  // the file keeps them as written
+  const stored = (await lines(results)).filter((r) => r.ok === false).map((r) => r.error);
+  assert.deepEqual(stored, expected);
 });
 
 Deno.test("runner: shards partition the items; progress counts and rate; duplicate ids", async () => {

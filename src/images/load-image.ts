@@ -93,7 +93,7 @@ export async function loadImagePixels(
     info = result.info;
   } catch (error) {
     throw new InvalidImageError(
-      `could not decode image ${name}; expected a readable PNG or JPEG`,
+      `${await whyNotDecoded(image, name)}; expected a readable PNG or JPEG`,
       { cause: error },
     );
   }
@@ -171,6 +171,29 @@ function isSharp(value: unknown): value is SharpImage {
 function describeInput(image: unknown): string {
   if (typeof image === "string") return `"${image}"`;
   if (image instanceof Uint8Array) return `<${image.length} bytes>`;
-  if (isSharp(image)) return "<sharp instance>";
+  if (isSharp(image)) {
+    const file = fileOf(image);
+    return file === undefined ? "<sharp instance>" : `"${file}" (a sharp pipeline)`;
+  }
   return `<${Object.prototype.toString.call(image)}>`;
+}
+
+/** The file a path or a sharp pipeline made from a path reads (sharp keeps it in its options). */
+function fileOf(image: unknown): string | undefined {
+  if (typeof image === "string") return image;
+  const file = (image as { options?: { input?: { file?: unknown } } }).options?.input?.file;
+  return typeof file === "string" ? file : undefined;
+}
+
+/** Why a decode failed, where the file says more than libvips ("is a folder", "does not exist"). */
+async function whyNotDecoded(image: ImageSource, name: string): Promise<string> {
+  const file = fileOf(image);
+  if (file !== undefined) {
+    try {
+      if ((await Deno.stat(file)).isDirectory) return `image ${name} is a folder, not a file`;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return `image ${name} does not exist`;
+    }
+  }
+  return `could not decode image ${name}`;
 }

@@ -38,7 +38,7 @@ export interface StudyDescription {
 export interface StudyFailure {
   /** the row's id */
   readonly id: string;
-  /** the error message */
+  /** the error message, then each cause's on its own line (`caused by: …`) */
   readonly error: string;
   /** the error class, e.g. "PromptError" */
   readonly kind: string;

@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  describeError,
   InfoDiffError,
   InvalidArgumentError,
   ModelLoadError,
@@ -255,7 +256,8 @@ async function attempt<R>(id: string, run: () => Promise<R>): Promise<StudyRecor
     const badRow = (error instanceof InfoDiffError && !modelFault) ||
       error instanceof Deno.errors.NotFound;
     if (!badRow) throw error;
-    return { id, ok: false, error: (error as Error).message, kind: (error as Error).name };
+    // the causes too: a bad image's record keeps what libvips said, not only "could not decode"
+    return { id, ok: false, error: describeError(error), kind: (error as Error).name };
   }
 }
 
