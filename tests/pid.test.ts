@@ -4,6 +4,15 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { assertWithin } from "./helpers.ts";
 
 const v = 0.2;
+const TERMS = [
+  "informationA",
+  "informationB",
+  "informationBoth",
+  "redundancy",
+  "uniqueA",
+  "uniqueB",
+  "synergy",
+] as const;
 
 Deno.test("PID: two words that always occur together are purely redundant (exact zeros)", async () => {
   const model = mixtureModel({
@@ -28,6 +37,64 @@ Deno.test("PID: two words that always occur together are purely redundant (exact
   assert.equal(r.conditional.context, "a or");
   assert.equal(r.conditional.redundancy.estimate.nats, p.redundancy.estimate.nats);
   assert.equal(r.conditional.synergy.estimate.nats, 0);
+});
+
+Deno.test("PID: a repeated word leaves the conditional context everywhere, not only first", async () => {
+  // "sofa" twice: removing only its first occurrence left "sofa" in its own context, so every
+  // conditional term was about a word the context already held (R and S exactly 0 ± 0). Removed
+  // everywhere, the context "a or, a" holds no known word and the conditional form is the plain one.
+  const model = mixtureModel({
+    shape: [1, 2, 2],
+    components: [
+      { words: ["sofa", "couch"], mean: [1, 0.5, 0, 0], variance: v },
+      { words: ["chair", "seat"], mean: [0, 0, 1, 0.5], variance: v },
+    ],
+  });
+  const x = model.sample("sofa", { seed: 1 });
+  const r = await model.info(x).given("a sofa or couch, a sofa").samples(100).pid("sofa", "couch");
+  const c = r.conditional, p = r.plain;
+  assert.equal(c.context, "a or, a");
+  assert.ok(c.redundancy.estimate.nats > 4 * c.redundancy.estimate.se, `${c.redundancy.estimate}`);
+  assert.equal(c.redundancy.estimate.nats, p.redundancy.estimate.nats);
+  assert.equal(c.informationBoth.estimate.nats, p.informationBoth.estimate.nats);
+  assert.equal(c.synergy.estimate.nats, 0);
+});
+
+Deno.test("PID: image-level R is min(I_A, I_B); the maps' pixel-level R sums the pixel minimum", async () => {
+  // a and b set different coordinates of independent halves: p(x | a, b) = p(x₀ | a)·p(x₁ | b), so
+  // i(x; a, b) = i(x; a) + i(x; b) exactly and word a informs only x₀, b only x₁, in every draw.
+  // Image level (MMI): R = min(I_A, I_B) > 0, S = R. Pixel level: min(i_A(p), i_B(p)) = 0 in both
+  // pixels, so the pixel totals are R = 0, U_A = I_A, U_B = I_B, S = 0.
+  const model = mixtureModel({
+    shape: [1, 1, 2],
+    components: [
+      { words: ["a1", "b1"], mean: [1, 1], variance: v },
+      { words: ["a1", "b2"], mean: [1, -1], variance: v },
+      { words: ["a2", "b1"], mean: [-1, 1], variance: v },
+      { words: ["a2", "b2"], mean: [-1, -1], variance: v },
+    ],
+  });
+  const x = model.sample("a1 b1", { seed: 6 });
+  const r = await model.info(x).given("a1 b1").samples(200).estimator("standard").pid("a1", "b1");
+  const exact = (prompt: string) => model.logDensity(x, prompt) - model.logDensity(x, "");
+  const p = r.plain;
+  assertWithin(p.informationA.estimate, exact("a1"), 4);
+  assertWithin(p.informationB.estimate, exact("b1"), 4);
+  assertWithin(p.redundancy.estimate, Math.min(exact("a1"), exact("b1")), 4);
+  assert.ok(p.redundancy.estimate.nats > 4 * p.redundancy.estimate.se, `${p.redundancy.estimate}`);
+  assertWithin(p.synergy.estimate, Math.min(exact("a1"), exact("b1")), 4);
+  // each term's pixel total is its map's sum, and the maps' identities hold for the totals
+  for (const name of TERMS) {
+    const term = p[name];
+    assert.ok(Math.abs(term.pixelTotal - term.map.sum()) < 1e-9, name);
+  }
+  for (const name of ["informationA", "informationB", "informationBoth"] as const) {
+    assert.ok(Math.abs(p[name].pixelTotal - p[name].estimate.nats) < 1e-5, name);
+  }
+  assert.ok(Math.abs(p.redundancy.pixelTotal) < 1e-6, `${p.redundancy.pixelTotal}`);
+  assert.ok(Math.abs(p.synergy.pixelTotal) < 1e-5, `${p.synergy.pixelTotal}`);
+  assert.ok(Math.abs(p.uniqueA.pixelTotal - p.informationA.estimate.nats) < 1e-5);
+  assert.ok(Math.abs(p.uniqueB.pixelTotal - p.informationB.estimate.nats) < 1e-5);
 });
 
 Deno.test("PID: XOR words carry nothing alone and everything together (synergy)", async () => {
@@ -137,6 +204,12 @@ Deno.test("PID study: rows to a table, bad rows skipped, results resumable", asy
   assert.equal(study.failures.length, 1);
   assert.match(study.failures[0].error, /"dog" is not in the prompt/);
   assert.equal(study.rows[0].plain.uniqueB.nats, 0);
+  // both levels are stored: "thing" informs no pixel, so the pixel-level R is exactly 0 and U_A's
+  // total is all of I_A (the orthogonal map of "red" is ≥ 0 everywhere)
+  const plain = study.rows[0].plain;
+  assert.equal(plain.redundancy.pixelTotal, 0);
+  assert.ok(Math.abs(plain.uniqueA.pixelTotal! - plain.informationA.nats) < 1e-5);
+  assert.match(study.toString(), /R_px 0\.000/);
   assert.equal(study.table().length, 2 * 2 * 7);
   const again = await pidStudy(model, rows, { samples: 20, results: file });
   assert.deepEqual(again.toJSON(), study.toJSON());

@@ -1,8 +1,21 @@
 /**
  * Partial information decomposition of two words of a prompt (DiffusionPID, REFERENCE §9):
- * redundancy R, unique U_A = I_A − R, U_B = I_B − R and synergy S = I_AB − I_A − I_B + R, per image
- * and per pixel, in the plain form (each word alone against the null prompt) and the conditional
- * form (every term conditioned on the rest of the prompt), all from one pass on common draws.
+ * redundancy R, unique U_A = I_A − R, U_B = I_B − R and synergy S = I_AB − I_A − I_B + R, in the
+ * plain form (each word alone against the null prompt) and the conditional form (every term
+ * conditioned on the rest of the prompt), all from one pass on common draws.
+ *
+ * The paper applies PID "at both the image and pixel level", and the two are different
+ * decompositions, both reported and named:
+ * - image level (`estimate`, with SE and `biasCorrected`): R = min(I_A, I_B), the minimum-mutual-
+ *   information (MMI) redundancy of the two image-level informations;
+ *   I_A = R + U_A, I_B = R + U_B, I_AB = R + U_A + U_B + S.
+ * - pixel level (`map`, and its sum `pixelTotal`): r(p) = min(i_A(p), i_B(p)) in every pixel, the
+ *   paper's maps; the same identities hold in every pixel and so for the totals. Σ_p r(p) ≤ R: two
+ *   words informing different pixels share nothing pixel by pixel, while their image-level
+ *   informations still have a minimum.
+ *
+ * A word is removed from the prompt at every occurrence, at word boundaries ({@link removePhrase}):
+ * the SDK's one rule for removing a word (`text/prompt.ts`).
  *
  * @module
  */
@@ -10,7 +23,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { JUPYTER_DISPLAY } from "../jupyter.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
+import { normaliseWord, phraseOccurrences, removePhrase } from "../text/prompt.ts";
 import { Random } from "../numerics/random.ts";
 import type { ContrastResult } from "./contrasts.ts";
 import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
@@ -47,21 +60,39 @@ export interface PidOptions extends EstimatorOptions {
   readonly resamples?: number;
 }
 
-/** One PID term: a scalar with its standard error and a per-pixel map. */
+/**
+ * One PID term at both levels: the image-level value with its standard error, and the pixel-level
+ * map with its total. For I_A, I_B and I_AB the two levels agree (the map sums to the estimate);
+ * for R, U_A, U_B and S they are the two decompositions of the module doc.
+ */
 export interface PidTerm {
-  /** image-level value in nats, with its bootstrap standard error (the raw plug-in value) */
+  /**
+   * image-level value in nats, with its bootstrap standard error (the raw plug-in value):
+   * R = min(I_A, I_B) (or the smaller specific information), U and S by the identities
+   */
   readonly estimate: Estimate;
   /**
-   * the bootstrap bias-corrected value: R becomes 2·R − (mean of R over the resamples), and U_A,
-   * U_B, S follow from it by the same identities (so the corrected terms still add up). The
+   * the bootstrap bias-corrected image-level value: R becomes 2·R − (mean of R over the
+   * resamples), and U_A, U_B, S follow from it by the same identities (so they still add up). The
    * minimum of two noisy estimates is biased downward (R too low, the uniques too high); where the
    * two informations are equal the correction removes only part of it (about a third on the
    * exact oracle, README). Equal to the raw value for I_A, I_B and I_AB (means are unbiased); the
-   * maps stay raw (per-pixel draws are not kept).
+   * pixel level (maps, `pixelTotal`) stays raw (per-pixel draws are not kept).
    */
   readonly biasCorrected: number;
-  /** per-pixel value (data resolution) */
+  /**
+   * pixel-level value in every pixel (data resolution): r(p) = min(i_A(p), i_B(p)) (or the smaller
+   * specific-information map), u_A(p) = i_A(p) − r(p), u_B(p) = i_B(p) − r(p),
+   * s(p) = i_AB(p) − i_A(p) − i_B(p) + r(p)
+   */
   readonly map: Heatmap;
+  /**
+   * the pixel-level term's image total, Σ_p map(p); equal to the estimate for I_A, I_B, I_AB, and
+   * at most the image-level R for R. A raw plug-in without standard error or bias correction (per-
+   * pixel draws are not kept); the minimum in each pixel is biased down by that pixel's noise,
+   * more so the more pixels.
+   */
+  readonly pixelTotal: number;
 }
 
 /** The decomposition in one form (plain or conditional). */
@@ -123,13 +154,17 @@ export class PidResult {
     readonly conditional: PidTerms,
   ) {}
 
-  /** Rows `{ form, term, nats, se, biasCorrected }` for tables and charts. */
+  /**
+   * Rows `{ form, term, nats, se, biasCorrected, pixelTotal }` for tables and charts: the
+   * image-level value, its SE and bias-corrected value, and the pixel-level total.
+   */
   rows(): {
     form: "plain" | "conditional";
     term: string;
     nats: number;
     se: number;
     biasCorrected: number;
+    pixelTotal: number;
   }[] {
     return (["plain", "conditional"] as const).flatMap((form) =>
       TERM_NAMES.map((term) => ({
@@ -138,6 +173,7 @@ export class PidResult {
         nats: this[form][term].estimate.nats,
         se: this[form][term].estimate.se,
         biasCorrected: this[form][term].biasCorrected,
+        pixelTotal: this[form][term].pixelTotal,
       }))
     );
   }
@@ -150,6 +186,7 @@ export class PidResult {
         TERM_NAMES.map((t) => [t, {
           estimate: terms[t].estimate.toJSON(),
           biasCorrected: terms[t].biasCorrected,
+          pixelTotal: terms[t].pixelTotal,
           map: terms[t].map.toJSON(),
         }]),
       ),
@@ -164,17 +201,22 @@ export class PidResult {
     };
   }
 
-  /** A text table of both forms (raw ± SE, and the bias-corrected value). */
+  /**
+   * A text table of both forms: image level (raw ± SE, [bias-corrected]) and the pixel-level
+   * total (Σ px).
+   */
   toString(): string {
     const cell = (t: PidTerm) =>
       `${t.estimate.nats.toFixed(4).padStart(9)} ± ${t.estimate.se.toFixed(4)} [${
         t.biasCorrected.toFixed(4).padStart(8)
-      }]`;
+      }] ${t.pixelTotal.toFixed(4).padStart(9)}`;
     const line = (name: string, a: PidTerm, b: PidTerm) =>
       `${name.padEnd(16)} ${cell(a)}   ${cell(b)}`;
+    const head = (form: string) => `${form}: image level`.padStart(29) + "Σ px".padStart(10);
     return [
-      `PID of "${this.wordA}" and "${this.wordB}" in "${this.prompt}" (nats; [bias-corrected])`,
-      `${"term".padEnd(16)} ${"plain".padStart(29)}   ${"conditional".padStart(29)}`,
+      `PID of "${this.wordA}" and "${this.wordB}" in "${this.prompt}" (nats; image level ` +
+      `± SE [bias-corrected]; pixel level Σ px: the maps' totals, R = Σ min(i_A(p), i_B(p)))`,
+      `${"term".padEnd(16)} ${head("plain")}   ${head("conditional")}`,
       ...TERM_NAMES.map((t) => line(t, this.plain[t], this.conditional[t])),
     ].join("\n");
   }
@@ -199,13 +241,20 @@ export interface PidForm {
 
 /**
  * The contrast plan of {@link partialInformation}: both forms' contrasts (plain against "",
- * conditional against the prompt without both words) on one set of distinct prompts.
+ * conditional against the prompt without both words) on one set of distinct prompts. Each word is
+ * removed at every occurrence, at word boundaries ({@link removePhrase}): a repeated word left in
+ * its own context would make every conditional term exactly 0.
+ *
+ * @throws {PromptError} when a word is not in the prompt
+ * @throws {InvalidArgumentError} when the two words are the same
  *
  * @example
  * ```ts
  * import { pidPlan } from "./pid.ts";
  * const { plan } = pidPlan("a red circle", "red", "circle");
  * console.assert(plan.contrasts.length === 6 && plan.prompts.includes("a"));
+ * const { forms } = pidPlan("a red circle near a red square", "red", "circle");
+ * console.assert(forms.conditional.context === "a near a square");
  * ```
  */
 export function pidPlan(
@@ -222,31 +271,32 @@ export function pidPlan(
   if (a === b) {
     throw new InvalidArgumentError(`PID needs two different words, got "${a}" twice`);
   }
-  const withoutA = removeWord(prompt, a), withoutB = removeWord(prompt, b);
-  const context = removeWord(withoutA, b);
-  const both = promptWords(prompt).filter((w) => w.word === a || w.word === b).map((w) => w.word);
+  const withoutA = removePhrase(prompt, a), withoutB = removePhrase(prompt, b);
+  const context = removePhrase(withoutA, b);
+  // the plain form's joint prompt names the two words once each, in the prompt's order
+  const first = (word: string) => phraseOccurrences(prompt, word)[0][0];
+  const both = first(a) <= first(b) ? [a, b] : [b, a];
   const measure = redundancy ?? "minimum";
   const candidates = measure === "minimum" ? undefined : checkSpecific(measure, a, b);
 
   // Each form is a list of contrasts: I_A, I_B, I_AB, then candidate informations (specific).
   const contrast = (withPrompt: string, withoutPrompt: string) =>
     [withPrompt, withoutPrompt] as const;
+  // a candidate y of a word in the conditional form: the word replaced by y wherever it occurs
+  const candidate = (text: string, word: string) => (y: string) =>
+    contrast(removePhrase(text, word, { placeholder: y }), context);
   const forms = {
     plain: {
       context: "",
-      base: [contrast(a, ""), contrast(b, ""), contrast([...new Set(both)].join(" "), "")],
+      base: [contrast(a, ""), contrast(b, ""), contrast(both.join(" "), "")],
       candidatesA: candidates?.a.map((y) => contrast(y, "")) ?? [],
       candidatesB: candidates?.b.map((y) => contrast(y, "")) ?? [],
     },
     conditional: {
       context,
       base: [contrast(withoutB, context), contrast(withoutA, context), contrast(prompt, context)],
-      candidatesA:
-        candidates?.a.map((y) => contrast(removeWord(withoutB, a, { placeholder: y }), context)) ??
-          [],
-      candidatesB:
-        candidates?.b.map((y) => contrast(removeWord(withoutA, b, { placeholder: y }), context)) ??
-          [],
+      candidatesA: candidates?.a.map(candidate(withoutB, a)) ?? [],
+      candidatesB: candidates?.b.map(candidate(withoutA, b)) ?? [],
     },
   };
   const plan = contrastPlan(
@@ -259,10 +309,11 @@ export function pidPlan(
  * Decomposes what two words of a prompt tell the model about an image.
  *
  * Plain form: I_A = i(x; A), I_B = i(x; B), I_AB = i(x; "A B") against "". Conditional form, with
- * c = the prompt without A and B: I_A = i(x; A | c) (prompt without B vs c), I_B likewise,
- * I_AB = i(x; A, B | c) (full prompt vs c). Redundancy maps are the per-pixel minimum (or the
- * per-pixel minimum of the specific-information maps); note that the pixel minimum does not sum
- * to the image-level minimum.
+ * c = the prompt without A and B (every occurrence): I_A = i(x; A | c) (prompt without B vs c), I_B
+ * likewise, I_AB = i(x; A, B | c) (full prompt vs c). Each term is reported at image level
+ * (`estimate`: R = min(I_A, I_B), with SE and `biasCorrected`) and at pixel level (`map`:
+ * r(p) = min(i_A(p), i_B(p)), summing to `pixelTotal`); see the module doc for the identities each
+ * satisfies. With the specific redundancy the maps' minimum is of the specific-information maps.
  *
  * @example
  * ```ts
@@ -460,6 +511,7 @@ function decomposition(
     estimate: new Estimate(point[t], boot.errors[t], n),
     biasCorrected: corrected[t],
     map: maps[t],
+    pixelTotal: maps[t].sum(),
   });
   return {
     context,

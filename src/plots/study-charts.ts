@@ -117,8 +117,9 @@ export function interventionScatter(result: InterventionResult): Chart {
 const PID_TERMS = ["redundancy", "uniqueA", "uniqueB", "synergy"] as const;
 
 /**
- * Grouped bars of the PID terms (redundancy, unique A, unique B, synergy) of several word pairs,
- * ±2 bootstrap SE, in one form of the decomposition (default "conditional").
+ * Grouped bars of the image-level PID terms (redundancy min(I_A, I_B), unique A, unique B, synergy)
+ * of several word pairs, ±2 bootstrap SE, in one form of the decomposition (default
+ * "conditional"). The pixel level is in each term's map (`imageStrip`).
  *
  * @example
  * ```ts
@@ -145,5 +146,9 @@ export function pidChart(
       se: finite(result[form][term].estimate.se),
     }))
   );
-  return groupedBars(bars, { yLabel: "nats", title: `PID terms (${form} form)`, ...chart });
+  return groupedBars(bars, {
+    yLabel: "nats",
+    title: `image-level PID terms (${form} form)`,
+    ...chart,
+  });
 }

@@ -44,7 +44,7 @@ export interface LocalizationRow {
   readonly word: string;
   /** the category whose masks are the ground truth */
   readonly category: string;
-  /** the caption without the word (default: word-bounded removal of its first occurrence) */
+  /** the caption without the word (default: every occurrence removed at word boundaries) */
   readonly context?: string;
   /** the image as model data, used instead of loading `image` (in-memory worlds, oracles) */
   readonly data?: Float32Array;

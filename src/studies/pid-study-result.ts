@@ -1,6 +1,7 @@
 /**
- * The result of a PID study: the image-level redundancy, unique and synergy terms of every row,
- * plain and conditional, each with its standard error.
+ * The result of a PID study: the redundancy, unique and synergy terms of every row, plain and
+ * conditional, at image level (each with its standard error) and as pixel-level totals (the sums of
+ * the paper's maps; `PidTerm` in `estimators/pid.ts` says what each level satisfies).
  *
  * @module
  */
@@ -8,14 +9,22 @@ import { JUPYTER_DISPLAY } from "../jupyter.ts";
 import { finiteOrNaN } from "./result-json.ts";
 import type { StudyFailure } from "./runner.ts";
 
-/** One stored term: the raw value with its SE, and the bootstrap bias-corrected value. */
+/**
+ * One stored term: the image-level raw value with its SE and bootstrap bias-corrected value, and
+ * the pixel-level total.
+ */
 export interface PidStudyTerm {
-  /** raw plug-in value in nats */
+  /** image-level raw plug-in value in nats (R = min(I_A, I_B)) */
   readonly nats: number;
   /** bootstrap standard error */
   readonly se: number;
   /** bootstrap bias-corrected value (absent in older results files) */
   readonly biasCorrected?: number;
+  /**
+   * pixel-level total, the sum of the term's map (R = Σ_p min(i_A(p), i_B(p))); no SE (absent in
+   * older results files)
+   */
+  readonly pixelTotal?: number;
 }
 
 /** Image-level terms of one row, as stored in the results file. */
@@ -28,7 +37,7 @@ export interface PidStudyRow {
   readonly wordA: string;
   /** second word */
   readonly wordB: string;
-  /** plain-form terms: name → { nats, se, biasCorrected } (raw value, its SE, bias-corrected) */
+  /** plain-form terms: name → { nats, se, biasCorrected, pixelTotal } ({@link PidStudyTerm}) */
   readonly plain: Record<string, PidStudyTerm>;
   /** conditional-form terms */
   readonly conditional: Record<string, PidStudyTerm>;
@@ -76,6 +85,7 @@ export class PidStudyResult {
     nats: number;
     se: number;
     biasCorrected?: number;
+    pixelTotal?: number;
   }[] {
     return this.rows.flatMap((r) =>
       (["plain", "conditional"] as const).flatMap((form) =>
@@ -92,6 +102,7 @@ export class PidStudyResult {
           nats: finiteOrNaN(e.nats),
           se: finiteOrNaN(e.se),
           ...(e.biasCorrected === undefined ? {} : { biasCorrected: finiteOrNaN(e.biasCorrected) }),
+          ...(e.pixelTotal === undefined ? {} : { pixelTotal: finiteOrNaN(e.pixelTotal) }),
         }]),
       );
     return new PidStudyResult(
@@ -109,16 +120,25 @@ export class PidStudyResult {
     return { rows: this.rows, failures: this.failures };
   }
 
-  /** Text table of the conditional-form redundancy, uniques and synergy per row. */
+  /**
+   * Text table of the conditional-form image-level redundancy, uniques and synergy per row, and the
+   * pixel-level redundancy (R_px, where the results file has it).
+   */
   toString(): string {
     const f = (e: { nats: number; se: number }) => `${e.nats.toFixed(3)}±${e.se.toFixed(3)}`;
+    const px = (e: PidStudyTerm) =>
+      e.pixelTotal === undefined ? "" : `  R_px ${e.pixelTotal.toFixed(3)}`;
     const lines = this.rows.map((r) =>
       `${r.id.padEnd(36)} R ${f(r.conditional.redundancy)}  U_A ${f(r.conditional.uniqueA)}  U_B ${
         f(r.conditional.uniqueB)
-      }  S ${f(r.conditional.synergy)}`
+      }  S ${f(r.conditional.synergy)}${px(r.conditional.redundancy)}`
     );
     const bad = this.failures.length ? [`${this.failures.length} bad row(s) skipped`] : [];
-    return ["PID study (conditional form, nats)", ...lines, ...bad].join("\n");
+    return [
+      "PID study (conditional form, nats; image level ± SE, R_px = Σ_p min(i_A(p), i_B(p)))",
+      ...lines,
+      ...bad,
+    ].join("\n");
   }
 
   /** Shows the text table in Jupyter. */

@@ -123,7 +123,7 @@ function summariseRow(id: string, result: PidResult): PidStudyRow {
     Object.fromEntries(
       result.rows().filter((r) => r.form === f).map((r) => [
         r.term,
-        { nats: r.nats, se: r.se, biasCorrected: r.biasCorrected },
+        { nats: r.nats, se: r.se, biasCorrected: r.biasCorrected, pixelTotal: r.pixelTotal },
       ]),
     );
   return {

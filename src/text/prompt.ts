@@ -2,6 +2,13 @@
  * Words of a prompt and word-bounded removal. Removing "red" from "a red circle" must not also cut
  * "red" out of "reddish" (the reference code's substring replace does; REFERENCE §8).
  *
+ * One rule for removing a word: EVERY occurrence goes, at word boundaries ({@link removePhrase};
+ * {@link replacePhrase} with a placeholder or a swap). Localization contexts, interventions and
+ * PID's conditional contexts all use it, as the reference's `caption.replace(obj, "")` and
+ * `perform_word_swaps` do; a word left in its own context would make its information exactly 0.
+ * {@link removeWord} removes ONE occurrence: it is for the token-level estimators, which ask about
+ * one position of the prompt (`perToken`, `about(word, { occurrence })`).
+ *
  * @module
  */
 import { InvalidArgumentError, PromptError } from "../errors.ts";
@@ -45,8 +52,10 @@ export interface RemoveWordOptions {
 }
 
 /**
- * The prompt with one occurrence of a word removed at word boundaries, whitespace collapsed.
- * Matching is case-insensitive; the rest of the prompt keeps its case and punctuation.
+ * The prompt with ONE occurrence of a word (one token position) removed at word boundaries,
+ * whitespace collapsed: the token-level removal of `perToken` and `about`. To remove a word, use
+ * {@link removePhrase} (every occurrence). Matching is case-insensitive; the rest of the prompt
+ * keeps its case and punctuation.
  *
  * @example
  * ```ts
