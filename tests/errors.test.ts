@@ -144,6 +144,71 @@ Deno.test("command line: a usage error exits with 2 and one message, no stack tr
   assert.ok(new InvalidArgumentError("x") instanceof InfoDiffError);
 });
 
+Deno.test("command line: an --out folder that cannot be made is refused before anything runs", async () => {
+  // before: demo computed the whole table, then failed making the folder with a raw NotADirectory
+  const file = await Deno.makeTempFile();
+  const lines: string[] = [];
+  const error = await main(
+    ["demo", "--oracle", "--samples", "4", "--out", `${file}/demo`],
+    (line) => lines.push(line),
+  ).catch((e) => e);
+  assert.ok(error instanceof InvalidArgumentError, String(error));
+  assert.match(
+    error.message,
+    new RegExp(`^--out ${file}/demo cannot be written; expected a folder`),
+  );
+  assert.ok(error.cause instanceof Error, "the system's refusal is the cause");
+  assert.deepEqual(lines, [], "nothing was computed or printed");
+  // checked before the model loads: the missing model folder is not what is reported
+  await assert.rejects(
+    () =>
+      main([
+        "info",
+        "--model",
+        `${file}.none`,
+        "--image",
+        "x.png",
+        "--prompt",
+        "p",
+        "--out",
+        `${file}/x`,
+      ]),
+    (e: Error) =>
+      e instanceof InvalidArgumentError && e.message.startsWith(`--out ${file}/x cannot`),
+  );
+});
+
+Deno.test("command line: an unwritable --out exits with 2 before the run, one message and its cause, no stack trace", async () => {
+  // a folder Deno may not write (as root, mode bits would not stop the write; --allow-write does)
+  const [allowed, out] = [await Deno.makeTempDir(), await Deno.makeTempDir()];
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      "--allow-sys",
+      "--allow-ffi",
+      `--allow-write=${allowed}`,
+      "src/cli/main.ts",
+      ...["demo", "--oracle", "--samples", "4", "--out", out],
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const [stdout, stderr] = [output.stdout, output.stderr].map((b) => new TextDecoder().decode(b));
+  assert.equal(output.code, 2, stderr);
+  assert.equal(stdout, "", "nothing was computed");
+  assert.match(
+    stderr,
+    new RegExp(
+      `^infodiff: --out ${out} cannot be written; expected a folder .*\ncaused by: NotCapable: Requires write access`,
+    ),
+  );
+  assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+  assert.deepEqual([...Deno.readDirSync(out)], [], "no probe left behind");
+});
+
 Deno.test("pid with resamples that are not a positive integer is an InvalidArgumentError, not NaN errors", async () => {
   const model = exampleOracle();
   const q = model.info(model.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT).samples(2);

@@ -10,7 +10,7 @@ import { exampleOracle } from "../query/oracles.ts";
 import { loadModel } from "../query/load-model.ts";
 import { shapesWorld } from "../datasets/shapes/world.ts";
 import { chwToRgb } from "../images/png.ts";
-import { type MapScale, writeTokenOutputs } from "./outputs.ts";
+import { checkOutputFolder, type MapScale, writeTokenOutputs } from "./outputs.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 import type { Model } from "../query/model.ts";
 
@@ -49,6 +49,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
   const out = options.out ?? "out/demo";
   const log = options.log ?? console.log;
   const seed = options.seed ?? 0;
+  await checkOutputFolder(out);
   const { model, image, prompt } = options.oracle
     ? exampleScene(seed)
     : await shapesScene(options.model ?? DEMO_MODEL.pathname, seed);

@@ -8,7 +8,7 @@ import { loadModel, type OnnxModel } from "../query/load-model.ts";
 import type { Query } from "../query/query.ts";
 import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
-import { type MapScale, writeTokenOutputs } from "./outputs.ts";
+import { checkOutputFolder, type MapScale, writeTokenOutputs } from "./outputs.ts";
 import { progressReporter } from "./progress.ts";
 import type { EstimatorName } from "../estimators/options.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
@@ -102,6 +102,7 @@ export async function withQuery<T>(
  */
 export async function runInfo(options: InfoCommandOptions): Promise<void> {
   const log = options.log ?? console.log;
+  if (options.out) await checkOutputFolder(options.out);
   const { result, imageSize } = await withQuery(options, async (query, model) => ({
     result: await query.perToken(),
     imageSize: model.imageSize,

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { InvalidArgumentError } from "../errors.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 import { heatmapToNpy } from "../images/npy.ts";
 import {
@@ -17,6 +18,42 @@ import {
   writePng,
 } from "../images/png.ts";
 import { labelledOverlay, overlayGrid, sharedRange } from "../plots/overlays.ts";
+
+/**
+ * Checks, before anything is computed, that `out` is a folder this process can write: made if it
+ * does not exist, then a probe file created in it and removed — a real write, since neither the
+ * mode bits (root, ACLs, read-only mounts) nor Deno's --allow-write say it alone. Without it an
+ * unwritable folder failed after the whole run, with a raw error, and the result was lost.
+ *
+ * @throws {InvalidArgumentError} when `out` is a file, or the folder cannot be made or written
+ *   (the system's or Deno's refusal is the cause)
+ *
+ * @example
+ * ```ts
+ * import { checkOutputFolder } from "./outputs.ts";
+ * const out = `${await Deno.makeTempDir()}/new/folder`;
+ * await checkOutputFolder(out);
+ * console.assert((await Deno.stat(out)).isDirectory && [...Deno.readDirSync(out)].length === 0);
+ * ```
+ */
+export async function checkOutputFolder(out: string, option = "--out"): Promise<void> {
+  const stat = await Deno.stat(out).catch(() => undefined);
+  if (stat && !stat.isDirectory) {
+    throw new InvalidArgumentError(`${option} ${out} is a file; expected a folder (or a new path)`);
+  }
+  const probe = join(out, `.infodiff-write-check-${Deno.pid}`);
+  try {
+    await Deno.mkdir(out, { recursive: true });
+    await Deno.writeFile(probe, new Uint8Array(), { createNew: true });
+    await Deno.remove(probe);
+  } catch (error) {
+    throw new InvalidArgumentError(
+      `${option} ${out} cannot be written; expected a folder this process may create files in ` +
+        `(checked before the run, so that no result is computed only to be lost)`,
+      { cause: error },
+    );
+  }
+}
 
 /** Which colour scale the maps use: one for all words (default), or each its own. */
 export type MapScale = "shared" | "each";
