@@ -5,7 +5,12 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import { checkEstimator, checkSamples, type EstimatorName } from "../estimators/options.ts";
+import {
+  checkEstimator,
+  checkSamples,
+  type EstimatorName,
+  ESTIMATORS,
+} from "../estimators/options.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { loadModel, type OnnxModel } from "../query/load-model.ts";
@@ -16,7 +21,15 @@ import { toPixels } from "../generation/ddim.ts";
 import { arrayToNpy } from "../images/npy.ts";
 import { chwToRgb, rgbToPng, writePng } from "../images/png.ts";
 import { runInfo, withQuery } from "./info.ts";
-import { type Command, deviceOptions, numberOption, required, type Values } from "./command.ts";
+import {
+  choiceOf,
+  type Command,
+  deviceOptions,
+  NUMBER,
+  numberOption,
+  required,
+  type Values,
+} from "./command.ts";
 import { STUDY_COMMANDS } from "./study-commands.ts";
 import { parseHubSpec } from "../models/hub/cache.ts";
 import { resolveHubModel } from "../models/hub/resolve.ts";
@@ -27,20 +40,26 @@ export type { Command, Values } from "./command.ts";
 const string = { type: "string" } as const;
 const boolean = { type: "boolean" } as const;
 
+const device = choiceOf(DEVICES, "device");
+const MAP_SCALES = ["shared", "each"] as const;
+
 /** What every command that queries one image takes. */
 const QUERY_OPTIONS = {
   model: string,
   image: string,
   prompt: string,
-  samples: string,
-  seed: string,
-  estimator: string,
-  device: string,
-  "batch-size": string,
-  "device-id": string,
+  samples: NUMBER,
+  seed: NUMBER,
+  estimator: choiceOf(ESTIMATORS, "estimator"),
+  device,
+  "batch-size": NUMBER,
+  "device-id": NUMBER,
   json: boolean,
   quiet: boolean,
 } as const;
+
+/** nll has no contrast, so no estimator to choose. */
+const { estimator: _, ...NLL_OPTIONS } = QUERY_OPTIONS;
 
 const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
@@ -73,13 +92,9 @@ async function writeDataPng(
   await Deno.writeFile(out.replace(/\.png$/i, ".npy"), arrayToNpy(data, [...model.shape]));
 }
 
-/** `--scale shared|each` (default shared): the colour scale of the maps written. */
-function mapScale(values: Values): "shared" | "each" {
-  const scale = (values.scale as string | undefined) ?? "shared";
-  if (scale !== "shared" && scale !== "each") {
-    throw new InvalidArgumentError(`--scale expects shared or each, got "${scale}"`);
-  }
-  return scale;
+/** `--scale shared|each` (default shared; the parser checked it): the colour scale of the maps. */
+function mapScale(values: Values): typeof MAP_SCALES[number] {
+  return (values.scale as typeof MAP_SCALES[number] | undefined) ?? "shared";
 }
 
 /** The validated options of a one-image query, checked before any model loads. */
@@ -131,11 +146,11 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   example: infodiff demo --samples 50 --out out/demo`,
     options: {
       out: string,
-      samples: string,
-      seed: string,
+      samples: NUMBER,
+      seed: NUMBER,
       oracle: boolean,
       model: string,
-      scale: string,
+      scale: choiceOf(MAP_SCALES),
     },
     async run(values, _positionals, log) {
       const samples = numberOption(values, "samples");
@@ -163,7 +178,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   words on one colour scale with a colour bar (--scale each: each its own), and result.json
   (numbers, maps, provenance); --json prints the numbers only (no maps).
   example: infodiff info --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --out out/cat`,
-    options: { ...QUERY_OPTIONS, out: string, scale: string },
+    options: { ...QUERY_OPTIONS, out: string, scale: choiceOf(MAP_SCALES) },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "info");
       await runInfo({
@@ -194,7 +209,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     usage: `infodiff about ${QUERY_USAGE} --word W [--occurrence K]
   i(x; W | prompt without W), the K-th occurrence (default 0) removed at word boundaries.
   example: infodiff about --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --word sofa`,
-    options: { ...QUERY_OPTIONS, word: string, occurrence: string },
+    options: { ...QUERY_OPTIONS, word: string, occurrence: NUMBER },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "about");
       const word = required(values, "about", "word");
@@ -211,11 +226,11 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "nll",
     summary: "−log p(x | prompt) in nats and bits per dimension",
     usage: `infodiff nll --model DIR --image FILE [--prompt TEXT] [--samples N] [--seed S]
-         [--device ${DEVICE_LIST}] [--batch-size B] [--json] [--quiet]
+         [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B] [--json] [--quiet]
   The negative log-likelihood of the model's data (a VAE latent for SD) given the prompt (default
   the empty prompt), over the trained log-SNR range.
   example: infodiff nll --model sd21-onnx --image cat.png --prompt "a cat"`,
-    options: QUERY_OPTIONS,
+    options: NLL_OPTIONS,
     async run(values, _positionals, log) {
       const options = queryOptions(values, "nll");
       printEstimate(log, options.json, await withQuery(options, (q) => q.nll()));
@@ -265,11 +280,11 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       model: string,
       prompt: string,
       out: string,
-      steps: string,
-      seed: string,
-      guidance: string,
-      device: string,
-      "device-id": string,
+      steps: NUMBER,
+      seed: NUMBER,
+      guidance: NUMBER,
+      device,
+      "device-id": NUMBER,
     },
     async run(values, _positionals, log) {
       const { model: dir, prompt } = {
@@ -308,10 +323,10 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       image: string,
       prompt: string,
       out: string,
-      steps: string,
-      guidance: string,
-      device: string,
-      "device-id": string,
+      steps: NUMBER,
+      guidance: NUMBER,
+      device,
+      "device-id": NUMBER,
     },
     async run(values, _positionals, log) {
       const dir = required(values, "invert", "model");
@@ -342,6 +357,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   Joins shard files of one study: same study, settings and model or refused; every row kept;
   reports missing and unfinished shards and duplicates. Exit status 0 when complete, 1 when not.
   example: infodiff merge results/shard-*-of-8.jsonl -o results/all.jsonl`,
+    takesArguments: true,
     options: { output: { type: "string", short: "o" } },
     async run(values, positionals, log) {
       if (positionals.length === 0 || typeof values.output !== "string") {
@@ -365,7 +381,8 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   rerun. Reads HF_TOKEN (or $HF_HOME/token) and HF_ENDPOINT. Jobs that then run with
   HF_HUB_OFFLINE=1 --model ORG/NAME load from the cache and never race to download.
   example: infodiff fetch onnx-community/stable-diffusion-v1-5-ONNX`,
-    options: { cache: string, quiet: { type: "boolean" }, json: { type: "boolean" } },
+    takesArguments: true,
+    options: { cache: string, quiet: boolean, json: boolean },
     async run(values, positionals, log) {
       const spec = positionals.length === 1 ? parseHubSpec(positionals[0]) : undefined;
       if (!spec) {
@@ -404,6 +421,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   Rebuilds the study's result from its results file (a shard's or a merged one) and writes
   summary.txt, summary.json, chart.svg and chart.png, and one self-contained report.html.
   example: infodiff summarize results/all.jsonl --out report/`,
+    takesArguments: true,
     options: { out: string },
     async run(values, positionals, log) {
       if (positionals.length !== 1 || typeof values.out !== "string") {

@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { describeError, InfoDiffError, InvalidArgumentError } from "../errors.ts";
+import { InfoDiffError, InvalidArgumentError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { type Command, COMMANDS, type Values } from "./commands.ts";
+import { COMMANDS } from "./commands.ts";
+import { formatError, nearest, parseCommandLine, UsageError } from "./command.ts";
 
 const USAGE = `usage: infodiff <command> [options]     (infodiff <command> --help for one command)
 
@@ -41,15 +41,9 @@ export async function main(
     return 0;
   }
   const command = COMMANDS.find((c) => c.name === first);
-  if (!command) {
-    throw new InvalidArgumentError(
-      `unknown command "${first}"; expected one of ${
-        COMMANDS.map((c) => c.name).join(", ")
-      } (see infodiff --help)`,
-    );
-  }
-  const { values, positionals } = parseCommandLine(command, rest);
-  if (values.help) {
+  if (!command) throw unknownCommand(first);
+  const { values, positionals, help } = parseCommandLine(command, rest);
+  if (help) {
     log(command.usage);
     return 0;
   }
@@ -66,22 +60,19 @@ async function checkOutputFolder(path: string): Promise<void> {
   }
 }
 
-/** One command's options; node's parser errors (unknown option, missing value) become usage errors. */
-function parseCommandLine(command: Command, args: string[]) {
-  try {
-    const parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { ...command.options, help: { type: "boolean", short: "h" } },
-    });
-    return { values: parsed.values as Values, positionals: parsed.positionals };
-  } catch (error) {
-    throw new InvalidArgumentError(
-      `the options of ${command.name} could not be read (an unknown option, or one without its ` +
-        `value); see infodiff ${command.name} --help`,
-      { cause: error },
+/** The command named is none of the table's: the nearest one, or the list. */
+function unknownCommand(name: string): UsageError {
+  const names = COMMANDS.map((c) => c.name);
+  if (name.startsWith("-")) {
+    return new UsageError(
+      `the command comes first, got the option ${name}; see infodiff --help for the commands`,
     );
   }
+  const near = nearest(name, names);
+  return new UsageError(
+    `unknown command "${name}"; ` +
+      (near ? `did you mean ${near}?` : `expected one of ${names.join(", ")}`),
+  );
 }
 
 if (import.meta.main) {
@@ -89,7 +80,8 @@ if (import.meta.main) {
     Deno.exit(await main(Deno.args));
   } catch (error) {
     if (!(error instanceof InfoDiffError)) throw error;
-    console.error(`infodiff: ${describeError(error)}`);
-    Deno.exit(error instanceof InvalidArgumentError ? 2 : 1);
+    const { text, code } = formatError(error);
+    console.error(text);
+    Deno.exit(code);
   }
 }

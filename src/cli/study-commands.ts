@@ -11,6 +11,7 @@ import {
   checkEstimator,
   checkPositiveInteger,
   checkSamples,
+  ESTIMATORS,
 } from "../estimators/options.ts";
 import { DRAW_DESIGNS } from "../estimators/draws.ts";
 import { calibrateProfile } from "../estimators/calibrate.ts";
@@ -31,31 +32,43 @@ import { type PidRow, pidStudy } from "../studies/pid-study.ts";
 import type { StudyOptions, StudyProgress } from "../studies/runner.ts";
 import { shardFromEnvironment } from "../studies/shard.ts";
 import { writeStudyReport } from "../plots/report.ts";
-import { type Command, deviceOptions, numberOption, required, type Values } from "./command.ts";
+import {
+  choiceOf,
+  type Command,
+  deviceOptions,
+  NUMBER,
+  numberOption,
+  required,
+  type Values,
+} from "./command.ts";
 import { progressReporter } from "./progress.ts";
 
 const string = { type: "string" } as const;
 const boolean = { type: "boolean" } as const;
 
 /** What every study command takes. */
+const device = choiceOf(DEVICES, "device");
 const STUDY_OPTIONS = {
   model: string,
   results: string,
   shard: string,
-  "shard-count": string,
-  reuse: string,
-  samples: string,
-  seed: string,
-  estimator: string,
-  design: string,
-  precision: string,
-  device: string,
-  "device-id": string,
-  "batch-size": string,
-  "rows-in-flight": string,
+  "shard-count": NUMBER,
+  reuse: choiceOf(["any", "matching"], "reuse rule"),
+  samples: NUMBER,
+  seed: NUMBER,
+  estimator: choiceOf(ESTIMATORS, "estimator"),
+  design: choiceOf(DRAW_DESIGNS, "draw design"),
+  precision: NUMBER,
+  device,
+  "device-id": NUMBER,
+  "batch-size": NUMBER,
+  "rows-in-flight": NUMBER,
   report: string,
   quiet: boolean,
 } as const;
+
+/** The intervention study fixes its two estimator forms: it takes no --estimator. */
+const { estimator: _, ...INTERVENTION_OPTIONS } = STUDY_OPTIONS;
 
 /** The study options' usage; the intervention study fixes its estimator forms, so it has none. */
 function studyUsage({ estimator = true } = {}): string {
@@ -79,10 +92,7 @@ function studyOptions(values: Values, command: string) {
   const samples = numberOption(values, "samples");
   const seed = numberOption(values, "seed");
   const shardCount = numberOption(values, "shard-count");
-  const reuse = text("reuse");
-  if (reuse !== undefined && reuse !== "any" && reuse !== "matching") {
-    throw new InvalidArgumentError(`--reuse expects any or matching, got "${reuse}"`);
-  }
+  const reuse = text("reuse"); // one of its choices: the parser checked it
   const model = required(values, command, "model");
   if (typeof values.results !== "string") {
     throw new InvalidArgumentError(
@@ -185,7 +195,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       instances: string,
       captions: string,
       images: string,
-      methods: string,
+      methods: { ...choiceOf(LOCALIZATION_METHODS, "method"), list: true },
       pixels: boolean,
     },
     run(values, _positionals, log) {
@@ -200,14 +210,8 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
           "localize needs --coco-it TABLE, or --captions FILE and --images DIR",
         );
       }
+      // some of LOCALIZATION_METHODS: the parser checked each
       const methods = (values.methods as string | undefined)?.split(",").map((m) => m.trim());
-      for (const m of methods ?? []) {
-        if (!(LOCALIZATION_METHODS as readonly string[]).includes(m)) {
-          throw new InvalidArgumentError(
-            `--methods: unknown method "${m}"; expected some of ${LOCALIZATION_METHODS.join(", ")}`,
-          );
-        }
-      }
       const dataset = table
         ? { table, instances }
         : { instances, captions: captions!, imagesDir: images! };
@@ -256,11 +260,14 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   default sampler is the reference's Karras–Heun ODE with 100 levels (DDIM: 50 steps).
   example: infodiff intervene --model sd21-onnx --items coco100.json --results edit.jsonl`,
     options: {
-      ...STUDY_OPTIONS,
+      ...INTERVENTION_OPTIONS,
       items: string,
-      sampler: string,
-      steps: string,
-      guidance: string,
+      sampler: choiceOf(
+        ["karras-heun", "ddim"] satisfies readonly InterventionSampler[],
+        "sampler",
+      ),
+      steps: NUMBER,
+      guidance: NUMBER,
       placeholder: string,
     },
     async run(values, _positionals, log) {
@@ -313,11 +320,11 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       model: string,
       rows: string,
       out: string,
-      samples: string,
-      bins: string,
-      seed: string,
-      device: string,
-      "device-id": string,
+      samples: NUMBER,
+      bins: NUMBER,
+      seed: NUMBER,
+      device,
+      "device-id": NUMBER,
       quiet: boolean,
     },
     async run(values, _positionals, log) {
