@@ -6,7 +6,12 @@
  */
 import { existsSync } from "node:fs";
 import { cudaOnlyOps } from "./cuda-only-ops.ts";
-import { explainWebGpuFailure, type WebGpuAdapter, webgpuAdapter } from "./webgpu.ts";
+import {
+  createQuietly,
+  explainWebGpuFailure,
+  type WebGpuAdapter,
+  webgpuAdapter,
+} from "./webgpu.ts";
 import { dirname, join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { InferenceSession } from "npm:onnxruntime-node@1.30.0";
@@ -127,8 +132,11 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
       return;
     }
     device = "cpu";
+    const webgpu = found
+      ? `WebGPU has only a software adapter (${found.description})`
+      : "WebGPU has no adapter";
     warn(
-      `infodiff: CUDA is not available (${reason}); running on the CPU. ` +
+      `infodiff: CUDA is not available (${reason}); ${webgpu}; running on the CPU. ` +
         `Pass device: "cpu" (--device cpu) to silence this, or see the README to install the CUDA ` +
         `provider.`,
     );
@@ -213,10 +221,11 @@ async function createOn(
       ? { extra: { session: { model_external_initializers_file_folder_path: dirname(path) } } }
       : {}),
   };
+  const create = () =>
+    bytes ? InferenceSession.create(bytes, options) : InferenceSession.create(path, options);
   try {
-    return await (bytes
-      ? InferenceSession.create(bytes, options)
-      : InferenceSession.create(path, options));
+    // Dawn and the Vulkan drivers print to the native stderr; lines that report no error are dropped
+    return await (device === "webgpu" ? createQuietly(create) : create());
   } catch (error) {
     if (device === "cuda") {
       throw new ModelLoadError(

@@ -22,9 +22,13 @@ interface GpuLike {
   >;
 }
 
+let probed: Promise<WebGpuAdapter | undefined> | undefined;
+
 /**
  * The adapter WebGPU would use, or undefined when there is none (no loader, no driver, or a Deno
- * without WebGPU).
+ * without WebGPU). Sought once per process, quietly: what the graphics libraries print to the
+ * native stderr meanwhile (libwayland's "error: XDG_RUNTIME_DIR is invalid or not set" on a
+ * headless machine, the Vulkan loader's debug lines) is not shown, since the adapter is the answer.
  *
  * @example
  * ```ts
@@ -33,11 +37,18 @@ interface GpuLike {
  * console.assert(adapter === undefined || typeof adapter.description === "string");
  * ```
  */
-export async function webgpuAdapter(): Promise<WebGpuAdapter | undefined> {
+export function webgpuAdapter(): Promise<WebGpuAdapter | undefined> {
+  probed ??= probeAdapter();
+  return probed;
+}
+
+async function probeAdapter(): Promise<WebGpuAdapter | undefined> {
   const gpu = (globalThis.navigator as unknown as { gpu?: GpuLike } | undefined)?.gpu;
   if (!gpu) return undefined;
   try {
-    const adapter = await gpu.requestAdapter();
+    const { result } = await withNativeStderr(() => gpu.requestAdapter());
+    if (result.status === "rejected") return undefined;
+    const adapter = result.value;
     if (!adapter) return undefined;
     const info = adapter.info ?? {};
     const description = info.description || info.device || "unknown adapter";
@@ -47,6 +58,123 @@ export async function webgpuAdapter(): Promise<WebGpuAdapter | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Native stderr lines of Dawn and the drivers that report no error: libwayland's when a driver looks
+ * for a display on a headless machine, and Dawn's notes on limits it lowers.
+ */
+const HARMLESS_LINES = [
+  /XDG_RUNTIME_DIR is invalid or not set in the environment/,
+  /artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit/,
+];
+
+/**
+ * Creates a WebGPU session with the native stderr captured, and passes on what Dawn and the drivers
+ * printed except the lines that report no error (HARMLESS_LINES).
+ *
+ * @example
+ * ```ts
+ * import { createQuietly } from "./webgpu.ts";
+ * console.assert((await createQuietly(() => Promise.resolve(42))) === 42);
+ * ```
+ */
+export async function createQuietly<T>(create: () => Promise<T>): Promise<T> {
+  const { result, text } = await withNativeStderr(create);
+  const kept = (text ?? "").split("\n").filter((line) =>
+    line.trim() !== "" && !HARMLESS_LINES.some((harmless) => harmless.test(line))
+  );
+  if (kept.length > 0) Deno.stderr.writeSync(new TextEncoder().encode(kept.join("\n") + "\n"));
+  if (result.status === "rejected") throw result.reason;
+  return result.value;
+}
+
+const LIBC = {
+  dup: { parameters: ["i32"], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  mkstemp: { parameters: ["buffer"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+} as const;
+type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
+let libc: Libc | null | undefined;
+
+/** The C library (Linux, macOS), or null where it cannot be opened (other systems, no --allow-ffi). */
+function openLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  const name = Deno.build.os === "linux"
+    ? "libc.so.6"
+    : Deno.build.os === "darwin"
+    ? "libSystem.B.dylib"
+    : undefined;
+  try {
+    libc = name ? Deno.dlopen(name, LIBC).symbols : null;
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+let capturing: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `fn` with file descriptor 2 pointed at an unlinked temporary file — Dawn, wgpu, the Vulkan
+ * loader and drivers write there directly, past Deno — and returns its outcome and what was
+ * written; `text` is undefined where the C library cannot be used (then nothing is captured).
+ * Captures run one at a time; what JavaScript writes to stderr meanwhile is captured too.
+ */
+function withNativeStderr<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: PromiseSettledResult<T>; text: string | undefined }> {
+  const run = capturing.then(async () => {
+    const c = openLibc();
+    const file = c ? redirectStderr(c) : undefined;
+    let result: PromiseSettledResult<T>;
+    try {
+      result = { status: "fulfilled", value: await fn() };
+    } catch (reason) {
+      result = { status: "rejected", reason };
+    }
+    return { result, text: c && file ? restoreStderr(c, file) : undefined };
+  });
+  capturing = run.catch(() => {});
+  return run;
+}
+
+/** Points fd 2 at a new unlinked temporary file; undefined (nothing changed) when that fails. */
+function redirectStderr(c: Libc): { fd: number; saved: number } | undefined {
+  let folder = "/tmp";
+  try {
+    folder = Deno.env.get("TMPDIR") || folder;
+  } catch { /* no --allow-env: /tmp */ }
+  const template = new TextEncoder().encode(`${folder}/infodiff-stderr-XXXXXX\0`);
+  const fd = c.mkstemp(template);
+  if (fd < 0) return undefined;
+  c.unlink(template);
+  const saved = c.dup(2);
+  if (saved < 0 || c.dup2(fd, 2) < 0) {
+    if (saved >= 0) c.close(saved);
+    c.close(fd);
+    return undefined;
+  }
+  return { fd, saved };
+}
+
+/** Points fd 2 back where it was and returns what the file received. */
+function restoreStderr(c: Libc, { fd, saved }: { fd: number; saved: number }): string {
+  c.dup2(saved, 2);
+  c.close(saved);
+  c.lseek(fd, 0n, 0);
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(1 << 16);
+  for (let n; (n = Number(c.read(fd, buffer, BigInt(buffer.length)))) > 0;) {
+    chunks.push(buffer.slice(0, n));
+  }
+  c.close(fd);
+  const decoder = new TextDecoder();
+  return chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join("") + decoder.decode();
 }
 
 /** Whether the Vulkan loader can be opened (FFI permission needed; undefined when not allowed). */
