@@ -237,7 +237,7 @@ Deno.test("a fused-attention export is refused with how to export an unfused one
   }
 });
 
-Deno.test("wordAttention equals the fixture's closed form at sampled α and along the DDIM inversion, and concentrates where the keys point", async () => {
+Deno.test("wordAttention equals the fixture's closed form at sampled α and along the DDIM regeneration, and concentrates where the keys point", async () => {
   const model = await load(TINY);
   try {
     const data = Float32Array.from(truth.sample.slice(0, 192));
@@ -252,7 +252,7 @@ Deno.test("wordAttention equals the fixture's closed form at sampled α and alon
       const prompt = truth.prompts[c.item];
       const sampled = await wordAttention(model, data, prompt, c.word, { samples: 5, seed: 3 });
       const trajectory = await wordAttention(model, data, prompt, c.word, {
-        at: "trajectory",
+        at: "regeneration",
         steps: 4,
       });
       for (const map of [sampled, trajectory]) {
@@ -438,4 +438,175 @@ Deno.test("DAAM's aggregation: mid block and 8×-coarser maps skipped, bicubic m
   const onlySkipped = new DaamAccumulator([1]);
   onlySkipped.add([mid, coarse]);
   assert.throws(() => onlySkipped.heatmap(8, 8), /mid block or 8× coarser/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Issue 23 (c, d): where the reference gathers DAAM. Known truths, from the reference code:
+// - "Attention+Information" (Info-Decomp `eval_daam_itd.py` 418–427): `logistic_integrate(50,
+//   loc=1, scale=2, clip=3)` — 50 i.i.d. α from the logistic(1, 2) truncated at ±3, one ε each
+//   (`noisy_channel`), every UNet call traced and summed without weights;
+// - "Attention" (`eval_daam.py` 418–433): `forward_diffusion` (the 50-step DDIM inversion) runs
+//   outside `trace`, and only `backward_diffusion` (the regeneration from its x_T) is traced.
+// The recording fake (tests/attention-fake.ts) says which calls were gathered.
+
+const SIGMOID = (x: number) => 1 / (1 + Math.exp(-x));
+/** CDF of the logistic(1, 2) truncated at ±3, α ∈ [−5, 7]. */
+const referenceCdf = (alpha: number) =>
+  (SIGMOID((alpha - 1) / 2) - SIGMOID(-3)) / (SIGMOID(3) - SIGMOID(-3));
+
+Deno.test("attention at sampled noise: 50 i.i.d. α from the logistic(1, 2, clip 3), one ε each, summed without weights", async () => {
+  const { recordingAttentionModel, callItems, expectedRawMap } = await import(
+    "./attention-fake.ts"
+  );
+  const { model, calls } = recordingAttentionModel();
+  const data = Float32Array.from({ length: 16 }, (_, p) => (p % 4 < 2 ? 1 : -1));
+  const map = await wordAttention(model, data, "a red circle", "red", {
+    seed: 4,
+    normalize: false,
+  });
+  assert.ok(calls.every((c) => c.kind === "attention"));
+  const items = callItems(calls);
+  assert.equal(items.length, 50);
+  // i.i.d.: every draw its own α, inside the reference's interval [−5, 7] (the fake's trained
+  // range is [−8, 8]: a range-fitted law would reach beyond it)
+  assert.equal(new Set(items.map((i) => i.logSnr)).size, 50);
+  assert.ok(items.every((i) => i.logSnr >= -5 && i.logSnr <= 7), items.map((i) => i.logSnr).join());
+  // one ε each, not antithetic pairs: ε = (z − √σ(α)·x)/√σ(−α)
+  const eps = items.map((i) =>
+    Array.from(
+      i.noisy,
+      (z, p) => (z - Math.sqrt(SIGMOID(i.logSnr)) * data[p]) / Math.sqrt(SIGMOID(-i.logSnr)),
+    )
+  );
+  assert.ok(eps[1].some((e, p) => Math.abs(e + eps[0][p]) > 1e-3), "draw 1 is not −ε of draw 0");
+  // the raw map is the plain mean over the 50 gathered calls: no importance weights
+  const expected = expectedRawMap(items.map((i) => i.noisy));
+  const worst = Math.max(...map.data.map((v, p) => Math.abs(v - expected.data[p])));
+  assert.ok(worst < 1e-6, `max |Δ| = ${worst}`);
+
+  // the law: Kolmogorov–Smirnov against the truncated logistic's closed-form CDF, 4,000 draws
+  calls.length = 0;
+  await wordAttention(model, data, "a red circle", "red", { seed: 9, samples: 4000 });
+  const alphas = callItems(calls).map((i) => i.logSnr).sort((a, b) => a - b);
+  assert.equal(alphas.length, 4000);
+  let ks = 0;
+  alphas.forEach((a, k) => {
+    const f = referenceCdf(a);
+    ks = Math.max(ks, Math.abs(f - k / alphas.length), Math.abs(f - (k + 1) / alphas.length));
+  });
+  // 1.95/√n: the 0.1 % critical value
+  assert.ok(ks < 1.95 / Math.sqrt(alphas.length), `KS distance ${ks}`);
+});
+
+Deno.test("attention at sampled noise follows other draws only when asked: the estimator's design and law", async () => {
+  const { recordingAttentionModel, callItems } = await import("./attention-fake.ts");
+  const { model, calls } = recordingAttentionModel();
+  const data = new Float32Array(16);
+  await wordAttention(model, data, "a red circle", "red", {
+    seed: 2,
+    samples: 8,
+    draws: { design: "stratified-antithetic" },
+  });
+  const items = callItems(calls);
+  assert.equal(items.length, 8);
+  // the schedule-aware logistic of the fake's range [−8, 8] at clip 3, one α per antithetic pair,
+  // one per quantile stratum of 4
+  const alphas = items.map((i) => i.logSnr);
+  for (let g = 0; g < 4; g++) {
+    assert.equal(alphas[2 * g], alphas[2 * g + 1]);
+    const u = (SIGMOID(alphas[2 * g] / (16 / 6)) - SIGMOID(-3)) / (SIGMOID(3) - SIGMOID(-3));
+    assert.ok(u >= g / 4 - 1e-12 && u < (g + 1) / 4 + 1e-12, `α ${alphas[2 * g]} in stratum ${g}`);
+  }
+  await assert.rejects(
+    () => wordAttention(model, data, "a red circle", "red", { draws: "mine" as never }),
+    /attention draws must be "reference" or estimator options/,
+  );
+});
+
+Deno.test("attention along the regeneration: the traced calls are the DDIM regeneration's, after an untraced inversion", async () => {
+  const { recordingAttentionModel, callItems, expectedRawMap } = await import(
+    "./attention-fake.ts"
+  );
+  const { ddimBatch } = await import("../src/generation/ddim.ts");
+  const prompt = "a red circle", steps = 10;
+  const data = Float32Array.from({ length: 16 }, (_, p) => (p % 4 < 2 ? 0.9 : -0.9));
+  // the reference run: DDIM inversion, then the regeneration from its x_T, nothing traced
+  const plain = recordingAttentionModel();
+  const [xT] = await ddimBatch(plain.model, [{ prompt, start: data }], "invert", { steps });
+  await ddimBatch(plain.model, [{ prompt, start: xT }], "generate", { steps });
+  const inversion = plain.calls.slice(0, steps), regeneration = plain.calls.slice(steps);
+  assert.equal(regeneration.length, steps);
+  const same = (got: typeof plain.calls, want: typeof plain.calls) => {
+    assert.equal(got.length, want.length);
+    got.forEach((c, k) => {
+      assert.deepEqual(c.logSnr, want[k].logSnr, `call ${k}`);
+      assert.deepEqual(c.noisy, want[k].noisy, `call ${k}`);
+    });
+  };
+
+  const traced = recordingAttentionModel();
+  const map = await wordAttention(traced.model, data, prompt, "red", {
+    at: "regeneration",
+    steps,
+    normalize: false,
+  });
+  // the inversion's calls went to predictNoise, then the regeneration's through attention
+  assert.deepEqual(
+    traced.calls.map((c) => c.kind),
+    [...Array(steps).fill("noise"), ...Array(steps).fill("attention")],
+  );
+  same(traced.calls.slice(0, steps), inversion);
+  same(traced.calls.slice(steps), regeneration);
+  // the regeneration runs from the noisiest level down
+  assert.ok(regeneration[0].logSnr[0] < regeneration[steps - 1].logSnr[0]);
+  const expected = expectedRawMap(callItems(regeneration).map((i) => i.noisy));
+  const worst = Math.max(...map.data.map((v, p) => Math.abs(v - expected.data[p])));
+  assert.ok(worst < 1e-6, `max |Δ| = ${worst}`);
+
+  // "inversion" traces the inversion itself, and nothing else runs
+  const alongInversion = recordingAttentionModel();
+  await wordAttention(alongInversion.model, data, prompt, "red", { at: "inversion", steps });
+  assert.ok(alongInversion.calls.every((c) => c.kind === "attention"));
+  same(alongInversion.calls, inversion);
+  await assert.rejects(
+    () => wordAttention(traced.model, data, prompt, "red", { at: "trajectory" as never }),
+    /unknown attention gathering at: "trajectory"; expected one of sampled, regeneration, inversion/,
+  );
+});
+
+Deno.test("a traced run given as trace gathers only the items conditioned on the prompt, in the calls that run anyway", async () => {
+  const { recordingAttentionModel, callItems, expectedRawMap } = await import(
+    "./attention-fake.ts"
+  );
+  const { model, calls } = recordingAttentionModel();
+  const data = new Float32Array(16).fill(0.5);
+  const map = await wordAttention(model, data, "a red circle", "red", {
+    at: "regeneration",
+    normalize: false,
+    // two prompts in every call; only "a red circle"'s items are gathered
+    trace: async (traced) => {
+      const d = 16;
+      for (const logSnr of [-2, 0, 3]) {
+        const [red, blue] = await Promise.all(
+          ["a red circle", "a blue circle"].map((p) => traced.encode(p)),
+        );
+        await traced.predictNoise({
+          noisy: Float32Array.from({ length: 2 * d }, (_, j) => (j < d ? logSnr : -logSnr)),
+          logSnr: new Float64Array([logSnr, logSnr]),
+          conditions: [red, blue],
+        });
+      }
+      // a call without the prompt is the model's own
+      await traced.predictNoise({
+        noisy: new Float32Array(d),
+        logSnr: new Float64Array([1]),
+        conditions: [await traced.encode("a blue circle")],
+      });
+    },
+  });
+  assert.deepEqual(calls.map((c) => c.kind), ["attention", "attention", "attention", "noise"]);
+  const gathered = callItems(calls.slice(0, 3)).filter((i) => i.prompt === "a red circle");
+  const expected = expectedRawMap(gathered.map((i) => i.noisy));
+  const worst = Math.max(...map.data.map((v, p) => Math.abs(v - expected.data[p])));
+  assert.ok(worst < 1e-6, `max |Δ| = ${worst}`);
 });

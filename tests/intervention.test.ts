@@ -257,3 +257,72 @@ Deno.test("the edit replaces every occurrence and the plural, as the reference's
   assert.equal(interventionPrompts(item, "").context, "A and two near a 's bed, no hotdogs");
   assert.throws(() => interventionPrompts({ caption: "a cat", word: "dog" }), /not in the prompt/);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Issue 23 (d): the reference traces DAAM inside its Karras–Heun regeneration of the
+// reconstruction (`image_edit.py` 104–106: `trace(sdm.sdm_pipe)` around `utils.generate(…,
+// latent_real, prompt)`), not along a separate DDIM run. Known truth, with the recording fake of
+// tests/attention-fake.ts: the traced calls are exactly the regeneration's calls, and a study with
+// attention makes exactly the calls of one without.
+
+Deno.test("interventions gather attention inside their own regeneration: the reconstruction's items, no extra model call", async () => {
+  const { recordingAttentionModel, callItems, expectedRawMap } = await import(
+    "./attention-fake.ts"
+  );
+  const { heunBatch } = await import("../src/generation/karras-heun.ts");
+  const { ddimBatch } = await import("../src/generation/ddim.ts");
+  const caption = "a red circle", edited = "a _ circle";
+  const image = Float32Array.from({ length: 16 }, (_, p) => (p % 4 < 2 ? 0.9 : -0.9));
+  const item = { image, caption, word: "red" };
+  for (const sampler of ["karras-heun", "ddim"] as const) {
+    const options = { steps: 8, samples: 8, sampler };
+    const run = sampler === "ddim" ? ddimBatch : heunBatch;
+    const on = recordingAttentionModel();
+    const result = await interveneOne(on.model, item, options);
+    const off = recordingAttentionModel();
+    await interveneOne(off.model, item, { ...options, attention: false });
+    // the same calls, in number, order and noise level: tracing adds none
+    assert.deepEqual(on.calls.map((c) => c.logSnr), off.calls.map((c) => c.logSnr), sampler);
+    // the traced calls are the regeneration's, from the inversion's state, both prompts together
+    const plain = recordingAttentionModel();
+    const [noise] = await run(plain.model, [{ prompt: caption, start: image }], "invert", {
+      steps: 8,
+    });
+    const inverted = plain.calls.length;
+    await run(
+      plain.model,
+      [{ prompt: caption, start: noise }, { prompt: edited, start: noise }],
+      "generate",
+      { steps: 8 },
+    );
+    const regeneration = plain.calls.slice(inverted);
+    const traced = on.calls.filter((c) => c.kind === "attention");
+    assert.equal(traced.length, regeneration.length, sampler);
+    traced.forEach((c, k) => {
+      assert.deepEqual(c.logSnr, regeneration[k].logSnr, `${sampler} call ${k}`);
+      assert.deepEqual(c.noisy, regeneration[k].noisy, `${sampler} call ${k}`);
+      assert.deepEqual(c.prompts, [caption, edited]);
+    });
+    // DAAM's raw map over the reconstruction's items only
+    const expected = expectedRawMap(
+      callItems(regeneration).filter((i) => i.prompt === caption).map((i) => i.noisy),
+    );
+    const worst = Math.max(
+      ...result.record.attentionMap!.map((v, p) => Math.abs(v - expected.data[p])),
+    );
+    assert.ok(worst < 1e-6, `${sampler}: max |Δ| = ${worst}`);
+  }
+  // attentionAt: "inversion" traces the inversion's calls instead, still with no extra call
+  const inv = recordingAttentionModel();
+  await interveneOne(inv.model, item, { steps: 8, samples: 8, attentionAt: "inversion" });
+  const heunCalls = 2 * 7; // 8 levels: 7 Heun steps of two calls
+  assert.deepEqual(
+    inv.calls.slice(0, heunCalls + 1).map((c) => c.kind),
+    [...Array(heunCalls).fill("attention"), "noise"],
+  );
+  await assert.rejects(
+    () =>
+      interveneOne(inv.model, item, { steps: 8, samples: 8, attentionAt: "trajectory" as never }),
+    /unknown attentionAt "trajectory"; expected one of "sampled", "regeneration", "inversion"/,
+  );
+});

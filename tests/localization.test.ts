@@ -190,16 +190,18 @@ Deno.test("localize: bad rows (missing image, word not in caption, no mask) are 
 });
 
 Deno.test("localize: each attention method gathers where its name says; infodiff-combined = normalised sum", async () => {
-  // a provider returning the ground truth along the inversion and its complement at the sampled
+  // a provider returning the ground truth along the regeneration and its complement at the sampled
   // noise levels (the oracle's prepare hands back the row's own data array, so it names the row)
   const truthOf = new Map(rows.map((r) => [r.data!, r.groundTruth().mask]));
   const asked: string[] = [];
   const provider: AttentionProvider = {
     supportsAttention: () => true,
     wordAttention: (_m, data, _p, _w, options) => {
-      asked.push(`${options.at}:${options.at === "trajectory" ? options.steps : options.samples}`);
+      asked.push(
+        `${options.at}:${options.at === "regeneration" ? options.steps : options.samples}`,
+      );
       const mask = truthOf.get(data)!;
-      const values = options.at === "trajectory" ? mask : mask.map((v) => 1 - v);
+      const values = options.at === "regeneration" ? mask : mask.map((v) => 1 - v);
       return Promise.resolve(new Heatmap(32, 32, Float32Array.from(values)));
     },
   };
@@ -212,8 +214,9 @@ Deno.test("localize: each attention method gathers where its name says; infodiff
     methods: [...LOCALIZATION_METHODS],
   });
   assert.equal(asked.length, 6);
-  assert.equal(asked.filter((a) => a === "trajectory:20").length, 3);
-  assert.equal(asked.filter((a) => a === "sampled:8").length, 3);
+  assert.equal(asked.filter((a) => a === "regeneration:20").length, 3);
+  // the reference's draws by default: wordAttention's own count (50), not the study's 8
+  assert.equal(asked.filter((a) => a === "sampled:undefined").length, 3);
   assert.equal(result.method("attention").mIoU, 1);
   assert.equal(result.method("attention-at-sampled-noise").mIoU, 0); // the complement: IoU 0
   const maps = result.maps(picked[0].id)!;
@@ -354,4 +357,124 @@ Deno.test("50 thresholds find the best global mIoU that the 5-value grid misses 
   assert.equal(fine.index, 25); // 0.1 + 25·0.4/49 = 0.30408…, the only candidate in the window
   const coarse = [0.1, 0.2, 0.3, 0.4, 0.5];
   assert.equal(selectGlobalThreshold([thresholdIous(map, mask, coarse)], coarse).mIoU, 2 / 3);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Issue 23 (c, d): the attention baselines gather where the reference does — "Attention" along the
+// regeneration (`eval_daam.py`), "Attention+Information" at 50 α from the logistic(1, 2, clip 3)
+// (`eval_daam_itd.py`) unless the study's own draws are asked for — and the header says which.
+
+Deno.test("localize: sampled-noise attention draws the reference's law by default, the study's on request; the header records which", async () => {
+  const { recordingAttentionModel, callItems } = await import("./attention-fake.ts");
+  const row = (id: string): LocalizationRow => ({
+    id,
+    image: id,
+    caption: "a red circle",
+    word: "red",
+    category: "circle",
+    data: Float32Array.from({ length: 16 }, (_, p) => (p % 4 < 2 ? 1 : -1)),
+    groundTruth: () => ({
+      mask: Uint8Array.from({ length: 16 }, (_, p) => (p % 4 < 2 ? 1 : 0)),
+      width: 4,
+      height: 4,
+    }),
+  });
+  const header = async (file: string) =>
+    JSON.parse((await Deno.readTextFile(file)).split("\n")[0]).settings;
+  const dir = await Deno.makeTempDir();
+  const base = {
+    samples: 6,
+    methods: ["attention-at-sampled-noise"] as const,
+    design: "stratified-antithetic" as const,
+  };
+
+  const reference = recordingAttentionModel();
+  const file = join(dir, "reference.jsonl");
+  await localizationStudy(reference.model, [row("r")], { ...base, results: file });
+  const drawn = callItems(reference.calls.filter((c) => c.kind === "attention"));
+  assert.equal(drawn.length, 50);
+  assert.equal(new Set(drawn.map((i) => i.logSnr)).size, 50); // i.i.d., no antithetic pairs
+  assert.ok(drawn.every((i) => i.logSnr >= -5 && i.logSnr <= 7));
+  assert.deepEqual((await header(file)).attentionAtSampledNoise, {
+    draws: "reference",
+    samples: 50,
+    design: "iid",
+    proposal: "logistic",
+    logSnr: { loc: 1, scale: 2, clip: 3 },
+    drawsPerLogSnr: 1,
+    allowOutsideTrainedRange: true,
+  });
+  assert.equal((await header(file)).attentionAt, "regeneration");
+
+  const study = recordingAttentionModel();
+  const studyFile = join(dir, "study.jsonl");
+  await localizationStudy(study.model, [row("r")], {
+    ...base,
+    attentionDraws: "study",
+    results: studyFile,
+  });
+  const own = callItems(study.calls.filter((c) => c.kind === "attention"));
+  // the study's 6 draws, stratified-antithetic: α shared in pairs
+  assert.equal(own.length, 6);
+  for (let g = 0; g < 3; g++) assert.equal(own[2 * g].logSnr, own[2 * g + 1].logSnr);
+  assert.deepEqual((await header(studyFile)).attentionAtSampledNoise, { draws: "study" });
+  // a file of one law is not resumed under the other
+  await assert.rejects(
+    () =>
+      localizationStudy(study.model, [row("r")], {
+        ...base,
+        results: file,
+        attentionDraws: "study",
+      }),
+    /attentionAtSampledNoise/,
+  );
+  await assert.rejects(
+    () => localizationStudy(study.model, [row("r")], { ...base, attentionDraws: "mine" as never }),
+    /attentionDraws must be "reference" .* or "study"/,
+  );
+});
+
+Deno.test("localize: the attention method's maps come from the DDIM regeneration's calls, not the inversion's", async () => {
+  const { recordingAttentionModel, callItems, expectedRawMap } = await import(
+    "./attention-fake.ts"
+  );
+  const { model, calls } = recordingAttentionModel();
+  const data = Float32Array.from({ length: 16 }, (_, p) => (p < 8 ? 0.8 : -0.8));
+  const row: LocalizationRow = {
+    id: "r",
+    image: "r",
+    caption: "a blue square",
+    word: "blue",
+    category: "square",
+    data,
+    groundTruth: () => ({
+      mask: Uint8Array.from({ length: 16 }, (_, p) => (p < 8 ? 1 : 0)),
+      width: 4,
+      height: 4,
+    }),
+  };
+  const result = await localizationStudy(model, [row], {
+    samples: 2,
+    methods: ["attention"],
+    attentionSteps: 7,
+    keepMaps: true,
+  });
+  assert.equal(result.failures.length, 0, JSON.stringify(result.failures));
+  // 7 untraced inversion calls, then the 7 calls of the regeneration, traced
+  const attentionCalls = calls.filter((c) => c.kind === "attention");
+  assert.equal(attentionCalls.length, 7);
+  const { ddimBatch } = await import("../src/generation/ddim.ts");
+  const plain = recordingAttentionModel();
+  const [xT] = await ddimBatch(plain.model, [{ prompt: row.caption, start: data }], "invert", {
+    steps: 7,
+  });
+  await ddimBatch(plain.model, [{ prompt: row.caption, start: xT }], "generate", { steps: 7 });
+  attentionCalls.forEach((c, k) =>
+    assert.deepEqual(c.noisy, plain.calls[7 + k].noisy, `call ${k}`)
+  );
+  // the study's map is that map, normalised (the data grid is the mask's: no resize)
+  const expected = expectedRawMap(callItems(plain.calls.slice(7)).map((i) => i.noisy)).normalize();
+  const got = result.maps("r")!.attention!;
+  const worst = Math.max(...got.data.map((v, p) => Math.abs(v - expected.data[p])));
+  assert.ok(worst < 1e-5, `max |Δ| = ${worst}`);
 });

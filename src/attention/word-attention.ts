@@ -2,13 +2,16 @@
  * DAAM-style attention maps of a word (REFERENCE §10): the cross-attention probabilities of every
  * cross-attention layer, gathered over noise levels, upsampled bicubically to a common grid,
  * averaged over layers and heads and over the word's sub-tokens, at data resolution, min–max
- * normalised. The attention baseline of the localization and intervention studies.
+ * normalised. The attention baseline of the localization and intervention studies, gathered where
+ * the reference gathers it (Info-Decomp `scripts/eval_daam.py`, `eval_daam_itd.py`,
+ * `image_edit.py`): along the regeneration of the data's inversion, or at α drawn from the
+ * reference's logistic.
  *
  * @module
  */
 import { InvalidArgumentError, ModelRuntimeError, PromptError } from "../errors.ts";
 import { modelDrawBlocks, noisyData } from "../estimators/draws.ts";
-import { resolveOptions } from "../estimators/options.ts";
+import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
 import { ddimBatch } from "../generation/ddim.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import type {
@@ -17,43 +20,88 @@ import type {
   Denoiser,
   NoiseBatch,
 } from "../models/denoiser.ts";
-import { checkModelData } from "../models/denoiser.ts";
+import { checkModelData, withMembers } from "../models/denoiser.ts";
+import { REFERENCE_LOG_SNR } from "../numerics/log-snr.ts";
 import { phraseOccurrences } from "../text/prompt.ts";
 import { requireAttention } from "./capability.ts";
 
 /**
- * Where attention is gathered, in one frozen table: at the estimators' sampled (α, ε) draws, or
- * along the DDIM inversion trajectory.
+ * Where attention is gathered, in one frozen table: at sampled (α, ε) draws of the data
+ * (`"sampled"`, the paper's "Attention+Information"), along the regeneration of the data's
+ * deterministic inversion (`"regeneration"`, the paper's "Attention": `eval_daam.py` traces the
+ * denoising run only), or along the inversion itself (`"inversion"`).
  *
  * @example
  * ```ts
  * import { ATTENTION_GATHERING } from "./word-attention.ts";
- * console.assert(ATTENTION_GATHERING.length === 2);
+ * console.assert(ATTENTION_GATHERING.join() === "sampled,regeneration,inversion");
  * ```
  */
-export const ATTENTION_GATHERING: readonly ["sampled", "trajectory"] = Object.freeze(
-  ["sampled", "trajectory"] as const,
-);
+export const ATTENTION_GATHERING: readonly ["sampled", "regeneration", "inversion"] = Object
+  .freeze(["sampled", "regeneration", "inversion"] as const);
 
 /** One of {@link ATTENTION_GATHERING}. */
 export type AttentionGathering = typeof ATTENTION_GATHERING[number];
 
+/**
+ * The reference's number of sampled-noise draws (`eval_daam_itd_configs.py`: `infer_step` 50).
+ */
+export const REFERENCE_ATTENTION_SAMPLES = 50;
+
+/**
+ * The reference's sampled-noise draws (`eval_daam_itd.py` 418–427): i.i.d. α from the logistic
+ * with loc 1, scale 2, clip 3 (`logistic_integrate(npoints=steps, loc=1.0, scale=2.0, clip=3.0)`,
+ * fixed, whatever the model's range), one ε each; DAAM sums the maps without weights. α beyond a
+ * model's trained range is evaluated at the nearest end timestep (with a warning), as the
+ * reference's `logsnr2t` does.
+ *
+ * @example
+ * ```ts
+ * import { REFERENCE_ATTENTION_DRAWS } from "./word-attention.ts";
+ * console.assert(REFERENCE_ATTENTION_DRAWS.design === "iid" && REFERENCE_ATTENTION_DRAWS.logSnr?.clip === 3);
+ * ```
+ */
+export const REFERENCE_ATTENTION_DRAWS: AttentionDrawOptions = Object.freeze({
+  design: "iid",
+  proposal: "logistic",
+  logSnr: REFERENCE_LOG_SNR,
+  drawsPerLogSnr: 1,
+  allowOutsideTrainedRange: true,
+});
+
+/** The estimator options that lay out sampled-noise draws (their count and seed are given apart). */
+export type AttentionDrawOptions = Omit<
+  EstimatorOptions,
+  "samples" | "seed" | "precision" | "batchSize" | "onProgress"
+>;
+
 /** Options of {@link wordAttention}. */
 export interface WordAttentionOptions {
   /**
-   * Where the attention is gathered: `"sampled"` (default) at the estimators' (α, ε) draws
-   * (α from the model's default proposal — its calibrated model profile, not a word's — and the
-   * data noised with ε; the same draws as an estimate with that proposal, same seed, on models
-   * with per-item timesteps), or `"trajectory"` at every step of the deterministic DDIM
-   * inversion of the data under the prompt (DAAM's sum over denoising steps).
+   * Where the attention is gathered (default `"sampled"`): at sampled (α, ε) draws of the data
+   * (the data noised with ε at α, `draws`), along the DDIM regeneration of the data's DDIM
+   * inversion under the prompt (`"regeneration"`: the inversion untraced, then every step of the
+   * regeneration from its x_T, as `eval_daam.py`), or along the DDIM inversion (`"inversion"`).
    */
   readonly at?: AttentionGathering;
-  /** number of (α, ε) draws for `"sampled"` (default 100, as the estimators) */
+  /** number of (α, ε) draws for `"sampled"` (default 50, the reference's) */
   readonly samples?: number;
   /** seed of the draws for `"sampled"` (default 0) */
   readonly seed?: number;
-  /** DDIM steps for `"trajectory"` (default 50) */
+  /**
+   * how the `"sampled"` draws are laid out: `"reference"` (default, {@link REFERENCE_ATTENTION_DRAWS})
+   * or estimator options (design, proposal, log-SNR sampling…), whose draws are then those of an
+   * estimate with these options, seed and samples (on models with per-item timesteps)
+   */
+  readonly draws?: "reference" | AttentionDrawOptions;
+  /** DDIM steps of `"regeneration"` and `"inversion"` (default 50, the reference's) */
   readonly steps?: number;
+  /**
+   * the run to trace for `"regeneration"` or `"inversion"`, instead of the DDIM one: called with
+   * a model whose every call also gathers the attention of its items conditioned on `prompt`
+   * (the intervention study passes its own Karras–Heun regeneration, so tracing costs no call)
+   */
+  readonly trace?: (traced: Denoiser) => Promise<unknown>;
   /** items per UNet call (default: the model's batch size) */
   readonly batchSize?: number;
   /**
@@ -67,10 +115,10 @@ export interface WordAttentionOptions {
  * The attention map of a word of the prompt on the data (model data space, e.g. a VAE latent),
  * aggregated as DAAM does ({@link DaamAccumulator}): the probabilities of the word's sub-tokens (of
  * every occurrence of the word; a phrase such as "dining table": of all its words), summed over the
- * gathered noise levels; the mid block and 8×-coarser maps skipped; each (layer, head, sub-token)
- * map upsampled bicubically to the data grid and clamped at 0; averaged over (layer, head) and then
- * the sub-tokens; min–max normalised to [0, 1]. Upsample the result to the image size bicubically,
- * as DAAM does: `map.upsample(width, height, { method: "bicubic" })`.
+ * gathered model calls without weights; the mid block and 8×-coarser maps skipped; each (layer,
+ * head, sub-token) map upsampled bicubically to the data grid and clamped at 0; averaged over
+ * (layer, head) and then the sub-tokens; min–max normalised to [0, 1]. Upsample the result to the
+ * image size bicubically, as DAAM does: `map.upsample(width, height, { method: "bicubic" })`.
  *
  * @param model a model whose backend exposes cross-attention (`loadModel` on an unfused export)
  * @param data the model data (`model.prepare(image)`), c·h·w values
@@ -102,73 +150,126 @@ export async function wordAttention(
   const attention = requireAttention(model);
   checkModelData(model.shape, data, "data (from model.prepare(image))");
   const positions = wordTokenPositions(attention, prompt, word);
-  const at = options.at ?? "sampled";
+  const at = checkGathering(options.at ?? "sampled");
   const maps = new DaamAccumulator(positions);
-  const gather = async (batch: NoiseBatch): Promise<Float32Array> => {
-    const prediction = await attention.predict(batch);
-    for (const layers of prediction.layers) maps.add(layers);
-    return prediction.noise;
-  };
   if (at === "sampled") {
-    await gatherAtSampledLogSnr(model, data, prompt, options, gather);
-  } else if (at === "trajectory") {
-    await gatherAlongInversion(model, data, prompt, options, gather);
+    await gatherAtSampledLogSnr(model, attention, data, prompt, options, maps);
   } else {
-    throw new InvalidArgumentError(
-      `unknown attention gathering at: "${at}"; expected one of ${ATTENTION_GATHERING.join(", ")}`,
-    );
+    const traced = tracedModel(model, attention, prompt, maps, options.batchSize);
+    if (options.trace === undefined) await ddimTrajectory(model, traced, data, prompt, at, options);
+    else if (typeof options.trace === "function") await options.trace(traced);
+    else {
+      throw new InvalidArgumentError(
+        `trace must be a function running a sampler on the model it is given, got ` +
+          `${typeof options.trace}`,
+      );
+    }
   }
   const [, height, width] = model.shape;
   return maps.heatmap(width, height, options.normalize ?? true);
 }
 
-/** Evaluates the UNet at the estimators' (α, ε) draws of the data. */
+/**
+ * The estimator options of the `"sampled"` draws: the reference's ({@link REFERENCE_ATTENTION_DRAWS},
+ * 50 draws) unless `draws` gives others.
+ *
+ * @example
+ * ```ts
+ * import { sampledAttentionOptions } from "./word-attention.ts";
+ * const o = sampledAttentionOptions({ seed: 3 });
+ * console.assert(o.samples === 50 && o.design === "iid" && o.seed === 3);
+ * console.assert(sampledAttentionOptions({ draws: {}, samples: 8 }).design === undefined);
+ * ```
+ */
+export function sampledAttentionOptions(options: WordAttentionOptions): EstimatorOptions {
+  const draws = options.draws ?? "reference";
+  if (draws !== "reference" && (typeof draws !== "object" || draws === null)) {
+    throw new InvalidArgumentError(
+      `attention draws must be "reference" or estimator options, got ${JSON.stringify(draws)}`,
+    );
+  }
+  return {
+    ...(draws === "reference" ? REFERENCE_ATTENTION_DRAWS : draws),
+    samples: options.samples ?? REFERENCE_ATTENTION_SAMPLES,
+    seed: options.seed,
+    batchSize: options.batchSize,
+  };
+}
+
+/** Evaluates the UNet at the (α, ε) draws of the data: every item gathered, without weights. */
 async function gatherAtSampledLogSnr(
   model: Denoiser,
+  attention: CrossAttention,
   data: Float32Array,
   prompt: string,
   options: WordAttentionOptions,
-  gather: (batch: NoiseBatch) => Promise<Float32Array>,
+  maps: DaamAccumulator,
 ): Promise<void> {
-  const resolved = resolveOptions(model, {
-    samples: options.samples,
-    seed: options.seed,
-    batchSize: options.batchSize,
-  });
+  const resolved = resolveOptions(model, sampledAttentionOptions(options));
   const condition = await model.encode(prompt);
   for (const block of modelDrawBlocks(model, resolved, resolved.batchSize)) {
-    await gather({
+    const prediction = await attention.predict({
       noisy: noisyData(data, block),
       logSnr: block.logSnr,
       conditions: new Array(block.count).fill(condition),
     });
+    for (const layers of prediction.layers) maps.add(layers);
   }
 }
 
-/** Runs the DDIM inversion of the data with a model whose every ε̂ call also gathers attention. */
-async function gatherAlongInversion(
+/**
+ * The model seen by a traced run: each call holding an item conditioned on `prompt` goes through
+ * the attention capability (one call, as `predictNoise` would make it) and gathers those items'
+ * maps; other calls are the model's own.
+ */
+function tracedModel(
   model: Denoiser,
+  attention: CrossAttention,
+  prompt: string,
+  maps: DaamAccumulator,
+  batchSize = model.batchSize,
+): Denoiser {
+  return withMembers(model, {
+    batchSize,
+    predictNoise: async (batch: NoiseBatch): Promise<Float32Array> => {
+      const traced = batch.conditions.flatMap((c, i) => c.prompt === prompt ? [i] : []);
+      if (traced.length === 0) return await model.predictNoise(batch);
+      const prediction = await attention.predict(batch);
+      for (const i of traced) maps.add(prediction.layers[i]);
+      return prediction.noise;
+    },
+    // the traced view never owns the model
+    dispose: () => Promise.resolve(),
+  }, "traced model");
+}
+
+/**
+ * The DDIM run of `eval_daam.py`: the inversion of the data under the prompt, then the
+ * regeneration from its x_T; `traced` runs the part that is gathered.
+ */
+async function ddimTrajectory(
+  model: Denoiser,
+  traced: Denoiser,
   data: Float32Array,
   prompt: string,
+  at: "regeneration" | "inversion",
   options: WordAttentionOptions,
-  gather: (batch: NoiseBatch) => Promise<Float32Array>,
 ): Promise<void> {
-  const tapped: Denoiser = {
-    name: model.name,
-    shape: model.shape,
-    logSnrRange: model.logSnrRange,
-    batchSize: options.batchSize ?? model.batchSize,
-    sharedLogSnr: model.sharedLogSnr,
-    imageSize: model.imageSize,
-    // the DDIM ladder follows the model's trained timesteps when it has a schedule
-    schedule: model.schedule,
-    snapLogSnr: model.snapLogSnr?.bind(model),
-    encode: (text) => model.encode(text),
-    predictNoise: gather,
-    prepare: (image) => model.prepare(image),
-    dispose: () => Promise.resolve(),
-  };
-  await ddimBatch(tapped, [{ prompt, start: data }], "invert", { steps: options.steps ?? 50 });
+  const ddim = { steps: options.steps ?? 50 };
+  const invert = at === "inversion" ? traced : model;
+  const [noise] = await ddimBatch(invert, [{ prompt, start: data }], "invert", ddim);
+  if (at === "regeneration") {
+    await ddimBatch(traced, [{ prompt, start: noise }], "generate", ddim);
+  }
+}
+
+function checkGathering(at: string): AttentionGathering {
+  if (!(ATTENTION_GATHERING as readonly string[]).includes(at)) {
+    throw new InvalidArgumentError(
+      `unknown attention gathering at: "${at}"; expected one of ${ATTENTION_GATHERING.join(", ")}`,
+    );
+  }
+  return at as AttentionGathering;
 }
 
 /**

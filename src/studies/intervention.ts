@@ -13,8 +13,10 @@
  *   original image removes the inversion error from the change;
  * - the word's conditional information i(x; w | caption without w) on the original data, as a
  *   number and a map, with the same removal (`placeholder`) as the edit;
- * - the word's DAAM attention map (src/attention, gathered along the DDIM inversion by default),
- *   when the model supports attention; otherwise the attention row says "unavailable".
+ * - the word's DAAM attention map (src/attention), traced by default inside the regeneration of
+ *   the reconstruction, as the reference traces its Heun regeneration (`image_edit.py` 104–106),
+ *   so it costs no model call of its own, when the model supports attention; otherwise the
+ *   attention row says "unavailable".
  *
  * Across items: Pearson r between change and information, at image level (one pair per item) and
  * at pixel level. Pixel level is computed per item (r between the item's change map and its
@@ -27,7 +29,12 @@
  * @module
  */
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
-import type { AttentionGathering } from "../attention/word-attention.ts";
+import {
+  ATTENTION_GATHERING,
+  type AttentionGathering,
+  REFERENCE_ATTENTION_DRAWS,
+  REFERENCE_ATTENTION_SAMPLES,
+} from "../attention/word-attention.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
@@ -90,7 +97,11 @@ export interface InterventionStudyOptions extends StudyOptions {
    * `false`: skip). A model it does not support (the oracles) reports attention "unavailable".
    */
   readonly attention?: AttentionProvider | false;
-  /** where attention is gathered (default "trajectory": DAAM over the DDIM steps) */
+  /**
+   * where attention is gathered: "regeneration" (default, the reference's: traced inside the
+   * regeneration of the reconstruction, the calls the study makes anyway), "inversion" (inside
+   * the inversion) or "sampled" (at the reference's 50 α of `wordAttention`, extra calls)
+   */
   readonly attentionAt?: AttentionGathering;
   /** bootstrap resamples of the correlations' errors (default 1000) */
   readonly resamples?: number;
@@ -136,33 +147,46 @@ export async function interveneOne(
   options: InterventionStudyOptions = {},
 ): Promise<InterventionCase> {
   const { context, edited } = interventionPrompts(item, options.placeholder);
+  const at = attentionGathering(options);
   const original = await model.prepare(item.image);
   const sampler = regenerationSampler(options);
-  const [noise] = await sampler(model, [{ prompt: item.caption, start: original }], "invert");
-  const [reconstruction, editedData] = await sampler(
-    model,
-    [{ prompt: item.caption, start: noise }, { prompt: edited, start: noise }],
-    "generate",
-  );
-  const changeMap = squaredDifferenceMap(model, reconstruction, editedData);
   // each item its own draws (from the study's seed and the item), as in the other studies
   const seed = rowSeed(options.seed ?? 0, original, `${item.caption}\n${item.word}\n${edited}`);
+  const provider = studyAttention(options.attention);
+  const traces = provider?.supportsAttention(model) ? at : undefined;
+  // DAAM's raw map (the reference's image-level attention is its sum, not a normalised map's
+  // mean), traced inside this item's own inversion or regeneration when asked to (`trace`)
+  const wordMap = (gathering: AttentionGathering, trace?: (traced: Denoiser) => Promise<void>) =>
+    provider!.wordAttention(model, original, item.caption, item.word, {
+      at: gathering,
+      seed,
+      trace,
+      normalize: false,
+    });
+  const run: { noise?: Float32Array; regenerated?: Float32Array[] } = {};
+  const invert = async (m: Denoiser) => {
+    [run.noise] = await sampler(m, [{ prompt: item.caption, start: original }], "invert");
+  };
+  const regenerate = async (m: Denoiser) => {
+    const noise = run.noise!;
+    run.regenerated = await sampler(
+      m,
+      [{ prompt: item.caption, start: noise }, { prompt: edited, start: noise }],
+      "generate",
+    );
+  };
+  let attention = traces === "inversion" ? await wordMap("inversion", invert) : undefined;
+  // a provider that does not run the trace it is given leaves the sampler's run to the study
+  if (!run.noise) await invert(model);
+  if (traces === "regeneration") attention = await wordMap("regeneration", regenerate);
+  if (!run.regenerated) await regenerate(model);
+  const noise = run.noise!, [reconstruction, editedData] = run.regenerated!;
+  const changeMap = squaredDifferenceMap(model, reconstruction, editedData);
   const information = await wordInformation(model, original, item.caption, context, {
     ...options,
     seed,
   });
-  const provider = studyAttention(options.attention);
-  // DAAM's raw map: the reference's image-level attention is its sum, not a normalised map's mean
-  const attention = provider?.supportsAttention(model)
-    ? await provider.wordAttention(model, original, item.caption, item.word, {
-      at: options.attentionAt ?? "trajectory",
-      samples: options.samples,
-      seed,
-      // DAAM along a DDIM inversion (the reference traces its Heun regeneration instead)
-      steps: (options.sampler ?? "karras-heun") === "ddim" ? options.steps : undefined,
-      normalize: false,
-    })
-    : undefined;
+  if (traces === "sampled") attention = await wordMap("sampled");
   const record: InterventionRecord = {
     caption: item.caption,
     word: item.word,
@@ -265,6 +289,19 @@ function interventionEstimatorOptions(options: InterventionStudyOptions): Estima
   return { ...estimatorOptions(options), samples: options.samples ?? INTERVENTION_SAMPLES };
 }
 
+/** Where the study gathers attention (default "regeneration"), checked. */
+function attentionGathering(options: InterventionStudyOptions): AttentionGathering {
+  const at = options.attentionAt ?? "regeneration";
+  if (!(ATTENTION_GATHERING as readonly string[]).includes(at)) {
+    throw new InvalidArgumentError(
+      `unknown attentionAt "${at}"; expected one of ${
+        ATTENTION_GATHERING.map((g) => `"${g}"`).join(", ")
+      }`,
+    );
+  }
+  return at;
+}
+
 /** The paper's draws per condition for interventions: 20 α × 120 ε. */
 export const INTERVENTION_SAMPLES = 2400;
 
@@ -321,7 +358,17 @@ export async function interventionStudy(
     placeholder: options.placeholder ?? "_",
     removal: "every occurrence and its plural",
     attention: optionKind(options.attention, "model"),
-    attentionAt: options.attentionAt ?? "trajectory",
+    attentionAt: attentionGathering(options),
+    // at sampled noise: wordAttention's default, the reference's 50 α of `eval_daam_itd.py`
+    ...(attentionGathering(options) === "sampled"
+      ? {
+        attentionAtSampledNoise: {
+          draws: "reference",
+          samples: REFERENCE_ATTENTION_SAMPLES,
+          ...REFERENCE_ATTENTION_DRAWS,
+        },
+      }
+      : {}),
     attentionMap: "raw",
     seeds: "per item",
   });

@@ -7,9 +7,11 @@
  * threshold chosen as the best of 50 evenly spaced in [0.1, 0.5] (the reference's
  * `linspace(0.1, 0.5, 50)`) over the whole dataset — and at a fixed threshold
  * (default 0.4, DAAM's). Methods compared in the same table ({@link LOCALIZATION_METHODS},
- * named for what they are): `information`, `whole-image`, `attention` (DAAM along a DDIM
- * inversion: the paper's "Attention"), `attention-at-sampled-noise` (DAAM at the estimator's
- * sampled α: the paper's "Attention+Information", which adds no information map) and, on request,
+ * named for what they are): `information`, `whole-image`, `attention` (DAAM along the DDIM
+ * regeneration of the image's DDIM inversion: the paper's "Attention", `eval_daam.py`),
+ * `attention-at-sampled-noise` (DAAM while the UNet denoises the image noised at sampled α: the
+ * paper's "Attention+Information", which adds no information map; by default the reference's 50
+ * α from the logistic with loc 1, scale 2, clip 3, `eval_daam_itd.py`) and, on request,
  * `infodiff-combined` (infodiff's own sum of the normalised information and sampled-noise
  * attention maps).
  * The attention methods need an {@link AttentionProvider} that supports the model (by default the
@@ -20,6 +22,11 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
+import {
+  REFERENCE_ATTENTION_DRAWS,
+  REFERENCE_ATTENTION_SAMPLES,
+  type WordAttentionOptions,
+} from "../attention/word-attention.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import { checkFit, type ImageFit, loadImagePixels, resizedImage } from "../images/load-image.ts";
@@ -70,8 +77,18 @@ export interface LocalizationStudyOptions extends StudyOptions {
    * backend exposes it; `false`, or a model without it: the methods are reported as unavailable)
    */
   readonly attention?: AttentionProvider | false;
-  /** DDIM steps of the inversion the `attention` method is gathered along (default 50, the paper's) */
+  /**
+   * DDIM steps of the inversion and of the regeneration the `attention` method is gathered along
+   * (default 50, the paper's)
+   */
   readonly attentionSteps?: number;
+  /**
+   * the draws `attention-at-sampled-noise` (and `infodiff-combined`) gather attention at:
+   * `"reference"` (default, the reference's `eval_daam_itd.py`: 50 i.i.d. α from the logistic
+   * with loc 1, scale 2, clip 3, one ε each, the maps summed without weights) or `"study"` (the
+   * study's own draws: its samples, design, proposal and log-SNR sampling, the row's seed)
+   */
+  readonly attentionDraws?: AttentionDraws;
   /**
    * turns a row without `data` into something `model.prepare` accepts. Default: its `image` path
    * (ONNX models load it). `"pixels"`: decode the file to CHW pixels in [−1, 1] at the model's
@@ -122,6 +139,7 @@ export async function localizationStudy(
 ): Promise<LocalizationResult> {
   const methods = checkMethods(options.methods ?? PAPER_LOCALIZATION_METHODS);
   const attentionSteps = checkPositiveInteger("attentionSteps", options.attentionSteps ?? 50);
+  const attentionDraws = checkAttentionDraws(options.attentionDraws ?? "reference");
   const fit = checkFit(options.fit ?? "fill");
   const candidates = checkThresholds(options.thresholds ?? PAPER_THRESHOLDS, "thresholds");
   const fixed = options.fixedThreshold ?? 0.4;
@@ -141,7 +159,11 @@ export async function localizationStudy(
     fixedThreshold: fixed,
     unavailable: Object.fromEntries(unavailable),
     attention: optionKind(options.attention, "model"),
+    attentionAt: "regeneration",
     attentionSteps,
+    attentionAtSampledNoise: attentionDraws === "reference"
+      ? { draws: "reference", samples: REFERENCE_ATTENTION_SAMPLES, ...REFERENCE_ATTENTION_DRAWS }
+      : { draws: "study" },
     fit,
     loadImage: optionKind(options.loadImage),
   });
@@ -154,6 +176,8 @@ export async function localizationStudy(
       estimator: perRow,
       attention,
       attentionSteps,
+      attentionDraws,
+      samples: estimator.samples,
       fit,
       loadImage: options.loadImage,
     });
@@ -179,6 +203,9 @@ interface RowSettings {
   readonly estimator: Omit<EstimatorOptions, "onProgress">;
   readonly attention?: AttentionProvider;
   readonly attentionSteps: number;
+  readonly attentionDraws: AttentionDraws;
+  /** the study's draws per row (the sampled-noise attention's with `attentionDraws: "study"`) */
+  readonly samples: number;
   readonly fit: ImageFit;
   readonly loadImage?: LocalizationStudyOptions["loadImage"];
 }
@@ -231,7 +258,7 @@ async function localizeRow(
   if (provider && wants("attention")) {
     rowMaps.attention = toMask(
       await provider.wordAttention(model, data, row.caption, word, {
-        at: "trajectory",
+        at: "regeneration",
         steps: settings.attentionSteps,
       }),
       "bicubic",
@@ -239,11 +266,7 @@ async function localizeRow(
   }
   if (provider && (wants("attention-at-sampled-noise") || wants("infodiff-combined"))) {
     rowMaps.attentionAtSampledNoise = toMask(
-      await provider.wordAttention(model, data, row.caption, word, {
-        at: "sampled",
-        samples: settings.estimator.samples,
-        seed,
-      }),
+      await provider.wordAttention(model, data, row.caption, word, sampledNoise(settings, seed)),
       "bicubic",
     );
   }
@@ -280,6 +303,13 @@ async function localizeRow(
     ious,
   };
   return { record, rowMaps };
+}
+
+/** The options of the sampled-noise attention: the reference's draws, or the study's. */
+function sampledNoise(settings: RowSettings, seed: number): WordAttentionOptions {
+  if (settings.attentionDraws === "reference") return { at: "sampled", seed };
+  const { samples: _, seed: __, precision: ___, batchSize: ____, ...draws } = settings.estimator;
+  return { at: "sampled", samples: settings.samples, seed, draws };
 }
 
 /** The estimator's options without the study's progress callback (a different signature). */
@@ -378,6 +408,19 @@ function attentionUnavailable(
     for (const m of methods) if (ATTENTION_METHODS.includes(m)) out.set(m, reason);
   }
   return out;
+}
+
+/** Where `attention-at-sampled-noise` draws its noise: the reference's law, or the study's. */
+export type AttentionDraws = "reference" | "study";
+
+function checkAttentionDraws(draws: string): AttentionDraws {
+  if (draws !== "reference" && draws !== "study") {
+    throw new InvalidArgumentError(
+      `attentionDraws must be "reference" (the reference's 50 α from the logistic with loc 1, ` +
+        `scale 2, clip 3) or "study" (the study's draws), got ${JSON.stringify(draws)}`,
+    );
+  }
+  return draws;
 }
 
 function checkMethods(methods: readonly string[]): LocalizationMethod[] {
