@@ -42,6 +42,7 @@ export {
   type LogSnrSampling,
   logSnrWeight,
   REFERENCE_LOG_SNR,
+  REFERENCE_UNCLIPPED_LOG_SNR,
   sampleLogSnr,
 } from "./src/numerics/log-snr.ts";
 export {
@@ -259,7 +260,11 @@ export {
 } from "./src/attention/capability.ts";
 export {
   ATTENTION_GATHERING,
+  type AttentionDrawOptions,
   type AttentionGathering,
+  REFERENCE_ATTENTION_DRAWS,
+  REFERENCE_ATTENTION_SAMPLES,
+  sampledAttentionOptions,
   wordAttention,
   type WordAttentionOptions,
 } from "./src/attention/word-attention.ts";
@@ -405,6 +410,7 @@ export {
   ARO_SYMMETRIC_RELATIONS,
   aroItemId,
   ATTENTION_METHODS,
+  type AttentionDraws,
   binomialAccuracy,
   checkShard,
   type CocoItLocalizationDataset,

@@ -68,7 +68,11 @@ export {
   localizationRows,
   shapesLocalizationRows,
 } from "./localization-rows.ts";
-export { localizationStudy, type LocalizationStudyOptions } from "./localization.ts";
+export {
+  type AttentionDraws,
+  localizationStudy,
+  type LocalizationStudyOptions,
+} from "./localization.ts";
 export {
   ATTENTION_METHODS,
   LOCALIZATION_METHODS,
