@@ -21,7 +21,7 @@ import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { loadModel, type OnnxModel } from "../query/load-model.ts";
 import { readAro } from "../datasets/aro.ts";
 import { LOCALIZATION_METHODS, type LocalizationMethod } from "../studies/localization-result.ts";
-import { localizationStudy } from "../studies/localization.ts";
+import { type AttentionDraws, localizationStudy } from "../studies/localization.ts";
 import { relationStudy } from "../studies/relations.ts";
 import {
   type InterventionItem,
@@ -188,6 +188,8 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
          ${studyUsage()}
   Each row's word map against its category's masks; mIoU at the best global threshold and a
   fixed one. --pixels decodes images to pixels first (pixel-space models such as shapes-tiny).
+  --attention-draws study gathers attention-at-sampled-noise at the study's own draws (default
+  reference: the reference's 50 α from the logistic with loc 1, scale 2, clip 3).
   example: infodiff localize --model sd21-onnx --coco-it coco_it.jsonl --instances instances.json --results loc.jsonl --shard auto`,
     options: {
       ...STUDY_OPTIONS,
@@ -196,6 +198,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       captions: string,
       images: string,
       methods: { ...choiceOf(LOCALIZATION_METHODS, "method"), list: true },
+      "attention-draws": choiceOf(["reference", "study"] satisfies AttentionDraws[]),
       pixels: boolean,
     },
     run(values, _positionals, log) {
@@ -219,6 +222,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
         localizationStudy(model, dataset, {
           ...study,
           methods: methods as LocalizationMethod[] | undefined,
+          attentionDraws: values["attention-draws"] as AttentionDraws | undefined,
           loadImage: values.pixels ? "pixels" : undefined,
         }));
     },
