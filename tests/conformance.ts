@@ -11,6 +11,7 @@ import {
 import { type Denoiser, shapeSize } from "../src/models/denoiser.ts";
 import { Random } from "../src/numerics/random.ts";
 import { createModel } from "../src/query/model.ts";
+import { promptWords } from "../src/text/prompt.ts";
 
 /** How the suite gets and uses a backend. */
 export interface ConformanceSubject {
@@ -112,6 +113,33 @@ export function denoiserConformance(name: string, subject: ConformanceSubject): 
       (e: unknown) => e instanceof InfoDiffError,
     );
   });
+
+  run(
+    "encoderTokens, where present: the prompt fits, and a long one is cut with its words named",
+    (d) => {
+      if (!d.encoderTokens) return Promise.resolve();
+      const fits = d.encoderTokens(subject.prompt);
+      assert.ok(fits.length > 0, "one entry per text encoder");
+      for (const r of fits) assert.ok(r.kept === r.total && r.cutWords.length === 0, r.encoder);
+      const long = Array(200).fill(subject.prompt).join(" ");
+      const words = promptWords(long);
+      const reads = d.encoderTokens(long);
+      assert.deepEqual(reads.map((r) => r.encoder), fits.map((r) => r.encoder));
+      for (const r of reads) {
+        assert.ok(r.kept < r.contextLength && r.kept < r.total, `${r.encoder}: cut`);
+        const indices = r.cutWords.map((w) => w.index);
+        assert.equal(indices.at(-1), words.length - 1, `${r.encoder}: the last word is cut`);
+        assert.ok(indices.every((index, k) => k === 0 || index === indices[k - 1] + 1), "a tail");
+        assert.ok(r.cutWords.every((w) => w.word === words[w.index].word), "the prompt's words");
+        assert.ok(r.cutWords.slice(1).every((w) => !w.partly), "only the first may be partly cut");
+      }
+      if (d.truncatedWords && reads.length === 1) {
+        const whole = reads[0].cutWords.filter((w) => !w.partly).map((w) => w.index);
+        assert.deepEqual([...d.truncatedWords(long)], whole, "truncatedWords agrees");
+      }
+      return Promise.resolve();
+    },
+  );
 
   run("prepare validates: wrong size and non-finite data are InvalidImageErrors", async (d) => {
     const size = shapeSize(d.shape);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { ClipTokenizer, loadTokenizer } from "../src/models/sd/tokenizer.ts";
-import { ModelLoadError } from "../src/errors.ts";
+import { ModelLoadError, PromptError } from "../src/errors.ts";
 import { Random } from "../src/numerics/random.ts";
 
 // The real CLIP vocabulary, merges and prompt → ids vectors, copied into the repository.
@@ -537,4 +537,108 @@ Deno.test("a model folder whose tokenizer is only tokenizer.json loads and token
   } finally {
     await Promise.all([original.dispose(), converted.dispose()]);
   }
+});
+
+Deno.test("promptTokens of a 100-word prompt: 75 of 100 tokens kept, the 25 words past 77 named", async () => {
+  // one token per word (reference vector "a photo of a cat"), so words 75…99 are cut whole
+  const words = ["a", "photo", "of", "a", "cat"];
+  const prompt = Array.from({ length: 100 }, (_, i) => words[i % 5]).join(" ");
+  await withFolder(await clipFolder(SD1_SPECIALS), async (dir) => {
+    const read = (await loadTokenizer(dir)).promptTokens(prompt);
+    assert.deepEqual(
+      { ...read, cutWords: undefined },
+      { encoder: "text_encoder", contextLength: 77, kept: 75, total: 100, cutWords: undefined },
+    );
+    assert.deepEqual(
+      read.cutWords,
+      Array.from(
+        { length: 25 },
+        (_, k) => ({ word: words[(75 + k) % 5], index: 75 + k, partly: false }),
+      ),
+    );
+    // 75 tokens fit exactly: nothing is cut
+    const exact = Array.from({ length: 75 }, (_, i) => words[i % 5]).join(" ");
+    const fits = (await loadTokenizer(dir)).promptTokens(exact, "clip-l");
+    assert.deepEqual(fits, {
+      encoder: "clip-l",
+      contextLength: 77,
+      kept: 75,
+      total: 75,
+      cutWords: [],
+    });
+  });
+});
+
+Deno.test("promptTokens: a word whose tokens straddle the context end is cut partly", async () => {
+  const hf = new HfTokenizer(hfClipTokenizerJson(VOCAB, await sharedMerges()), {
+    bos_token: "<|startoftext|>",
+    eos_token: "<|endoftext|>",
+  });
+  const long = "antidisestablishmentarianism";
+  const pieces = hf.encode(long).ids.length - 2; // Hugging Face's count, BOS/EOS off
+  assert.ok(pieces > 1, `${long} is ${pieces} tokens`);
+  // 74 one-token words, then the long word (its first token is the 75th and last that fits)
+  const prompt = `${Array(74).fill("cat").join(" ")} ${long} dog`;
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const read = (await loadTokenizer(dir)).promptTokens(prompt);
+    assert.equal(read.total, hf.encode(prompt).ids.length - 2);
+    assert.equal(read.kept, 75);
+    assert.deepEqual(read.cutWords, [
+      { word: long, index: 74, partly: true },
+      { word: "dog", index: 75, partly: false },
+    ]);
+  });
+});
+
+Deno.test("special tokens typed into a prompt are a PromptError naming them; SD 2.x's '!' pad is punctuation", async () => {
+  await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
+    const tokenizer = await loadTokenizer(dir);
+    assert.deepEqual(tokenizer.specialTokens, ["<|startoftext|>", "<|endoftext|>"]);
+    for (
+      const [prompt, token] of [
+        ["a cat <|endoftext|> a", "<|endoftext|>"],
+        ["<|StartOfText|>cat", "<|StartOfText|>"],
+      ]
+    ) {
+      for (
+        const call of [
+          () => tokenizer.promptTokens(prompt),
+          () => tokenizer.refuseSpecialTokens(prompt),
+        ]
+      ) {
+        assert.throws(
+          call,
+          (e: unknown) =>
+            e instanceof PromptError && e.message.includes(`holds "${token}"`) &&
+            e.message.includes("special token"),
+        );
+      }
+    }
+    // "!" is SD 2.x's pad token but no word: a prompt may end in "!!"
+    assert.equal(tokenizer.promptTokens("hello world!!").total, 3);
+  });
+});
+
+Deno.test("added tokens marked special and additional_special_tokens are refused too; plain added tokens are not", async () => {
+  const config = {
+    model_max_length: 77,
+    additional_special_tokens: ["<|im_sep|>"],
+    added_tokens_decoder: {
+      "49406": { content: "<|startoftext|>", special: true },
+      "49407": { content: "<|endoftext|>", special: true },
+      "49408": { content: "<|mask|>", special: true },
+      "49409": { content: "<cat-toy>", special: false }, // a textual-inversion word: typed on purpose
+    },
+  };
+  await withFolder(await clipFolder(SD1_SPECIALS, config), async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "special_tokens_map.json"),
+      JSON.stringify({ ...SD1_SPECIALS, additional_special_tokens: [{ content: "<|extra|>" }] }),
+    );
+    const tokenizer = await loadTokenizer(dir);
+    for (const token of ["<|im_sep|>", "<|mask|>", "<|extra|>"]) {
+      assert.throws(() => tokenizer.promptTokens(`a ${token} cat`), PromptError, token);
+    }
+    assert.equal(tokenizer.promptTokens("a <cat-toy> cat").kept > 0, true);
+  });
 });

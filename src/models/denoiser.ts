@@ -111,6 +111,34 @@ export interface CrossAttention {
   predict(batch: NoiseBatch): Promise<AttentionPrediction>;
 }
 
+/** A word of a prompt that a text encoder's context cut off. */
+export interface CutWord {
+  /** the word, lower-cased (as `promptWords` gives it) */
+  readonly word: string;
+  /** its position among the prompt's words (`promptWords` order) */
+  readonly index: number;
+  /** true when some of its tokens are still within the context (the encoder sees part of it) */
+  readonly partly: boolean;
+}
+
+/**
+ * How one text encoder of a model reads a prompt: how many of its tokens fit the encoder's
+ * context, and which words fall past it. A model with several encoders (SDXL's two CLIPs, SD3's
+ * or FLUX's T5 beside CLIP) reports one of these per encoder, each with its own context.
+ */
+export interface PromptTokens {
+  /** the encoder, as the model names it (e.g. "text_encoder", "text_encoder_2") */
+  readonly encoder: string;
+  /** the encoder's context in tokens, begin/end markers included (77 for CLIP) */
+  readonly contextLength: number;
+  /** content tokens of the prompt the encoder sees (markers excluded) */
+  readonly kept: number;
+  /** content tokens of the whole prompt (markers excluded); `kept < total`: the prompt is cut */
+  readonly total: number;
+  /** the words wholly or partly past the context, in prompt order (empty when it fits) */
+  readonly cutWords: readonly CutWord[];
+}
+
 /** Who a model is, for provenance: what every result records and what a resumed study compares. */
 export interface ModelIdentity {
   /** the display name */
@@ -164,6 +192,16 @@ export interface Denoiser {
    * because they lie past its context length; absent or empty: the model sees every word.
    */
   truncatedWords?(prompt: string): readonly number[];
+  /**
+   * How each of the model's text encoders reads the prompt: tokens kept and words cut by its
+   * context. Absent, or `[]`: the model has no context limit (the oracles). The estimators ask
+   * before any model call, record every cut prompt in the result's provenance and refuse a
+   * contrast whose two prompts are cut differently unless `allowTruncation` is set.
+   *
+   * @throws {PromptError} the prompt holds a special token of an encoder's tokenizer (e.g.
+   *   `<|endoftext|>`): an encoder would read it as a control token, not as words
+   */
+  encoderTokens?(prompt: string): readonly PromptTokens[];
   /** Encodes a prompt once (implementations cache by prompt); `""` is the null prompt. */
   encode(prompt: string): Promise<Condition>;
   /** Predicts the noise ε̂(x_α, α | condition) for every item of the batch (`size · d` values). */

@@ -6,7 +6,14 @@
  */
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
-import type { ImageInput, LogSnrRange, ModelIdentity, NoiseBatch, Shape } from "../denoiser.ts";
+import type {
+  ImageInput,
+  LogSnrRange,
+  ModelIdentity,
+  NoiseBatch,
+  PromptTokens,
+  Shape,
+} from "../denoiser.ts";
 import { hashModelFolder } from "../sd/identity.ts";
 import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
@@ -25,6 +32,9 @@ import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
+
+/** The diffusers folder of SD 1.x/2.x's one text encoder: what `encoderTokens` names it. */
+const TEXT_ENCODER = "text_encoder";
 
 /** The parts an {@link OnnxDiffusionDenoiser} is assembled from (see `loadOnnxDenoiser`). */
 export interface OnnxModelParts {
@@ -146,9 +156,18 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     return this.schedule.snapLogSnr(logSnr);
   }
 
-  /** The prompt's words (indices) that lie past the tokenizer's context length. */
+  /** The prompt's words (indices) that lie wholly past the tokenizer's context length. */
   truncatedWords(prompt: string): number[] {
     return this.tokenizer.wordPositions(prompt).flatMap((w, i) => w.positions.length ? [] : [i]);
+  }
+
+  /**
+   * How the one text encoder (CLIP, 77 tokens in SD 1.x/2.x) reads the prompt.
+   *
+   * @throws {PromptError} the prompt holds a special token of the tokenizer
+   */
+  encoderTokens(prompt: string): PromptTokens[] {
+    return [this.tokenizer.promptTokens(prompt, TEXT_ENCODER)];
   }
 
   /**
@@ -164,6 +183,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     if (condition) {
       this.#conditions.delete(prompt); // most recently used goes last
     } else {
+      this.tokenizer.refuseSpecialTokens(prompt); // a typed "<|endoftext|>" is no word
       condition = this.#encodeUncached(prompt);
       // a failed encoding is not cached, so a retry can succeed
       condition.catch(() => this.#conditions.delete(prompt));

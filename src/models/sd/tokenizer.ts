@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
 import { promptWords } from "../../text/prompt.ts";
+import type { PromptTokens } from "../denoiser.ts";
 import { exists } from "./folder.ts";
 
 /** A prompt as token ids, and how many tokens did not fit the context. */
@@ -51,6 +52,11 @@ export interface ClipTokenizerConfig {
   readonly unkToken?: string;
   /** length of the padded input ids, BOS and EOS included (77 for Stable Diffusion) */
   readonly contextLength: number;
+  /**
+   * further special tokens (added tokens marked special, `additional_special_tokens`): like
+   * BOS/EOS, a prompt may not hold them
+   */
+  readonly specialTokens?: readonly string[];
 }
 
 /** One regex match of the split pattern: its text (lower-cased) and UTF-16 span in the original. */
@@ -109,6 +115,12 @@ export class ClipTokenizer {
   readonly padId: number;
   /** length of the padded input ids, BOS and EOS included */
   readonly contextLength: number;
+  /**
+   * the special tokens a prompt may not hold ({@link ClipTokenizer.refuseSpecialTokens}): BOS,
+   * EOS, pad, unk and the further ones of the config, less any without a letter or digit (SD
+   * 2.x pads with "!", which in a prompt is plain punctuation)
+   */
+  readonly specialTokens: readonly string[];
 
   readonly #vocab: ReadonlyMap<string, number>;
   readonly #ranks: Map<string, number>;
@@ -145,6 +157,99 @@ export class ClipTokenizer {
       [config.eosToken.toLowerCase(), this.eosId],
     ]);
     this.#split = splitPattern(config.bosToken, config.eosToken);
+    const candidates = [
+      config.bosToken,
+      config.eosToken,
+      config.padToken,
+      ...(config.unkToken === undefined ? [] : [config.unkToken]),
+      ...(config.specialTokens ?? []),
+    ];
+    this.specialTokens = [...new Set(candidates)].filter((t) => /[\p{L}\p{N}]/u.test(t));
+  }
+
+  /**
+   * Throws when the text holds one of the {@link ClipTokenizer.specialTokens} (matched as CLIP
+   * matches them, ignoring case). Typed into a prompt, `<|endoftext|>` is encoded as the control
+   * token itself (CLIP keeps it whole), and its letters would make "endoftext" a prompt word
+   * whose "information" is that of a control token: neither is a word of the prompt.
+   *
+   * @throws {PromptError} naming the token, where it is, and what was expected
+   *
+   * @example
+   * ```ts
+   * import { ClipTokenizer } from "./tokenizer.ts";
+   * const tokenizer = new ClipTokenizer({
+   *   vocab: new Map([["<|startoftext|>", 0], ["<|endoftext|>", 1], ["a</w>", 2]]),
+   *   merges: [],
+   *   bosToken: "<|startoftext|>",
+   *   eosToken: "<|endoftext|>",
+   *   padToken: "<|endoftext|>",
+   *   contextLength: 8,
+   * });
+   * tokenizer.refuseSpecialTokens("a"); // plain text passes
+   * let refused = false;
+   * try { tokenizer.refuseSpecialTokens("a <|EndOfText|> a"); } catch { refused = true; }
+   * console.assert(refused);
+   * ```
+   */
+  refuseSpecialTokens(text: string): void {
+    const lower = text.toLowerCase();
+    for (const token of this.specialTokens) {
+      const at = lower.indexOf(token.toLowerCase());
+      if (at < 0) continue;
+      throw new PromptError(
+        `the prompt "${text}" holds "${text.slice(at, at + token.length)}" (at character ${at}), ` +
+          `a special token of the text encoder's tokenizer: the encoder would read it as a ` +
+          `control token, not as words, and its letters must not become a word with ` +
+          `information. Expected plain text; remove it (special tokens: ${
+            this.specialTokens.join(" ")
+          })`,
+      );
+    }
+  }
+
+  /**
+   * How the text encoder reads the text: its content tokens (BOS/EOS excluded), how many fit the
+   * context, and the words wholly or partly past it (`partly`: some of the word's tokens fit).
+   *
+   * @param text the prompt
+   * @param encoder the name the model gives this encoder (default "text_encoder")
+   * @throws {PromptError} the text holds a special token ({@link ClipTokenizer.refuseSpecialTokens})
+   *
+   * @example
+   * ```ts
+   * import { ClipTokenizer } from "./tokenizer.ts";
+   * const tokenizer = new ClipTokenizer({
+   *   vocab: new Map([["<s>", 0], ["</s>", 1], ["a</w>", 2], ["b</w>", 3]]),
+   *   merges: [],
+   *   bosToken: "<s>",
+   *   eosToken: "</s>",
+   *   padToken: "</s>",
+   *   contextLength: 4, // BOS, two tokens, EOS
+   * });
+   * const read = tokenizer.promptTokens("a b a");
+   * console.assert(read.kept === 2 && read.total === 3);
+   * console.assert(read.cutWords.length === 1 && read.cutWords[0].index === 2);
+   * ```
+   */
+  promptTokens(text: string, encoder = "text_encoder"): PromptTokens {
+    this.refuseSpecialTokens(text);
+    const tokens = this.#sourcedTokens(text);
+    const capacity = this.contextLength - 2;
+    const kept = tokens.slice(0, capacity), dropped = tokens.slice(capacity);
+    const overlaps = (start: number, end: number) => (t: SourcedToken) =>
+      t.start < end && t.end > start;
+    const cutWords = dropped.length === 0 ? [] : promptWords(text).flatMap((w, index) => {
+      const within = overlaps(w.start, w.end);
+      return dropped.some(within) ? [{ word: w.word, index, partly: kept.some(within) }] : [];
+    });
+    return {
+      encoder,
+      contextLength: this.contextLength,
+      kept: kept.length,
+      total: tokens.length,
+      cutWords,
+    };
   }
 
   /**
@@ -167,8 +272,8 @@ export class ClipTokenizer {
    * ```
    */
   encode(text: string): number[] {
-    // Tokens past the context are dropped silently here: the estimators mark the words they
-    // came from as truncated (Denoiser.truncatedWords) and warn once per query.
+    // Tokens past the context are dropped silently here: the estimators ask encoderTokens which
+    // words were cut, record them in provenance and warn once per query.
     return this.tokenize(text).ids;
   }
 
@@ -313,7 +418,7 @@ export async function loadTokenizer(dir: string): Promise<ClipTokenizer> {
   await requireFolder(dir);
   const specialMap = await readOptionalJson(join(dir, "special_tokens_map.json"));
   const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"));
-  const { vocab, merges, source } = await readBpeModel(dir, tokenizerConfig);
+  const { vocab, merges, source, addedSpecial } = await readBpeModel(dir, tokenizerConfig);
   const special = (key: string): string | undefined =>
     tokenContent(specialMap?.[key], key, dir) ?? tokenContent(tokenizerConfig?.[key], key, dir);
   const bosToken = special("bos_token") ?? DEFAULT_BOS;
@@ -343,7 +448,29 @@ export async function loadTokenizer(dir: string): Promise<ClipTokenizer> {
     padToken,
     unkToken,
     contextLength: contextLengthOf(tokenizerConfig, dir),
+    specialTokens: [
+      ...addedSpecial,
+      ...additionalSpecials(specialMap, dir),
+      ...additionalSpecials(tokenizerConfig, dir),
+      ...decoderSpecials(tokenizerConfig),
+    ],
   });
+}
+
+/** `additional_special_tokens` of special_tokens_map.json or tokenizer_config.json. */
+function additionalSpecials(json: Json | undefined, dir: string): string[] {
+  const list = json?.additional_special_tokens;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((t) => tokenContent(t, "additional_special_tokens", dir) ?? []);
+}
+
+/** Tokens of tokenizer_config.json's `added_tokens_decoder` marked `"special": true`. */
+function decoderSpecials(tokenizerConfig: Json | undefined): string[] {
+  const decoder = tokenizerConfig?.added_tokens_decoder;
+  if (!isObject(decoder)) return [];
+  return Object.values(decoder).flatMap((t) =>
+    isObject(t) && t.special === true && typeof t.content === "string" ? [t.content] : []
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,11 +629,21 @@ function isObject(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** A BPE model as read from files: vocabulary, merges, and the added tokens marked special. */
+interface BpeModel {
+  readonly vocab: Map<string, number>;
+  readonly merges: [string, string][];
+  /** the file the vocabulary came from, for messages */
+  readonly source: string;
+  /** tokenizer.json's `added_tokens` with `"special": true` */
+  readonly addedSpecial: readonly string[];
+}
+
 /** Vocabulary and merges from vocab.json + merges.txt, else from tokenizer.json. */
 async function readBpeModel(
   dir: string,
   tokenizerConfig: Json | undefined,
-): Promise<{ vocab: Map<string, number>; merges: [string, string][]; source: string }> {
+): Promise<BpeModel> {
   const vocabPath = join(dir, "vocab.json");
   const mergesPath = join(dir, "merges.txt");
   const tokenizerJsonPath = join(dir, "tokenizer.json");
@@ -520,13 +657,13 @@ async function readBpeModel(
   const vocab = vocabMap(await readJson(vocabPath), vocabPath);
   addDecoderTokens(vocab, tokenizerConfig);
   const merges = parseMerges(await Deno.readTextFile(mergesPath), mergesPath);
-  return { vocab, merges, source: vocabPath };
+  return { vocab, merges, source: vocabPath, addedSpecial: [] };
 }
 
 async function readTokenizerJson(
   path: string,
   tokenizerConfig: Json | undefined,
-): Promise<{ vocab: Map<string, number>; merges: [string, string][]; source: string }> {
+): Promise<BpeModel> {
   const json = await readJson(path);
   const model = isObject(json) ? json.model : undefined;
   if (
@@ -546,13 +683,15 @@ async function readTokenizerJson(
       : mergeArray(merge, `${path} model.merges[${line}]`)
   );
   const added = isObject(json) && Array.isArray(json.added_tokens) ? json.added_tokens : [];
+  const addedSpecial: string[] = [];
   for (const token of added) {
     if (isObject(token) && typeof token.content === "string" && Number.isInteger(token.id)) {
       vocab.set(token.content, token.id as number);
+      if (token.special === true) addedSpecial.push(token.content);
     }
   }
   addDecoderTokens(vocab, tokenizerConfig);
-  return { vocab, merges, source: path };
+  return { vocab, merges, source: path, addedSpecial };
 }
 
 function vocabMap(value: unknown, where: string): Map<string, number> {
