@@ -103,11 +103,13 @@ export {
   checkModelData,
   type Condition,
   type CrossAttention,
+  type CutWord,
   type Denoiser,
   type ImageInput,
   type ModelIdentity,
   modelIdentity,
   type NoiseBatch,
+  type PromptTokens,
   type Shape,
   shapeSize,
   type TrainedSchedule,
@@ -219,6 +221,7 @@ export {
   type TokenInformation,
 } from "./src/estimators/results.ts";
 export { type Provenance, withProvenance } from "./src/estimators/provenance.ts";
+export type { PromptTruncation } from "./src/estimators/truncation.ts";
 export {
   type CandidateSet,
   partialInformation,

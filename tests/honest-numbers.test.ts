@@ -92,13 +92,18 @@ Deno.test("numbers do not depend on batchSize, on per-item and on scalar-timeste
   }
 });
 
-Deno.test("words past the text encoder's context are marked truncated with no estimate, one warning", async () => {
+Deno.test("words past the text encoder's context: refused unless allowed, then marked truncated with no estimate, one warning", async () => {
   const model = await loadModel("fixtures/models/sd-vpred", { device: "cpu" });
   try {
     const words = Array.from({ length: 80 }, (_, i) => (i % 2 ? "red" : "circle"));
     const prompt = words.join(" "); // 80 one-token words; 75 fit between BOS and EOS
     const data = new Float32Array(model.shape[0] * model.shape[1] * model.shape[2]).fill(0.1);
-    const query = model.info(data).given(prompt).samples(2).batchSize(16);
+    // removing any word within the context lets one more cut word in: refused by default
+    await assert.rejects(
+      () => model.info(data).given(prompt).samples(2).perToken(),
+      /cuts the two prompts of a contrast differently/,
+    );
+    const query = model.info(data).given(prompt).samples(2).batchSize(16).allowTruncation();
     const seen: string[] = [];
     const previous = setWarningHandler((m) => seen.push(m));
     let result;

@@ -39,6 +39,9 @@ Deno.test("query results record version, model, image, prompt, query and setting
     assert.equal(p.settings.seed, 3);
     assert.equal(p.settings.estimator, "standard");
     assert.ok(p.settings.logSnr.scale > 0);
+    // the oracle has no context limit: nothing was cut, and that is recorded
+    assert.deepEqual(p.truncation, [], `${terminal}: truncation`);
+    assert.equal(p.settings.allowTruncation, undefined, `${terminal}: allowTruncation unset`);
   }
   assert.equal(results.about.provenance?.query.word, "red");
   // a different oracle has a different content hash
@@ -63,6 +66,7 @@ Deno.test("an ONNX result records the folder's content hash and the image file's
     assert.match(p.model.runtime ?? "", /onnxruntime-node 1\.30\.0, cpu/);
     const fileHash = createHash("sha256").update(await Deno.readFile(path)).digest("hex");
     assert.deepEqual(p.image, { kind: "file", path, sha256: fileHash });
+    assert.deepEqual(p.truncation, [], "4 tokens fit shapes-tiny's context of 20");
   } finally {
     await model.dispose();
   }

@@ -39,13 +39,20 @@ Deno.test("Query: setters return new queries and leave the old one as it was", (
   const base = model.info(image).given(EXAMPLE_PROMPT);
   const before = JSON.stringify(base.describe());
   const derived = base.samples(7).seed(3).estimator("standard").batchSize(4).logSnr({ clip: 2 })
-    .given("a red circle");
+    .given("a red circle").allowTruncation();
   assert.notEqual(derived, base);
   assert.equal(JSON.stringify(base.describe()), before);
   assert.deepEqual(derived.describe(), {
     model: "spy",
     prompt: "a red circle",
-    options: { samples: 7, seed: 3, estimator: "standard", batchSize: 4, logSnr: { clip: 2 } },
+    options: {
+      samples: 7,
+      seed: 3,
+      estimator: "standard",
+      batchSize: 4,
+      logSnr: { clip: 2 },
+      allowTruncation: true,
+    },
   });
   assert.throws(() => {
     (base.options as { samples?: number }).samples = 1;
@@ -76,6 +83,7 @@ Deno.test("Query: setters validate at once, with typed errors", () => {
     ["logSnr({ scale: -1 })", () => q.logSnr({ scale: -1 })],
     ['onProgress("x")', () => q.onProgress("x" as never)],
     ["given(5)", () => q.given(5 as never)],
+    ['allowTruncation("yes")', () => q.allowTruncation("yes" as never)],
   ];
   for (const [what, call] of bad) assert.throws(call, InvalidArgumentError, what);
 });

@@ -18,6 +18,7 @@ import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
 import { warn } from "../warnings.ts";
 import type { EstimatorName, ResolvedOptions } from "./options.ts";
+import { checkTruncation, type PromptTruncation, warnTruncation } from "./truncation.ts";
 
 /** i(x; with-condition) − i(x; without-condition), as indices into the plan's prompts. */
 export interface Contrast {
@@ -144,6 +145,8 @@ export interface ContrastOutcome {
   readonly rounds: readonly number[];
   /** α and importance weight of every draw, in draw order (what calibration fits) */
   readonly draws: { readonly logSnr: Float64Array; readonly weight: Float64Array };
+  /** every prompt of the plan that a text encoder's context cuts, per encoder (empty: none) */
+  readonly truncation: readonly PromptTruncation[];
   /** time spent inside model.predictNoise and in all, in milliseconds */
   readonly timing: {
     readonly modelMs: number;
@@ -153,7 +156,10 @@ export interface ContrastOutcome {
 }
 
 /**
- * Runs a contrast plan on one datum.
+ * Runs a contrast plan on one datum. Before any model call it reads every prompt through the
+ * model's text encoders (`encoderTokens`): a contrast whose two prompts the context cuts
+ * differently is refused unless `allowTruncation` is set, and a plan with cut prompts is warned
+ * about once (see `truncation.ts`).
  *
  * @example
  * ```ts
@@ -175,6 +181,8 @@ export async function estimateContrasts(
   options: ResolvedOptions,
 ): Promise<ContrastOutcome> {
   const started = performance.now();
+  const truncation = checkTruncation(model, plan, options.allowTruncation ?? false);
+  warnTruncation(model, truncation);
   // draw α where this plan's contrasts carry information (their words' calibrated profiles)
   options = { ...options, proposal: planProposal(options.proposal, plan) };
   const conditions = await Promise.all(plan.prompts.map((p) => model.encode(p)));
@@ -205,6 +213,7 @@ export async function estimateContrasts(
     contrasts: outcome.contrasts,
     denoisingErrors: outcome.denoisingErrors,
     rounds: rounds.map((r) => r.size),
+    truncation: truncation.truncation,
     draws: {
       logSnr: concatenate(rounds.map((r) => r.logSnr)),
       weight: concatenate(rounds.map((r) => r.weight)),

@@ -8,11 +8,11 @@ import { promptWords, removeWord } from "../text/prompt.ts";
 import { contrastPlan, estimateContrasts } from "./contrasts.ts";
 import { Estimate } from "./estimate.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { warn } from "../warnings.ts";
 import type { ContrastPlan } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import { PerTokenResult } from "./results.ts";
+import { unseenWords } from "./truncation.ts";
 
 /** Options of {@link perTokenInformation}. */
 export interface PerTokenOptions extends EstimatorOptions {
@@ -85,19 +85,12 @@ export async function perTokenInformation(
   prompt: string,
   options: PerTokenOptions = {},
 ): Promise<PerTokenResult> {
-  const truncated = new Set(model.truncatedWords?.(prompt) ?? []);
+  const truncated = unseenWords(model, prompt);
   const { words, plan } = perTokenPlan(prompt, options.placeholder, truncated);
   const resolved = resolveOptions(model, options);
+  // the engine warns about the cut prompt once (words past the context get no estimate, NaN)
   const outcome = await estimateContrasts(model, data, plan, resolved);
   const [total, ...perWord] = outcome.contrasts;
-  if (truncated.size > 0) {
-    warn(
-      `infodiff: ${truncated.size} word(s) of the prompt lie past ${model.name}'s text-encoder ` +
-        `context and have no estimate (truncated, NaN): ${
-          words.filter((w) => truncated.has(w.index)).map((w) => w.word).join(", ")
-        }`,
-    );
-  }
   let next = 0;
   const [, height, width] = model.shape;
   return new PerTokenResult(

@@ -34,6 +34,12 @@ import { perTokenInformation, perTokenPlan } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
 import { partialInformation, pidEstimatorOptions, pidPlan } from "../estimators/pid.ts";
+import {
+  checkTruncation,
+  planTruncation,
+  type PromptTruncation,
+  unseenWords,
+} from "../estimators/truncation.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
 
 /** The image of a query, prepared (e.g. VAE-encoded) and identified at most once for every query derived from it. */
@@ -87,6 +93,8 @@ export interface QueryPlan {
   readonly proposal:
     | "logistic"
     | { readonly kind: "fitted"; readonly lambda: number; readonly profiles: string[][] };
+  /** the prompts a text encoder's context cuts, per encoder (empty: every prompt fits) */
+  readonly truncation: readonly PromptTruncation[];
 }
 
 /**
@@ -197,6 +205,20 @@ export class Query {
     return next;
   }
 
+  /**
+   * Estimate contrasts whose two prompts a text encoder's context cuts differently (refused by
+   * default: the full prompt is cut but the prompt without the word fits, so the word's number
+   * would also hold the cut-off words). Recorded in the results' provenance settings.
+   */
+  allowTruncation(allow = true): Query {
+    if (typeof allow !== "boolean") {
+      throw new InvalidArgumentError(
+        `allowTruncation() expects true or false, got ${typeof allow}`,
+      );
+    }
+    return this.#with({ options: { allowTruncation: allow } });
+  }
+
   /** Items per model call (default: the model's). */
   batchSize(n: number): Query {
     return this.#with({ options: { batchSize: checkPositiveInteger("batchSize", n) } });
@@ -213,8 +235,9 @@ export class Query {
   }
 
   /**
-   * The dry run of a terminal: its distinct prompts, contrasts and model calls and items, from
-   * the same plan the terminal runs. Nothing is evaluated and the image is not prepared.
+   * The dry run of a terminal: its distinct prompts, contrasts and model calls and items, and the
+   * prompts the model's context cuts, from the same plan the terminal runs (refused as the
+   * terminal would be). Nothing is evaluated and the image is not prepared.
    *
    * @example
    * ```ts
@@ -239,6 +262,11 @@ export class Query {
   plan(terminal: QueryTerminal, ...args: unknown[]): QueryPlan {
     const contrastPlan = this.#contrastPlan(terminal, args);
     const resolved = resolveOptions(this.#model, this.#options);
+    const { truncation } = checkTruncation(
+      this.#model,
+      contrastPlan,
+      resolved.allowTruncation ?? false,
+    );
     const conditions = contrastPlan.prompts.length;
     const schedule = callSchedule(
       resolved.samples,
@@ -266,6 +294,7 @@ export class Query {
         lambda: resolved.proposal.lambda,
         profiles: contrastProfileNames(resolved.proposal.profile, contrastPlan),
       },
+      truncation,
     };
   }
 
@@ -276,8 +305,8 @@ export class Query {
         return mutualInformationPlan(this.#requirePrompt(terminal));
       case "perToken": {
         const prompt = this.#requirePrompt(terminal);
-        const truncated = new Set(this.#model.truncatedWords?.(prompt) ?? []);
-        return perTokenPlan(prompt, undefined, truncated).plan;
+        const placeholder = (args[0] as { placeholder?: string } | undefined)?.placeholder;
+        return perTokenPlan(prompt, placeholder, unseenWords(this.#model, prompt)).plan;
       }
       case "nll":
         return likelihoodPlan(this.#prompt ?? "");
@@ -323,7 +352,7 @@ export class Query {
     );
     return withProvenance(
       result.estimate,
-      await this.#provenance({ terminal: "about", word, ...removal }),
+      await this.#provenance({ terminal: "about", word, ...removal }, [word, removal]),
     );
   }
 
@@ -341,7 +370,10 @@ export class Query {
       ...this.#options,
       ...options,
     });
-    return withProvenance(result, await this.#provenance({ terminal: "perToken", ...options }));
+    return withProvenance(
+      result,
+      await this.#provenance({ terminal: "perToken", ...options }, [options]),
+    );
   }
 
   /** −log p(x | prompt) (the null prompt if none was given). */
@@ -373,7 +405,11 @@ export class Query {
     const estimator = pidEstimatorOptions({ ...this.#options, ...options }).estimator;
     return withProvenance(
       result,
-      await this.#provenance({ terminal: "pid", wordA, wordB, ...options }, estimator),
+      await this.#provenance({ terminal: "pid", wordA, wordB, ...options }, [
+        wordA,
+        wordB,
+        options,
+      ], estimator),
     );
   }
 
@@ -413,9 +449,13 @@ export class Query {
     return this.#image.prepared;
   }
 
-  /** How a terminal's result was made: version, model, image, prompt, query, settings. */
+  /**
+   * How a terminal's result was made: version, model, image, prompt, query, settings, and the
+   * prompts of its plan (the terminal `query.terminal` with `args`) that the context cut.
+   */
   async #provenance(
-    query: Record<string, unknown>,
+    query: Record<string, unknown> & { readonly terminal: QueryTerminal },
+    args: readonly unknown[] = [],
     estimator?: EstimatorName,
   ): Promise<Provenance> {
     this.#image.identity ??= imageIdentity(this.#image.input);
@@ -434,6 +474,7 @@ export class Query {
       settings: this.#model.sharedLogSnr
         ? { ...settings, modelBatchSize: this.#model.batchSize }
         : settings,
+      truncation: planTruncation(this.#model, this.#contrastPlan(query.terminal, args).prompts),
     });
   }
 

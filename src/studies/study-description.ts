@@ -35,6 +35,7 @@ const ESTIMATOR_KEYS = [
   "batchSize",
   "drawsPerLogSnr",
   "allowOutsideTrainedRange",
+  "allowTruncation",
 ] as const satisfies readonly (keyof StudyOptions & keyof EstimatorOptions)[];
 
 // a new estimator option left out of ESTIMATOR_KEYS fails to type-check here, instead of being
@@ -79,6 +80,8 @@ export function estimatorSettings(
     // a fitted proposal is named by the masses its queries choose from, not by its provenance
     proposal: proposal.kind === "logistic" ? "logistic" : fittedSettings(proposal),
     ...(precision ? { precision: { ...precision } } : {}),
+    // contrasts of prompts cut differently change the numbers; absent unless allowed
+    ...(resolved.allowTruncation ? { allowTruncation: true } : {}),
     ...shared,
   };
 }
