@@ -35,6 +35,7 @@ import { logSnrInterval } from "../numerics/log-snr.ts";
 import { DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import { perTokenPlan } from "./per-token.ts";
+import { unseenWords } from "./truncation.ts";
 import { profileMasses, removedWords, unitSum } from "./contrast-profile.ts";
 import { type EstimatorOptions, resolveOptions } from "./options.ts";
 
@@ -96,8 +97,7 @@ export async function calibrateProfile(
   const all = new ProfileSum(bins), whole = new ProfileSum(bins);
   const byWord = new Map<string, ProfileSum>();
   for (const [index, row] of rows.entries()) {
-    const truncated = new Set(model.truncatedWords?.(row.prompt) ?? []);
-    const { plan } = perTokenPlan(row.prompt, undefined, truncated);
+    const { plan } = perTokenPlan(row.prompt, undefined, unseenWords(model, row.prompt));
     const outcome = await estimateContrasts(model, row.data, plan, {
       ...resolved,
       seed: resolved.seed + index,

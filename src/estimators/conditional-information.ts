@@ -11,6 +11,7 @@ import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.
 import type { EstimatorOptions } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 import type { TokenInformation } from "./results.ts";
+import { unseenWords } from "./truncation.ts";
 
 /** Options of {@link conditionalInformation}: estimator options plus how the word is removed. */
 export type ConditionalOptions = EstimatorOptions & RemoveWordOptions;
@@ -66,7 +67,7 @@ export async function conditionalInformation(
 }
 
 /**
- * Throws when a word (its `occurrence`-th appearance) lies past the model's text-encoder context:
+ * Throws when a word (its `occurrence`-th appearance) lies past the context of every text encoder:
  * the model never sees it, so its information cannot be estimated.
  *
  * @throws {PromptError} naming the word and the context
@@ -86,7 +87,7 @@ export function refuseTruncated(
   words: readonly string[],
   occurrence = 0,
 ): void {
-  const truncated = new Set(model.truncatedWords?.(prompt) ?? []);
+  const truncated = unseenWords(model, prompt);
   if (truncated.size === 0) return;
   const all = promptWords(prompt);
   for (const word of words) {
