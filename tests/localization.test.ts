@@ -268,12 +268,12 @@ Deno.test("localize: a wider mask is cropped to the centre region the model sees
   assert.equal(result.method("whole-image").mIoU, 0.5);
 });
 
-Deno.test("localize: fit fill (the default) resizes the mask by nearest neighbour; emptied masks are counted", async () => {
+Deno.test("localize: fit fill (the default) resizes the mask by Pillow's nearest neighbour; emptied masks are counted", async () => {
   const model = mixtureModel({
     shape: [1, 2, 2],
     components: [{ words: ["b"], mean: [0, 0, 0, 0], variance: 1 }],
   });
-  // an object on the left edge of a 4×2 image: the cover crop (columns 1–2) loses it, fill keeps it
+  // an object on the right edge of a 4×2 image: the cover crop (columns 1–2) loses it, fill keeps it
   const row: LocalizationRow = {
     id: "edge",
     image: "edge",
@@ -281,11 +281,11 @@ Deno.test("localize: fit fill (the default) resizes the mask by nearest neighbou
     word: "b",
     category: "b",
     data: new Float32Array(4),
-    groundTruth: () => ({ mask: new Uint8Array([1, 0, 0, 0, 1, 0, 0, 0]), width: 4, height: 2 }),
+    groundTruth: () => ({ mask: new Uint8Array([0, 0, 0, 1, 0, 0, 0, 1]), width: 4, height: 2 }),
   };
   const provider: AttentionProvider = {
     supportsAttention: () => true,
-    wordAttention: () => Promise.resolve(new Heatmap(2, 2, new Float32Array([1, 0, 1, 0]))),
+    wordAttention: () => Promise.resolve(new Heatmap(2, 2, new Float32Array([0, 1, 0, 1]))),
   };
   const options = {
     samples: 2,
@@ -293,7 +293,8 @@ Deno.test("localize: fit fill (the default) resizes the mask by nearest neighbou
     attention: provider,
   };
   const fill = await localizationStudy(model, [row], options);
-  // nearest: output column x reads input column floor(x·4/2) = 0, 2 → mask [1, 0; 1, 0]
+  // Pillow's nearest (the reference's): output column x reads input column ⌊(x + ½)·4/2⌋ = 1, 3
+  // → mask [0, 1; 0, 1] (PyTorch's ⌊x·4/2⌋ = 0, 2 would read an empty mask)
   assert.equal(fill.method("attention-at-sampled-noise").mIoU, 1);
   assert.equal(fill.rows[0].maskArea, 2);
   assert.equal(fill.emptiedMasks, 0);

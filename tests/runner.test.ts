@@ -6,6 +6,7 @@ import { formatProgress, runStudy, type StudyDescription } from "../src/studies/
 import { ModelRuntimeError, PromptError, ResultsFileError } from "../src/errors.ts";
 import { setWarningHandler } from "../src/warnings.ts";
 import { loadImagePixels, resizedImage } from "../src/images/load-image.ts";
+import { loadSharp } from "../src/images/sharp.ts";
 
 const square = (n: number) => Promise.resolve(n * n);
 const id = (n: number) => `item-${n}`;
@@ -357,14 +358,16 @@ Deno.test("runner: bad rows are reported with what was wrong and skipped, the ot
 
 Deno.test("runner: a bad image's record names its file and keeps what the decoder said", async () => {
   // before: a study's "fill" resize hands the model a sharp pipeline, and its record read only
-  // 'could not decode image <sharp instance>; expected a readable PNG or JPEG'
+  // 'could not decode image <sharp instance>; expected a readable PNG or JPEG'. A study still
+  // resizes sharp pipelines made from a file (relations' box crop): they are named by the file
   const dir = await Deno.makeTempDir();
   const text = `${dir}/notes.png`;
   await Deno.writeTextFile(text, "not an image");
   const images = [dir, `${dir}/missing.png`, text, "fixtures/images/test-16.png"];
   const results = `${dir}/out.jsonl`;
+  const sharp = await loadSharp();
   const decode = async (path: string) =>
-    (await loadImagePixels(await resizedImage(path, 8, 8, "fill"), 8, 8)).length;
+    (await loadImagePixels(await resizedImage(sharp(path), 8, 8, "fill"), 8, 8)).length;
   const run = await runStudy(images, (path) => path, decode, { results, description });
   assert.deepEqual(run.results.map((r) => r.result), [3 * 8 * 8]);
   const expected = [

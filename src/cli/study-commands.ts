@@ -22,6 +22,7 @@ import { loadModel, type OnnxModel } from "../query/load-model.ts";
 import { readAro } from "../datasets/aro.ts";
 import { LOCALIZATION_METHODS, type LocalizationMethod } from "../studies/localization-result.ts";
 import { type AttentionDraws, localizationStudy } from "../studies/localization.ts";
+import type { ImageFit } from "../images/load-image.ts";
 import { relationStudy } from "../studies/relations.ts";
 import {
   type InterventionItem,
@@ -45,6 +46,12 @@ import { progressReporter } from "./progress.ts";
 
 const string = { type: "string" } as const;
 const boolean = { type: "boolean" } as const;
+
+/** `--fit`: how the image studies bring an image to the model's size (default the reference's). */
+const FIT = choiceOf(["fill", "cover"] satisfies readonly ImageFit[], "fit");
+const FIT_USAGE =
+  `--fit fill (default, the reference's: both sides resized, aspect ratio not kept) or
+  cover (shorter side resized, centre cropped).`;
 
 /** What every study command takes. */
 const device = choiceOf(DEVICES, "device");
@@ -185,11 +192,12 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     summary: "the localization study on COCO-IT or COCO files",
     usage: `infodiff localize (--coco-it TABLE.jsonl --instances FILE |
          --instances FILE --captions FILE --images DIR) [--methods a,b] [--pixels]
-         ${studyUsage()}
+         [--fit fill|cover] ${studyUsage()}
   Each row's word map against its category's masks; mIoU at the best global threshold and a
   fixed one. --pixels decodes images to pixels first (pixel-space models such as shapes-tiny).
   --attention-draws study gathers attention-at-sampled-noise at the study's own draws (default
   reference: the reference's 50 α from the logistic with loc 1, scale 2, clip 3).
+  ${FIT_USAGE}
   example: infodiff localize --model sd21-onnx --coco-it coco_it.jsonl --instances instances.json --results loc.jsonl --shard auto`,
     options: {
       ...STUDY_OPTIONS,
@@ -200,6 +208,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       methods: { ...choiceOf(LOCALIZATION_METHODS, "method"), list: true },
       "attention-draws": choiceOf(["reference", "study"] satisfies AttentionDraws[]),
       pixels: boolean,
+      fit: FIT,
     },
     run(values, _positionals, log) {
       const options = studyOptions(values, "localize");
@@ -224,18 +233,20 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
           methods: methods as LocalizationMethod[] | undefined,
           attentionDraws: values["attention-draws"] as AttentionDraws | undefined,
           loadImage: values.pixels ? "pixels" : undefined,
+          fit: values.fit as ImageFit | undefined,
         }));
     },
   },
   {
     name: "relations",
     summary: "the relation / attribute study on ARO files",
-    usage: `infodiff relations --aro FILE.json [--images DIR] [--pixels]
+    usage: `infodiff relations --aro FILE.json [--images DIR] [--pixels] [--fit fill|cover]
          ${studyUsage()}
   Per item, the caption option with the highest information (all options on the same draws);
   accuracy with binomial standard errors, overall, per kind and per group.
+  ${FIT_USAGE}
   example: infodiff relations --model sd21-onnx --aro visual_genome_relation.json --results rel.jsonl`,
-    options: { ...STUDY_OPTIONS, aro: string, images: string, pixels: boolean },
+    options: { ...STUDY_OPTIONS, aro: string, images: string, pixels: boolean, fit: FIT },
     async run(values, _positionals, log) {
       const options = studyOptions(values, "relations");
       const aro = values.aro as string | undefined;
@@ -248,6 +259,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
           relationStudy(model, items, {
             ...study,
             loadImage: values.pixels ? "pixels" : undefined,
+            fit: values.fit as ImageFit | undefined,
           }),
       );
     },
@@ -256,12 +268,14 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "intervene",
     summary: "the prompt-intervention study on a JSON list of items",
     usage: `infodiff intervene --items ITEMS.json [--sampler karras-heun|ddim] [--steps N]
-         [--guidance G] [--placeholder TEXT] ${studyUsage({ estimator: false })}
+         [--guidance G] [--placeholder TEXT] [--fit fill|cover]
+         ${studyUsage({ estimator: false })}
   ITEMS.json: [{ "image": "a.png", "caption": "...", "word": "...", "replacement"?: "..." }, ...].
   Invert, regenerate with every occurrence of the word and its plural replaced by the placeholder
   (default "_"), and correlate the change with the word's information (standard estimator at
   image level, orthogonal maps at pixel level; 2,400 draws per condition by default). The
   default sampler is the reference's Karras–Heun ODE with 100 levels (DDIM: 50 steps).
+  ${FIT_USAGE} (fill resizes with Lanczos, as the reference's preprocessing.)
   example: infodiff intervene --model sd21-onnx --items coco100.json --results edit.jsonl`,
     options: {
       ...INTERVENTION_OPTIONS,
@@ -273,6 +287,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       steps: NUMBER,
       guidance: NUMBER,
       placeholder: string,
+      fit: FIT,
     },
     async run(values, _positionals, log) {
       const options = studyOptions(values, "intervene");
@@ -288,6 +303,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
           steps,
           guidance,
           placeholder: values.placeholder as string | undefined,
+          fit: values.fit as ImageFit | undefined,
         }));
     },
   },

@@ -1,13 +1,16 @@
 /**
  * Decodes an image input (file path, PNG/JPEG bytes or a sharp instance) with sharp into model
- * pixels: RGB, shorter side resized to the model resolution and centre-cropped, scaled to [−1, 1],
- * CHW Float32Array.
+ * pixels: RGB, brought to the model's size, scaled to [−1, 1], CHW Float32Array. "cover" resizes
+ * the shorter side and crops the centre (sharp); "fill" resizes both sides as Pillow does
+ * (`pil-resize.ts`), the reference's protocols. A user's photo is turned by its EXIF orientation
+ * by default; the studies read their datasets' pixels as stored (`orientation: "stored"`).
  *
  * @module
  */
 import type sharpType from "npm:sharp@0.35.5";
 import { loadSharp } from "./sharp.ts";
 import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
+import { type PilFilter, pilResize } from "./pil-resize.ts";
 
 /** A sharp image pipeline (`sharp(...)`). */
 export type SharpImage = ReturnType<typeof sharpType>;
@@ -47,7 +50,11 @@ export type ImageFit = "cover" | "fill";
 
 /**
  * Loads an image as CHW pixels in [−1, 1] at `width`×`height` (default fit "cover": resize the
- * shorter side, centre crop; "fill": resize both sides, bilinearly).
+ * shorter side, centre crop; "fill": resize both sides with Pillow's `kernel`, bilinear by
+ * default), turned by its EXIF orientation unless `orientation` is `"stored"`.
+ *
+ * @throws {InvalidImageError} for an unreadable image
+ * @throws {InvalidArgumentError} for an unknown fit, kernel or orientation
  *
  * @example
  * ```ts
@@ -62,52 +69,20 @@ export async function loadImagePixels(
   height: number,
   fit: ImageFit = "cover",
   kernel: ResizeKernel = "linear",
+  orientation: ImageOrientation = "exif",
 ): Promise<Float32Array> {
-  const name = describeInput(image);
-  let pipeline: SharpImage;
-  if (typeof image === "string") {
-    pipeline = (await loadSharp())(image);
-  } else if (image instanceof Uint8Array) {
-    if (image.length === 0) {
-      throw new InvalidImageError(`image ${name} is empty; expected PNG or JPEG bytes`);
-    }
-    pipeline = (await loadSharp())(image);
-  } else if (isSharp(image)) {
-    pipeline = image.clone();
-  } else {
-    throw new InvalidImageError(
-      `image ${name} is not a file path, PNG/JPEG bytes or a sharp instance`,
-    );
-  }
-  let data: Uint8Array;
-  let info: { width: number; height: number; channels: number };
-  try {
-    const result = await pipeline
-      .rotate() // honour EXIF orientation like image viewers do
-      .toColourspace("srgb")
-      .removeAlpha()
-      .resize(resizeOptions(width, height, fit, kernel))
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    data = result.data;
-    info = result.info;
-  } catch (error) {
-    throw new InvalidImageError(
-      `${await whyNotDecoded(image, name)}; expected a readable PNG or JPEG`,
-      { cause: error },
-    );
-  }
-  if (info.width !== width || info.height !== height || info.channels !== 3) {
-    throw new InvalidImageError(
-      `image ${name} decoded to ${info.width}×${info.height}×${info.channels}; expected ${width}×${height}×3`,
-    );
-  }
-  return hwcBytesToChw(data, width, height);
+  return hwcBytesToChw(
+    await resizedRgb(image, width, height, fit, kernel, orientation),
+    width,
+    height,
+  );
 }
 
 /**
- * The image resized to exactly `width`×`height` with `fit`, as a sharp pipeline (what ONNX models'
- * `prepare` takes; at that size its own cover-resize changes nothing).
+ * The image resized to exactly `width`×`height` with `fit`, as a sharp instance of those pixels
+ * (what ONNX models' `prepare` takes). It holds the resized pixels, not a pending resize: sharp
+ * keeps one resize per pipeline, so `prepare`'s own would replace a pending one, and its EXIF
+ * rotation would turn pixels already oriented.
  *
  * @example
  * ```ts
@@ -122,9 +97,10 @@ export async function resizedImage(
   height: number,
   fit: ImageFit,
   kernel: ResizeKernel = "linear",
+  orientation: ImageOrientation = "exif",
 ): Promise<SharpImage> {
-  const pipeline = isSharp(image) ? image.clone() : (await loadSharp())(image);
-  return pipeline.rotate().resize(resizeOptions(width, height, fit, kernel));
+  const rgb = await resizedRgb(image, width, height, fit, kernel, orientation);
+  return (await loadSharp())(rgb, { raw: { width, height, channels: 3 } });
 }
 
 /**
@@ -143,13 +119,104 @@ export function checkFit(fit: unknown): ImageFit {
   return fit;
 }
 
-/** The interpolation of a "fill" resize: bilinear (COCO protocols) or bicubic (ARO's). */
-export type ResizeKernel = "linear" | "cubic";
+/**
+ * The interpolation of a "fill" resize, Pillow's exactly ({@link pilResize}): bilinear (COCO
+ * localization's), bicubic (ARO's) or Lanczos (the intervention's, diffusers' preprocessing).
+ * A "cover" resize is sharp's (Lanczos 3).
+ */
+export type ResizeKernel = "linear" | "cubic" | "lanczos3";
 
-function resizeOptions(width: number, height: number, fit: ImageFit, kernel: ResizeKernel) {
-  return checkFit(fit) === "fill"
-    ? { width, height, fit: "fill" as const, kernel }
-    : { width, height, fit: "cover" as const, position: "centre" };
+const PIL_FILTERS: Readonly<Record<ResizeKernel, PilFilter>> = {
+  linear: "bilinear",
+  cubic: "bicubic",
+  lanczos3: "lanczos",
+};
+
+/**
+ * Whether an image's EXIF orientation tag is applied: `"exif"` turns it the way image viewers show
+ * it (a user's own photo); `"stored"` keeps the pixels as stored, as PIL's `Image.open` does, the
+ * geometry COCO masks and Visual Genome boxes are drawn on (the studies' datasets).
+ */
+export type ImageOrientation = "exif" | "stored";
+
+/** The image as RGB bytes (row by row, interleaved) at exactly `width`×`height`. */
+async function resizedRgb(
+  image: ImageSource,
+  width: number,
+  height: number,
+  fit: ImageFit,
+  kernel: ResizeKernel,
+  orientation: ImageOrientation,
+): Promise<Uint8Array> {
+  checkFit(fit);
+  const filter = PIL_FILTERS[kernel];
+  if (!filter) {
+    throw new InvalidArgumentError(
+      `kernel must be one of ${Object.keys(PIL_FILTERS).join(", ")}, got ${JSON.stringify(kernel)}`,
+    );
+  }
+  if (orientation !== "exif" && orientation !== "stored") {
+    throw new InvalidArgumentError(
+      `orientation must be "exif" or "stored", got ${JSON.stringify(orientation)}`,
+    );
+  }
+  const name = describeInput(image);
+  const pipeline = await openImage(image, name);
+  const oriented = orientation === "exif" ? pipeline.rotate() : pipeline;
+  if (fit === "fill") {
+    // decoded at its own size, then resized as Pillow does (libvips's kernels are not Pillow's)
+    const decoded = await decodeRgb(oriented, image, name);
+    return pilResize(decoded.data, decoded.width, decoded.height, 3, width, height, filter);
+  }
+  const cropped = oriented.resize({ width, height, fit: "cover", position: "centre" });
+  const decoded = await decodeRgb(cropped, image, name);
+  if (decoded.width !== width || decoded.height !== height) {
+    throw new InvalidImageError(
+      `image ${name} decoded to ${decoded.width}×${decoded.height}; expected ${width}×${height}`,
+    );
+  }
+  return decoded.data;
+}
+
+/** A sharp pipeline of the input (a clone for a sharp instance, which stays as it was). */
+async function openImage(image: ImageSource, name: string): Promise<SharpImage> {
+  if (typeof image === "string") return (await loadSharp())(image);
+  if (image instanceof Uint8Array) {
+    if (image.length === 0) {
+      throw new InvalidImageError(`image ${name} is empty; expected PNG or JPEG bytes`);
+    }
+    return (await loadSharp())(image);
+  }
+  if (isSharp(image)) return image.clone();
+  throw new InvalidImageError(
+    `image ${name} is not a file path, PNG/JPEG bytes or a sharp instance`,
+  );
+}
+
+/** The pipeline's pixels as 8-bit sRGB without alpha (PIL's `convert("RGB")`). */
+async function decodeRgb(
+  pipeline: SharpImage,
+  image: ImageSource,
+  name: string,
+): Promise<{ data: Uint8Array; width: number; height: number }> {
+  let result: { data: Uint8Array; info: { width: number; height: number; channels: number } };
+  try {
+    result = await pipeline.toColourspace("srgb").removeAlpha().raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (error) {
+    throw new InvalidImageError(
+      `${await whyNotDecoded(image, name)}; expected a readable PNG or JPEG`,
+      { cause: error },
+    );
+  }
+  const { data, info } = result;
+  if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
+    throw new InvalidImageError(
+      `image ${name} decoded to ${info.width}×${info.height}×${info.channels} values of ` +
+        `${data.length / (info.width * info.height * info.channels)} bytes; expected 8-bit RGB`,
+    );
+  }
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), ...info };
 }
 
 /** uint8 HWC RGB → float CHW in [−1, 1]. */

@@ -42,11 +42,13 @@ import { ddimBatch, type DdimRequest } from "../generation/ddim.ts";
 import { heunBatch, KARRAS_HEUN_STEPS } from "../generation/karras-heun.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
+import { checkFit, type ImageFit } from "../images/load-image.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { replacePhrase } from "../text/prompt.ts";
 import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import { rowSeed } from "./row-seed.ts";
+import { datasetImage } from "./dataset-image.ts";
 import {
   describeStudy,
   estimatorOptions,
@@ -105,6 +107,13 @@ export interface InterventionStudyOptions extends StudyOptions {
   readonly attentionAt?: AttentionGathering;
   /** bootstrap resamples of the correlations' errors (default 1000) */
   readonly resamples?: number;
+  /**
+   * how an image (a path, bytes or a sharp instance; not model data) reaches the model's size:
+   * `"fill"` (default, the reference's protocol: both sides resized with Pillow's Lanczos, aspect
+   * ratio not kept) or `"cover"` (shorter side resized, centre cropped). Its pixels are read as
+   * stored (no EXIF rotation, as the reference's PIL); pass `sharp(path).rotate()` to turn a photo.
+   */
+  readonly fit?: ImageFit;
 }
 
 /** Everything one intervention produced, including the data (for display; not stored). */
@@ -148,7 +157,10 @@ export async function interveneOne(
 ): Promise<InterventionCase> {
   const { context, edited } = interventionPrompts(item, options.placeholder);
   const at = attentionGathering(options);
-  const original = await model.prepare(item.image);
+  const fit = checkFit(options.fit ?? "fill");
+  const original = await model.prepare(
+    await datasetImage(model, item.image, { fit, kernel: "lanczos3" }),
+  );
   const sampler = regenerationSampler(options);
   // each item its own draws (from the study's seed and the item), as in the other studies
   const seed = rowSeed(options.seed ?? 0, original, `${item.caption}\n${item.word}\n${edited}`);
@@ -357,6 +369,7 @@ export async function interventionStudy(
     guidance: options.guidance ?? 1,
     placeholder: options.placeholder ?? "_",
     removal: "every occurrence and its plural",
+    fit: checkFit(options.fit ?? "fill"),
     attention: optionKind(options.attention, "model"),
     attentionAt: attentionGathering(options),
     // at sampled noise: wordAttention's default, the reference's 50 α of `eval_daam_itd.py`

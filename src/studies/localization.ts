@@ -29,7 +29,8 @@ import {
 } from "../attention/word-attention.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
-import { checkFit, type ImageFit, loadImagePixels, resizedImage } from "../images/load-image.ts";
+import { checkFit, type ImageFit } from "../images/load-image.ts";
+import { pilNearest } from "../images/pil-resize.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { phraseOccurrences, phraseWords, removePhrase } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
@@ -48,6 +49,7 @@ import {
 } from "./study-description.ts";
 import { PAPER_THRESHOLDS, thresholdIous } from "./iou.ts";
 import { rowSeed } from "./row-seed.ts";
+import { datasetImage } from "./dataset-image.ts";
 import {
   type GroundTruth,
   type LocalizationDataset,
@@ -99,9 +101,11 @@ export interface LocalizationStudyOptions extends StudyOptions {
   readonly keepMaps?: boolean;
   /**
    * how an image (and its mask) reach the model's size: `"fill"` (default, the reference's
-   * protocol: both resized to it, aspect ratio not kept; masks by nearest neighbour) or `"cover"`
-   * (shorter side resized, centre cropped; the mask cropped with it — a mask the crop empties
-   * scores 0 for every method, and those rows are counted)
+   * protocol: both resized to it, aspect ratio not kept; the image with Pillow's bilinear, the mask
+   * with Pillow's nearest) or `"cover"` (shorter side resized, centre cropped; the mask cropped
+   * with it — a mask the crop empties scores 0 for every method, and those rows are counted).
+   * Images are read as stored, without EXIF rotation, as the reference's PIL reads them: COCO
+   * masks are drawn on the stored pixels.
    */
   readonly fit?: ImageFit;
 }
@@ -115,9 +119,11 @@ export interface LocalizationStudyOptions extends StudyOptions {
  * context; {@link rowSeed}), so rows are independent samples and a row gets the same draws however
  * the dataset is stored, ordered, sharded or resumed. The row's seed is stored with its result.
  *
- * Masks are compared in the region the model sees: `model.prepare` resizes an image to cover the
- * model's image size and crops the centre, so the mask is cropped to the same centre region (in
- * original pixels) and the map is upsampled to that region's size.
+ * Masks are compared in the geometry the model sees. Under `fit: "fill"` (the default) the image
+ * and its mask are both resized to the model's image size (the mask by Pillow's nearest
+ * neighbour, as the reference), and the maps are upsampled to that size. Under `fit: "cover"` the
+ * image's shorter side is resized and its centre cropped, so the mask is cropped to the same centre
+ * region (in original pixels) and the maps are upsampled to that region's size.
  *
  * @example
  * ```ts
@@ -226,14 +232,15 @@ async function localizeRow(
   const context = row.context ?? removePhrase(row.caption, word);
   const truth = row.groundTruth();
   const target = model.imageSize ?? { width: model.shape[2], height: model.shape[1] };
+  // the reference's bilinear resize of the stored pixels (utils/utils.py:111, :132)
   const input = row.data ??
-    (settings.loadImage === "pixels"
-      ? await loadImagePixels(row.image, model.shape[2], model.shape[1], settings.fit)
-      : settings.loadImage
+    (typeof settings.loadImage === "function"
       ? await settings.loadImage(row)
-      : settings.fit === "fill"
-      ? await resizedImage(row.image, target.width, target.height, "fill")
-      : row.image);
+      : await datasetImage(model, row.image, {
+        fit: settings.fit,
+        kernel: "linear",
+        pixels: settings.loadImage === "pixels",
+      }));
   const data = await model.prepare(input);
   // the mask in the geometry the model sees: resized with the image (fill), or cropped (cover)
   const { region, mask } = maskAsSeen(truth, model, target, settings.fit);
@@ -325,7 +332,7 @@ interface Region {
 }
 
 /**
- * The part of the mask's image that `prepare` keeps: sharp's resize with `fit: "cover"` and a
+ * The part of the mask's image that the model sees under `fit: "cover"`: sharp's resize with a
  * centre crop keeps a centred region with the model image's aspect ratio.
  */
 function visibleRegion(truth: GroundTruth, model: Denoiser): Region {
@@ -350,27 +357,13 @@ function maskAsSeen(
   fit: ImageFit,
 ): { region: Region; mask: Uint8Array } {
   if (fit === "fill") {
-    return { region: { left: 0, top: 0, ...target }, mask: resizeMaskNearest(truth, target) };
+    checkMaskSize(truth);
+    // Pillow's NEAREST, as the reference resizes its masks (utils/utils.py:133)
+    const mask = pilNearest(truth.mask, truth.width, truth.height, target.width, target.height);
+    return { region: { left: 0, top: 0, ...target }, mask };
   }
   const region = visibleRegion(truth, model);
   return { region, mask: cropMask(truth, region) };
-}
-
-/** The mask resized to `size` by nearest neighbour (PyTorch's "nearest": floor(dst·in/out)). */
-function resizeMaskNearest(
-  truth: GroundTruth,
-  size: { readonly width: number; readonly height: number },
-): Uint8Array {
-  checkMaskSize(truth);
-  const out = new Uint8Array(size.width * size.height);
-  for (let y = 0; y < size.height; y++) {
-    const sy = Math.min(truth.height - 1, Math.floor((y * truth.height) / size.height));
-    for (let x = 0; x < size.width; x++) {
-      const sx = Math.min(truth.width - 1, Math.floor((x * truth.width) / size.width));
-      out[y * size.width + x] = truth.mask[sy * truth.width + sx];
-    }
-  }
-  return out;
 }
 
 function checkMaskSize(truth: GroundTruth): void {

@@ -13,13 +13,7 @@ import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
 import { imageSha256 } from "../images/image-identity.ts";
-import {
-  checkFit,
-  type ImageFit,
-  loadImagePixels,
-  resizedImage,
-  type SharpImage,
-} from "../images/load-image.ts";
+import { checkFit, type ImageFit, type SharpImage } from "../images/load-image.ts";
 import { basename } from "node:path";
 import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
 import { contentId, withContentIds } from "./content-id.ts";
@@ -30,6 +24,7 @@ import {
   optionKind,
 } from "./study-description.ts";
 import { rowSeed } from "./row-seed.ts";
+import { datasetImage } from "./dataset-image.ts";
 import { type RelationRecord, RelationsResult } from "./relations-result.ts";
 
 /** Options of {@link relationStudy}. */
@@ -43,8 +38,9 @@ export interface RelationStudyOptions extends StudyOptions {
   readonly loadImage?: "pixels" | ((image: ImageInput, item: AroItem) => Promise<ImageInput>);
   /**
    * how the (cropped) image reaches the model's size: `"fill"` (default, the reference's protocol:
-   * resized bicubically without keeping the aspect ratio, so an elongated "left of" crop keeps both
-   * objects) or `"cover"` (centre crop, which can cut one of them out)
+   * resized with Pillow's bicubic without keeping the aspect ratio, so an elongated "left of" crop
+   * keeps both objects) or `"cover"` (centre crop, which can cut one of them out). The box is cut
+   * from the pixels as stored (no EXIF rotation), where Visual Genome drew it, as the reference.
    */
   readonly fit?: ImageFit;
 }
@@ -132,16 +128,15 @@ async function scoreItem(
   resolved: ResolvedOptions,
 ): Promise<RelationRecord> {
   const source = item.bbox ? await crop(item.image, item.bbox) : item.image;
-  // the reference: the crop resized to the model's size bicubically, aspect ratio not kept
-  const fit = options.fit ?? "fill";
-  const target = model.imageSize ?? { width: model.shape[2], height: model.shape[1] };
-  const input = options.loadImage === "pixels"
-    ? await loadImagePixels(source, model.shape[2], model.shape[1], fit, "cubic")
-    : options.loadImage
+  // the reference: the stored pixels' crop resized to the model's size with Pillow's bicubic,
+  // aspect ratio not kept (utils/aro_datasets.py:183-195, scripts/eval_retrieval.py:62-69)
+  const input = typeof options.loadImage === "function"
     ? await options.loadImage(source, item)
-    : fit === "fill"
-    ? await resizedImage(source, target.width, target.height, "fill", "cubic")
-    : source;
+    : await datasetImage(model, source, {
+      fit: options.fit ?? "fill",
+      kernel: "cubic",
+      pixels: options.loadImage === "pixels",
+    });
   const data = await model.prepare(input);
   const refused: number[] = [];
   for (const [k, option] of item.options.entries()) {
