@@ -23,7 +23,7 @@ const QUERY = [
   "--prompt",
   "a red circle",
   "--samples",
-  "4",
+  "6", // 3 antithetic pairs: the fewest that give a standard error
   "--device",
   "cpu",
   "--json",
@@ -77,10 +77,10 @@ Deno.test("cli: total, about, nll and pid print scalars and provenance with --js
     const json = JSON.parse(lines[0]);
     assert.ok(!hasMaps(json), `${name} printed a map`);
     assert.equal(json.provenance.model.backend, "onnx", name);
-    assert.equal(json.provenance.settings.samples, 4, name);
+    assert.equal(json.provenance.settings.samples, 6, name);
   }
   const total = JSON.parse((await capture(runs.total)).lines[0]);
-  assert.ok(Number.isFinite(total.nats) && Number.isFinite(total.se) && total.samples === 4);
+  assert.ok(Number.isFinite(total.nats) && Number.isFinite(total.se) && total.samples === 6);
   const pid = JSON.parse((await capture(runs.pid)).lines[0]);
   for (const term of ["redundancy", "uniqueA", "uniqueB", "synergy", "informationBoth"]) {
     assert.ok(Number.isFinite(pid.conditional[term].nats), term);
@@ -88,7 +88,7 @@ Deno.test("cli: total, about, nll and pid print scalars and provenance with --js
   const text = (await capture(runs.total.filter((a) => a !== "--json"))).lines[0];
   assert.match(
     text,
-    /^-?\d+\.\d{4} ± \d+\.\d{4} nats \(n=4, 95 % \[-?\d+\.\d{4}, -?\d+\.\d{4}\]\)$/,
+    /^-?\d+\.\d{4} ± \d+\.\d{4} nats \(n=6, 95 % \[-?\d+\.\d{4}, -?\d+\.\d{4}\]\)$/,
   );
 });
 

@@ -8,6 +8,8 @@ import { exampleOracle } from "../src/query/oracles.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { setWarningHandler } from "../src/warnings.ts";
 import { Random } from "../src/numerics/random.ts";
+import { mutualInformation } from "../src/estimators/mutual-information.ts";
+import type { Estimate } from "../src/estimators/estimate.ts";
 
 const oracle = exampleOracle();
 const image = oracle.sample(EXAMPLE_PROMPT, { seed: 1 });
@@ -158,3 +160,56 @@ Deno.test("the prompt-encoding cache is bounded and keeps the most recently used
     /promptCacheSize/,
   );
 });
+
+/** An estimate marked as having no standard error: no NaN or made-up error bar anywhere. */
+function assertNoError(estimate: Estimate, minimum: number, what: string): void {
+  assert.ok(Number.isNaN(estimate.se) && estimate.interval === undefined, what);
+  assert.match(estimate.noStandardError ?? "", new RegExp(`take at least ${minimum} draws$`), what);
+  assert.doesNotMatch(estimate.toString(), /NaN|±/, what);
+  assert.match(estimate.toString(), /no standard error/, what);
+  assert.equal(JSON.parse(JSON.stringify(estimate)).se, null, what);
+}
+
+Deno.test("too few draws for a standard error: marked as having none, never 0 ± 0 or ± NaN", async () => {
+  // before: 1–2 draws gave "± NaN" with a [NaN, NaN] interval, 3–4 under the default design an
+  // exact "0.0000 ± 0.0000" (2 independent units both missing where the words' information lies)
+  // the fewest draws for 3 independent units: pairs sharing an α need 5, single draws 3
+  const minimum = { "stratified-antithetic": 5, antithetic: 5, stratified: 3, iid: 3 } as const;
+  for (const [design, least] of Object.entries(minimum)) {
+    for (let n = 1; n < least; n++) {
+      const q = query.design(design as keyof typeof minimum).samples(n);
+      assertNoError(await q.total(), least, `${design}, ${n} draws`);
+      const perToken = await q.perToken();
+      for (const t of perToken.tokens) assertNoError(t.estimate, least, `${design} ${t.word}`);
+      assert.doesNotMatch(perToken.toString(), /NaN|± 0\.0000\n/, `${design}, ${n} draws`);
+    }
+    const enough = await query.design(design as keyof typeof minimum).samples(least).total();
+    assert.ok(estimateHasError(enough), `${design}, ${least} draws: ${enough}`);
+  }
+  // groups of 4 draws sharing an α (a scalar-timestep export's): 3 groups, the last partial
+  const grouped = (samples: number) =>
+    mutualInformation(oracle, image, EXAMPLE_PROMPT, { samples, drawsPerLogSnr: 4, design: "iid" });
+  assertNoError((await grouped(8)).estimate, 9, "8 draws in groups of 4");
+  assert.ok(estimateHasError((await grouped(9)).estimate));
+  // the decomposition's terms are marked too, whatever its bootstrap would have said
+  const pid = await query.samples(4).pid("red", "circle");
+  for (const terms of [pid.plain, pid.conditional]) {
+    for (const term of [terms.informationA, terms.redundancy, terms.synergy]) {
+      assertNoError(term.estimate, 5, "pid");
+    }
+  }
+  assert.doesNotMatch(pid.toString(), /NaN/);
+});
+
+Deno.test("a precision target's first round takes the draws a standard error needs", async () => {
+  // before: 2 draws were one unit with no error; every later round was combined with it, so the
+  // estimate still had none, after spending the whole budget
+  const estimate = await query.samples(2).precision(10, { maxSamples: 40 }).total();
+  assert.equal(estimate.samples, 5, "one round of 5 draws meets a loose target");
+  assert.ok(estimateHasError(estimate), String(estimate));
+});
+
+function estimateHasError(estimate: Estimate): boolean {
+  return Number.isFinite(estimate.se) && estimate.se > 0 && estimate.interval !== undefined &&
+    estimate.noStandardError === undefined;
+}

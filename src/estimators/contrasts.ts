@@ -11,7 +11,14 @@ import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError, skewCorrectedInterval } from "../numerics/statistics.ts";
 import { Heatmap } from "../images/heatmap.ts";
-import { drawsPerLogSnr, isStratified, modelDrawBlocks, noiseInto } from "./draws.ts";
+import {
+  drawsPerLogSnr,
+  errorDraws,
+  isStratified,
+  missingErrorReason,
+  modelDrawBlocks,
+  noiseInto,
+} from "./draws.ts";
 import { planProposal } from "./contrast-profile.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
 import type { DrawBlock } from "./draws.ts";
@@ -189,7 +196,15 @@ export async function estimateContrasts(
   const timing = { modelMs: 0, modelCalls: 0 };
   const rounds: Round[] = [];
   let drawn = 0;
-  for (let size = options.samples; size > 0;) {
+  // with a precision target the first round is only a start: at least what a standard error
+  // needs, within the budget
+  const first = options.precision
+    ? Math.min(
+      options.precision.maxSamples,
+      Math.max(options.samples, errorDraws(drawsPerLogSnr(model, options, conditions.length))),
+    )
+    : options.samples;
+  for (let size = first; size > 0;) {
     const seed = rounds.length === 0 ? options.seed : roundSeed(options.seed, rounds.length);
     const round = await estimateRound(model, data, plan, conditions, { ...options, seed }, {
       size,
@@ -263,7 +278,9 @@ function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: nu
   const worst = worstStandardError(rounds);
   if (!(worst > target.se)) return 0;
   const wanted = Math.ceil(drawn * ((worst / target.se) ** 2 - 1) * 1.2);
-  return Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
+  const size = Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
+  // a round too small for its own standard error would leave the combined one undefined
+  return size < errorDraws(rounds[0].group) ? 0 : size;
 }
 
 /** The largest combined SE of any number over the rounds ({@link combinedError}). */
@@ -402,7 +419,10 @@ function combineRounds(
     offset += r.size;
     unitOffset += Math.ceil(r.size / r.group);
   }
+  // the first round decides: later ones are never smaller than their own standard error needs
+  const noError = missingErrorReason(rounds[0].size, rounds[0].group, options.design);
   const summarise = (values: Float64Array, k: number) => {
+    if (noError) return Estimate.withoutError(meanWithError(values).mean, N, noError);
     const se = combinedError(rounds, k, (s) => s.se);
     const plainSe = combinedError(rounds, k, (s) => s.plainSe);
     const unitValues = concatenate(rounds.map((r) => r.stats[k].units));

@@ -229,6 +229,55 @@ export function drawsPerLogSnr(
 }
 
 /**
+ * The fewest independent units (groups of draws sharing an α, see `drawsPerLogSnr`) a standard
+ * error is computed from: 3, i.e. 2 degrees of freedom under every design (units − 1; under
+ * stratification the strata collapse in pairs, or one triple, each set giving its size − 1). With
+ * 2 units the SE is one difference — 0 whenever both units happen to agree, as they do when a few
+ * draws all miss the band of α where a word's information lies — and the 95 % interval's Student-t
+ * quantile (12.7 at 1 degree of freedom) is beyond the expansion the intervals use.
+ */
+export const MIN_ERROR_UNITS = 3;
+
+/**
+ * Why `samples` draws in groups of `group` (draws sharing an α) under `design` give no standard
+ * error — fewer than {@link MIN_ERROR_UNITS} independent units — or undefined when they give one.
+ *
+ * @example
+ * ```ts
+ * import { missingErrorReason } from "./draws.ts";
+ * console.assert(missingErrorReason(4, 2, "stratified-antithetic")?.includes("at least 5 draws"));
+ * console.assert(missingErrorReason(3, 1, "iid") === undefined);
+ * ```
+ */
+export function missingErrorReason(
+  samples: number,
+  group: number,
+  design: DrawDesign,
+): string | undefined {
+  const units = Math.ceil(samples / group);
+  if (units >= MIN_ERROR_UNITS) return undefined;
+  const shared = isAntithetic(design) && group === 2 ? "antithetic pairs" : `groups of ${group}`;
+  const layout = group === 1 ? "" : ` (${shared} share an α)`;
+  return `${samples} draw${samples === 1 ? " is" : "s are"} ${units} independent ` +
+    `unit${units === 1 ? "" : "s"} under design "${design}"${layout}; a standard error needs ` +
+    `${MIN_ERROR_UNITS}: take at least ${errorDraws(group)} draws`;
+}
+
+/**
+ * The fewest draws in groups of `group` that give a standard error ({@link MIN_ERROR_UNITS}
+ * units, the last of them possibly partial).
+ *
+ * @example
+ * ```ts
+ * import { errorDraws } from "./draws.ts";
+ * console.assert(errorDraws(1) === 3 && errorDraws(2) === 5);
+ * ```
+ */
+export function errorDraws(group: number): number {
+  return (MIN_ERROR_UNITS - 1) * group + 1;
+}
+
+/**
  * Noises the data at each draw of a block: x_α = √σ(α)·x + √σ(−α)·ε, draw-major.
  *
  * @example

@@ -207,7 +207,7 @@ export class PidResult {
    */
   toString(): string {
     const cell = (t: PidTerm) =>
-      `${t.estimate.nats.toFixed(4).padStart(9)} ± ${t.estimate.se.toFixed(4)} [${
+      `${t.estimate.nats.toFixed(4).padStart(9)} ${t.estimate.seText()} [${
         t.biasCorrected.toFixed(4).padStart(8)
       }] ${t.pixelTotal.toFixed(4).padStart(9)}`;
     const line = (name: string, a: PidTerm, b: PidTerm) =>
@@ -507,8 +507,12 @@ function decomposition(
       ? value - redundancyShift
       : value
   );
+  // too few independent draws for an error: the terms have none either, whatever the bootstrap says
+  const noError = ia.estimate.noStandardError;
   const term = (t: number): PidTerm => ({
-    estimate: new Estimate(point[t], boot.errors[t], n),
+    estimate: noError
+      ? Estimate.withoutError(point[t], n, noError)
+      : new Estimate(point[t], boot.errors[t], n),
     biasCorrected: corrected[t],
     map: maps[t],
     pixelTotal: maps[t].sum(),

@@ -143,7 +143,7 @@ export class PerTokenResult {
   toString(): string {
     const width = Math.max(4, ...this.tokens.map((t) => t.word.length));
     const line = (word: string, e: Estimate) =>
-      `${word.padEnd(width)}  ${e.nats.toFixed(4).padStart(9)}  ± ${e.se.toFixed(4)}`;
+      `${word.padEnd(width)}  ${e.nats.toFixed(4).padStart(9)}  ${e.seText()}`;
     return [
       `prompt: "${this.prompt}" (${this.total.samples} draws)`,
       `${"word".padEnd(width)}  ${"nats".padStart(9)}  ± se`,
@@ -168,9 +168,7 @@ export class PerTokenResult {
           `context: no estimate</i></td></tr>`
         : `<tr><td>${escapeHtml(t.word)}</td><td style="text-align:right">${
           t.estimate.nats.toFixed(4)
-        }</td><td>± ${
-          t.estimate.se.toFixed(4)
-        }</td><td><div style="background:#4c78a8;height:10px;width:${
+        }</td><td>${t.estimate.seText()}</td><td><div style="background:#4c78a8;height:10px;width:${
           Math.round((200 * Math.max(0, t.estimate.nats)) / max)
         }px"></div></td></tr>`
     ).join("");

@@ -147,7 +147,7 @@ export async function overlayGrid(
     ? await colourBar(range, 0, gridHeight, width, options.colormap)
     : [svgText(8, gridHeight + 28, "each map on its own colour scale (min–max)", { size: 13 })];
   const description = `${result.prompt}: ` +
-    tokens.map((t) => `${t.word} ${t.estimate.nats.toFixed(3)} ± ${t.estimate.se.toFixed(3)}`).join(
+    tokens.map((t) => `${t.word} ${t.estimate.nats.toFixed(3)} ${t.estimate.seText(3)}`).join(
       ", ",
     );
   return await Figure.fromSvg(
@@ -157,7 +157,7 @@ export async function overlayGrid(
 }
 
 function label(token: TokenInformation, x: number, y: number, width: number): string {
-  const value = `${token.estimate.nats.toFixed(3)} ± ${token.estimate.se.toFixed(3)} nats`;
+  const value = `${token.estimate.nats.toFixed(3)} ${token.estimate.seText(3)} nats`;
   const size = Math.max(12, Math.min(16, Math.floor(width / 10)));
   return `<rect x="${x}" y="${y}" width="${width}" height="${LABEL_HEIGHT}" fill="white"/>` +
     svgText(x + 6, y + size + 4, token.word, { size, weight: "bold" }) +
