@@ -284,3 +284,25 @@ Deno.test("PID: the specific redundancy runs with the standard estimator and ref
       e instanceof InvalidArgumentError && /needs the "standard" estimator/.test(e.message),
   );
 });
+
+Deno.test("about(word): a repeated word is removed everywhere unless one occurrence is named", async () => {
+  // The one removal rule: "sofa" twice, both removed, leaves "a and a", which holds no known word,
+  // so i(x; sofa | context) is i(x; "a sofa") exactly (same seed, same draws). Removing only the
+  // first kept "sofa" in its own context and gave exactly 0 without a word of warning.
+  const model = mixtureModel({
+    shape: [1, 2, 2],
+    components: [
+      { words: ["sofa"], mean: [1, 0.5, 0, 0], variance: v },
+      { words: ["chair"], mean: [0, 0, 1, 0.5], variance: v },
+    ],
+  });
+  const x = model.sample("sofa", { seed: 3 });
+  const query = model.info(x).given("a sofa and a sofa").samples(64).seed(5);
+  const every = await query.about("sofa");
+  const total = await model.info(x).given("a sofa").samples(64).seed(5).total();
+  assert.ok(every.nats > 4 * every.se, `${every}`);
+  assert.equal(every.nats, total.nats);
+  assert.equal(every.se, total.se);
+  const first = await query.about("sofa", { occurrence: 0 });
+  assert.equal(first.nats, 0);
+});

@@ -32,7 +32,7 @@ export interface CocoItRow {
 }
 
 /**
- * Makes a row, computing the context with word-bounded removal (first occurrence of the word).
+ * Makes a row, computing the context with word-bounded removal (every occurrence of the word).
  *
  * @example
  * ```ts

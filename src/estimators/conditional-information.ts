@@ -5,7 +5,7 @@
  */
 import { PromptError } from "../errors.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { normaliseWord, promptWords, removeWord } from "../text/prompt.ts";
+import { normaliseWord, promptWords, removePhrase, removeWord } from "../text/prompt.ts";
 import type { RemoveWordOptions } from "../text/prompt.ts";
 import { type ContrastPlan, contrastPlan, estimateContrasts } from "./contrasts.ts";
 import type { EstimatorOptions } from "./options.ts";
@@ -18,12 +18,17 @@ export type ConditionalOptions = EstimatorOptions & RemoveWordOptions;
 
 /**
  * The contrast plan of {@link conditionalInformation}: the prompt against the prompt without the
- * word (removed as `removal` says).
+ * word. Without `occurrence`, EVERY occurrence of the word goes (at word boundaries, the one
+ * removal rule of every study: {@link removePhrase}); removing only the first would leave a
+ * repeated word in its own context, and its information would silently come out near 0. With
+ * `occurrence: k`, only that token position goes (what `perToken` asks about).
  *
  * @example
  * ```ts
  * import { conditionalPlan } from "./conditional-information.ts";
  * console.assert(conditionalPlan("a red circle", "red").prompts[1] === "a circle");
+ * console.assert(conditionalPlan("red and red", "red").prompts[1] === "and");
+ * console.assert(conditionalPlan("red and red", "red", { occurrence: 1 }).prompts[1] === "red and");
  * ```
  */
 export function conditionalPlan(
@@ -31,12 +36,17 @@ export function conditionalPlan(
   word: string,
   removal: RemoveWordOptions = {},
 ): ContrastPlan {
-  return contrastPlan([[prompt, removeWord(prompt, word, removal)]]);
+  const context = removal.occurrence === undefined
+    ? removePhrase(prompt, word, { placeholder: removal.placeholder })
+    : removeWord(prompt, word, removal);
+  return contrastPlan([[prompt, context]]);
 }
 
 /**
  * i(x; w | c): the information the word adds to the rest of the prompt c (the prompt with the
- * word removed at word boundaries, or replaced by a placeholder).
+ * word removed at word boundaries, or replaced by a placeholder): every occurrence of it, or only
+ * the `occurrence`-th (see {@link conditionalPlan}). `index` is the position of the first word
+ * removed.
  *
  * @example
  * ```ts
@@ -57,12 +67,13 @@ export async function conditionalInformation(
 ): Promise<TokenInformation> {
   const plan = conditionalPlan(prompt, word, options);
   const context = plan.prompts[1];
-  refuseTruncated(model, prompt, [word], options.occurrence ?? 0);
-  const outcome = await estimateContrasts(model, data, plan, resolveOptions(model, options));
-  const [result] = outcome.contrasts;
   const target = normaliseWord(word);
   const positions = promptWords(prompt).flatMap((w, i) => w.word === target ? [i] : []);
-  const index = positions[options.occurrence ?? 0]; // removeWord has checked it exists
+  const removed = options.occurrence === undefined ? positions.keys() : [options.occurrence];
+  for (const occurrence of removed) refuseTruncated(model, prompt, [word], occurrence);
+  const outcome = await estimateContrasts(model, data, plan, resolveOptions(model, options));
+  const [result] = outcome.contrasts;
+  const index = positions[options.occurrence ?? 0]; // the plan has checked it exists
   return { word: target, index, context, estimate: result.estimate, map: result.map };
 }
 
