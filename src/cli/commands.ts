@@ -207,17 +207,19 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "about",
     summary: "one word's information given the rest of the prompt",
     usage: `infodiff about ${QUERY_USAGE} --word W [--occurrence K]
-  i(x; W | prompt without W), the K-th occurrence (default 0) removed at word boundaries.
+  i(x; W | prompt without W): every occurrence of W removed at word boundaries, or only the
+  K-th (counting from 0) with --occurrence.
   example: infodiff about --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --word sofa`,
     options: { ...QUERY_OPTIONS, word: string, occurrence: NUMBER },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "about");
       const word = required(values, "about", "word");
-      const occurrence = numberOption(values, "occurrence") ?? 0;
-      if (!Number.isInteger(occurrence) || occurrence < 0) {
+      const occurrence = numberOption(values, "occurrence");
+      if (occurrence !== undefined && (!Number.isInteger(occurrence) || occurrence < 0)) {
         throw new InvalidArgumentError(`--occurrence expects an integer ≥ 0, got ${occurrence}`);
       }
-      const result = await withQuery(options, (q) => q.about(word, { occurrence }));
+      const removal = occurrence === undefined ? {} : { occurrence };
+      const result = await withQuery(options, (q) => q.about(word, removal));
       printEstimate(log, options.json, result);
       return 0;
     },
