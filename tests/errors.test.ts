@@ -52,6 +52,36 @@ Deno.test("an image path that is a folder or missing says so, not only 'could no
   await refused(`${dir}/a.png`, new RegExp(`^could not decode image "${dir}/a.png"; expected`));
 });
 
+Deno.test("pixel arrays outside [−1, 1] are refused with the value and the scale to use", async () => {
+  // before: an array of 5s (or of 0…255 values) was VAE-encoded as if it were an image
+  const model = await loadModel("fixtures/models/sd-vpred", { device: "cpu" });
+  try {
+    const { width, height } = model.imageSize;
+    const pixels = (f: (i: number) => number) =>
+      Float32Array.from({ length: 3 * width * height }, (_, i) => f(i));
+    for (
+      const [array, value, range] of [
+        [pixels(() => 5), "5 at index 0", "from 5 to 5"],
+        [pixels((i) => i % 256), "2 at index 2", "from 0 to 255"],
+        [pixels((i) => (i === 7 ? -1.6 : 0)), "-1.600000023841858 at index 7", "from -1.6"],
+      ] as const
+    ) {
+      await assert.rejects(
+        () => model.prepare(array),
+        (e: Error) =>
+          e instanceof InvalidImageError &&
+          e.message.includes(`has ${value} (its values run ${range}`) &&
+          e.message.includes("expected pixels in [−1, 1]") && e.message.includes("v / 127.5 − 1"),
+      );
+    }
+    // a generated picture's small overshoot is still an image
+    const prepared = await model.prepare(pixels((i) => (i % 2 ? 1.04 : -1.04)));
+    assert.equal(prepared.length, model.shape[0] * model.shape[1] * model.shape[2]);
+  } finally {
+    await model.dispose();
+  }
+});
+
 Deno.test("a directory where model_index.json should be is a ModelLoadError", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(`${dir}/model_index.json`);

@@ -289,7 +289,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
    * Image → model data: decode, RGB, resize the shorter side and centre-crop to the resolution,
    * scale to [−1, 1], then VAE-encode (mean × scaling factor). A pixel-space model returns the
    * pixels. A Float32Array is taken as model data when it has C·H·W values, or as CHW pixels in
-   * [−1, 1] when it has 3·R·R values.
+   * [−1, 1] when it has 3·R·R values (pixels beyond ±1.5 are refused: another scale, not an image).
    */
   async prepare(image: ImageInput): Promise<Float32Array> {
     this.#checkOpen();
@@ -297,6 +297,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     const resolution = this.imageSize.width;
     if (image instanceof Float32Array) {
       checkFinite(image, "image array");
+      // model data as given: a latent has no fixed range, and a pixel-space model's own samples
+      // (what generate returns, what invert takes back) need not keep to [−1, 1] either
       if (image.length === c * h * w) return image.slice();
       if (image.length !== 3 * resolution * resolution) {
         throw new InvalidImageError(
@@ -306,6 +308,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
             `or ${3 * resolution * resolution} (pixels 3×${resolution}×${resolution} in [−1, 1])`,
         );
       }
+      checkPixelRange(image, "image array (pixels)");
       return await this.#encodePixels(image);
     }
     const pixels = await loadImagePixels(image as ImageSource, resolution, resolution);
@@ -371,6 +374,30 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   #checkOpen(): void {
     if (this.#disposed) {
       throw new InvalidArgumentError(`model ${this.name} was disposed; load it again to use it`);
+    }
+  }
+}
+
+/**
+ * How far past [−1, 1] a pixel array may reach: generated pictures overshoot a little (DDIM
+ * samples of shapes-tiny reach ±1.04), so feeding one back in must pass, while data on another
+ * scale (0…255, or anything near 5) is refused instead of being encoded as if it were an image.
+ */
+const PIXEL_SLACK = 0.5;
+
+/** Pixels must lie in [−1, 1] (within {@link PIXEL_SLACK}); the first value outside is named. */
+function checkPixelRange(values: Float32Array, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (Math.abs(values[i]) > 1 + PIXEL_SLACK) {
+      const [low, high] = values.reduce(
+        ([lo, hi], v) => [Math.min(lo, v), Math.max(hi, v)],
+        [Infinity, -Infinity],
+      );
+      throw new InvalidImageError(
+        `${what} has ${values[i]} at index ${i} (its values run from ${low} to ${high}); ` +
+          `expected pixels in [−1, 1] (generated samples may overshoot to ±${1 + PIXEL_SLACK}): ` +
+          `rescale 0…255 values with v / 127.5 − 1, or 0…1 values with 2·v − 1`,
+      );
     }
   }
 }
