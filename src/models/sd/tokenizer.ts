@@ -15,26 +15,9 @@ import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.
 import { promptWords } from "../../text/prompt.ts";
 import type { PromptTokens } from "../denoiser.ts";
 import { exists } from "./folder.ts";
+import type { PromptTokenizer, TokenizedPrompt, WordPositions } from "./prompt-tokenizer.ts";
 
-/** A prompt as token ids, and how many tokens did not fit the context. */
-export interface TokenizedPrompt {
-  /** token ids from BOS to EOS inclusive, no padding */
-  readonly ids: number[];
-  /** number of content tokens cut off so that the ids fit the context length */
-  readonly dropped: number;
-}
-
-/** Where one prompt word went in the padded `input_ids`. */
-export interface WordPositions {
-  /** the word, lower-cased (as {@link promptWords} gives it) */
-  readonly word: string;
-  /** UTF-16 offset of its first character in the original prompt */
-  readonly start: number;
-  /** UTF-16 offset just past its last character */
-  readonly end: number;
-  /** indices into the padded input ids (BOS is 0) of the tokens made from its characters */
-  readonly positions: number[];
-}
+export type { PromptTokenizer, TokenizedPrompt, WordPositions } from "./prompt-tokenizer.ts";
 
 /** Everything a {@link ClipTokenizer} is built from (what {@link loadTokenizer} reads from files). */
 export interface ClipTokenizerConfig {
@@ -106,7 +89,9 @@ const MAX_CACHE_ENTRIES = 100_000;
  * console.assert(tokenizer.encode("Hi").join() === "0,2,1");
  * ```
  */
-export class ClipTokenizer {
+export class ClipTokenizer implements PromptTokenizer {
+  /** a CLIP byte-level BPE tokenizer */
+  readonly kind = "clip" as const;
   /** id of the begin-of-text token */
   readonly bosId: number;
   /** id of the end-of-text token */
