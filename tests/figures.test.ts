@@ -199,3 +199,70 @@ Deno.test("panel captions: estimates print as nats ± SE, long text wraps to at 
   assert.equal(wrapped.height - plain.height, 3 * 15 + 4, "wrapped to three lines");
   assert.equal(longer.height, wrapped.height, "never more than three");
 });
+
+Deno.test("localizationGallery draws each image as the study fed it: its fit, stored pixels (no EXIF turn)", async () => {
+  // A 96×32 JPEG of three colour bands, tagged with EXIF orientation 6 (viewers turn it a quarter).
+  // A "fill" study saw it squashed to the model's square, as stored; a centre crop ("cover") would
+  // show the green band alone, and an EXIF turn would lay the bands across.
+  const { LocalizationResult } = await import("../src/studies/localization-result.ts");
+  const { localizationGallery } = await import("../src/plots/study-figures.ts");
+  const { loadImagePixels } = await import("../src/images/load-image.ts");
+  const sharp = await loadSharp();
+  const bands = new Uint8Array(96 * 32 * 3).map((_, i) => {
+    const x = Math.floor(i / 3) % 96, c = i % 3;
+    return c === Math.floor(x / 32) ? 255 : 0;
+  });
+  const dir = await Deno.makeTempDir();
+  await sharp(bands, { raw: { width: 96, height: 32, channels: 3 } }).jpeg({ quality: 95 })
+    .withMetadata({ orientation: 6 }).toFile(`${dir}/bands.jpg`);
+  const record = {
+    image: "bands.jpg",
+    caption: "a red circle",
+    word: "red",
+    category: "circle",
+    context: "a circle",
+    nats: 1,
+    se: 0.1,
+    seed: 7,
+    maskArea: 4,
+    pixels: 16,
+    thresholds: [0.4],
+    ious: { information: [0.5] },
+  };
+  const map = new Heatmap(4, 4, Float32Array.from({ length: 16 }, (_, i) => i / 15));
+  const galleryOf = (fit: "fill" | "cover" | undefined) =>
+    localizationGallery(
+      new LocalizationResult({
+        run: { results: [{ id: "a", result: record }], failures: [], resumed: 0, total: 1 },
+        methods: ["information"],
+        thresholds: [0.4],
+        fixedThreshold: 0.4,
+        unavailable: new Map(),
+        maps: new Map([["a", { information: map, mask: map }]]),
+        samples: 10,
+        model: "m",
+        ...(fit === undefined ? {} : { fit }),
+      }),
+      { imagesDir: dir, size: 32 },
+    );
+  const expected = async (fit: "fill" | "cover", orientation: "stored" | "exif") => {
+    const image = {
+      data: await loadImagePixels(`${dir}/bands.jpg`, 32, 32, fit, "linear", orientation),
+      shape: [3, 32, 32] as const,
+    };
+    return (await imageGrid([[
+      { label: "image", image },
+      { label: "mask", map, image, alpha: 0.5, caption: "4 px" },
+      { label: "information", map, image, caption: "IoU 0.50" },
+    ]], {
+      size: 32,
+      rowLabels: [`"red" in "a red circle" (1.00 ± 0.10 nats)`],
+      title: "maps min–max normalised; IoU at threshold 0.4",
+    })).png;
+  };
+  const fill = (await galleryOf("fill")).png;
+  assert.deepEqual(fill, await expected("fill", "stored"));
+  assert.notDeepEqual(fill, await expected("fill", "exif"));
+  assert.notDeepEqual(fill, await expected("cover", "stored"));
+  assert.deepEqual((await galleryOf("cover")).png, await expected("cover", "stored"));
+});

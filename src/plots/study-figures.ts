@@ -9,7 +9,7 @@ import { isAbsolute, join } from "node:path";
 import type { Denoiser } from "../models/denoiser.ts";
 import { toPixels } from "../generation/ddim.ts";
 import type { Heatmap } from "../images/heatmap.ts";
-import { loadImagePixels } from "../images/load-image.ts";
+import { type ImageFit, loadImagePixels } from "../images/load-image.ts";
 import type { ChwImage } from "../images/png.ts";
 import type { LocalizationResult } from "../studies/localization-result.ts";
 import type { RelationsResult } from "../studies/relations-result.ts";
@@ -72,7 +72,7 @@ export async function localizationGallery(
   const labels: string[] = [];
   for (const row of rows) {
     const maps = result.maps(row.id)!;
-    const image = await studyImage(row.image, maps.mask, size, options.imagesDir);
+    const image = await studyImage(row.image, maps.mask, size, options.imagesDir, result.fit);
     const iou = (method: keyof typeof row.ious) =>
       row.ious[method] ? `IoU ${row.ious[method]![at].toFixed(2)}` : undefined;
     const map = (label: string, m: Heatmap | undefined, method: keyof typeof row.ious) =>
@@ -201,24 +201,39 @@ export async function relationItemsTable(
   return resultTable(rows, { title: `${result.model}: ▶ chosen, ✓ true caption` });
 }
 
+/**
+ * A study's dataset image as the model saw it: at the map's aspect ratio, brought there with the
+ * study's `fit` (a mask drawn under "fill" lies on the squashed image, not on a centre crop) and
+ * read as stored, as the studies read it (a mask or box is drawn on the stored pixels).
+ */
 async function studyImage(
   path: string,
   like: Heatmap,
   size: number,
   dir?: string,
+  fit: ImageFit = "cover",
 ): Promise<ChwImage> {
   const scale = size / Math.max(like.width, like.height);
-  return await loadChw(path, Math.round(like.width * scale), Math.round(like.height * scale), dir);
+  return await loadChw(
+    path,
+    Math.round(like.width * scale),
+    Math.round(like.height * scale),
+    dir,
+    fit,
+  );
 }
 
+/** A dataset image at `width`×`height`, read as stored (no EXIF turn), as the studies read it. */
 async function loadChw(
   path: string,
   width: number,
   height: number,
   dir?: string,
+  fit: ImageFit = "cover",
 ): Promise<ChwImage> {
   const file = dir !== undefined && !isAbsolute(path) ? join(dir, path) : path;
-  return { data: await loadImagePixels(file, width, height), shape: [3, height, width] as const };
+  const data = await loadImagePixels(file, width, height, fit, "linear", "stored");
+  return { data, shape: [3, height, width] as const };
 }
 
 function nearestIndex(values: readonly number[], target: number): number {

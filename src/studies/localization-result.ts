@@ -8,6 +8,7 @@
 import type { StudyFailure } from "./runner.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { Heatmap } from "../images/heatmap.ts";
+import type { ImageFit } from "../images/load-image.ts";
 import { finiteOrNaN } from "./result-json.ts";
 import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../jupyter.ts";
 import { meanWithError } from "../numerics/statistics.ts";
@@ -160,6 +161,8 @@ export interface LocalizationResultInit {
   readonly samples: number;
   /** model name */
   readonly model: string;
+  /** how the study brought each image to the model's size (what the gallery must draw) */
+  readonly fit?: ImageFit;
 }
 
 /** {@link LocalizationResult} as plain JSON data (`toJSON`/`fromJSON` round-trip it). */
@@ -168,6 +171,8 @@ export interface LocalizationResultJSON {
   readonly model: string;
   /** noise draws per row */
   readonly samples: number;
+  /** how the study brought each image to the model's size (absent in older results) */
+  readonly fit?: ImageFit;
   /** methods asked for, in order */
   readonly methods: readonly LocalizationMethod[];
   /** candidate global thresholds */
@@ -225,6 +230,8 @@ export class LocalizationResult {
   readonly samples: number;
   /** model name */
   readonly model: string;
+  /** how the study brought each image to the model's size, when known */
+  readonly fit?: ImageFit;
   /** methods asked for, in order */
   readonly methods: readonly LocalizationMethod[];
   readonly #unavailable: ReadonlyMap<LocalizationMethod, string>;
@@ -240,6 +247,7 @@ export class LocalizationResult {
     this.fixedThreshold = init.fixedThreshold;
     this.samples = init.samples;
     this.model = init.model;
+    if (init.fit !== undefined) this.fit = init.fit;
     this.#maps = init.maps;
     this.methods = init.methods;
     this.#unavailable = init.unavailable;
@@ -283,6 +291,7 @@ export class LocalizationResult {
       maps: new Map(),
       samples: json.samples,
       model: json.model,
+      ...(json.fit === undefined ? {} : { fit: json.fit }),
     });
   }
 
@@ -291,6 +300,7 @@ export class LocalizationResult {
     return {
       model: this.model,
       samples: this.samples,
+      ...(this.fit === undefined ? {} : { fit: this.fit }),
       methods: this.methods,
       thresholds: this.thresholds,
       fixedThreshold: this.fixedThreshold,

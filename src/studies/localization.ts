@@ -200,6 +200,7 @@ export async function localizationStudy(
     maps,
     samples: estimator.samples,
     model: model.name,
+    fit,
   });
 }
 
