@@ -3,10 +3,11 @@
  *
  * @module
  */
-import { InfoDiffError, InvalidArgumentError } from "../errors.ts";
+import { InfoDiffError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { COMMANDS } from "./commands.ts";
 import { formatError, nearest, parseCommandLine, UsageError } from "./command.ts";
+import { checkOutputFolder } from "./outputs.ts";
 
 const USAGE = `usage: infodiff <command> [options]     (infodiff <command> --help for one command)
 
@@ -47,17 +48,10 @@ export async function main(
     log(command.usage);
     return 0;
   }
-  // every argument is checked before a model loads or anything is computed
+  // every argument is checked before a model loads or anything is computed: --out is made and
+  // written to (a probe file), so an unwritable folder never costs a finished result
   if (command.outFolder && typeof values.out === "string") await checkOutputFolder(values.out);
   return await command.run(values, positionals, log);
-}
-
-/** `--out` must be a folder or not exist yet (it is created); a file there is refused at once. */
-async function checkOutputFolder(path: string): Promise<void> {
-  const stat = await Deno.stat(path).catch(() => undefined);
-  if (stat && !stat.isDirectory) {
-    throw new InvalidArgumentError(`--out ${path} is a file; expected a folder (or a new path)`);
-  }
 }
 
 /** The command named is none of the table's: the nearest one, or the list. */
