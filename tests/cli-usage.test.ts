@@ -59,10 +59,11 @@ const optionsOf = (command: Command, test: (spec: OptionSpec) => boolean) =>
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-/** A typo of an option of the command: its longest name with two neighbours swapped. */
+/** A typo of an option of the command: its longest name with its first two unlike neighbours swapped. */
 function typoOf(command: Command): { typo: string; meant: string } {
   const meant = Object.keys(command.options).reduce((a, b) => b.length > a.length ? b : a);
-  const typo = meant[0] + meant[2] + meant[1] + meant.slice(3);
+  const k = [...meant].findIndex((c, i) => i > 0 && c !== meant[i + 1]);
+  const typo = meant.slice(0, k) + meant[k + 1] + meant[k] + meant.slice(k + 2);
   assert.notEqual(typo, meant, command.name);
   return { typo, meant };
 }

@@ -207,3 +207,35 @@ Deno.test("onnx shapes-tiny (context 20): refused, allowed with provenance, spec
     await model.dispose();
   }
 });
+
+Deno.test("cli about --allow-truncation: refused without it, run and recorded with it", async () => {
+  const { main } = await import("../src/cli/main.ts");
+  const prompt = "a red circle left of a blue square and a small square and a small square " +
+    "and a small";
+  const args = [
+    "about",
+    "--model",
+    "fixtures/models/shapes-tiny",
+    "--image",
+    "fixtures/images/shapes-scene.png",
+    "--prompt",
+    prompt,
+    "--word",
+    "red",
+    "--samples",
+    "2",
+    "--device",
+    "cpu",
+    "--json",
+    "--quiet",
+  ];
+  await assert.rejects(() => main(args, () => {}), /context 20 tokens/);
+  const lines: string[] = [];
+  const { value: code } = await warnings(() =>
+    main([...args, "--allow-truncation"], (l) => lines.push(l))
+  );
+  assert.equal(code, 0);
+  const printed = JSON.parse(lines.join("\n"));
+  assert.equal(printed.provenance.settings.allowTruncation, true);
+  assert.deepEqual(printed.provenance.truncation.map((t: { kept: number }) => t.kept), [18]);
+});

@@ -54,17 +54,20 @@ const QUERY_OPTIONS = {
   device,
   "batch-size": NUMBER,
   "device-id": NUMBER,
+  "allow-truncation": boolean,
   json: boolean,
   quiet: boolean,
 } as const;
 
-/** nll has no contrast, so no estimator to choose. */
-const { estimator: _, ...NLL_OPTIONS } = QUERY_OPTIONS;
+/** nll has no contrast, so no estimator to choose and no two prompts to be cut differently. */
+const { estimator: _, "allow-truncation": _allow, ...NLL_OPTIONS } = QUERY_OPTIONS;
 
 const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
          [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
-         [--json] [--quiet]   (progress on stderr: a live bar on a terminal, else a line every 10 s)`;
+         [--allow-truncation] [--json] [--quiet]   (progress on stderr: a live bar on a terminal,
+         else a line every 10 s; --allow-truncation: run contrasts whose two prompts a text
+         encoder's context cuts differently, recorded in the provenance)`;
 
 /** `--out` of a command that writes one PNG. */
 function pngPath(values: Values, command: string): string {
@@ -117,6 +120,7 @@ function queryOptions(values: Values, command: string) {
     ) as EstimatorName,
     device,
     batchSize,
+    allowTruncation: values["allow-truncation"] === true,
     json: values.json === true,
     quiet: values.quiet === true,
   };

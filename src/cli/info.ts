@@ -35,6 +35,8 @@ export interface InfoCommandOptions {
   readonly estimator?: EstimatorName;
   /** no progress on stderr */
   readonly quiet?: boolean;
+  /** run contrasts whose prompts a text encoder cuts differently (`query.allowTruncation()`) */
+  readonly allowTruncation?: boolean;
   /** colour scale of the maps: one for all words (default) or each its own */
   readonly scale?: MapScale;
   /** folder for the per-word PNG overlays (none: no files) */
@@ -58,6 +60,7 @@ export type QueryRunOptions = Pick<
   | "deviceId"
   | "batchSize"
   | "quiet"
+  | "allowTruncation"
 >;
 
 /**
@@ -84,6 +87,7 @@ export async function withQuery<T>(
       .seed(options.seed ?? 0).estimator(options.estimator ?? "orthogonal")
       .onProgress((p) => progress.update(p.done, p.total));
     if (options.batchSize !== undefined) query = query.batchSize(options.batchSize);
+    if (options.allowTruncation) query = query.allowTruncation();
     return await body(query, model);
   } finally {
     progress.finish();
