@@ -9,6 +9,7 @@
 import { InvalidArgumentError, InvalidImageError } from "../errors.ts";
 import type { LogSnrRange } from "../numerics/log-snr.ts";
 import type { LogSnrProfile } from "../numerics/proposal.ts";
+import type { FlowConvention } from "./flow.ts";
 
 export type { LogSnrRange } from "../numerics/log-snr.ts";
 
@@ -182,6 +183,13 @@ export interface Denoiser {
    * estimators then draw α from the fitted, defensive proposal by default
    */
   readonly logSnrProfile?: LogSnrProfile;
+  /**
+   * present on a flow-matching model (SD 3/3.5, FLUX.1): its training law of t, trained range and
+   * scheduler (src/models/flow.ts). It still returns ε̂ of the VP channel from `predictNoise`
+   * (`flowPredictNoise` converts); the default log-SNR proposal comes from its training law, and
+   * generation and inversion run its flow ODE.
+   */
+  readonly flow?: FlowConvention;
   /**
    * Maps a continuous log-SNR to the one the model really evaluates (the nearest trained timestep).
    * The estimators noise the data at the snapped value, so noise level and timestep always agree.

@@ -1,0 +1,449 @@
+/**
+ * Flow matching inside the one backend contract (issue 24, F1). A rectified-flow model (SD 3/3.5,
+ * FLUX.1) noises as `x_t = (1−t)·x + t·ε` and its network predicts the velocity `v ≈ ε − x`.
+ * Dividing `x_t` by `s = √((1−t)² + t²)` gives exactly the variance-preserving channel every
+ * estimator reads, `x_α = √σ(α)·x + √σ(−α)·ε` with `α = 2·log((1−t)/t)`, and the noise the
+ * estimators need is `ε̂ = x_t + (1−t)·v̂` (so `v̂ = (ε̂ − x_t)/(1−t)`).
+ *
+ * A flow backend therefore maps each query (α, x_α) to its own `t = σ(−α/2)` and `x_t = s·x_α`,
+ * calls its network and returns ε̂ ({@link flowPredictNoise}): estimators, designs, proposals,
+ * standard errors and studies stay as they are. Its {@link FlowConvention} (`Denoiser.flow`) says
+ * what it was trained on — the training law of t, from which the default log-SNR proposal comes,
+ * and the trained range, never t = 0 or 1 — and how its scheduler steps (the shift, FLUX's
+ * resolution-dependent shift), which the flow ODE of src/generation follows.
+ *
+ * Pure functions; no runtime imports (every layer above may import this file).
+ *
+ * @module
+ */
+import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
+import type { LogSnrRange } from "../numerics/log-snr.ts";
+
+/**
+ * The law the model's training drew t from: `logit u ~ N(mean, std²)` (SD3's "logit-normal"),
+ * then `t = shift·u / (1 + (shift−1)·u)`. In log-SNR that is exactly Gaussian:
+ * `α = −2·(logit u + log shift) ~ N(−2·(mean + log shift), (2·std)²)` ({@link trainingLawLogSnr}).
+ */
+export interface FlowTrainingLaw {
+  /** the family of the law (SD3 paper: "rf/lognorm") */
+  readonly kind: "logit-normal";
+  /** mean of logit u */
+  readonly mean: number;
+  /** standard deviation of logit u, > 0 */
+  readonly std: number;
+  /** the time shift applied to u (1: none; FLUX: e^μ of its image size) */
+  readonly shift: number;
+}
+
+/**
+ * What a `FlowMatchEulerDiscreteScheduler`'s `scheduler_config.json` says about stepping (diffusers'
+ * names in camel case): the static `shift`, or FLUX's resolution-dependent shift
+ * `μ = calculate_shift(image_seq_len, base_image_seq_len, max_image_seq_len, base_shift, max_shift)`
+ * applied as `t ↦ e^μ / (e^μ + 1/t − 1)`.
+ */
+export interface FlowScheduler {
+  /** the static shift (diffusers' default 1.0; SD3 3.0) */
+  readonly shift: number;
+  /** whether the shift depends on the image's token count (FLUX: true) */
+  readonly useDynamicShifting: boolean;
+  /** μ at `baseImageSeqLen` tokens (diffusers' default 0.5) */
+  readonly baseShift?: number;
+  /** μ at `maxImageSeqLen` tokens (diffusers' default 1.15) */
+  readonly maxShift?: number;
+  /** token count of `baseShift` (default 256) */
+  readonly baseImageSeqLen?: number;
+  /** token count of `maxShift` (default 4096) */
+  readonly maxImageSeqLen?: number;
+  /** trained timesteps (default 1000): the trained t are `k / numTrainTimesteps`, shifted */
+  readonly numTrainTimesteps?: number;
+}
+
+/** A flow model's convention: how it was trained and how its scheduler steps (`Denoiser.flow`). */
+export interface FlowConvention {
+  /** the training law of t: sets the default log-SNR proposal */
+  readonly trainingLaw: FlowTrainingLaw;
+  /** the trained range of t, both ends strictly inside (0, 1): t = 0 or 1 is never evaluated */
+  readonly tRange: readonly [tMin: number, tMax: number];
+  /** the scheduler's stepping (scheduler_config.json) */
+  readonly scheduler: FlowScheduler;
+  /**
+   * the image's token count the resolution-dependent shift reads (FLUX: (h/2)·(w/2) of the
+   * latent, the packed tokens); required when `scheduler.useDynamicShifting`
+   */
+  readonly imageSeqLen?: number;
+}
+
+/**
+ * The flow time of a log-SNR: t = σ(−α/2) = 1/(1 + e^(α/2)), computed without overflow.
+ *
+ * @example
+ * ```ts
+ * import { flowTime } from "./flow.ts";
+ * console.assert(flowTime(0) === 0.5 && Math.abs(flowTime(2 * Math.log(3)) - 0.25) < 1e-15);
+ * ```
+ */
+export function flowTime(logSnr: number): number {
+  const h = logSnr / 2;
+  return h >= 0 ? Math.exp(-h) / (1 + Math.exp(-h)) : 1 / (1 + Math.exp(h));
+}
+
+/**
+ * The log-SNR of a flow time: α = 2·log((1−t)/t).
+ *
+ * @example
+ * ```ts
+ * import { flowLogSnr } from "./flow.ts";
+ * console.assert(Math.abs(flowLogSnr(0.25) - 2 * Math.log(3)) < 1e-15);
+ * ```
+ */
+export function flowLogSnr(t: number): number {
+  return 2 * (Math.log1p(-t) - Math.log(t));
+}
+
+/**
+ * The scale s = √((1−t)² + t²) that maps the VP state to the flow state: x_t = s·x_α.
+ *
+ * @example
+ * ```ts
+ * import { flowScale } from "./flow.ts";
+ * console.assert(flowScale(0) === 1 && Math.abs(flowScale(0.5) - Math.SQRT1_2) < 1e-15);
+ * ```
+ */
+export function flowScale(t: number): number {
+  return Math.hypot(1 - t, t);
+}
+
+/**
+ * ε̂ = x_t + (1−t)·v̂, elementwise (one item; for a batch call it per item).
+ *
+ * @example
+ * ```ts
+ * import { noiseFromVelocity } from "./flow.ts";
+ * const eps = noiseFromVelocity(new Float32Array([1]), new Float32Array([2]), 0.25);
+ * console.assert(eps[0] === 2.5);
+ * ```
+ */
+export function noiseFromVelocity(
+  xt: Float32Array,
+  v: Float32Array,
+  t: number,
+  out: Float32Array = new Float32Array(xt.length),
+): Float32Array {
+  const keep = 1 - t;
+  for (let j = 0; j < xt.length; j++) out[j] = xt[j] + keep * v[j];
+  return out;
+}
+
+/**
+ * v̂ = (ε̂ − x_t)/(1−t), elementwise: the velocity a noise prediction implies (t < 1).
+ *
+ * @example
+ * ```ts
+ * import { velocityFromNoise } from "./flow.ts";
+ * const v = velocityFromNoise(new Float32Array([1]), new Float32Array([2.5]), 0.25);
+ * console.assert(v[0] === 2);
+ * ```
+ */
+export function velocityFromNoise(
+  xt: Float32Array,
+  eps: Float32Array,
+  t: number,
+  out: Float32Array = new Float32Array(xt.length),
+): Float32Array {
+  const inverse = 1 / (1 - t);
+  for (let j = 0; j < xt.length; j++) out[j] = (eps[j] - xt[j]) * inverse;
+  return out;
+}
+
+/**
+ * The log-SNR range of a convention's trained range of t: [α(tMax), α(tMin)].
+ *
+ * @example
+ * ```ts
+ * import { flowLogSnrRange } from "./flow.ts";
+ * const range = flowLogSnrRange({ trainingLaw: { kind: "logit-normal", mean: 0, std: 1, shift: 1 },
+ *   tRange: [0.25, 0.75], scheduler: { shift: 1, useDynamicShifting: false } });
+ * console.assert(Math.abs(range.max - 2 * Math.log(3)) < 1e-12 && Math.abs(range.min + range.max) < 1e-12);
+ * ```
+ */
+export function flowLogSnrRange(convention: FlowConvention): LogSnrRange {
+  const [tMin, tMax] = checkFlowConvention(convention).tRange;
+  return { min: flowLogSnr(tMax), max: flowLogSnr(tMin) };
+}
+
+/**
+ * The training law in log-SNR: α = −2·(logit u + log shift) ~ N(mean, std²) with
+ * mean = −2·(law.mean + log shift), std = 2·law.std.
+ *
+ * @example
+ * ```ts
+ * import { trainingLawLogSnr } from "./flow.ts";
+ * const { mean, std } = trainingLawLogSnr({ kind: "logit-normal", mean: 0, std: 1, shift: 3 });
+ * console.assert(Math.abs(mean + 2 * Math.log(3)) < 1e-15 && std === 2);
+ * ```
+ */
+export function trainingLawLogSnr(law: FlowTrainingLaw): { mean: number; std: number } {
+  return { mean: -2 * (law.mean + Math.log(law.shift)), std: 2 * law.std };
+}
+
+/**
+ * diffusers' `calculate_shift` (pipeline_flux.py): μ linear in the image's token count, through
+ * (base_seq_len, base_shift) and (max_seq_len, max_shift).
+ *
+ * @example
+ * ```ts
+ * import { calculateShift } from "./flow.ts";
+ * console.assert(Math.abs(calculateShift(256) - 0.5) < 1e-12 && Math.abs(calculateShift(4096) - 1.15) < 1e-12);
+ * ```
+ */
+export function calculateShift(
+  imageSeqLen: number,
+  baseSeqLen = 256,
+  maxSeqLen = 4096,
+  baseShift = 0.5,
+  maxShift = 1.15,
+): number {
+  const m = (maxShift - baseShift) / (maxSeqLen - baseSeqLen);
+  return imageSeqLen * m + baseShift - m * baseSeqLen;
+}
+
+/**
+ * The shift a scheduler applies to t: its static `shift`, or e^μ of the image's token count when it
+ * shifts by resolution (diffusers' exponential `time_shift(μ, 1, t)` is the shift e^μ).
+ *
+ * @throws {InvalidArgumentError} dynamic shifting without an image token count
+ *
+ * @example
+ * ```ts
+ * import { schedulerShift } from "./flow.ts";
+ * console.assert(schedulerShift({ shift: 3, useDynamicShifting: false }) === 3);
+ * const flux = { shift: 3, useDynamicShifting: true, baseShift: 0.5, maxShift: 1.15 };
+ * console.assert(Math.abs(schedulerShift(flux, 4096) - Math.exp(1.15)) < 1e-12);
+ * ```
+ */
+export function schedulerShift(scheduler: FlowScheduler, imageSeqLen?: number): number {
+  if (!scheduler.useDynamicShifting) return scheduler.shift;
+  if (!(Number.isInteger(imageSeqLen) && imageSeqLen! > 0)) {
+    throw new InvalidArgumentError(
+      `a scheduler with use_dynamic_shifting needs the image's token count (imageSeqLen) for its ` +
+        `resolution-dependent shift, got ${imageSeqLen}; expected a positive integer`,
+    );
+  }
+  return Math.exp(calculateShift(
+    imageSeqLen!,
+    scheduler.baseImageSeqLen ?? 256,
+    scheduler.maxImageSeqLen ?? 4096,
+    scheduler.baseShift ?? 0.5,
+    scheduler.maxShift ?? 1.15,
+  ));
+}
+
+/**
+ * The shifted time t' = shift·t / (1 + (shift−1)·t) (diffusers' static shift; with shift = e^μ
+ * also its exponential time shift).
+ *
+ * @example
+ * ```ts
+ * import { shiftTime } from "./flow.ts";
+ * console.assert(shiftTime(0.5, 3) === 0.75 && shiftTime(1, 3) === 1);
+ * ```
+ */
+export function shiftTime(t: number, shift: number): number {
+  return (shift * t) / (1 + (shift - 1) * t);
+}
+
+/**
+ * A flow convention from a scheduler: the trained range is the scheduler's trained times
+ * `shift(k/N)`, k = 1…N−1 (the pure-noise t = 1 left out: its α is −∞), and the training law is
+ * logit-normal(0, 1) shifted as the scheduler shifts (SD3's default and the SD3 paper's best;
+ * FLUX's own training is unpublished) unless given.
+ *
+ * @example
+ * ```ts
+ * import { flowConvention, flowLogSnrRange } from "./flow.ts";
+ * const sd3 = flowConvention({ shift: 3, useDynamicShifting: false });
+ * console.assert(sd3.trainingLaw.shift === 3 && sd3.tRange[1] < 1 && sd3.tRange[0] > 0);
+ * const { min, max } = flowLogSnrRange(sd3);
+ * console.assert(min < -15 && max > 11);
+ * ```
+ */
+export function flowConvention(
+  scheduler: FlowScheduler,
+  options: { readonly imageSeqLen?: number; readonly trainingLaw?: Partial<FlowTrainingLaw> } = {},
+): FlowConvention {
+  const shift = schedulerShift(scheduler, options.imageSeqLen);
+  const n = scheduler.numTrainTimesteps ?? 1000;
+  return checkFlowConvention({
+    trainingLaw: { kind: "logit-normal", mean: 0, std: 1, shift, ...options.trainingLaw },
+    tRange: [shiftTime(1 / n, shift), shiftTime(1 - 1 / n, shift)],
+    scheduler,
+    ...(options.imageSeqLen === undefined ? {} : { imageSeqLen: options.imageSeqLen }),
+  });
+}
+
+/**
+ * Reads the stepping of a `FlowMatchEulerDiscreteScheduler` (or `FlowMatchHeunDiscreteScheduler`)
+ * from a parsed scheduler_config.json, with diffusers' defaults for absent keys.
+ *
+ * @throws {InvalidArgumentError} another scheduler class, or a value of the wrong type
+ *
+ * @example
+ * ```ts
+ * import { flowSchedulerConfig } from "./flow.ts";
+ * const s = flowSchedulerConfig({ _class_name: "FlowMatchEulerDiscreteScheduler", shift: 3.0 });
+ * console.assert(s.shift === 3 && !s.useDynamicShifting && s.numTrainTimesteps === 1000);
+ * ```
+ */
+export function flowSchedulerConfig(config: Record<string, unknown>): FlowScheduler {
+  const name = config._class_name;
+  if (typeof name === "string" && !/^FlowMatch(Euler|Heun)DiscreteScheduler$/.test(name)) {
+    throw new InvalidArgumentError(
+      `scheduler "${name}" is not a flow-matching scheduler; expected ` +
+        `FlowMatchEulerDiscreteScheduler or FlowMatchHeunDiscreteScheduler`,
+    );
+  }
+  const number = (key: string, fallback: number) => {
+    const value = config[key] ?? fallback;
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new InvalidArgumentError(
+        `scheduler_config.json: ${key} is ${JSON.stringify(value)}; expected a finite number`,
+      );
+    }
+    return value;
+  };
+  const dynamic = config.use_dynamic_shifting ?? false;
+  if (typeof dynamic !== "boolean") {
+    throw new InvalidArgumentError(
+      `scheduler_config.json: use_dynamic_shifting is ${
+        JSON.stringify(dynamic)
+      }; expected true or false`,
+    );
+  }
+  const unsupported = [
+    "shift_terminal",
+    "use_karras_sigmas",
+    "use_exponential_sigmas",
+    "use_beta_sigmas",
+    "invert_sigmas",
+    "stochastic_sampling",
+  ].filter((key) => !!config[key]);
+  if (unsupported.length > 0 || (config.time_shift_type ?? "exponential") !== "exponential") {
+    throw new InvalidArgumentError(
+      `scheduler_config.json sets ${[...unsupported, "time_shift_type"].join(", ")}; infodiff's ` +
+        `flow ODE follows the plain shifted schedule (exponential time shift), expected them unset`,
+    );
+  }
+  return {
+    shift: number("shift", 1),
+    useDynamicShifting: dynamic,
+    baseShift: number("base_shift", 0.5),
+    maxShift: number("max_shift", 1.15),
+    baseImageSeqLen: number("base_image_seq_len", 256),
+    maxImageSeqLen: number("max_image_seq_len", 4096),
+    numTrainTimesteps: number("num_train_timesteps", 1000),
+  };
+}
+
+/**
+ * Throws unless a convention is well formed: a logit-normal law with std > 0 and shift > 0, and
+ * 0 < tMin < tMax < 1. Returns it.
+ *
+ * @example
+ * ```ts
+ * import { checkFlowConvention } from "./flow.ts";
+ * checkFlowConvention({ trainingLaw: { kind: "logit-normal", mean: 0, std: 1, shift: 1 },
+ *   tRange: [0.001, 0.999], scheduler: { shift: 1, useDynamicShifting: false } });
+ * ```
+ */
+export function checkFlowConvention(convention: FlowConvention): FlowConvention {
+  const law = convention?.trainingLaw;
+  if (
+    law?.kind !== "logit-normal" || !Number.isFinite(law.mean) || !(law.std > 0) ||
+    !Number.isFinite(law.std) || !(law.shift > 0) || !Number.isFinite(law.shift)
+  ) {
+    throw new InvalidArgumentError(
+      `flow training law ${JSON.stringify(law)}: expected { kind: "logit-normal", mean, std > 0, ` +
+        `shift > 0 } with finite numbers`,
+    );
+  }
+  const [tMin, tMax] = convention.tRange ?? [];
+  if (!(tMin > 0 && tMin < tMax && tMax < 1)) {
+    throw new InvalidArgumentError(
+      `flow trained range t ∈ [${tMin}, ${tMax}]: expected 0 < tMin < tMax < 1 (t = 0 and t = 1 ` +
+        `are never evaluated: their log-SNR is ±∞)`,
+    );
+  }
+  const { shift, useDynamicShifting } = convention.scheduler ?? {};
+  if (!(shift > 0) || typeof useDynamicShifting !== "boolean") {
+    throw new InvalidArgumentError(
+      `flow scheduler ${JSON.stringify(convention.scheduler)}: expected shift > 0 and ` +
+        `useDynamicShifting true or false`,
+    );
+  }
+  if (useDynamicShifting) schedulerShift(convention.scheduler, convention.imageSeqLen);
+  return convention;
+}
+
+/** One flow-coordinate request: each item's x_t (item-major), t and condition. */
+export interface FlowBatch<C> {
+  /** x_t = s·x_α per item, item-major */
+  readonly xt: Float32Array;
+  /** t of each item, strictly inside (0, 1) */
+  readonly t: Float64Array;
+  /** each item's condition */
+  readonly conditions: readonly C[];
+}
+
+/**
+ * The one conversion of a flow backend's `predictNoise`: maps each item's (α, x_α) to
+ * t = σ(−α/2) and x_t = s·x_α, asks `velocity` for v̂ (item-major, as many values as x_t) and
+ * returns ε̂ = x_t + (1−t)·v̂. An α that is not finite (t = 0 or 1) is refused.
+ *
+ * @throws {InvalidArgumentError} a log-SNR that is not finite
+ * @throws {ModelRuntimeError} a velocity of the wrong length
+ *
+ * @example
+ * ```ts
+ * import { flowPredictNoise } from "./flow.ts";
+ * // data x ≡ 0: x_t = t·ε, so v = ε = x_t / t and ε̂ = x_t / t; at α = 0, t = ½ and x_t = x_α/√2
+ * const eps = await flowPredictNoise(
+ *   { noisy: new Float32Array([1]), logSnr: new Float64Array([0]), conditions: [null] },
+ *   ({ xt, t }) => Promise.resolve(Float32Array.from(xt, (x, i) => x / t[i])),
+ * );
+ * console.assert(Math.abs(eps[0] - Math.SQRT2) < 1e-6);
+ * ```
+ */
+export async function flowPredictNoise<C>(
+  batch: {
+    readonly noisy: Float32Array;
+    readonly logSnr: Float64Array;
+    readonly conditions: readonly C[];
+  },
+  velocity: (flow: FlowBatch<C>) => Promise<Float32Array>,
+): Promise<Float32Array> {
+  const size = batch.logSnr.length, d = batch.noisy.length / size;
+  const t = new Float64Array(size), xt = new Float32Array(batch.noisy.length);
+  for (let i = 0; i < size; i++) {
+    if (!Number.isFinite(batch.logSnr[i])) {
+      throw new InvalidArgumentError(
+        `item ${i}: log-SNR ${batch.logSnr[i]} is t = ${flowTime(batch.logSnr[i])}; a flow model ` +
+          `is never evaluated at t = 0 or 1, expected a finite log-SNR`,
+      );
+    }
+    t[i] = flowTime(batch.logSnr[i]);
+    const s = flowScale(t[i]);
+    for (let j = i * d; j < (i + 1) * d; j++) xt[j] = s * batch.noisy[j];
+  }
+  const v = await velocity({ xt, t, conditions: batch.conditions });
+  if (v.length !== xt.length) {
+    throw new ModelRuntimeError(
+      `the velocity of ${size} items has ${v.length} values, expected ${xt.length} (as x_t)`,
+    );
+  }
+  const eps = new Float32Array(v.length);
+  for (let i = 0; i < size; i++) {
+    const from = i * d, to = from + d;
+    noiseFromVelocity(xt.subarray(from, to), v.subarray(from, to), t[i], eps.subarray(from, to));
+  }
+  return eps;
+}
