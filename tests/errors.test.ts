@@ -208,6 +208,42 @@ Deno.test("command line: an --out folder that cannot be made is refused before a
   );
 });
 
+Deno.test("command line: generate and invert check their --out file's folder before the model runs", async () => {
+  // before: DDIM ran to the end, then writing under a file failed with a raw NotADirectory
+  const file = await Deno.makeTempFile();
+  const common = [
+    "--model",
+    "fixtures/models/pixel-space",
+    "--prompt",
+    "red circle",
+    "--steps",
+    "2",
+  ];
+  for (
+    const args of [
+      ["generate", ...common, "--out", `${file}/x.png`],
+      ["invert", ...common, "--image", "fixtures/images/test-16.png", "--out", `${file}/x.npy`],
+    ]
+  ) {
+    const out = args.at(-1)!;
+    await assert.rejects(
+      () => main(args, () => {}),
+      (e: Error) =>
+        e instanceof InvalidArgumentError &&
+        e.message.startsWith(`--out ${out}: its folder ${file} is a file; expected a folder`),
+      args[0],
+    );
+  }
+  const folder = `${await Deno.makeTempDir()}/a.png`;
+  await Deno.mkdir(folder);
+  await assert.rejects(
+    () => main(["generate", ...common, "--out", folder], () => {}),
+    (e: Error) =>
+      e instanceof InvalidArgumentError &&
+      e.message === `--out ${folder} is a folder; expected a file path`,
+  );
+});
+
 Deno.test("command line: an unwritable --out exits with 2 before the run, one message and its cause, no stack trace", async () => {
   // a folder Deno may not write (as root, mode bits would not stop the write; --allow-write does)
   const [allowed, out] = [await Deno.makeTempDir(), await Deno.makeTempDir()];

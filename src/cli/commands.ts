@@ -21,6 +21,7 @@ import { toPixels } from "../generation/ddim.ts";
 import { arrayToNpy } from "../images/npy.ts";
 import { chwToRgb, rgbToPng, writePng } from "../images/png.ts";
 import { runInfo, withQuery } from "./info.ts";
+import { checkOutputFile } from "./outputs.ts";
 import {
   choiceOf,
   type Command,
@@ -298,6 +299,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
         prompt: required(values, "generate", "prompt"),
       };
       const out = pngPath(values, "generate");
+      await checkOutputFile(out);
       const steps = numberOption(values, "steps"), guidance = numberOption(values, "guidance");
       const seed = numberOption(values, "seed");
       const device = deviceOptions(values);
@@ -344,6 +346,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
           `invert writes a .npy file; --out ${out} does not end in .npy`,
         );
       }
+      await checkOutputFile(out);
       const steps = numberOption(values, "steps"), guidance = numberOption(values, "guidance");
       const model = await loadModel(dir, deviceOptions(values));
       try {

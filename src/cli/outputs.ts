@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { InvalidArgumentError } from "../errors.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 import { heatmapToNpy } from "../images/npy.ts";
@@ -53,6 +53,27 @@ export async function checkOutputFolder(out: string, option = "--out"): Promise<
       { cause: error },
     );
   }
+}
+
+/**
+ * Checks, before anything is computed, that the file `out` can be written: not a folder, and its
+ * folder made and probed as {@link checkOutputFolder} does (the file itself is not created).
+ *
+ * @throws {InvalidArgumentError} when `out` is a folder, or its folder cannot be made or written
+ *
+ * @example
+ * ```ts
+ * import { checkOutputFile } from "./outputs.ts";
+ * const dir = await Deno.makeTempDir();
+ * await checkOutputFile(`${dir}/new/car.png`);
+ * console.assert((await Deno.stat(`${dir}/new`)).isDirectory);
+ * ```
+ */
+export async function checkOutputFile(out: string, option = "--out"): Promise<void> {
+  if ((await Deno.stat(out).catch(() => undefined))?.isDirectory) {
+    throw new InvalidArgumentError(`${option} ${out} is a folder; expected a file path`);
+  }
+  await checkOutputFolder(dirname(out), `${option} ${out}: its folder`);
 }
 
 /** Which colour scale the maps use: one for all words (default), or each its own. */
