@@ -15,6 +15,7 @@ items per second as JSON, so onnxruntime and PyTorch are compared on one network
 Needs Debian's python3-torch and python3-onnx.
 """
 import argparse
+import inspect
 import json
 import math
 import os
@@ -259,9 +260,11 @@ def export(model, args, path, inputs, outputs, axes):
     tmp = path + ".parts"
     os.makedirs(tmp, exist_ok=True)
     raw = os.path.join(tmp, "model.onnx")
+    # the TorchScript exporter: to_fp16 finds nodes by its names (PyTorch ≥ 2.9 defaults to dynamo)
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with torch.no_grad():
         torch.onnx.export(model, args, raw, input_names=inputs, output_names=outputs,
-                          dynamic_axes=axes, opset_version=17, do_constant_folding=True)
+                          dynamic_axes=axes, opset_version=17, do_constant_folding=True, **legacy)
     graph = onnx.load(raw)  # torch writes one file per tensor above 2 GB: gather them into one
     onnx.save_model(graph, path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location=os.path.basename(path) + "_data", size_threshold=1024)

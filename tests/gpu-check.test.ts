@@ -1,0 +1,114 @@
+// tools/gpu-check.sh's preparation, which runs here (the GPU half needs a lent NVIDIA machine): the
+// plan gathers this very Deno and the npm packages the check loads, the run stage's infodiff half
+// runs from that bundle with an empty Deno cache and no fetching, and the size check refuses a
+// carried folder that would not travel. Offline: `prepare --plan` neither downloads nor compresses.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadModel } from "../src/query/load-model.ts";
+
+const ignore = Deno.build.os !== "linux";
+
+async function gpuCheck(args: string[], env: Record<string, string>) {
+  const { code, stdout, stderr } = await new Deno.Command("bash", {
+    args: ["tools/gpu-check.sh", ...args],
+    env: { DENO: Deno.execPath(), NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code, text: decode(stdout) + decode(stderr) };
+}
+
+async function sha256(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test({
+  name:
+    "gpu-check: the plan gathers this Deno, onnxruntime-node's Linux x64 binaries and the check's npm packages; its infodiff half runs from it offline and predicts what the repository does",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const tmp = await Deno.makeTempDir();
+    const env = { GPU_CHECK_DIR: dir, GPU_CHECK_TMP: tmp };
+    try {
+      const plan = await gpuCheck(["prepare", "--plan"], env);
+      assert.equal(plan.code, 0, plan.text);
+      const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+      assert.equal(manifest.plan, true);
+      assert.equal(manifest.deno.version, "2.9.6");
+      assert.equal(manifest.deno.sha256, await sha256(Deno.execPath()));
+      for (
+        const p of ["onnxruntime-node@1.30.0", "onnxruntime-common@1.30.0", "onnx-proto@8.0.1"]
+      ) {
+        assert.ok(manifest.nodeModules.includes(p), p);
+      }
+      assert.ok(!manifest.nodeModules.some((p: string) => p.startsWith("sharp@")), "no sharp");
+      assert.ok(manifest.debs.includes("libvulkan1"));
+      const listing = await new Deno.Command("tar", {
+        args: ["-tf", join(dir, "node_modules.tar")],
+      })
+        .output();
+      const files = new TextDecoder().decode(listing.stdout);
+      assert.match(files, /napi-v6\/linux\/x64\/libonnxruntime\.so\.1$/m);
+      assert.match(files, /napi-v6\/linux\/x64\/onnxruntime_binding\.node$/m);
+      assert.doesNotMatch(files, /napi-v6\/(darwin|win32)|protobufjs\/cli\//);
+
+      const smoke = await gpuCheck(["smoke"], env);
+      assert.equal(smoke.code, 0, smoke.text);
+      // the bundle's predictions for the written items equal this process's, from the repository
+      const work = join(tmp, "smoke");
+      const inputs = JSON.parse(await Deno.readTextFile(join(work, "inputs.json")));
+      const model = await loadModel("fixtures/models/sd-vpred", { device: "cpu" });
+      try {
+        const read = async (name: string) => (await Deno.readFile(join(work, name))).buffer;
+        const timesteps = new Int32Array(await read("timesteps.i32"));
+        assert.deepEqual(Array.from(timesteps), inputs.timesteps);
+        const expected = await model.predictNoise({
+          noisy: new Float32Array(await read("noisy.f32")),
+          logSnr: Float64Array.from(timesteps, (t) => model.schedule.logSnr[t]),
+          conditions: await Promise.all(inputs.prompts.map((p: string) => model.encode(p))),
+        });
+        const actual = new Float32Array(await read("fp32.f32"));
+        assert.equal(actual.length, expected.length);
+        const worst = actual.reduce((m, v, i) => Math.max(m, Math.abs(v - expected[i])), 0);
+        assert.ok(worst <= 1e-6, `max |difference| ${worst}`);
+      } finally {
+        await model.dispose();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "gpu-check: the size check counts the tree and the carried folder against 64 MiB",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeFile(join(dir, "small"), new Uint8Array(1024));
+      const fits = await gpuCheck(["budget"], { GPU_CHECK_DIR: dir });
+      assert.equal(fits.code, 0, fits.text);
+      assert.match(
+        fits.text,
+        /travels: the tree [\d.]+ MiB \+ .* 0\.0 MiB = [\d.]+ MiB ≤ 64\.0 MiB/,
+      );
+      // a sparse file: 64 MiB of apparent size, no disk
+      const big = await Deno.open(join(dir, "big"), { write: true, create: true });
+      await big.truncate(64 * 2 ** 20);
+      big.close();
+      const over = await gpuCheck(["budget"], { GPU_CHECK_DIR: dir });
+      assert.equal(over.code, 1, over.text);
+      assert.match(
+        over.text,
+        /over budget: the tree [\d.]+ MiB \+ .* 64\.0 MiB = [\d.]+ MiB > 64\.0 MiB/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
