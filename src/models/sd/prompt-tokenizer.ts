@@ -8,6 +8,8 @@
  *
  * @module
  */
+import { PromptError } from "../../errors.ts";
+import { promptWords } from "../../text/prompt.ts";
 import type { PromptTokens } from "../denoiser.ts";
 
 /** A prompt as token ids, and how many tokens did not fit the context. */
@@ -95,4 +97,129 @@ export interface PromptTokenizer {
    * @throws {PromptError} naming the token, where it is, and what was expected
    */
   refuseSpecialTokens(prompt: string): void;
+}
+
+/** One content token and the UTF-16 span of the prompt it was made from. */
+export interface TokenSpan {
+  /** token id */
+  readonly id: number;
+  /** offset of the first character it was made from */
+  readonly start: number;
+  /** offset just past the last character it was made from */
+  readonly end: number;
+}
+
+/**
+ * Word positions from token spans: a token belongs to every word its span overlaps (a CLIP piece
+ * "man's" to "man's", a T5 piece ",d" to both "," neighbours' words).
+ *
+ * @param text the prompt
+ * @param kept the content tokens within the context, in order
+ * @param first position of the first content token in the padded ids (1 after CLIP's BOS, 0 for T5)
+ *
+ * @example
+ * ```ts
+ * import { spanWordPositions } from "./prompt-tokenizer.ts";
+ * const words = spanWordPositions("red cat", [
+ *   { id: 7, start: 0, end: 3 },
+ *   { id: 8, start: 4, end: 6 },
+ *   { id: 9, start: 6, end: 7 },
+ * ], 1);
+ * console.assert(words.map((w) => `${w.word}:${w.positions}`).join() === "red:1,cat:2,3");
+ * ```
+ */
+export function spanWordPositions(
+  text: string,
+  kept: readonly TokenSpan[],
+  first: number,
+): WordPositions[] {
+  return promptWords(text).map(({ word, start, end }) => ({
+    word,
+    start,
+    end,
+    positions: kept.flatMap((t, i) => (t.start < end && t.end > start ? [i + first] : [])),
+  }));
+}
+
+/**
+ * How an encoder with room for `capacity` content tokens reads a prompt made of these tokens:
+ * how many fit, and the words wholly or partly past the context.
+ *
+ * @param text the prompt
+ * @param tokens every content token of the prompt (untruncated), with its span
+ * @param capacity content tokens that fit (context length less the markers)
+ * @param encoder the encoder's name
+ * @param contextLength the encoder's context, markers included
+ *
+ * @example
+ * ```ts
+ * import { spanPromptTokens } from "./prompt-tokenizer.ts";
+ * const read = spanPromptTokens("red cat", [
+ *   { id: 7, start: 0, end: 3 },
+ *   { id: 8, start: 4, end: 6 },
+ *   { id: 9, start: 6, end: 7 },
+ * ], 2, "text_encoder_3", 3);
+ * console.assert(read.kept === 2 && read.total === 3);
+ * console.assert(read.cutWords[0].word === "cat" && read.cutWords[0].partly);
+ * ```
+ */
+export function spanPromptTokens(
+  text: string,
+  tokens: readonly TokenSpan[],
+  capacity: number,
+  encoder: string,
+  contextLength: number,
+): PromptTokens {
+  const kept = tokens.slice(0, capacity), dropped = tokens.slice(capacity);
+  const overlaps = (start: number, end: number) => (t: TokenSpan) => t.start < end && t.end > start;
+  const cutWords = dropped.length === 0 ? [] : promptWords(text).flatMap((w, index) => {
+    const within = overlaps(w.start, w.end);
+    return dropped.some(within) ? [{ word: w.word, index, partly: kept.some(within) }] : [];
+  });
+  return { encoder, contextLength, kept: kept.length, total: tokens.length, cutWords };
+}
+
+/**
+ * Throws when the text holds one of the special tokens. Typed into a prompt, a special token is
+ * read as a control token (CLIP's `<|endoftext|>`, T5's `</s>` or `<extra_id_0>`), and its letters
+ * would make a prompt "word" whose information is that of a control token.
+ *
+ * @param text the prompt
+ * @param specialTokens the tokenizer's special tokens
+ * @param ignoreCase match as CLIP does (its split pattern runs on lower-cased text); T5 matches
+ *   its added tokens exactly
+ * @throws {PromptError} naming the token, where it is, and what was expected
+ *
+ * @example
+ * ```ts
+ * import { refuseSpecialTokensIn } from "./prompt-tokenizer.ts";
+ * refuseSpecialTokensIn("a cat", ["</s>"], false);
+ * let refused = false;
+ * try { refuseSpecialTokensIn("a </s> cat", ["</s>"], false); } catch { refused = true; }
+ * console.assert(refused);
+ * ```
+ */
+export function refuseSpecialTokensIn(
+  text: string,
+  specialTokens: readonly string[],
+  ignoreCase: boolean,
+): void {
+  const haystack = ignoreCase ? text.toLowerCase() : text;
+  for (const token of specialTokens) {
+    const at = haystack.indexOf(ignoreCase ? token.toLowerCase() : token);
+    if (at < 0) continue;
+    throw new PromptError(
+      `the prompt "${text}" holds "${text.slice(at, at + token.length)}" (at character ${at}), ` +
+        `a special token of the text encoder's tokenizer: the encoder would read it as a ` +
+        `control token, not as words, and its letters must not become a word with ` +
+        `information. Expected plain text; remove it (special tokens: ${listed(specialTokens)})`,
+    );
+  }
+}
+
+/** Up to 8 tokens, then how many more (a T5 has 100 `<extra_id_N>`). */
+function listed(tokens: readonly string[]): string {
+  const shown = tokens.length <= 8 ? tokens : tokens.slice(0, 6);
+  const more = tokens.length - shown.length;
+  return shown.join(" ") + (more > 0 ? ` … and ${more} more` : "");
 }

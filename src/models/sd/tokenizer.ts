@@ -12,10 +12,17 @@
  */
 import { join } from "node:path";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
-import { promptWords } from "../../text/prompt.ts";
 import type { PromptTokens } from "../denoiser.ts";
 import { exists } from "./folder.ts";
-import type { PromptTokenizer, TokenizedPrompt, WordPositions } from "./prompt-tokenizer.ts";
+import {
+  type PromptTokenizer,
+  refuseSpecialTokensIn,
+  spanPromptTokens,
+  spanWordPositions,
+  type TokenizedPrompt,
+  type TokenSpan,
+  type WordPositions,
+} from "./prompt-tokenizer.ts";
 
 export type { PromptTokenizer, TokenizedPrompt, WordPositions } from "./prompt-tokenizer.ts";
 
@@ -40,18 +47,19 @@ export interface ClipTokenizerConfig {
    * BOS/EOS, a prompt may not hold them
    */
   readonly specialTokens?: readonly string[];
+  /**
+   * tokens split out of the text whole before CLIP's split, as transformers' added-token trie
+   * does (exact case), each read as its own id: `added_tokens_decoder` of tokenizer_config.json
+   * (or tokenizer.json's `added_tokens`) where the folder has one, else BOS, EOS, pad, unk and
+   * the further special tokens (transformers adds those). This is why SD 2.x's and SDXL
+   * `tokenizer_2`'s "!" pad turns every typed "!" into id 0, not "!</w>" (256)
+   */
+  readonly addedTokens?: readonly string[];
 }
 
 /** One regex match of the split pattern: its text (lower-cased) and UTF-16 span in the original. */
 interface Piece {
   readonly text: string;
-  readonly start: number;
-  readonly end: number;
-}
-
-/** One token and the piece (span of the original prompt) it was made from. */
-interface SourcedToken {
-  readonly id: number;
   readonly start: number;
   readonly end: number;
 }
@@ -112,6 +120,8 @@ export class ClipTokenizer implements PromptTokenizer {
   readonly #unkId: number | undefined;
   readonly #specials: Map<string, number>;
   readonly #split: RegExp;
+  readonly #added: Map<string, number>;
+  readonly #addedPattern: RegExp | null;
   readonly #cache = new Map<string, number[]>();
 
   /**
@@ -150,6 +160,12 @@ export class ClipTokenizer implements PromptTokenizer {
       ...(config.specialTokens ?? []),
     ];
     this.specialTokens = [...new Set(candidates)].filter((t) => /[\p{L}\p{N}]/u.test(t));
+    const added = (config.addedTokens ?? candidates).filter((t) => t !== "");
+    this.#added = new Map(added.map((t) => [t, requireId(config.vocab, "addedTokens", t)]));
+    this.#addedPattern = added.length === 0 ? null : new RegExp(
+      [...this.#added.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
+      "gu",
+    );
   }
 
   /**
@@ -178,19 +194,7 @@ export class ClipTokenizer implements PromptTokenizer {
    * ```
    */
   refuseSpecialTokens(text: string): void {
-    const lower = text.toLowerCase();
-    for (const token of this.specialTokens) {
-      const at = lower.indexOf(token.toLowerCase());
-      if (at < 0) continue;
-      throw new PromptError(
-        `the prompt "${text}" holds "${text.slice(at, at + token.length)}" (at character ${at}), ` +
-          `a special token of the text encoder's tokenizer: the encoder would read it as a ` +
-          `control token, not as words, and its letters must not become a word with ` +
-          `information. Expected plain text; remove it (special tokens: ${
-            this.specialTokens.join(" ")
-          })`,
-      );
-    }
+    refuseSpecialTokensIn(text, this.specialTokens, true);
   }
 
   /**
@@ -219,22 +223,8 @@ export class ClipTokenizer implements PromptTokenizer {
    */
   promptTokens(text: string, encoder = "text_encoder"): PromptTokens {
     this.refuseSpecialTokens(text);
-    const tokens = this.#sourcedTokens(text);
     const capacity = this.contextLength - 2;
-    const kept = tokens.slice(0, capacity), dropped = tokens.slice(capacity);
-    const overlaps = (start: number, end: number) => (t: SourcedToken) =>
-      t.start < end && t.end > start;
-    const cutWords = dropped.length === 0 ? [] : promptWords(text).flatMap((w, index) => {
-      const within = overlaps(w.start, w.end);
-      return dropped.some(within) ? [{ word: w.word, index, partly: kept.some(within) }] : [];
-    });
-    return {
-      encoder,
-      contextLength: this.contextLength,
-      kept: kept.length,
-      total: tokens.length,
-      cutWords,
-    };
+    return spanPromptTokens(text, this.#sourcedTokens(text), capacity, encoder, this.contextLength);
   }
 
   /**
@@ -311,7 +301,7 @@ export class ClipTokenizer implements PromptTokenizer {
   }
 
   /**
-   * For each word of the prompt (as {@link promptWords} finds them), the positions in the padded
+   * For each word of the prompt (as `promptWords` finds them), the positions in the padded
    * input ids of the tokens made from its characters. A word cut off by truncation gets `[]`.
    *
    * @example
@@ -331,21 +321,32 @@ export class ClipTokenizer implements PromptTokenizer {
    * ```
    */
   wordPositions(text: string): WordPositions[] {
-    const kept = this.#sourcedTokens(text).slice(0, this.contextLength - 2);
-    return promptWords(text).map(({ word, start, end }) => ({
-      word,
-      start,
-      end,
-      // +1: position 0 holds BOS. A token belongs to a word when its piece overlaps the word.
-      positions: kept.flatMap((t, i) => (t.start < end && t.end > start ? [i + 1] : [])),
-    }));
+    // first position 1: position 0 holds BOS
+    return spanWordPositions(text, this.#sourcedTokens(text).slice(0, this.contextLength - 2), 1);
   }
 
-  /** All content tokens of the text (no BOS/EOS, untruncated), each with its piece's span. */
-  #sourcedTokens(text: string): SourcedToken[] {
-    return splitPieces(text, this.#split).flatMap((piece) =>
-      this.#pieceIds(piece.text).map((id) => ({ id, start: piece.start, end: piece.end }))
-    );
+  /**
+   * All content tokens of the text (no BOS/EOS, untruncated), each with its piece's span. Added
+   * tokens are split out first (longest first), then each stretch between them is lower-cased and
+   * split by CLIP's pattern on its own, as transformers does.
+   */
+  #sourcedTokens(text: string): TokenSpan[] {
+    const tokens: TokenSpan[] = [];
+    let from = 0;
+    const plain = (to: number) => {
+      for (const piece of splitPieces(text.slice(from, to), this.#split)) {
+        for (const id of this.#pieceIds(piece.text)) {
+          tokens.push({ id, start: from + piece.start, end: from + piece.end });
+        }
+      }
+    };
+    for (const m of this.#addedPattern ? text.matchAll(this.#addedPattern) : []) {
+      plain(m.index);
+      tokens.push({ id: this.#added.get(m[0])!, start: m.index, end: m.index + m[0].length });
+      from = m.index + m[0].length;
+    }
+    plain(text.length);
+    return tokens;
   }
 
   /** Token ids of one split piece, cached. */
@@ -403,7 +404,7 @@ export async function loadTokenizer(dir: string): Promise<ClipTokenizer> {
   await requireFolder(dir);
   const specialMap = await readOptionalJson(join(dir, "special_tokens_map.json"));
   const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"));
-  const { vocab, merges, source, addedSpecial } = await readBpeModel(dir, tokenizerConfig);
+  const { vocab, merges, source, addedSpecial, added } = await readBpeModel(dir, tokenizerConfig);
   const special = (key: string): string | undefined =>
     tokenContent(specialMap?.[key], key, dir) ?? tokenContent(tokenizerConfig?.[key], key, dir);
   const bosToken = special("bos_token") ?? DEFAULT_BOS;
@@ -439,6 +440,7 @@ export async function loadTokenizer(dir: string): Promise<ClipTokenizer> {
       ...additionalSpecials(tokenizerConfig, dir),
       ...decoderSpecials(tokenizerConfig),
     ],
+    addedTokens: decoderTokens(tokenizerConfig) ?? added,
   });
 }
 
@@ -447,6 +449,15 @@ function additionalSpecials(json: Json | undefined, dir: string): string[] {
   const list = json?.additional_special_tokens;
   if (!Array.isArray(list)) return [];
   return list.flatMap((t) => tokenContent(t, "additional_special_tokens", dir) ?? []);
+}
+
+/** Every token of tokenizer_config.json's `added_tokens_decoder`; undefined without one. */
+function decoderTokens(tokenizerConfig: Json | undefined): string[] | undefined {
+  const decoder = tokenizerConfig?.added_tokens_decoder;
+  if (!isObject(decoder)) return undefined;
+  return Object.values(decoder).flatMap((t) =>
+    isObject(t) && typeof t.content === "string" ? [t.content] : []
+  );
 }
 
 /** Tokens of tokenizer_config.json's `added_tokens_decoder` marked `"special": true`. */
@@ -622,6 +633,8 @@ interface BpeModel {
   readonly source: string;
   /** tokenizer.json's `added_tokens` with `"special": true` */
   readonly addedSpecial: readonly string[];
+  /** every token of tokenizer.json's `added_tokens`; undefined when read from vocab.json */
+  readonly added?: readonly string[];
 }
 
 /** Vocabulary and merges from vocab.json + merges.txt, else from tokenizer.json. */
@@ -668,15 +681,16 @@ async function readTokenizerJson(
       : mergeArray(merge, `${path} model.merges[${line}]`)
   );
   const added = isObject(json) && Array.isArray(json.added_tokens) ? json.added_tokens : [];
-  const addedSpecial: string[] = [];
+  const addedSpecial: string[] = [], addedTokens: string[] = [];
   for (const token of added) {
     if (isObject(token) && typeof token.content === "string" && Number.isInteger(token.id)) {
       vocab.set(token.content, token.id as number);
+      addedTokens.push(token.content);
       if (token.special === true) addedSpecial.push(token.content);
     }
   }
   addDecoderTokens(vocab, tokenizerConfig);
-  return { vocab, merges, source: path, addedSpecial };
+  return { vocab, merges, source: path, addedSpecial, added: addedTokens };
 }
 
 function vocabMap(value: unknown, where: string): Map<string, number> {
