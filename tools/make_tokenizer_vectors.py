@@ -133,6 +133,10 @@ def train_t5_tiny():
     with open(config_path, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, ensure_ascii=False)
         f.write("\n")
+    # One load/save round trip gives the form every later save_pretrained writes byte for byte (the
+    # scores printed from float32, T5TokenizerFast as class), so the T5 folders the diffusers
+    # pipelines save (tiny-sd3's tokenizer_3, tiny-flux's tokenizer_2) are this very file.
+    T5TokenizerFast.from_pretrained(T5_DIR).save_pretrained(T5_DIR)
     # Reload as the pipelines do (from the folder) so the vectors come from the saved files.
     return T5TokenizerFast.from_pretrained(T5_DIR)
 
