@@ -1,6 +1,7 @@
 // The cluster examples: their syntax, and the commands they run, run here under the environment
 // the scheduler would set (Slurm job array, Kubernetes Indexed Job), then merged.
 import assert from "node:assert/strict";
+import { pythonWith, PYYAML } from "./helpers.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys"];
@@ -27,12 +28,15 @@ Deno.test("examples: the Slurm script is valid bash and runs the shard script an
   assert.match(script, /--dependency=afterok/);
 });
 
+const pyyaml = await pythonWith("examples: the Kubernetes manifest read by PyYAML", PYYAML);
+
 Deno.test({
   name:
     "examples: the Kubernetes manifest parses: an Indexed Job with the shard count, and a merge",
+  ignore: pyyaml.ignore,
   async fn() {
     const parse = await run([
-      "/usr/bin/python3",
+      pyyaml.interpreter(),
       "-c",
       "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
       "examples/kubernetes-localization.yaml",

@@ -59,6 +59,8 @@ export interface PythonPackage {
 
 /** NumPy, to read back .npy files. */
 export const NUMPY: PythonPackage = { module: "numpy", debian: "python3-numpy", pip: "numpy" };
+/** PyYAML, to parse the Kubernetes example as kubectl's YAML reader would. */
+export const PYYAML: PythonPackage = { module: "yaml", debian: "python3-yaml", pip: "pyyaml" };
 /** nbformat and jupyter_client, which tools/run_notebooks.py imports. */
 export const NOTEBOOK_RUNNER: readonly PythonPackage[] = [
   { module: "nbformat", debian: "python3-nbformat", pip: "nbformat" },
