@@ -7,7 +7,7 @@
  */
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { fittedProposal, logisticProposal, type ResolvedProposal } from "../numerics/proposal.ts";
+import { proposalFor, type ResolvedProposal } from "../numerics/proposal.ts";
 import { Random } from "../numerics/random.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
 
@@ -128,9 +128,7 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
   const group = plan.drawsPerLogSnr;
   const strata = Math.ceil(plan.samples / group);
   const stratified = isStratified(design), antithetic = isAntithetic(design);
-  const proposal = plan.proposal?.kind === "fitted"
-    ? fittedProposal(plan.logSnr, plan.proposal.profile, plan.proposal.lambda)
-    : logisticProposal(plan.logSnr);
+  const proposal = proposalFor(plan.logSnr, plan.proposal);
   let current = { logSnr: NaN, weight: NaN };
   const previous = new Float32Array(plan.size); // the last draw's ε, for its antithetic partner
   for (let start = 0; start < plan.samples; start += plan.blockSize) {

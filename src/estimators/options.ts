@@ -14,9 +14,11 @@ import {
 import { checkSeed } from "../numerics/random.ts";
 import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
+import { trainingLawLogSnr } from "../models/flow.ts";
 import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
 import {
   checkProfile,
+  DEFENSIVE_SHARE,
   LEGACY_DEFENSIVE_SHARE,
   type LogSnrProfile,
   type ResolvedProposal,
@@ -65,10 +67,12 @@ export interface EstimatorOptions {
   readonly design?: DrawDesign;
   /**
    * where α is drawn from: "logistic" (the truncated logistic of `logSnr`), "fitted" (the
-   * defensive mixture with the model's calibrated profile, `model.logSnrProfile`), or a profile
-   * given here. Default: "fitted" when the model carries a profile, else "logistic".
+   * defensive mixture with the model's calibrated profile, `model.logSnrProfile`), "training-law"
+   * (a flow model's training law of t: a Gaussian in α on the interval of `logSnr`, in the same
+   * defensive mixture with the logistic), or a profile given here. Default: "fitted" when the model carries a profile, else "training-law"
+   * on a flow model (`model.flow`), else "logistic".
    */
-  readonly proposal?: "logistic" | "fitted" | LogSnrProfile;
+  readonly proposal?: "logistic" | "fitted" | "training-law" | LogSnrProfile;
   /**
    * adaptive precision: after the first `samples` draws, draw further rounds (independent
    * replicates with seeds derived from `seed`) until every number's standard error is at most
@@ -251,7 +255,8 @@ function checkChoice<T extends string>(what: string, name: string, choices: read
 
 /**
  * The proposal options ask for, checked: "fitted" needs a model with a profile, and a profile
- * must have been fitted on a model of this name, shape and trained range.
+ * must have been fitted on a model of this name, shape and trained range; "training-law" needs a
+ * flow model, and carries its law and trained range (recorded in provenance).
  *
  * @example
  * ```ts
@@ -262,10 +267,12 @@ function checkChoice<T extends string>(what: string, name: string, choices: read
  */
 export function resolveProposal(
   model: Denoiser,
-  given: "logistic" | "fitted" | LogSnrProfile | undefined,
+  given: "logistic" | "fitted" | "training-law" | LogSnrProfile | undefined,
 ): ResolvedProposal {
-  const choice = given ?? (model.logSnrProfile ? "fitted" : "logistic");
+  const choice = given ??
+    (model.logSnrProfile ? "fitted" : model.flow ? "training-law" : "logistic");
   if (choice === "logistic") return { kind: "logistic" };
+  if (choice === "training-law") return trainingLawProposal(model);
   if (choice === "fitted" && !model.logSnrProfile) {
     throw new InvalidArgumentError(
       `proposal "fitted" needs a calibrated profile, and ${model.name} has none; expected ` +
@@ -288,6 +295,19 @@ export function resolveProposal(
     );
   }
   return { kind: "fitted", lambda: profile.defensiveShare ?? LEGACY_DEFENSIVE_SHARE, profile };
+}
+
+/** A flow model's training law as a proposal, with the law and trained range it comes from. */
+function trainingLawProposal(model: Denoiser): ResolvedProposal {
+  if (!model.flow) {
+    throw new InvalidArgumentError(
+      `proposal "training-law" draws α from a flow model's training law of t, and ${model.name} ` +
+        `is not a flow model; expected "logistic", "fitted" or a profile`,
+    );
+  }
+  const { trainingLaw, tRange } = model.flow;
+  const law = { ...trainingLaw, tRange: [...tRange] };
+  return { kind: "training-law", lambda: DEFENSIVE_SHARE, ...trainingLawLogSnr(trainingLaw), law };
 }
 
 /**

@@ -4,6 +4,9 @@
  * (each draw carries its weight 1/q(α)); a proposal shaped like the integrand has less variance.
  *
  * - the truncated logistic of REFERENCE §3 ({@link logisticProposal});
+ * - a flow model's training law ({@link trainingLawProposal}): a Gaussian in α (SD3 draws t from a
+ *   logit-normal, so α = −2·logit t is Gaussian) truncated to the sampling's interval, made
+ *   defensive like the fitted one;
  * - a fitted, defensive mixture ({@link fittedProposal}): λ·logistic + (1 − λ)·a piecewise-constant
  *   density whose bin masses are ∝ √(mean squared integrand) from a calibration run
  *   ({@link LogSnrProfile}; a query draws from its words' profiles, `planProposal`). The logistic
@@ -13,6 +16,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
+import { normalCdf, normalDensity } from "./normal.ts";
 import {
   logSnrAtQuantile,
   logSnrCdf,
@@ -76,10 +80,136 @@ export interface ContrastProfile {
   readonly contrasts: number;
 }
 
-/** A resolved proposal: the logistic, or the defensive mixture with a profile and its share λ. */
+/**
+ * A resolved proposal: the logistic, the defensive mixture with a profile and its share λ, or a
+ * flow model's training law (a Gaussian in α, with the law it comes from for provenance).
+ */
 export type ResolvedProposal =
   | { readonly kind: "logistic" }
-  | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile };
+  | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile }
+  | {
+    readonly kind: "training-law";
+    /** the logistic's share λ of the defensive mixture */
+    readonly lambda: number;
+    /** mean of α */
+    readonly mean: number;
+    /** standard deviation of α */
+    readonly std: number;
+    /** the model's training law of t and its trained range, as the model states them */
+    readonly law: Readonly<Record<string, unknown>>;
+  };
+
+/**
+ * The proposal a resolved choice draws from on the sampling's interval.
+ *
+ * @example
+ * ```ts
+ * import { proposalFor } from "./proposal.ts";
+ * const sampling = { loc: 0, scale: 1, clip: 3 };
+ * const q = proposalFor(sampling, { kind: "training-law", lambda: 0.1, mean: 0, std: 2, law: {} });
+ * console.assert(q.describe().kind === "training-law" && Math.abs(q.at(0.5).logSnr) < 1e-9);
+ * ```
+ */
+export function proposalFor(sampling: LogSnrSampling, resolved?: ResolvedProposal): LogSnrProposal {
+  switch (resolved?.kind) {
+    case "fitted":
+      return fittedProposal(sampling, resolved.profile, resolved.lambda);
+    case "training-law":
+      return trainingLawProposal(sampling, resolved.mean, resolved.std, resolved.lambda);
+    default:
+      return logisticProposal(sampling);
+  }
+}
+
+/**
+ * A flow model's training law as a proposal: the defensive mixture λ·logistic + (1 − λ)·N(mean,
+ * std²) on the sampling's interval, the Gaussian truncated to it. The Gaussian alone is where a
+ * flow model was trained; but over a flow model's wide trained range (SD3's α ∈ [−16, 11.6]) its
+ * weight 1/q(α) reaches 10¹¹ at the ends, where a denoising error's own noise does not vanish (the
+ * likelihood's per-draw ‖ε − ε̂‖² keeps a variance of about 2·d), and such draws make the error
+ * bars lie. The logistic share bounds every weight by 1/λ times the logistic's, as it does for a
+ * fitted profile.
+ *
+ * @throws {InvalidArgumentError} std ≤ 0, λ outside (0, 1], or a Gaussian with no mass in the
+ *   interval
+ *
+ * @example
+ * ```ts
+ * import { trainingLawProposal } from "./proposal.ts";
+ * import { logSnrWeight } from "./log-snr.ts";
+ * const sampling = { loc: -2, scale: 2, clip: 3 }; // α ∈ [−8, 4]
+ * const q = trainingLawProposal(sampling, -2, 1);
+ * // the median of a mixture of two laws symmetric about −2 is −2
+ * console.assert(Math.abs(q.at(0.5).logSnr + 2) < 1e-9);
+ * // no weight beyond 1/λ = 10 times the logistic's
+ * const { logSnr, weight } = q.at(0.9999);
+ * console.assert(weight <= 10 * logSnrWeight(logSnr, sampling) && q.describe().kind === "training-law");
+ * ```
+ */
+export function trainingLawProposal(
+  sampling: LogSnrSampling,
+  mean: number,
+  std: number,
+  lambda = DEFENSIVE_SHARE,
+): LogSnrProposal {
+  const { min, max } = logSnrInterval(sampling);
+  if (![mean, std].every(Number.isFinite) || !(std > 0)) {
+    throw new InvalidArgumentError(
+      `a training-law proposal needs a finite mean and std > 0, got mean=${mean}, std=${std}`,
+    );
+  }
+  const a = (min - mean) / std, b = (max - mean) / std;
+  const low = normalCdf(a);
+  // the Gaussian's mass in [min, max], from the tail on each side that keeps its precision
+  const mass = b <= 0 ? normalCdf(b) - low : a >= 0 ? normalCdf(-a) - normalCdf(-b) : 1 - low -
+    normalCdf(-b);
+  if (!(mass > 0)) {
+    throw new InvalidArgumentError(
+      `the training law N(${mean}, ${std}²) of α puts no mass in [${min}, ${max}]; expected an ` +
+        `interval within reach of its mean`,
+    );
+  }
+  return defensiveMixture(sampling, lambda, {
+    cdf: (alpha) => Math.min(1, Math.max(0, (normalCdf((alpha - mean) / std) - low) / mass)),
+    pdf: (alpha) => normalDensity((alpha - mean) / std) / (std * mass),
+    describe: () => ({ kind: "training-law", lambda, mean, std }),
+  });
+}
+
+/**
+ * The defensive mixture λ·logistic + (1 − λ)·part on the sampling's interval, its quantile found
+ * by bisection on the mixture's CDF, to 1e-12 of the interval: the fitted and the training-law
+ * proposals.
+ */
+function defensiveMixture(
+  sampling: LogSnrSampling,
+  lambda: number,
+  part: {
+    cdf(logSnr: number): number;
+    pdf(logSnr: number): number;
+    describe(): Record<string, unknown>;
+  },
+): LogSnrProposal {
+  if (!(lambda > 0 && lambda <= 1)) {
+    throw new InvalidArgumentError(`the defensive share λ must be in (0, 1], got ${lambda}`);
+  }
+  const { min, max } = logSnrInterval(sampling);
+  const cdf = (a: number) => lambda * logSnrCdf(a, sampling) + (1 - lambda) * part.cdf(a);
+  const pdf = (a: number) => lambda / logSnrWeight(a, sampling) + (1 - lambda) * part.pdf(a);
+  return {
+    at(p: number) {
+      let low = min, high = max;
+      for (let i = 0; i < 60 && high - low > 1e-12 * (max - min); i++) {
+        const mid = (low + high) / 2;
+        if (cdf(mid) < p) low = mid;
+        else high = mid;
+      }
+      const logSnr = (low + high) / 2;
+      return { logSnr, weight: 1 / pdf(logSnr) };
+    },
+    describe: part.describe,
+  };
+}
 
 /**
  * The logistic's share λ of the defensive mixture (the fitted part has 1 − λ). Measured on
@@ -129,35 +259,21 @@ export function fittedProposal(
   lambda = DEFENSIVE_SHARE,
 ): LogSnrProposal {
   checkProfile(profile);
-  if (!(lambda > 0 && lambda <= 1)) {
-    throw new InvalidArgumentError(`the defensive share λ must be in (0, 1], got ${lambda}`);
-  }
   const { min, max } = logSnrInterval(sampling);
   const bins = clipBins(profile, min, max);
-  const fitCdf = (a: number) => {
-    let sum = 0;
-    for (const b of bins) {
-      if (a >= b.high) sum += b.mass;
-      else if (a > b.low) sum += (b.mass * (a - b.low)) / (b.high - b.low);
-    }
-    return sum;
-  };
-  const fitPdf = (a: number) => {
-    const b = bins.find((b) => a >= b.low && a < b.high) ?? (a === max ? bins.at(-1) : undefined);
-    return b ? b.mass / (b.high - b.low) : 0;
-  };
-  const cdf = (a: number) => lambda * logSnrCdf(a, sampling) + (1 - lambda) * fitCdf(a);
-  const pdf = (a: number) => lambda / logSnrWeight(a, sampling) + (1 - lambda) * fitPdf(a);
-  return {
-    at(p: number) {
-      let low = min, high = max;
-      for (let i = 0; i < 60 && high - low > 1e-12 * (max - min); i++) {
-        const mid = (low + high) / 2;
-        if (cdf(mid) < p) low = mid;
-        else high = mid;
+  return defensiveMixture(sampling, lambda, {
+    cdf(a: number) {
+      let sum = 0;
+      for (const b of bins) {
+        if (a >= b.high) sum += b.mass;
+        else if (a > b.low) sum += (b.mass * (a - b.low)) / (b.high - b.low);
       }
-      const logSnr = (low + high) / 2;
-      return { logSnr, weight: 1 / pdf(logSnr) };
+      return sum;
+    },
+    pdf(a: number) {
+      const b = bins.find((b) => a >= b.low && a < b.high) ??
+        (a === max ? bins.at(-1) : undefined);
+      return b ? b.mass / (b.high - b.low) : 0;
     },
     describe: () => ({
       kind: "fitted",
@@ -166,7 +282,7 @@ export function fittedProposal(
       bins: profile.mass.length,
       calibration: profile.calibration,
     }),
-  };
+  });
 }
 
 /**

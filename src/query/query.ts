@@ -87,11 +87,18 @@ export interface QueryPlan {
   /** items (noisy datum × prompt) the model will denoise */
   readonly modelItems: number;
   /**
-   * where α is drawn from: the logistic, or a fitted proposal with its logistic share and, per
-   * contrast, the calibrated profiles it draws from ("whole prompt", a word, or "model")
+   * where α is drawn from: the logistic, a flow model's training law (a Gaussian in α), or a
+   * fitted proposal with its logistic share and, per contrast, the calibrated profiles it draws
+   * from ("whole prompt", a word, or "model")
    */
   readonly proposal:
     | "logistic"
+    | {
+      readonly kind: "training-law";
+      readonly lambda: number;
+      readonly mean: number;
+      readonly std: number;
+    }
     | { readonly kind: "fitted"; readonly lambda: number; readonly profiles: string[][] };
   /** the prompts a text encoder's context cuts, per encoder (empty: every prompt fits) */
   readonly truncation: readonly PromptTruncation[];
@@ -185,9 +192,10 @@ export class Query {
 
   /**
    * Where α is drawn from: "logistic", "fitted" (the model's calibrated profile, the default when
-   * it has one) or a profile (`infodiff calibrate`). The same estimand either way.
+   * it has one), "training-law" (a flow model's training law of t, its default otherwise) or a
+   * profile (`infodiff calibrate`). The same estimand either way.
    */
-  proposal(choice: "logistic" | "fitted" | LogSnrProfile): Query {
+  proposal(choice: "logistic" | "fitted" | "training-law" | LogSnrProfile): Query {
     const next = this.#with({ options: { proposal: choice } });
     resolveOptions(this.#model, next.#options); // a profile of another model is refused at once
     return next;
@@ -289,11 +297,20 @@ export class Query {
       batchSize: resolved.batchSize,
       modelCalls: schedule.calls,
       modelItems: schedule.items,
-      proposal: resolved.proposal.kind === "logistic" ? "logistic" : {
-        kind: "fitted",
-        lambda: resolved.proposal.lambda,
-        profiles: contrastProfileNames(resolved.proposal.profile, contrastPlan),
-      },
+      proposal: resolved.proposal.kind === "logistic"
+        ? "logistic"
+        : resolved.proposal.kind === "training-law"
+        ? {
+          kind: "training-law",
+          lambda: resolved.proposal.lambda,
+          mean: resolved.proposal.mean,
+          std: resolved.proposal.std,
+        }
+        : {
+          kind: "fitted",
+          lambda: resolved.proposal.lambda,
+          profiles: contrastProfileNames(resolved.proposal.profile, contrastPlan),
+        },
       truncation,
     };
   }

@@ -78,7 +78,12 @@ export function estimatorSettings(
     logSnr: { ...logSnr },
     design,
     // a fitted proposal is named by the masses its queries choose from, not by its provenance
-    proposal: proposal.kind === "logistic" ? "logistic" : fittedSettings(proposal),
+    // a flow model's training law is recorded with the law and trained range it comes from
+    proposal: proposal.kind === "logistic"
+      ? "logistic"
+      : proposal.kind === "training-law"
+      ? { ...proposal }
+      : fittedSettings(proposal),
     ...(precision ? { precision: { ...precision } } : {}),
     // contrasts of prompts cut differently change the numbers; absent unless allowed
     ...(resolved.allowTruncation ? { allowTruncation: true } : {}),
