@@ -372,8 +372,7 @@ Deno.test("matches Hugging Face tokenizers.js on 400 random prompts (seed 1234)"
     "İstanbul",
     "ΟΔΟΣ",
     "привет",
-    "日本語",
-    "한국어",
+    "한국어", // (no CJK ideographs: tokenizers.js's CLIP is the fast one, which does not split them)
     "🐱",
     "👍🏽",
     "a🐶b",
@@ -544,10 +543,36 @@ Deno.test("special tokens typed into a prompt stay whole, as in CLIP's seeded BP
   });
 });
 
-Deno.test("whitespace is Python's (CLIP's) \\s: \\x1c and \\x85 separate words like a space", async () => {
+Deno.test("text cleanup is transformers' slow CLIPTokenizer's (BasicTokenizer, no ftfy): controls dropped, NFC, CJK ideographs split", async () => {
+  // Ids from transformers 4.57.6's CLIPTokenizer (ftfy absent, as in a plain diffusers install)
+  // on the real vocabulary. Control and format characters (\x1c, \x85, U+200B, U+00AD, U+FEFF,
+  // U+FFFD, private use) are dropped, so the letters around them join; U+3000 is a space; NFC
+  // composes "e\u0301"; every CJK ideograph is a piece of its own (spaces put around it), while
+  // hiragana is not; a final capital sigma lower-cases to "ς".
+  const cases: [string, number[]][] = [
+    ["a\x1ccat\x85a\u3000cat", [546, 4236, 2368]],
+    ["a cat\x1cdog", [320, 1481, 1929]],
+    ["zero\u200bwidth", [14867, 23571]],
+    ["soft\u00adhyphen", [1571, 7804, 745, 576]],
+    ["cafe\u0301", [15304]],
+    ["caf\u00e9", [15304]],
+    ["日本の猫", [37156, 19277, 361, 4813, 362, 163, 234, 360]],
+    ["日本語", [37156, 19277, 361, 34002, 508]],
+    ["a日b", [320, 37156, 321]],
+    ["ΟΔΟΣ x", [138, 123, 138, 112, 138, 123, 139, 480, 343]],
+    ["bom\ufeffin", [3012, 530]],
+    ["x\ufffdy", [11443]],
+    ["priv\ue000ate", [4439]],
+  ];
   await withFolder(await clipFolder(SD2_SPECIALS), async (dir) => {
     const tokenizer = await loadTokenizer(dir);
-    assert.deepEqual(tokenizer.encode("a\x1ccat\x85a\u3000cat"), [BOS, 320, 2368, 320, 2368, EOS]);
+    for (const [text, ids] of cases) {
+      assert.deepEqual(tokenizer.encode(text), [BOS, ...ids, EOS], JSON.stringify(text));
+    }
+    // The joined word keeps its original span, dropped characters included.
+    const [zero] = tokenizer.wordPositions("zero\u200bwidth cat");
+    assert.deepEqual([zero.positions, zero.start], [[1, 2], 0]);
+    assert.deepEqual(tokenizer.wordPositions("日本 cat").map((w) => w.positions), [[1, 2, 3], [4]]);
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * The CLIP tokenizer of Stable Diffusion, read from a model's `tokenizer/` folder: text cleanup,
- * CLIP's split regex, GPT-2 byte-level encoding and BPE with `</w>` word ends (REFERENCE §7).
+ * CLIP's split regex, GPT-2 byte-level encoding and BPE with `</w>` word ends (REFERENCE §7), as
+ * transformers' slow `CLIPTokenizer` runs them without ftfy (what diffusers' pipelines feed the
+ * encoders; tests/tokenizer-parity.test.ts pins the ids to Python's).
  * Special tokens, their ids and the context length come from the folder's files, so the same code
  * serves SD 1.x (pads with `<|endoftext|>`), SD 2.x (pads with `!`) and small custom vocabularies.
  *
  * The BPE is written here rather than taken from `@huggingface/tokenizers`: that library gives the
  * same ids but no character offsets, and {@link ClipTokenizer.wordPositions} needs to know which
- * characters every token came from. The tests check this code against that library.
+ * characters every token came from.
  *
  * @module
  */
@@ -402,11 +404,8 @@ export class ClipTokenizer implements PromptTokenizer {
  */
 export async function loadTokenizer(dir: string): Promise<ClipTokenizer> {
   await requireFolder(dir);
-  const specialMap = await readOptionalJson(join(dir, "special_tokens_map.json"));
-  const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"));
+  const { tokenizerConfig, special, specialTokens } = await readTokenizerSideFiles(dir);
   const { vocab, merges, source, addedSpecial, added } = await readBpeModel(dir, tokenizerConfig);
-  const special = (key: string): string | undefined =>
-    tokenContent(specialMap?.[key], key, dir) ?? tokenContent(tokenizerConfig?.[key], key, dir);
   const bosToken = special("bos_token") ?? DEFAULT_BOS;
   const eosToken = special("eos_token") ?? DEFAULT_EOS;
   // Hugging Face's CLIPTokenizer pads with EOS unless told otherwise (SD 1.x leaves it so).
@@ -434,14 +433,62 @@ export async function loadTokenizer(dir: string): Promise<ClipTokenizer> {
     padToken,
     unkToken,
     contextLength: contextLengthOf(tokenizerConfig, dir),
+    specialTokens: [...addedSpecial, ...specialTokens],
+    addedTokens: decoderTokens(tokenizerConfig) ?? added,
+  });
+}
+
+/** What a tokenizer folder's side files say: {@link readTokenizerSideFiles}. */
+export interface TokenizerSideFiles {
+  /** tokenizer_config.json, when the folder has one */
+  readonly tokenizerConfig?: Record<string, unknown>;
+  /**
+   * a special token by key ("eos_token", "pad_token", …): special_tokens_map.json first, then
+   * tokenizer_config.json; undefined when neither names it
+   */
+  special(key: string): string | undefined;
+  /**
+   * the further special tokens the files list: `additional_special_tokens` of both files and
+   * the tokens of `added_tokens_decoder` marked special
+   */
+  readonly specialTokens: readonly string[];
+}
+
+/**
+ * Reads a tokenizer folder's `special_tokens_map.json` and `tokenizer_config.json` (both
+ * optional), as every tokenizer of a pipeline (CLIP, T5) is described by them. Special tokens may
+ * be plain strings or AddedToken objects `{"content": …}`.
+ *
+ * @throws {ModelLoadError} a file is not valid JSON, or a special token is neither a string nor
+ *   an object with a content string
+ *
+ * @example
+ * ```ts
+ * import { readTokenizerSideFiles } from "./tokenizer.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/special_tokens_map.json`, JSON.stringify({
+ *   eos_token: { content: "</s>" },
+ *   additional_special_tokens: ["<extra_id_0>"],
+ * }));
+ * const files = await readTokenizerSideFiles(dir);
+ * console.assert(files.special("eos_token") === "</s>" && files.special("pad_token") === undefined);
+ * console.assert(files.specialTokens.join() === "<extra_id_0>" && files.tokenizerConfig === undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readTokenizerSideFiles(dir: string): Promise<TokenizerSideFiles> {
+  const specialMap = await readOptionalJson(join(dir, "special_tokens_map.json"));
+  const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"));
+  return {
+    tokenizerConfig,
+    special: (key: string): string | undefined =>
+      tokenContent(specialMap?.[key], key, dir) ?? tokenContent(tokenizerConfig?.[key], key, dir),
     specialTokens: [
-      ...addedSpecial,
       ...additionalSpecials(specialMap, dir),
       ...additionalSpecials(tokenizerConfig, dir),
       ...decoderSpecials(tokenizerConfig),
     ],
-    addedTokens: decoderTokens(tokenizerConfig) ?? added,
-  });
+  };
 }
 
 /** `additional_special_tokens` of special_tokens_map.json or tokenizer_config.json. */
@@ -472,33 +519,70 @@ function decoderSpecials(tokenizerConfig: Json | undefined): string[] {
 // ---------------------------------------------------------------------------------------------
 // Text → pieces
 
-/** CLIP's split pattern (case-insensitive), with the folder's own BOS/EOS strings kept whole. */
+/**
+ * CLIP's split pattern (case-insensitive), with the folder's own BOS/EOS strings kept whole, and
+ * every CJK ideograph a piece of its own: BasicTokenizer puts spaces around each one
+ * (`_tokenize_chinese_chars`), so "日本の猫" is 日, 本, の, 猫.
+ */
 function splitPattern(bosToken: string, eosToken: string): RegExp {
   const specials = [bosToken, eosToken].map(escapeRegExp).join("|");
   return new RegExp(
-    `${specials}|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${PY_SPACE}\\p{L}\\p{N}]+`,
+    `${specials}|'s|'t|'re|'ve|'m|'ll|'d|[${CJK}]|(?:(?![${CJK}])\\p{L})+|[\\p{N}]|` +
+      `[^${PY_SPACE}\\p{L}\\p{N}]+`,
     "giu",
   );
 }
+
+/** The CJK ideograph blocks of BasicTokenizer._is_chinese_char. */
+const CJK = "\\u{4E00}-\\u{9FFF}\\u{3400}-\\u{4DBF}\\u{20000}-\\u{2A6DF}\\u{2A700}-\\u{2B73F}" +
+  "\\u{2B740}-\\u{2B81F}\\u{2B820}-\\u{2CEAF}\\u{F900}-\\u{FAFF}\\u{2F800}-\\u{2FA1F}";
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\\/]/g, "\\$&");
 }
 
 /**
- * Lower-cases the text and splits it with the pattern, keeping each piece's span in the ORIGINAL
- * text. CLIP's whitespace collapse and strip need no step of their own: no alternative of the
- * pattern matches whitespace, so they cannot change the pieces.
+ * Cleans, normalizes and lower-cases the text as transformers' slow CLIPTokenizer does without
+ * ftfy (its BasicTokenizer: control and format characters dropped, NFC, lower-case), then splits
+ * it with the pattern, keeping each piece's span in the ORIGINAL text (whole graphemes). CLIP's
+ * whitespace collapse and strip need no step of their own: no alternative of the pattern matches
+ * whitespace, so they cannot change the pieces.
  */
 function splitPieces(text: string, pattern: RegExp): Piece[] {
-  const lower = text.toLowerCase();
-  const origin = lower.length === text.length ? null : lowercaseOrigins(text, lower.length);
-  const originalStart = (i: number): number => origin ? origin[i] : i;
-  const originalEnd = (i: number): number => origin ? origin[i - 1] + 1 : i;
-  return [...lower.matchAll(pattern)].map((m) => {
-    const start = originalStart(m.index);
-    return { text: m[0], start, end: originalEnd(m.index + m[0].length) };
-  });
+  let normalized = "";
+  const starts: number[] = [], ends: number[] = [];
+  for (const { segment, index } of GRAPHEMES.segment(text)) {
+    // NFC one grapheme at a time: composition never crosses a grapheme boundary.
+    const clean = Array.from(segment, cleanChar).join("").normalize("NFC");
+    normalized += clean;
+    for (let k = 0; k < clean.length; k++) {
+      starts.push(index);
+      ends.push(index + segment.length);
+    }
+  }
+  // The whole text lower-cased at once, as Python lowers whole words (final sigma: "ΟΔΟΣ" → "οδος").
+  const lower = normalized.toLowerCase();
+  const origin = lower.length === normalized.length
+    ? null
+    : lowercaseOrigins(normalized, lower.length);
+  const source = (i: number): number => origin ? origin[i] : i;
+  return [...lower.matchAll(pattern)].map((m) => ({
+    text: m[0],
+    start: starts[source(m.index)],
+    end: ends[source(m.index + m[0].length - 1)],
+  }));
+}
+
+const GRAPHEMES = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/**
+ * BasicTokenizer._clean_text for one character: NUL, U+FFFD and every control, format, private
+ * or unassigned character (category C, tab and newlines aside) are dropped ("zero\u200bwidth" is
+ * one word); the rest stays (whitespace is never matched by the pattern).
+ */
+function cleanChar(char: string): string {
+  if (char === "\t" || char === "\n" || char === "\r") return " ";
+  return char === "\ufffd" || /\p{C}/u.test(char) ? "" : char;
 }
 
 /**
