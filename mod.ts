@@ -135,9 +135,15 @@ export {
   ClipTokenizer,
   type ClipTokenizerConfig,
   loadTokenizer,
+  type PromptTokenizer,
   type TokenizedPrompt,
   type WordPositions,
 } from "./src/models/sd/tokenizer.ts";
+export {
+  loadT5Tokenizer,
+  T5Tokenizer,
+  type T5TokenizerOptions,
+} from "./src/models/sd/t5-tokenizer.ts";
 export {
   betasFromConfig,
   type InferenceSpacing,
