@@ -114,3 +114,19 @@ export async function guidedConditions(
   const nullCondition = g === 1 ? undefined : await encodePrompt(model, "");
   return { conditions, ...(nullCondition ? { nullCondition } : {}), guidance: g };
 }
+
+/**
+ * A copy of `x` times `factor`: the samplers' change of scale between a VP state and their own.
+ *
+ * @example
+ * ```ts
+ * import { scaledCopy } from "./guided-noise.ts";
+ * const x = Float32Array.of(1, 2);
+ * console.assert(scaledCopy(x, 2)[1] === 4 && x[1] === 2);
+ * ```
+ */
+export function scaledCopy(x: Float32Array, factor: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let j = 0; j < x.length; j++) out[j] = x[j] * factor;
+  return out;
+}

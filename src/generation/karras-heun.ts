@@ -23,7 +23,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { checkModelData } from "../models/denoiser.ts";
 import { checkSteps, DDIM_REFERENCE_RANGE, type DdimRequest } from "./ddim.ts";
-import { guidedConditions, guidedNoise } from "./guided-noise.ts";
+import { guidedConditions, guidedNoise, scaledCopy } from "./guided-noise.ts";
 
 /** The reference's number of σ levels (`image_edit_configs.py`: `num_steps` 100). */
 export const KARRAS_HEUN_STEPS = 100;
@@ -104,7 +104,7 @@ export async function heunBatch(
   const states = requests.map((r, i) => {
     const start = checkModelData(model.shape, r.start, `request ${i} (${direction})`);
     // generation starts from a VP state at σ_max; inversion from data, the state at σ_min
-    return scaled(start, direction === "generate" ? Math.sqrt(1 + first * first) : 1);
+    return scaledCopy(start, direction === "generate" ? Math.sqrt(1 + first * first) : 1);
   });
   const { conditions, nullCondition, guidance } = await guidedConditions(
     model,
@@ -114,7 +114,7 @@ export async function heunBatch(
   // dx/dσ = ε̂ of the variance-preserving state z = x/√(1+σ²) at α = −2·log σ
   const slope = (xs: readonly Float32Array[], sigma: number) => {
     const vp = 1 / Math.sqrt(1 + sigma * sigma);
-    const zs = xs.map((x) => scaled(x, vp));
+    const zs = xs.map((x) => scaledCopy(x, vp));
     return guidedNoise(model, zs, -2 * Math.log(sigma), conditions, nullCondition, guidance);
   };
   for (let k = 0; k + 1 < path.length; k++) {
@@ -132,13 +132,6 @@ export async function heunBatch(
   }
   // the inverted state is returned variance-preserving, like DDIM's x_T
   return direction === "invert"
-    ? states.map((x) => scaled(x, 1 / Math.sqrt(1 + last * last)))
+    ? states.map((x) => scaledCopy(x, 1 / Math.sqrt(1 + last * last)))
     : states;
-}
-
-/** A copy of `x` times `factor`. */
-function scaled(x: Float32Array, factor: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let j = 0; j < x.length; j++) out[j] = x[j] * factor;
-  return out;
 }

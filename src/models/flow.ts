@@ -71,6 +71,12 @@ export interface FlowConvention {
    * latent, the packed tokens); required when `scheduler.useDynamicShifting`
    */
   readonly imageSeqLen?: number;
+  /**
+   * the pipeline's last unshifted sigma, which sets the generation schedule: "scheduler" (default;
+   * SD3's pipelines call `set_timesteps(steps)`, linspace from 1 to the scheduler's σ_min) or
+   * "1/steps" (FLUX's pipelines pass `sigmas = linspace(1, 1/steps, steps)`)
+   */
+  readonly lastSigma?: "scheduler" | "1/steps";
 }
 
 /**
@@ -269,7 +275,11 @@ export function shiftTime(t: number, shift: number): number {
  */
 export function flowConvention(
   scheduler: FlowScheduler,
-  options: { readonly imageSeqLen?: number; readonly trainingLaw?: Partial<FlowTrainingLaw> } = {},
+  options: {
+    readonly imageSeqLen?: number;
+    readonly trainingLaw?: Partial<FlowTrainingLaw>;
+    readonly lastSigma?: "scheduler" | "1/steps";
+  } = {},
 ): FlowConvention {
   const shift = schedulerShift(scheduler, options.imageSeqLen);
   const n = scheduler.numTrainTimesteps ?? 1000;
@@ -278,6 +288,7 @@ export function flowConvention(
     tRange: [shiftTime(1 / n, shift), shiftTime(1 - 1 / n, shift)],
     scheduler,
     ...(options.imageSeqLen === undefined ? {} : { imageSeqLen: options.imageSeqLen }),
+    ...(options.lastSigma === undefined ? {} : { lastSigma: options.lastSigma }),
   });
 }
 
@@ -381,6 +392,12 @@ export function checkFlowConvention(convention: FlowConvention): FlowConvention 
     );
   }
   if (useDynamicShifting) schedulerShift(convention.scheduler, convention.imageSeqLen);
+  const last = convention.lastSigma;
+  if (last !== undefined && last !== "scheduler" && last !== "1/steps") {
+    throw new InvalidArgumentError(
+      `flow lastSigma ${JSON.stringify(last)}: expected "scheduler" or "1/steps"`,
+    );
+  }
   return convention;
 }
 

@@ -7,6 +7,8 @@
  */
 import { type Denoiser, type ImageInput, withMembers } from "../models/denoiser.ts";
 import { generate, type GenerateOptions, invert, type InvertOptions } from "../generation/ddim.ts";
+import { flowGenerate, flowInvert, type FlowSolver } from "../generation/flow-ode.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { createQuery, type Query } from "./query.ts";
 
 /** The verbs every {@link Model} has, whatever its backend. */
@@ -15,10 +17,29 @@ export interface ModelVerbs<D extends Denoiser> {
   readonly denoiser: D;
   /** Starts a lazy information query about an image: `model.info(x).given(prompt).total()`. */
   info(image: ImageInput): Query;
-  /** DDIM (η = 0) sample in data space from a prompt (`generate` in src/generation/ddim.ts). */
-  generate(prompt: string, options?: GenerateOptions): Promise<Float32Array>;
-  /** Deterministic DDIM inversion of an image to x_T (`invert` in src/generation/ddim.ts). */
-  invert(image: ImageInput, prompt: string, options?: InvertOptions): Promise<Float32Array>;
+  /**
+   * A sample in data space from a prompt: DDIM (η = 0, `generate` in src/generation/ddim.ts), or
+   * on a flow model (`flow`) its flow ODE as its pipeline steps it (`flowGenerate` in
+   * src/generation/flow-ode.ts; `solver` "euler" or "heun", 28 steps by default).
+   */
+  generate(prompt: string, options?: ModelGenerateOptions): Promise<Float32Array>;
+  /**
+   * Deterministic inversion of an image to its starting noise: DDIM's x_T, or on a flow model the
+   * VP state at the top of its trained range (`flowInvert`).
+   */
+  invert(image: ImageInput, prompt: string, options?: ModelInvertOptions): Promise<Float32Array>;
+}
+
+/** Options of `model.generate`: DDIM's, and the solver of a flow model's ODE. */
+export interface ModelGenerateOptions extends GenerateOptions {
+  /** flow models only: "euler" (default, the pipelines') or "heun" */
+  readonly solver?: FlowSolver;
+}
+
+/** Options of `model.invert`: DDIM's, and the solver of a flow model's ODE. */
+export interface ModelInvertOptions extends InvertOptions {
+  /** flow models only: "euler" (default) or "heun"; regenerate with the same */
+  readonly solver?: FlowSolver;
 }
 
 /**
@@ -51,13 +72,30 @@ export function createModel<D extends Denoiser>(denoiser: D): Model<D> {
   const verbs: ModelVerbs<D> = Object.freeze({
     denoiser,
     info: (image: ImageInput) => createQuery(denoiser, image),
-    generate: (prompt: string, options?: GenerateOptions) => generate(denoiser, prompt, options),
-    invert: (image: ImageInput, prompt: string, options?: InvertOptions) =>
-      invert(denoiser, image, prompt, options),
+    generate: (prompt: string, options?: ModelGenerateOptions) =>
+      denoiser.flow
+        ? flowGenerate(denoiser, prompt, options)
+        : generate(denoiser, prompt, withoutSolver(denoiser, options)),
+    invert: (image: ImageInput, prompt: string, options?: ModelInvertOptions) =>
+      denoiser.flow
+        ? flowInvert(denoiser, image, prompt, options)
+        : invert(denoiser, image, prompt, withoutSolver(denoiser, options)),
   });
   const model = withMembers(denoiser, verbs, "model") as unknown as Model<D>;
   models.add(model);
   return model;
+}
+
+/** DDIM's options, refusing a flow solver (DDIM has none; it would be silently dropped). */
+function withoutSolver<O extends { readonly solver?: FlowSolver }>(
+  denoiser: Denoiser,
+  options: O | undefined,
+): Omit<O, "solver"> | undefined {
+  if (options?.solver === undefined) return options;
+  throw new InvalidArgumentError(
+    `solver "${options.solver}" steps a flow model's ODE, and ${denoiser.name} is not a flow ` +
+      `model (it runs DDIM); expected no solver`,
+  );
 }
 
 /**

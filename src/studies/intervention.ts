@@ -40,6 +40,7 @@ import { estimateContrasts } from "../estimators/contrasts.ts";
 import { type EstimatorOptions, resolveOptions } from "../estimators/options.ts";
 import { ddimBatch, type DdimRequest } from "../generation/ddim.ts";
 import { heunBatch, KARRAS_HEUN_STEPS } from "../generation/karras-heun.ts";
+import { flowBatch, requireFlow } from "../generation/flow-ode.ts";
 import { Heatmap } from "../images/heatmap.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import { checkFit, type ImageFit } from "../images/load-image.ts";
@@ -75,17 +76,25 @@ export interface InterventionItem {
   readonly replacement?: string;
 }
 
-/** The ODE samplers of the intervention's inversion and regenerations. */
-export type InterventionSampler = "karras-heun" | "ddim";
+/**
+ * The ODE samplers of the intervention's inversion and regenerations: the reference's Karras–Heun,
+ * DDIM, and on a flow model its own flow ODE (`flowBatch`) with Euler or Heun steps.
+ */
+export type InterventionSampler = "karras-heun" | "ddim" | "flow-heun" | "flow-euler";
 
 /** Options of {@link interventionStudy} and {@link interveneOne}. */
 export interface InterventionStudyOptions extends StudyOptions {
   /**
-   * the ODE of the inversion and the regenerations: "karras-heun" (default, the reference's:
-   * Karras σ schedule with ρ = 7, Heun's 2nd-order steps, `steps` levels) or "ddim"
+   * the ODE of the inversion and the regenerations: "karras-heun" (the reference's: Karras σ
+   * schedule with ρ = 7, Heun's 2nd-order steps, `steps` levels; the default), "ddim", or on a flow
+   * model its flow ODE as its pipeline schedules it, "flow-heun" (its default: Heun's steps, as the
+   * reference's) or "flow-euler"
    */
   readonly sampler?: InterventionSampler;
-  /** levels of the sampler's schedule (default: 100 for "karras-heun", 50 for "ddim") */
+  /**
+   * levels of the sampler's schedule (default: 100 for "karras-heun" and "flow-heun", 50 for
+   * "ddim" and "flow-euler")
+   */
   readonly steps?: number;
   /** classifier-free guidance during inversion and regeneration (default 1: none) */
   readonly guidance?: number;
@@ -161,7 +170,7 @@ export async function interveneOne(
   const original = await model.prepare(
     await datasetImage(model, item.image, { fit, kernel: "lanczos3" }),
   );
-  const sampler = regenerationSampler(options);
+  const sampler = regenerationSampler(model, options);
   // each item its own draws (from the study's seed and the item), as in the other studies
   const seed = rowSeed(options.seed ?? 0, original, `${item.caption}\n${item.word}\n${edited}`);
   const provider = studyAttention(options.attention);
@@ -319,24 +328,47 @@ export const INTERVENTION_SAMPLES = 2400;
 
 /** The sampler of the inversion and the regenerations, from the study's options. */
 function regenerationSampler(
+  model: Denoiser,
   options: InterventionStudyOptions,
 ): (
   model: Denoiser,
   requests: readonly DdimRequest[],
   direction: "generate" | "invert",
 ) => Promise<Float32Array[]> {
-  const sampler = options.sampler ?? "karras-heun";
-  if (sampler === "ddim") {
-    const ddim = { steps: options.steps ?? 50, guidance: options.guidance };
-    return (model, requests, direction) => ddimBatch(model, requests, direction, ddim);
+  const sampler = samplerOf(model, options);
+  const settings = { steps: samplerSteps(sampler, options), guidance: options.guidance };
+  switch (sampler) {
+    case "ddim":
+      return (m, requests, direction) => ddimBatch(m, requests, direction, settings);
+    case "karras-heun":
+      return (m, requests, direction) => heunBatch(m, requests, direction, settings);
+    default: {
+      const solver = sampler === "flow-heun" ? "heun" : "euler";
+      return (m, requests, direction) => flowBatch(m, requests, direction, { ...settings, solver });
+    }
   }
-  if (sampler !== "karras-heun") {
+}
+
+const SAMPLERS: readonly InterventionSampler[] = ["karras-heun", "ddim", "flow-heun", "flow-euler"];
+
+/**
+ * The study's sampler: the one asked for, checked (a flow sampler needs a flow model), else
+ * "flow-heun" on a flow model, else "karras-heun".
+ */
+function samplerOf(model: Denoiser, options: InterventionStudyOptions): InterventionSampler {
+  const sampler = options.sampler ?? (model.flow ? "flow-heun" : "karras-heun");
+  if (!SAMPLERS.includes(sampler)) {
     throw new InvalidArgumentError(
-      `unknown sampler "${sampler}"; expected "karras-heun" (the reference's) or "ddim"`,
+      `unknown sampler "${sampler}"; expected one of ${SAMPLERS.map((s) => `"${s}"`).join(", ")}`,
     );
   }
-  const heun = { steps: options.steps ?? KARRAS_HEUN_STEPS, guidance: options.guidance };
-  return (model, requests, direction) => heunBatch(model, requests, direction, heun);
+  if (sampler.startsWith("flow-")) requireFlow(model, `sampler "${sampler}"`);
+  return sampler;
+}
+
+/** Levels of a sampler's schedule: the option, else 100 for the Heun samplers, 50 for the others. */
+function samplerSteps(sampler: InterventionSampler, options: InterventionStudyOptions): number {
+  return options.steps ?? (sampler.endsWith("heun") ? KARRAS_HEUN_STEPS : 50);
 }
 
 /**
@@ -360,12 +392,12 @@ export async function interventionStudy(
   items: readonly InterventionItem[],
   options: InterventionStudyOptions = {},
 ): Promise<InterventionResult> {
-  const sampler = options.sampler ?? "karras-heun";
+  const sampler = samplerOf(model, options);
   const description = await describeStudy("intervention", model, {
     ...estimatorSettings(model, resolveOptions(model, interventionEstimatorOptions(options))),
     estimator: { image: "standard", pixel: "orthogonal" },
     sampler,
-    steps: options.steps ?? (sampler === "ddim" ? 50 : KARRAS_HEUN_STEPS),
+    steps: samplerSteps(sampler, options),
     guidance: options.guidance ?? 1,
     placeholder: options.placeholder ?? "_",
     removal: "every occurrence and its plural",
