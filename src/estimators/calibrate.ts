@@ -6,7 +6,8 @@
  * null prompt and against the prompt without each word. The draws are stratified over a half
  * uniform, half logistic density of α, so every bin gets draws (the logistic alone left the low-α
  * bins, where a small model's information lives, with a few draws each, and their heavy-tailed
- * means made a profile that missed whole words). Every draw's unweighted integrand
+ * means made a profile that missed whole words). The fit is `fitProfile` (profile-fit.ts). Every
+ * draw's unweighted integrand
  * f = value / weight is squared and averaged per α bin (bins of equal width over the sampled
  * interval, the trained range by default). Contrasts whose information is not at least twice its
  * standard error are left out: a word the model ignores says nothing about where information
@@ -31,12 +32,17 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 import type { Denoiser } from "../models/denoiser.ts";
-import { logSnrInterval } from "../numerics/log-snr.ts";
-import { DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
+import type { LogSnrProfile } from "../numerics/proposal.ts";
 import { estimateContrasts } from "./contrasts.ts";
 import { perTokenPlan } from "./per-token.ts";
 import { unseenWords } from "./truncation.ts";
-import { profileMasses, removedWords, unitSum } from "./contrast-profile.ts";
+import {
+  type ContrastDraws,
+  fitProfile,
+  outcomeDraws,
+  profileEdges,
+  profileOf,
+} from "./profile-fit.ts";
 import { type EstimatorOptions, resolveOptions } from "./options.ts";
 
 /** One calibration row: model data and the prompt it shows. */
@@ -81,9 +87,7 @@ export async function calibrateProfile(
     throw new InvalidArgumentError(`bins must be an integer ≥ 2, got ${bins}`);
   }
   const logistic = resolveOptions(model, { ...options, proposal: "logistic" });
-  const { min, max } = logSnrInterval(logistic.logSnr);
-  const width = (max - min) / bins;
-  const edges = Array.from({ length: bins + 1 }, (_, b) => b === bins ? max : min + b * width);
+  const edges = profileEdges(logistic.logSnr, bins);
   const resolved = {
     ...logistic,
     samples: options.samples ?? 200,
@@ -94,55 +98,17 @@ export async function calibrateProfile(
       profile: profileOf(model, edges, new Array(bins).fill(1 / bins), {}),
     },
   };
-  const all = new ProfileSum(bins), whole = new ProfileSum(bins);
-  const byWord = new Map<string, ProfileSum>();
+  const observed: ContrastDraws[] = [];
   for (const [index, row] of rows.entries()) {
     const { plan } = perTokenPlan(row.prompt, undefined, unseenWords(model, row.prompt));
     const outcome = await estimateContrasts(model, row.data, plan, {
       ...resolved,
       seed: resolved.seed + index,
     });
-    const { logSnr, weight } = outcome.draws;
-    outcome.contrasts.forEach((result, c) => {
-      const { nats, se } = result.estimate;
-      if (!(nats > 2 * se)) return; // no information to locate
-      const sums = new Float64Array(bins), counts = new Float64Array(bins);
-      result.perDraw.forEach((value, i) => {
-        const b = Math.min(bins - 1, Math.max(0, Math.floor((logSnr[i] - min) / width)));
-        sums[b] += (value / weight[i]) ** 2;
-        counts[b]++;
-      });
-      const means = sums.map((s, b) => counts[b] > 0 ? s / counts[b] : 0);
-      if (!(means.reduce((s, v) => s + v, 0) > 0)) return;
-      const normalised = unitSum(means);
-      all.add(normalised);
-      // filed under the word it removes, by the rule a query looks it up with
-      const { with: richer, without: poorer } = plan.contrasts[c];
-      const removed = removedWords(plan.prompts[richer], plan.prompts[poorer]);
-      if (removed === undefined) whole.add(normalised);
-      else if (removed.length === 1) {
-        const [word] = removed;
-        byWord.set(word, (byWord.get(word) ?? new ProfileSum(bins)).add(normalised));
-      }
-    });
+    observed.push(...outcomeDraws(plan, outcome));
   }
-  if (all.contrasts === 0) {
-    throw new InvalidArgumentError(
-      `no calibration contrast carried information beyond twice its standard error; expected ` +
-        `rows whose prompts the model responds to (or more samples)`,
-    );
-  }
-  const shared = all.mean();
-  const fit = (sum: ProfileSum) => ({
-    mass: profileMasses(smoothBins(sum.mean(shared))),
-    contrasts: sum.contrasts,
-  });
-  const words = Object.fromEntries(
-    [...byWord.keys()].sort().map((word) => [word, fit(byWord.get(word)!)]),
-  );
-  const profile = profileOf(model, edges, profileMasses(smoothBins(shared)), {
+  const profile = fitProfile(model, edges, observed, {
     rows: rows.length,
-    contrasts: all.contrasts,
     samples: resolved.samples,
     seed: resolved.seed,
     estimator: resolved.estimator,
@@ -150,64 +116,11 @@ export async function calibrateProfile(
     logSnr: { ...resolved.logSnr },
     created: new Date().toISOString(),
   });
-  return {
-    ...profile,
-    words,
-    ...(whole.contrasts > 0 ? { wholePrompt: fit(whole) } : {}),
-    defensiveShare: DEFENSIVE_SHARE,
-  };
-}
-
-/** A running sum of normalised bin means over contrasts. */
-class ProfileSum {
-  readonly sum: Float64Array;
-  contrasts = 0;
-  constructor(bins: number) {
-    this.sum = new Float64Array(bins);
+  if (!profile) {
+    throw new InvalidArgumentError(
+      `no calibration contrast carried information beyond twice its standard error; expected ` +
+        `rows whose prompts the model responds to (or more samples)`,
+    );
   }
-  add(normalised: ArrayLike<number>): this {
-    for (let b = 0; b < this.sum.length; b++) this.sum[b] += normalised[b];
-    this.contrasts++;
-    return this;
-  }
-  /** the mean, with `prior` (if given) counted as one more contrast */
-  mean(prior?: ArrayLike<number>): Float64Array {
-    const n = this.contrasts + (prior ? 1 : 0);
-    return this.sum.map((v, b) => (v + (prior ? prior[b] : 0)) / n);
-  }
-}
-
-/** Bin values smoothed by a Gaussian of one bin's width (out to 3 bins, renormalised at the ends). */
-function smoothBins(values: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(values.length);
-  for (let b = 0; b < values.length; b++) {
-    let sum = 0, norm = 0;
-    for (let j = Math.max(0, b - 3); j <= Math.min(values.length - 1, b + 3); j++) {
-      const k = Math.exp(-0.5 * (j - b) ** 2);
-      sum += k * values[j];
-      norm += k;
-    }
-    out[b] = sum / norm;
-  }
-  return out;
-}
-
-function profileOf(
-  model: Denoiser,
-  edges: number[],
-  mass: number[],
-  calibration: Record<string, unknown>,
-): LogSnrProfile {
-  return {
-    kind: "infodiff.logSnrProfile",
-    version: 1,
-    model: {
-      name: model.name,
-      shape: [...model.shape],
-      ...(model.logSnrRange ? { logSnrRange: { ...model.logSnrRange } } : {}),
-    },
-    edges,
-    mass,
-    calibration,
-  };
+  return profile;
 }
