@@ -1,6 +1,8 @@
 // Every backend runs the one conformance suite (tests/conformance.ts).
 import { denoiserConformance } from "./conformance.ts";
 import { mixtureDenoiser } from "../src/models/mixture.ts";
+import { flowOracle } from "../src/models/flow-oracle.ts";
+import { flowConvention } from "../src/models/flow.ts";
 import { EXAMPLE_PROMPT, exampleDenoiser } from "../src/models/example.ts";
 import { shapesDenoiser } from "../src/models/shapes-oracle.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
@@ -16,6 +18,21 @@ denoiserConformance("mixtureDenoiser", {
         { words: ["blue"], mean: [0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0], variance: 0.2, weight: 2 },
       ],
       batchSize: 4,
+    })),
+  prompt: "a red one",
+});
+
+// the exact flow oracle: the mixture as a rectified flow, through the flow conversion
+denoiserConformance("flowOracle", {
+  create: () =>
+    Promise.resolve(flowOracle({
+      shape: [2, 2, 3],
+      components: [
+        { words: ["red"], mean: [1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0], variance: 0.3 },
+        { words: ["blue"], mean: [0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 0], variance: 0.2, weight: 2 },
+      ],
+      batchSize: 4,
+      convention: flowConvention({ shift: 3, useDynamicShifting: false }),
     })),
   prompt: "a red one",
 });

@@ -9,6 +9,7 @@ import {
   ModelRuntimeError,
 } from "../src/errors.ts";
 import { type Denoiser, shapeSize } from "../src/models/denoiser.ts";
+import { flowLogSnrRange } from "../src/models/flow.ts";
 import { Random } from "../src/numerics/random.ts";
 import { createModel } from "../src/query/model.ts";
 import { promptWords } from "../src/text/prompt.ts";
@@ -52,6 +53,19 @@ export function denoiserConformance(name: string, subject: ConformanceSubject): 
     assert.equal(typeof d.sharedLogSnr, "boolean");
     if (d.logSnrRange) assert.ok(d.logSnrRange.min < d.logSnrRange.max);
     if (d.schedule) assert.equal(d.schedule.logSnr.length, d.schedule.length);
+    // a flow model's trained range is its flow convention's, which never reaches t = 0 or 1
+    if (d.flow) {
+      const range = flowLogSnrRange(d.flow);
+      assert.ok(d.logSnrRange, "a flow model states its trained log-SNR range");
+      assert.ok(
+        Math.abs(d.logSnrRange.min - range.min) < 1e-9,
+        `${d.logSnrRange.min} vs ${range.min}`,
+      );
+      assert.ok(
+        Math.abs(d.logSnrRange.max - range.max) < 1e-9,
+        `${d.logSnrRange.max} vs ${range.max}`,
+      );
+    }
     return Promise.resolve();
   });
 

@@ -414,10 +414,11 @@ export interface FlowBatch<C> {
 /**
  * The one conversion of a flow backend's `predictNoise`: maps each item's (α, x_α) to
  * t = σ(−α/2) and x_t = s·x_α, asks `velocity` for v̂ (item-major, as many values as x_t) and
- * returns ε̂ = x_t + (1−t)·v̂. An α that is not finite (t = 0 or 1) is refused.
+ * returns ε̂ = x_t + (1−t)·v̂. An α that is not finite (t = 0 or 1) is refused, and a prediction
+ * that is not finite too, unless the batch says its caller checks (`finiteChecked`).
  *
- * @throws {InvalidArgumentError} a log-SNR that is not finite
- * @throws {ModelRuntimeError} a velocity of the wrong length
+ * @throws {InvalidArgumentError} a log-SNR that is not finite, or a batch whose parts disagree
+ * @throws {ModelRuntimeError} a velocity of the wrong length, or a non-finite prediction
  *
  * @example
  * ```ts
@@ -435,10 +436,18 @@ export async function flowPredictNoise<C>(
     readonly noisy: Float32Array;
     readonly logSnr: Float64Array;
     readonly conditions: readonly C[];
+    readonly finiteChecked?: boolean;
   },
   velocity: (flow: FlowBatch<C>) => Promise<Float32Array>,
 ): Promise<Float32Array> {
   const size = batch.logSnr.length, d = batch.noisy.length / size;
+  if (batch.conditions.length !== size || !Number.isInteger(d) || size === 0) {
+    throw new InvalidArgumentError(
+      `batch has ${size} log-SNR values, ${batch.conditions.length} conditions and ` +
+        `${batch.noisy.length} noisy values; expected one condition per item and the same number ` +
+        `of values for each`,
+    );
+  }
   const t = new Float64Array(size), xt = new Float32Array(batch.noisy.length);
   for (let i = 0; i < size; i++) {
     if (!Number.isFinite(batch.logSnr[i])) {
@@ -461,6 +470,15 @@ export async function flowPredictNoise<C>(
   for (let i = 0; i < size; i++) {
     const from = i * d, to = from + d;
     noiseFromVelocity(xt.subarray(from, to), v.subarray(from, to), t[i], eps.subarray(from, to));
+    if (batch.finiteChecked) continue;
+    for (let j = from; j < to; j++) {
+      if (!Number.isFinite(eps[j])) {
+        throw new ModelRuntimeError(
+          `the noise prediction of item ${i} (α ${batch.logSnr[i]}, t ${t[i]}) holds ${eps[j]} ` +
+            `at ${j - from}; expected finite values from finite inputs`,
+        );
+      }
+    }
   }
   return eps;
 }
