@@ -53,7 +53,9 @@ export {
   logisticProposal,
   type LogSnrProfile,
   type LogSnrProposal,
+  proposalFor,
   type ResolvedProposal,
+  trainingLawProposal,
 } from "./src/numerics/proposal.ts";
 export {
   calibrateProfile,
@@ -124,6 +126,32 @@ export {
   type MixtureSpec,
   type SampleOptions,
 } from "./src/models/mixture.ts";
+export {
+  calculateShift,
+  checkFlowConvention,
+  type FlowBatch,
+  type FlowConvention,
+  flowConvention,
+  flowLogSnr,
+  flowLogSnrRange,
+  flowPredictNoise,
+  flowScale,
+  type FlowScheduler,
+  flowSchedulerConfig,
+  flowTime,
+  type FlowTrainingLaw,
+  noiseFromVelocity,
+  schedulerShift,
+  shiftTime,
+  trainingLawLogSnr,
+  velocityFromNoise,
+} from "./src/models/flow.ts";
+export {
+  type FlowOracle,
+  flowOracle,
+  type FlowOracleSpec,
+  mixtureVelocity,
+} from "./src/models/flow-oracle.ts";
 export { EXAMPLE_PROMPT, exampleDenoiser } from "./src/models/example.ts";
 export {
   SHAPES_ORACLE_VARIANCE,
@@ -263,6 +291,18 @@ export {
   karrasLevels,
 } from "./src/generation/karras-heun.ts";
 export {
+  checkSolver,
+  FLOW_SOLVERS,
+  FLOW_STEPS,
+  flowBatch,
+  flowGenerate,
+  flowInvert,
+  type FlowOdeOptions,
+  type FlowSolver,
+  flowTimes,
+  requireFlow,
+} from "./src/generation/flow-ode.ts";
+export {
   predictWithAttention,
   requireAttention,
   supportsAttention,
@@ -314,7 +354,14 @@ export {
   type QueryPlan,
   type QueryTerminal,
 } from "./src/query/query.ts";
-export { createModel, isModel, type Model, type ModelVerbs } from "./src/query/model.ts";
+export {
+  createModel,
+  isModel,
+  type Model,
+  type ModelGenerateOptions,
+  type ModelInvertOptions,
+  type ModelVerbs,
+} from "./src/query/model.ts";
 export {
   exampleOracle,
   type MixtureModel,
