@@ -31,12 +31,12 @@ import { median } from "./summary.ts";
 
 const DIR = "out/design-bank";
 /** noise draws per timestep: two antithetic pairs */
-const NOISES = 4;
+export const NOISES = 4;
 /** contrasts per scene: colour word, shape word, caption vs "" */
-const CONTRASTS = 3;
+export const CONTRASTS = 3;
 
 /** A scene's bank: g at [t][noise][contrast], and what the contrasts are. */
-interface Bank {
+export interface Bank {
   readonly caption: string;
   readonly words: readonly string[];
   /** the caption, without the colour word, without the shape word, and "" */
@@ -67,7 +67,7 @@ function scenePrompts(scene: ReturnType<typeof bankScenes>[number]): string[] {
 }
 
 /** Contrast c's prompts: the caption and the poorer prompt. */
-function bankPrompts(bank: Bank, c: number): string[] {
+export function bankPrompts(bank: Bank, c: number): string[] {
   return [bank.prompts[0], bank.prompts[c + 1]];
 }
 
@@ -79,7 +79,7 @@ async function buildBank(
   const prompts = scenePrompts(scene);
   const conditions = await Promise.all(prompts.map((p) => model.encode(p)));
   const x = scene.toData(), d = x.length, K = prompts.length;
-  const logSnr = model.schedule.logSnr, T = logSnr.length;
+  const logSnr = model.schedule!.logSnr, T = logSnr.length;
   const g = new Float64Array(T * NOISES * CONTRASTS);
   const random = new Random(seed), eps = new Float32Array(d);
   for (let t = 0; t < T; t++) {
@@ -120,12 +120,17 @@ async function readBank(file: string, caption: string): Promise<Float64Array | u
   }
 }
 
-async function loadBanks(model: OnnxModel): Promise<Bank[]> {
+/**
+ * The banks of the held-out scenes, building the missing ones (about 3 minutes each), or with
+ * `build: false` only those already in out/design-bank.
+ */
+export async function loadBanks(model: OnnxModel, { build = true } = {}): Promise<Bank[]> {
   await Deno.mkdir(DIR, { recursive: true });
   const banks: Bank[] = [];
   for (const [i, scene] of bankScenes().entries()) {
     const file = `${DIR}/scene${i}.bin`;
     let g = await readBank(file, scene.caption);
+    if (!g && !build) continue;
     if (!g) {
       console.error(`building the bank of "${scene.caption}" (about 3 minutes)`);
       g = await buildBank(model, scene, 1000 + i);
@@ -144,7 +149,7 @@ async function loadBanks(model: OnnxModel): Promise<Bank[]> {
 }
 
 /** A proposal's quantile function tabulated on a fine grid (linear between), for speed. */
-function tabulated(proposal: LogSnrProposal): LogSnrProposal["at"] {
+export function tabulated(proposal: LogSnrProposal): LogSnrProposal["at"] {
   const M = 20000;
   const table = Array.from({ length: M + 1 }, (_, i) => proposal.at(Math.min(i / M, 1 - 1e-12)));
   return (p) => {
@@ -177,7 +182,7 @@ function simulatedVariance(
       const { logSnr, weight } = at(
         design.stratified ? (k + random.uniform()) / strata : random.uniform(),
       );
-      const t = model.schedule.nearestTimestep(logSnr);
+      const t = model.schedule!.nearestTimestep(logSnr);
       if (design.antithetic) {
         const pair = 2 * random.int(2);
         total += weight * (value(t, pair) + value(t, pair + 1));
@@ -192,7 +197,7 @@ function simulatedVariance(
 
 /** A profile fitted to one bank contrast alone (every timestep, all its noises): the ceiling. */
 function ownProfile(model: OnnxModel, shipped: LogSnrProfile, bank: Bank, c: number) {
-  const { edges } = shipped, B = edges.length - 1, logSnr = model.schedule.logSnr;
+  const { edges } = shipped, B = edges.length - 1, logSnr = model.schedule!.logSnr;
   const sums = new Float64Array(B), counts = new Float64Array(B);
   for (let t = 0; t < logSnr.length; t++) {
     const b = edges.findIndex((e, j) => j < B && logSnr[t] >= e && logSnr[t] < edges[j + 1]);

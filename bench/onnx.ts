@@ -80,7 +80,7 @@ async function unetRate(model: OnnxModel, batch: number, seconds: number, sample
   const condition = await model.encode("a red circle");
   const request = {
     noisy,
-    logSnr: new Float64Array(batch).fill(model.snapLogSnr(1)),
+    logSnr: new Float64Array(batch).fill(model.snapLogSnr!(1)),
     conditions: Array(batch).fill(condition),
   };
   await model.predictNoise(request); // warm-up

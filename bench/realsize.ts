@@ -41,7 +41,7 @@ export async function benchRealSize(
       const d = model.shape[0] * model.shape[1] * model.shape[2];
       const request = {
         noisy: new Random(1).fillGaussian(new Float32Array(batch * d)),
-        logSnr: new Float64Array(batch).fill(model.snapLogSnr(0)),
+        logSnr: new Float64Array(batch).fill(model.snapLogSnr!(0)),
         conditions: Array(batch).fill(await model.encode("a photograph of an astronaut")),
       };
       const warm = performance.now();

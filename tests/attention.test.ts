@@ -99,7 +99,7 @@ function regionMean(map: Heatmap, axis: "x" | "y", from: number, to: number): nu
 async function checkAgainstTorch(model: OnnxModel): Promise<void> {
   const conditions = await Promise.all(truth.prompts.map((p) => model.encode(p)));
   conditions.forEach((c, i) => assert.deepEqual([...c.inputIds], truth.inputIds[i]));
-  const logSnr = Float64Array.from(truth.timesteps, (t) => model.schedule.logSnr[t]);
+  const logSnr = Float64Array.from(truth.timesteps, (t) => model.schedule!.logSnr[t]);
   const { noise, layers } = await predictWithAttention(model, {
     noisy: Float32Array.from(truth.sample),
     logSnr,

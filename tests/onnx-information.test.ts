@@ -35,7 +35,7 @@ function allowance(name: string, truth: number): number {
 function kernel(model: OnnxModel, truth: FixtureTruth): { snapped: number; continuous: number } {
   const { min, max } = model.logSnrRange;
   return {
-    snapped: informationKernel(truth.variance, min, max, (a) => model.snapLogSnr(a)),
+    snapped: informationKernel(truth.variance, min, max, (a) => model.snapLogSnr!(a)),
     continuous: informationKernel(truth.variance, min, max),
   };
 }

@@ -48,8 +48,8 @@ for (const name of EXACT_FIXTURES) {
       assert.equal(model.sharedLogSnr, EXPECTED[name].shared);
       assert.equal(model.latent, EXPECTED[name].latent);
       assert.equal(model.device, "cpu");
-      assert.equal(model.schedule.predictionType, truth.prediction_type);
-      assert.deepEqual(model.logSnrRange, model.schedule.range);
+      assert.equal(model.schedule!.predictionType, truth.prediction_type);
+      assert.deepEqual(model.logSnrRange, model.schedule!.range);
       const pixels = EXPECTED[name].latent ? model.shape[1] * 8 : model.shape[1];
       assert.deepEqual(model.imageSize, { width: pixels, height: pixels });
       for (const [prompt, entry] of Object.entries(truth.prompts)) {
@@ -89,7 +89,7 @@ for (const name of EXACT_FIXTURES) {
       const d = truth.image_latent.length;
       const noisy = new Float32Array(n * d);
       random.fillGaussian(noisy);
-      const logSnr = Float64Array.from({ length: n }, (_, i) => model.snapLogSnr(-5 + 1.3 * i));
+      const logSnr = Float64Array.from({ length: n }, (_, i) => model.snapLogSnr!(-5 + 1.3 * i));
       const batch = {
         noisy,
         logSnr,
@@ -98,7 +98,7 @@ for (const name of EXACT_FIXTURES) {
       const output = await model.predictNoise(batch);
       assert.equal(output.length, n * d);
       for (let i = 0; i < n; i++) {
-        const s = model.schedule.alphasCumprod[model.schedule.nearestTimestep(logSnr[i])];
+        const s = model.schedule!.alphasCumprod[model.schedule!.nearestTimestep(logSnr[i])];
         assert.ok(Math.abs(s - 1 / (1 + Math.exp(-logSnr[i]))) < 1e-12, "σ(snapped α) = ᾱ_t");
         const mu = meanOf(truth, batch.conditions[i].prompt);
         const expected = exactNoise(noisy.subarray(i * d, (i + 1) * d), mu, truth.variance, s);
@@ -133,12 +133,12 @@ Deno.test("v-prediction fixture: the raw UNet output is v and predictNoise conve
   await withModel("sd-vpred", async (model, truth) => {
     const d = truth.image_latent.length;
     const noisy = Float32Array.from(truth.image_latent, (x, j) => x + Math.cos(j));
-    const t = model.schedule.nearestTimestep(0.5);
-    const s = model.schedule.alphasCumprod[t];
+    const t = model.schedule!.nearestTimestep(0.5);
+    const s = model.schedule!.alphasCumprod[t];
     const condition = await model.encode("a red circle");
     const eps = await model.predictNoise({
       noisy,
-      logSnr: Float64Array.of(model.snapLogSnr(0.5)),
+      logSnr: Float64Array.of(model.snapLogSnr!(0.5)),
       conditions: [condition],
     });
     const expected = exactNoise(noisy, meanOf(truth, "a red circle"), truth.variance, s);
@@ -187,7 +187,7 @@ Deno.test("sd-realsize: SD-sized tensors (512 px, 4×64×64 latent, 77×1024 hid
     assert.equal(x.length, 4 * 64 * 64);
     const eps = await model.predictNoise({
       noisy: x,
-      logSnr: Float64Array.of(model.snapLogSnr(0)),
+      logSnr: Float64Array.of(model.snapLogSnr!(0)),
       conditions: [condition],
     });
     assert.equal(eps.length, x.length);
@@ -209,7 +209,7 @@ Deno.test("sd-fixedbatch: a UNet with a static batch of 2 gets padded calls, sam
     const n = 3; // odd: the last call is padded with a repeated item
     const noisy = new Float32Array(n * d);
     new Random(4).fillGaussian(noisy);
-    const logSnr = Float64Array.from([2, -1, 0.3], (a) => model.snapLogSnr(a));
+    const logSnr = Float64Array.from([2, -1, 0.3], (a) => model.snapLogSnr!(a));
     const output = await model.predictNoise({ noisy, logSnr, conditions });
     for (let i = 0; i < n; i++) {
       const s = 1 / (1 + Math.exp(-logSnr[i]));

@@ -47,7 +47,7 @@ for (const name of ["sd-ort-names", "sd-random-vae", "sd-unnamed-inputs"]) {
       const prompts = ["", "a red circle", "a photo of a dog"];
       const batch = async (model: OnnxModel) => ({
         noisy: random.fork().fillGaussian(new Float32Array(n * d)),
-        logSnr: Float64Array.from({ length: n }, (_, i) => model.snapLogSnr(-4 + 1.5 * i)),
+        logSnr: Float64Array.from({ length: n }, (_, i) => model.snapLogSnr!(-4 + 1.5 * i)),
         conditions: await Promise.all(prompts.concat(prompts).map((p) => model.encode(p))),
       });
       const [a, b] = [await batch(variant), await batch(base)];

@@ -57,7 +57,7 @@ for (const { name, tolerance } of FIXTURES) {
         const random = new Random(5);
         const n = 6;
         const noisy = random.fillGaussian(new Float32Array(n * d));
-        const logSnr = Float64Array.from({ length: n }, (_, i) => cpu.snapLogSnr(-4 + 1.6 * i));
+        const logSnr = Float64Array.from({ length: n }, (_, i) => cpu.snapLogSnr!(-4 + 1.6 * i));
         const batch = async (m: OnnxModel) => ({
           noisy,
           logSnr,

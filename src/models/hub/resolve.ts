@@ -1,16 +1,23 @@
 /**
  * `loadModel("org/name[@revision][:subfolder]")`: a model from the Hugging Face hub, offline
  * first from the shared cache, else downloaded with `@huggingface/hub` into that cache in Python's
- * layout — only the files the ONNX loader reads (a calibrated log-SNR profile included) and the
- * external weights their graphs name, never safetensors, PyTorch weights or safety checkers;
- * resumable, with progress.
+ * layout — only the files the ONNX loader reads for the repository's pipeline (SD 1.x/2.x, SDXL,
+ * SD 3/3.5 or FLUX.1: its configs and tokenizers, the graphs it opens, a calibrated log-SNR profile)
+ * and the external weights those graphs name, never safetensors, PyTorch weights or safety
+ * checkers; resumable, with progress.
  *
  * @module
  */
 import { basename, dirname, join, relative } from "node:path";
 import { createHash } from "node:crypto";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
-import { exists, readModelFolder, UNSUPPORTED_PARTS } from "../sd/folder.ts";
+import {
+  adapterOnlyReason,
+  exists,
+  pipelinePlan,
+  readFolderJson,
+  readModelFolder,
+} from "../sd/folder.ts";
 import { onnxExternalDataFiles } from "../sd/onnx-external-data.ts";
 import { PROFILE_FILE } from "../profile-file.ts";
 import {
@@ -73,28 +80,32 @@ export interface HubModel {
   readonly downloadedBytes: number;
 }
 
+/** A tokenizer folder's files the loaders read (CLIP: vocab + merges or tokenizer.json; T5: tokenizer.json). */
+const TOKENIZER_FILES = [
+  "vocab.json",
+  "merges.txt",
+  "tokenizer.json",
+  "special_tokens_map.json",
+  "tokenizer_config.json",
+];
+/** The small files of every family's layout (those a repository has are fetched first). */
 const PICKED_FILES = [
   "model_index.json",
   "scheduler/scheduler_config.json",
-  "tokenizer/vocab.json",
-  "tokenizer/merges.txt",
-  "tokenizer/tokenizer.json",
-  "tokenizer/special_tokens_map.json",
-  "tokenizer/tokenizer_config.json",
+  ...["tokenizer", "tokenizer_2", "tokenizer_3"].flatMap((dir) =>
+    TOKENIZER_FILES.map((file) => `${dir}/${file}`)
+  ),
   "text_encoder/config.json",
+  "text_encoder_2/config.json",
+  "text_encoder_3/config.json",
   "unet/config.json",
+  "transformer/config.json",
   "vae/config.json",
   "vae_encoder/config.json",
   "vae_decoder/config.json",
   // a calibrated log-SNR profile shipped with the export: the loader draws α from it by default,
   // so without it the same model would give other numbers from the hub than from its folder
   PROFILE_FILE,
-];
-const GRAPHS = [
-  "text_encoder/model.onnx",
-  "unet/model.onnx",
-  "vae_encoder/model.onnx",
-  "vae_decoder/model.onnx",
 ];
 
 /**
@@ -175,14 +186,7 @@ export async function missingModelFiles(dir: string): Promise<string[]> {
     return [(error as Error).message];
   }
   const missing: string[] = [];
-  const graphs = [
-    folder.textEncoderPath,
-    folder.unetPath,
-    folder.vaeEncoderPath,
-    folder.vaeDecoderPath,
-  ];
-  for (const graph of graphs) {
-    if (!graph) continue;
+  for (const graph of folder.graphs) {
     for (const file of onnxExternalDataFiles(await Deno.readFile(graph), graph)) {
       const path = join(dirname(graph), file);
       if (!(await exists(path))) missing.push(relative(dir, path));
@@ -248,16 +252,34 @@ async function download(
     }
     return files;
   });
-  checkRepoLayout(what, spec, listing);
-
   const repoFolder = repoCacheFolder(cache, spec.repo);
   const root = snapshotFolder(cache, spec, commit);
   const fetcher = new BlobFetcher(hub, spec, commit, repoFolder, root, credentials, options);
-  const first = [...PICKED_FILES, ...GRAPHS].filter((file) => listing.has(file));
-  await fetcher.expect(first.map((file) => [file, listing.get(file)!]));
-  for (const file of first) await fetcher.fetch(file, listing.get(file)!);
+  // a repository without model_index.json may be an adapter (a ControlNet) its config.json names
+  let config: Record<string, unknown> | undefined;
+  if (!listing.has("model_index.json") && listing.has("config.json")) {
+    await fetcher.expect([["config.json", listing.get("config.json")!]]);
+    await fetcher.fetch("config.json", listing.get("config.json")!);
+    config = await readFolderJson(join(root, "config.json"), what).catch(() => undefined);
+  }
+  checkRepoLayout(what, spec, listing, config);
+
+  const configs = PICKED_FILES.filter((file) => listing.has(file));
+  await fetcher.expect(configs.map((file) => [file, listing.get(file)!]));
+  for (const file of configs) await fetcher.fetch(file, listing.get(file)!);
+  // the pipeline is known from model_index.json and the file list before any graph is fetched:
+  // a refused one costs nothing more, and only the graphs its pipeline opens are downloaded
+  const plan = await pipelinePlan(
+    await readFolderJson(join(root, "model_index.json"), `${what}${prefix ? ` ${prefix}` : ""}`),
+    (part) =>
+      Promise.resolve([...listing.keys()].some((f) => f === part || f.startsWith(`${part}/`))),
+    `${what}${spec.subfolder ? ` in ${spec.subfolder}/` : ""}`,
+  );
+  const graphs = plan.graphs.filter((file) => listing.has(file));
+  await fetcher.expect(graphs.map((file) => [file, listing.get(file)!]));
+  for (const file of graphs) await fetcher.fetch(file, listing.get(file)!);
   const weights: string[] = [];
-  for (const graph of GRAPHS.filter((file) => listing.has(file))) {
+  for (const graph of graphs) {
     const bytes = await Deno.readFile(join(root, graph));
     for (const name of onnxExternalDataFiles(bytes, `${what}/${prefix}${graph}`)) {
       const file = join(dirname(graph), name).split("\\").join("/");
@@ -280,24 +302,28 @@ async function download(
   return { ...located(spec, commit, root), downloadedBytes: fetcher.downloaded };
 }
 
-/** Refuses repositories that hold no ONNX SD layout, saying what they hold instead. */
-function checkRepoLayout(what: string, spec: HubModelSpec, listing: Map<string, Listed>): void {
+/**
+ * Refuses repositories that hold no ONNX diffusers layout (adapter weights alone, PyTorch weights,
+ * no model_index.json), saying what they hold instead.
+ */
+function checkRepoLayout(
+  what: string,
+  spec: HubModelSpec,
+  listing: Map<string, Listed>,
+  config?: Record<string, unknown>,
+): void {
   const at = spec.subfolder ? ` in ${spec.subfolder}/` : "";
-  for (const [part, description] of UNSUPPORTED_PARTS) {
-    if ([...listing.keys()].some((file) => file.startsWith(`${part}/`))) {
-      throw new ModelLoadError(
-        `${what}${at} has "${part}/", i.e. ${description}; only single-text-encoder Stable ` +
-          `Diffusion 1.x/2.x exports are supported`,
-      );
-    }
-  }
-  if (!listing.has("model_index.json") || !listing.has("unet/model.onnx")) {
-    const indexes = [...listing.keys()].filter((f) => f.endsWith("model_index.json"));
-    const pytorch = [...listing.keys()].some((f) => f.startsWith("unet/diffusion_pytorch_model"));
+  const files = [...listing.keys()];
+  const adapter = adapterOnlyReason(files, config);
+  if (adapter) throw new ModelLoadError(`${what}${at} ${adapter}`);
+  const denoiser = listing.has("unet/model.onnx") || listing.has("transformer/model.onnx");
+  if (!listing.has("model_index.json") || !denoiser) {
+    const indexes = files.filter((f) => f.endsWith("model_index.json"));
+    const pytorch = files.some((f) => /^(unet|transformer)\/diffusion_pytorch_model/.test(f));
     throw new ModelLoadError(
-      `${what}${at} is not an ONNX Stable Diffusion export: ` +
+      `${what}${at} is not an ONNX diffusers export: ` +
         (listing.has("model_index.json")
-          ? "it has no unet/model.onnx"
+          ? "it has no unet/model.onnx or transformer/model.onnx"
           : "it has no model_index.json") +
         (pytorch
           ? ' (it holds PyTorch weights: export it to ONNX, see the README\'s "Getting a model")'

@@ -1,6 +1,9 @@
 /**
- * `loadModel(dir)`: opens a Stable Diffusion 1.x/2.x ONNX export folder on the CPU or a GPU and
- * returns it as a {@link Model} with the same fluent API as every other backend.
+ * `loadModel(dir)`: opens a diffusers ONNX export folder — Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5
+ * or FLUX.1, told apart by model_index.json and the folders present — on the CPU or a GPU and
+ * returns it as a {@link Model} with the same fluent API as every other backend. The family's
+ * pipeline file says what happens to a prompt and an image (sd-pipeline.ts, sdxl-pipeline.ts,
+ * sd3-pipeline.ts, flux-pipeline.ts).
  *
  * @module
  */
@@ -8,15 +11,25 @@ import { join } from "node:path";
 import { folderProfile } from "../profile-file.ts";
 import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
 import { warn } from "../../warnings.ts";
-import { readModelFolder } from "../sd/folder.ts";
+import {
+  exists,
+  FAMILY_LAYOUTS,
+  type ModelFolder,
+  readFolderJson,
+  readModelFolder,
+} from "../sd/folder.ts";
 import { type HubOptions, locateModelFolder } from "../hub/resolve.ts";
 import { OnnxDiffusionDenoiser } from "./onnx-denoiser.ts";
-import { NoiseSchedule } from "../sd/schedule.ts";
-import { sessionFactory } from "./session.ts";
+import { inputInfo, sessionFactory } from "./session.ts";
 import type { Device, OnnxDenoiser } from "./onnx-model.ts";
-import { OnnxTextEncoder } from "./text-encoder.ts";
-import { loadTokenizer } from "../sd/tokenizer.ts";
 import { OnnxUnet } from "./unet.ts";
+import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
+import { matchTensors, UNET_INPUTS } from "./tensor-roles.ts";
+import { type PipelineOptions, transformerNumber } from "./pipeline.ts";
+import { sdPipeline } from "./sd-pipeline.ts";
+import { sdxlPipeline } from "./sdxl-pipeline.ts";
+import { sd3Pipeline } from "./sd3-pipeline.ts";
+import { fluxPipeline } from "./flux-pipeline.ts";
 import { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 import { findInGraphSampling } from "./vae-sampling.ts";
 import { addGraphOutputs } from "./attention-graph.ts";
@@ -25,7 +38,7 @@ import { addGraphOutputs } from "./attention-graph.ts";
  * Options of {@link loadOnnxDenoiser} (and `loadModel`); the hub's (`offline`, `cacheDir`,
  * `token`, `endpoint`, `onDownloadProgress`) apply when the location is a hub id.
  */
-export interface LoadModelOptions extends HubOptions {
+export interface LoadModelOptions extends HubOptions, PipelineOptions {
   /** `"auto"` (default: CUDA if available, else CPU with a warning), `"cuda"`, `"cpu"` or `"webgpu"` */
   readonly device?: Device;
   /** items per UNet call (default 8); a fixed-batch export overrides it */
@@ -50,8 +63,9 @@ export interface LoadModelOptions extends HubOptions {
 }
 
 /**
- * Loads a Stable Diffusion ONNX export folder (REFERENCE §5) as a denoiser. Users call `loadModel`
- * (src/query/load-model.ts), which loads this module on first use and wraps the denoiser.
+ * Loads a diffusers ONNX export folder (REFERENCE §5; SD 1.x/2.x, SDXL, SD 3/3.5, FLUX.1) as a
+ * denoiser. Users call `loadModel` (src/query/load-model.ts), which loads this module on first use
+ * and wraps the denoiser.
  *
  * @example
  * ```ts
@@ -88,43 +102,19 @@ export async function loadOnnxDenoiser(
   const { dir, name, source } = await locateModelFolder(location, options);
   const folder = await readModelFolder(dir);
   const logSnrProfile = await folderProfile(dir, options.profile);
-  const schedule = NoiseSchedule.fromConfig(
-    folder.schedulerConfig,
-    join(dir, "scheduler", "scheduler_config.json"),
-  );
-  const tokenizer = await loadTokenizer(folder.tokenizerDir);
   const factory = sessionFactory({
     device: options.device,
     threads: options.threads,
     deviceId: options.deviceId,
   });
-  const sessions = [];
+  const sessions: InferenceSession[] = [];
+  const open = async (path: string) => {
+    const session = await factory.create(path);
+    sessions.push(session);
+    return session;
+  };
   try {
-    const unetSession = await factory.create(folder.unetPath);
-    sessions.push(unetSession);
-    const unet = new OnnxUnet(unetSession, folder.unetPath, schedule, batchSize);
-    const textSession = await factory.create(folder.textEncoderPath);
-    sessions.push(textSession);
-    const textEncoder = new OnnxTextEncoder(textSession, folder.textEncoderPath);
-    if (
-      textEncoder.contextLength !== undefined &&
-      textEncoder.contextLength !== tokenizer.contextLength
-    ) {
-      throw new ModelLoadError(
-        `${folder.textEncoderPath} takes ${textEncoder.contextLength} tokens but the tokenizer in ` +
-          `${folder.tokenizerDir} pads to ${tokenizer.contextLength}; expected equal lengths`,
-      );
-    }
-    const unetHidden = unet.hiddenInput.shape[2];
-    if (
-      textEncoder.hiddenSize !== undefined && typeof unetHidden === "number" &&
-      textEncoder.hiddenSize !== unetHidden
-    ) {
-      throw new ModelLoadError(
-        `${folder.textEncoderPath} outputs hidden states of width ${textEncoder.hiddenSize} but ` +
-          `${folder.unetPath} takes encoder_hidden_states of width ${unetHidden}; expected equal widths`,
-      );
-    }
+    const unetSession = await open(folder.unetPath);
     let vaeEncoder: OnnxVaeEncoder | undefined;
     let shape: [number, number, number];
     let resolution: number;
@@ -137,9 +127,11 @@ export async function loadOnnxDenoiser(
         ? await factory.createFromBytes(addGraphOutputs(bytes, [sampling.mean]), path)
         : await factory.createFromBytes(bytes, path);
       sessions.push(vaeSession);
-      vaeEncoder = new OnnxVaeEncoder(vaeSession, path, folder.scalingFactor, sampling?.mean);
+      vaeEncoder = new OnnxVaeEncoder(vaeSession, path, folder.latent, sampling?.mean);
       resolution = options.resolution ?? vaeEncoder.metadataResolution ??
-        (await configResolution(dir)) ?? defaultResolution(dir, schedule);
+        (await configResolution(dir)) ?? (await familyResolution(folder)) ??
+        defaultResolution(dir, folder);
+      await checkResolution(folder, resolution, options.resolution !== undefined);
       // one probe run gives the real latent shape (channels, downsampling) of this VAE
       const probe = await vaeEncoder.encode(
         new Float32Array(3 * resolution * resolution),
@@ -147,10 +139,27 @@ export async function loadOnnxDenoiser(
       );
       shape = probe.shape;
     } else {
-      shape = unet.metadataShape ?? (await pixelShapeFromConfig(dir, options.resolution));
+      shape = sampleShape(unetSession) ?? (await pixelShapeFromConfig(dir, options.resolution));
       resolution = shape[1];
     }
-    checkUnetShape(unet, shape, folder.unetPath);
+    const context = { folder, open, shape, resolution, options };
+    const pipeline = folder.family === "sdxl"
+      ? await sdxlPipeline(context)
+      : folder.family === "sd3"
+      ? await sd3Pipeline(context)
+      : folder.family === "flux"
+      ? await fluxPipeline(context, unetSession)
+      : await sdPipeline(context);
+    const unet = new OnnxUnet(
+      unetSession,
+      folder.unetPath,
+      pipeline.schedule,
+      batchSize,
+      [],
+      pipeline.network,
+    );
+    pipeline.check?.(unet);
+    if (!pipeline.flow) checkUnetShape(unet, shape, folder.unetPath);
     const decoderPath = folder.vaeDecoderPath;
     const model = new OnnxDiffusionDenoiser({
       name,
@@ -159,14 +168,12 @@ export async function loadOnnxDenoiser(
       ...(logSnrProfile ? { logSnrProfile } : {}),
       device: factory.device,
       adapter: await factory.adapter(),
-      tokenizer,
-      schedule,
-      textEncoder,
+      pipeline,
       unet,
       vaeEncoder,
       vaeDecoder: decoderPath
         ? async () =>
-          new OnnxVaeDecoder(await factory.create(decoderPath), decoderPath, folder.scalingFactor)
+          new OnnxVaeDecoder(await factory.create(decoderPath), decoderPath, folder.latent)
         : undefined,
       shape,
       resolution,
@@ -200,8 +207,16 @@ async function configResolution(dir: string): Promise<number | undefined> {
   return undefined;
 }
 
-function defaultResolution(dir: string, schedule: NoiseSchedule): number {
-  const resolution = schedule.predictionType === "v_prediction" ? 768 : 512;
+function defaultResolution(dir: string, folder: ModelFolder): number {
+  if (folder.family !== "sd") {
+    throw new ModelLoadError(
+      `${dir} does not state its image resolution (dynamic VAE axes, no sample_size in the VAE's ` +
+        `or the ${folder.unetPath.includes("transformer") ? "transformer" : "UNet"}'s ` +
+        `config.json); pass loadModel(dir, { resolution })`,
+    );
+  }
+  const prediction = (folder.schedulerConfig as { prediction_type?: string }).prediction_type;
+  const resolution = prediction === "v_prediction" ? 768 : 512;
   warn(
     `infodiff: ${dir} does not state its image resolution (dynamic VAE axes, no config.json ` +
       `sample_size); using ${resolution} px. Pass loadModel(dir, { resolution }) to override.`,
@@ -241,4 +256,59 @@ async function readSampleSize(path: string): Promise<number | undefined> {
   }
   const size = Array.isArray(config.sample_size) ? config.sample_size[0] : config.sample_size;
   return typeof size === "number" && Number.isInteger(size) && size > 0 ? size : undefined;
+}
+
+/** The VAE's downsampling, 2^(len(block_out_channels) − 1) as diffusers computes it (default 8). */
+async function vaeScaleFactor(folder: ModelFolder): Promise<number> {
+  for (const sub of ["vae_encoder", "vae_decoder", "vae"]) {
+    const path = join(folder.dir, sub, "config.json");
+    if (!(await exists(path))) continue;
+    const channels = (await readFolderJson(path, folder.dir)).block_out_channels;
+    if (Array.isArray(channels) && channels.length > 0) return 2 ** (channels.length - 1);
+  }
+  return 8;
+}
+
+/**
+ * The pipeline's default image size: SDXL's and SD 3's denoiser `sample_size` × the VAE's
+ * downsampling, FLUX.1's fixed 128 × it (diffusers' `default_sample_size`).
+ */
+async function familyResolution(folder: ModelFolder): Promise<number | undefined> {
+  if (folder.family === "sd") return undefined;
+  const size = folder.family === "flux" ? 128 : folder.denoiserConfig?.sample_size;
+  if (typeof size !== "number" || !Number.isInteger(size) || size < 1) return undefined;
+  return size * (await vaeScaleFactor(folder));
+}
+
+/**
+ * Image sides of a latent-space family must be multiples of the VAE's downsampling times the
+ * transformer's patch (FLUX.1: 8·2 = 16; SD 3: 8·patch_size; SDXL: 8).
+ */
+async function checkResolution(
+  folder: ModelFolder,
+  resolution: number,
+  given: boolean,
+): Promise<void> {
+  if (folder.family === "sd") return;
+  const patch = folder.family === "flux"
+    ? 2
+    : folder.family === "sd3"
+    ? transformerNumber(folder.denoiserConfig, "patch_size") ?? 2
+    : 1;
+  const multiple = (await vaeScaleFactor(folder)) * patch;
+  if (resolution % multiple === 0) return;
+  const message = `resolution ${resolution}: a ${FAMILY_LAYOUTS[folder.family].title} image's ` +
+    `sides must be multiples of ${multiple} (the VAE's downsampling${
+      patch > 1 ? ` × the transformer's ${patch}×${patch} patches` : ""
+    }); expected e.g. ${resolution - (resolution % multiple) || multiple}`;
+  throw given ? new InvalidArgumentError(message) : new ModelLoadError(message);
+}
+
+/** (C, H, W) of the UNet's sample when the export fixed them (a pixel-space model's data). */
+function sampleShape(session: InferenceSession): [number, number, number] | undefined {
+  const sample = matchTensors(inputInfo(session), UNET_INPUTS, "unet inputs").found.get("sample")!;
+  const [, c, h, w] = sample.shape;
+  return typeof c === "number" && typeof h === "number" && typeof w === "number"
+    ? [c, h, w]
+    : undefined;
 }

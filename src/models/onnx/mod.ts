@@ -1,7 +1,8 @@
 /**
- * The ONNX Runtime backend: Stable Diffusion ONNX exports as denoisers, and the graph editing
- * behind attention maps. Importing this module loads onnxruntime-node; `loadModel` from the main
- * module loads it only when called. Subpath export `@infodiff/infodiff/onnx`.
+ * The ONNX Runtime backend: diffusers ONNX exports (Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5,
+ * FLUX.1) as denoisers, and the graph editing behind attention maps. Importing this module loads
+ * onnxruntime-node; `loadModel` from the main module loads it only when called. Subpath export
+ * `@infodiff/infodiff/onnx`.
  *
  * @example
  * ```ts
@@ -14,6 +15,7 @@
  * @module
  */
 export { type LoadModelOptions, loadOnnxDenoiser } from "./load-model.ts";
+export type { PipelineOptions } from "./pipeline.ts";
 export type { DownloadProgress, HubOptions } from "../hub/resolve.ts";
 export type { HubEnvironment } from "../hub/cache.ts";
 export {

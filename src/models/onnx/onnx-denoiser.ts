@@ -1,20 +1,30 @@
 /**
- * A Stable Diffusion ONNX export as a {@link Denoiser}: tokenizer → text encoder → (VAE) → UNet, with
- * the trained schedule mapping every log-SNR to its nearest timestep.
+ * A diffusers ONNX export as a {@link Denoiser}, whatever its family: the family's pipeline
+ * (sd-pipeline.ts, sdxl-pipeline.ts, sd3-pipeline.ts, flux-pipeline.ts) turns a prompt into the
+ * network's conditioning, the VAE turns an image into the latent, and time is read as the family
+ * reads it — the trained schedule's nearest timestep (SD 1.x/2.x, SDXL), or flow matching's
+ * (α, x_α) → (t, x_t) and v̂ → ε̂ (SD 3, FLUX.1).
  *
  * @module
  */
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
 import type {
+  AttentionPrediction,
+  CrossAttention,
   ImageInput,
   LogSnrRange,
   ModelIdentity,
   NoiseBatch,
   PromptTokens,
   Shape,
+  WordTokens,
 } from "../denoiser.ts";
+import { type FlowConvention, flowLogSnrRange, flowPredictNoise } from "../flow.ts";
 import { hashModelFolder } from "../sd/identity.ts";
+import { createHash } from "node:crypto";
+import { ModelLoadError } from "../../errors.ts";
+import type { OnnxPipeline } from "./pipeline.ts";
 import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { WebGpuAdapter } from "./webgpu.ts";
@@ -27,14 +37,10 @@ import type {
   OnnxModelStats,
 } from "./onnx-model.ts";
 import { OnnxCrossAttention } from "./cross-attention.ts";
-import type { OnnxTextEncoder } from "./text-encoder.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
-
-/** The diffusers folder of SD 1.x/2.x's one text encoder: what `encoderTokens` names it. */
-const TEXT_ENCODER = "text_encoder";
 
 /** The parts an {@link OnnxDiffusionDenoiser} is assembled from (see `loadOnnxDenoiser`). */
 export interface OnnxModelParts {
@@ -50,13 +56,9 @@ export interface OnnxModelParts {
   readonly device: Exclude<Device, "auto">;
   /** the WebGPU adapter, on device "webgpu" */
   readonly adapter?: WebGpuAdapter;
-  /** the prompt tokenizer */
-  readonly tokenizer: ClipTokenizer;
-  /** the training schedule */
-  readonly schedule: NoiseSchedule;
-  /** text encoder */
-  readonly textEncoder: OnnxTextEncoder;
-  /** UNet */
+  /** the family's pipeline: tokenizers, text encoders, conditioning, time */
+  readonly pipeline: OnnxPipeline;
+  /** the denoising network (UNet or transformer) */
   readonly unet: OnnxUnet;
   /** VAE encoder (absent: pixel-space model) */
   readonly vaeEncoder?: OnnxVaeEncoder;
@@ -75,14 +77,15 @@ export interface OnnxModelParts {
 }
 
 /**
- * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Denoiser} contract. Create it with
- * `loadOnnxDenoiser(dir)` (or `loadModel(dir)`, which wraps it as a Model).
+ * A diffusers ONNX export (SD 1.x/2.x, SDXL, SD 3/3.5, FLUX.1) behind the {@link Denoiser}
+ * contract. Create it with `loadOnnxDenoiser(dir)` (or `loadModel(dir)`, which wraps it as a
+ * Model).
  *
  * @example
  * ```ts
  * import { loadOnnxDenoiser } from "./load-model.ts";
  * const denoiser = await loadOnnxDenoiser("fixtures/models/sd-vpred", { device: "cpu" });
- * console.assert(denoiser.latent && denoiser.schedule.length === 1000);
+ * console.assert(denoiser.latent && denoiser.schedule?.length === 1000);
  * await denoiser.dispose();
  * ```
  */
@@ -91,7 +94,10 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   readonly name: string;
   /** (C, H, W) of the denoised data: the latent, or the pixels of a pixel-space model */
   readonly shape: Shape;
-  /** the trained log-SNR range, [α of the last timestep, α of the first] */
+  /**
+   * the trained log-SNR range: [α of the last timestep, α of the first], or a flow model's
+   * [α(t_max), α(t_min)]
+   */
   readonly logSnrRange: LogSnrRange;
   /** preferred items per predictNoise call */
   readonly batchSize: number;
@@ -99,16 +105,20 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   readonly sharedLogSnr: boolean;
   /** the image resolution maps are upsampled to */
   readonly imageSize: { readonly width: number; readonly height: number };
-  /** the prompt tokenizer (word token positions for attention studies) */
+  /** the (first, CLIP) prompt tokenizer (word token positions for attention studies) */
   readonly tokenizer: ClipTokenizer;
-  /** the training schedule (for sampling studies) */
-  readonly schedule: NoiseSchedule;
+  /** the training schedule (SD 1.x/2.x, SDXL; absent for a flow model) */
+  readonly schedule?: NoiseSchedule;
+  /** a flow model's convention: training law, trained range, scheduler (SD 3, FLUX.1) */
+  readonly flow?: FlowConvention;
+  /** the α of the trained timestep nearest to `logSnr` (absent for a flow model: t is continuous) */
+  readonly snapLogSnr?: (logSnr: number) => number;
   /** the device the sessions run on */
   readonly device: Exclude<Device, "auto">;
   /** true when the data are VAE latents */
   readonly latent: boolean;
   /** cross-attention probabilities of the UNet (its graph is read on first use) */
-  readonly attention: OnnxCrossAttention;
+  readonly attention: CrossAttention;
   /** the folder's calibrated log-SNR profile, if it has one (the default proposal then) */
   readonly logSnrProfile?: LogSnrProfile;
 
@@ -123,17 +133,29 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   /** @param parts sessions and metadata assembled by `loadModel` */
   constructor(parts: OnnxModelParts) {
     this.#parts = parts;
+    const { pipeline } = parts;
     this.name = parts.name;
     this.shape = parts.shape;
-    this.schedule = parts.schedule;
-    this.logSnrRange = parts.schedule.range;
+    if (pipeline.schedule) {
+      const schedule = pipeline.schedule;
+      this.schedule = schedule;
+      this.logSnrRange = schedule.range;
+      this.snapLogSnr = (logSnr: number) => schedule.snapLogSnr(logSnr);
+    } else if (pipeline.flow) {
+      this.flow = pipeline.flow.convention;
+      this.logSnrRange = flowLogSnrRange(this.flow);
+    } else {
+      throw new ModelLoadError(`${parts.dir}: its pipeline has neither a schedule nor flow timing`);
+    }
     this.batchSize = parts.batchSize;
     this.sharedLogSnr = parts.unet.scalarTimestep;
     this.imageSize = { width: parts.resolution, height: parts.resolution };
-    this.tokenizer = parts.tokenizer;
+    this.tokenizer = pipeline.tokenizer;
     this.device = parts.device;
     this.latent = parts.vaeEncoder !== undefined;
-    this.attention = new OnnxCrossAttention(this);
+    this.attention = pipeline.attentionUnavailable
+      ? unavailableAttention(pipeline.attentionUnavailable, pipeline.tokenizer)
+      : new OnnxCrossAttention(this);
     if (parts.logSnrProfile) this.logSnrProfile = parts.logSnrProfile;
   }
 
@@ -143,31 +165,36 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       unetMs: this.#parts.unet.runMs,
       unetCalls: this.#parts.unet.runs,
       unetItems: this.#items,
-      textEncoderMs: this.#parts.textEncoder.runMs,
-      textEncoderCalls: this.#parts.textEncoder.runs,
+      textEncoderMs: this.#parts.pipeline.textEncoders.reduce((ms, e) => ms + e.runMs, 0),
+      textEncoderCalls: this.#parts.pipeline.textEncoders.reduce((n, e) => n + e.runs, 0),
       cachedPrompts: this.#conditions.size,
       vaeEncoderMs: this.#parts.vaeEncoder?.runMs ?? 0,
       vaeEncoderCalls: this.#parts.vaeEncoder?.runs ?? 0,
     };
   }
 
-  /** The α of the trained timestep nearest to `logSnr`. */
-  snapLogSnr(logSnr: number): number {
-    return this.schedule.snapLogSnr(logSnr);
-  }
-
-  /** The prompt's words (indices) that lie wholly past the tokenizer's context length. */
+  /**
+   * The prompt's words (indices) that no text encoder sees: wholly past every encoder's context
+   * (CLIP's 77 tokens; a T5 beside it reads further).
+   */
   truncatedWords(prompt: string): number[] {
-    return this.tokenizer.wordPositions(prompt).flatMap((w, i) => w.positions.length ? [] : [i]);
+    const seen = new Set<number>();
+    for (const { tokenizer } of this.#parts.pipeline.encoders) {
+      tokenizer.wordPositions(prompt).forEach((w, i) => w.positions.length && seen.add(i));
+    }
+    return this.tokenizer.wordPositions(prompt).flatMap((_, i) => seen.has(i) ? [] : [i]);
   }
 
   /**
-   * How the one text encoder (CLIP, 77 tokens in SD 1.x/2.x) reads the prompt.
+   * How each text encoder reads the prompt, in the pipeline's order (SD 1.x/2.x: its CLIP; SDXL:
+   * both CLIPs; SD 3: both CLIPs and T5; FLUX.1: CLIP and T5), each with its own context.
    *
-   * @throws {PromptError} the prompt holds a special token of the tokenizer
+   * @throws {PromptError} the prompt holds a special token of an encoder's tokenizer
    */
   encoderTokens(prompt: string): PromptTokens[] {
-    return [this.tokenizer.promptTokens(prompt, TEXT_ENCODER)];
+    return this.#parts.pipeline.encoders.map(({ name, tokenizer }) =>
+      tokenizer.promptTokens(prompt, name)
+    );
   }
 
   /**
@@ -183,7 +210,10 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     if (condition) {
       this.#conditions.delete(prompt); // most recently used goes last
     } else {
-      this.tokenizer.refuseSpecialTokens(prompt); // a typed "<|endoftext|>" is no word
+      // a typed "<|endoftext|>" (or T5's "</s>") is no word, for any encoder
+      for (const { tokenizer } of this.#parts.pipeline.encoders) {
+        tokenizer.refuseSpecialTokens(prompt);
+      }
       condition = this.#encodeUncached(prompt);
       // a failed encoding is not cached, so a retry can succeed
       condition.catch(() => this.#conditions.delete(prompt));
@@ -195,10 +225,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     return condition;
   }
 
-  async #encodeUncached(prompt: string): Promise<OnnxCondition> {
-    const inputIds = this.tokenizer.inputIds(prompt);
-    const { lastHiddenState } = await this.#parts.textEncoder.encode(inputIds);
-    return { prompt, inputIds, lastHiddenState };
+  #encodeUncached(prompt: string): Promise<OnnxCondition> {
+    return this.#parts.pipeline.encode(prompt);
   }
 
   /** The UNet's .onnx file (graph tools such as attention maps read and edit a copy of it). */
@@ -206,9 +234,23 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     return this.#parts.unet.source;
   }
 
-  /** Predicts ε̂ for every item; each item's α is mapped to its nearest trained timestep. */
+  /**
+   * Predicts ε̂ for every item: each item's α is mapped to its nearest trained timestep, or for a
+   * flow model to t = σ(−α/2) and x_t = s·x_α, whose velocity gives ε̂ = x_t + (1 − t)·v̂.
+   */
   async predictNoise(batch: NoiseBatch): Promise<Float32Array> {
-    const result = await this.#parts.unet.predict(this.#unetRequest(batch), this.shape);
+    const flow = this.#parts.pipeline.flow;
+    const result = flow
+      ? await flowPredictNoise(batch, ({ xt, t, conditions }) => {
+        const n = t.length;
+        const request = this.#networkRequest(
+          { ...batch, noisy: flow.pack ? flow.pack(xt, n) : xt, conditions },
+          Array.from(t, flow.timestep),
+        );
+        return this.#parts.unet.predict(request, flow.networkShape ?? this.shape)
+          .then((v) => flow.unpack ? flow.unpack(v, n) : v);
+      })
+      : await this.#parts.unet.predict(this.#unetRequest(batch), this.shape);
     this.#items += batch.logSnr.length;
     return result;
   }
@@ -249,6 +291,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
         this.schedule,
         this.batchSize,
         graph.outputs,
+        this.#parts.pipeline.network,
       );
     } catch (error) {
       await session.release();
@@ -256,16 +299,25 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     }
   }
 
+  /** The network request of a trained-schedule model: each α at its nearest trained timestep. */
   #unetRequest(batch: NoiseBatch): UnetRequest {
+    const schedule = this.schedule!;
+    const timesteps = Array.from(batch.logSnr, (a) => schedule.nearestTimestep(a));
+    return this.#networkRequest(batch, timesteps);
+  }
+
+  /** A network request: the samples as given, each item's timestep, its condition's inputs. */
+  #networkRequest(
+    batch: Pick<NoiseBatch, "noisy" | "conditions" | "finiteChecked">,
+    timesteps: readonly number[],
+  ): UnetRequest {
     this.#checkOpen();
-    const n = batch.logSnr.length;
+    const n = timesteps.length;
     if (batch.conditions.length !== n) {
       throw new InvalidArgumentError(
         `batch has ${n} log-SNR values but ${batch.conditions.length} conditions; expected equal counts`,
       );
     }
-    const timesteps = new Int32Array(n);
-    for (let i = 0; i < n; i++) timesteps[i] = this.schedule.nearestTimestep(batch.logSnr[i]);
     const hiddenStates = batch.conditions.map((condition, i) => {
       const hidden = (condition as Partial<OnnxCondition>).lastHiddenState;
       if (!(hidden instanceof Float32Array)) {
@@ -276,11 +328,27 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       }
       return hidden;
     });
+    const names = [...this.#parts.unet.extraInputs.values()]
+      .filter((input) => input.kind === "condition").map((input) => input.name);
+    const conditionInputs = new Map(names.map((name) => [
+      name,
+      batch.conditions.map((condition) => {
+        const values = (condition as Partial<OnnxCondition>).networkInputs?.get(name);
+        if (!values) {
+          throw new InvalidArgumentError(
+            `condition "${condition.prompt}" has no ${name}; expected a condition made by this ` +
+              `model's encode()`,
+          );
+        }
+        return values;
+      }),
+    ]));
     return {
       noisy: batch.noisy,
       timesteps,
       hiddenStates,
-      contextLength: this.tokenizer.contextLength,
+      contextLength: this.#parts.pipeline.contextLength,
+      conditionInputs,
       finiteChecked: batch.finiteChecked,
     };
   }
@@ -339,10 +407,16 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
    * UNet), the device it runs on.
    */
   identity(): Promise<ModelIdentity> {
-    this.#identity ??= hashModelFolder(this.#parts.dir).then((sha256) => ({
+    const settings = this.#parts.pipeline.settings;
+    const pipeline = Object.keys(settings).length > 0
+      ? { family: this.#parts.pipeline.title, ...settings }
+      : undefined;
+    this.#identity ??= hashModelFolder(this.#parts.dir).then((files) => ({
       name: this.name,
       backend: "onnx",
-      sha256,
+      // the pipeline's settings are part of the model: another guidance is another function
+      sha256: pipeline ? sha256Of(`${files}\u0000${canonicalJson(pipeline)}`) : files,
+      ...(pipeline ? { pipeline } : {}),
       ...(this.#parts.source ? { source: this.#parts.source } : {}),
       runtime: `onnxruntime-node ${ONNXRUNTIME_VERSION}, ${this.device}${
         this.#parts.adapter
@@ -359,7 +433,10 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    const sessions = [this.#parts.textEncoder.session, this.#parts.unet.session];
+    const sessions = [
+      ...this.#parts.pipeline.textEncoders.map((encoder) => encoder.session),
+      this.#parts.unet.session,
+    ];
     if (this.#parts.vaeEncoder) sessions.push(this.#parts.vaeEncoder.session);
     if (this.#decoder) sessions.push((await this.#decoder).session);
     for (const edited of this.#editedUnets.values()) {
@@ -408,4 +485,34 @@ function checkFinite(values: Float32Array, what: string): void {
       throw new InvalidImageError(`${what} has ${values[i]} at index ${i}; expected finite values`);
     }
   }
+}
+
+/** SHA-256 (hex) of a string. */
+function sha256Of(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** JSON with keys sorted, so equal settings hash alike. */
+function canonicalJson(value: Record<string, unknown>): string {
+  return JSON.stringify(
+    Object.fromEntries(Object.entries(value).sort(([a], [b]) => a < b ? -1 : 1)),
+  );
+}
+
+/**
+ * The attention capability of a network whose cross-attention cannot be read (the transformers):
+ * `supported()` is false and `reason` says why; `predict` refuses with that reason.
+ */
+function unavailableAttention(
+  reason: string,
+  tokenizer: ClipTokenizer,
+): CrossAttention & { readonly reason: string } {
+  return {
+    reason,
+    contextLength: tokenizer.contextLength,
+    supported: () => false,
+    wordTokens: (prompt: string): readonly WordTokens[] => tokenizer.wordPositions(prompt),
+    predict: (): Promise<AttentionPrediction> =>
+      Promise.reject(new ModelLoadError(`attention maps are ${reason}`)),
+  };
 }

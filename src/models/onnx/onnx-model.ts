@@ -1,13 +1,14 @@
 /**
- * The public face of a loaded Stable Diffusion ONNX export: the {@link Denoiser} contract plus what
- * later studies need (tokenizer, schedule, VAE decoding, timing counters). Types and tables only:
- * importing this file loads no onnxruntime.
+ * The public face of a loaded diffusers ONNX export (SD 1.x/2.x, SDXL, SD 3/3.5, FLUX.1): the
+ * {@link Denoiser} contract plus what later studies need (tokenizer, schedule or flow convention,
+ * VAE decoding, timing counters). Types and tables only: importing this file loads no onnxruntime.
  *
  * @module
  */
 import { InvalidArgumentError } from "../../errors.ts";
 import type { Condition, CrossAttention, Denoiser, LogSnrRange } from "../denoiser.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
+import type { FlowConvention } from "../flow.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 
 /**
@@ -49,12 +50,24 @@ export function checkDevice(device: unknown): Device {
   return device as Device;
 }
 
-/** A prompt encoded by an {@link OnnxModel}: its token ids and text-encoder hidden states. */
+/**
+ * A prompt encoded by an ONNX model's pipeline: its token ids and what the denoising network is
+ * conditioned on.
+ */
 export interface OnnxCondition extends Condition {
-  /** the padded token ids fed to the text encoder */
+  /** the padded token ids fed to the (first) text encoder */
   readonly inputIds: Int32Array;
-  /** the text encoder's last_hidden_state, [contextLength · hiddenSize] */
+  /**
+   * the network's `encoder_hidden_states`, [contextLength · hiddenSize]: the text encoder's
+   * last_hidden_state (SD 1.x/2.x), the two CLIPs' penultimate states side by side (SDXL), those
+   * padded and followed by T5's states (SD 3), T5's states (FLUX.1)
+   */
   readonly lastHiddenState: Float32Array;
+  /**
+   * the network's further per-prompt inputs by name: SDXL's `text_embeds`, SD 3's and FLUX.1's
+   * `pooled_projections`
+   */
+  readonly networkInputs?: ReadonlyMap<string, Float32Array>;
 }
 
 /** An edited copy of a model's UNet graph (see `OnnxDiffusionDenoiser.predictNoiseWithOutputs`). */
@@ -86,8 +99,9 @@ export interface OnnxModelStats {
 }
 
 /**
- * A Stable Diffusion 1.x/2.x ONNX export behind the {@link Denoiser} contract (made by
- * `loadOnnxDenoiser`; `loadModel` wraps it as a Model).
+ * A diffusers ONNX export behind the {@link Denoiser} contract (made by `loadOnnxDenoiser`;
+ * `loadModel` wraps it as a Model). SD 1.x/2.x and SDXL have a trained `schedule` and
+ * `snapLogSnr`; SD 3 and FLUX.1 are flow models (`flow`) evaluated at any t in their trained range.
  *
  * @example
  * ```ts
@@ -95,7 +109,7 @@ export interface OnnxModelStats {
  * const model = await loadOnnxDenoiser("fixtures/models/sd-vpred", { device: "cpu" });
  * const condition = await model.encode("a red circle");
  * console.assert(condition.lastHiddenState.length === 77 * 8);
- * console.assert(model.schedule.predictionType === "v_prediction");
+ * console.assert(model.schedule?.predictionType === "v_prediction");
  * await model.dispose();
  * ```
  */
@@ -104,18 +118,20 @@ export interface OnnxDenoiser extends Denoiser {
   readonly device: Exclude<Device, "auto">;
   /** true when the data are VAE latents (false: a pixel-space model) */
   readonly latent: boolean;
-  /** the prompt tokenizer (word token positions for attention studies) */
+  /** the (first, CLIP) prompt tokenizer (word token positions for attention studies) */
   readonly tokenizer: ClipTokenizer;
-  /** the trained log-SNR range, [α of the last timestep, α of the first] */
+  /** the trained log-SNR range (a schedule's timesteps, or a flow model's trained t) */
   readonly logSnrRange: LogSnrRange;
-  /** the training schedule (timesteps, ᾱ_t, for sampling studies) */
-  readonly schedule: NoiseSchedule;
+  /** the training schedule (timesteps, ᾱ_t, for sampling studies); absent for a flow model */
+  readonly schedule?: NoiseSchedule;
+  /** a flow model's convention (SD 3, FLUX.1) */
+  readonly flow?: FlowConvention;
   /** counters of time spent in session.run */
   readonly stats: OnnxModelStats;
   /** the image resolution maps are upsampled to */
   readonly imageSize: { readonly width: number; readonly height: number };
-  /** the α of the trained timestep nearest to `logSnr` */
-  snapLogSnr(logSnr: number): number;
+  /** the α of the trained timestep nearest to `logSnr` (absent for a flow model) */
+  readonly snapLogSnr?: (logSnr: number) => number;
   /** encodes a prompt once (cached) */
   encode(prompt: string): Promise<OnnxCondition>;
   /** model data → CHW pixels in [−1, 1] (VAE decoder; identity for pixel space) */

@@ -43,6 +43,21 @@ export const UNET_OUTPUT: TensorRole = {
   ranks: [4],
   types: FLOATS,
 };
+/** The inputs of SD 3's and FLUX.1's transformers (optimum's names). */
+export const TRANSFORMER_INPUTS: readonly TensorRole[] = [
+  // SD 3: latents [B, C, H, W]; FLUX.1: packed tokens [B, H·W/4, 4C]
+  { role: "hidden_states", names: ["hidden_states"], ranks: [3, 4], types: FLOATS },
+  // flow time: 1000·t (SD 3), t (FLUX.1): a float, never an integer index
+  { role: "timestep", names: ["timestep", "timesteps"], ranks: [0, 1], types: FLOATS },
+  { role: "encoder_hidden_states", names: ["encoder_hidden_states"], ranks: [3], types: FLOATS },
+];
+/** The transformer's velocity prediction. */
+export const TRANSFORMER_OUTPUT: TensorRole = {
+  role: "out_hidden_states",
+  names: ["out_hidden_states", "sample"],
+  ranks: [3, 4],
+  types: FLOATS,
+};
 /** The text encoder's token ids. */
 export const TEXT_INPUT: TensorRole = {
   role: "input_ids",

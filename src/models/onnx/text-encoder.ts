@@ -1,13 +1,15 @@
 /**
- * The CLIP text encoder of an SD ONNX export: `input_ids` (int32 or int64, [B, 77]) →
- * `last_hidden_state` ([B, 77, hidden], float32 or float16), as read from the session metadata.
+ * A text encoder of a diffusers ONNX export (CLIP or T5): `input_ids` (int32 or int64, [B, tokens])
+ * → `last_hidden_state` ([B, tokens, hidden], float32 or float16) and, for the pipelines that read
+ * them, its other outputs (`hidden_states.N`, `text_embeds`, `pooler_output`), as read from the
+ * session metadata.
  *
  * @module
  */
 import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits } from "./float16.ts";
-import { inputInfo, outputInfo } from "./session.ts";
+import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
 import { matchTensor, onlyInput, TEXT_INPUT, TEXT_OUTPUT } from "./tensor-roles.ts";
 
 /** Encoded text: the hidden states of every position, row-major [contextLength, hiddenSize]. */
@@ -45,6 +47,8 @@ export class OnnxTextEncoder {
   readonly contextLength: number | undefined;
   /** width of the hidden states, from the metadata (undefined when symbolic) */
   readonly hiddenSize: number | undefined;
+  /** every output of the graph, by name */
+  readonly outputs: ReadonlyMap<string, TensorInfo>;
   /** total milliseconds spent in session.run */
   runMs = 0;
   /** session.run calls */
@@ -70,6 +74,7 @@ export class OnnxTextEncoder {
     if (ids.shape.length !== 2) {
       throw new ModelLoadError(`${source}: input_ids has shape [${ids.shape}]; expected [B, 77]`);
     }
+    this.outputs = outputs;
     this.idsName = ids.name;
     this.outputName = hidden.name;
     this.idsType = ids.type as "int32" | "int64";
@@ -80,9 +85,30 @@ export class OnnxTextEncoder {
 
   /** Encodes one prompt's padded ids (length = context length) into its hidden states. */
   async encode(inputIds: Int32Array): Promise<EncodedText> {
+    const output = (await this.run(inputIds, [this.outputName])).get(this.outputName)!;
+    const [, positions, hiddenSize] = output.dims;
+    return { lastHiddenState: output.values, contextLength: positions, hiddenSize };
+  }
+
+  /**
+   * Runs the encoder on one prompt's padded ids and returns the named outputs, each as float32
+   * values (fp16 outputs widened) with its dims: what SDXL, SD 3 and FLUX.1 read besides
+   * `last_hidden_state` (`hidden_states.N`, `text_embeds`, `pooler_output`).
+   *
+   * @throws {ModelRuntimeError} wrong number of ids, an output the graph lacks, non-finite values
+   */
+  async run(inputIds: Int32Array, names: readonly string[]): Promise<Map<string, EncoderOutput>> {
     if (this.contextLength !== undefined && inputIds.length !== this.contextLength) {
       throw new ModelRuntimeError(
         `${this.source}: got ${inputIds.length} token ids; the text encoder expects ${this.contextLength}`,
+      );
+    }
+    const absent = names.filter((name) => !this.outputs.has(name));
+    if (absent.length > 0) {
+      throw new ModelRuntimeError(
+        `${this.source}: has no output ${absent.join(", ")}; found outputs ${
+          describeTensors(new Map(this.outputs))
+        }`,
       );
     }
     const data = this.idsType === "int64"
@@ -90,24 +116,34 @@ export class OnnxTextEncoder {
       : Int32Array.from(inputIds);
     const feeds = { [this.idsName]: new Tensor(this.idsType, data, [1, inputIds.length]) };
     const start = performance.now();
-    const results = await this.session.run(feeds, [this.outputName]);
+    const results = await this.session.run(feeds, [...names]);
     this.runMs += performance.now() - start;
     this.runs++;
-    const output = results[this.outputName];
-    const [, positions, hiddenSize] = output.dims;
-    const values = this.outputType === "float16"
-      ? fromFloat16Bits(output.data as Uint16Array)
-      : Float32Array.from(output.data as Float32Array);
-    output.dispose();
-    for (let i = 0; i < values.length; i++) {
-      if (!Number.isFinite(values[i])) {
-        throw new ModelRuntimeError(
-          `${this.source}: last_hidden_state contains ${
-            values[i]
-          } at index ${i}; expected finite values`,
-        );
+    const out = new Map<string, EncoderOutput>();
+    for (const name of names) {
+      const output = results[name];
+      const values = output.type === "float16"
+        ? fromFloat16Bits(output.data as Uint16Array)
+        : Float32Array.from(output.data as Float32Array);
+      const dims = [...output.dims];
+      output.dispose();
+      for (let i = 0; i < values.length; i++) {
+        if (!Number.isFinite(values[i])) {
+          throw new ModelRuntimeError(
+            `${this.source}: ${name} contains ${values[i]} at index ${i}; expected finite values`,
+          );
+        }
       }
+      out.set(name, { values, dims });
     }
-    return { lastHiddenState: values, contextLength: positions, hiddenSize };
+    return out;
   }
+}
+
+/** One output of a text encoder run: its float32 values, row-major, and its dims. */
+export interface EncoderOutput {
+  /** the values (fp16 outputs widened to float32) */
+  readonly values: Float32Array;
+  /** the dims, batch first ([1, tokens, width] or [1, width]) */
+  readonly dims: readonly number[];
 }

@@ -1,7 +1,10 @@
 /**
- * The denoising UNet of an SD ONNX export: `sample` [B,C,H,W], `timestep` (int64 [B], float [B],
- * float scalar [] or float16), `encoder_hidden_states` [B,77,hidden] → `out_sample` (REFERENCE §5).
- * Every dtype and shape comes from the session metadata.
+ * The denoising network of a diffusers ONNX export: an SD UNet's `sample` [B,C,H,W], `timestep`
+ * (int64 [B], float [B], float scalar [] or float16), `encoder_hidden_states` [B,77,hidden] →
+ * `out_sample` (REFERENCE §5), and with a {@link NetworkSpec} the other families' networks: SDXL's
+ * UNet (plus `text_embeds`, `time_ids`), SD 3's and FLUX.1's transformers (`hidden_states`,
+ * `pooled_projections`, FLUX's packed tokens, `img_ids`, `txt_ids`, `guidance`). Every dtype and
+ * shape comes from the session metadata.
  *
  * @module
  */
@@ -10,7 +13,13 @@ import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../e
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
 import { type NoiseSchedule, vToEpsilon } from "../sd/schedule.ts";
 import { describeTensors, inputInfo, outputInfo, type TensorInfo } from "./session.ts";
-import { matchTensor, matchTensors, UNET_INPUTS, UNET_OUTPUT } from "./tensor-roles.ts";
+import {
+  matchTensor,
+  matchTensors,
+  type TensorRole,
+  UNET_INPUTS,
+  UNET_OUTPUT,
+} from "./tensor-roles.ts";
 import { warn } from "../../warnings.ts";
 
 /** UNet inputs of other model families, refused with what they are. */
@@ -21,13 +30,26 @@ const UNSUPPORTED_INPUTS: readonly (readonly [string, string])[] = [
     "so its noise predictions are guided ones, not the conditional ε̂(x, α | prompt) the " +
     "estimators need; use the base model's export",
   ],
-  ["text_embeds", "an SDXL UNet (pooled text embeddings text_embeds); SDXL is not supported yet"],
-  ["time_ids", "an SDXL UNet (micro-conditioning time_ids); SDXL is not supported yet"],
+  [
+    "text_embeds",
+    "an SDXL UNet (pooled text embeddings text_embeds) in a folder laid out for one text encoder: " +
+    "SDXL's pipeline needs text_encoder_2/ and tokenizer_2/ beside it (export the whole pipeline " +
+    'with optimum-cli, see the README\'s "Getting a model")',
+  ],
+  [
+    "time_ids",
+    "an SDXL UNet (micro-conditioning time_ids) in a folder laid out for one text encoder: " +
+    "SDXL's pipeline needs text_encoder_2/ and tokenizer_2/ beside it",
+  ],
 ];
 
-function refuseUnsupportedInputs(inputs: ReadonlyMap<string, TensorInfo>, source: string): void {
+function refuseUnsupportedInputs(
+  inputs: ReadonlyMap<string, TensorInfo>,
+  source: string,
+  fed: ReadonlySet<string>,
+): void {
   for (const [name, what] of UNSUPPORTED_INPUTS) {
-    if (inputs.has(name)) {
+    if (inputs.has(name) && !fed.has(name)) {
       throw new ModelLoadError(
         `${source}: has the input ${name}, i.e. ${what} (infodiff supports Stable Diffusion ` +
           `1.x/2.x UNets: sample, timestep, encoder_hidden_states)`,
@@ -38,16 +60,62 @@ function refuseUnsupportedInputs(inputs: ReadonlyMap<string, TensorInfo>, source
 
 /** One UNet request: items share nothing but the model; each has its own timestep and text. */
 export interface UnetRequest {
-  /** noisy samples, item-major, `n · C·H·W` values */
+  /** noisy samples, item-major, `n · C·H·W` values (FLUX.1: packed tokens, `n · L·64`) */
   readonly noisy: Float32Array;
-  /** trained timestep index of each item (length n) */
-  readonly timesteps: Int32Array;
-  /** last_hidden_state of each item's prompt, `contextLength · hiddenSize` values each */
+  /**
+   * each item's timestep as the network takes it (length n): the trained timestep index of an SD
+   * UNet, 1000·t of SD 3's transformer, t of FLUX.1's
+   */
+  readonly timesteps: ArrayLike<number>;
+  /** encoder_hidden_states of each item's prompt, `contextLength · hiddenSize` values each */
   readonly hiddenStates: readonly Float32Array[];
-  /** token positions per hidden state (the tokenizer's context length, 77 for CLIP) */
+  /** token positions per hidden state (77 for CLIP; SD 3: 77 + T5's; FLUX.1: T5's) */
   readonly contextLength: number;
+  /** each "condition" input's values per item (SDXL's text_embeds, pooled_projections) */
+  readonly conditionInputs?: ReadonlyMap<string, readonly Float32Array[]>;
   /** the caller checks the output's finiteness where it reads it: skip the pass here */
   readonly finiteChecked?: boolean;
+}
+
+/**
+ * A network input besides sample, timestep and encoder_hidden_states, and how it is fed:
+ * `"condition"` one vector per item from its prompt (SDXL's `text_embeds`, `pooled_projections`),
+ * given in each request; `"item"` the same values for every item, one copy per batch row (SDXL's
+ * `time_ids`, FLUX.1-dev's `guidance`); `"shared"` one tensor for the whole call without a batch
+ * axis (FLUX.1's `img_ids` and `txt_ids` since diffusers 0.31).
+ */
+export interface NetworkInput {
+  /** the graph input's name */
+  readonly name: string;
+  /** how it is fed */
+  readonly kind: "condition" | "item" | "shared";
+  /** item/shared: the values (per row for "item", the whole tensor for "shared") */
+  readonly values?: Float32Array;
+  /**
+   * item/shared: their dims (without the batch axis for "item"); a "condition" input is one
+   * vector per item, fed as [B, its length]
+   */
+  readonly dims?: readonly number[];
+}
+
+/** How a family's network differs from an SD UNet (see {@link OnnxUnet}). */
+export interface NetworkSpec {
+  /** roles of sample, timestep and encoder_hidden_states (default the UNet's) */
+  readonly inputs?: readonly TensorRole[];
+  /** role of the prediction output (default the UNet's `out_sample`) */
+  readonly output?: TensorRole;
+  /** the further inputs and how each is fed */
+  readonly extraInputs?: readonly NetworkInput[];
+  /**
+   * turns the raw prediction of `timesteps.length` items into ε̂ in place, given the samples they
+   * were fed (default: the schedule's v → ε for a v-prediction UNet, nothing for ε)
+   */
+  readonly toNoise?: (
+    output: Float32Array,
+    sample: Float32Array,
+    timesteps: readonly number[],
+    itemSize: number,
+  ) => void;
 }
 
 /** One item's share of an extra UNet output (e.g. attention probabilities). */
@@ -87,6 +155,8 @@ export class OnnxUnet {
   readonly timestep: TensorInfo;
   /** metadata of `encoder_hidden_states` */
   readonly hiddenInput: TensorInfo;
+  /** the further inputs this network is fed (SDXL, SD 3, FLUX.1), by name */
+  readonly extraInputs: ReadonlyMap<string, NetworkInput & { readonly info: TensorInfo }>;
   /** what the export calls its three inputs (exports name them differently, or not at all) */
   readonly inputNames: {
     readonly sample: string;
@@ -110,32 +180,59 @@ export class OnnxUnet {
   /**
    * @param session a UNet session
    * @param source its path, for messages
-   * @param schedule the training schedule (for ᾱ_t in the v → ε conversion)
+   * @param schedule the training schedule (for ᾱ_t in the v → ε conversion); none for a flow model
    * @param batchSize preferred items per call
    * @param extraOutputs further outputs to return per item (an edited graph's, see predictWithOutputs)
+   * @param spec how a family's network differs from an SD UNet (inputs, output, conversion)
    */
   constructor(
     session: InferenceSession,
     readonly source: string,
-    readonly schedule: NoiseSchedule,
+    readonly schedule: NoiseSchedule | undefined,
     batchSize: number,
     readonly extraOutputs: readonly string[] = [],
+    readonly spec: NetworkSpec = {},
   ) {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
-    refuseUnsupportedInputs(inputs, source);
-    const matched = matchTensors(inputs, UNET_INPUTS, `${source} inputs`);
+    const fed = new Set((spec.extraInputs ?? []).map((input) => input.name));
+    refuseUnsupportedInputs(inputs, source, fed);
+    const matched = matchTensors(
+      new Map([...inputs].filter(([name]) => !fed.has(name))),
+      spec.inputs ?? UNET_INPUTS,
+      `${source} inputs`,
+    );
     if (matched.rest.length > 0) {
       throw new ModelLoadError(
         `${source}: has inputs ${matched.rest.map((t) => t.name).join(", ")} beside sample, ` +
-          `timestep and encoder_hidden_states, and infodiff does not know what to feed them; ` +
-          `found inputs ${describeTensors(inputs)}`,
+          `timestep and encoder_hidden_states${fed.size ? ` and ${[...fed].join(", ")}` : ""}, ` +
+          `and infodiff does not know what to feed them; found inputs ${describeTensors(inputs)}`,
       );
     }
-    const sample = matched.found.get("sample")!;
-    const timestep = matched.found.get("timestep")!;
-    const hidden = matched.found.get("encoder_hidden_states")!;
+    this.extraInputs = new Map((spec.extraInputs ?? []).map((input) => {
+      const info = inputs.get(input.name);
+      if (!info) {
+        throw new ModelLoadError(
+          `${source}: has no input ${input.name}; found inputs ${describeTensors(inputs)}`,
+        );
+      }
+      // ids (FLUX.1's img_ids, txt_ids) may be integers: optimum exports them as int64
+      const types = input.kind === "condition" ? FLOAT_TYPES : [...FLOAT_TYPES, "int64", "int32"];
+      if (!types.includes(info.type)) {
+        throw new ModelLoadError(
+          `${source}: ${input.name} has type ${info.type}; expected ${types.join(", ")}`,
+        );
+      }
+      return [input.name, { ...input, info }];
+    }));
+    if (!schedule && !spec.toNoise) {
+      throw new ModelLoadError(`${source}: a network needs a schedule or a conversion to ε̂`);
+    }
+    // the roles in order: the sample, the timestep, the encoder's hidden states
+    const [sample, timestep, hidden] = (spec.inputs ?? UNET_INPUTS).map((role) =>
+      matched.found.get(role.role)!
+    );
     const missing = extraOutputs.filter((name) => !outputs.has(name));
     if (missing.length > 0) {
       throw new ModelLoadError(
@@ -145,7 +242,7 @@ export class OnnxUnet {
     const main = new Map([...outputs].filter(([name]) => !extraOutputs.includes(name)));
     const output = main.size === 1
       ? [...main.values()][0]
-      : matchTensor(main, UNET_OUTPUT, `${source} outputs`);
+      : matchTensor(main, spec.output ?? UNET_OUTPUT, `${source} outputs`);
     for (const info of [sample, hidden, output]) {
       if (!FLOAT_TYPES.includes(info.type)) {
         throw new ModelLoadError(
@@ -180,10 +277,7 @@ export class OnnxUnet {
    * The model output converted to noise predictions, one `C·H·W` block per item. Items are sent in
    * calls of at most `batchSize`; with a scalar timestep each call holds items of one timestep.
    */
-  async predict(
-    request: UnetRequest,
-    itemShape: readonly [number, number, number],
-  ): Promise<Float32Array> {
+  async predict(request: UnetRequest, itemShape: readonly number[]): Promise<Float32Array> {
     return (await this.predictWithOutputs(request, itemShape)).noise;
   }
 
@@ -193,10 +287,10 @@ export class OnnxUnet {
    */
   async predictWithOutputs(
     request: UnetRequest,
-    itemShape: readonly [number, number, number],
+    itemShape: readonly number[],
   ): Promise<UnetPrediction> {
     const n = request.timesteps.length;
-    const d = itemShape[0] * itemShape[1] * itemShape[2];
+    const d = itemShape.reduce((a, b) => a * b, 1);
     if (request.noisy.length !== n * d || request.hiddenStates.length !== n) {
       throw new ModelRuntimeError(
         `${this.source}: batch has ${request.noisy.length} values and ${request.hiddenStates.length} ` +
@@ -234,7 +328,7 @@ export class OnnxUnet {
   async #runFitting(
     items: number[],
     request: UnetRequest,
-    itemShape: readonly [number, number, number],
+    itemShape: readonly number[],
     collect: (items: number[], output: Float32Array, outputs: Map<string, ItemOutput>[]) => void,
   ): Promise<void> {
     try {
@@ -256,8 +350,8 @@ export class OnnxUnet {
   }
 
   /** Item indices grouped so each call is valid: all together, or by equal timestep. */
-  #groups(timesteps: Int32Array): number[][] {
-    const all = Array.from(timesteps.keys());
+  #groups(timesteps: ArrayLike<number>): number[][] {
+    const all = Array.from({ length: timesteps.length }, (_, i) => i);
     if (!this.scalarTimestep) return [all];
     const byTimestep = new Map<number, number[]>();
     for (const i of all) {
@@ -271,16 +365,21 @@ export class OnnxUnet {
   async #run(
     items: number[],
     request: UnetRequest,
-    itemShape: readonly [number, number, number],
+    itemShape: readonly number[],
   ): Promise<{ output: Float32Array; outputs: Map<string, ItemOutput>[] }> {
-    const d = itemShape[0] * itemShape[1] * itemShape[2];
+    const d = itemShape.reduce((a, b) => a * b, 1);
     // a fixed-batch export gets the last item repeated up to its batch; extra outputs are dropped
     const rows = this.fixedBatch ? padTo(items, this.fixedBatch) : items;
     const hiddenSize = request.hiddenStates[items[0]].length;
     const sample = consecutive(rows)
       ? request.noisy.subarray(rows[0] * d, (rows[0] + rows.length) * d) // no copy
       : gather(request.noisy, rows, d);
-    const hidden = this.#hiddenBatch(rows.map((item) => request.hiddenStates[item]), hiddenSize);
+    const hidden = this.#conditionBatch(
+      this.inputNames.hidden,
+      this.hiddenInput.type,
+      rows.map((item) => request.hiddenStates[item]),
+      hiddenSize,
+    );
     const positions = request.contextLength;
     if (!Number.isInteger(hiddenSize / positions)) {
       throw new ModelRuntimeError(
@@ -293,10 +392,11 @@ export class OnnxUnet {
       ? new Tensor("float16", hidden, hiddenDims)
       : new Tensor("float32", hidden, hiddenDims);
     const timestepTensor = this.#timestepTensor(rows.map((item) => request.timesteps[item]));
-    const feeds = {
+    const feeds: Record<string, Tensor> = {
       [this.inputNames.sample]: sampleTensor,
       [this.inputNames.hidden]: hiddenTensor,
       [this.inputNames.timestep]: timestepTensor,
+      ...this.#extraFeeds(rows, request),
     };
     const start = performance.now();
     let results;
@@ -304,8 +404,9 @@ export class OnnxUnet {
       results = await this.session.run(feeds, [this.outputName, ...this.extraOutputs]);
     } catch (error) {
       throw new ModelRuntimeError(
-        `${this.source}: session.run failed; fed sample [${sampleTensor.dims}], timestep ` +
-          `[${timestepTensor.dims}], encoder_hidden_states [${hiddenTensor.dims}]`,
+        `${this.source}: session.run failed; fed ${
+          Object.entries(feeds).map(([name, t]) => `${name} [${t.dims}]`).join(", ")
+        }`,
         { cause: error },
       );
     }
@@ -319,8 +420,10 @@ export class OnnxUnet {
     tensor.dispose();
     const output = raw.subarray(0, items.length * d);
     if (!request.finiteChecked) this.#checkFinite(output, items, request.timesteps, d);
-    if (this.schedule.predictionType === "v_prediction") {
-      const abar = items.map((item) => this.schedule.alphasCumprod[request.timesteps[item]]);
+    const itemTimesteps = items.map((item) => request.timesteps[item]);
+    if (this.spec.toNoise) this.spec.toNoise(output, sample, itemTimesteps, d);
+    else if (this.schedule!.predictionType === "v_prediction") {
+      const abar = itemTimesteps.map((t) => this.schedule!.alphasCumprod[t]);
       vToEpsilon(output, sample, abar, d);
     }
     const outputs = items.map(() => new Map<string, ItemOutput>());
@@ -348,27 +451,65 @@ export class OnnxUnet {
   }
 
   /**
-   * The batch's hidden states, batch-major. Built once per distinct sequence of conditions and
-   * kept (up to {@link HIDDEN_CACHE_BYTES}, least recently used dropped first): a plan's calls
-   * cycle through the same few sequences of its K conditions, and building 77×1024 values per
-   * item for every call was a quarter of the work around session.run.
+   * Feeds of the further inputs for these rows: "condition" ones batched per sequence of
+   * conditions (cached as the hidden states are), "item" ones repeated per row, "shared" ones once.
    */
-  #hiddenBatch(states: readonly Float32Array[], hiddenSize: number): Float32Array | Uint16Array {
-    const key = states.map((h) => this.#stateId(h)).join(",");
+  #extraFeeds(rows: readonly number[], request: UnetRequest): Record<string, Tensor> {
+    const feeds: Record<string, Tensor> = {};
+    for (const [name, input] of this.extraInputs) {
+      if (input.kind === "condition") {
+        const values = request.conditionInputs?.get(name);
+        if (!values || values.length !== request.hiddenStates.length) {
+          throw new ModelRuntimeError(
+            `${this.source}: the request has no ${name} for each item; expected one vector per item`,
+          );
+        }
+        // one vector per item (a pooled text embedding): its length is the input's width
+        const size = values[rows[0]].length;
+        const batch = this.#conditionBatch(name, input.info.type, rows.map((i) => values[i]), size);
+        feeds[name] = batch instanceof Uint16Array
+          ? new Tensor("float16", batch, [rows.length, size])
+          : new Tensor("float32", batch, [rows.length, size]);
+      } else {
+        const values = input.kind === "item"
+          ? repeatRows(input.values!, rows.length)
+          : input.values!;
+        const dims = input.kind === "item" ? [rows.length, ...input.dims!] : [...input.dims!];
+        feeds[name] = valuesTensor(input.info.type, values, dims);
+      }
+    }
+    return feeds;
+  }
+
+  /**
+   * The batch's values of one per-condition input (the hidden states, or a pooled vector),
+   * batch-major. Built once per distinct sequence of conditions and kept (up to
+   * {@link HIDDEN_CACHE_BYTES}, least recently used dropped first): a plan's calls cycle through
+   * the same few sequences of its K conditions, and building 77×1024 values per item for every
+   * call was a quarter of the work around session.run.
+   */
+  #conditionBatch(
+    name: string,
+    type: string,
+    states: readonly Float32Array[],
+    hiddenSize: number,
+  ): Float32Array | Uint16Array {
+    const key = `${name}:${states.map((h) => this.#stateId(h)).join(",")}`;
     const cached = this.#hiddenCache.get(key);
     if (cached) {
       this.#hiddenCache.delete(key); // most recently used last
       this.#hiddenCache.set(key, cached);
       return cached;
     }
-    const fp16 = this.hiddenInput.type === "float16";
+    const fp16 = type === "float16";
     const buffer = fp16
       ? new Uint16Array(states.length * hiddenSize)
       : new Float32Array(states.length * hiddenSize);
     states.forEach((h, k) => {
       if (h.length !== hiddenSize) {
         throw new ModelRuntimeError(
-          `${this.source}: conditions of one batch have different hidden sizes`,
+          `${this.source}: ${name} of one batch has ${h.length} values for one item; expected ` +
+            `${hiddenSize} for every item`,
         );
       }
       if (fp16) (buffer as Uint16Array).set(this.#float16Of(h), k * hiddenSize);
@@ -395,7 +536,7 @@ export class OnnxUnet {
   readonly #stateIds = new WeakMap<Float32Array, number>();
   #nextStateId = 0;
 
-  #checkFinite(output: Float32Array, items: number[], timesteps: Int32Array, d: number) {
+  #checkFinite(output: Float32Array, items: number[], timesteps: ArrayLike<number>, d: number) {
     for (let j = 0; j < output.length; j++) {
       if (!Number.isFinite(output[j])) {
         const t = timesteps[items[Math.floor(j / d)]];
@@ -445,6 +586,27 @@ function exceedsBufferLimit(error: unknown): boolean {
     if (/Too many storage buffers/i.test(e.message)) return true;
   }
   return false;
+}
+
+/** A tensor of the input's type holding `values` (integers for an int64/int32 input). */
+function valuesTensor(type: string, values: Float32Array, dims: number[]): Tensor {
+  switch (type) {
+    case "int64":
+      return new Tensor("int64", BigInt64Array.from(values, (v) => BigInt(v)), dims);
+    case "int32":
+      return new Tensor("int32", Int32Array.from(values), dims);
+    case "float16":
+      return new Tensor("float16", toFloat16Bits(values), dims);
+    default:
+      return new Tensor("float32", values, dims);
+  }
+}
+
+/** `count` copies of `values`, one after another (an input fed the same for every batch row). */
+function repeatRows(values: Float32Array, count: number): Float32Array {
+  const out = new Float32Array(values.length * count);
+  for (let k = 0; k < count; k++) out.set(values, k * values.length);
+  return out;
 }
 
 function padTo(items: number[], size: number): number[] {

@@ -2,13 +2,16 @@
  * The VAE halves of an SD ONNX export. The encoder maps pixels in [−1, 1] to latents: exports
  * output either `latent_parameters` [B, 2C, h, w] (mean ‖ logvar; the mean is used, so latents are
  * deterministic) or, in older exports, `latent_sample` (whatever the graph computes: some draw a
- * random sample there). The latent is multiplied by the scaling factor (outside the graph).
+ * random sample there). The latent is then put on the pipeline's scale outside the graph, as the
+ * VAE config says: (mean − shift_factor − latents_mean_c) · scaling_factor / latents_std_c (SD 1.x/2.x
+ * and SDXL: mean · scaling_factor; SD 3 and FLUX.1 subtract their shift_factor first).
  *
  * @module
  */
 import { type InferenceSession, Tensor } from "npm:onnxruntime-node@1.30.0";
 import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import { fromFloat16Bits, toFloat16Bits } from "./float16.ts";
+import type { LatentConvention } from "../sd/folder.ts";
 import { describeTensors, inputInfo, outputInfo } from "./session.ts";
 import {
   matchTensor,
@@ -25,7 +28,7 @@ import {
  * @example
  * ```ts ignore
  * import { OnnxVaeEncoder } from "./vae.ts";
- * const vae = new OnnxVaeEncoder(session, "vae_encoder/model.onnx", 0.18215);
+ * const vae = new OnnxVaeEncoder(session, "vae_encoder/model.onnx", { scalingFactor: 0.18215, shiftFactor: 0 });
  * const latent = await vae.encode(pixels, 512); // Float32Array of 4·64·64
  * ```
  */
@@ -47,17 +50,22 @@ export class OnnxVaeEncoder {
   /** session.run calls */
   runs = 0;
 
+  /** the scaling factor (0.18215 for SD) */
+  readonly scalingFactor: number;
+
   /**
    * @param session a VAE encoder session
    * @param source its path, for messages
-   * @param scalingFactor multiplies the latent (0.18215 for SD)
+   * @param latentConvention how the mean is put on the pipeline's scale (scaling, shift, stats)
+   * @param mean the graph's mean value, for an encoder that samples in its graph
    */
   constructor(
     session: InferenceSession,
     readonly source: string,
-    readonly scalingFactor: number,
+    readonly latentConvention: LatentConvention,
     mean?: string,
   ) {
+    this.scalingFactor = latentConvention.scalingFactor;
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
@@ -123,8 +131,12 @@ export class OnnxVaeEncoder {
       );
     }
     const latent = values.slice(0, latentChannels * h * w);
+    const { scalingFactor, shiftFactor } = this.latentConvention;
+    const { mean, std } = channelStats(this.latentConvention, latentChannels, this.source);
+    const plane = h * w;
     for (let i = 0; i < latent.length; i++) {
-      latent[i] *= this.scalingFactor;
+      const c = Math.floor(i / plane);
+      latent[i] = (latent[i] - shiftFactor - mean[c]) * scalingFactor / std[c];
       if (!Number.isFinite(latent[i])) {
         throw new ModelRuntimeError(
           `${this.source}: latent contains ${latent[i]}; expected finite values`,
@@ -141,7 +153,7 @@ export class OnnxVaeEncoder {
  * @example
  * ```ts ignore
  * import { OnnxVaeDecoder } from "./vae.ts";
- * const decoder = new OnnxVaeDecoder(session, "vae_decoder/model.onnx", 0.18215);
+ * const decoder = new OnnxVaeDecoder(session, "vae_decoder/model.onnx", { scalingFactor: 0.18215, shiftFactor: 0 });
  * const pixels = await decoder.decode(latent, [4, 64, 64]);
  * ```
  */
@@ -157,9 +169,13 @@ export class OnnxVaeDecoder {
   /**
    * @param session a VAE decoder session
    * @param source its path, for messages
-   * @param scalingFactor the latent is divided by it before decoding
+   * @param latentConvention the encoder's convention, undone before decoding
    */
-  constructor(session: InferenceSession, readonly source: string, readonly scalingFactor: number) {
+  constructor(
+    session: InferenceSession,
+    readonly source: string,
+    readonly latentConvention: LatentConvention,
+  ) {
     this.session = session;
     const inputs = inputInfo(session);
     const outputs = outputInfo(session);
@@ -175,7 +191,13 @@ export class OnnxVaeDecoder {
     latent: Float32Array,
     shape: readonly [number, number, number],
   ): Promise<{ pixels: Float32Array; shape: [number, number, number] }> {
-    const unscaled = latent.map((x) => x / this.scalingFactor);
+    const { scalingFactor, shiftFactor } = this.latentConvention;
+    const { mean, std } = channelStats(this.latentConvention, shape[0], this.source);
+    const plane = shape[1] * shape[2];
+    const unscaled = latent.map((z, i) => {
+      const c = Math.floor(i / plane);
+      return z * std[c] / scalingFactor + mean[c] + shiftFactor;
+    });
     const dims = [1, ...shape];
     const input = this.inputType === "float16"
       ? new Tensor("float16", toFloat16Bits(unscaled), dims)
@@ -189,4 +211,22 @@ export class OnnxVaeDecoder {
     tensor.dispose();
     return { pixels, shape: [c, h, w] };
   }
+}
+
+/** Per-channel latents_mean / latents_std of a convention (0 and 1 where it has none). */
+function channelStats(
+  convention: LatentConvention,
+  channels: number,
+  source: string,
+): { mean: readonly number[]; std: readonly number[] } {
+  if (!convention.latentsMean) {
+    return { mean: new Array(channels).fill(0), std: new Array(channels).fill(1) };
+  }
+  if (convention.latentsMean.length !== channels) {
+    throw new ModelRuntimeError(
+      `${source}: the VAE config's latents_mean has ${convention.latentsMean.length} values but ` +
+        `the latent has ${channels} channels; expected one per channel`,
+    );
+  }
+  return { mean: convention.latentsMean, std: convention.latentsStd! };
 }

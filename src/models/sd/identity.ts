@@ -1,8 +1,8 @@
 /**
- * The content hash of a Stable Diffusion folder: SHA-256 over the relative path, size and bytes of
+ * The content hash of a diffusers model folder: SHA-256 over the relative path, size and bytes of
  * every file that defines the model (model_index.json and the scheduler, tokenizer, text encoder,
- * UNet and VAE folders, external weights included), in sorted order, streamed so a multi-gigabyte
- * UNet is never held in memory. Symbolic links (the Hugging Face cache's) are followed.
+ * UNet or transformer and VAE folders, external weights included), in sorted order, streamed so a
+ * multi-gigabyte UNet is never held in memory. Symbolic links (the Hugging Face cache's) are followed.
  *
  * @module
  */
@@ -10,13 +10,21 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ModelLoadError } from "../../errors.ts";
 
-/** The parts of an SD folder that define the model (safety checkers, READMEs and the like do not). */
+/**
+ * The parts of a diffusers folder that define the model, for every family (SDXL's second encoder,
+ * SD 3's third, the transformer of SD 3 and FLUX.1); safety checkers, READMEs and the like do not.
+ */
 export const MODEL_PARTS: readonly string[] = Object.freeze([
   "model_index.json",
   "scheduler",
   "tokenizer",
+  "tokenizer_2",
+  "tokenizer_3",
   "text_encoder",
+  "text_encoder_2",
+  "text_encoder_3",
   "unet",
+  "transformer",
   "vae_encoder",
   "vae_decoder",
 ]);

@@ -1,0 +1,318 @@
+/**
+ * FLUX.1 (dev and schnell) as its pipeline runs it (diffusers' pipeline_flux.py, `encode_prompt`,
+ * `_pack_latents`, `_prepare_latent_image_ids`; optimum's export of its parts):
+ *
+ * 1. the prompt goes to CLIP's tokenizer (77 ids) and to T5's (`tokenizer_2`, the max length:
+ *    default 512 for dev, 256 for schnell, up to 512);
+ * 2. CLIP's `pooler_output` (768) is the transformer's `pooled_projections`; T5's
+ *    `last_hidden_state` [L, 4096] is its `encoder_hidden_states`; the empty prompt "" is encoded
+ *    like any other;
+ * 3. the image is VAE-encoded: (mean − `shift_factor`) · `scaling_factor`, 16 channels; the latent
+ *    [16, h, w] is packed 2×2 into h·w/4 tokens of 64 (`_pack_latents`), and the transformer's
+ *    output is unpacked the same way back;
+ * 4. `img_ids` = (0, row, column) of each packed token, `txt_ids` = zeros [L, 3], rank 2 as
+ *    diffusers ≥ 0.31 builds them (rank 3, with a batch axis, before: read from the graph);
+ * 5. time is flow matching (src/models/flow.ts): each (α, x_α) becomes t = σ(−α/2) and
+ *    x_t = s·x_α, the transformer is fed `timestep` = t (diffusers passes sigma·1000 / 1000) and
+ *    its velocity v̂ gives ε̂ = x_t + (1 − t)·v̂;
+ * 6. FLUX.1-dev is guidance-distilled: its transformer takes `guidance` (the embedded guidance
+ *    scale; here default 1.0, recorded in every result) and has no trained unconditional branch,
+ *    so its "information" is about its guided prediction at that guidance. FLUX.1-schnell has no
+ *    `guidance` input and is given none.
+ *
+ * @module
+ */
+import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
+import type { Shape } from "../denoiser.ts";
+import { flowConvention } from "../flow.ts";
+import type { ClipTokenizer } from "../sd/tokenizer.ts";
+import {
+  checkPatches,
+  encoderTokenizer,
+  flowScheduler,
+  maxSequenceLength,
+  type OnnxPipeline,
+  openEncoder,
+  type PipelineContext,
+  refuseOption,
+  requireEqualWidths,
+  runEncoder,
+  staticWidth,
+  TRANSFORMER_ATTENTION,
+  transformerNumber,
+} from "./pipeline.ts";
+import { inputInfo } from "./session.ts";
+import { TRANSFORMER_INPUTS, TRANSFORMER_OUTPUT } from "./tensor-roles.ts";
+import type { NetworkInput } from "./unet.ts";
+import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
+
+const POOLED = "pooled_projections", POOLER = "pooler_output", T5_STATE = "last_hidden_state";
+const GUIDANCE = "guidance", IMG_IDS = "img_ids", TXT_IDS = "txt_ids";
+
+/**
+ * FLUX.1-dev's guidance when none is given.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_FLUX_GUIDANCE } from "./flux-pipeline.ts";
+ * console.assert(DEFAULT_FLUX_GUIDANCE === 1);
+ * ```
+ */
+export const DEFAULT_FLUX_GUIDANCE = 1.0;
+
+/**
+ * The FLUX.1 pipeline of a folder; `network` is the transformer's session (its inputs say dev or
+ * schnell, and the rank of the ids).
+ *
+ * @example
+ * ```ts ignore
+ * const pipeline = await fluxPipeline(context, transformerSession);
+ * const condition = await pipeline.encode("a red circle"); // 512 × 4096, pooled 768
+ * ```
+ */
+export async function fluxPipeline(
+  context: PipelineContext,
+  network: InferenceSession,
+): Promise<OnnxPipeline> {
+  const { folder, options, shape } = context;
+  refuseOption(options, "unconditional", 'FLUX.1 encodes "" as any prompt; expected it unset');
+  const inputs = inputInfo(network);
+  const guidance = fluxGuidance(
+    inputs.has(GUIDANCE),
+    folder.denoiserConfig?.guidance_embeds,
+    options.guidance,
+    folder.unetPath,
+  );
+  const length = maxSequenceLength(options, guidance === undefined ? 256 : 512, 512, "FLUX.1");
+  const [partClip, partT5] = folder.encoders;
+  const clipTokenizer = await encoderTokenizer(partClip) as ClipTokenizer;
+  const t5Tokenizer = await encoderTokenizer(partT5, length);
+  const clip = await openEncoder(context, partClip);
+  const t5 = await openEncoder(context, partT5);
+  if (!clip.outputs.has(POOLER)) {
+    throw new ModelLoadError(
+      `${partClip.modelPath} has no output ${POOLER}: FLUX.1's CLIP (CLIPTextModel) gives its ` +
+        `pooled output as pooled_projections; found ${[...clip.outputs.keys()].join(", ")}`,
+    );
+  }
+  checkPatches(shape, 2, folder.unetPath);
+  const inChannels = transformerNumber(folder.denoiserConfig, "in_channels");
+  if (inChannels !== undefined && inChannels !== 4 * shape[0]) {
+    throw new ModelLoadError(
+      `${folder.unetPath}: transformer/config.json says in_channels ${inChannels}, but the ` +
+        `${shape[0]}-channel latent packs 2×2 into ${4 * shape[0]}; a FLUX.1 transformer with ` +
+        `other input channels is a Fill (384) or Canny/Depth (128) variant, which infodiff does ` +
+        `not run`,
+    );
+  }
+  const packed = (shape[1] / 2) * (shape[2] / 2);
+  const { scheduler } = flowScheduler(folder);
+  const convention = flowConvention(scheduler, { imageSeqLen: packed });
+  const ids = (name: string, values: Float32Array, rows: number): NetworkInput => {
+    const info = inputs.get(name);
+    if (!info) {
+      throw new ModelLoadError(`${folder.unetPath}: FLUX.1's transformer has no input ${name}`);
+    }
+    // diffusers ≥ 0.31 exports the ids without a batch axis; before, [B, rows, 3]
+    return info.shape.length === 3
+      ? { name, kind: "item", values, dims: [rows, 3] }
+      : { name, kind: "shared", values, dims: [rows, 3] };
+  };
+  return {
+    title: "FLUX.1",
+    encoders: [
+      { name: partClip.name, tokenizer: clipTokenizer },
+      { name: partT5.name, tokenizer: t5Tokenizer },
+    ],
+    tokenizer: clipTokenizer,
+    textEncoders: [clip, t5],
+    contextLength: length,
+    network: {
+      inputs: TRANSFORMER_INPUTS,
+      output: TRANSFORMER_OUTPUT,
+      extraInputs: [
+        { name: POOLED, kind: "condition" },
+        ids(IMG_IDS, latentImageIds(shape), packed),
+        ids(TXT_IDS, new Float32Array(length * 3), length),
+        ...(guidance === undefined ? [] : [{
+          name: GUIDANCE,
+          kind: "item" as const,
+          values: Float32Array.of(guidance),
+          dims: [],
+        }]),
+      ],
+      toNoise: () => {}, // the velocity goes back to the flow conversion as it is
+    },
+    flow: {
+      convention,
+      timestep: (t) => t,
+      networkShape: [packed, 4 * shape[0]],
+      pack: (latents, items) => packLatents(latents, items, shape),
+      unpack: (output, items) => unpackLatents(output, items, shape),
+    },
+    attentionUnavailable: TRANSFORMER_ATTENTION,
+    settings: {
+      ...(guidance === undefined ? { variant: "schnell (no guidance input)" } : { guidance }),
+      maxSequenceLength: length,
+    },
+    async encode(prompt) {
+      const inputIds = clipTokenizer.inputIds(prompt);
+      const pooled = (await runEncoder(clip, clipTokenizer, prompt, [POOLER])).get(POOLER)!;
+      const states = (await runEncoder(t5, t5Tokenizer, prompt, [T5_STATE])).get(T5_STATE)!;
+      return {
+        prompt,
+        inputIds,
+        lastHiddenState: states,
+        networkInputs: new Map([[POOLED, pooled]]),
+      };
+    },
+    check(unet) {
+      requireEqualWidths(
+        "FLUX.1's T5 and its transformer",
+        { source: `${partT5.modelPath} (last_hidden_state)`, width: t5.hiddenSize },
+        {
+          source: `${folder.unetPath} (encoder_hidden_states)`,
+          width: staticWidth(unet.hiddenInput),
+        },
+      );
+      requireEqualWidths(
+        "FLUX.1's pooled projection",
+        {
+          source: `${partClip.modelPath} (pooler_output)`,
+          width: staticWidth(clip.outputs.get(POOLER)!),
+        },
+        {
+          source: `${folder.unetPath} (pooled_projections)`,
+          width: staticWidth(unet.extraInputs.get(POOLED)!.info),
+        },
+      );
+      requireEqualWidths(
+        "FLUX.1's packed latent",
+        { source: `the ${shape.join("×")} latent packed 2×2`, width: 4 * shape[0] },
+        { source: `${folder.unetPath} (hidden_states)`, width: staticWidth(unet.sample) },
+      );
+    },
+  };
+}
+
+/**
+ * The guidance FLUX.1 is run at: dev (a `guidance` input) takes the given one or 1.0; schnell
+ * (none) is refused one. The export and its config.json (`guidance_embeds`) must agree.
+ *
+ * @throws {ModelLoadError} a dev config whose export has no guidance input, or the reverse
+ * @throws {InvalidArgumentError} guidance given to schnell, or a guidance that is not finite
+ *
+ * @example
+ * ```ts
+ * import { fluxGuidance } from "./flux-pipeline.ts";
+ * console.assert(fluxGuidance(true, true, undefined, "t") === 1);
+ * console.assert(fluxGuidance(false, false, undefined, "t") === undefined);
+ * ```
+ */
+export function fluxGuidance(
+  hasInput: boolean,
+  configSays: unknown,
+  given: number | undefined,
+  source: string,
+): number | undefined {
+  if (configSays === true && !hasInput) {
+    throw new ModelLoadError(
+      `${source}: transformer/config.json sets guidance_embeds (FLUX.1-dev, guidance-distilled) ` +
+        `but the export has no guidance input, so the guidance it was distilled at cannot be fed; ` +
+        `re-export it with optimum-cli (it adds the guidance input for guidance_embeds)`,
+    );
+  }
+  if (configSays === false && hasInput) {
+    throw new ModelLoadError(
+      `${source}: the export takes a guidance input but transformer/config.json says ` +
+        `guidance_embeds false; expected the graph and its config to agree`,
+    );
+  }
+  if (!hasInput) {
+    if (given !== undefined) {
+      throw new InvalidArgumentError(
+        `guidance ${given}: this FLUX.1 export has no guidance input (FLUX.1-schnell is ` +
+          `timestep-distilled, not guidance-distilled); expected guidance unset`,
+      );
+    }
+    return undefined;
+  }
+  const guidance = given ?? DEFAULT_FLUX_GUIDANCE;
+  if (typeof guidance !== "number" || !Number.isFinite(guidance)) {
+    throw new InvalidArgumentError(`guidance must be a finite number, got ${given}`);
+  }
+  return guidance;
+}
+
+/**
+ * diffusers' `_prepare_latent_image_ids(height // 2, width // 2)`: (0, row, column) of each packed
+ * token, row-major, [h/2 · w/2, 3].
+ *
+ * @example
+ * ```ts
+ * import { latentImageIds } from "./flux-pipeline.ts";
+ * console.assert(latentImageIds([16, 4, 6]).join() === "0,0,0,0,0,1,0,0,2,0,1,0,0,1,1,0,1,2");
+ * ```
+ */
+export function latentImageIds(shape: Shape): Float32Array {
+  const rows = shape[1] / 2, columns = shape[2] / 2;
+  const ids = new Float32Array(rows * columns * 3);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < columns; j++) {
+      ids[(i * columns + j) * 3 + 1] = i;
+      ids[(i * columns + j) * 3 + 2] = j;
+    }
+  }
+  return ids;
+}
+
+/**
+ * diffusers' `_pack_latents`: each item's [C, H, W] latent as [H/2 · W/2, 4C] tokens, token
+ * (i, j) holding channel c's 2×2 patch at 4c + 2a + b.
+ *
+ * @example
+ * ```ts
+ * import { packLatents, unpackLatents } from "./flux-pipeline.ts";
+ * const latent = Float32Array.from({ length: 16 }, (_, i) => i); // [1, 4, 4]
+ * const packed = packLatents(latent, 1, [1, 4, 4]);
+ * console.assert(packed.slice(0, 4).join() === "0,1,4,5" && packed.slice(4, 8).join() === "2,3,6,7");
+ * console.assert(unpackLatents(packed, 1, [1, 4, 4]).join() === latent.join());
+ * ```
+ */
+export function packLatents(latents: Float32Array, items: number, shape: Shape): Float32Array {
+  return repack(latents, items, shape, true);
+}
+
+/**
+ * diffusers' `_unpack_latents`: the inverse of {@link packLatents}.
+ *
+ * @example
+ * ```ts
+ * import { packLatents, unpackLatents } from "./flux-pipeline.ts";
+ * const latent = Float32Array.from({ length: 32 }, (_, i) => i); // [2, 4, 4]
+ * console.assert(unpackLatents(packLatents(latent, 1, [2, 4, 4]), 1, [2, 4, 4]).join() === latent.join());
+ * ```
+ */
+export function unpackLatents(tokens: Float32Array, items: number, shape: Shape): Float32Array {
+  return repack(tokens, items, shape, false);
+}
+
+function repack(from: Float32Array, items: number, shape: Shape, pack: boolean): Float32Array {
+  const [c, h, w] = shape, d = c * h * w, columns = w / 2, width = 4 * c;
+  const out = new Float32Array(items * d);
+  for (let n = 0; n < items; n++) {
+    const base = n * d;
+    for (let ch = 0; ch < c; ch++) {
+      for (let y = 0; y < h; y++) {
+        const token = (y >> 1) * columns, a = y & 1;
+        for (let x = 0; x < w; x++) {
+          const latent = base + (ch * h + y) * w + x;
+          const packedAt = base + (token + (x >> 1)) * width + 4 * ch + 2 * a + (x & 1);
+          if (pack) out[packedAt] = from[latent];
+          else out[latent] = from[packedAt];
+        }
+      }
+    }
+  }
+  return out;
+}
