@@ -152,6 +152,12 @@ export interface ModelIdentity {
   readonly source?: { readonly repo: string; readonly revision?: string; readonly commit: string };
   /** what it runs on (e.g. "onnxruntime-node 1.30.0, cpu"); recorded, not compared */
   readonly runtime?: string;
+  /**
+   * how its pipeline runs it, where that changes what the model computes (FLUX.1-dev's guidance,
+   * SDXL's zero unconditional, T5's max length, the time_ids): part of what `sha256` hashes, so a
+   * result made at another setting is another model's
+   */
+  readonly pipeline?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /**
