@@ -12,6 +12,12 @@
  * and the trained range, never t = 0 or 1 — and how its scheduler steps (the shift, FLUX's
  * resolution-dependent shift), which the flow ODE of src/generation follows.
  *
+ * For a backend: build the convention with {@link flowConvention} from the folder's
+ * scheduler_config.json ({@link flowSchedulerConfig}); FLUX passes its packed token count
+ * (`imageSeqLen`) and `lastSigma: "1/steps"` (its pipeline's sigmas); set `logSnrRange` to
+ * {@link flowLogSnrRange} of it (the conformance suite checks); run `predictNoise` through
+ * {@link flowPredictNoise}.
+ *
  * Pure functions; no runtime imports (every layer above may import this file).
  *
  * @module
