@@ -278,6 +278,34 @@ Deno.test("the flow oracle's ε̂ (through the conversion) is the mixture's exac
   }
 });
 
+Deno.test("on the same draws every estimator (orthogonal too) gives the flow oracle the mixture oracle's numbers", async () => {
+  // the flow oracle's ε̂ is the mixture's exact one through the conversion, so with the same
+  // proposal and interval each estimate is the mixture's up to float32 rounding
+  const flow = createModel(flowOracle(SPEC)), exact = createModel(mixtureDenoiser(SPEC));
+  const x = flow.sample("red circle", { seed: 4 });
+  const ask = (model: typeof flow | typeof exact) =>
+    model.info(x).given("a red circle").samples(64).seed(5).proposal("logistic")
+      .logSnr({ loc: 1, scale: 2, clip: 5 });
+  const numbers = async (model: typeof flow | typeof exact) => {
+    const q = ask(model);
+    const perToken = await q.perToken(), pid = await q.pid("red", "circle");
+    return [
+      (await q.total()).nats,
+      (await q.about("red")).nats,
+      ...perToken.tokens.map((t) => t.estimate.nats),
+      (await q.perPixel()).estimate.nats,
+      pid.plain.redundancy.estimate.nats,
+      pid.conditional.synergy.estimate.nats,
+      (await q.estimator("standard").total()).nats,
+      (await q.nll()).nats,
+    ];
+  };
+  const [a, b] = [await numbers(flow), await numbers(exact)];
+  a.forEach((value, i) =>
+    assert.ok(Math.abs(value - b[i]) < 1e-4 * (1 + Math.abs(b[i])), `${i}: ${value} vs ${b[i]}`)
+  );
+});
+
 /** The mistakes a flow backend could make, each as a denoiser over the oracle's exact velocity. */
 const MISTAKES: Record<string, (oracle: FlowOracle) => Denoiser> = {
   // the network's v returned as if it were ε̂
