@@ -298,20 +298,21 @@ def unet_graph(abar, a_matrix, b0, shape, v, timestep, prediction, fp16, emit_na
         initializers + extra)
 
 
-def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels, dynamic=False):
-    """8×8 average pooling then a 1×1 conv to 4 channels; `latent_parameters` appends logvar."""
+def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels, dynamic=False, latent_channels=4):
+    """8×8 average pooling then a 1×1 conv to the latent channels; `latent_parameters` appends
+    logvar."""
     ftype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     nodes = []
     x = fp16_in(nodes, "sample", fp16)
     nodes += [helper.make_node("AveragePool", [x], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
               helper.make_node("Conv", ["pooled", "conv_w", "conv_b"], ["mean"])]
-    channels = 4
+    channels = latent_channels
     result = "mean"
     if output == "latent_parameters":
         nodes += [helper.make_node("Mul", ["mean", "zero"], ["zeros"]),
                   helper.make_node("Add", ["zeros", "logvar"], ["logvar_full"]),
                   helper.make_node("Concat", ["mean", "logvar_full"], ["params"], axis=1)]
-        channels = 8
+        channels = 2 * latent_channels
         result = "params"
     fp16_out(nodes, result, output, fp16)
     side = pixels // 8
@@ -322,12 +323,12 @@ def vae_encoder_graph(conv_w, conv_b, output, fp16, pixels, dynamic=False):
         nodes, "vae_encoder",
         [helper.make_tensor_value_info("sample", ftype, ["batch", 3, *hw])],
         [helper.make_tensor_value_info(output, ftype, ["batch", channels, *latent_hw])],
-        [const("conv_w", conv_w.astype(np.float32).reshape(4, 3, 1, 1)),
+        [const("conv_w", conv_w.astype(np.float32).reshape(latent_channels, 3, 1, 1)),
          const("conv_b", conv_b.astype(np.float32)),
          scalar_f("zero", 0.0), scalar_f("logvar", -3.0)])
 
 
-def vae_decoder_graph(fp16, pixels):
+def vae_decoder_graph(fp16, pixels, latent_channels=4, dynamic=False):
     """Nearest 8× upsampling and a fixed 1×1 conv back to RGB (only its I/O matters)."""
     ftype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     nodes = []
@@ -337,13 +338,15 @@ def vae_decoder_graph(fp16, pixels):
               helper.make_node("Tanh", ["rgb"], ["image"])]
     fp16_out(nodes, "image", "sample", fp16)
     side = pixels // 8
-    w = np.zeros((3, 4, 1, 1), dtype=np.float32)
+    w = np.zeros((3, latent_channels, 1, 1), dtype=np.float32)
     for i in range(3):
         w[i, i, 0, 0] = 1.0
+    hw = ["height", "width"] if dynamic else [pixels, pixels]
+    latent_hw = ["latent_height", "latent_width"] if dynamic else [side, side]
     return helper.make_graph(
         nodes, "vae_decoder",
-        [helper.make_tensor_value_info("latent_sample", ftype, ["batch", 4, side, side])],
-        [helper.make_tensor_value_info("sample", ftype, ["batch", 3, pixels, pixels])],
+        [helper.make_tensor_value_info("latent_sample", ftype, ["batch", latent_channels, *latent_hw])],
+        [helper.make_tensor_value_info("sample", ftype, ["batch", 3, *hw])],
         [const("scales", np.array([1, 1, 8, 8], dtype=np.float32)), const("conv_w", w)])
 
 
