@@ -48,9 +48,12 @@ for every prompt the tests ask about, the image's latent, the conventions, and a
 what the estimators converge to under each wrong convention (closed form over the model's log-SNR
 range), next to the truth, each verified here by Monte Carlo through onnxruntime.
 
-The CLIP tokenizers are build_onnx_fixtures.py's tiny CLIP vocabulary; the T5 tokenizer is a tiny
-Unigram tokenizer.json written by transformers' T5TokenizerFast, and the ids are the ones
-transformers' tokenizers give (CLIPTokenizer, T5TokenizerFast), as diffusers' pipelines call them.
+The CLIP tokenizers are build_onnx_fixtures.py's tiny CLIP vocabulary (built from ../shared/clip,
+as that tool does); the T5 tokenizer is a tiny Unigram tokenizer.json written by transformers'
+T5TokenizerFast, in which "photo", "grass" and "painting" are several pieces (fixtures/tokenizers/
+t5-tiny, 376 kB, would take a fixture past 1 MB). The ids are the ones transformers' tokenizers
+give (CLIPTokenizer, T5TokenizerFast) as diffusers' pipelines call them. The build is
+deterministic and takes about half a minute.
 """
 
 import json
