@@ -74,6 +74,25 @@ for (const fixture of ONNX_FIXTURES) {
   });
 }
 
+// SDXL, SD 3 and FLUX.1: the tiny diffusers pipelines exported by optimum-onnx (equal to diffusers:
+// tests/onnx-family-diffusers.test.ts) and the exact-Gaussian fixtures with their I/O
+// (tests/onnx-family-truth.test.ts), through the same contract.
+const FAMILY_FIXTURES = [
+  "tiny-sdxl",
+  "tiny-sd3",
+  "tiny-flux",
+  "tiny-flux-schnell",
+  "exact-sdxl",
+  "exact-sd3",
+  "exact-flux",
+];
+for (const fixture of FAMILY_FIXTURES) {
+  denoiserConformance(`onnx ${fixture}`, {
+    create: () => loadOnnxDenoiser(`fixtures/models/${fixture}`, { device: "cpu", batchSize: 4 }),
+    prompt: "a red circle",
+  });
+}
+
 // The packing decorator studies put around a model is a backend too, over a pure-JS oracle, a
 // per-item-α export and a scalar-timestep one (passed through).
 denoiserConformance("packCalls(exampleDenoiser)", {

@@ -24,7 +24,7 @@ import { type FlowConvention, flowLogSnrRange, flowPredictNoise } from "../flow.
 import { hashModelFolder } from "../sd/identity.ts";
 import { createHash } from "node:crypto";
 import { ModelLoadError } from "../../errors.ts";
-import type { OnnxPipeline } from "./pipeline.ts";
+import type { OnnxPipeline, PipelineEncoder } from "./pipeline.ts";
 import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { WebGpuAdapter } from "./webgpu.ts";
@@ -107,6 +107,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   readonly imageSize: { readonly width: number; readonly height: number };
   /** the (first, CLIP) prompt tokenizer (word token positions for attention studies) */
   readonly tokenizer: ClipTokenizer;
+  /** every text encoder the pipeline runs, in its order, with its tokenizer */
+  readonly encoders: readonly PipelineEncoder[];
   /** the training schedule (SD 1.x/2.x, SDXL; absent for a flow model) */
   readonly schedule?: NoiseSchedule;
   /** a flow model's convention: training law, trained range, scheduler (SD 3, FLUX.1) */
@@ -151,6 +153,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     this.sharedLogSnr = parts.unet.scalarTimestep;
     this.imageSize = { width: parts.resolution, height: parts.resolution };
     this.tokenizer = pipeline.tokenizer;
+    this.encoders = pipeline.encoders;
     this.device = parts.device;
     this.latent = parts.vaeEncoder !== undefined;
     this.attention = pipeline.attentionUnavailable

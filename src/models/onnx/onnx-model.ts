@@ -10,6 +10,7 @@ import type { Condition, CrossAttention, Denoiser, LogSnrRange } from "../denois
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { FlowConvention } from "../flow.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
+import type { PromptTokenizer } from "../sd/prompt-tokenizer.ts";
 
 /**
  * The devices sessions can run on, in one frozen table. `"auto"` tries CUDA, then falls back to
@@ -120,6 +121,14 @@ export interface OnnxDenoiser extends Denoiser {
   readonly latent: boolean;
   /** the (first, CLIP) prompt tokenizer (word token positions for attention studies) */
   readonly tokenizer: ClipTokenizer;
+  /**
+   * every text encoder its pipeline runs, in order, with its tokenizer (SD 1.x/2.x: one CLIP;
+   * SDXL: two; SD 3: two CLIPs and T5; FLUX.1: CLIP and T5)
+   */
+  readonly encoders: readonly {
+    readonly name: string;
+    readonly tokenizer: PromptTokenizer;
+  }[];
   /** the trained log-SNR range (a schedule's timesteps, or a flow model's trained t) */
   readonly logSnrRange: LogSnrRange;
   /** the training schedule (timesteps, ᾱ_t, for sampling studies); absent for a flow model */
