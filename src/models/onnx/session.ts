@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { cudaOnlyOps } from "./cuda-only-ops.ts";
+import { bfloat16Tensors } from "./graph-dtypes.ts";
 import {
   createQuietly,
   explainWebGpuFailure,
@@ -223,10 +224,21 @@ async function createOn(
   };
   const create = () =>
     bytes ? InferenceSession.create(bytes, options) : InferenceSession.create(path, options);
+  let session: InferenceSession;
   try {
     // Dawn and the Vulkan drivers print to the native stderr; lines that report no error are dropped
-    return await (device === "webgpu" ? createQuietly(create) : create());
+    session = await (device === "webgpu" ? createQuietly(create) : create());
   } catch (error) {
+    const bf16 = await graphBfloat16(path, bytes);
+    if (bf16.length > 0) {
+      throw new ModelLoadError(
+        `${path} is a bfloat16 graph (bfloat16 tensors: ${bf16.join(", ")}), which onnxruntime ` +
+          `could not load on the ${device} (${firstLine(error)}): onnxruntime-node exchanges no ` +
+          `bfloat16 tensors, and the CPU and WebGPU providers have no bfloat16 kernel for most ` +
+          `operators. ${BFLOAT16_HELP}`,
+        { cause: error },
+      );
+    }
     if (device === "cuda") {
       throw new ModelLoadError(
         `could not create a CUDA session for ${path}: ${firstLine(error)}. ${CUDA_INSTALL_HELP}`,
@@ -252,7 +264,22 @@ async function createOn(
       cause: error,
     });
   }
+  return session;
 }
+
+/** The bfloat16 tensors of the graph a session failed on (read again only on failure). */
+async function graphBfloat16(path: string, bytes?: Uint8Array): Promise<string[]> {
+  try {
+    return bfloat16Tensors(bytes ?? await Deno.readFile(path));
+  } catch {
+    return [];
+  }
+}
+
+/** What to do with a bfloat16 export; part of every bfloat16 refusal. */
+const BFLOAT16_HELP =
+  "Export the model in float32 (optimum-cli export onnx's default) or float16 (--dtype fp16) " +
+  'instead, see the README\'s "Getting a model"';
 
 /** The CUDA-only operators of the graph a session failed on (read again only on failure). */
 async function graphCudaOnlyOps(path: string, bytes?: Uint8Array): Promise<string[]> {
