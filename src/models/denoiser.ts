@@ -106,6 +106,11 @@ export interface CrossAttention {
   readonly contextLength: number;
   /** whether the maps can be read (e.g. false for a fused-attention export) */
   supported(): boolean;
+  /**
+   * why the maps cannot be read, where the backend knows beyond `supported()` being false (SD 3's
+   * and FLUX.1's transformers attend jointly over image and text); studies report it
+   */
+  readonly unavailable?: string;
   /** every word of the prompt, in order, with its sub-token positions */
   wordTokens(prompt: string): readonly WordTokens[];
   /** ε̂ for the batch (as `predictNoise`) plus each item's cross-attention probabilities */

@@ -395,7 +395,7 @@ function attentionUnavailable(
   const reason = !provider
     ? "unavailable: no attention provider given (options.attention)"
     : !provider.supportsAttention(model)
-    ? "unavailable for this model (no cross-attention outputs)"
+    ? model.attention?.unavailable ?? "unavailable for this model (no cross-attention outputs)"
     : undefined;
   const out = new Map<LocalizationMethod, string>();
   if (reason) {

@@ -504,14 +504,14 @@ function canonicalJson(value: Record<string, unknown>): string {
 
 /**
  * The attention capability of a network whose cross-attention cannot be read (the transformers):
- * `supported()` is false and `reason` says why; `predict` refuses with that reason.
+ * `supported()` is false and `unavailable` says why; `predict` refuses with that reason.
  */
 function unavailableAttention(
   reason: string,
   tokenizer: ClipTokenizer,
-): CrossAttention & { readonly reason: string } {
+): CrossAttention {
   return {
-    reason,
+    unavailable: reason,
     contextLength: tokenizer.contextLength,
     supported: () => false,
     wordTokens: (prompt: string): readonly WordTokens[] => tokenizer.wordPositions(prompt),
