@@ -276,12 +276,17 @@ Deno.test("a model folder's profile is loaded with it and becomes the default pr
     assert.equal(plain.logSnrProfile, undefined);
     const data = new Float32Array(3 * 32 * 32).fill(0.1);
     const q = (m: typeof tiny) => m.info(data).given("a red circle").samples(4);
-    const fitted = await q(tiny).total(), logistic = await q(plain).total();
+    const fitted = await q(tiny).total(), prior = await q(plain).total();
     assert.equal((fitted.provenance?.settings.proposal as { kind: string }).kind, "fitted");
-    assert.equal((logistic.provenance?.settings.proposal as { kind: string }).kind, "logistic");
+    // without its profile, an SD-schedule model draws from its schedule (uniform timesteps)
+    assert.deepEqual(prior.provenance?.settings.proposal, {
+      kind: "schedule",
+      lambda: 0.1,
+      timesteps: 1000,
+    });
     // the same draws of ε, other α: other numbers
-    assert.notEqual(fitted.nats, logistic.nats);
-    assert.equal((await q(tiny).proposal("logistic").total()).nats, logistic.nats);
+    assert.notEqual(fitted.nats, prior.nats);
+    assert.equal((await q(tiny).proposal("schedule").total()).nats, prior.nats);
     // a plan without contrasts (the likelihood) draws from the model's profile
     assert.ok(Number.isFinite((await q(tiny).nll()).nats));
     // the dry run names the profiles each contrast draws from (shapes-tiny's calibration saw
@@ -295,7 +300,12 @@ Deno.test("a model folder's profile is loaded with it and becomes the default pr
       tiny.info(data).given("a glowing circle").plan("about", "glowing").proposal,
       { kind: "fitted", lambda: 0.1, profiles: [["model"]] },
     );
-    assert.equal(q(plain).plan("total").proposal, "logistic");
+    assert.deepEqual(q(plain).plan("total").proposal, {
+      kind: "schedule",
+      lambda: 0.1,
+      timesteps: 1000,
+    });
+    assert.equal(q(plain).proposal("logistic").plan("total").proposal, "logistic");
   } finally {
     await tiny.dispose();
     await plain.dispose();

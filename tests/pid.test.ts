@@ -153,7 +153,8 @@ Deno.test("PID: specific-information redundancy with candidate words and prior",
     ],
   });
   const x = model.sample("doctor male", { seed: 4 });
-  const q = model.info(x).given("a male doctor").samples(200).estimator("standard");
+  // one proposal for both: adapting, each would draw from a fit to its own contrasts
+  const q = model.info(x).given("a male doctor").samples(200).estimator("standard").adapt(false);
   const specific = await q.pid("doctor", "male", {
     redundancy: { kind: "specific", candidates: { a: ["doctor", "nurse"], b: ["male", "female"] } },
   });

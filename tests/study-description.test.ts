@@ -14,10 +14,13 @@ Deno.test("every estimator option of a study reaches the estimator and its descr
     logSnr: { clip: 4 },
     design: "iid",
     proposal: "logistic",
+    adapt: false,
     precision: { se: 0.05, maxSamples: 400 },
     batchSize: 7,
     drawsPerLogSnr: 4,
     allowOutsideTrainedRange: true,
+    allowTruncation: true,
+    onDraws: () => {},
     results: "r.jsonl",
     rowsInFlight: 2,
   } as const;

@@ -40,6 +40,7 @@ import {
   type ContrastDraws,
   fitProfile,
   outcomeDraws,
+  PROFILE_BINS,
   profileEdges,
   profileOf,
 } from "./profile-fit.ts";
@@ -82,7 +83,7 @@ export async function calibrateProfile(
   if (rows.length === 0) {
     throw new InvalidArgumentError(`calibration needs at least one row (image and prompt)`);
   }
-  const bins = options.bins ?? 24;
+  const bins = options.bins ?? PROFILE_BINS;
   if (!Number.isInteger(bins) || bins < 2) {
     throw new InvalidArgumentError(`bins must be an integer ≥ 2, got ${bins}`);
   }

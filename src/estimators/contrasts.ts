@@ -20,6 +20,8 @@ import {
   noiseInto,
 } from "./draws.ts";
 import { planProposal } from "./contrast-profile.ts";
+import { fitProfile, outcomeDraws, PROFILE_BINS, profileEdges } from "./profile-fit.ts";
+import { DEFENSIVE_SHARE, type ResolvedProposal } from "../numerics/proposal.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
@@ -196,24 +198,32 @@ export async function estimateContrasts(
   const timing = { modelMs: 0, modelCalls: 0 };
   const rounds: Round[] = [];
   let drawn = 0;
+  const group = drawsPerLogSnr(model, options, conditions.length);
   // with a precision target the first round is only a start: at least what a standard error
-  // needs, within the budget
+  // needs, within the budget; an adaptive budget starts with its pilot
+  const pilot = adaptivePilot(options, group);
   const first = options.precision
-    ? Math.min(
-      options.precision.maxSamples,
-      Math.max(options.samples, errorDraws(drawsPerLogSnr(model, options, conditions.length))),
-    )
-    : options.samples;
+    ? Math.min(options.precision.maxSamples, Math.max(options.samples, errorDraws(group)))
+    : pilot ?? options.samples;
   for (let size = first; size > 0;) {
     const seed = rounds.length === 0 ? options.seed : roundSeed(options.seed, rounds.length);
-    const round = await estimateRound(model, data, plan, conditions, { ...options, seed }, {
-      size,
-      offset: drawn,
-      timing,
-    });
+    // later rounds of an adaptive estimate draw where the rounds so far found the information
+    const proposal = rounds.length > 0 && options.adapt
+      ? adaptedProposal(model, plan, rounds, options)
+      : options.proposal;
+    const round = await estimateRound(
+      model,
+      data,
+      plan,
+      conditions,
+      { ...options, seed, proposal },
+      { size, offset: drawn, timing },
+    );
     rounds.push(round);
     drawn += size;
-    size = nextRound(rounds, options, drawn);
+    size = pilot !== undefined
+      ? (drawn < options.samples ? options.samples - drawn : 0)
+      : nextRound(rounds, options, drawn);
   }
   const outcome = combineRounds(model, rounds, options);
   const worst = worstStandardError(rounds);
@@ -224,15 +234,17 @@ export async function estimateContrasts(
         `${drawn} draws (raise precision's maxSamples, or accept the larger error)`,
     );
   }
+  const draws = {
+    logSnr: concatenate(rounds.map((r) => r.logSnr)),
+    weight: concatenate(rounds.map((r) => r.weight)),
+  };
+  options.onDraws?.(outcomeDraws(plan, { contrasts: outcome.contrasts, draws }));
   return {
     contrasts: outcome.contrasts,
     denoisingErrors: outcome.denoisingErrors,
     rounds: rounds.map((r) => r.size),
     truncation: truncation.truncation,
-    draws: {
-      logSnr: concatenate(rounds.map((r) => r.logSnr)),
-      weight: concatenate(rounds.map((r) => r.weight)),
-    },
+    draws,
     timing: { ...timing, totalMs: performance.now() - started },
   };
 }
@@ -281,6 +293,67 @@ function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: nu
   const size = Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
   // a round too small for its own standard error would leave the combined one undefined
   return size < errorDraws(rounds[0].group) ? 0 : size;
+}
+
+/**
+ * The pilot of an adaptive budget (no precision target): the options' pilot rounded to whole
+ * groups of `group` draws sharing an α, leaving both rounds enough units for a standard error;
+ * undefined (no split: every draw from the prior) when the options do not adapt or `samples`
+ * cannot give both rounds that many.
+ *
+ * @example
+ * ```ts
+ * import { adaptivePilot } from "./contrasts.ts";
+ * import { resolveOptions } from "./options.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const model = exampleOracle();
+ * console.assert(adaptivePilot(resolveOptions(model, { samples: 100 }), 2) === 26);
+ * console.assert(adaptivePilot(resolveOptions(model, { samples: 100, adapt: false }), 2) === undefined);
+ * ```
+ */
+export function adaptivePilot(options: ResolvedOptions, group: number): number | undefined {
+  if (!options.adapt || options.precision) return undefined;
+  const least = errorDraws(group);
+  const pilot = Math.max(least, group * Math.round(options.adapt.pilot / group));
+  return options.samples - pilot >= least ? pilot : undefined;
+}
+
+/**
+ * The proposal of an adaptive estimate's next round: a profile fitted on every draw of the rounds
+ * so far (`fitProfile`, as calibration fits, over the sampling's interval), drawn from as a query
+ * draws from a calibrated profile (`planProposal`, the logistic's share {@link DEFENSIVE_SHARE});
+ * the prior again when no contrast carries information beyond 2 SE yet. Each round stays an
+ * unbiased replicate given the rounds before it, whatever it draws from.
+ */
+function adaptedProposal(
+  model: Denoiser,
+  plan: ContrastPlan,
+  rounds: readonly Round[],
+  options: ResolvedOptions,
+): ResolvedProposal {
+  const logSnr = concatenate(rounds.map((r) => r.logSnr));
+  const weight = concatenate(rounds.map((r) => r.weight));
+  const contrasts = plan.contrasts.map((_, k) => {
+    const perDraw = concatenate(rounds.map((r) => r.perDraw[k]));
+    return {
+      perDraw,
+      estimate: {
+        nats: meanWithError(perDraw).mean,
+        se: combinedError(rounds, k, (s) => s.se),
+      },
+    };
+  });
+  const edges = profileEdges(options.logSnr, PROFILE_BINS);
+  const profile = fitProfile(
+    model,
+    edges,
+    outcomeDraws(plan, { contrasts, draws: { logSnr, weight } }),
+    {
+      adapted: { rounds: rounds.length, draws: logSnr.length },
+    },
+  );
+  if (!profile) return options.proposal;
+  return planProposal({ kind: "fitted", lambda: DEFENSIVE_SHARE, profile }, plan);
 }
 
 /** The largest combined SE of any number over the rounds ({@link combinedError}). */

@@ -16,6 +16,8 @@ import { warn } from "../warnings.ts";
 import type { Denoiser } from "../models/denoiser.ts";
 import { trainingLawLogSnr } from "../models/flow.ts";
 import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
+import { scheduleProfile } from "./family-prior.ts";
+import type { ContrastDraws } from "./profile-fit.ts";
 import {
   checkProfile,
   DEFENSIVE_SHARE,
@@ -67,12 +69,24 @@ export interface EstimatorOptions {
   readonly design?: DrawDesign;
   /**
    * where α is drawn from: "logistic" (the truncated logistic of `logSnr`), "fitted" (the
-   * defensive mixture with the model's calibrated profile, `model.logSnrProfile`), "training-law"
-   * (a flow model's training law of t: a Gaussian in α on the interval of `logSnr`, in the same
-   * defensive mixture with the logistic), or a profile given here. Default: "fitted" when the model carries a profile, else "training-law"
-   * on a flow model (`model.flow`), else "logistic".
+   * defensive mixture with the model's calibrated profile, `model.logSnrProfile`), "schedule" (a
+   * discrete-time model's training law: uniform over its trained timesteps, in the same defensive
+   * mixture with the logistic), "training-law" (a flow model's training law of t: a Gaussian in α
+   * on the interval of `logSnr`, in the same mixture), or a profile given here. Default: "fitted"
+   * when the model carries a profile, else "training-law" on a flow model (`model.flow`), else
+   * "schedule" on a model with a trained schedule (`model.schedule`), else "logistic".
    */
-  readonly proposal?: "logistic" | "fitted" | "training-law" | LogSnrProfile;
+  readonly proposal?: ProposalChoice;
+  /**
+   * adapt α to this estimate's own draws when it draws from the model's default prior (no profile
+   * and no `proposal` given; default true): a first round from the prior, then later rounds from
+   * a profile fitted on the rounds so far (the fit of calibration, `fitProfile`). With a precision
+   * target every later round refits; without one, `samples` of at least {@link ADAPT_MIN_SAMPLES}
+   * are split into a pilot of {@link ADAPT_PILOT_SHARE} and the rest. Rounds are combined by
+   * their draws, weights fixed before any draw, and each round is unbiased given the ones before,
+   * so the estimate is unbiased (issue 26). `false` keeps every draw on the prior.
+   */
+  readonly adapt?: boolean;
   /**
    * adaptive precision: after the first `samples` draws, draw further rounds (independent
    * replicates with seeds derived from `seed`) until every number's standard error is at most
@@ -105,6 +119,12 @@ export interface EstimatorOptions {
   readonly allowTruncation?: boolean;
   /** called after each block of draws */
   readonly onProgress?: (progress: Progress) => void;
+  /**
+   * called once per estimate with its contrasts' draws (α, weight and value of every draw, and
+   * the words each contrast removes): what a profile is fitted from. A study's calibration rows
+   * collect them; it changes no number.
+   */
+  readonly onDraws?: (draws: readonly ContrastDraws[]) => void;
 }
 
 /**
@@ -115,6 +135,18 @@ export const MAX_SAMPLES = 10_000_000;
 
 /** The most bytes of noisy data one block of draws may hold (items × c·h·w × 4 bytes). */
 export const MAX_BLOCK_BYTES = 2 ** 31;
+
+/** What `proposal` may name: a kind of proposal, or a calibrated profile. */
+export type ProposalChoice = "logistic" | "fitted" | "schedule" | "training-law" | LogSnrProfile;
+
+/**
+ * The fewest draws split into a pilot round and an adapted round when no precision target is set
+ * (measured on shapes-tiny's banks: below it the pilot is too short to place the profile).
+ */
+export const ADAPT_MIN_SAMPLES = 40;
+
+/** The share of `samples` the pilot round of an adaptive estimate takes (measured, see above). */
+export const ADAPT_PILOT_SHARE = 0.25;
 
 /** A target standard error for adaptive precision ({@link EstimatorOptions.precision}). */
 export interface PrecisionTarget {
@@ -140,6 +172,12 @@ export interface ResolvedOptions {
   readonly proposal: ResolvedProposal;
   /** adaptive precision, if asked for */
   readonly precision?: { readonly se: number; readonly maxSamples: number };
+  /**
+   * present when α adapts to the estimate's own draws: the first round's draws (the pilot, or
+   * with a precision target its first round); later rounds draw from a profile fitted on the
+   * rounds before them
+   */
+  readonly adapt?: { readonly pilot: number };
   /** items per model call */
   readonly batchSize: number;
   /** draws sharing one α on scalar-timestep models (undefined: the model's default) */
@@ -148,6 +186,8 @@ export interface ResolvedOptions {
   readonly allowTruncation?: true;
   /** progress callback */
   readonly onProgress?: (progress: Progress) => void;
+  /** hears each estimate's contrasts' draws ({@link EstimatorOptions.onDraws}) */
+  readonly onDraws?: (draws: readonly ContrastDraws[]) => void;
 }
 
 /**
@@ -181,16 +221,21 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
       `allowTruncation must be true or false, got ${JSON.stringify(options.allowTruncation)}`,
     );
   }
-  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
-    throw new InvalidArgumentError(
-      `onProgress must be a function, got ${typeof options.onProgress}`,
-    );
+  for (const hook of ["onProgress", "onDraws"] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== "function") {
+      throw new InvalidArgumentError(`${hook} must be a function, got ${typeof options[hook]}`);
+    }
   }
   // the reference's scheme draws from the logistic, whatever profile the model carries
   const proposal = resolveProposal(
     model,
     options.proposal ?? (options.design === "reference" ? "logistic" : undefined),
   );
+  const design = checkDesign(options.design ?? DEFAULT_DRAW_DESIGN);
+  const precision = options.precision === undefined
+    ? undefined
+    : checkPrecision(options.precision, samples);
+  const adapt = adaptPlan(options, proposal, design, samples, precision);
   return {
     samples,
     seed: checkSeed(options.seed ?? 0),
@@ -198,15 +243,15 @@ export function resolveOptions(model: Denoiser, options: EstimatorOptions = {}):
     logSnr: options.design === "reference"
       ? resolveLogSnr(model, { ...REFERENCE_UNCLIPPED_LOG_SNR, ...options.logSnr }, true)
       : resolveLogSnr(model, options.logSnr, options.allowOutsideTrainedRange ?? false),
-    design: checkDesign(options.design ?? DEFAULT_DRAW_DESIGN),
+    design,
     proposal,
-    ...(options.precision === undefined
-      ? {}
-      : { precision: checkPrecision(options.precision, samples) }),
+    ...(precision === undefined ? {} : { precision }),
+    ...(adapt === undefined ? {} : { adapt }),
     batchSize,
     drawsPerLogSnr: options.drawsPerLogSnr,
     ...(options.allowTruncation ? { allowTruncation: true as const } : {}),
     onProgress: options.onProgress,
+    ...(options.onDraws ? { onDraws: options.onDraws } : {}),
   };
 }
 
@@ -267,12 +312,12 @@ function checkChoice<T extends string>(what: string, name: string, choices: read
  */
 export function resolveProposal(
   model: Denoiser,
-  given: "logistic" | "fitted" | "training-law" | LogSnrProfile | undefined,
+  given: ProposalChoice | undefined,
 ): ResolvedProposal {
-  const choice = given ??
-    (model.logSnrProfile ? "fitted" : model.flow ? "training-law" : "logistic");
+  const choice = given ?? defaultProposal(model);
   if (choice === "logistic") return { kind: "logistic" };
   if (choice === "training-law") return trainingLawProposal(model);
+  if (choice === "schedule") return scheduleProposal(model);
   if (choice === "fitted" && !model.logSnrProfile) {
     throw new InvalidArgumentError(
       `proposal "fitted" needs a calibrated profile, and ${model.name} has none; expected ` +
@@ -295,6 +340,88 @@ export function resolveProposal(
     );
   }
   return { kind: "fitted", lambda: profile.defensiveShare ?? LEGACY_DEFENSIVE_SHARE, profile };
+}
+
+/**
+ * The proposal a model draws from when none is given: its calibrated profile, else its family's
+ * prior (a flow model's training law, a discrete-time model's schedule), else the logistic.
+ *
+ * @example
+ * ```ts
+ * import { defaultProposal } from "./options.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * console.assert(defaultProposal(exampleOracle()) === "logistic");
+ * ```
+ */
+export function defaultProposal(
+  model: Denoiser,
+): "fitted" | "training-law" | "schedule" | "logistic" {
+  return model.logSnrProfile
+    ? "fitted"
+    : model.flow
+    ? "training-law"
+    : model.schedule
+    ? "schedule"
+    : "logistic";
+}
+
+/**
+ * Whether and how an estimate adapts α to its own draws ({@link EstimatorOptions.adapt}): only
+ * from the model's default prior (no profile, no proposal given, not the reference's design);
+ * the pilot is the first round of a precision target, else a share of `samples` of at least
+ * {@link ADAPT_MIN_SAMPLES} (even, so antithetic pairs stay whole).
+ */
+function adaptPlan(
+  options: EstimatorOptions,
+  proposal: ResolvedProposal,
+  design: DrawDesign,
+  samples: number,
+  precision: { se: number; maxSamples: number } | undefined,
+): { pilot: number } | undefined {
+  if (options.adapt !== undefined && typeof options.adapt !== "boolean") {
+    throw new InvalidArgumentError(
+      `adapt must be true or false, got ${JSON.stringify(options.adapt)}`,
+    );
+  }
+  if (options.adapt === false || options.proposal !== undefined || design === "reference") {
+    return undefined;
+  }
+  if (proposal.kind === "fitted") return undefined;
+  if (precision) return { pilot: samples };
+  if (samples < ADAPT_MIN_SAMPLES) return undefined;
+  return { pilot: 2 * Math.round((ADAPT_PILOT_SHARE * samples) / 2) };
+}
+
+/** A discrete-time model's schedule as a proposal: uniform over its trained timesteps. */
+function scheduleProposal(model: Denoiser): ResolvedProposal {
+  if (!model.schedule) {
+    throw new InvalidArgumentError(
+      `proposal "schedule" draws α uniformly over a model's trained timesteps, and ${model.name} ` +
+        `has no trained schedule; expected "logistic", "fitted" or a profile`,
+    );
+  }
+  return {
+    kind: "schedule",
+    lambda: DEFENSIVE_SHARE,
+    profile: scheduleProfile(model, model.schedule),
+  };
+}
+
+/**
+ * A schedule proposal as settings: its share and the number of trained timesteps it is uniform
+ * over, not its thousand bins.
+ *
+ * @example
+ * ```ts
+ * import { scheduleSettings } from "./options.ts";
+ * const profile = { mass: [0.5, 0.5] } as never;
+ * console.assert(scheduleSettings({ kind: "schedule", lambda: 0.1, profile }).timesteps === 2);
+ * ```
+ */
+export function scheduleSettings(
+  proposal: Extract<ResolvedProposal, { kind: "schedule" }>,
+): { kind: "schedule"; lambda: number; timesteps: number } {
+  return { kind: "schedule", lambda: proposal.lambda, timesteps: proposal.profile.mass.length };
 }
 
 /** A flow model's training law as a proposal, with the law and trained range it comes from. */

@@ -21,6 +21,9 @@ import { logSnrInterval, type LogSnrSampling } from "../numerics/log-snr.ts";
 import { DEFENSIVE_SHARE, type LogSnrProfile } from "../numerics/proposal.ts";
 import { profileMasses, removedWords, unitSum } from "./contrast-profile.ts";
 
+/** The α bins of a fitted profile over the sampled interval (calibration's default). */
+export const PROFILE_BINS = 24;
+
 /** The model a profile is fitted on, as the profile names it. */
 export type ProfileModel = Pick<Denoiser, "name" | "shape" | "logSnrRange">;
 

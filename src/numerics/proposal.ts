@@ -81,12 +81,21 @@ export interface ContrastProfile {
 }
 
 /**
- * A resolved proposal: the logistic, the defensive mixture with a profile and its share λ, or a
- * flow model's training law (a Gaussian in α, with the law it comes from for provenance).
+ * A resolved proposal: the logistic, the defensive mixture with a profile and its share λ, a
+ * discrete-time model's schedule (the uniform law over its trained timesteps, as a profile, in the
+ * same mixture), or a flow model's training law (a Gaussian in α, with the law it comes from for
+ * provenance).
  */
 export type ResolvedProposal =
   | { readonly kind: "logistic" }
   | { readonly kind: "fitted"; readonly lambda: number; readonly profile: LogSnrProfile }
+  | {
+    readonly kind: "schedule";
+    /** the logistic's share λ of the defensive mixture */
+    readonly lambda: number;
+    /** one bin per trained timestep, each of mass 1/T */
+    readonly profile: LogSnrProfile;
+  }
   | {
     readonly kind: "training-law";
     /** the logistic's share λ of the defensive mixture */
@@ -114,6 +123,15 @@ export function proposalFor(sampling: LogSnrSampling, resolved?: ResolvedProposa
   switch (resolved?.kind) {
     case "fitted":
       return fittedProposal(sampling, resolved.profile, resolved.lambda);
+    case "schedule":
+      return {
+        ...fittedProposal(sampling, resolved.profile, resolved.lambda),
+        describe: () => ({
+          kind: "schedule",
+          lambda: resolved.lambda,
+          timesteps: resolved.profile.mass.length,
+        }),
+      };
     case "training-law":
       return trainingLawProposal(sampling, resolved.mean, resolved.std, resolved.lambda);
     default:
@@ -261,18 +279,29 @@ export function fittedProposal(
   checkProfile(profile);
   const { min, max } = logSnrInterval(sampling);
   const bins = clipBins(profile, min, max);
+  // the masses below each bin, summed in bin order (as a loop over the bins would), and a binary
+  // search for the bin of α: a schedule's profile has one bin per trained timestep (1,000)
+  const below = [0];
+  for (const b of bins) below.push(below[below.length - 1] + b.mass);
+  const binOf = (a: number) => {
+    let lo = 0, hi = bins.length; // the first bin whose high end is above α
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (bins[mid].high <= a) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
   return defensiveMixture(sampling, lambda, {
     cdf(a: number) {
-      let sum = 0;
-      for (const b of bins) {
-        if (a >= b.high) sum += b.mass;
-        else if (a > b.low) sum += (b.mass * (a - b.low)) / (b.high - b.low);
-      }
-      return sum;
+      const i = binOf(a);
+      if (i === bins.length) return below[i];
+      const b = bins[i];
+      return a > b.low ? below[i] + (b.mass * (a - b.low)) / (b.high - b.low) : below[i];
     },
     pdf(a: number) {
-      const b = bins.find((b) => a >= b.low && a < b.high) ??
-        (a === max ? bins.at(-1) : undefined);
+      const i = binOf(a);
+      const b = i < bins.length && a >= bins[i].low ? bins[i] : a === max ? bins.at(-1) : undefined;
       return b ? b.mass / (b.high - b.low) : 0;
     },
     describe: () => ({

@@ -14,21 +14,23 @@ import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { conditionalInformation, conditionalPlan } from "../estimators/conditional-information.ts";
-import { callSchedule, type ContrastPlan } from "../estimators/contrasts.ts";
+import { adaptivePilot, callSchedule, type ContrastPlan } from "../estimators/contrasts.ts";
 import { drawsPerLogSnr } from "../estimators/draws.ts";
 import type { Estimate } from "../estimators/estimate.ts";
 import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelihood.ts";
 import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-information.ts";
 import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
 import type { DrawDesign } from "../estimators/draws.ts";
-import type { LogSnrProfile } from "../numerics/proposal.ts";
 import { contrastProfileNames } from "../estimators/contrast-profile.ts";
 import {
   checkDesign,
   checkEstimator,
   checkPositiveInteger,
   checkSamples,
+  type ProposalChoice,
+  type ResolvedOptions,
   resolveOptions,
+  scheduleSettings,
 } from "../estimators/options.ts";
 import { perTokenInformation, perTokenPlan } from "../estimators/per-token.ts";
 import type { LogLikelihood, PerPixelResult, PerTokenResult } from "../estimators/results.ts";
@@ -93,6 +95,7 @@ export interface QueryPlan {
    */
   readonly proposal:
     | "logistic"
+    | { readonly kind: "schedule"; readonly lambda: number; readonly timesteps: number }
     | {
       readonly kind: "training-law";
       readonly lambda: number;
@@ -100,6 +103,12 @@ export interface QueryPlan {
       readonly std: number;
     }
     | { readonly kind: "fitted"; readonly lambda: number; readonly profiles: string[][] };
+  /**
+   * present when α adapts to the terminal's own draws (a model without a calibrated profile): the
+   * first round's draws come from `proposal`, later ones from a profile fitted on the rounds
+   * before them — `samples` split into the pilot and the rest, or a precision target's rounds
+   */
+  readonly adapt?: { readonly pilot: number; readonly rest: number | "precision rounds" };
   /** the prompts a text encoder's context cuts, per encoder (empty: every prompt fits) */
   readonly truncation: readonly PromptTruncation[];
 }
@@ -192,12 +201,26 @@ export class Query {
 
   /**
    * Where α is drawn from: "logistic", "fitted" (the model's calibrated profile, the default when
-   * it has one), "training-law" (a flow model's training law of t, its default otherwise) or a
-   * profile (`infodiff calibrate`). The same estimand either way.
+   * it has one), "schedule" (uniform over a discrete-time model's trained timesteps, its default
+   * otherwise), "training-law" (a flow model's training law of t, its default otherwise) or a
+   * profile (`infodiff calibrate`). The same estimand either way. Naming one fixes every draw's
+   * law: the estimate does not adapt (see {@link Query.adapt}).
    */
-  proposal(choice: "logistic" | "fitted" | "training-law" | LogSnrProfile): Query {
+  proposal(choice: ProposalChoice): Query {
     const next = this.#with({ options: { proposal: choice } });
     resolveOptions(this.#model, next.#options); // a profile of another model is refused at once
+    return next;
+  }
+
+  /**
+   * Whether α adapts to the terminal's own draws on a model without a calibrated profile (default
+   * true): a pilot round from the model's prior, then rounds from a profile fitted on the rounds
+   * so far, combined without bias (`plan().adapt` shows the rounds). `false` draws every α from
+   * the prior.
+   */
+  adapt(on: boolean): Query {
+    const next = this.#with({ options: { adapt: on } });
+    resolveOptions(this.#model, next.#options); // a non-boolean is refused at once
     return next;
   }
 
@@ -299,6 +322,8 @@ export class Query {
       modelItems: schedule.items,
       proposal: resolved.proposal.kind === "logistic"
         ? "logistic"
+        : resolved.proposal.kind === "schedule"
+        ? scheduleSettings(resolved.proposal)
         : resolved.proposal.kind === "training-law"
         ? {
           kind: "training-law",
@@ -311,6 +336,7 @@ export class Query {
           lambda: resolved.proposal.lambda,
           profiles: contrastProfileNames(resolved.proposal.profile, contrastPlan),
         },
+      ...adaptPlanOf(resolved, this.#model, conditions),
       truncation,
     };
   }
@@ -476,10 +502,14 @@ export class Query {
     estimator?: EstimatorName,
   ): Promise<Provenance> {
     this.#image.identity ??= imageIdentity(this.#image.input);
-    const { onProgress: _, ...settings } = resolveOptions(this.#model, {
+    const { onProgress: _, ...resolved } = resolveOptions(this.#model, {
       ...this.#options,
       ...(estimator ? { estimator } : {}),
     });
+    // a schedule proposal by its timesteps, not its thousand bins (the identity holds the schedule)
+    const settings = resolved.proposal.kind === "schedule"
+      ? { ...resolved, proposal: scheduleSettings(resolved.proposal) }
+      : resolved;
     return Object.freeze({
       infodiff: VERSION,
       created: new Date().toISOString(),
@@ -503,6 +533,20 @@ export class Query {
     }
     return this.#prompt;
   }
+}
+
+/** The adaptive rounds a terminal will run ({@link QueryPlan.adapt}), if any. */
+function adaptPlanOf(
+  resolved: ResolvedOptions,
+  model: Denoiser,
+  conditions: number,
+): { adapt?: QueryPlan["adapt"] } {
+  if (!resolved.adapt) return {};
+  if (resolved.precision) {
+    return { adapt: { pilot: resolved.adapt.pilot, rest: "precision rounds" } };
+  }
+  const pilot = adaptivePilot(resolved, drawsPerLogSnr(model, resolved, conditions));
+  return pilot === undefined ? {} : { adapt: { pilot, rest: resolved.samples - pilot } };
 }
 
 /**

@@ -5,7 +5,11 @@
  * @module
  */
 import { type Denoiser, modelIdentity } from "../models/denoiser.ts";
-import type { EstimatorOptions, ResolvedOptions } from "../estimators/options.ts";
+import {
+  type EstimatorOptions,
+  type ResolvedOptions,
+  scheduleSettings,
+} from "../estimators/options.ts";
 import type { StudyDescription, StudyOptions } from "./runner.ts";
 
 /**
@@ -31,11 +35,13 @@ const ESTIMATOR_KEYS = [
   "logSnr",
   "design",
   "proposal",
+  "adapt",
   "precision",
   "batchSize",
   "drawsPerLogSnr",
   "allowOutsideTrainedRange",
   "allowTruncation",
+  "onDraws",
 ] as const satisfies readonly (keyof StudyOptions & keyof EstimatorOptions)[];
 
 // a new estimator option left out of ESTIMATOR_KEYS fails to type-check here, instead of being
@@ -63,7 +69,7 @@ export function estimatorSettings(
   model: Denoiser,
   resolved: ResolvedOptions,
 ): Record<string, unknown> {
-  const { samples, seed, estimator, logSnr, design, precision, proposal } = resolved;
+  const { samples, seed, estimator, logSnr, design, precision, proposal, adapt } = resolved;
   // on scalar-timestep models draws share α in groups fixed by the model's batch size (or the
   // drawsPerLogSnr option): those change the numbers; the query's batch size never does
   const shared = model.sharedLogSnr
@@ -78,13 +84,17 @@ export function estimatorSettings(
     logSnr: { ...logSnr },
     design,
     // a fitted proposal is named by the masses its queries choose from, not by its provenance
-    // a flow model's training law is recorded with the law and trained range it comes from
+    // a flow model's training law is recorded with the law and trained range it comes from, a
+    // schedule by its timesteps (the model's identity holds the schedule itself)
     proposal: proposal.kind === "logistic"
       ? "logistic"
       : proposal.kind === "training-law"
       ? { ...proposal }
+      : proposal.kind === "schedule"
+      ? scheduleSettings(proposal)
       : fittedSettings(proposal),
     ...(precision ? { precision: { ...precision } } : {}),
+    ...(adapt ? { adapt: { ...adapt } } : {}),
     // contrasts of prompts cut differently change the numbers; absent unless allowed
     ...(resolved.allowTruncation ? { allowTruncation: true } : {}),
     ...shared,
