@@ -63,14 +63,26 @@ export {
   type CalibrationRow,
 } from "./src/estimators/calibrate.ts";
 export {
+  type ContrastDraws,
+  fitProfile,
+  outcomeDraws,
+  PROFILE_BINS,
+  profileEdges,
+} from "./src/estimators/profile-fit.ts";
+export { scheduleProfile } from "./src/estimators/family-prior.ts";
+export {
   contrastProfileNames,
   planProposal,
   profileMasses,
 } from "./src/estimators/contrast-profile.ts";
 export {
   folderProfile,
+  infodiffCacheDir,
   PROFILE_FILE,
   readProfile,
+  readStoredProfile,
+  storedProfilePath,
+  storeProfile,
   writeProfile,
 } from "./src/models/profile-file.ts";
 export {
@@ -195,11 +207,14 @@ export {
 } from "./src/models/onnx/onnx-model.ts";
 export { Estimate } from "./src/estimators/estimate.ts";
 export {
+  ADAPT_MIN_SAMPLES,
+  ADAPT_PILOT_SHARE,
   checkDesign,
   checkEstimator,
   checkPositiveInteger,
   checkPrecision,
   checkSamples,
+  defaultProposal,
   type EstimatorName,
   type EstimatorOptions,
   ESTIMATORS,
@@ -207,10 +222,13 @@ export {
   MAX_SAMPLES,
   type PrecisionTarget,
   type Progress,
+  type ProposalChoice,
   type ResolvedOptions,
   resolveOptions,
+  scheduleSettings,
 } from "./src/estimators/options.ts";
 export {
+  adaptivePilot,
   type CallSchedule,
   callSchedule,
   type Contrast,
@@ -468,6 +486,7 @@ export {
   ATTENTION_METHODS,
   type AttentionDraws,
   binomialAccuracy,
+  CALIBRATION_ROWS,
   checkShard,
   type CocoItLocalizationDataset,
   cocoItRows,
@@ -543,6 +562,7 @@ export {
   ResultsFile,
   type ResultsHeader,
   rowSeed,
+  runCalibratedStudy,
   type RunOptions,
   runOptions,
   runStudy,
@@ -550,9 +570,13 @@ export {
   shapesLocalizationRows,
   type Shard,
   shardFromEnvironment,
+  shardItems,
+  type StudyCalibration,
   type StudyDescription,
   type StudyFailure,
   type StudyOptions,
+  type StudyProfilePlan,
+  studyProfilePlan,
   type StudyProgress,
   type StudyRecord,
   type StudyResult,

@@ -46,7 +46,8 @@ import { imageSha256 } from "../images/image-identity.ts";
 import { checkFit, type ImageFit } from "../images/load-image.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { replacePhrase } from "../text/prompt.ts";
-import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
+import { type StudyOptions, studyRun } from "./runner.ts";
+import { runCalibratedStudy } from "./self-calibration.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import { rowSeed } from "./row-seed.ts";
 import { datasetImage } from "./dataset-image.ts";
@@ -393,37 +394,43 @@ export async function interventionStudy(
   options: InterventionStudyOptions = {},
 ): Promise<InterventionResult> {
   const sampler = samplerOf(model, options);
-  const description = await describeStudy("intervention", model, {
-    ...estimatorSettings(model, resolveOptions(model, interventionEstimatorOptions(options))),
-    estimator: { image: "standard", pixel: "orthogonal" },
-    sampler,
-    steps: samplerSteps(sampler, options),
-    guidance: options.guidance ?? 1,
-    placeholder: options.placeholder ?? "_",
-    removal: "every occurrence and its plural",
-    fit: checkFit(options.fit ?? "fill"),
-    attention: optionKind(options.attention, "model"),
-    attentionAt: attentionGathering(options),
-    // at sampled noise: wordAttention's default, the reference's 50 α of `eval_daam_itd.py`
-    ...(attentionGathering(options) === "sampled"
-      ? {
-        attentionAtSampledNoise: {
-          draws: "reference",
-          samples: REFERENCE_ATTENTION_SAMPLES,
-          ...REFERENCE_ATTENTION_DRAWS,
-        },
-      }
-      : {}),
-    attentionMap: "raw",
-    seeds: "per item",
-  });
+  const describe = (rowOptions: EstimatorOptions) =>
+    describeStudy("intervention", model, {
+      ...estimatorSettings(model, resolveOptions(model, rowOptions)),
+      estimator: { image: "standard", pixel: "orthogonal" },
+      sampler,
+      steps: samplerSteps(sampler, options),
+      guidance: options.guidance ?? 1,
+      placeholder: options.placeholder ?? "_",
+      removal: "every occurrence and its plural",
+      fit: checkFit(options.fit ?? "fill"),
+      attention: optionKind(options.attention, "model"),
+      attentionAt: attentionGathering(options),
+      // at sampled noise: wordAttention's default, the reference's 50 α of `eval_daam_itd.py`
+      ...(attentionGathering(options) === "sampled"
+        ? {
+          attentionAtSampledNoise: {
+            draws: "reference",
+            samples: REFERENCE_ATTENTION_SAMPLES,
+            ...REFERENCE_ATTENTION_DRAWS,
+          },
+        }
+        : {}),
+      attentionMap: "raw",
+      seeds: "per item",
+    });
   const packed = studyRun(model, options);
-  const run = await runStudy(
-    withContentIds(items, interventionId),
-    (entry) => entry.id,
-    async ({ item }) => (await interveneOne(packed.model, item, options)).record,
-    { ...packed.run, description },
-  );
+  // on a model without a profile the first items calibrate one for the rest (self-calibration.ts)
+  const run = await runCalibratedStudy({
+    model,
+    items: withContentIds(items, interventionId),
+    idOf: (entry) => entry.id,
+    estimator: interventionEstimatorOptions(options),
+    options: { ...packed.run, calibration: options.calibration },
+    describe,
+    work: async ({ item }, rowOptions) =>
+      (await interveneOne(packed.model, item, { ...options, ...rowOptions })).record,
+  });
   const attentionRan = studyAttention(options.attention)?.supportsAttention(model) ?? false;
   return InterventionResult.fromRows(
     model.name,

@@ -40,7 +40,8 @@ import {
   type EstimatorOptions,
   resolveOptions,
 } from "../estimators/options.ts";
-import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
+import { type StudyOptions, studyRun } from "./runner.ts";
+import { runCalibratedStudy } from "./self-calibration.ts";
 import {
   describeStudy,
   estimatorOptions,
@@ -158,38 +159,52 @@ export async function localizationStudy(
   const computed = methods.filter((m) => !unavailable.has(m));
   const maps = new Map<string, LocalizationMaps>();
   const rows = await localizationRows(dataset);
-  const description = await describeStudy("localization", model, {
-    ...estimatorSettings(model, estimator),
-    methods,
-    thresholds: candidates,
-    fixedThreshold: fixed,
-    unavailable: Object.fromEntries(unavailable),
-    attention: optionKind(options.attention, "model"),
-    attentionAt: "regeneration",
-    attentionSteps,
-    attentionAtSampledNoise: attentionDraws === "reference"
-      ? { draws: "reference", samples: REFERENCE_ATTENTION_SAMPLES, ...REFERENCE_ATTENTION_DRAWS }
-      : { draws: "study" },
-    fit,
-    loadImage: optionKind(options.loadImage),
-  });
+  const describe = (rowOptions: EstimatorOptions) =>
+    describeStudy("localization", model, {
+      ...estimatorSettings(model, resolveOptions(model, rowOptions)),
+      methods,
+      thresholds: candidates,
+      fixedThreshold: fixed,
+      unavailable: Object.fromEntries(unavailable),
+      attention: optionKind(options.attention, "model"),
+      attentionAt: "regeneration",
+      attentionSteps,
+      attentionAtSampledNoise: attentionDraws === "reference"
+        ? {
+          draws: "reference",
+          samples: REFERENCE_ATTENTION_SAMPLES,
+          ...REFERENCE_ATTENTION_DRAWS,
+        }
+        : { draws: "study" },
+      fit,
+      loadImage: optionKind(options.loadImage),
+    });
 
   const packed = studyRun(model, options);
-  const run = await runStudy(rows, (row) => row.id, async (row) => {
-    const { record, rowMaps } = await localizeRow(packed.model, row, {
-      methods: computed,
-      thresholds: evaluated,
-      estimator: perRow,
-      attention,
-      attentionSteps,
-      attentionDraws,
-      samples: estimator.samples,
-      fit,
-      loadImage: options.loadImage,
-    });
-    if (options.keepMaps) maps.set(row.id, rowMaps);
-    return record;
-  }, { ...packed.run, description });
+  // on a model without a profile the first rows calibrate one for the rest (self-calibration.ts)
+  const run = await runCalibratedStudy({
+    model,
+    items: rows,
+    idOf: (row) => row.id,
+    estimator: perRow,
+    options: { ...packed.run, calibration: options.calibration },
+    describe,
+    work: async (row, rowOptions) => {
+      const { record, rowMaps } = await localizeRow(packed.model, row, {
+        methods: computed,
+        thresholds: evaluated,
+        estimator: rowOptions,
+        attention,
+        attentionSteps,
+        attentionDraws,
+        samples: estimator.samples,
+        fit,
+        loadImage: options.loadImage,
+      });
+      if (options.keepMaps) maps.set(row.id, rowMaps);
+      return record;
+    },
+  });
 
   return new LocalizationResult({
     run,

@@ -17,6 +17,8 @@ export {
   runOptions,
   runStudy,
   type Shard,
+  shardItems,
+  type StudyCalibration,
   type StudyDescription,
   type StudyFailure,
   type StudyOptions,
@@ -34,6 +36,12 @@ export {
   writeAtomically,
 } from "./results-file.ts";
 export { resultFromFile, type StudyResult } from "./result-from-file.ts";
+export {
+  CALIBRATION_ROWS,
+  runCalibratedStudy,
+  type StudyProfilePlan,
+  studyProfilePlan,
+} from "./self-calibration.ts";
 export { checkShard, type Environment, parseShard, shardFromEnvironment } from "./shard.ts";
 export { formatMergeReport, type MergeReport, mergeResults } from "./merge.ts";
 export {

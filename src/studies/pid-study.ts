@@ -7,7 +7,8 @@
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
 import { partialInformation, pidEstimatorOptions } from "../estimators/pid.ts";
 import type { PidOptions, PidResult } from "../estimators/pid.ts";
-import { runStudy, studyRun } from "./runner.ts";
+import { studyRun } from "./runner.ts";
+import { runCalibratedStudy } from "./self-calibration.ts";
 import { contentId, imageIdPart, withContentIds } from "./content-id.ts";
 import { describeStudy, estimatorOptions, estimatorSettings } from "./study-description.ts";
 import { resolveOptions } from "../estimators/options.ts";
@@ -62,16 +63,21 @@ export async function pidStudy(
     redundancy: options.redundancy,
     resamples: options.resamples,
   });
-  const description = await describeStudy("pid", model, {
-    ...estimatorSettings(model, resolveOptions(model, pidOptions)),
-    redundancy: options.redundancy ?? "minimum",
-    resamples: options.resamples ?? 500,
-  });
   const packed = studyRun(model, options);
-  const run = await runStudy(
-    withContentIds(rows, pidRowId),
-    (entry) => entry.id,
-    async ({ item: row, id }) => {
+  // on a model without a profile the first rows calibrate one for the rest (self-calibration.ts)
+  const run = await runCalibratedStudy({
+    model,
+    items: withContentIds(rows, pidRowId),
+    idOf: (entry) => entry.id,
+    estimator: pidOptions,
+    options: { ...packed.run, calibration: options.calibration },
+    describe: (rowOptions) =>
+      describeStudy("pid", model, {
+        ...estimatorSettings(model, resolveOptions(model, rowOptions)),
+        redundancy: options.redundancy ?? "minimum",
+        resamples: options.resamples ?? 500,
+      }),
+    work: async ({ item: row, id }, rowOptions) => {
       const data = await packed.model.prepare(row.image);
       // Independent draws per row: one shared heavy draw would move every row the same way.
       const seed = rowSeed(options.seed ?? 0, data, `${row.prompt}|${row.wordA}|${row.wordB}`);
@@ -83,6 +89,7 @@ export async function pidStudy(
         row.wordB,
         {
           ...pidOptions,
+          ...rowOptions,
           seed,
         },
       );
@@ -91,8 +98,7 @@ export async function pidStudy(
         imageSha256: await imageSha256(row.image),
       };
     },
-    { ...packed.run, description },
-  );
+  });
   return new PidStudyResult(run.results.map((r) => r.result), run.failures);
 }
 

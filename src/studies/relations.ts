@@ -15,7 +15,8 @@ import { type ResolvedOptions, resolveOptions } from "../estimators/options.ts";
 import { imageSha256 } from "../images/image-identity.ts";
 import { checkFit, type ImageFit, type SharpImage } from "../images/load-image.ts";
 import { basename } from "node:path";
-import { runStudy, type StudyOptions, studyRun } from "./runner.ts";
+import { type StudyOptions, studyRun } from "./runner.ts";
+import { runCalibratedStudy } from "./self-calibration.ts";
 import { contentId, withContentIds } from "./content-id.ts";
 import {
   describeStudy,
@@ -82,19 +83,26 @@ export async function relationStudy(
   items: readonly AroItem[],
   options: RelationStudyOptions = {},
 ): Promise<RelationsResult> {
-  const resolved = resolveOptions(model, estimatorOptions(options));
-  const description = await describeStudy("relations", model, {
-    ...estimatorSettings(model, resolved),
-    loadImage: optionKind(options.loadImage),
-    fit: checkFit(options.fit ?? "fill"),
-  });
+  const perRow = estimatorOptions(options);
+  const resolved = resolveOptions(model, perRow);
+  const fit = checkFit(options.fit ?? "fill");
   const packed = studyRun(model, options);
-  const run = await runStudy(
-    withContentIds(items, aroItemId),
-    (entry) => entry.id,
-    ({ item }) => scoreItem(packed.model, item, options, resolved),
-    { ...packed.run, description },
-  );
+  // on a model without a profile the first items calibrate one for the rest (self-calibration.ts)
+  const run = await runCalibratedStudy({
+    model,
+    items: withContentIds(items, aroItemId),
+    idOf: (entry) => entry.id,
+    estimator: perRow,
+    options: { ...packed.run, calibration: options.calibration },
+    describe: (rowOptions) =>
+      describeStudy("relations", model, {
+        ...estimatorSettings(model, resolveOptions(model, rowOptions)),
+        loadImage: optionKind(options.loadImage),
+        fit,
+      }),
+    work: ({ item }, rowOptions) =>
+      scoreItem(packed.model, item, options, resolveOptions(model, rowOptions)),
+  });
   return new RelationsResult(run, resolved.samples, model.name);
 }
 

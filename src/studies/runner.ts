@@ -70,12 +70,29 @@ export interface RunOptions {
   readonly rowsInFlight?: number;
 }
 
+/** How a study calibrates itself (`calibration` of every study's options). */
+export interface StudyCalibration {
+  /** the calibration rows: the study's first N rows (default {@link CALIBRATION_ROWS}), or their ids */
+  readonly rows?: number | readonly string[];
+  /** the folder profiles are kept in (default: infodiff's cache folder, see `infodiffCacheDir`) */
+  readonly store?: string;
+  /** how long a shard other than 0 waits for shard 0's profile, in seconds (default one day) */
+  readonly waitSeconds?: number;
+}
+
 /**
  * What every study takes (`localizationStudy`, `relationStudy`, `interventionStudy`, `pidStudy`
  * extend it): the estimator's options, applied to every row with the row's own seed (from `seed`
  * and a hash of the row), and the runner's; `onProgress` reports rows, not draws.
  */
-export interface StudyOptions extends Omit<EstimatorOptions, "onProgress">, RunOptions {}
+export interface StudyOptions extends Omit<EstimatorOptions, "onProgress">, RunOptions {
+  /**
+   * on a model without a calibrated profile, the study calibrates itself from its first rows and
+   * draws every other row from the fitted profile, stored for every shard and later run
+   * (self-calibration.ts); `false` draws every row from the model's prior
+   */
+  readonly calibration?: false | StudyCalibration;
+}
 
 /**
  * The runner's part of a study's options (what `runStudy` takes), picked out of them.
@@ -153,11 +170,20 @@ export async function runStudy<I, R>(
   items: readonly I[],
   idOf: (item: I) => string,
   work: (item: I) => Promise<R>,
-  options: RunOptions & { readonly description?: StudyDescription } = {},
+  options: RunOptions & {
+    readonly description?: StudyDescription;
+    /**
+     * the first `leading` items belong to shard 0 alone (a study's calibration rows), the rest are
+     * dealt to the shards by position as usual
+     */
+    readonly leading?: number;
+    /** records of items already computed before the file was opened (written if it lacks them) */
+    readonly computed?: readonly StudyRecord<R>[];
+  } = {},
 ): Promise<StudyRun<R>> {
   const shard = checkShard(options.shard ?? { index: 0, count: 1 });
   checkRunOptions(options);
-  const mine = items.filter((_, position) => position % shard.count === shard.index);
+  const mine = shardItems(items, shard, options.leading ?? 0);
   const ids = mine.map(idOf);
   checkUniqueIds(ids);
   const description = {
@@ -174,9 +200,10 @@ export async function runStudy<I, R>(
     const records = new Map<string, StudyRecord<R>>();
     let resumed = 0, failed = 0, computed = 0;
     const started = performance.now();
-    const finish = (id: string, record: StudyRecord<R>) => {
+    const finish = (id: string, record: StudyRecord<R>, report = true) => {
       if (!record.ok) failed++;
       records.set(id, record);
+      if (!report) return;
       const elapsed = (performance.now() - started) / 1000;
       const rate = computed / Math.max(elapsed, 1e-9);
       const left = mine.length - records.size;
@@ -191,11 +218,19 @@ export async function runStudy<I, R>(
       });
     };
     const todo: number[] = [];
+    const computedBefore = new Map((options.computed ?? []).map((r) => [r.id, r]));
     for (const [position] of mine.entries()) {
-      const record = finished.get(ids[position]);
+      const id = ids[position];
+      const record = finished.get(id);
       if (record && (record.ok || !retry)) {
         resumed++;
-        finish(ids[position], record);
+        finish(id, record);
+      } else if (computedBefore.has(id)) {
+        // computed before the file opened (calibration rows, reported then): kept, written now
+        const before = computedBefore.get(id)!;
+        computed++;
+        await file?.append(before);
+        finish(id, before, false);
       } else todo.push(position);
     }
     // Rows in flight share the model's calls (their items are packed by the study's model); a
@@ -228,6 +263,25 @@ export async function runStudy<I, R>(
   } finally {
     await file?.close();
   }
+}
+
+/**
+ * The items a shard runs: the first `leading` (a study's calibration rows) on shard 0 alone, the
+ * rest dealt by position (item p to shard p mod n).
+ *
+ * @example
+ * ```ts
+ * import { shardItems } from "./runner.ts";
+ * const items = ["c1", "c2", "a", "b", "c", "d", "e"];
+ * console.assert(shardItems(items, { index: 0, count: 2 }, 2).join() === "c1,c2,a,c,e");
+ * console.assert(shardItems(items, { index: 1, count: 2 }, 2).join() === "b,d");
+ * console.assert(shardItems(items, { index: 1, count: 2 }).join() === "c2,b,d");
+ * ```
+ */
+export function shardItems<I>(items: readonly I[], shard: Shard, leading = 0): I[] {
+  return items.filter((_, position) =>
+    position < leading ? shard.index === 0 : (position - leading) % shard.count === shard.index
+  );
 }
 
 /**

@@ -1,0 +1,345 @@
+/**
+ * Studies that calibrate themselves (issue 26): on a model without a calibrated profile, a study
+ * spends its first rows (12 by default, or rows the user names) drawing α from the model's prior,
+ * fits the profile from their draws as `calibrateProfile` does (`fitProfile`), stores it in
+ * infodiff's cache keyed by the model's identity, and draws every other row from it.
+ *
+ * - **The calibration rows' estimates are kept.** Each drew α from a proposal fixed before its
+ *   draws (the prior, independent of every row's data), so each is the ordinary unbiased
+ *   importance-sampling estimate with its usual standard error; the profile is fitted from other
+ *   rows' draws than the ones it is later used on, so every later row is unbiased given it. They
+ *   cost no extra model call: the calibration is the first rows of the study, at the study's
+ *   draws.
+ * - **One profile per model, shared by every shard, resume and later study.** Shard 0 runs the
+ *   calibration rows (they are its alone: the rest are dealt to the shards as usual) and stores
+ *   the profile; the other shards wait for the file (`waitSeconds`), so a Slurm array needs no
+ *   step before it. The first writer wins, atomically, so two studies calibrating one model at
+ *   once end on the same profile. A later run finds it stored and calibrates nothing.
+ * - **The results header records it**: the proposal's masses (as for any fitted proposal) and
+ *   `calibration`, the profile's own record (the rows, draws and prior it was fitted from), so
+ *   resumed runs and shards refuse to mix profiles.
+ * - **A short study calibrates on at most half its rows** (12 of a study of 24 or more).
+ *
+ * @module
+ */
+import { InvalidArgumentError, ModelLoadError } from "../errors.ts";
+import { type Denoiser, modelIdentity } from "../models/denoiser.ts";
+import {
+  infodiffCacheDir,
+  readStoredProfile,
+  storedProfilePath,
+  storeProfile,
+  waitForStoredProfile,
+} from "../models/profile-file.ts";
+import type { EstimatorOptions } from "../estimators/options.ts";
+import { defaultProposal, resolveOptions } from "../estimators/options.ts";
+import {
+  type ContrastDraws,
+  fitProfile,
+  PROFILE_BINS,
+  profileEdges,
+  profileOf,
+} from "../estimators/profile-fit.ts";
+import { scheduleProfile } from "../estimators/family-prior.ts";
+import type { LogSnrProfile } from "../numerics/proposal.ts";
+import { warn } from "../warnings.ts";
+import {
+  runStudy,
+  shardItems,
+  type StudyDescription,
+  type StudyRecord,
+  type StudyRun,
+} from "./runner.ts";
+import type { RunOptions, StudyCalibration } from "./runner.ts";
+import { checkShard } from "./shard.ts";
+import { estimatorSettings } from "./study-description.ts";
+
+export type { StudyCalibration } from "./runner.ts";
+
+/** Calibration rows by default: the first 12 of a study, as `infodiff calibrate`'s 12 scenes. */
+export const CALIBRATION_ROWS = 12;
+
+/** What a study will draw α from, decided before any row runs; also its dry run. */
+export interface StudyProfilePlan {
+  /**
+   * "model": the model's own profile, or the proposal the options name; "off": the prior for
+   * every row (`calibration: false`, or the reference's design); "stored": a profile an earlier
+   * calibration of this model stored; "calibrate": this study fits one from its first rows
+   */
+  readonly mode: "model" | "off" | "stored" | "calibrate";
+  /** what the calibration rows draw from (and every row, with "off") */
+  readonly prior: Record<string, unknown> | string;
+  /** how many rows calibrate ("calibrate" and "stored": the rows shard 0 runs first) */
+  readonly rows: number;
+  /** the stored profile's file, when the model has an identity to key it by */
+  readonly path?: string;
+  /** the stored profile ("stored") */
+  readonly profile?: LogSnrProfile;
+}
+
+/**
+ * What a study will draw α from, before anything runs: the model's profile or a named proposal,
+ * a stored profile, or a calibration of its own (see the module).
+ *
+ * @example
+ * ```ts
+ * import { studyProfilePlan } from "./self-calibration.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const dir = await Deno.makeTempDir();
+ * const plan = await studyProfilePlan(exampleOracle(), { samples: 20 }, { store: dir }, 30);
+ * console.assert(plan.mode === "calibrate" && plan.rows === 12 && plan.path?.startsWith(dir));
+ * const off = await studyProfilePlan(exampleOracle(), { proposal: "logistic" }, undefined, 30);
+ * console.assert(off.mode === "model");
+ * ```
+ */
+export async function studyProfilePlan(
+  model: Denoiser,
+  estimator: EstimatorOptions,
+  calibration: false | StudyCalibration | undefined,
+  items: number,
+): Promise<StudyProfilePlan> {
+  const resolved = resolveOptions(model, estimator);
+  const settings = estimatorSettings(model, resolved);
+  const prior = {
+    proposal: settings.proposal as Record<string, unknown> | string,
+    ...(resolved.adapt ? { adapt: { ...resolved.adapt } } : {}),
+  };
+  if (estimator.proposal !== undefined || defaultProposal(model) === "fitted") {
+    return { mode: "model", prior: prior.proposal, rows: 0 };
+  }
+  if (calibration === false || resolved.design === "reference") {
+    return { mode: "off", prior, rows: 0 };
+  }
+  const spec = checkCalibration(calibration ?? {});
+  // named rows calibrate as named; a count takes at most half the study, so a short study still
+  // draws most of its rows from the profile
+  const rows = typeof spec.rows === "object"
+    ? spec.rows.length
+    : Math.min(spec.rows, Math.floor(items / 2));
+  const store = spec.store ?? defaultStore();
+  const path = store === undefined
+    ? undefined
+    : storedProfilePath(await modelIdentity(model), store);
+  const profile = path ? await readStoredProfile(path) : undefined;
+  if (profile) return { mode: "stored", prior, rows, path, profile };
+  return { mode: "calibrate", prior, rows, ...(path ? { path } : {}) };
+}
+
+/**
+ * Runs a study's rows with self-calibration ({@link studyProfilePlan}): what every study calls
+ * in place of `runStudy`. `work` runs one row with the estimator options it is given (the
+ * study's, with the profile once there is one); `describe` makes the results header from the
+ * options every row after calibration uses.
+ *
+ * @example
+ * ```ts
+ * import { runCalibratedStudy } from "./self-calibration.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * import { EXAMPLE_PROMPT } from "../models/example.ts";
+ * import { estimateContrasts, contrastPlan } from "../estimators/contrasts.ts";
+ * import { resolveOptions } from "../estimators/options.ts";
+ * const model = exampleOracle();
+ * const items = [1, 2, 3, 4];
+ * const run = await runCalibratedStudy({
+ *   model, items, idOf: (i) => `row${i}`, estimator: { samples: 60 },
+ *   options: { calibration: { rows: 2, store: await Deno.makeTempDir() } },
+ *   work: async (seed, estimator) => {
+ *     const data = model.sample(EXAMPLE_PROMPT, { seed });
+ *     const out = await estimateContrasts(model, data, contrastPlan([[EXAMPLE_PROMPT, ""]]),
+ *       resolveOptions(model, { ...estimator, seed }));
+ *     return out.contrasts[0].estimate.nats;
+ *   },
+ *   describe: (estimator) => Promise.resolve({ study: "demo", settings: { proposal: typeof estimator.proposal } }),
+ * });
+ * console.assert(run.results.length === 4);
+ * ```
+ */
+export async function runCalibratedStudy<I, R>(study: {
+  readonly model: Denoiser;
+  readonly items: readonly I[];
+  readonly idOf: (item: I) => string;
+  /** the study's per-row estimator options (each row adds its own seed) */
+  readonly estimator: EstimatorOptions;
+  /** the runner's options (results, shard, rows in flight …) and the calibration */
+  readonly options: RunOptions & { readonly calibration?: false | StudyCalibration };
+  readonly work: (item: I, estimator: EstimatorOptions) => Promise<R>;
+  readonly describe: (estimator: EstimatorOptions) => Promise<StudyDescription>;
+}): Promise<StudyRun<R>> {
+  const { model, items, idOf, estimator, options, work, describe } = study;
+  const plan = await studyProfilePlan(model, estimator, options.calibration, items.length);
+  if (plan.mode === "model" || plan.mode === "off" || plan.rows === 0) {
+    return await runStudy(items, idOf, (item) => work(item, estimator), {
+      ...options,
+      description: await describe(estimator),
+    });
+  }
+  const spec = checkCalibration(options.calibration || {});
+  const ordered = calibrationFirst(items, idOf, spec);
+  const leading = ordered.slice(0, plan.rows);
+  const shard = checkShard(options.shard ?? { index: 0, count: 1 });
+  if (!plan.path && shard.count > 1) throw unshareable(model, shard.count);
+  let profile = plan.profile;
+  let computed: StudyRecord<R>[] = [];
+  if (!profile && shard.index === 0) {
+    const draws: ContrastDraws[] = [];
+    const calibration = await runStudy(
+      leading,
+      idOf,
+      (item) => work(item, { ...estimator, onDraws: (d) => draws.push(...d) }),
+      {
+        rowsInFlight: options.rowsInFlight,
+        // the calibration rows are the shard's first: progress counts them against all its rows
+        onProgress: options.onProgress &&
+          ((p) =>
+            options.onProgress!({
+              ...p,
+              total: shardItems(ordered, shard, leading.length).length,
+            })),
+      },
+    );
+    computed = [
+      ...calibration.results.map(({ id, result }) => ({ id, ok: true as const, result })),
+      ...calibration.failures.map(({ id, error, kind }) => ({
+        id,
+        ok: false as const,
+        error,
+        kind,
+      })),
+    ];
+    const fitted = fitStudyProfile(model, estimator, draws, {
+      rows: leading.map(idOf),
+      prior: plan.prior,
+    });
+    profile = plan.path ? await storeProfile(plan.path, fitted) : fitted;
+  } else if (!profile) {
+    const { waitSeconds = 86_400 } = spec;
+    profile = await waitForStoredProfile(plan.path!, {
+      timeoutMs: waitSeconds * 1000,
+      onWait: (s) => warn(`infodiff: shard ${shard.index} waited ${s} s for ${plan.path}`),
+    });
+  }
+  const calibrated = { ...estimator, proposal: profile! };
+  const description = await describe(calibrated);
+  const { created: _, ...record } = profile!.calibration;
+  return await runStudy(ordered, idOf, (item) => work(item, calibrated), {
+    ...options,
+    description: {
+      ...description,
+      settings: {
+        ...description.settings,
+        // the profile's own record (study, rows, draws, prior), stable across shards and resumes
+        calibration: record,
+      },
+    },
+    leading: leading.length,
+    computed,
+  });
+}
+
+/**
+ * The profile fitted from the calibration rows' draws over the study's sampling interval; where
+ * no contrast carried information beyond 2 SE (a model that ignores its prompts), the prior as a
+ * profile — the schedule's, or the logistic alone (defensive share 1) — with a warning, so every
+ * shard still finds a file and draws the same.
+ */
+function fitStudyProfile(
+  model: Denoiser,
+  estimator: EstimatorOptions,
+  draws: readonly ContrastDraws[],
+  record: { readonly rows: readonly string[]; readonly prior: unknown },
+): LogSnrProfile {
+  const resolved = resolveOptions(model, estimator);
+  const edges = profileEdges(resolved.logSnr, PROFILE_BINS);
+  const calibration = {
+    by: "study",
+    rows: [...record.rows],
+    samples: resolved.samples,
+    estimator: resolved.estimator,
+    prior: record.prior,
+    logSnr: { ...resolved.logSnr },
+    created: new Date().toISOString(),
+  };
+  const fitted = fitProfile(model, edges, draws, calibration);
+  if (fitted) return fitted;
+  warn(
+    `infodiff: none of the ${record.rows.length} calibration rows' contrasts carried information ` +
+      `beyond twice its standard error on ${model.name}; every row draws from the prior`,
+  );
+  const none = { ...calibration, noInformation: true };
+  return model.schedule
+    ? { ...scheduleProfile(model, model.schedule), calibration: none, defensiveShare: 0.1 }
+    : {
+      ...profileOf(model, edges, new Array(PROFILE_BINS).fill(1 / PROFILE_BINS), none),
+      defensiveShare: 1,
+    };
+}
+
+/** The items with the calibration rows first (in study order), then the rest in study order. */
+function calibrationFirst<I>(
+  items: readonly I[],
+  idOf: (item: I) => string,
+  spec: Required<Pick<StudyCalibration, "rows">>,
+): I[] {
+  if (typeof spec.rows === "number") return [...items];
+  const named = new Set(spec.rows);
+  const known = new Set(items.map(idOf));
+  const missing = spec.rows.filter((id) => !known.has(id));
+  if (missing.length > 0) {
+    throw new InvalidArgumentError(
+      `calibration rows ${missing.slice(0, 3).map((id) => `"${id}"`).join(", ")}${
+        missing.length > 3 ? ` and ${missing.length - 3} more` : ""
+      } are not rows of the study; expected ids of its rows`,
+    );
+  }
+  return [
+    ...items.filter((item) => named.has(idOf(item))),
+    ...items.filter((item) => !named.has(idOf(item))),
+  ];
+}
+
+function checkCalibration(
+  spec: StudyCalibration,
+): Required<Pick<StudyCalibration, "rows">> & StudyCalibration {
+  if (typeof spec !== "object" || spec === null) {
+    throw new InvalidArgumentError(
+      `calibration must be false or { rows, store, waitSeconds }, got ${JSON.stringify(spec)}`,
+    );
+  }
+  const rows = spec.rows ?? CALIBRATION_ROWS;
+  const good = typeof rows === "number"
+    ? Number.isInteger(rows) && rows >= 1
+    : Array.isArray(rows) && rows.length > 0 && rows.every((id) => typeof id === "string");
+  if (!good) {
+    throw new InvalidArgumentError(
+      `calibration.rows must be a positive whole number of rows or a non-empty list of row ids, ` +
+        `got ${JSON.stringify(rows)}`,
+    );
+  }
+  if (spec.store !== undefined && typeof spec.store !== "string") {
+    throw new InvalidArgumentError(`calibration.store must be a folder path, got ${spec.store}`);
+  }
+  if (spec.waitSeconds !== undefined && !(spec.waitSeconds > 0)) {
+    throw new InvalidArgumentError(
+      `calibration.waitSeconds must be a positive number, got ${spec.waitSeconds}`,
+    );
+  }
+  return { ...spec, rows };
+}
+
+/** infodiff's cache folder; none where the environment may not be read (nothing is stored). */
+function defaultStore(): string | undefined {
+  try {
+    return infodiffCacheDir(Deno.env.toObject());
+  } catch {
+    return undefined;
+  }
+}
+
+function unshareable(model: Denoiser, shards: number): Error {
+  return new ModelLoadError(
+    `${model.name} has no identity to key a stored profile by (or infodiff's cache folder cannot ` +
+      `be found: set INFODIFF_CACHE or calibration.store), so the ${shards} shards of a ` +
+      `self-calibrating study cannot share one; expected calibration: false, a proposal, or a ` +
+      `profile fitted before the array (\`infodiff calibrate\`)`,
+  );
+}
