@@ -283,3 +283,42 @@ Deno.test("shards under a Slurm array share one calibration: shard 0 fits, the o
   assert.equal(all.records.size, one.records.size);
   for (const [id, record] of one.records) assert.deepEqual(all.records.get(id), record, id);
 });
+
+Deno.test("a study's dry run says where α comes from and what its calibration spends", async () => {
+  const { main } = await import("../src/cli/main.ts");
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(
+    join(dir, "rows.json"),
+    JSON.stringify([{ image: "x.png", prompt: "a red circle", wordA: "red", wordB: "circle" }]),
+  );
+  const run = async (...extra: string[]) => {
+    const lines: string[] = [];
+    const code = await main([
+      "pid-study",
+      "--model",
+      "fixtures/models/sd-int32-int64t",
+      "--device",
+      "cpu",
+      "--rows",
+      join(dir, "rows.json"),
+      "--results",
+      join(dir, "pid.jsonl"),
+      "--dry-run",
+      ...extra,
+    ], (line) => lines.push(line));
+    return { code, text: lines.join("\n") };
+  };
+  const plan = await run();
+  assert.equal(plan.code, 0, plan.text);
+  // an SD-schedule export without a profile: its first rows calibrate from the schedule prior,
+  // each row adapting within its 100 draws (a pilot of 26)
+  assert.match(
+    plan.text,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":26\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, stored at .*profiles\/[0-9a-f]{64}\.json \(shards other than 0 wait for it\)$/,
+  );
+  assert.match((await run("--calibration-rows", "off")).text, /calibration off$/);
+  assert.match((await run("--calibration-rows", "3")).text, /^α: the first 3 rows/);
+  await assert.rejects(() => run("--calibration-rows", "0"), /--calibration-rows expects/);
+  // a dry run runs nothing
+  await assert.rejects(() => Deno.stat(join(dir, "pid.jsonl")), Deno.errors.NotFound);
+});

@@ -32,6 +32,8 @@ import {
 import { type PidRow, pidStudy } from "../studies/pid-study.ts";
 import type { StudyOptions, StudyProgress } from "../studies/runner.ts";
 import { shardFromEnvironment } from "../studies/shard.ts";
+import { describeProfilePlan, studyProfilePlan } from "../studies/self-calibration.ts";
+import { estimatorOptions } from "../studies/study-description.ts";
 import { writeStudyReport } from "../plots/report.ts";
 import {
   choiceOf,
@@ -70,6 +72,8 @@ const STUDY_OPTIONS = {
   "device-id": NUMBER,
   "batch-size": NUMBER,
   "rows-in-flight": NUMBER,
+  "calibration-rows": string,
+  "dry-run": boolean,
   report: string,
   quiet: boolean,
 } as const;
@@ -85,7 +89,11 @@ function studyUsage({ estimator = true } = {}): string {
   }
          [--design ${DRAW_DESIGNS.join("|")}] [--precision SE]
          [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B]
-         [--rows-in-flight R] [--report DIR] [--quiet]
+         [--rows-in-flight R] [--calibration-rows N|off] [--dry-run] [--report DIR] [--quiet]
+  On a model without a calibrated profile the first N rows (default 12) draw α from the model's
+  prior, their draws fit a profile that every other row draws from, stored in infodiff's cache
+  for every shard and later run (shard 0 fits it, the others wait); --calibration-rows off draws
+  every row from the prior. --dry-run says where α will come from and exits.
   Rows go to --results as they finish (resumed on a rerun, refused if written by another study,
   settings or model unless --reuse any); --shard auto reads a Slurm job array or a Kubernetes
   Indexed Job; R rows run at once and share full model calls (default 4; numbers unchanged);
@@ -120,14 +128,29 @@ function studyOptions(values: Values, command: string) {
     results: values.results,
     shard: shardFromEnvironment(text("shard") ?? "0/1", Deno.env.toObject(), shardCount),
     reuse: reuse as "any" | "matching" | undefined,
+    calibration: calibrationOption(text("calibration-rows")),
   };
   return {
     model,
     ...deviceOptions(values),
     report: text("report"),
     quiet: values.quiet === true,
+    dryRun: values["dry-run"] === true,
     study,
   };
+}
+
+/** `--calibration-rows N|off`: how many rows calibrate (default 12), or none. */
+function calibrationOption(text: string | undefined): StudyOptions["calibration"] {
+  if (text === undefined) return undefined;
+  if (text === "off") return false;
+  const rows = Number(text);
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new InvalidArgumentError(
+      `--calibration-rows expects a positive whole number of rows or "off", got "${text}"`,
+    );
+  }
+  return { rows };
 }
 
 /** `--precision SE`: a positive number of nats, checked before the model loads. */
@@ -153,6 +176,18 @@ async function runStudyCommand(
     device: options.device,
     deviceId: options.deviceId,
   });
+  // where α will come from, before any row runs (the whole of a dry run)
+  const plan = await studyProfilePlan(
+    model,
+    estimatorOptions(options.study),
+    options.study.calibration,
+    Infinity,
+  );
+  if (!options.quiet || options.dryRun) log(describeProfilePlan(plan));
+  if (options.dryRun) {
+    await model.dispose();
+    return 0;
+  }
   const progress = progressReporter({ unit: "items", quiet: options.quiet });
   let result;
   try {

@@ -126,6 +126,40 @@ export async function studyProfilePlan(
 }
 
 /**
+ * A study's α plan in one sentence, for its dry run and the command line.
+ *
+ * @example
+ * ```ts
+ * import { describeProfilePlan } from "./self-calibration.ts";
+ * const line = describeProfilePlan({ mode: "calibrate", prior: { proposal: "logistic" }, rows: 12, path: "/c/p.json" });
+ * console.assert(line.startsWith("α: the first 12 rows draw from the prior"));
+ * ```
+ */
+export function describeProfilePlan(plan: StudyProfilePlan): string {
+  const prior = JSON.stringify(plan.prior);
+  switch (plan.mode) {
+    case "model":
+      return `α: every row draws from ${prior} (the model's calibrated profile or the proposal ` +
+        `named); no calibration`;
+    case "off":
+      return `α: every row draws from the prior ${prior}; calibration off`;
+    case "stored": {
+      const { rows, created } = plan.profile!.calibration as { rows?: unknown; created?: string };
+      const fitted = Array.isArray(rows) ? `${rows.length} rows` : `${rows ?? "?"} rows`;
+      return `α: every row draws from the profile stored at ${plan.path} (fitted on ${fitted}` +
+        `${created ? `, ${created}` : ""}); no calibration`;
+    }
+    case "calibrate":
+      return `α: the first ${plan.rows} rows draw ` +
+        `from the prior ${prior} (their estimates kept), then every other row from the profile ` +
+        `fitted on their draws, ${
+          plan.path ? `stored at ${plan.path} (shards other than 0 wait for it)` : "not stored " +
+            "(the model has no identity, or infodiff's cache folder is unknown)"
+        }`;
+  }
+}
+
+/**
  * Runs a study's rows with self-calibration ({@link studyProfilePlan}): what every study calls
  * in place of `runStudy`. `work` runs one row with the estimator options it is given (the
  * study's, with the profile once there is one); `describe` makes the results header from the
