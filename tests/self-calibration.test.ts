@@ -322,3 +322,40 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // a dry run runs nothing
   await assert.rejects(() => Deno.stat(join(dir, "pid.jsonl")), Deno.errors.NotFound);
 });
+
+Deno.test("the profile store: the first writer wins, a waiting shard gives up with the file's name", async () => {
+  const { storeProfile, readStoredProfile, waitForStoredProfile, storedProfilePath } = await import(
+    "../src/models/profile-file.ts"
+  );
+  const { ModelLoadError } = await import("../src/errors.ts");
+  const dir = await Deno.makeTempDir();
+  const path = storedProfilePath({ name: "m", backend: "x", sha256: "0f".repeat(32) }, dir)!;
+  const profile = (mass: number[]) => ({
+    kind: "infodiff.logSnrProfile" as const,
+    version: 1 as const,
+    model: { name: "m", shape: [1, 1, 1] },
+    edges: [0, 1, 2],
+    mass,
+    calibration: {},
+  });
+  assert.equal(await readStoredProfile(path), undefined);
+  // two calibrations of one model at once: both end on the first one stored
+  const [a, b] = await Promise.all([
+    storeProfile(path, profile([0.25, 0.75])),
+    storeProfile(path, profile([0.5, 0.5])),
+  ]);
+  assert.deepEqual(a.mass, b.mass);
+  assert.deepEqual((await readStoredProfile(path))!.mass, a.mass);
+  assert.deepEqual((await waitForStoredProfile(path, { timeoutMs: 10 })).mass, a.mass);
+  // no temporary file is left beside it
+  assert.deepEqual([...Deno.readDirSync(join(path, ".."))].map((e) => e.name), [
+    `${"0f".repeat(32)}.json`,
+  ]);
+  const missing = join(dir, "profiles", "none.json");
+  await assert.rejects(
+    () => waitForStoredProfile(missing, { timeoutMs: 30, pollMs: 10 }),
+    (e: Error) => e instanceof ModelLoadError && e.message.includes(missing),
+  );
+  await Deno.writeTextFile(missing, "{}");
+  await assert.rejects(() => readStoredProfile(missing), ModelLoadError);
+});
