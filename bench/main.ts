@@ -5,7 +5,7 @@
  * @module
  */
 import { benchOracle } from "./oracle.ts";
-import { benchOnnx } from "./onnx.ts";
+import { benchFamilyGlue, benchOnnx } from "./onnx.ts";
 import { benchResultsFile } from "./results-file.ts";
 import { benchPackedRows } from "./packed-rows.ts";
 import { benchRealSize } from "./realsize.ts";
@@ -17,6 +17,8 @@ const results = {
   cpu: `${navigator.hardwareConcurrency} cores`,
   oracle: await benchOracle(2000),
   onnx: await benchOnnx(),
+  // SDXL, SD 3 and FLUX.1 at their real tensor sizes (near-free graphs built in out/family-realsize)
+  familyGlue: await benchFamilyGlue(),
   resultsFile: await benchResultsFile(100_000),
   packedRows: await benchPackedRows(),
   realSize: await benchRealSize(),

@@ -12,6 +12,7 @@ import { loadModel } from "../src/query/load-model.ts";
 import type { OnnxModel } from "../src/query/load-model.ts";
 import { Random } from "../src/numerics/random.ts";
 import { median } from "./summary.ts";
+import { familyRealSizeModels } from "./family-realsize.ts";
 
 /** The 10-word prompt of the benchmark (every word is in the fixtures' tiny vocabulary). */
 export const ONNX_BENCH_PROMPT = "a photo of a big red dog on the green grass";
@@ -58,7 +59,11 @@ export async function benchOnnx(
       }
       results[name] = {
         unetCallsPerSecond: throughput,
-        perToken: await perTokenOverhead(name, sample, name === "sd-realsize" ? GLUE_REPEATS : 0),
+        perToken: await perTokenOverhead(
+          `fixtures/models/${name}`,
+          sample,
+          name === "sd-realsize" ? GLUE_REPEATS : 0,
+        ),
       };
     } finally {
       await model.dispose();
@@ -108,8 +113,8 @@ async function unetRate(model: OnnxModel, batch: number, seconds: number, sample
  * the image, provenance), from queries of 100 and 200 draws: the per-item cost is the difference
  * over the difference in items, which is what a study of many draws pays per UNet item.
  */
-async function perTokenOverhead(name: string, sample: () => void, repeats = 0) {
-  const model = await loadModel(`fixtures/models/${name}`, { device: "cpu", batchSize: 8 });
+async function perTokenOverhead(location: string, sample: () => void, repeats = 0) {
+  const model = await loadModel(location, { device: "cpu", batchSize: 8 });
   try {
     const image = "fixtures/images/test-64.png";
     await model.info(image).given(ONNX_BENCH_PROMPT).samples(8).perToken(); // warm-up
@@ -157,6 +162,39 @@ async function perTokenOverhead(name: string, sample: () => void, repeats = 0) {
   }
 }
 
+/** Repeats of the glue measurement at each family's real sizes (their items are 4–16× SD 2.x's). */
+const FAMILY_GLUE_REPEATS = 3;
+
+/**
+ * The glue per UNet/transformer item of SDXL, SD 3 and FLUX.1 at their real tensor sizes
+ * (bench/family-realsize.ts: near-free graphs with the real names and widths), measured as for
+ * `sd-realsize`: a 10-word perToken() at 100 and 200 draws, batch 8, every session.run counted as
+ * inside.
+ *
+ * @example
+ * ```ts ignore
+ * import { benchFamilyGlue } from "./onnx.ts";
+ * console.log(await benchFamilyGlue(1));
+ * ```
+ */
+export async function benchFamilyGlue(
+  repeats = FAMILY_GLUE_REPEATS,
+): Promise<Record<string, unknown>> {
+  const dirs = await familyRealSizeModels();
+  const peak = { rss: Deno.memoryUsage().rss };
+  const sample = () => (peak.rss = Math.max(peak.rss, Deno.memoryUsage().rss));
+  const results: Record<string, unknown> = {};
+  for (const [family, dir] of Object.entries(dirs)) {
+    results[family] = await perTokenOverhead(dir, sample, repeats);
+  }
+  return {
+    device: "cpu",
+    cpus: navigator.hardwareConcurrency,
+    ...results,
+    peakRssMiB: round(peak.rss / 2 ** 20),
+  };
+}
+
 /** Median and range of repeated measurements (this machine's load moves single runs by ±30 %). */
 function spread(values: number[]): { median: number; min: number; max: number } {
   return {
@@ -170,8 +208,14 @@ function round(x: number, digits = 3): number {
   return Math.round(x * 10 ** digits) / 10 ** digits;
 }
 
-// `deno run -A bench/onnx.ts [fixture …]` measures only those fixtures
+// `deno run -A bench/onnx.ts [fixture …]` measures only those fixtures; `families` the glue of
+// SDXL, SD 3 and FLUX.1 at their real sizes
 if (import.meta.main) {
-  const fixtures = Deno.args.length > 0 ? Deno.args : ONNX_BENCH_FIXTURES;
-  console.log(JSON.stringify(await benchOnnx(0.5, fixtures), null, 1));
+  if (Deno.args[0] === "families") {
+    const repeats = Deno.args[1] ? Number(Deno.args[1]) : FAMILY_GLUE_REPEATS;
+    console.log(JSON.stringify(await benchFamilyGlue(repeats), null, 1));
+  } else {
+    const fixtures = Deno.args.length > 0 ? Deno.args : ONNX_BENCH_FIXTURES;
+    console.log(JSON.stringify(await benchOnnx(0.5, fixtures), null, 1));
+  }
 }

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { InvalidArgumentError, ModelLoadError } from "../../errors.ts";
+import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import type { Shape } from "../denoiser.ts";
 import { flowConvention } from "../flow.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
@@ -147,8 +147,8 @@ export async function fluxPipeline(
       convention,
       timestep: (t) => t,
       networkShape: [packed, 4 * shape[0]],
-      pack: (latents, items) => packLatents(latents, items, shape),
-      unpack: (output, items) => unpackLatents(output, items, shape),
+      pack: (latents, items, out) => packLatents(latents, items, shape, out),
+      unpack: (output, items, out) => unpackLatents(output, items, shape, out),
     },
     attentionUnavailable: TRANSFORMER_ATTENTION,
     settings: {
@@ -279,8 +279,13 @@ export function latentImageIds(shape: Shape): Float32Array {
  * console.assert(unpackLatents(packed, 1, [1, 4, 4]).join() === latent.join());
  * ```
  */
-export function packLatents(latents: Float32Array, items: number, shape: Shape): Float32Array {
-  return repack(latents, items, shape, true);
+export function packLatents(
+  latents: Float32Array,
+  items: number,
+  shape: Shape,
+  out?: Float32Array,
+): Float32Array {
+  return repack(latents, items, shape, true, out);
 }
 
 /**
@@ -293,13 +298,31 @@ export function packLatents(latents: Float32Array, items: number, shape: Shape):
  * console.assert(unpackLatents(packLatents(latent, 1, [2, 4, 4]), 1, [2, 4, 4]).join() === latent.join());
  * ```
  */
-export function unpackLatents(tokens: Float32Array, items: number, shape: Shape): Float32Array {
-  return repack(tokens, items, shape, false);
+export function unpackLatents(
+  tokens: Float32Array,
+  items: number,
+  shape: Shape,
+  out?: Float32Array,
+): Float32Array {
+  return repack(tokens, items, shape, false, out);
 }
 
-function repack(from: Float32Array, items: number, shape: Shape, pack: boolean): Float32Array {
+/** One layout into the other, every value written (so `out` may hold anything before). */
+function repack(
+  from: Float32Array,
+  items: number,
+  shape: Shape,
+  pack: boolean,
+  into?: Float32Array,
+): Float32Array {
   const [c, h, w] = shape, d = c * h * w, columns = w / 2, width = 4 * c;
-  const out = new Float32Array(items * d);
+  const out = into ?? new Float32Array(items * d);
+  if (out.length !== items * d || from.length < items * d) {
+    throw new ModelRuntimeError(
+      `${pack ? "packing" : "unpacking"} ${items} latents of ${shape.join("×")}: got ` +
+        `${from.length} values into ${out.length}; expected ${items * d} each`,
+    );
+  }
   for (let n = 0; n < items; n++) {
     const base = n * d;
     for (let ch = 0; ch < c; ch++) {

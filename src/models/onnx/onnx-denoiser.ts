@@ -24,7 +24,7 @@ import { type FlowConvention, flowLogSnrRange, flowPredictNoise } from "../flow.
 import { hashModelFolder } from "../sd/identity.ts";
 import { createHash } from "node:crypto";
 import { ModelLoadError } from "../../errors.ts";
-import type { OnnxPipeline, PipelineEncoder } from "./pipeline.ts";
+import type { FlowTiming, OnnxPipeline, PipelineEncoder } from "./pipeline.ts";
 import { ONNXRUNTIME_VERSION } from "./session.ts";
 import type { NoiseSchedule } from "../sd/schedule.ts";
 import type { WebGpuAdapter } from "./webgpu.ts";
@@ -126,6 +126,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
 
   readonly #parts: OnnxModelParts;
   readonly #conditions = new Map<string, Promise<OnnxCondition>>();
+  /** free scratch buffers of a flow model's packed latents (FLUX.1) */
+  readonly #scratch: Float32Array[] = [];
   readonly #editedUnets = new Map<EditedUnet, Promise<OnnxUnet>>();
   #decoder: Promise<OnnxVaeDecoder> | undefined;
   #identity: Promise<ModelIdentity> | undefined;
@@ -244,18 +246,41 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   async predictNoise(batch: NoiseBatch): Promise<Float32Array> {
     const flow = this.#parts.pipeline.flow;
     const result = flow
-      ? await flowPredictNoise(batch, ({ xt, t, conditions }) => {
-        const n = t.length;
-        const request = this.#networkRequest(
-          { ...batch, noisy: flow.pack ? flow.pack(xt, n) : xt, conditions },
-          Array.from(t, flow.timestep),
-        );
-        return this.#parts.unet.predict(request, flow.networkShape ?? this.shape)
-          .then((v) => flow.unpack ? flow.unpack(v, n) : v);
-      })
+      ? await this.#predictFlow(batch, flow)
       : await this.#parts.unet.predict(this.#unetRequest(batch), this.shape);
     this.#items += batch.logSnr.length;
     return result;
+  }
+
+  /**
+   * A flow model's ε̂: src/models/flow.ts maps (α, x_α) to (t, x_t) and v̂ back to ε̂; between
+   * them the network is fed x_t in its layout (FLUX.1: packed, into reused scratch buffers, since
+   * its latents are a megabyte per item) and each t as its timestep.
+   */
+  async #predictFlow(batch: NoiseBatch, flow: FlowTiming): Promise<Float32Array> {
+    const scratch: Float32Array[] = [];
+    const buffer = (length: number) => {
+      const index = this.#scratch.findIndex((b) => b.length === length);
+      const taken = index < 0 ? new Float32Array(length) : this.#scratch.splice(index, 1)[0];
+      scratch.push(taken);
+      return taken;
+    };
+    try {
+      return await flowPredictNoise(batch, async ({ xt, t, conditions }) => {
+        const n = t.length;
+        const noisy = flow.pack ? flow.pack(xt, n, buffer(xt.length)) : xt;
+        const request = this.#networkRequest(
+          { ...batch, noisy, conditions },
+          Array.from(t, flow.timestep),
+        );
+        const v = await this.#parts.unet.predict(request, flow.networkShape ?? this.shape);
+        return flow.unpack ? flow.unpack(v, n, buffer(v.length)) : v;
+      });
+    } finally {
+      // flowPredictNoise has read the velocity into its ε̂: the buffers are free again
+      this.#scratch.push(...scratch);
+      this.#scratch.splice(0, Math.max(0, this.#scratch.length - 4));
+    }
   }
 
   /**

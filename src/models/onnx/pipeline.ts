@@ -63,10 +63,10 @@ export interface FlowTiming {
   readonly timestep: (t: number) => number;
   /** the network's sample dims per item, when it is not the latent (FLUX.1: packed tokens) */
   readonly networkShape?: readonly number[];
-  /** latents (item-major) → the network's sample layout (FLUX.1's `_pack_latents`) */
-  readonly pack?: (latents: Float32Array, items: number) => Float32Array;
-  /** the network's output layout → latents (FLUX.1's `_unpack_latents`) */
-  readonly unpack?: (output: Float32Array, items: number) => Float32Array;
+  /** latents (item-major) → the network's sample layout (FLUX.1's `_pack_latents`), into `out` */
+  readonly pack?: (latents: Float32Array, items: number, out?: Float32Array) => Float32Array;
+  /** the network's output layout → latents (FLUX.1's `_unpack_latents`), into `out` */
+  readonly unpack?: (output: Float32Array, items: number, out?: Float32Array) => Float32Array;
 }
 
 /** What a family's pipeline file builds for the ONNX denoiser. */

@@ -399,7 +399,11 @@ export class OnnxUnet {
       ...this.#extraFeeds(rows, request),
     };
     const start = performance.now();
+    const held = Object.values(feeds).flatMap((t) =>
+      t.data instanceof Float32Array || t.data instanceof Uint16Array ? [t.data] : []
+    );
     let results;
+    this.#holding(held, 1);
     try {
       results = await this.session.run(feeds, [this.outputName, ...this.extraOutputs]);
     } catch (error) {
@@ -409,6 +413,8 @@ export class OnnxUnet {
         }`,
         { cause: error },
       );
+    } finally {
+      this.#holding(held, -1);
     }
     this.runMs += performance.now() - start;
     this.runs++;
@@ -471,11 +477,18 @@ export class OnnxUnet {
           ? new Tensor("float16", batch, [rows.length, size])
           : new Tensor("float32", batch, [rows.length, size]);
       } else {
-        const values = input.kind === "item"
-          ? repeatRows(input.values!, rows.length)
-          : input.values!;
-        const dims = input.kind === "item" ? [rows.length, ...input.dims!] : [...input.dims!];
-        feeds[name] = valuesTensor(input.info.type, values, dims);
+        // the same for every call of this many rows: built once (int64 ids cost a BigInt each)
+        const key = `${name}:${input.kind === "item" ? rows.length : "shared"}`;
+        let data = this.#constantFeeds.get(key);
+        if (!data) {
+          const values = input.kind === "item"
+            ? repeatRows(input.values!, rows.length)
+            : input.values!;
+          const dims = input.kind === "item" ? [rows.length, ...input.dims!] : [...input.dims!];
+          data = valuesTensor(input.info.type, values, dims);
+          this.#constantFeeds.set(key, data);
+        }
+        feeds[name] = new Tensor(data.type, data.data, data.dims);
       }
     }
     return feeds;
@@ -494,17 +507,26 @@ export class OnnxUnet {
     states: readonly Float32Array[],
     hiddenSize: number,
   ): Float32Array | Uint16Array {
-    const key = `${name}:${states.map((h) => this.#stateId(h)).join(",")}`;
+    // one row of float32: the condition's own values are the batch, no copy (SD 3's and FLUX.1's
+    // states are megabytes)
+    if (states.length === 1 && type === "float32" && states[0].length === hiddenSize) {
+      return states[0];
+    }
+    const ids = states.map((h) => this.#stateId(h));
+    const key = `${name}:${ids.join(",")}`;
     const cached = this.#hiddenCache.get(key);
     if (cached) {
       this.#hiddenCache.delete(key); // most recently used last
       this.#hiddenCache.set(key, cached);
-      return cached;
+      return cached.buffer;
     }
     const fp16 = type === "float16";
-    const buffer = fp16
-      ? new Uint16Array(states.length * hiddenSize)
-      : new Float32Array(states.length * hiddenSize);
+    const length = states.length * hiddenSize;
+    // a spare batch of the same size (evicted, no call reading it) is refilled where its rows
+    // differ: SD 3's and FLUX's states are megabytes per prompt, and a fresh allocation of them
+    // (zeroed, page by page) cost five times the copy
+    const spare = this.#takeSpare(`${type}:${length}`);
+    const buffer = spare?.buffer ?? (fp16 ? new Uint16Array(length) : new Float32Array(length));
     states.forEach((h, k) => {
       if (h.length !== hiddenSize) {
         throw new ModelRuntimeError(
@@ -512,17 +534,47 @@ export class OnnxUnet {
             `${hiddenSize} for every item`,
         );
       }
+      if (spare?.ids[k] === ids[k]) return; // already there
       if (fp16) (buffer as Uint16Array).set(this.#float16Of(h), k * hiddenSize);
       else (buffer as Float32Array).set(h, k * hiddenSize);
     });
-    this.#hiddenCache.set(key, buffer);
+    this.#hiddenCache.set(key, { buffer, ids, spareKey: `${type}:${length}` });
     this.#hiddenBytes += buffer.byteLength;
     for (const [old, value] of this.#hiddenCache) {
       if (this.#hiddenBytes <= HIDDEN_CACHE_BYTES || old === key) break;
       this.#hiddenCache.delete(old);
-      this.#hiddenBytes -= value.byteLength;
+      this.#hiddenBytes -= value.buffer.byteLength;
+      this.#retire(value);
     }
     return buffer;
+  }
+
+  /** A spare batch buffer of this type and length, if one is free. */
+  #takeSpare(spareKey: string): CachedBatch | undefined {
+    const index = this.#spares.findIndex((s) => s.spareKey === spareKey);
+    return index < 0 ? undefined : this.#spares.splice(index, 1)[0];
+  }
+
+  /** An evicted batch becomes a spare once no call in flight reads it. */
+  #retire(batch: CachedBatch): void {
+    if ((this.#inUse.get(batch.buffer) ?? 0) > 0) this.#retired.add(batch);
+    else this.#spares.push(batch);
+    if (this.#spares.length > MAX_SPARES) this.#spares.shift();
+  }
+
+  /** Marks the call's batch buffers read (`+1`) or done (`−1`); freed retired ones become spares. */
+  #holding(buffers: readonly (Float32Array | Uint16Array)[], change: 1 | -1): void {
+    for (const buffer of buffers) {
+      const count = (this.#inUse.get(buffer) ?? 0) + change;
+      if (count > 0) this.#inUse.set(buffer, count);
+      else this.#inUse.delete(buffer);
+    }
+    if (change > 0) return;
+    for (const batch of this.#retired) {
+      if (this.#inUse.has(batch.buffer)) continue;
+      this.#retired.delete(batch);
+      this.#retire(batch);
+    }
   }
 
   #stateId(state: Float32Array): number {
@@ -531,8 +583,12 @@ export class OnnxUnet {
     return id;
   }
 
-  readonly #hiddenCache = new Map<string, Float32Array | Uint16Array>();
+  readonly #constantFeeds = new Map<string, Tensor>();
+  readonly #hiddenCache = new Map<string, CachedBatch>();
   #hiddenBytes = 0;
+  readonly #spares: CachedBatch[] = [];
+  readonly #retired = new Set<CachedBatch>();
+  readonly #inUse = new Map<Float32Array | Uint16Array, number>();
   readonly #stateIds = new WeakMap<Float32Array, number>();
   #nextStateId = 0;
 
@@ -617,6 +673,18 @@ function padTo(items: number[], size: number): number[] {
   }
   return [...items, ...Array(size - items.length).fill(items[items.length - 1])];
 }
+
+/** A batch of per-condition values the network was fed, with the condition of each row. */
+interface CachedBatch {
+  readonly buffer: Float32Array | Uint16Array;
+  /** each row's condition (its state's id) */
+  readonly ids: readonly number[];
+  /** type and length: which later batches may reuse the buffer */
+  readonly spareKey: string;
+}
+
+/** Evicted batch buffers kept for refilling (bounded: each can be tens of megabytes). */
+const MAX_SPARES = 2;
 
 /** The most bytes of batched hidden states an {@link OnnxUnet} keeps for reuse. */
 export const HIDDEN_CACHE_BYTES = 64 * 2 ** 20;
