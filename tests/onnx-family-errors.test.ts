@@ -4,7 +4,7 @@
 // model's, bfloat16 graphs, encoders whose widths do not fit the denoiser, options a family does
 // not have; and SD 3 without text_encoder_3 runs on zeros in T5's place, as diffusers does.
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import onnxProto from "npm:onnx-proto@8.0.1";
 import { InvalidArgumentError, ModelLoadError } from "../src/errors.ts";
 import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
