@@ -226,3 +226,28 @@ Deno.test("tiny-flux (dev): the guidance is recorded in every result; schnell ha
     assert.equal((await model.identity!()).pipeline?.guidance, undefined);
   });
 });
+
+Deno.test("a word past CLIP's 77 tokens but within T5's is cut for the CLIPs only, and seen", async () => {
+  for (const name of ["tiny-sd3", "tiny-flux"]) {
+    await withModel(name, async (model, ref) => {
+      // the reference's fourth prompt: 90 words, past CLIP's context, within T5's
+      const long = ref.encoders[3].prompt;
+      const reads = model.encoderTokens!(long);
+      const byEncoder = new Map(reads.map((r) => [r.encoder, r]));
+      const clip = byEncoder.get("text_encoder")!;
+      const t5 = byEncoder.get(name === "tiny-sd3" ? "text_encoder_3" : "text_encoder_2")!;
+      assert.ok(clip.cutWords.length > 0 && clip.kept < clip.total, "CLIP cuts the prompt");
+      assert.equal(t5.cutWords.length, 0, "T5 reads it whole");
+      assert.equal(t5.kept, t5.total);
+      assert.deepEqual([...model.truncatedWords!(long)], [], "every word is seen by some encoder");
+      // a result about the last word records CLIP's cut (only CLIP's), and its number is finite
+      const lastWord = long.split(" ").at(-1)!;
+      const about = await model.info(IMAGE).given(long).samples(3).seed(1).allowTruncation()
+        .about(lastWord);
+      assert.ok(Number.isFinite(about.nats));
+      const cut = about.provenance!.truncation!;
+      assert.ok(cut.length > 0, "the cut is recorded");
+      assert.ok(cut.every((c) => c.encoder !== t5.encoder), "by the CLIP encoders only, not T5");
+    });
+  }
+});
