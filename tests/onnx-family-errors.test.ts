@@ -224,3 +224,20 @@ Deno.test("SD 3 without text_encoder_3 feeds zeros in T5's place, as diffusers d
     await model.dispose();
   }
 });
+
+Deno.test("an EDM-parameterised SDXL (Playground v2.5's scheduler) is refused, not read as a β schedule", async () => {
+  const dir = await copyFixture("tiny-sdxl");
+  await Deno.writeTextFile(
+    join(dir, "scheduler", "scheduler_config.json"),
+    JSON.stringify({
+      _class_name: "EDMDPMSolverMultistepScheduler",
+      sigma_data: 0.5,
+      sigma_max: 80,
+      sigma_min: 0.002,
+    }),
+  );
+  await assert.rejects(
+    () => loadModel(dir, cpu),
+    error(ModelLoadError, /EDMDPMSolverMultistepScheduler/, /EDM parameterisation/),
+  );
+});

@@ -90,10 +90,18 @@ export async function sdxlPipeline(context: PipelineContext): Promise<OnnxPipeli
   const widths = [0, 1].map((k) => staticWidth(encoders[k].outputs.get(states[k])!));
   const pooledWidth = staticWidth(encoders[1].outputs.get(TEXT_EMBEDS)!);
   const timeIds = Float32Array.of(resolution, resolution, 0, 0, resolution, resolution);
-  const schedule = NoiseSchedule.fromConfig(
-    folder.schedulerConfig,
-    join(folder.dir, "scheduler", "scheduler_config.json"),
-  );
+  const schedulerPath = join(folder.dir, "scheduler", "scheduler_config.json");
+  const schedulerClass = (folder.schedulerConfig as { _class_name?: unknown })._class_name;
+  if (typeof schedulerClass === "string" && /EDM/.test(schedulerClass)) {
+    // Playground v2.5's SDXL: trained in the EDM parameterisation (σ_data, a σ range), whose
+    // config has no β schedule to read — reading one would silently assume diffusers' defaults
+    throw new ModelLoadError(
+      `${schedulerPath} is an ${schedulerClass}: this SDXL-architecture model was trained in the ` +
+        `EDM parameterisation (e.g. Playground v2.5), not on a β schedule; infodiff reads SDXL's ` +
+        `discrete variance-preserving schedule (EulerDiscreteScheduler, DDPM-family configs)`,
+    );
+  }
+  const schedule = NoiseSchedule.fromConfig(folder.schedulerConfig, schedulerPath);
   return {
     title: "SDXL",
     encoders: [
