@@ -111,7 +111,7 @@ Deno.test({
       await runInRepository(`
 import { EXAMPLE_PROMPT, exampleOracle, mixtureModel, perTokenChart } from "./mod.ts";
 const oracle = exampleOracle();
-const result = await oracle.info(oracle.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT).samples(4).perToken();
+const result = await oracle.info(oracle.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT).samples(8).perToken();
 const mixture = mixtureModel({ shape: [1, 1, 1], components: [{ words: ["a"], mean: [1], variance: 0.1 }] });
 await mixture.info(new Float32Array([1])).given("a").samples(4).total();
 perTokenChart(result).svg;
