@@ -56,7 +56,7 @@ Deno.test("ladder: oracle grid spans the reference range [−5, 7]; schedule use
       Array.from(ladder.timesteps!),
       Array.from({ length: 50 }, (_, k) => 20 * k + 1),
     );
-    ladder.timesteps!.forEach((t, k) => assert.equal(ladder.logSnr[k], model.schedule.logSnr[t]));
+    ladder.timesteps!.forEach((t, k) => assert.equal(ladder.logSnr[k], model.schedule!.logSnr[t]));
     // as in diffusers, the offset is not dropped at 1000 steps: 1…1000 passes the last timestep
     assert.throws(() => ddimLadder(model, 1000), /reach timestep 1000/);
     assert.deepEqual(Array.from(ddimLadder(model, 999).timesteps!.slice(0, 3)), [1, 2, 3]);

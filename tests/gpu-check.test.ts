@@ -67,7 +67,7 @@ Deno.test({
         assert.deepEqual(Array.from(timesteps), inputs.timesteps);
         const expected = await model.predictNoise({
           noisy: new Float32Array(await read("noisy.f32")),
-          logSnr: Float64Array.from(timesteps, (t) => model.schedule.logSnr[t]),
+          logSnr: Float64Array.from(timesteps, (t) => model.schedule!.logSnr[t]),
           conditions: await Promise.all(inputs.prompts.map((p: string) => model.encode(p))),
         });
         const actual = new Float32Array(await read("fp32.f32"));
