@@ -80,7 +80,7 @@ async function makeInputs(model: OnnxModel): Promise<Inputs> {
 
 /** log-SNR values that the model snaps back to exactly these timesteps. */
 function logSnrOf(model: OnnxModel, timesteps: Int32Array): Float64Array {
-  const logSnr = Float64Array.from(timesteps, (t) => model.schedule.logSnr[t]);
+  const logSnr = Float64Array.from(timesteps, (t) => model.schedule!.logSnr[t]);
   logSnr.forEach((a, i) => {
     const t = model.schedule.nearestTimestep(a);
     if (t !== timesteps[i]) throw new Error(`timestep ${timesteps[i]} snaps to ${t}`);
