@@ -69,7 +69,7 @@ async function makeInputs(model: OnnxModel): Promise<Inputs> {
     join(work, "inputs.json"),
     JSON.stringify({
       shape: model.shape,
-      predictionType: model.schedule.predictionType,
+      predictionType: model.schedule!.predictionType,
       timesteps: TIMESTEPS,
       prompts: PROMPTS,
       hiddenShape: [77, hidden[0].length / 77],
@@ -82,7 +82,7 @@ async function makeInputs(model: OnnxModel): Promise<Inputs> {
 function logSnrOf(model: OnnxModel, timesteps: Int32Array): Float64Array {
   const logSnr = Float64Array.from(timesteps, (t) => model.schedule!.logSnr[t]);
   logSnr.forEach((a, i) => {
-    const t = model.schedule.nearestTimestep(a);
+    const t = model.schedule!.nearestTimestep(a);
     if (t !== timesteps[i]) throw new Error(`timestep ${timesteps[i]} snaps to ${t}`);
   });
   return logSnr;
@@ -93,7 +93,7 @@ async function timeBatch(model: OnnxModel, batch: number, condition: Condition) 
   const d = model.shape[0] * model.shape[1] * model.shape[2];
   const request = {
     noisy: new Random(2).fillGaussian(new Float32Array(batch * d)),
-    logSnr: new Float64Array(batch).fill(model.snapLogSnr(0)),
+    logSnr: new Float64Array(batch).fill(model.snapLogSnr!(0)),
     conditions: Array(batch).fill(condition),
   };
   try {
