@@ -39,24 +39,18 @@ function row(): LocalizationRow {
 }
 
 for (const name of ["tiny-sd3", "tiny-flux"]) {
-  Deno.test(`${name}: localization runs; the attention baselines are unavailable, saying why`, async () => {
+  Deno.test(`${name}: localization runs with the transformer's joint-attention maps`, async () => {
     await withModel(name, async (model) => {
-      assert.equal(model.attention.supported(), false);
+      assert.equal(model.attention.supported(), true);
       const result = await localizationStudy(model, [row()], {
         samples: 4,
+        attentionSteps: 4,
         methods: ["information", "whole-image", "attention", "attention-at-sampled-noise"],
       });
       assert.equal(result.rows.length, 1, `failures: ${JSON.stringify(result.failures)}`);
       for (const summary of result.summary) {
-        if (summary.method === "attention" || summary.method === "attention-at-sampled-noise") {
-          assert.match(
-            summary.unavailable ?? "",
-            /unavailable for SD 3 and FLUX\.1: .*transformers/,
-          );
-        } else {
-          assert.equal(summary.unavailable, undefined, summary.method);
-          assert.ok(Number.isFinite(summary.mIoUFixed), `${summary.method}: ${summary.mIoUFixed}`);
-        }
+        assert.equal(summary.unavailable, undefined, summary.method);
+        assert.ok(Number.isFinite(summary.mIoUFixed), `${summary.method}: ${summary.mIoUFixed}`);
       }
     });
   });

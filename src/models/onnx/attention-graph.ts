@@ -33,6 +33,12 @@ export interface AttentionGraph {
   readonly source: string;
   /** cross-attention Softmax layers, in graph order */
   readonly layers: readonly CrossAttentionLayer[];
+  /**
+   * joint-attention Softmax layers of a diffusion transformer (SD 3's MMDiT `transformer_blocks`,
+   * FLUX.1's double-stream `transformer_blocks` and single-stream `single_transformer_blocks`), in
+   * graph order: probabilities over the concatenated text and image sequence
+   */
+  readonly joint?: readonly CrossAttentionLayer[];
   /** fused attention nodes (`op_type "name"`), e.g. com.microsoft MultiHeadAttention */
   readonly fused: readonly string[];
   /** true when some initializer keeps its data in an external file */
@@ -80,6 +86,7 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
   const graph = model.graph;
   if (!graph) throw new ModelLoadError(`${source} has no graph; expected an ONNX model with one`);
   const layers: CrossAttentionLayer[] = [];
+  const joint: CrossAttentionLayer[] = [];
   const fused: string[] = [];
   for (const node of graph.node ?? []) {
     const op = node.opType ?? "";
@@ -88,6 +95,8 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
     const standard = !node.domain || node.domain === "ai.onnx";
     if (op === "Softmax" && standard && (name.includes("attn2") || output.includes("attn2"))) {
       layers.push({ node: name || output, output });
+    } else if (op === "Softmax" && standard && JOINT_ATTENTION.test(name || output)) {
+      joint.push({ node: name || output, output });
     } else if (FUSED_ATTENTION_OPS.has(op)) {
       fused.push(`${node.domain ? `${node.domain}.` : ""}${op} "${name || output}"`);
     }
@@ -95,7 +104,104 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
   const externalData = (graph.initializer ?? []).some((t) =>
     t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL
   );
-  return { source, layers, fused, externalData };
+  return { source, layers, joint, fused, externalData };
+}
+
+/**
+ * The attention of a diffusers transformer block, as the TorchScript exporter names its nodes:
+ * `/transformer_blocks.N/attn/…` (SD 3, FLUX.1 double-stream) or
+ * `/single_transformer_blocks.N/attn/…` (FLUX.1 single-stream). SD 3.5's second attention of a
+ * dual block (`attn2`, image self-attention only) does not match: it has no text keys.
+ */
+const JOINT_ATTENTION = /(^|\/)(single_)?transformer_blocks\.\d+\/attn\//;
+
+/**
+ * The joint-attention layers of a transformer graph, or the reason they cannot be read: a
+ * fused-attention export, or a graph without joint-attention Softmax nodes (e.g. the exact-Gaussian
+ * fixtures, whose network has no attention at all).
+ *
+ * @returns the layers, or a string saying why there are none
+ *
+ * @example
+ * ```ts
+ * import { jointAttentionLayers, readAttentionGraph } from "./attention-graph.ts";
+ * const path = "fixtures/models/tiny-flux/transformer/model.onnx";
+ * const layers = jointAttentionLayers(readAttentionGraph(Deno.readFileSync(path), path));
+ * console.assert(typeof layers !== "string" && layers.length === 2);
+ * ```
+ */
+export function jointAttentionLayers(
+  graph: AttentionGraph,
+): readonly CrossAttentionLayer[] | string {
+  if (graph.joint && graph.joint.length > 0) return graph.joint;
+  if (graph.fused.length > 0) {
+    return `unavailable: ${graph.source} has fused attention (${graph.fused.length} node(s) such ` +
+      `as ${graph.fused.slice(0, 3).join(", ")}), which hides the joint-attention probabilities; ` +
+      `export the transformer without --optimize and without onnxruntime's attention fusion`;
+  }
+  return `unavailable: ${graph.source} has no joint-attention Softmax node under ` +
+    `".../transformer_blocks.N/attn/" or ".../single_transformer_blocks.N/attn/" (the ` +
+    `probabilities over the joint [text; image] sequence); expected a diffusers SD 3 or FLUX.1 ` +
+    `transformer exported with eager attention`;
+}
+
+/** Where the image and text tokens lie in a joint-attention sequence. */
+export interface JointSequence {
+  /** `"image-text"`: [image; text] (SD 3's JointAttnProcessor); `"text-image"`: FLUX.1's */
+  readonly order: "image-text" | "text-image";
+  /** text tokens in the sequence */
+  readonly textTokens: number;
+}
+
+/**
+ * Adds to a transformer graph, for each joint-attention layer, a `Slice` of its probabilities
+ * [B, heads, N, N] to the block of image queries × text keys [B, heads, h·w, T], exposed as a graph
+ * output: onnxruntime hands back only the block, never the N×N matrix (4,608² × 24 heads, 2 GB a
+ * layer for FLUX.1 at 1,024²). The rest of the model's bytes are left as exported.
+ *
+ * @returns the edited ModelProto and the block outputs' names, one per layer in order
+ *
+ * @example
+ * ```ts
+ * import { addJointAttentionBlocks, readAttentionGraph } from "./attention-graph.ts";
+ * import onnxProto from "npm:onnx-proto@8.0.1";
+ * const path = "fixtures/models/tiny-sd3/transformer/model.onnx";
+ * const bytes = Deno.readFileSync(path);
+ * const layers = readAttentionGraph(bytes, path).joint!;
+ * const edited = addJointAttentionBlocks(bytes, layers, { order: "image-text", textTokens: 333 });
+ * const graph = onnxProto.onnx.ModelProto.decode(edited.bytes).graph!;
+ * console.assert(edited.outputs.length === 2 && graph.output!.length === 3);
+ * ```
+ */
+export function addJointAttentionBlocks(
+  bytes: Uint8Array,
+  layers: readonly CrossAttentionLayer[],
+  sequence: JointSequence,
+): { bytes: Uint8Array; outputs: string[] } {
+  const t = BigInt(sequence.textTokens), end = 2n ** 63n - 1n;
+  // rows then columns (axes −2, −1): [image; text] → rows [0, N−T), columns [N−T, N)
+  const [starts, ends] = sequence.order === "image-text"
+    ? [[0n, -t], [-t, end]]
+    : [[t, 0n], [end, t]];
+  const prefix = "infodiff_joint_block";
+  const initializer = [
+    int64Tensor(`${prefix}_starts`, starts),
+    int64Tensor(`${prefix}_ends`, ends),
+    int64Tensor(`${prefix}_axes`, [-2n, -1n]),
+  ];
+  const outputs = layers.map((layer) => `${layer.output}/${prefix}`);
+  const node = layers.map((layer, i) => ({
+    name: `${layer.node}/${prefix}`,
+    opType: "Slice",
+    input: [layer.output, ...initializer.map((tensor) => tensor.name)],
+    output: [outputs[i]],
+  }));
+  return { bytes: appendToGraph(bytes, { node, initializer, output: outputs }), outputs };
+}
+
+function int64Tensor(name: string, values: readonly bigint[]) {
+  const raw = new Uint8Array(BigInt64Array.from(values).buffer);
+  return { name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: raw };
 }
 
 /**
@@ -148,6 +254,24 @@ export function crossAttentionLayers(graph: AttentionGraph): readonly CrossAtten
  * ```
  */
 export function addGraphOutputs(bytes: Uint8Array, names: readonly string[]): Uint8Array {
+  return appendToGraph(bytes, { output: [...names] });
+}
+
+type GraphMessage = NonNullable<Parameters<typeof onnx.GraphProto.encode>[0]>;
+
+/** Entries appended to a GraphProto: nodes, initializers and (named) outputs. */
+interface GraphAdditions {
+  readonly node?: GraphMessage["node"];
+  readonly initializer?: GraphMessage["initializer"];
+  readonly output?: string[];
+}
+
+/**
+ * Appends nodes, initializers and outputs to the model's graph without re-serialising it: the
+ * entries, encoded as a GraphProto of their own, are appended to the graph field's bytes (protobuf
+ * concatenates repeated fields). Outputs that already are outputs are skipped.
+ */
+function appendToGraph(bytes: Uint8Array, additions: GraphAdditions): Uint8Array {
   const fields = [...protobufFields(bytes)];
   const graphs = fields.filter((f) => f.number === GRAPH_FIELD && f.wireType === LENGTH_DELIMITED);
   if (graphs.length === 0) {
@@ -161,9 +285,13 @@ export function addGraphOutputs(bytes: Uint8Array, names: readonly string[]): Ui
       )
     ),
   );
-  const added = [...new Set(names)].filter((name) => !existing.has(name));
-  // a GraphProto holding only outputs serialises to exactly the entries to append (field 12)
-  const extra = onnx.GraphProto.encode({ output: added.map((name) => ({ name })) }).finish();
+  const added = [...new Set(additions.output ?? [])].filter((name) => !existing.has(name));
+  // a GraphProto holding only these entries serialises to exactly the entries to append
+  const extra = onnx.GraphProto.encode({
+    node: additions.node ?? [],
+    initializer: additions.initializer ?? [],
+    output: added.map((name) => ({ name })),
+  }).finish();
   const payloadLength = graph.end - graph.payloadStart + extra.length;
   const header = [...varint(GRAPH_FIELD * 8 + LENGTH_DELIMITED), ...varint(payloadLength)];
   const out = new Uint8Array(

@@ -3,10 +3,17 @@
  * cross-attention (`.../attn2/...`), exposes them as extra outputs of an edited copy of the graph,
  * and returns them next to ε̂, per item and layer as [heads, h·w, tokens].
  *
+ * On a diffusion transformer (SD 3, FLUX.1) there is no cross-attention: text and image tokens
+ * attend jointly. There the capability reads each block's joint-attention Softmax and returns the
+ * block of image queries × text keys (what wooyeolbaek/attention-map-diffusers slices), sliced
+ * inside the graph, per item and layer as [heads, h·w, text tokens] on the transformer's patch grid.
+ * The block's rows are not renormalised: an image row gives the text the share of its attention
+ * that does not go to image keys.
+ *
  * @module
  */
 import { readFileSync } from "node:fs";
-import { ModelRuntimeError } from "../../errors.ts";
+import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import type {
   AttentionLayerMap,
   AttentionPrediction,
@@ -20,10 +27,23 @@ import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { UnetPrediction } from "./unet.ts";
 import {
   addGraphOutputs,
+  addJointAttentionBlocks,
   type AttentionGraph,
+  type CrossAttentionLayer,
   crossAttentionLayers,
+  jointAttentionLayers,
+  type JointSequence,
   readAttentionGraph,
 } from "./attention-graph.ts";
+
+/** How a transformer's joint attention is laid out and which text tokens a word is. */
+export interface JointAttentionLayout extends JointSequence {
+  /**
+   * every word of the prompt with its positions among the text tokens of the joint sequence (SD 3:
+   * CLIP's 77 then T5's; FLUX.1: T5's)
+   */
+  wordTokens(prompt: string): readonly WordTokens[];
+}
 
 /** What the capability needs from the ONNX denoiser that owns it. */
 export interface AttentionHost {
@@ -61,6 +81,7 @@ interface HeldUnet {
  */
 export class OnnxCrossAttention implements CrossAttention {
   readonly #host: AttentionHost;
+  readonly #joint: JointAttentionLayout | undefined;
   #graph: AttentionGraph | undefined;
   #edited: Promise<HeldUnet> | undefined;
 
@@ -68,24 +89,41 @@ export class OnnxCrossAttention implements CrossAttention {
    * Creates the capability of one denoiser.
    *
    * @param host the denoiser whose UNet is read
+   * @param joint for a diffusion transformer: how its joint attention is laid out (the maps are
+   *   then its image-query × text-key blocks)
    */
-  constructor(host: AttentionHost) {
+  constructor(host: AttentionHost, joint?: JointAttentionLayout) {
     this.#host = host;
+    this.#joint = joint;
   }
 
-  /** Tokens in the text encoder's context. */
+  /** Tokens in the text encoder's context (a transformer's: the text tokens of its sequence). */
   get contextLength(): number {
-    return this.#host.tokenizer.contextLength;
+    return this.#joint?.textTokens ?? this.#host.tokenizer.contextLength;
   }
 
-  /** True when the UNet has unfused cross-attention Softmax nodes. */
+  /** True when the UNet has unfused cross-attention (a transformer: joint-attention) Softmax nodes. */
   supported(): boolean {
-    return this.#readGraph().layers.length > 0;
+    return this.#layers().length > 0;
+  }
+
+  /** Why a transformer's maps cannot be read (fused attention, no attention in the graph). */
+  get unavailable(): string | undefined {
+    if (!this.#joint) return undefined;
+    const layers = jointAttentionLayers(this.#readGraph());
+    return typeof layers === "string" ? layers : undefined;
   }
 
   /** Every word of the prompt with its sub-token positions. */
   wordTokens(prompt: string): readonly WordTokens[] {
-    return this.#host.tokenizer.wordPositions(prompt);
+    return this.#joint?.wordTokens(prompt) ?? this.#host.tokenizer.wordPositions(prompt);
+  }
+
+  /** The layers whose maps are returned: cross-attention, or a transformer's joint attention. */
+  #layers(): readonly CrossAttentionLayer[] {
+    if (!this.#joint) return this.#readGraph().layers;
+    const layers = jointAttentionLayers(this.#readGraph());
+    return typeof layers === "string" ? [] : layers;
   }
 
   /**
@@ -101,11 +139,11 @@ export class OnnxCrossAttention implements CrossAttention {
     // the host keeps the session made from the bytes (keyed by this object): not needed again
     edited.bytes = new Uint8Array(0);
     const layers = prediction.outputs.map((outputs) =>
-      graph.layers.map((layer) => {
-        const output = outputs.get(layer.output);
+      this.#layers().map((layer, l) => {
+        const output = outputs.get(edited.outputs[l]);
         if (!output) {
           throw new ModelRuntimeError(
-            `${graph.source}: the edited UNet returned no ${layer.output}`,
+            `${graph.source}: the edited UNet returned no ${edited.outputs[l]}`,
           );
         }
         return this.#layerMap(layer.node, output.data, output.dims);
@@ -123,6 +161,7 @@ export class OnnxCrossAttention implements CrossAttention {
   #editedUnet(): Promise<HeldUnet> {
     if (!this.#edited) {
       const edited = (async () => {
+        if (this.#joint) return await this.#editedTransformer(this.#joint);
         const layers = crossAttentionLayers(this.#readGraph());
         const bytes = await Deno.readFile(this.#host.unetPath);
         const outputs = layers.map((layer) => layer.output);
@@ -132,6 +171,13 @@ export class OnnxCrossAttention implements CrossAttention {
       this.#edited = edited;
     }
     return this.#edited;
+  }
+
+  /** A transformer graph returning each joint-attention layer's image × text block. */
+  async #editedTransformer(joint: JointAttentionLayout): Promise<HeldUnet> {
+    const layers = jointAttentionLayers(this.#readGraph());
+    if (typeof layers === "string") throw new ModelLoadError(`attention maps are ${layers}`);
+    return addJointAttentionBlocks(await Deno.readFile(this.#host.unetPath), layers, joint);
   }
 
   /**

@@ -30,6 +30,7 @@ import {
   checkPatches,
   encoderTokenizer,
   flowScheduler,
+  jointWordTokens,
   maxSequenceLength,
   type OnnxPipeline,
   openEncoder,
@@ -38,7 +39,6 @@ import {
   requireEqualWidths,
   runEncoder,
   staticWidth,
-  TRANSFORMER_ATTENTION,
   transformerNumber,
 } from "./pipeline.ts";
 import { inputInfo } from "./session.ts";
@@ -150,7 +150,13 @@ export async function fluxPipeline(
       pack: (latents, items, out) => packLatents(latents, items, shape, out),
       unpack: (output, items, out) => unpackLatents(output, items, shape, out),
     },
-    attentionUnavailable: TRANSFORMER_ATTENTION,
+    // FluxAttnProcessor concatenates [text; image] (the single-stream blocks' input is the same
+    // concatenation); the text is T5's tokens
+    jointAttention: {
+      order: "text-image",
+      textTokens: length,
+      wordTokens: (prompt) => jointWordTokens(prompt, [{ tokenizer: t5Tokenizer, offset: 0 }]),
+    },
     settings: {
       ...(guidance === undefined ? { variant: "schnell (no guidance input)" } : { guidance }),
       maxSequenceLength: length,

@@ -160,7 +160,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     this.latent = parts.vaeEncoder !== undefined;
     this.attention = pipeline.attentionUnavailable
       ? unavailableAttention(pipeline.attentionUnavailable, pipeline.tokenizer)
-      : new OnnxCrossAttention(this);
+      : new OnnxCrossAttention(this, pipeline.jointAttention);
     if (parts.logSnrProfile) this.logSnrProfile = parts.logSnrProfile;
   }
 
@@ -257,7 +257,11 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
    * them the network is fed x_t in its layout (FLUX.1: packed, into reused scratch buffers, since
    * its latents are a megabyte per item) and each t as its timestep.
    */
-  async #predictFlow(batch: NoiseBatch, flow: FlowTiming): Promise<Float32Array> {
+  async #predictFlow(
+    batch: NoiseBatch,
+    flow: FlowTiming,
+    network: Pick<OnnxUnet, "predict"> = this.#parts.unet,
+  ): Promise<Float32Array> {
     const scratch: Float32Array[] = [];
     const buffer = (length: number) => {
       const index = this.#scratch.findIndex((b) => b.length === length);
@@ -273,7 +277,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
           { ...batch, noisy, conditions },
           Array.from(t, flow.timestep),
         );
-        const v = await this.#parts.unet.predict(request, flow.networkShape ?? this.shape);
+        const v = await network.predict(request, flow.networkShape ?? this.shape);
         return flow.unpack ? flow.unpack(v, n, buffer(v.length)) : v;
       });
     } finally {
@@ -291,14 +295,27 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
    * `graph` object and released by dispose().
    */
   async predictNoiseWithOutputs(batch: NoiseBatch, graph: EditedUnet): Promise<UnetPrediction> {
-    const request = this.#unetRequest(batch);
     let unet = this.#editedUnets.get(graph);
     if (!unet) {
       unet = this.#openEditedUnet(graph);
       unet.catch(() => this.#editedUnets.delete(graph));
       this.#editedUnets.set(graph, unet);
     }
-    const result = await (await unet).predictWithOutputs(request, this.shape);
+    const edited = await unet;
+    const flow = this.#parts.pipeline.flow;
+    let result: UnetPrediction;
+    if (flow) {
+      // a flow model's ε̂ comes through the same conversion; the extra outputs are kept as they are
+      let outputs: UnetPrediction["outputs"] = [];
+      const noise = await this.#predictFlow(batch, flow, {
+        predict: async (request, shape) => {
+          const prediction = await edited.predictWithOutputs(request, shape);
+          outputs = prediction.outputs;
+          return prediction.noise;
+        },
+      });
+      result = { noise, outputs };
+    } else result = await edited.predictWithOutputs(this.#unetRequest(batch), this.shape);
     this.#items += batch.logSnr.length;
     return result;
   }

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../errors.ts";
-import type { Shape } from "../denoiser.ts";
+import type { Shape, WordTokens } from "../denoiser.ts";
 import { type FlowConvention, type FlowScheduler, flowSchedulerConfig } from "../flow.ts";
 import type { EncoderFolder, ModelFolder } from "../sd/folder.ts";
 import { readFolderJson } from "../sd/folder.ts";
@@ -22,6 +22,7 @@ import { loadT5Tokenizer } from "../sd/t5-tokenizer.ts";
 import type { OnnxCondition } from "./onnx-model.ts";
 import { OnnxTextEncoder } from "./text-encoder.ts";
 import type { NetworkSpec, OnnxUnet } from "./unet.ts";
+import type { JointAttentionLayout } from "./cross-attention.ts";
 
 /** Choices of a family's pipeline a user may make (`loadModel` options). */
 export interface PipelineOptions {
@@ -89,8 +90,13 @@ export interface OnnxPipeline {
   readonly flow?: FlowTiming;
   /** settings that change what the model computes (recorded in its identity) */
   readonly settings: Readonly<Record<string, string | number | boolean>>;
-  /** why the network's cross-attention cannot be read, when it cannot (the transformers) */
+  /** why the network's cross-attention cannot be read, when it cannot */
   readonly attentionUnavailable?: string;
+  /**
+   * a transformer's joint attention (SD 3, FLUX.1): its sequence's layout and the text tokens of
+   * each word; the attention maps are then its image-query × text-key blocks
+   */
+  readonly jointAttention?: JointAttentionLayout;
   /** encodes a prompt as the family's pipeline does */
   encode(prompt: string): Promise<OnnxCondition>;
   /** checks the network against the encoders once both are open (widths, inputs) */
@@ -403,18 +409,36 @@ export function refuseOption(
 }
 
 /**
- * Why the transformers' attention maps are not read (yet).
+ * Each word of the prompt with its positions among a transformer's text tokens, which are several
+ * encoders' tokens one after the other (SD 3: CLIP's 77 then T5's; FLUX.1: T5's): a word's
+ * sub-tokens in every stretch, each stretch's positions shifted by its offset.
+ *
+ * @param prompt the prompt
+ * @param stretches each encoder's tokenizer and where its tokens start in the text sequence
  *
  * @example
  * ```ts
- * import { TRANSFORMER_ATTENTION } from "./pipeline.ts";
- * console.assert(TRANSFORMER_ATTENTION.startsWith("unavailable"));
+ * import { jointWordTokens } from "./pipeline.ts";
+ * const split = { wordPositions: (p: string) => p.split(" ").map((word, i) => ({ word, positions: [i + 1] })) };
+ * const words = jointWordTokens("red circle", [{ tokenizer: split, offset: 0 }, { tokenizer: split, offset: 77 }]);
+ * console.assert(words[1].word === "circle" && words[1].positions.join() === "2,79");
  * ```
  */
-export const TRANSFORMER_ATTENTION =
-  "unavailable for SD 3 and FLUX.1: their transformers attend jointly over image and text tokens " +
-  "(no separate cross-attention layer to read as DAAM reads a UNet's); attention baselines on " +
-  "transformers are a separate issue";
+export function jointWordTokens(
+  prompt: string,
+  stretches: readonly {
+    readonly tokenizer: { wordPositions(prompt: string): readonly WordTokens[] };
+    readonly offset: number;
+  }[],
+): WordTokens[] {
+  const each = stretches.map(({ tokenizer, offset }) =>
+    tokenizer.wordPositions(prompt).map((w) => w.positions.map((p) => p + offset))
+  );
+  return stretches[0].tokenizer.wordPositions(prompt).map(({ word }, i) => ({
+    word,
+    positions: each.flatMap((words) => words[i] ?? []),
+  }));
+}
 
 /**
  * A positive integer of the denoiser's config.json, when stated.

@@ -29,6 +29,7 @@ import {
   configLayers,
   encoderTokenizer,
   flowScheduler,
+  jointWordTokens,
   maxSequenceLength,
   type OnnxPipeline,
   openEncoder,
@@ -38,7 +39,6 @@ import {
   requireEqualWidths,
   runEncoder,
   staticWidth,
-  TRANSFORMER_ATTENTION,
   transformerNumber,
 } from "./pipeline.ts";
 import { TRANSFORMER_INPUTS, TRANSFORMER_OUTPUT } from "./tensor-roles.ts";
@@ -130,7 +130,16 @@ export async function sd3Pipeline(context: PipelineContext): Promise<OnnxPipelin
       convention,
       timestep: (t) => t * scheduler.numTrainTimesteps,
     },
-    attentionUnavailable: TRANSFORMER_ATTENTION,
+    // JointAttnProcessor2_0 concatenates [image; text]; the text is CLIP's rows, then T5's
+    jointAttention: {
+      order: "image-text",
+      textTokens: clipLength + length,
+      wordTokens: (prompt) =>
+        jointWordTokens(prompt, [
+          { tokenizer: clipTokenizers[0], offset: 0 },
+          ...(t5Tokenizer ? [{ tokenizer: t5Tokenizer, offset: clipLength }] : []),
+        ]),
+    },
     settings: {
       maxSequenceLength: length,
       t5: t5 ? "text_encoder_3" : "zeros (no text_encoder_3)",

@@ -1,0 +1,145 @@
+// Joint-attention maps of diffusion transformers (issue 25, parts 1 and 4): SD 3's MMDiT blocks
+// and FLUX.1's double- and single-stream blocks attend over one [image; text] (SD 3) or
+// [text; image] (FLUX.1) sequence. The capability returns each block's image-query × text-key
+// probabilities, sliced inside the edited graph, and they must equal what diffusers' PyTorch
+// transformer computes when scaled_dot_product_attention is written out as softmax(QKᵀ·scale)
+// (attention-map-diffusers' hook): fixtures/attention/joint-reference.json, made by
+// tools/make_joint_attention_reference.py on the same tiny pipelines, prompt and x_t as
+// reference.json. Tolerance: 2·10⁻⁶ absolute on probabilities (fp32 ONNX against fp32 PyTorch;
+// the exporter's own check of the velocity is ≤ 4·10⁻⁶ relative).
+import assert from "node:assert/strict";
+import { ModelLoadError } from "../src/errors.ts";
+import { flowLogSnr, flowScale } from "../src/models/flow.ts";
+import { jointAttentionLayers } from "../src/models/onnx/attention-graph.ts";
+import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+
+const TOLERANCE = 2e-6;
+
+interface Stored {
+  readonly shape: number[];
+  readonly base64: string;
+}
+interface ReferenceLayer {
+  readonly node: string;
+  readonly dims: [number, number, number];
+  readonly rowSums: Stored;
+  readonly columns: number[];
+  readonly values: Stored;
+}
+interface FamilyReference {
+  readonly t: number;
+  readonly text: number;
+  readonly layers: readonly ReferenceLayer[];
+}
+
+function values(stored: Stored): Float32Array {
+  const bytes = Uint8Array.from(atob(stored.base64), (c) => c.charCodeAt(0));
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+async function withModel(name: string, body: (model: OnnxModel) => Promise<void> | void) {
+  const model = await loadModel(`fixtures/models/${name}`, { device: "cpu" });
+  try {
+    await body(model);
+  } finally {
+    await model.dispose();
+  }
+}
+
+const reference = JSON.parse(
+  await Deno.readTextFile("fixtures/attention/joint-reference.json"),
+);
+
+for (const name of ["tiny-sd3", "tiny-flux"]) {
+  Deno.test(`${name}: the joint-attention blocks equal diffusers' (image queries × text keys, every layer and head)`, async () => {
+    const ref: FamilyReference = reference[name];
+    const models = JSON.parse(await Deno.readTextFile(`fixtures/models/${name}/reference.json`));
+    const level = models.levels[reference.level];
+    await withModel(name, async (model) => {
+      assert.equal(model.attention.supported(), true);
+      assert.equal(model.attention.unavailable, undefined);
+      assert.equal(model.attention.contextLength, ref.text);
+      const s = flowScale(level.t);
+      const prediction = await model.attention.predict({
+        noisy: values(level.x_t).map((x) => x / s),
+        logSnr: new Float64Array([flowLogSnr(level.t)]),
+        conditions: [await model.encode(reference.prompt)],
+      });
+      const layers = prediction.layers[0];
+      assert.deepEqual(layers.map((l) => l.node), ref.layers.map((l) => l.node));
+      layers.forEach((layer, l) => {
+        const want = ref.layers[l];
+        const [heads, cells, tokens] = want.dims;
+        assert.deepEqual([layer.heads, layer.height * layer.width, layer.tokens], want.dims);
+        const sums = values(want.rowSums), stored = values(want.values);
+        let worst = 0;
+        for (let h = 0; h < heads; h++) {
+          for (let p = 0; p < cells; p++) {
+            const row = layer.probs.subarray(
+              (h * cells + p) * tokens,
+              (h * cells + p + 1) * tokens,
+            );
+            const sum = row.reduce((a, b) => a + b, 0);
+            // a row of the block is the text's share of an image query's probabilities
+            assert.ok(sum > 0 && sum <= 1 + 1e-6, `${layer.node} head ${h} row ${p}: sum ${sum}`);
+            worst = Math.max(worst, Math.abs(sum - sums[h * cells + p]));
+            want.columns.forEach((t, j) => {
+              const at = (h * cells + p) * want.columns.length + j;
+              worst = Math.max(worst, Math.abs(row[t] - stored[at]));
+            });
+          }
+        }
+        assert.ok(worst <= TOLERANCE, `${layer.node}: largest difference ${worst} > ${TOLERANCE}`);
+      });
+    });
+  });
+}
+
+Deno.test("tiny-sd3: a word's text tokens are its CLIP sub-tokens and its T5 sub-tokens after CLIP's 77", async () => {
+  await withModel("tiny-sd3", (model) => {
+    const prompt = "a small red circle";
+    const red = model.attention.wordTokens(prompt)[2];
+    const clip = model.tokenizer.wordPositions(prompt)[2].positions;
+    const t5 = model.encoders[2].tokenizer.wordPositions(prompt)[2].positions;
+    assert.equal(red.word, "red");
+    assert.deepEqual(red.positions, [...clip, ...t5.map((p) => p + 77)]);
+  });
+});
+
+Deno.test("tiny-flux: a word's text tokens are its T5 sub-tokens", async () => {
+  await withModel("tiny-flux", (model) => {
+    const prompt = "a small red circle";
+    const t5 = model.encoders[1].tokenizer.wordPositions(prompt);
+    const words = model.attention.wordTokens(prompt);
+    assert.deepEqual(words.map((w) => [w.word, w.positions]), t5.map((w) => [w.word, w.positions]));
+  });
+});
+
+for (const name of ["exact-sd3", "exact-flux"]) {
+  Deno.test(`${name}: a transformer graph without attention says its maps are unavailable, and why`, async () => {
+    await withModel(name, async (model) => {
+      assert.equal(model.attention.supported(), false);
+      assert.match(model.attention.unavailable ?? "", /no joint-attention Softmax node/);
+      await assert.rejects(
+        () =>
+          model.attention.predict({
+            noisy: new Float32Array(model.shape.reduce((a, b) => a * b, 1)),
+            logSnr: new Float64Array([0]),
+            conditions: [],
+          }),
+        ModelLoadError,
+      );
+    });
+  });
+}
+
+Deno.test("a fused transformer export is named as one", () => {
+  const reason = jointAttentionLayers({
+    source: "transformer/model.onnx",
+    layers: [],
+    joint: [],
+    fused: ['com.microsoft.MultiHeadAttention "/transformer_blocks.0/attn/MHA"'],
+    externalData: false,
+  });
+  assert.match(String(reason), /fused attention .*MultiHeadAttention.*without --optimize/);
+});
