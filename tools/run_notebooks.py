@@ -178,7 +178,9 @@ def write_kernelspec(root, deno):
         "argv": [deno, "jupyter", "--kernel", "--conn", "{connection_file}"],
         "display_name": "Deno (infodiff runner)",
         "language": "typescript",
-        "env": {"NO_COLOR": "1"},
+        # a fresh infodiff cache per run: a study that calibrates itself stores its profile there,
+        # and one stored by an earlier run must not change the outputs (issue 26)
+        "env": {"NO_COLOR": "1", "INFODIFF_CACHE": str(Path(root) / "infodiff-cache")},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2))
     return KERNEL_NAME
