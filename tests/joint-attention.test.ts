@@ -12,6 +12,9 @@ import { ModelLoadError } from "../src/errors.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import { jointAttentionLayers } from "../src/models/onnx/attention-graph.ts";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+import { DaamAccumulator, wordAttention } from "../src/attention/word-attention.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import { type CrossAttention, type NoiseBatch, withMembers } from "../src/models/denoiser.ts";
 
 const TOLERANCE = 2e-6;
 
@@ -30,6 +33,7 @@ interface FamilyReference {
   readonly t: number;
   readonly text: number;
   readonly layers: readonly ReferenceLayer[];
+  readonly concept: readonly ReferenceLayer[];
 }
 
 function values(stored: Stored): Float32Array {
@@ -95,6 +99,47 @@ for (const name of ["tiny-sd3", "tiny-flux"]) {
   });
 }
 
+for (const name of ["tiny-sd3", "tiny-flux"]) {
+  Deno.test(`${name}: the concept-attention maps equal ConceptAttention's with the prompt's tokens as concepts`, async () => {
+    const ref: FamilyReference = reference[name];
+    const models = JSON.parse(await Deno.readTextFile(`fixtures/models/${name}/reference.json`));
+    const level = models.levels[reference.level];
+    await withModel(name, async (model) => {
+      const concept = model.conceptAttention!;
+      assert.equal(concept.supported(), true);
+      const s = flowScale(level.t);
+      const prediction = await concept.predict({
+        noisy: values(level.x_t).map((x) => x / s),
+        logSnr: new Float64Array([flowLogSnr(level.t)]),
+        conditions: [await model.encode(reference.prompt)],
+      });
+      const layers = prediction.layers[0];
+      assert.deepEqual(layers.map((l) => l.node), ref.concept.map((l) => l.node));
+      layers.forEach((layer, l) => {
+        const want = ref.concept[l];
+        const [, cells, tokens] = want.dims;
+        assert.deepEqual([layer.heads, layer.height * layer.width, layer.tokens], want.dims);
+        // each token's map is a softmax over the image tokens
+        for (let t = 0; t < tokens; t++) {
+          let sum = 0;
+          for (let p = 0; p < cells; p++) sum += layer.probs[p * tokens + t];
+          assert.ok(Math.abs(sum - 1) < 1e-5, `${layer.node} token ${t}: sums to ${sum}`);
+        }
+        const sums = values(want.rowSums), stored = values(want.values);
+        let worst = 0;
+        for (let p = 0; p < cells; p++) {
+          const row = layer.probs.subarray(p * tokens, (p + 1) * tokens);
+          worst = Math.max(worst, Math.abs(row.reduce((a, b) => a + b, 0) - sums[p]) / tokens);
+          want.columns.forEach((t, j) => {
+            worst = Math.max(worst, Math.abs(row[t] - stored[p * want.columns.length + j]));
+          });
+        }
+        assert.ok(worst <= TOLERANCE, `${layer.node}: largest difference ${worst} > ${TOLERANCE}`);
+      });
+    });
+  });
+}
+
 Deno.test("tiny-sd3: a word's text tokens are its CLIP sub-tokens and its T5 sub-tokens after CLIP's 77", async () => {
   await withModel("tiny-sd3", (model) => {
     const prompt = "a small red circle";
@@ -142,4 +187,59 @@ Deno.test("a fused transformer export is named as one", () => {
     externalData: false,
   });
   assert.match(String(reason), /fused attention .*MultiHeadAttention.*without --optimize/);
+});
+
+Deno.test("tiny-flux: wordAttention draws the concept maps: DAAM's aggregation of the word's tokens over the concept blocks", async () => {
+  await withModel("tiny-flux", async (model) => {
+    const data = await model.prepare("fixtures/images/test-64.png");
+    const prompt = "a small red circle";
+    // one draw: the sampled-noise gathering at a single (α, ε) of the reference law
+    const options = { samples: 1, seed: 3, maps: "concept" as const };
+    const map = await wordAttention(model, data, prompt, "red", options);
+    // the same draw through the capability, aggregated by DAAM's accumulator
+    const concept = model.conceptAttention!;
+    let traced: NoiseBatch | undefined;
+    const spy: CrossAttention = {
+      contextLength: concept.contextLength,
+      supported: () => concept.supported(),
+      wordTokens: (prompt) => concept.wordTokens(prompt),
+      predict: (batch) => {
+        traced = batch;
+        return concept.predict(batch);
+      },
+    };
+    await wordAttention(
+      withMembers(model, { conceptAttention: spy }),
+      data,
+      prompt,
+      "red",
+      options,
+    );
+    const daam = new DaamAccumulator(model.attention.wordTokens(prompt)[2].positions);
+    daam.add((await model.conceptAttention!.predict(traced!)).layers[0]);
+    const want = daam.heatmap(8, 8);
+    assert.equal(map.width, 8);
+    map.data.forEach((v, i) => assert.ok(Math.abs(v - want.data[i]) < 1e-6, `cell ${i}`));
+    const joint = await wordAttention(model, data, prompt, "red", {
+      ...options,
+      maps: "attention",
+    });
+    assert.ok(
+      joint.data.some((v, i) => Math.abs(v - map.data[i]) > 1e-3),
+      "differs from attention",
+    );
+  });
+});
+
+Deno.test("a UNet has no concept-attention maps: asking for them is refused, saying why", async () => {
+  await withModel("attention-tiny", async (model) => {
+    await assert.rejects(
+      () =>
+        wordAttention(model, new Float32Array(3 * 8 * 8), "a red circle", "red", {
+          maps: "concept",
+        }),
+      (error: Error) =>
+        error instanceof InvalidArgumentError && /no concept-attention maps/.test(error.message),
+    );
+  });
 });

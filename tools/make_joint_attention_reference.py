@@ -10,6 +10,14 @@ which records every call in block order: SD 3's transformer_blocks, FLUX.1's dou
 transformer_blocks then single_transformer_blocks (whose sequence is the same [text; image]
 concatenation; attention-map-diffusers skips them, infodiff reads them too).
 
+Concept-attention maps (ConceptAttention, helblazer811/ConceptAttention, its diffusers FLUX code
+concept_attention/diffusers/flux/dit_block.py and pipeline.py) with the prompt's own tokens as the
+concepts: a forward hook on each transformer block's attention module takes its two outputs
+(image: after to_out, text: after to_add_out), einsum("batch concepts dim, batch patches dim ->
+batch concepts patches"), softmax over patches (the pipeline's `torch.softmax(maps, dim=-1)`).
+Blocks without a projected text output (SD 3's last, context_pre_only) are skipped; ConceptAttention
+keeps blocks 10–17, and the tiny transformers, which have fewer, keep all theirs.
+
 Fixed inputs: fixtures/models/tiny-*/reference.json's first prompt and level 1 (t = 0.5), fed to
 diffusers' transformer exactly as build_family_pipelines.py's reference does. Written to
 fixtures/attention/joint-reference.json, per family and layer: dims [heads, h·w, T]; the whole
@@ -38,6 +46,8 @@ SD3_COLUMNS = list(range(16)) + [77 + i for i in range(16)]
 FLUX_COLUMNS = list(range(16))
 
 recorded = []
+outputs = []  # per block with a text output: (image attention output, text attention output)
+CONCEPT_BLOCKS = list(range(10, 18))
 _sdpa = torch.nn.functional.scaled_dot_product_attention
 
 
@@ -79,7 +89,8 @@ def run_sd3():
     names = [f"/transformer_blocks.{i}/attn/Softmax" for i in range(len(recorded))]
     text = emb.shape[1]
     return {"t": level["t"], "text": text, "order": "image, text",
-            "layers": stored([(n, block_of(p, text, True)) for n, p in zip(names, recorded)], SD3_COLUMNS)}
+            "layers": stored([(n, block_of(p, text, True)) for n, p in zip(names, recorded)], SD3_COLUMNS),
+            "concept": concept_maps(pipe.transformer, SD3_COLUMNS)}
 
 
 def run_flux():
@@ -99,19 +110,41 @@ def run_flux():
              else f"/single_transformer_blocks.{i - double}/attn/Softmax" for i in range(len(recorded))]
     text = emb.shape[1]
     return {"t": level["t"], "text": text, "order": "text, image",
-            "layers": stored([(n, block_of(p, text, False)) for n, p in zip(names, recorded)], FLUX_COLUMNS)}
+            "layers": stored([(n, block_of(p, text, False)) for n, p in zip(names, recorded)], FLUX_COLUMNS),
+            "concept": concept_maps(pipe.transformer, FLUX_COLUMNS)}
 
 
 def traced(transformer):
     """The transformer with scaled_dot_product_attention replaced during its call only (the text
-    encoders use it too, with masks)."""
+    encoders use it too, with masks), and its double-stream blocks' attention outputs kept."""
+    def keep(module, args, result):
+        outputs.append((result[0].detach().clone(), result[1].detach().clone()))
+
     def call(**inputs):
+        outputs.clear()
+        blocks = [b for b in transformer.transformer_blocks if not b.attn.context_pre_only]
+        hooks = [b.attn.register_forward_hook(keep) for b in blocks]
         torch.nn.functional.scaled_dot_product_attention = explicit_sdpa
         try:
             return transformer(**inputs)
         finally:
             torch.nn.functional.scaled_dot_product_attention = _sdpa
+            for hook in hooks:
+                hook.remove()
     return call
+
+
+def concept_maps(transformer, columns):
+    """ConceptAttention's maps with the prompt's tokens as concepts: [1, P, T] per kept block."""
+    indices = [i for i, b in enumerate(transformer.transformer_blocks) if not b.attn.context_pre_only]
+    chosen = [k for k, i in enumerate(indices) if i in CONCEPT_BLOCKS] or list(range(len(indices)))
+    blocks = []
+    for k in chosen:
+        image, text = outputs[k]
+        scores = torch.einsum("btd,bpd->btp", text, image)
+        maps = torch.softmax(scores, dim=-1).transpose(1, 2)  # [B, P, T]
+        blocks.append((f"/transformer_blocks.{indices[k]}", maps[:, None]))
+    return stored(blocks, columns)
 
 
 def decode(s):
@@ -128,7 +161,7 @@ def main():
     with open(OUT, "w") as f:
         json.dump(out, f, indent=1)
     for family in ("tiny-sd3", "tiny-flux"):
-        print(family, [(l["node"], l["dims"]) for l in out[family]["layers"]])
+        print(family, [(l["node"], l["dims"]) for l in out[family]["layers"] + out[family]["concept"]])
 
 
 if __name__ == "__main__":

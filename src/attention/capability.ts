@@ -83,3 +83,29 @@ export function predictWithAttention(
 ): Promise<AttentionPrediction> {
   return requireAttention(model).predict(batch);
 }
+
+/**
+ * The model's concept-attention maps (a diffusion transformer's output-space maps), or an error
+ * saying why there are none.
+ *
+ * @throws {InvalidArgumentError} for a model without them (UNets, oracles)
+ *
+ * @example
+ * ```ts
+ * import { requireConceptAttention } from "./capability.ts";
+ * import { loadModel } from "../query/load-model.ts";
+ * const model = await loadModel("fixtures/models/tiny-flux", { device: "cpu" });
+ * console.assert(requireConceptAttention(model).supported());
+ * await model.dispose();
+ * ```
+ */
+export function requireConceptAttention(model: Denoiser): CrossAttention {
+  if (!model.conceptAttention) {
+    throw new InvalidArgumentError(
+      `${model.name} has no concept-attention maps; expected a diffusion transformer (SD 3, ` +
+        `FLUX.1) loaded with loadModel(), whose attention outputs can be compared (a UNet's ` +
+        `cross-attention gives the maps: use the default attention)`,
+    );
+  }
+  return model.conceptAttention;
+}

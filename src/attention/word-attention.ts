@@ -23,7 +23,7 @@ import type {
 import { checkModelData, withMembers } from "../models/denoiser.ts";
 import { REFERENCE_LOG_SNR } from "../numerics/log-snr.ts";
 import { phraseOccurrences } from "../text/prompt.ts";
-import { requireAttention } from "./capability.ts";
+import { requireAttention, requireConceptAttention } from "./capability.ts";
 
 /**
  * Where attention is gathered, in one frozen table: at sampled (α, ε) draws of the data
@@ -109,6 +109,14 @@ export interface WordAttentionOptions {
    * probability per pixel), whose sum measures how much the word is attended, not only where
    */
   readonly normalize?: boolean;
+  /**
+   * which maps (default `"attention"`): the model's attention probabilities (a UNet's
+   * cross-attention, a transformer's image-query × text-key joint-attention blocks), or
+   * `"concept"`, a transformer's concept-attention maps (`Denoiser.conceptAttention`: per block
+   * the softmax over image tokens of their attention outputs' dot products with the word's
+   * tokens'), aggregated alike
+   */
+  readonly maps?: "attention" | "concept";
 }
 
 /**
@@ -147,7 +155,11 @@ export async function wordAttention(
   word: string,
   options: WordAttentionOptions = {},
 ): Promise<Heatmap> {
-  const attention = requireAttention(model);
+  const attention = options.maps === "concept"
+    ? requireConceptAttention(model)
+    : options.maps === undefined || options.maps === "attention"
+    ? requireAttention(model)
+    : badMaps(options.maps);
   checkModelData(model.shape, data, "data (from model.prepare(image))");
   const positions = wordTokenPositions(attention, prompt, word);
   const at = checkGathering(options.at ?? "sampled");
@@ -261,6 +273,12 @@ async function ddimTrajectory(
   if (at === "regeneration") {
     await ddimBatch(traced, [{ prompt, start: noise }], "generate", ddim);
   }
+}
+
+function badMaps(maps: unknown): never {
+  throw new InvalidArgumentError(
+    `unknown attention maps: ${JSON.stringify(maps)}; expected "attention" or "concept"`,
+  );
 }
 
 function checkGathering(at: string): AttentionGathering {

@@ -190,6 +190,12 @@ export interface Denoiser {
   /** cross-attention probabilities, for backends that can expose them */
   readonly attention?: CrossAttention;
   /**
+   * concept-attention maps (a diffusion transformer's output-space maps, ConceptAttention with the
+   * prompt's tokens as the concepts), for backends that can expose them: the same interface, each
+   * layer's map [1, h·w, tokens] a softmax over the image tokens
+   */
+  readonly conceptAttention?: CrossAttention;
+  /**
    * the model's calibrated integrand profile (`infodiff calibrate`), when it has one: the
    * estimators then draw α from the fitted, defensive proposal by default
    */

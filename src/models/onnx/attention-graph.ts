@@ -27,6 +27,18 @@ export interface CrossAttentionLayer {
   readonly output: string;
 }
 
+/** One transformer block's attention outputs, after their projections (`to_out.0`, `to_add_out`). */
+export interface OutputSpaceLayer {
+  /** the block, e.g. `/transformer_blocks.3` */
+  readonly node: string;
+  /** the block's index among its kind */
+  readonly index: number;
+  /** the image tokens' attention output [B, h·w, D] */
+  readonly image: string;
+  /** the text tokens' attention output [B, T, D] */
+  readonly text: string;
+}
+
 /** What a UNet graph holds that matters for attention maps. */
 export interface AttentionGraph {
   /** the file the graph came from, for messages */
@@ -39,6 +51,12 @@ export interface AttentionGraph {
    * graph order: probabilities over the concatenated text and image sequence
    */
   readonly joint?: readonly CrossAttentionLayer[];
+  /**
+   * blocks whose attention returns both an image and a text output (SD 3's MMDiT blocks but its
+   * last, `context_pre_only`; FLUX.1's double-stream blocks), in block order: what concept
+   * attention compares
+   */
+  readonly outputSpace?: readonly OutputSpaceLayer[];
   /** fused attention nodes (`op_type "name"`), e.g. com.microsoft MultiHeadAttention */
   readonly fused: readonly string[];
   /** true when some initializer keeps its data in an external file */
@@ -88,6 +106,8 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
   const layers: CrossAttentionLayer[] = [];
   const joint: CrossAttentionLayer[] = [];
   const fused: string[] = [];
+  // the last node of each block's projection (Linear exports as MatMul then Add) gives its output
+  const projections = new Map<string, { image?: string; text?: string }>();
   for (const node of graph.node ?? []) {
     const op = node.opType ?? "";
     const name = node.name ?? "";
@@ -97,6 +117,11 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
       layers.push({ node: name || output, output });
     } else if (op === "Softmax" && standard && JOINT_ATTENTION.test(name || output)) {
       joint.push({ node: name || output, output });
+    } else if (PROJECTION.test(name)) {
+      const [, block, which] = name.match(PROJECTION)!;
+      const entry = projections.get(block) ?? {};
+      entry[which === "to_out.0" ? "image" : "text"] = output;
+      projections.set(block, entry);
     } else if (FUSED_ATTENTION_OPS.has(op)) {
       fused.push(`${node.domain ? `${node.domain}.` : ""}${op} "${name || output}"`);
     }
@@ -104,8 +129,14 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
   const externalData = (graph.initializer ?? []).some((t) =>
     t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL
   );
-  return { source, layers, joint, fused, externalData };
+  const outputSpace = [...projections].flatMap(([node, { image, text }]) =>
+    image && text ? [{ node, index: Number(node.split(".").pop()), image, text }] : []
+  );
+  return { source, layers, joint, outputSpace, fused, externalData };
 }
+
+/** A node of a double-stream block's output projections: `/transformer_blocks.N/attn/to_out.0/…`. */
+const PROJECTION = /^(\/transformer_blocks\.\d+)\/attn\/(to_out\.0|to_add_out)\//;
 
 /**
  * The attention of a diffusers transformer block, as the TorchScript exporter names its nodes:
@@ -197,6 +228,59 @@ export function addJointAttentionBlocks(
     output: [outputs[i]],
   }));
   return { bytes: appendToGraph(bytes, { node, initializer, output: outputs }), outputs };
+}
+
+/**
+ * Adds to a transformer graph, for each block, ConceptAttention's output-space map with the
+ * prompt's tokens as the concepts: the dot products of every image token's attention output with
+ * every text token's ([B, h·w, D] × [B, T, D]ᵀ), softmaxed over the image tokens (as
+ * ConceptAttention's diffusers FLUX pipeline does, `softmax(dim=-1)` of [concepts, patches]),
+ * exposed as graph outputs [B, h·w, T].
+ *
+ * @returns the edited ModelProto and the maps' output names, one per block in order
+ *
+ * @example
+ * ```ts
+ * import { addOutputSpaceMaps, readAttentionGraph } from "./attention-graph.ts";
+ * const path = "fixtures/models/tiny-flux/transformer/model.onnx";
+ * const bytes = Deno.readFileSync(path);
+ * const blocks = readAttentionGraph(bytes, path).outputSpace!;
+ * console.assert(addOutputSpaceMaps(bytes, blocks).outputs.length === 1);
+ * ```
+ */
+export function addOutputSpaceMaps(
+  bytes: Uint8Array,
+  blocks: readonly OutputSpaceLayer[],
+): { bytes: Uint8Array; outputs: string[] } {
+  const prefix = "infodiff_concept";
+  const outputs = blocks.map((block) => `${block.node}/${prefix}_map`);
+  const name = (block: OutputSpaceLayer, what: string) => `${block.node}/${prefix}_${what}`;
+  const transpose = (block: OutputSpaceLayer, from: string, to: string) => ({
+    name: name(block, `${to}_transpose`),
+    opType: "Transpose",
+    input: [from],
+    output: [to],
+    attribute: [{ name: "perm", type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 2, 1] }],
+  });
+  // scores [B, T, h·w] softmaxed over the last axis, which every opset's Softmax reads alike
+  const node = blocks.flatMap((block, i) => [
+    transpose(block, block.image, name(block, "image_t")),
+    {
+      name: name(block, "scores"),
+      opType: "MatMul",
+      input: [block.text, name(block, "image_t")],
+      output: [name(block, "scores")],
+    },
+    {
+      name: name(block, "softmax"),
+      opType: "Softmax",
+      input: [name(block, "scores")],
+      output: [name(block, "probs")],
+      attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
+    },
+    transpose(block, name(block, "probs"), outputs[i]),
+  ]);
+  return { bytes: appendToGraph(bytes, { node, output: outputs }), outputs };
 }
 
 function int64Tensor(name: string, values: readonly bigint[]) {

@@ -28,11 +28,13 @@ import type { UnetPrediction } from "./unet.ts";
 import {
   addGraphOutputs,
   addJointAttentionBlocks,
+  addOutputSpaceMaps,
   type AttentionGraph,
   type CrossAttentionLayer,
   crossAttentionLayers,
   jointAttentionLayers,
   type JointSequence,
+  type OutputSpaceLayer,
   readAttentionGraph,
 } from "./attention-graph.ts";
 
@@ -82,6 +84,7 @@ interface HeldUnet {
 export class OnnxCrossAttention implements CrossAttention {
   readonly #host: AttentionHost;
   readonly #joint: JointAttentionLayout | undefined;
+  readonly #concept: boolean;
   #graph: AttentionGraph | undefined;
   #edited: Promise<HeldUnet> | undefined;
 
@@ -91,10 +94,17 @@ export class OnnxCrossAttention implements CrossAttention {
    * @param host the denoiser whose UNet is read
    * @param joint for a diffusion transformer: how its joint attention is laid out (the maps are
    *   then its image-query × text-key blocks)
+   * @param maps on a transformer, `"concept"` gives ConceptAttention's output-space maps instead
+   *   (see {@link conceptAttentionBlocks})
    */
-  constructor(host: AttentionHost, joint?: JointAttentionLayout) {
+  constructor(
+    host: AttentionHost,
+    joint?: JointAttentionLayout,
+    maps: "attention" | "concept" = "attention",
+  ) {
     this.#host = host;
     this.#joint = joint;
+    this.#concept = joint !== undefined && maps === "concept";
   }
 
   /** Tokens in the text encoder's context (a transformer's: the text tokens of its sequence). */
@@ -110,7 +120,7 @@ export class OnnxCrossAttention implements CrossAttention {
   /** Why a transformer's maps cannot be read (fused attention, no attention in the graph). */
   get unavailable(): string | undefined {
     if (!this.#joint) return undefined;
-    const layers = jointAttentionLayers(this.#readGraph());
+    const layers = this.#transformerLayers();
     return typeof layers === "string" ? layers : undefined;
   }
 
@@ -120,10 +130,16 @@ export class OnnxCrossAttention implements CrossAttention {
   }
 
   /** The layers whose maps are returned: cross-attention, or a transformer's joint attention. */
-  #layers(): readonly CrossAttentionLayer[] {
+  #layers(): readonly { readonly node: string }[] {
     if (!this.#joint) return this.#readGraph().layers;
-    const layers = jointAttentionLayers(this.#readGraph());
+    const layers = this.#transformerLayers();
     return typeof layers === "string" ? [] : layers;
+  }
+
+  /** A transformer's joint-attention layers or concept blocks, or why there are none. */
+  #transformerLayers(): readonly CrossAttentionLayer[] | readonly OutputSpaceLayer[] | string {
+    const graph = this.#readGraph();
+    return this.#concept ? conceptAttentionBlocks(graph) : jointAttentionLayers(graph);
   }
 
   /**
@@ -175,9 +191,12 @@ export class OnnxCrossAttention implements CrossAttention {
 
   /** A transformer graph returning each joint-attention layer's image × text block. */
   async #editedTransformer(joint: JointAttentionLayout): Promise<HeldUnet> {
-    const layers = jointAttentionLayers(this.#readGraph());
+    const layers = this.#transformerLayers();
     if (typeof layers === "string") throw new ModelLoadError(`attention maps are ${layers}`);
-    return addJointAttentionBlocks(await Deno.readFile(this.#host.unetPath), layers, joint);
+    const bytes = await Deno.readFile(this.#host.unetPath);
+    return this.#concept
+      ? addOutputSpaceMaps(bytes, layers as readonly OutputSpaceLayer[])
+      : addJointAttentionBlocks(bytes, layers as readonly CrossAttentionLayer[], joint);
   }
 
   /**
@@ -201,4 +220,40 @@ export class OnnxCrossAttention implements CrossAttention {
     }
     return { node, heads, height, width, tokens, probs };
   }
+}
+
+/**
+ * ConceptAttention's default blocks (its diffusers FLUX.1 code, `concept_attention_layers`
+ * range(10, 18): double-stream blocks 10–17 of 19); a transformer with none of those blocks (SD 3's
+ * 24 MMDiT blocks have them; the tiny test transformers do not) uses all its blocks that return a
+ * text output.
+ */
+export const CONCEPT_ATTENTION_BLOCKS: readonly number[] = Object.freeze(
+  Array.from({ length: 8 }, (_, i) => 10 + i),
+);
+
+/**
+ * The blocks whose output-space maps concept attention averages, or why there are none.
+ *
+ * @example
+ * ```ts
+ * import { conceptAttentionBlocks } from "./cross-attention.ts";
+ * const block = (index: number) => ({ node: `/transformer_blocks.${index}`, index, image: "i", text: "t" });
+ * const graph = { source: "t.onnx", layers: [], fused: [], externalData: false };
+ * const blocks = conceptAttentionBlocks({ ...graph, outputSpace: [0, 9, 10, 17, 18].map(block) });
+ * console.assert(typeof blocks !== "string" && blocks.map((b) => b.index).join() === "10,17");
+ * console.assert(conceptAttentionBlocks({ ...graph, outputSpace: [block(0)] }).length === 1);
+ * ```
+ */
+export function conceptAttentionBlocks(
+  graph: AttentionGraph,
+): readonly OutputSpaceLayer[] | string {
+  const blocks = graph.outputSpace ?? [];
+  if (blocks.length === 0) {
+    return `unavailable: ${graph.source} has no transformer block with both attention outputs ` +
+      `(".../transformer_blocks.N/attn/to_out.0/" and ".../to_add_out/"), which concept attention ` +
+      `compares; expected a diffusers SD 3 or FLUX.1 transformer export`;
+  }
+  const chosen = blocks.filter((block) => CONCEPT_ATTENTION_BLOCKS.includes(block.index));
+  return chosen.length > 0 ? chosen : blocks;
 }

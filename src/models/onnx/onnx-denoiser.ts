@@ -121,6 +121,8 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   readonly latent: boolean;
   /** cross-attention probabilities of the UNet (its graph is read on first use) */
   readonly attention: CrossAttention;
+  /** a transformer's concept-attention maps (SD 3, FLUX.1) */
+  readonly conceptAttention?: CrossAttention;
   /** the folder's calibrated log-SNR profile, if it has one (the default proposal then) */
   readonly logSnrProfile?: LogSnrProfile;
 
@@ -161,6 +163,9 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     this.attention = pipeline.attentionUnavailable
       ? unavailableAttention(pipeline.attentionUnavailable, pipeline.tokenizer)
       : new OnnxCrossAttention(this, pipeline.jointAttention);
+    if (pipeline.jointAttention) {
+      this.conceptAttention = new OnnxCrossAttention(this, pipeline.jointAttention, "concept");
+    }
     if (parts.logSnrProfile) this.logSnrProfile = parts.logSnrProfile;
   }
 
