@@ -39,14 +39,22 @@ function row(): LocalizationRow {
 }
 
 for (const name of ["tiny-sd3", "tiny-flux"]) {
-  Deno.test(`${name}: localization runs with the transformer's joint-attention maps`, async () => {
+  Deno.test(`${name}: localization runs with the transformer's joint-attention and concept-attention maps`, async () => {
     await withModel(name, async (model) => {
       assert.equal(model.attention.supported(), true);
       const result = await localizationStudy(model, [row()], {
         samples: 4,
         attentionSteps: 4,
-        methods: ["information", "whole-image", "attention", "attention-at-sampled-noise"],
+        methods: [
+          "information",
+          "whole-image",
+          "attention",
+          "attention-at-sampled-noise",
+          "concept-attention",
+        ],
+        keepMaps: true,
       });
+      assert.ok(result.maps("circle")?.conceptAttention, "the concept map is kept for the gallery");
       assert.equal(result.rows.length, 1, `failures: ${JSON.stringify(result.failures)}`);
       for (const summary of result.summary) {
         assert.equal(summary.unavailable, undefined, summary.method);
@@ -62,10 +70,14 @@ Deno.test("tiny-sdxl: localization runs with its UNet's cross-attention (the edi
     const result = await localizationStudy(model, [row()], {
       samples: 4,
       attentionSteps: 4,
-      methods: ["information", "attention", "attention-at-sampled-noise"],
+      methods: ["information", "attention", "attention-at-sampled-noise", "concept-attention"],
     });
     assert.equal(result.rows.length, 1, `failures: ${JSON.stringify(result.failures)}`);
     for (const summary of result.summary) {
+      if (summary.method === "concept-attention") {
+        assert.match(summary.unavailable ?? "", /a UNet has none/);
+        continue;
+      }
       assert.equal(summary.unavailable, undefined, summary.method);
       assert.ok(Number.isFinite(summary.mIoUFixed), `${summary.method}: ${summary.mIoUFixed}`);
     }

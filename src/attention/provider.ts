@@ -13,6 +13,11 @@ import { wordAttention, type WordAttentionOptions } from "./word-attention.ts";
 export interface AttentionProvider {
   /** whether the model's attention can be read */
   supportsAttention(model: Denoiser): boolean;
+  /**
+   * whether the model's concept-attention maps can be read (`wordAttention` with
+   * `maps: "concept"`); absent: never
+   */
+  supportsConceptAttention?(model: Denoiser): boolean;
   /** a word's DAAM-style attention map at data resolution, min–max normalised */
   wordAttention(
     model: Denoiser,
@@ -36,6 +41,7 @@ export interface AttentionProvider {
  */
 export const MODEL_ATTENTION: AttentionProvider = Object.freeze({
   supportsAttention,
+  supportsConceptAttention: (model: Denoiser) => model.conceptAttention?.supported() ?? false,
   wordAttention,
 });
 

@@ -28,7 +28,10 @@ export type LocalizationMethod = typeof LOCALIZATION_METHODS[number];
  *   estimator's importance-sampled α — the paper's "Attention+Information" (no information map is
  *   added: the name in the paper refers to where the attention is gathered);
  * - `infodiff-combined`: infodiff's own, in neither the paper nor its code: the information map
- *   plus `attention-at-sampled-noise`, each min–max normalised, normalised again.
+ *   plus `attention-at-sampled-noise`, each min–max normalised, normalised again;
+ * - `concept-attention`: a diffusion transformer's concept-attention maps (ConceptAttention's
+ *   output-space maps with the prompt's tokens as the concepts, `Denoiser.conceptAttention`),
+ *   gathered at the same sampled noise as `attention-at-sampled-noise`; unavailable on UNets.
  *
  * @example
  * ```ts
@@ -42,6 +45,7 @@ export const LOCALIZATION_METHODS: readonly [
   "attention",
   "attention-at-sampled-noise",
   "infodiff-combined",
+  "concept-attention",
 ] = Object.freeze(
   [
     "information",
@@ -49,6 +53,7 @@ export const LOCALIZATION_METHODS: readonly [
     "attention",
     "attention-at-sampled-noise",
     "infodiff-combined",
+    "concept-attention",
   ] as const,
 );
 
@@ -119,6 +124,8 @@ export interface LocalizationMaps {
   readonly attentionAtSampledNoise?: Heatmap;
   /** `infodiff-combined`, when computed */
   readonly combined?: Heatmap;
+  /** `concept-attention` (a transformer's concept-attention maps), when computed */
+  readonly conceptAttention?: Heatmap;
 }
 
 /** One line of the summary table. */

@@ -293,6 +293,15 @@ async function localizeRow(
       "bicubic",
     );
   }
+  if (provider && wants("concept-attention")) {
+    rowMaps.conceptAttention = toMask(
+      await provider.wordAttention(model, data, row.caption, word, {
+        ...sampledNoise(settings, seed),
+        maps: "concept",
+      }),
+      "bicubic",
+    );
+  }
   if (rowMaps.attentionAtSampledNoise && wants("infodiff-combined")) {
     rowMaps.combined = rowMaps.information.add(rowMaps.attentionAtSampledNoise).normalize();
   }
@@ -302,6 +311,7 @@ async function localizeRow(
     attention: rowMaps.attention,
     "attention-at-sampled-noise": rowMaps.attentionAtSampledNoise,
     "infodiff-combined": rowMaps.combined,
+    "concept-attention": rowMaps.conceptAttention,
   };
   for (const method of settings.methods) {
     // the whole-image prediction is every pixel (an all-ones map would normalise to zeros)
@@ -415,6 +425,16 @@ function attentionUnavailable(
   const out = new Map<LocalizationMethod, string>();
   if (reason) {
     for (const m of methods) if (ATTENTION_METHODS.includes(m)) out.set(m, reason);
+  }
+  if (methods.includes("concept-attention")) {
+    const concept = !provider
+      ? "unavailable: no attention provider given (options.attention)"
+      : !(provider.supportsConceptAttention?.(model) ?? false)
+      ? model.conceptAttention?.unavailable ??
+        "unavailable for this model: concept attention compares a diffusion transformer's image " +
+          "and text attention outputs (SD 3, FLUX.1); a UNet has none"
+      : undefined;
+    if (concept) out.set("concept-attention", concept);
   }
   return out;
 }
