@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { ModelLoadError } from "../src/errors.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import { jointAttentionLayers } from "../src/models/onnx/attention-graph.ts";
+import { type AttentionHost, OnnxCrossAttention } from "../src/models/onnx/cross-attention.ts";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
 import { DaamAccumulator, wordAttention } from "../src/attention/word-attention.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -241,5 +242,40 @@ Deno.test("a UNet has no concept-attention maps: asking for them is refused, say
       (error: Error) =>
         error instanceof InvalidArgumentError && /no concept-attention maps/.test(error.message),
     );
+  });
+});
+
+Deno.test("tiny-flux: above the memory budget the blocks are averaged inside the graph, giving DAAM's mean over (layer, head)", async () => {
+  await withModel("tiny-flux", async (model) => {
+    const layout = {
+      order: "text-image" as const,
+      textTokens: 512,
+      imageTokens: 16,
+      wordTokens: (prompt: string) => model.attention.wordTokens(prompt),
+    };
+    // a budget of 0 bytes: every transformer aggregates
+    // the loaded model is the ONNX denoiser, which hosts the capability
+    const host = model as unknown as AttentionHost;
+    const aggregated = new OnnxCrossAttention(host, layout, "attention", 0);
+    const batch = {
+      noisy: await model.prepare("fixtures/images/test-64.png"),
+      logSnr: new Float64Array([0.5]),
+      conditions: [await model.encode("a small red circle")],
+    };
+    const [[mean]] = (await aggregated.predict(batch)).layers;
+    const [layers] = (await model.attention.predict(batch)).layers;
+    assert.deepEqual([mean.heads, mean.height, mean.width, mean.tokens], [1, 4, 4, 512]);
+    const maps = layers.reduce((n, l) => n + l.heads, 0);
+    assert.equal(maps, 4);
+    let worst = 0;
+    for (let i = 0; i < 16 * 512; i++) {
+      // each layer's head mean, then the mean over layers (both layers have 2 heads)
+      let want = 0;
+      for (const layer of layers) {
+        for (let h = 0; h < layer.heads; h++) want += layer.probs[h * 16 * 512 + i] / layer.heads;
+      }
+      worst = Math.max(worst, Math.abs(mean.probs[i] - want / layers.length));
+    }
+    assert.ok(worst < 1e-7, `largest difference ${worst}`);
   });
 });

@@ -190,7 +190,12 @@ export interface JointSequence {
  * output: onnxruntime hands back only the block, never the N×N matrix (4,608² × 24 heads, 2 GB a
  * layer for FLUX.1 at 1,024²). The rest of the model's bytes are left as exported.
  *
- * @returns the edited ModelProto and the block outputs' names, one per layer in order
+ * With `aggregate`, the blocks are averaged over heads (`ReduceMean`) and summed over layers
+ * (`Add`) inside the graph: one output [B, h·w, T] per call, the sum over layers of each layer's
+ * head mean, so no layer's block leaves onnxruntime (FLUX.1 at 1,024²: 8 MB an item instead of
+ * 57 layers × 24 heads × 4,096 × 512 × 4 bytes = 11 GB).
+ *
+ * @returns the edited ModelProto and the outputs' names: one per layer in order, or the one sum
  *
  * @example
  * ```ts
@@ -208,6 +213,7 @@ export function addJointAttentionBlocks(
   bytes: Uint8Array,
   layers: readonly CrossAttentionLayer[],
   sequence: JointSequence,
+  aggregate = false,
 ): { bytes: Uint8Array; outputs: string[] } {
   const t = BigInt(sequence.textTokens), end = 2n ** 63n - 1n;
   // rows then columns (axes −2, −1): [image; text] → rows [0, N−T), columns [N−T, N)
@@ -220,14 +226,50 @@ export function addJointAttentionBlocks(
     int64Tensor(`${prefix}_ends`, ends),
     int64Tensor(`${prefix}_axes`, [-2n, -1n]),
   ];
-  const outputs = layers.map((layer) => `${layer.output}/${prefix}`);
-  const node = layers.map((layer, i) => ({
+  const blocks = layers.map((layer) => `${layer.output}/${prefix}`);
+  const node: NonNullable<GraphMessage["node"]> = layers.map((layer, i) => ({
     name: `${layer.node}/${prefix}`,
     opType: "Slice",
-    input: [layer.output, ...initializer.map((tensor) => tensor.name)],
-    output: [outputs[i]],
+    input: [layer.output, ...initializer.slice(0, 3).map((tensor) => tensor.name)],
+    output: [blocks[i]],
   }));
-  return { bytes: appendToGraph(bytes, { node, initializer, output: outputs }), outputs };
+  if (!aggregate) {
+    return { bytes: appendToGraph(bytes, { node, initializer, output: blocks }), outputs: blocks };
+  }
+  // ReduceMean takes its axes as an input from opset 18, as an attribute before
+  const opset = defaultOpset(bytes);
+  const heads = opset >= 18 ? { input: [`${prefix}_heads`] } : {
+    attribute: [{ name: "axes", type: onnx.AttributeProto.AttributeType.INTS, ints: [1] }],
+  };
+  if (opset >= 18) initializer.push(int64Tensor(`${prefix}_heads`, [1n]));
+  const means = layers.map((layer, i) => {
+    const mean = `${blocks[i]}_head_mean`;
+    node.push({
+      name: `${layer.node}/${prefix}_head_mean`,
+      opType: "ReduceMean",
+      input: [blocks[i], ...(heads.input ?? [])],
+      output: [mean],
+      attribute: [
+        ...(heads.attribute ?? []),
+        { name: "keepdims", type: onnx.AttributeProto.AttributeType.INT, i: 0 },
+      ],
+    });
+    return mean;
+  });
+  let sum = means[0];
+  means.slice(1).forEach((mean, i) => {
+    const next = `${prefix}_layer_sum_${i + 1}`;
+    node.push({ name: next, opType: "Add", input: [sum, mean], output: [next] });
+    sum = next;
+  });
+  return { bytes: appendToGraph(bytes, { node, initializer, output: [sum] }), outputs: [sum] };
+}
+
+/** The model's opset of the default ONNX domain. */
+function defaultOpset(bytes: Uint8Array): number {
+  const imports = decodeModelProto(bytes, "the transformer").opsetImport ?? [];
+  const standard = imports.find((o) => !o.domain || o.domain === "ai.onnx");
+  return Number(standard?.version ?? 0);
 }
 
 /**

@@ -38,8 +38,25 @@ import {
   readAttentionGraph,
 } from "./attention-graph.ts";
 
+/**
+ * Bytes per item (layers × image tokens × text tokens × 4, one head) up to which a transformer's
+ * joint-attention blocks come back layer by layer and head by head (64 MiB). Above it (FLUX.1 at
+ * 1,024²: 57 × 4,096 × 512 × 4 = 478 MB for one head, 11 GB for its 24) they are averaged over
+ * heads and summed over layers inside the graph, and the capability returns one map per item, the
+ * mean over (layer, head): DAAM's mean, upsampled and clamped once instead of per (layer, head).
+ *
+ * @example
+ * ```ts
+ * import { JOINT_ATTENTION_BUDGET } from "./cross-attention.ts";
+ * console.assert(57 * 4096 * 512 * 4 > JOINT_ATTENTION_BUDGET && 2 * 16 * 512 * 4 < JOINT_ATTENTION_BUDGET);
+ * ```
+ */
+export const JOINT_ATTENTION_BUDGET: number = 64 * 2 ** 20;
+
 /** How a transformer's joint attention is laid out and which text tokens a word is. */
 export interface JointAttentionLayout extends JointSequence {
+  /** image tokens in the sequence (the latent's patches) */
+  readonly imageTokens: number;
   /**
    * every word of the prompt with its positions among the text tokens of the joint sequence (SD 3:
    * CLIP's 77 then T5's; FLUX.1: T5's)
@@ -85,6 +102,7 @@ export class OnnxCrossAttention implements CrossAttention {
   readonly #host: AttentionHost;
   readonly #joint: JointAttentionLayout | undefined;
   readonly #concept: boolean;
+  readonly #budget: number;
   #graph: AttentionGraph | undefined;
   #edited: Promise<HeldUnet> | undefined;
 
@@ -96,15 +114,19 @@ export class OnnxCrossAttention implements CrossAttention {
    *   then its image-query × text-key blocks)
    * @param maps on a transformer, `"concept"` gives ConceptAttention's output-space maps instead
    *   (see {@link conceptAttentionBlocks})
+   * @param budget bytes per item above which a transformer's joint-attention blocks are averaged
+   *   over heads and layers inside the graph (see {@link JOINT_ATTENTION_BUDGET})
    */
   constructor(
     host: AttentionHost,
     joint?: JointAttentionLayout,
     maps: "attention" | "concept" = "attention",
+    budget: number = JOINT_ATTENTION_BUDGET,
   ) {
     this.#host = host;
     this.#joint = joint;
     this.#concept = joint !== undefined && maps === "concept";
+    this.#budget = budget;
   }
 
   /** Tokens in the text encoder's context (a transformer's: the text tokens of its sequence). */
@@ -154,18 +176,35 @@ export class OnnxCrossAttention implements CrossAttention {
     const prediction = await this.#host.predictNoiseWithOutputs(batch, edited);
     // the host keeps the session made from the bytes (keyed by this object): not needed again
     edited.bytes = new Uint8Array(0);
+    const count = this.#layers().length;
+    const aggregated = this.#aggregated();
+    const nodes = aggregated
+      ? [`joint attention: mean over ${count} layers of each layer's head mean`]
+      : this.#layers().map((layer) => layer.node);
     const layers = prediction.outputs.map((outputs) =>
-      this.#layers().map((layer, l) => {
+      nodes.map((node, l) => {
         const output = outputs.get(edited.outputs[l]);
         if (!output) {
           throw new ModelRuntimeError(
             `${graph.source}: the edited UNet returned no ${edited.outputs[l]}`,
           );
         }
-        return this.#layerMap(layer.node, output.data, output.dims);
+        // the graph summed the layers' head means: their mean is one map of one "head"
+        const probs = aggregated ? output.data.map((v) => v / count) : output.data;
+        return this.#layerMap(node, probs, output.dims);
       })
     );
     return { noise: prediction.noise, layers };
+  }
+
+  /**
+   * True when a transformer's joint-attention blocks are averaged inside the graph: when one
+   * item's blocks, even with one head, would exceed the budget (FLUX.1 and SD 3 at 1,024²).
+   */
+  #aggregated(): boolean {
+    if (!this.#joint || this.#concept) return false;
+    const { textTokens, imageTokens } = this.#joint;
+    return this.#layers().length * imageTokens * textTokens * 4 > this.#budget;
   }
 
   #readGraph(): AttentionGraph {
@@ -196,7 +235,12 @@ export class OnnxCrossAttention implements CrossAttention {
     const bytes = await Deno.readFile(this.#host.unetPath);
     return this.#concept
       ? addOutputSpaceMaps(bytes, layers as readonly OutputSpaceLayer[])
-      : addJointAttentionBlocks(bytes, layers as readonly CrossAttentionLayer[], joint);
+      : addJointAttentionBlocks(
+        bytes,
+        layers as readonly CrossAttentionLayer[],
+        joint,
+        this.#aggregated(),
+      );
   }
 
   /**

@@ -155,6 +155,7 @@ export async function fluxPipeline(
     jointAttention: {
       order: "text-image",
       textTokens: length,
+      imageTokens: packed,
       wordTokens: (prompt) => jointWordTokens(prompt, [{ tokenizer: t5Tokenizer, offset: 0 }]),
     },
     settings: {

@@ -134,6 +134,7 @@ export async function sd3Pipeline(context: PipelineContext): Promise<OnnxPipelin
     jointAttention: {
       order: "image-text",
       textTokens: clipLength + length,
+      imageTokens: imageSeqLen,
       wordTokens: (prompt) =>
         jointWordTokens(prompt, [
           { tokenizer: clipTokenizers[0], offset: 0 },
