@@ -107,7 +107,7 @@ Deno.test("bad input: clear typed errors that say what was expected", async () =
   await expectError(
     () => model.info(x).given("a red circle").about("dog"),
     PromptError,
-    /word "dog" is not in the prompt "a red circle"; expected one of: a, red, circle/,
+    /"dog" is not in the prompt "a red circle"; expected one of its words: a, red, circle/,
   );
   await expectError(
     () => model.info(x).given("red").estimator("exact" as unknown as "standard"),
