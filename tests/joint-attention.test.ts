@@ -10,8 +10,12 @@
 import assert from "node:assert/strict";
 import { ModelLoadError } from "../src/errors.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
-import { jointAttentionLayers } from "../src/models/onnx/attention-graph.ts";
-import { type AttentionHost, OnnxCrossAttention } from "../src/models/onnx/cross-attention.ts";
+import { jointAttentionLayers, readAttentionGraph } from "../src/models/onnx/attention-graph.ts";
+import {
+  type AttentionHost,
+  conceptAttentionBlocks,
+  OnnxCrossAttention,
+} from "../src/models/onnx/cross-attention.ts";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
 import { DaamAccumulator, wordAttention } from "../src/attention/word-attention.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -179,6 +183,20 @@ for (const name of ["exact-sd3", "exact-flux"]) {
   });
 }
 
+Deno.test("tiny SD 3 through onnxruntime's mmdit optimizer: joint attention refused as fused, concept attention still read", () => {
+  const path = "fixtures/attention/tiny-sd3-fused-transformer.onnx";
+  const graph = readAttentionGraph(Deno.readFileSync(path), path);
+  assert.match(
+    String(jointAttentionLayers(graph)),
+    /fused attention \(2 node\(s\) such as com\.microsoft\.MultiHeadAttention/,
+  );
+  // the output projections survive the fusion: concept attention compares outputs, not probabilities
+  const blocks = conceptAttentionBlocks(graph);
+  assert.ok(
+    typeof blocks !== "string" && blocks.map((b) => b.node).join() === "/transformer_blocks.0",
+  );
+});
+
 Deno.test("a fused transformer export is named as one", () => {
   const reason = jointAttentionLayers({
     source: "transformer/model.onnx",
@@ -278,4 +296,54 @@ Deno.test("tiny-flux: above the memory budget the blocks are averaged inside the
     }
     assert.ok(worst < 1e-7, `largest difference ${worst}`);
   });
+});
+
+/** fixtures/models/tiny-sd3 copied to a temporary folder, its transformer replaced by the fused one. */
+function fusedTinySd3(): string {
+  const dir = Deno.makeTempDirSync();
+  const copy = (from: string, to: string) => {
+    Deno.mkdirSync(to, { recursive: true });
+    for (const entry of Deno.readDirSync(from)) {
+      if (entry.isDirectory) copy(`${from}/${entry.name}`, `${to}/${entry.name}`);
+      else Deno.copyFileSync(`${from}/${entry.name}`, `${to}/${entry.name}`);
+    }
+  };
+  copy("fixtures/models/tiny-sd3", dir);
+  Deno.copyFileSync(
+    "fixtures/attention/tiny-sd3-fused-transformer.onnx",
+    `${dir}/transformer/model.onnx`,
+  );
+  return dir;
+}
+
+Deno.test("tiny SD 3, fused: the attention maps are unavailable with the reason, the concept maps equal ConceptAttention's", async () => {
+  const ref: FamilyReference = reference["tiny-sd3"];
+  const models = JSON.parse(await Deno.readTextFile("fixtures/models/tiny-sd3/reference.json"));
+  const level = models.levels[reference.level];
+  const dir = fusedTinySd3();
+  const model = await loadModel(dir, { device: "cpu" });
+  try {
+    assert.equal(model.attention.supported(), false);
+    assert.match(model.attention.unavailable ?? "", /fused attention/);
+    const s = flowScale(level.t);
+    const [layer] = (await model.conceptAttention!.predict({
+      noisy: values(level.x_t).map((x) => x / s),
+      logSnr: new Float64Array([flowLogSnr(level.t)]),
+      conditions: [await model.encode(reference.prompt)],
+    })).layers[0];
+    const want = ref.concept[0], stored = values(want.values);
+    let worst = 0;
+    for (let p = 0; p < 16; p++) {
+      want.columns.forEach((t, j) => {
+        worst = Math.max(
+          worst,
+          Math.abs(layer.probs[p * 333 + t] - stored[p * want.columns.length + j]),
+        );
+      });
+    }
+    assert.ok(worst <= TOLERANCE, `largest difference ${worst} > ${TOLERANCE}`);
+  } finally {
+    await model.dispose();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

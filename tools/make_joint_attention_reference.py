@@ -25,6 +25,11 @@ block's row sums per (head, row) (what the image row gives the text, < 1); and t
 few token positions per (head, row), so a reader checks every value of those columns and the
 block's total per row.
 
+It also writes fixtures/attention/tiny-sd3-fused-transformer.onnx: tiny SD 3's transformer through
+onnxruntime's transformer optimizer (model_type "mmdit", what `optimum-cli ... --optimize` runs),
+whose attention is com.microsoft MultiHeadAttention with no Softmax left (the same optimizer fails
+on the tiny FLUX.1 transformer in onnxruntime 1.23.2: fuse_simplified_layer_norm raises).
+
     out/venv-tools/bin/python tools/make_joint_attention_reference.py
 """
 import json
@@ -152,7 +157,15 @@ def decode(s):
     return np.frombuffer(base64.b64decode(s["base64"]), dtype="<f4").reshape(s["shape"]).copy()
 
 
+def write_fused():
+    from onnxruntime.transformers.optimizer import optimize_model
+    source = os.path.join(ROOT, "fixtures", "models", "tiny-sd3", "transformer", "model.onnx")
+    fused = optimize_model(source, model_type="mmdit", num_heads=0, hidden_size=0, opt_level=0)
+    fused.save_model_to_file(os.path.join(ROOT, "fixtures", "attention", "tiny-sd3-fused-transformer.onnx"))
+
+
 def main():
+    write_fused()
     with torch.no_grad():
         out = {"prompt": PROMPT, "level": LEVEL,
                "hook": "torch.nn.functional.scaled_dot_product_attention replaced by softmax(QKᵀ·scale)·V "
