@@ -19,7 +19,12 @@ import {
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
 import { DaamAccumulator, wordAttention } from "../src/attention/word-attention.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
-import { type CrossAttention, type NoiseBatch, withMembers } from "../src/models/denoiser.ts";
+import {
+  type AttentionLayerMap,
+  type CrossAttention,
+  type NoiseBatch,
+  withMembers,
+} from "../src/models/denoiser.ts";
 
 const TOLERANCE = 2e-6;
 
@@ -183,13 +188,16 @@ for (const name of ["exact-sd3", "exact-flux"]) {
   });
 }
 
-Deno.test("tiny SD 3 through onnxruntime's mmdit optimizer: joint attention refused as fused, concept attention still read", () => {
+Deno.test("tiny SD 3 through onnxruntime's mmdit optimizer: each fused MultiHeadAttention's query and key are found", () => {
   const path = "fixtures/attention/tiny-sd3-fused-transformer.onnx";
   const graph = readAttentionGraph(Deno.readFileSync(path), path);
-  assert.match(
-    String(jointAttentionLayers(graph)),
-    /fused attention \(2 node\(s\) such as com\.microsoft\.MultiHeadAttention/,
-  );
+  assert.equal(graph.fused.length, 2);
+  const layers = jointAttentionLayers(graph);
+  assert.ok(typeof layers !== "string", String(layers));
+  assert.deepEqual(layers.map((l) => [l.node, l.fromQueryKey?.keyLayout, l.fromQueryKey?.heads]), [
+    ["/transformer_blocks.0/attn/MultiHeadAttention_0", "BNSH", 4],
+    ["/transformer_blocks.1/attn/MultiHeadAttention_1", "BNSH", 4],
+  ]);
   // the output projections survive the fusion: concept attention compares outputs, not probabilities
   const blocks = conceptAttentionBlocks(graph);
   assert.ok(
@@ -316,32 +324,43 @@ function fusedTinySd3(): string {
   return dir;
 }
 
-Deno.test("tiny SD 3, fused: the attention maps are unavailable with the reason, the concept maps equal ConceptAttention's", async () => {
+Deno.test("tiny SD 3, fused: the joint-attention blocks computed from Q and K, and the concept maps, equal diffusers'", async () => {
   const ref: FamilyReference = reference["tiny-sd3"];
   const models = JSON.parse(await Deno.readTextFile("fixtures/models/tiny-sd3/reference.json"));
   const level = models.levels[reference.level];
   const dir = fusedTinySd3();
   const model = await loadModel(dir, { device: "cpu" });
   try {
-    assert.equal(model.attention.supported(), false);
-    assert.match(model.attention.unavailable ?? "", /fused attention/);
+    assert.equal(model.attention.supported(), true);
     const s = flowScale(level.t);
-    const [layer] = (await model.conceptAttention!.predict({
+    const batch = {
       noisy: values(level.x_t).map((x) => x / s),
       logSnr: new Float64Array([flowLogSnr(level.t)]),
       conditions: [await model.encode(reference.prompt)],
-    })).layers[0];
-    const want = ref.concept[0], stored = values(want.values);
-    let worst = 0;
-    for (let p = 0; p < 16; p++) {
-      want.columns.forEach((t, j) => {
-        worst = Math.max(
-          worst,
-          Math.abs(layer.probs[p * 333 + t] - stored[p * want.columns.length + j]),
-        );
+    };
+    const check = (layers: readonly AttentionLayerMap[], wanted: readonly ReferenceLayer[]) => {
+      assert.equal(layers.length, wanted.length);
+      layers.forEach((layer, l) => {
+        const want = wanted[l], stored = values(want.values), sums = values(want.rowSums);
+        const [heads, cells, tokens] = want.dims;
+        assert.deepEqual([layer.heads, layer.height * layer.width, layer.tokens], want.dims);
+        let worst = 0;
+        for (let r = 0; r < heads * cells; r++) {
+          const row = layer.probs.subarray(r * tokens, (r + 1) * tokens);
+          const sum = row.reduce((a, b) => a + b, 0);
+          worst = Math.max(
+            worst,
+            Math.abs(sum - sums[r]) / (want.node.includes("Softmax") ? 1 : tokens),
+          );
+          want.columns.forEach((t, j) => {
+            worst = Math.max(worst, Math.abs(row[t] - stored[r * want.columns.length + j]));
+          });
+        }
+        assert.ok(worst <= TOLERANCE, `${layer.node}: largest difference ${worst} > ${TOLERANCE}`);
       });
-    }
-    assert.ok(worst <= TOLERANCE, `largest difference ${worst} > ${TOLERANCE}`);
+    };
+    check((await model.attention.predict(batch)).layers[0], ref.layers);
+    check((await model.conceptAttention!.predict(batch)).layers[0], ref.concept);
   } finally {
     await model.dispose();
     Deno.removeSync(dir, { recursive: true });

@@ -25,6 +25,24 @@ export interface CrossAttentionLayer {
   readonly node: string;
   /** the node's output value (the probabilities), exposed as a graph output by the edit */
   readonly output: string;
+  /**
+   * for a fused `MultiHeadAttention` of a transformer block: the query and key it is given, from
+   * which the edit computes `output` = softmax(Q·Kᵀ·scale) itself
+   */
+  readonly fromQueryKey?: FusedQueryKey;
+}
+
+/** What a fused MultiHeadAttention node still exposes: its query, key and how to read them. */
+export interface FusedQueryKey {
+  /** the query [B, S, heads·d] */
+  readonly query: string;
+  /** the key: [B, heads, L, d] (`"BNSH"`) or [B, L, heads·d] (`"BSD"`) */
+  readonly key: string;
+  readonly keyLayout: "BNSH" | "BSD";
+  /** the node's num_heads */
+  readonly heads: number;
+  /** the node's scale; 0: the default 1/√d */
+  readonly scale: number;
 }
 
 /** One transformer block's attention outputs, after their projections (`to_out.0`, `to_add_out`). */
@@ -108,6 +126,8 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
   const fused: string[] = [];
   // the last node of each block's projection (Linear exports as MatMul then Add) gives its output
   const projections = new Map<string, { image?: string; text?: string }>();
+  const producers = new Map((graph.node ?? []).flatMap((n) => (n.output ?? []).map((o) => [o, n])));
+  const fromQueryKey: CrossAttentionLayer[] = [];
   for (const node of graph.node ?? []) {
     const op = node.opType ?? "";
     const name = node.name ?? "";
@@ -124,7 +144,13 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
       projections.set(block, entry);
     } else if (FUSED_ATTENTION_OPS.has(op)) {
       fused.push(`${node.domain ? `${node.domain}.` : ""}${op} "${name || output}"`);
+      const layer = fusedJointLayer(node, producers);
+      if (layer) fromQueryKey.push(layer);
     }
+  }
+  // a fused export whose every attention still shows Q and K: the probabilities are recomputed
+  if (joint.length === 0 && fromQueryKey.length > 0 && fromQueryKey.length === fused.length) {
+    joint.push(...fromQueryKey);
   }
   const externalData = (graph.initializer ?? []).some((t) =>
     t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL
@@ -133,6 +159,133 @@ export function readAttentionGraph(bytes: Uint8Array, source: string): Attention
     image && text ? [{ node, index: Number(node.split(".").pop()), image, text }] : []
   );
   return { source, layers, joint, outputSpace, fused, externalData };
+}
+
+type NodeMessage = NonNullable<
+  NonNullable<Parameters<typeof onnx.GraphProto.encode>[0]>["node"]
+>[number];
+
+/**
+ * A transformer block's fused com.microsoft MultiHeadAttention as a joint-attention layer whose
+ * probabilities are recomputed from its query and key, where that can be done exactly: separate
+ * query and key (not packed), no bias, mask or attention bias input, and a key whose layout its
+ * producer shows (a Concat over axis 2 of [B, heads, L, d], as onnxruntime's mmdit fusion leaves it;
+ * axis 1 of [B, L, D]). Otherwise undefined: the export is refused as fused.
+ */
+function fusedJointLayer(
+  node: NodeMessage,
+  producers: Map<string, NodeMessage>,
+): CrossAttentionLayer | undefined {
+  const [query, key, value, ...rest] = node.input ?? [];
+  const block = query?.match(/^(\/(?:single_)?transformer_blocks\.\d+\/attn\/)/)?.[1];
+  if (node.opType !== "MultiHeadAttention" || !block || !key || !value) return undefined;
+  if (rest.some((input) => input !== "")) return undefined;
+  const attribute = (name: string) => node.attribute?.find((a) => a.name === name);
+  const heads = Number(attribute("num_heads")?.i ?? 0);
+  const producer = producers.get(key);
+  const axis = producer?.opType === "Concat"
+    ? Number(producer.attribute?.find((a) => a.name === "axis")?.i ?? -99)
+    : undefined;
+  const keyLayout = axis === 2 ? "BNSH" : axis === 1 ? "BSD" : undefined;
+  if (heads <= 0 || !keyLayout) return undefined;
+  return {
+    node: `${block}${node.name || "MultiHeadAttention"}`,
+    output: `${block}infodiff_probs`,
+    fromQueryKey: { query, key, keyLayout, heads, scale: attribute("scale")?.f ?? 0 },
+  };
+}
+
+/** Nodes computing softmax(Q·Kᵀ·scale) [B, heads, S, L] of a fused attention's query and key. */
+function probabilityNodes(layer: CrossAttentionLayer, prefix: string) {
+  const { query, key, keyLayout, heads, scale } = layer.fromQueryKey!;
+  const at = (what: string) => `${layer.output}_${what}`;
+  const ints = (name: string, values: number[]) => ({
+    name,
+    type: onnx.AttributeProto.AttributeType.INTS,
+    ints: values,
+  });
+  const initializer = [int64Tensor(at("split_heads"), [0n, 0n, BigInt(heads), -1n])];
+  const node: NodeMessage[] = [];
+  const toHeads = (from: string, name: string) => {
+    node.push(
+      {
+        name: at(`${name}_reshape`),
+        opType: "Reshape",
+        input: [from, at("split_heads")],
+        output: [at(`${name}_bshd`)],
+      },
+      {
+        name: at(`${name}_transpose`),
+        opType: "Transpose",
+        input: [at(`${name}_bshd`)],
+        output: [at(name)],
+        attribute: [ints("perm", [0, 2, 1, 3])],
+      },
+    );
+    return at(name);
+  };
+  const q = toHeads(query, "q");
+  const k = keyLayout === "BNSH" ? key : toHeads(key, "k");
+  node.push(
+    {
+      name: at("kt"),
+      opType: "Transpose",
+      input: [k],
+      output: [at("kt")],
+      attribute: [ints("perm", [0, 1, 3, 2])],
+    },
+    { name: at("scores"), opType: "MatMul", input: [q, at("kt")], output: [at("scores")] },
+  );
+  let scaled: string;
+  if (scale > 0) {
+    initializer.push({
+      name: at("scale"),
+      dims: [],
+      dataType: onnx.TensorProto.DataType.FLOAT,
+      rawData: new Uint8Array(Float32Array.of(scale).buffer),
+    });
+    node.push({
+      name: at("scaled"),
+      opType: "Mul",
+      input: [at("scores"), at("scale")],
+      output: [at("scaled")],
+    });
+    scaled = at("scaled");
+  } else {
+    // the default scale 1/√d, d read from q's shape [B, heads, S, d]
+    initializer.push(int64Tensor(at("last"), [3n]));
+    node.push(
+      { name: at("shape"), opType: "Shape", input: [q], output: [at("shape")] },
+      { name: at("d"), opType: "Gather", input: [at("shape"), at("last")], output: [at("d")] },
+      {
+        name: at("d_float"),
+        opType: "Cast",
+        input: [at("d")],
+        output: [at("d_float")],
+        attribute: [{
+          name: "to",
+          type: onnx.AttributeProto.AttributeType.INT,
+          i: onnx.TensorProto.DataType.FLOAT,
+        }],
+      },
+      { name: at("sqrt_d"), opType: "Sqrt", input: [at("d_float")], output: [at("sqrt_d")] },
+      {
+        name: at("scaled"),
+        opType: "Div",
+        input: [at("scores"), at("sqrt_d")],
+        output: [at("scaled")],
+      },
+    );
+    scaled = at("scaled");
+  }
+  node.push({
+    name: `${layer.output}_${prefix}_softmax`,
+    opType: "Softmax",
+    input: [scaled],
+    output: [layer.output],
+    attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: -1 }],
+  });
+  return { node, initializer };
 }
 
 /** A node of a double-stream block's output projections: `/transformer_blocks.N/attn/to_out.0/…`. */
@@ -227,12 +380,18 @@ export function addJointAttentionBlocks(
     int64Tensor(`${prefix}_axes`, [-2n, -1n]),
   ];
   const blocks = layers.map((layer) => `${layer.output}/${prefix}`);
+  const recomputed = layers.filter((layer) => layer.fromQueryKey).map((layer) =>
+    probabilityNodes(layer, prefix)
+  );
   const node: NonNullable<GraphMessage["node"]> = layers.map((layer, i) => ({
     name: `${layer.node}/${prefix}`,
     opType: "Slice",
     input: [layer.output, ...initializer.slice(0, 3).map((tensor) => tensor.name)],
     output: [blocks[i]],
   }));
+  // the Slice nodes read their layer's recomputed probabilities (onnxruntime sorts the graph)
+  node.unshift(...recomputed.flatMap((r) => r.node));
+  initializer.push(...recomputed.flatMap((r) => r.initializer));
   if (!aggregate) {
     return { bytes: appendToGraph(bytes, { node, initializer, output: blocks }), outputs: blocks };
   }
