@@ -10,7 +10,13 @@
 import assert from "node:assert/strict";
 import { ModelLoadError } from "../src/errors.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
-import { jointAttentionLayers, readAttentionGraph } from "../src/models/onnx/attention-graph.ts";
+import {
+  addJointAttentionBlocks,
+  jointAttentionLayers,
+  readAttentionGraph,
+} from "../src/models/onnx/attention-graph.ts";
+import onnxProto from "npm:onnx-proto@8.0.1";
+import * as ort from "npm:onnxruntime-node@1.30.0";
 import {
   type AttentionHost,
   conceptAttentionBlocks,
@@ -366,3 +372,107 @@ Deno.test("tiny SD 3, fused: the joint-attention blocks computed from Q and K, a
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+/**
+ * A stand-in transformer graph of the given opset: x [1, heads, N, 1] → per block the
+ * probabilities softmax(c_b·x·xᵀ) under FLUX.1's Softmax names, reduced into its output.
+ */
+function standInGraph(opset: number, heads: number, n: number, blocks: number): Uint8Array {
+  const { onnx } = onnxProto;
+  const INTS = onnx.AttributeProto.AttributeType.INTS, INT = onnx.AttributeProto.AttributeType.INT;
+  type Attribute = { name: string; type: number; ints?: number[]; i?: number };
+  const node: {
+    name: string;
+    opType: string;
+    input: string[];
+    output: string[];
+    attribute: Attribute[];
+  }[] = [{
+    name: "t",
+    opType: "Transpose",
+    input: ["x"],
+    output: ["xt"],
+    attribute: [{ name: "perm", type: INTS, ints: [0, 1, 3, 2] }],
+  }];
+  const initializer = [];
+  const outputs = [];
+  for (let b = 0; b < blocks; b++) {
+    const at = `/transformer_blocks.${b}/attn/`;
+    initializer.push({ name: `${at}c`, dims: [], dataType: 1, floatData: [1 + b] });
+    node.push(
+      {
+        name: `${at}Mul`,
+        opType: "Mul",
+        input: ["x", `${at}c`],
+        output: [`${at}q`],
+        attribute: [],
+      },
+      {
+        name: `${at}MatMul`,
+        opType: "MatMul",
+        input: [`${at}q`, "xt"],
+        output: [`${at}s`],
+        attribute: [],
+      },
+      {
+        name: `${at}Softmax`,
+        opType: "Softmax",
+        input: [`${at}s`],
+        output: [`${at}Softmax_output_0`],
+        attribute: [{ name: "axis", type: INT, ints: [], i: -1 }],
+      },
+    );
+    outputs.push(`${at}Softmax_output_0`);
+  }
+  const value = (name: string, dims: number[]) => ({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: opset }],
+    graph: {
+      name: "stand-in",
+      node,
+      initializer,
+      input: [value("x", [1, heads, n, 1])],
+      output: outputs.map((name) => ({ name })),
+    },
+  }).finish();
+}
+
+for (const opset of [17, 18]) {
+  Deno.test(`the in-graph mean over heads and layers at opset ${opset} (ReduceMean's axes ${opset < 18 ? "attribute" : "input"}) equals the blocks' mean`, async () => {
+    const heads = 3, text = 5, image = 7, n = text + image, blocks = 2;
+    const bytes = standInGraph(opset, heads, n, blocks);
+    const layers = readAttentionGraph(bytes, "stand-in").joint!;
+    assert.equal(layers.length, blocks);
+    const sequence = { order: "text-image" as const, textTokens: text };
+    const x = new ort.Tensor(
+      "float32",
+      Float32Array.from({ length: heads * n }, (_, i) => Math.sin(i)),
+      [1, heads, n, 1],
+    );
+    const run = async (edited: { bytes: Uint8Array; outputs: string[] }) => {
+      const session = await ort.InferenceSession.create(edited.bytes);
+      try {
+        const result = await session.run({ x });
+        return edited.outputs.map((name) => result[name]);
+      } finally {
+        await session.release();
+      }
+    };
+    const perLayer = await run(addJointAttentionBlocks(bytes, layers, sequence));
+    const [sum] = await run(addJointAttentionBlocks(bytes, layers, sequence, true));
+    assert.deepEqual(sum.dims, [1, image, text]);
+    for (let i = 0; i < image * text; i++) {
+      let want = 0;
+      for (const block of perLayer) {
+        for (let h = 0; h < heads; h++) {
+          want += (block.data as Float32Array)[h * image * text + i] / heads;
+        }
+      }
+      assert.ok(Math.abs((sum.data as Float32Array)[i] - want) < 1e-6, `cell ${i}`);
+    }
+  });
+}
