@@ -36,8 +36,9 @@ export interface CrossAttentionLayer {
 export interface FusedQueryKey {
   /** the query [B, S, heads·d] */
   readonly query: string;
-  /** the key: [B, heads, L, d] (`"BNSH"`) or [B, L, heads·d] (`"BSD"`) */
+  /** the key */
   readonly key: string;
+  /** the key's layout: [B, heads, L, d] (`"BNSH"`) or [B, L, heads·d] (`"BSD"`) */
   readonly keyLayout: "BNSH" | "BSD";
   /** the node's num_heads */
   readonly heads: number;

@@ -32,6 +32,8 @@ export {
   type AttentionGraph,
   type CrossAttentionLayer,
   crossAttentionLayers,
+  type FusedQueryKey,
+  type OutputSpaceLayer,
   readAttentionGraph,
   UNFUSED_EXPORT_HELP,
 } from "./attention-graph.ts";
