@@ -68,6 +68,7 @@ export {
   outcomeDraws,
   PROFILE_BINS,
   profileEdges,
+  type ProfileModel,
 } from "./src/estimators/profile-fit.ts";
 export { scheduleProfile } from "./src/estimators/family-prior.ts";
 export {
@@ -79,6 +80,7 @@ export {
   folderProfile,
   infodiffCacheDir,
   PROFILE_FILE,
+  type ProfileEnvironment,
   readProfile,
   readStoredProfile,
   storedProfilePath,

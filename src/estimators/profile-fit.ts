@@ -124,6 +124,10 @@ export function fitProfile(
   edges: readonly number[],
   contrasts: Iterable<ContrastDraws>,
   calibration: Record<string, unknown>,
+  { shrink = 1 }: {
+    /** the model's profile counted as this many contrasts in each word's and the whole prompt's */
+    readonly shrink?: number;
+  } = {},
 ): LogSnrProfile | undefined {
   const bins = edges.length - 1, min = edges[0], width = (edges[bins] - min) / bins;
   const all = new ProfileSum(bins), whole = new ProfileSum(bins);
@@ -152,7 +156,7 @@ export function fitProfile(
   if (all.contrasts === 0) return undefined;
   const shared = all.mean();
   const fit = (sum: ProfileSum) => ({
-    mass: profileMasses(smoothBins(sum.mean(shared))),
+    mass: profileMasses(smoothBins(sum.mean(shared, shrink))),
     contrasts: sum.contrasts,
   });
   const words = Object.fromEntries(
@@ -182,10 +186,10 @@ class ProfileSum {
     this.contrasts++;
     return this;
   }
-  /** the mean, with `prior` (if given) counted as one more contrast */
-  mean(prior?: ArrayLike<number>): Float64Array {
-    const n = this.contrasts + (prior ? 1 : 0);
-    return this.sum.map((v, b) => (v + (prior ? prior[b] : 0)) / n);
+  /** the mean, with `prior` (if given) counted as `weight` more contrasts */
+  mean(prior?: ArrayLike<number>, weight = 1): Float64Array {
+    const w = prior ? weight : 0;
+    return this.sum.map((v, b) => (v + (prior ? w * prior[b] : 0)) / (this.contrasts + w));
   }
 }
 
