@@ -171,7 +171,7 @@ const lines = [
 ];
 lines.push(
   "",
-  "| model | words | information (best t / @0.4) | attention, DDIM inversion (best t / @0.4) | attention at sampled noise = paper's Attention+Information (best t / @0.4) | infodiff-combined (best t / @0.4) | whole image |",
+  "| model | words | information (best t / @0.4) | attention along the DDIM regeneration (best t / @0.4) | attention at sampled noise = paper's Attention+Information (best t / @0.4) | infodiff-combined (best t / @0.4) | whole image |",
   "|---|---|---|---|---|---|---|",
   ...measured.flatMap((m) =>
     Object.entries(m.localization).map(([words, l]) =>
