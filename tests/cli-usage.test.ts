@@ -254,3 +254,38 @@ Deno.test("cli --help: still the usage, every option of each command named in it
   assert.match(help.stdout, /^infodiff info --model DIR/);
   assert.equal(help.stderr, "");
 });
+
+Deno.test("cli: today's pipeline options reach the model and its provenance, and are refused where they do not apply", async () => {
+  const { main } = await import("../src/cli/main.ts");
+  const base = [
+    "total",
+    "--image",
+    "fixtures/images/test-64.png",
+    "--prompt",
+    "a red circle",
+    "--samples",
+    "8",
+    "--device",
+    "cpu",
+    "--json",
+    "--quiet",
+  ];
+  const lines: string[] = [];
+  const code = await main([
+    ...base,
+    "--model",
+    "fixtures/models/exact-flux",
+    "--embedded-guidance",
+    "3.5",
+  ], (l) => lines.push(l));
+  assert.equal(code, 0);
+  assert.match(lines.join("\n"), /"guidance":\s*3\.5/);
+  await assert.rejects(
+    () =>
+      main(
+        [...base, "--model", "fixtures/models/tiny-flux-schnell", "--embedded-guidance", "3.5"],
+        () => {},
+      ),
+    /guidance/,
+  );
+});

@@ -338,6 +338,49 @@ export function deviceOptions(values: Values): { device: Device; deviceId?: numb
 }
 
 /**
+ * How today's pipelines are run, as the diffusers pipelines take it: FLUX.1-dev's embedded
+ * guidance (`guidance_scale`, default 1.0; recorded in every result), T5's `max_sequence_length`
+ * (SD 3, FLUX.1) and SDXL's unconditional (`model`: as `force_zeros_for_empty_prompt` says).
+ */
+export const PIPELINE_OPTIONS = Object.freeze({
+  "embedded-guidance": NUMBER,
+  "max-sequence-length": NUMBER,
+  unconditional: choiceOf(["model", "zeros", "encoded"], "unconditional"),
+});
+
+/** The usage line of {@link PIPELINE_OPTIONS}. */
+export const PIPELINE_USAGE =
+  "[--embedded-guidance G (FLUX.1-dev)] [--max-sequence-length N (T5)] [--unconditional model|zeros|encoded (SDXL)]";
+
+/**
+ * The pipeline's load options from the command line; the model refuses those it has no use for
+ * (guidance on FLUX.1-schnell, a T5 length on SDXL), naming them.
+ *
+ * @example
+ * ```ts
+ * import { pipelineOptions } from "./command.ts";
+ * console.assert(pipelineOptions({ "embedded-guidance": "3.5" }).guidance === 3.5);
+ * console.assert(Object.keys(pipelineOptions({})).length === 0);
+ * ```
+ */
+export function pipelineOptions(
+  values: Values,
+): {
+  guidance?: number;
+  maxSequenceLength?: number;
+  unconditional?: "model" | "zeros" | "encoded";
+} {
+  const guidance = numberOption(values, "embedded-guidance");
+  const maxSequenceLength = numberOption(values, "max-sequence-length");
+  const unconditional = values.unconditional as "model" | "zeros" | "encoded" | undefined;
+  return {
+    ...(guidance === undefined ? {} : { guidance }),
+    ...(maxSequenceLength === undefined ? {} : { maxSequenceLength }),
+    ...(unconditional === undefined ? {} : { unconditional }),
+  };
+}
+
+/**
  * A string option the command cannot run without.
  *
  * @throws {InvalidArgumentError} naming the option and the command's help

@@ -28,6 +28,9 @@ import {
   deviceOptions,
   NUMBER,
   numberOption,
+  PIPELINE_OPTIONS,
+  PIPELINE_USAGE,
+  pipelineOptions,
   required,
   type Values,
 } from "./command.ts";
@@ -56,6 +59,7 @@ const QUERY_OPTIONS = {
   "batch-size": NUMBER,
   "device-id": NUMBER,
   "allow-truncation": boolean,
+  ...PIPELINE_OPTIONS,
   json: boolean,
   quiet: boolean,
 } as const;
@@ -68,7 +72,8 @@ const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--see
          [--estimator orthogonal|standard] [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B]
          [--allow-truncation] [--json] [--quiet]   (progress on stderr: a live bar on a terminal,
          else a line every 10 s; --allow-truncation: run contrasts whose two prompts a text
-         encoder's context cuts differently, recorded in the provenance)`;
+         encoder's context cuts differently, recorded in the provenance)
+         ${PIPELINE_USAGE}`;
 
 /** `--out` of a command that writes one PNG. */
 function pngPath(values: Values, command: string): string {
@@ -122,6 +127,7 @@ function queryOptions(values: Values, command: string) {
     device,
     batchSize,
     allowTruncation: values["allow-truncation"] === true,
+    pipeline: pipelineOptions(values),
     json: values.json === true,
     quiet: values.quiet === true,
   };
@@ -234,6 +240,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     summary: "−log p(x | prompt) in nats and bits per dimension",
     usage: `infodiff nll --model DIR --image FILE [--prompt TEXT] [--samples N] [--seed S]
          [--device ${DEVICE_LIST}] [--device-id K] [--batch-size B] [--json] [--quiet]
+         ${PIPELINE_USAGE}
   The negative log-likelihood of the model's data (a VAE latent for SD) given the prompt (default
   the empty prompt), over the trained log-SNR range.
   example: infodiff nll --model sd21-onnx --image cat.png --prompt "a cat"`,

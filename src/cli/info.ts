@@ -37,6 +37,12 @@ export interface InfoCommandOptions {
   readonly quiet?: boolean;
   /** run contrasts whose prompts a text encoder cuts differently (`query.allowTruncation()`) */
   readonly allowTruncation?: boolean;
+  /** how the pipeline runs (FLUX.1-dev guidance, T5 length, SDXL unconditional) */
+  readonly pipeline?: {
+    guidance?: number;
+    maxSequenceLength?: number;
+    unconditional?: "model" | "zeros" | "encoded";
+  };
   /** colour scale of the maps: one for all words (default) or each its own */
   readonly scale?: MapScale;
   /** folder for the per-word PNG overlays (none: no files) */
@@ -61,6 +67,7 @@ export type QueryRunOptions = Pick<
   | "batchSize"
   | "quiet"
   | "allowTruncation"
+  | "pipeline"
 >;
 
 /**
@@ -80,6 +87,7 @@ export async function withQuery<T>(
   const model = await loadModel(options.model, {
     device: options.device ?? "auto",
     deviceId: options.deviceId,
+    ...options.pipeline,
   });
   const progress = progressReporter({ unit: "draws", quiet: options.quiet });
   try {

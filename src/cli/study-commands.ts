@@ -14,6 +14,7 @@ import {
   ESTIMATORS,
 } from "../estimators/options.ts";
 import { DRAW_DESIGNS } from "../estimators/draws.ts";
+import { PIPELINE_OPTIONS, PIPELINE_USAGE, pipelineOptions } from "./command.ts";
 import { calibrateProfile } from "../estimators/calibrate.ts";
 import { PROFILE_FILE, writeProfile } from "../models/profile-file.ts";
 import { checkSeed } from "../numerics/random.ts";
@@ -72,6 +73,7 @@ const STUDY_OPTIONS = {
   "device-id": NUMBER,
   "batch-size": NUMBER,
   "rows-in-flight": NUMBER,
+  ...PIPELINE_OPTIONS,
   "calibration-rows": string,
   "dry-run": boolean,
   report: string,
@@ -90,6 +92,7 @@ function studyUsage({ estimator = true } = {}): string {
          [--design ${DRAW_DESIGNS.join("|")}] [--precision SE]
          [--device ${DEVICES.join("|")}] [--device-id K] [--batch-size B]
          [--rows-in-flight R] [--calibration-rows N|off] [--dry-run] [--report DIR] [--quiet]
+         ${PIPELINE_USAGE}
   On a model without a calibrated profile the first N rows (default 12) draw α from the model's
   prior, their draws fit a profile that every other row draws from, stored in infodiff's cache
   for every shard and later run (shard 0 fits it, the others wait); --calibration-rows off draws
@@ -132,6 +135,7 @@ function studyOptions(values: Values, command: string) {
   };
   return {
     model,
+    pipeline: pipelineOptions(values),
     ...deviceOptions(values),
     report: text("report"),
     quiet: values.quiet === true,
@@ -175,6 +179,7 @@ async function runStudyCommand(
   const model = await loadModel(options.model, {
     device: options.device,
     deviceId: options.deviceId,
+    ...options.pipeline,
   });
   // where α will come from, before any row runs (the whole of a dry run)
   const plan = await studyProfilePlan(
@@ -302,21 +307,23 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   {
     name: "intervene",
     summary: "the prompt-intervention study on a JSON list of items",
-    usage: `infodiff intervene --items ITEMS.json [--sampler karras-heun|ddim] [--steps N]
+    usage:
+      `infodiff intervene --items ITEMS.json [--sampler karras-heun|ddim|flow-heun|flow-euler] [--steps N]
          [--guidance G] [--placeholder TEXT] [--fit fill|cover]
          ${studyUsage({ estimator: false })}
   ITEMS.json: [{ "image": "a.png", "caption": "...", "word": "...", "replacement"?: "..." }, ...].
   Invert, regenerate with every occurrence of the word and its plural replaced by the placeholder
   (default "_"), and correlate the change with the word's information (standard estimator at
   image level, orthogonal maps at pixel level; 2,400 draws per condition by default). The
-  default sampler is the reference's Karras–Heun ODE with 100 levels (DDIM: 50 steps).
+  default sampler is the reference's Karras–Heun ODE with 100 levels (DDIM: 50 steps); on a
+  flow-matching model (SD 3, FLUX.1) its own flow ODE, Heun's steps over 100 levels.
   ${FIT_USAGE} (fill resizes with Lanczos, as the reference's preprocessing.)
   example: infodiff intervene --model sd21-onnx --items coco100.json --results edit.jsonl`,
     options: {
       ...INTERVENTION_OPTIONS,
       items: string,
       sampler: choiceOf(
-        ["karras-heun", "ddim"] satisfies readonly InterventionSampler[],
+        ["karras-heun", "ddim", "flow-heun", "flow-euler"] satisfies readonly InterventionSampler[],
         "sampler",
       ),
       steps: NUMBER,
