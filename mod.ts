@@ -55,6 +55,7 @@ export {
   type LogSnrProposal,
   proposalFor,
   type ResolvedProposal,
+  SELF_FIT_SHARE,
   trainingLawProposal,
 } from "./src/numerics/proposal.ts";
 export {
@@ -209,6 +210,7 @@ export {
 } from "./src/models/onnx/onnx-model.ts";
 export { Estimate } from "./src/estimators/estimate.ts";
 export {
+  ADAPT_MAX_PILOT,
   ADAPT_MIN_SAMPLES,
   ADAPT_PILOT_SHARE,
   checkDesign,

@@ -21,7 +21,7 @@ import {
 } from "./draws.ts";
 import { planProposal } from "./contrast-profile.ts";
 import { fitProfile, outcomeDraws, PROFILE_BINS, profileEdges } from "./profile-fit.ts";
-import { DEFENSIVE_SHARE, type ResolvedProposal } from "../numerics/proposal.ts";
+import { type ResolvedProposal, SELF_FIT_SHARE } from "../numerics/proposal.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
@@ -307,7 +307,7 @@ function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: nu
  * import { resolveOptions } from "./options.ts";
  * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
- * console.assert(adaptivePilot(resolveOptions(model, { samples: 100 }), 2) === 26);
+ * console.assert(adaptivePilot(resolveOptions(model, { samples: 100 }), 2) === 50);
  * console.assert(adaptivePilot(resolveOptions(model, { samples: 100, adapt: false }), 2) === undefined);
  * ```
  */
@@ -321,7 +321,7 @@ export function adaptivePilot(options: ResolvedOptions, group: number): number |
 /**
  * The proposal of an adaptive estimate's next round: a profile fitted on every draw of the rounds
  * so far (`fitProfile`, as calibration fits, over the sampling's interval), drawn from as a query
- * draws from a calibrated profile (`planProposal`, the logistic's share {@link DEFENSIVE_SHARE});
+ * draws from a calibrated profile (`planProposal`, the logistic's share {@link SELF_FIT_SHARE});
  * the prior again when no contrast carries information beyond 2 SE yet. Each round stays an
  * unbiased replicate given the rounds before it, whatever it draws from.
  */
@@ -353,7 +353,7 @@ function adaptedProposal(
     },
   );
   if (!profile) return options.proposal;
-  return planProposal({ kind: "fitted", lambda: DEFENSIVE_SHARE, profile }, plan);
+  return planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
 }
 
 /** The largest combined SE of any number over the rounds ({@link combinedError}). */
