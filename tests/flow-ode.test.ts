@@ -222,7 +222,10 @@ Deno.test("interventionStudy runs on a flow model: its flow ODE by default, reco
     assert.ok(red.change > 0);
     const header = JSON.parse((await Deno.readTextFile(results)).split("\n")[0]);
     assert.equal(header.settings.sampler, "flow-heun");
-    assert.equal(header.settings.proposal.kind, "training-law");
+    // no profile: the study's first row calibrates from the flow's training law, the rest draw
+    // from the profile fitted on it (issue 26's self-calibration); both are in the header
+    assert.equal(header.settings.calibration.prior.proposal.kind, "training-law");
+    assert.equal(header.settings.proposal.kind, "fitted");
     assert.ok(
       (await interventionStudy(oracle, items, { steps: 10, samples: 8, sampler: "flow-euler" }))
         .items.length === 2,
