@@ -1,0 +1,818 @@
+/**
+ * What a model without a calibrated profile gets (issue 26), simulated on shapes-tiny's design
+ * banks (bench/design-bank.ts: the integrand at every trained timestep, 4 noises each, 3 contrasts
+ * per held-out scene: the first object's colour word, its shape word, the caption against ""):
+ *
+ * - `priors`: the family priors against the logistic (stratified-antithetic at `samples` draws):
+ *   SD's schedule (uniform over trained timesteps), alone and in the defensive mixture;
+ * - `adaptive`: a query that spends a pilot share of its draws on the prior and the rest on a
+ *   profile fitted from the pilot (`fitProfile`, `planProposal`), the rounds combined by their
+ *   draws; for the three contrasts of a scene on shared draws (a perToken-like query) and for
+ *   each word alone (`about`), at several budgets, to find the break-even;
+ * - `oracle`: the same on the exact example oracle, real runs of the engine with exact values (bias
+ *   and interval coverage too);
+ * - `families`: the exact SDXL, SD 3 and FLUX.1 fixtures (issue 24), real runs against their
+ *   closed forms: the logistic and each family's prior (SDXL's schedule, SD 3's and FLUX's
+ *   training law) alone, as shipped, and after a study's calibration;
+ * - `study`: a study's calibration rows. Each held-out scene's word contrasts are estimated with a
+ *   profile fitted from K calibration rows of the other scenes (leave one scene out: calibration
+ *   never saw the image), each row `samples` draws from the prior, which is also that row's kept
+ *   estimate; the study's cost counts the calibration rows at the prior's variance.
+ *
+ * Ratios are variances relative to the i.i.d. logistic scheme at equal draws (0.25: the same SE
+ * from 4× fewer model calls). `deno run -A bench/self-calibration.ts [--replicates 2000]
+ * [--samples 40] [--only priors,adaptive,study]`; uses the banks in out/design-bank (builds none).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+import { resolveOptions } from "../src/estimators/options.ts";
+import {
+  DEFENSIVE_SHARE,
+  fittedProposal,
+  logisticProposal,
+  type LogSnrProfile,
+  type LogSnrProposal,
+  SELF_FIT_SHARE,
+} from "../src/numerics/proposal.ts";
+import type { LogSnrSampling } from "../src/numerics/log-snr.ts";
+import { Random } from "../src/numerics/random.ts";
+import { planProposal } from "../src/estimators/contrast-profile.ts";
+import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
+import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
+import { scheduleProfile } from "../src/estimators/family-prior.ts";
+import { estimateContrasts } from "../src/estimators/contrasts.ts";
+import type { EstimatorOptions } from "../src/estimators/options.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
+import { EXAMPLE_PROMPT } from "../src/models/example.ts";
+import { removeWord } from "../src/text/prompt.ts";
+import { type Bank, bankPrompts, CONTRASTS, loadBanks, NOISES, tabulated } from "./design-bank.ts";
+import { median } from "./summary.ts";
+
+type At = LogSnrProposal["at"];
+
+/** Draws of one simulated estimate: timestep, noise, weight and α of each (shared by contrasts). */
+interface SimDraws {
+  readonly t: Int32Array;
+  readonly noise: Int32Array;
+  readonly weight: Float64Array;
+  readonly logSnr: Float64Array;
+}
+
+/** The simulation's context: the model's schedule and the sampling interval. */
+interface Context {
+  readonly model: OnnxModel;
+  readonly sampling: LogSnrSampling;
+  readonly edges: number[];
+}
+
+/** `n` (even) stratified-antithetic draws from a proposal: n/2 strata, one noise pair each. */
+function drawFrom(ctx: Context, at: At, n: number, random: Random): SimDraws {
+  const pairs = n / 2;
+  const out = {
+    t: new Int32Array(n),
+    noise: new Int32Array(n),
+    weight: new Float64Array(n),
+    logSnr: new Float64Array(n),
+  };
+  const schedule = ctx.model.schedule!;
+  for (let k = 0; k < pairs; k++) {
+    const { logSnr, weight } = at((k + random.uniform()) / pairs);
+    const t = schedule.nearestTimestep(logSnr), pair = 2 * random.int(2);
+    for (let j = 0; j < 2; j++) {
+      out.t[2 * k + j] = t;
+      out.noise[2 * k + j] = pair + j;
+      out.weight[2 * k + j] = weight;
+      out.logSnr[2 * k + j] = schedule.logSnr[t];
+    }
+  }
+  return out;
+}
+
+/** Each draw's value (weight × integrand) of bank contrast c. */
+function values(bank: Bank, c: number, d: SimDraws): Float64Array {
+  return d.weight.map((w, i) => w * bank.g[(d.t[i] * NOISES + d.noise[i]) * CONTRASTS + c]);
+}
+
+function mean(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i];
+  return s / v.length;
+}
+
+function variance(v: readonly number[]): number {
+  const m = mean(v);
+  return v.reduce((s, x) => s + (x - m) ** 2, 0) / (v.length - 1);
+}
+
+/** The variance of one i.i.d. logistic draw of contrast c (200,000 draws). */
+function iidVariance(ctx: Context, bank: Bank, c: number, logistic: At): number {
+  const random = new Random(7), schedule = ctx.model.schedule!;
+  const draws: number[] = [];
+  for (let i = 0; i < 200_000; i++) {
+    const { logSnr, weight } = logistic(random.uniform());
+    const t = schedule.nearestTimestep(logSnr);
+    draws.push(weight * bank.g[(t * NOISES + random.int(NOISES)) * CONTRASTS + c]);
+  }
+  return variance(draws);
+}
+
+/** The contrasts' draws as the fit reads them (words as the query files them). */
+function fitInput(bank: Bank, contrasts: readonly number[], d: SimDraws): ContrastDraws[] {
+  return contrasts.map((c) => {
+    const perDraw = values(bank, c, d);
+    const se = standardError(perDraw, 2, true);
+    return {
+      logSnr: d.logSnr,
+      weight: d.weight,
+      perDraw,
+      estimate: { nats: mean(perDraw), se },
+      removed: c === 2 ? undefined : [bank.words[c]],
+    };
+  });
+}
+
+/** The plan of a query over some of a bank's contrasts (shared draws). */
+function bankPlan(bank: Bank, contrasts: readonly number[]) {
+  return {
+    prompts: [bank.prompts[0], ...contrasts.map((c) => bankPrompts(bank, c)[1])],
+    contrasts: contrasts.map((_, i) => ({ with: 0, without: i + 1 })),
+  };
+}
+
+/** The proposal a fitted profile gives a query over `contrasts`, at share λ. */
+function queryProposal(
+  ctx: Context,
+  bank: Bank,
+  contrasts: readonly number[],
+  profile: LogSnrProfile,
+  lambda: number,
+): At {
+  const chosen = planProposal({ kind: "fitted", lambda, profile }, bankPlan(bank, contrasts));
+  return fittedProposal(ctx.sampling, (chosen as { profile: LogSnrProfile }).profile, lambda).at;
+}
+
+/** Variance ratio of the stratified-antithetic design from a fixed proposal, per contrast. */
+function fixedRatio(
+  ctx: Context,
+  bank: Bank,
+  c: number,
+  at: At,
+  samples: number,
+  replicates: number,
+  base: number,
+): number {
+  const random = new Random(3), estimates: number[] = [];
+  for (let r = 0; r < replicates; r++) {
+    estimates.push(mean(values(bank, c, drawFrom(ctx, at, samples, random))));
+  }
+  return variance(estimates) / (base / samples);
+}
+
+interface Row {
+  readonly experiment: string;
+  readonly scheme: string;
+  readonly contrast: string;
+  readonly ratio: number;
+}
+
+function priorsExperiment(
+  ctx: Context,
+  banks: readonly Bank[],
+  bases: number[][],
+  samples: number,
+  replicates: number,
+): Row[] {
+  const schedule = scheduleProfile(ctx.model, ctx.model.schedule!);
+  const schemes: [string, At][] = [
+    ["logistic", tabulated(logisticProposal(ctx.sampling))],
+    ["schedule, λ = 0.1", tabulated(fittedProposal(ctx.sampling, schedule, 0.1))],
+    ["schedule, λ = 0.5", tabulated(fittedProposal(ctx.sampling, schedule, 0.5))],
+    ["schedule alone (λ = 0.001)", tabulated(fittedProposal(ctx.sampling, schedule, 0.001))],
+  ];
+  const rows: Row[] = [];
+  banks.forEach((bank, b) => {
+    for (let c = 0; c < CONTRASTS; c++) {
+      for (const [scheme, at] of schemes) {
+        rows.push({
+          experiment: "priors",
+          scheme,
+          contrast: `${bank.caption} − ${bank.words[c]}`,
+          ratio: fixedRatio(ctx, bank, c, at, samples, replicates, bases[b][c]),
+        });
+      }
+    }
+  });
+  return rows;
+}
+
+/**
+ * A query over `contrasts` of one bank with N draws: `pilot` from the prior, the rest from the
+ * profile fitted on the pilot (the prior again if no contrast is informative), combined by draws.
+ */
+function adaptiveEstimates(
+  ctx: Context,
+  bank: Bank,
+  contrasts: readonly number[],
+  prior: At,
+  N: number,
+  pilot: number,
+  lambda: number,
+  replicates: number,
+): number[][] {
+  const random = new Random(11);
+  const estimates = contrasts.map(() => [] as number[]);
+  for (let r = 0; r < replicates; r++) {
+    const first = drawFrom(ctx, prior, pilot, random);
+    const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, first), {});
+    const next = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
+    const second = drawFrom(ctx, next, N - pilot, random);
+    contrasts.forEach((c, i) => {
+      const e1 = mean(values(bank, c, first)), e2 = mean(values(bank, c, second));
+      estimates[i].push((pilot * e1 + (N - pilot) * e2) / N);
+    });
+  }
+  return estimates;
+}
+
+function adaptiveExperiment(
+  ctx: Context,
+  banks: readonly Bank[],
+  bases: number[][],
+  replicates: number,
+  budgets: readonly number[],
+  shares: readonly number[],
+  lambdas: readonly number[],
+): Row[] {
+  const rows: Row[] = [];
+  const queries: [string, number[]][] = [["perToken", [0, 1, 2]], ["about colour", [0]], [
+    "about shape",
+    [1],
+  ]];
+  for (const [priorName, prior] of priorProposals(ctx)) {
+    for (const N of budgets) {
+      banks.forEach((bank, b) => {
+        for (const [query, contrasts] of queries) {
+          contrasts.forEach((c) =>
+            rows.push({
+              experiment: `adaptive ${query}`,
+              scheme: `N = ${N}, ${priorName} only`,
+              contrast: `${bank.caption} − ${bank.words[c]}`,
+              ratio: fixedRatio(ctx, bank, c, prior, N, replicates, bases[b][c]),
+            })
+          );
+          // the shares asked for, and the library's own split at its own share ("as shipped")
+          const shipped = adaptivePilot(
+            resolveOptions(ctx.model, { samples: N, proposal: undefined }),
+            2,
+          );
+          const splits: [number, readonly number[], string][] = [
+            ...shares.map((share) =>
+              [Math.max(6, 2 * Math.round((share * N) / 2)), lambdas, ""] as [
+                number,
+                readonly number[],
+                string,
+              ]
+            ),
+            ...(shipped === undefined ? [] : [[shipped, [SELF_FIT_SHARE], " (as shipped)"] as [
+              number,
+              readonly number[],
+              string,
+            ]]),
+          ];
+          for (const [pilot, lambdaList, tag] of splits) {
+            if (pilot >= N - 1) continue;
+            for (const lambda of lambdaList) {
+              const est = adaptiveEstimates(
+                ctx,
+                bank,
+                contrasts,
+                prior,
+                N,
+                pilot,
+                lambda,
+                replicates,
+              );
+              contrasts.forEach((c, i) =>
+                rows.push({
+                  experiment: `adaptive ${query}`,
+                  scheme: `N = ${N}, ${priorName} pilot ${pilot}, λ = ${lambda}${tag}`,
+                  contrast: `${bank.caption} − ${bank.words[c]}`,
+                  ratio: variance(est[i]) / (bases[b][c] / N),
+                })
+              );
+            }
+          }
+        }
+      });
+    }
+  }
+  return rows;
+}
+
+/** The priors compared: the logistic and SD's schedule in the defensive mixture (λ = 0.1). */
+function priorProposals(ctx: Context): [string, At][] {
+  const schedule = scheduleProfile(ctx.model, ctx.model.schedule!);
+  return [
+    ["logistic", tabulated(logisticProposal(ctx.sampling))],
+    ["schedule", tabulated(fittedProposal(ctx.sampling, schedule, DEFENSIVE_SHARE))],
+  ];
+}
+
+/** How a calibration row draws: its draw sets (one per round), given the bank contrast. */
+interface RowScheme {
+  readonly name: string;
+  draw(bank: Bank, c: number, random: Random): SimDraws[];
+}
+
+/** Draw sets joined into one, as the engine reports a multi-round estimate's draws. */
+function joined(sets: readonly SimDraws[]): SimDraws {
+  const cat = <T extends Int32Array | Float64Array>(
+    pick: (d: SimDraws) => T,
+    make: (n: number) => T,
+  ) => {
+    const out = make(sets.reduce((n, d) => n + pick(d).length, 0));
+    let at = 0;
+    for (const d of sets) {
+      out.set(pick(d), at);
+      at += pick(d).length;
+    }
+    return out;
+  };
+  return {
+    t: cat((d) => d.t, (n) => new Int32Array(n)),
+    noise: cat((d) => d.noise, (n) => new Int32Array(n)),
+    weight: cat((d) => d.weight, (n) => new Float64Array(n)),
+    logSnr: cat((d) => d.logSnr, (n) => new Float64Array(n)),
+  };
+}
+
+/** A row's estimate from its rounds, combined by their draws (the engine's rule). */
+function rowEstimate(bank: Bank, c: number, sets: readonly SimDraws[]): number {
+  const N = sets.reduce((n, d) => n + d.t.length, 0);
+  return sets.reduce((sum, d) => sum + d.t.length * mean(values(bank, c, d)), 0) / N;
+}
+
+/**
+ * Leave one scene out: each held-out scene's word contrasts drawn from a profile fitted on K
+ * calibration rows (word contrasts of the other scenes, in study order), over `fits` calibrations,
+ * for several ways the calibration rows draw: as shipped (each row adaptive from SD's schedule,
+ * a pilot of a quarter), the schedule or the logistic alone, and calibrate's half-uniform design.
+ * Each calibration row's own estimate is kept: its variance ratio is reported too.
+ */
+function studyExperiment(
+  ctx: Context,
+  banks: readonly Bank[],
+  bases: number[][],
+  samples: number,
+  replicates: number,
+  counts: readonly number[],
+  fits: number,
+  variants: readonly { shrink: number; lambda: number }[] = [{
+    shrink: 1,
+    lambda: DEFENSIVE_SHARE,
+  }],
+): Row[] {
+  const rows: Row[] = [];
+  const [[, logistic], [, schedule]] = priorProposals(ctx);
+  const halfUniform = tabulated(
+    fittedProposal(ctx.sampling, {
+      kind: "infodiff.logSnrProfile",
+      version: 1,
+      model: { name: ctx.model.name, shape: [...ctx.model.shape] },
+      edges: ctx.edges,
+      mass: new Array(ctx.edges.length - 1).fill(1 / (ctx.edges.length - 1)),
+      calibration: {},
+    }, 0.5),
+  );
+  const fixed = (name: string, at: At): RowScheme => ({
+    name,
+    draw: (_bank, _c, random) => [drawFrom(ctx, at, samples, random)],
+  });
+  const pilot = 2 * Math.round((0.25 * samples) / 2);
+  const schemes: RowScheme[] = [
+    {
+      name: `schedule, adapting in each row (pilot ${pilot})`,
+      draw(bank, c, random) {
+        const first = drawFrom(ctx, schedule, pilot, random);
+        const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], first), {});
+        const next = profile ? queryProposal(ctx, bank, [c], profile, DEFENSIVE_SHARE) : schedule;
+        return [first, drawFrom(ctx, next, samples - pilot, random)];
+      },
+    },
+    fixed("schedule alone (as shipped)", schedule),
+    fixed("logistic alone", logistic),
+    fixed("half uniform (calibrate's)", halfUniform),
+  ];
+  // every (scene, word) row in study order: scene by scene, colour then shape
+  const allRows = banks.flatMap((_, b) => [0, 1].map((c) => ({ b, c })));
+  for (const scheme of schemes) {
+    // the fit's settings: the model's profile counted as `shrink` contrasts in each word's, and
+    // the logistic's share λ; the defaults first, the others only for the default calibration
+    const settings = scheme === schemes[0] || scheme === schemes[1]
+      ? variants
+      : variants.slice(0, 1);
+    for (const K of counts) {
+      for (const { shrink, lambda } of settings) {
+        banks.forEach((bank, held) => {
+          const calibrationRows = allRows.filter((row) => row.b !== held).slice(0, K);
+          const random = new Random(100 + held);
+          const ratios = [[], []] as number[][];
+          for (let f = 0; f < fits; f++) {
+            const observed = calibrationRows.flatMap(({ b, c }) =>
+              fitInput(banks[b], [c], joined(scheme.draw(banks[b], c, random)))
+            );
+            const profile = fitProfile(ctx.model, ctx.edges, observed, {}, { shrink });
+            for (const c of [0, 1]) {
+              const at = profile ? queryProposal(ctx, bank, [c], profile, lambda) : schedule;
+              ratios[c].push(fixedRatio(ctx, bank, c, at, samples, replicates, bases[held][c]));
+            }
+          }
+          const fit = shrink === 1 && lambda === SELF_FIT_SHARE
+            ? ""
+            : ` (shrink ${shrink}, λ = ${lambda})`;
+          for (const c of [0, 1]) {
+            rows.push({
+              experiment: "study",
+              scheme: `rows after ${K} calibration rows, ${scheme.name}${fit}`,
+              contrast: `${bank.caption} − ${bank.words[c]}`,
+              ratio: mean(ratios[c]),
+            });
+          }
+        });
+      }
+    }
+    banks.forEach((bank, b) => {
+      for (const c of [0, 1]) {
+        const random = new Random(7 + b), estimates: number[] = [];
+        for (let r = 0; r < replicates; r++) {
+          estimates.push(rowEstimate(bank, c, scheme.draw(bank, c, random)));
+        }
+        rows.push({
+          experiment: "study",
+          scheme: `calibration rows' own estimates, ${scheme.name}`,
+          contrast: `${bank.caption} − ${bank.words[c]}`,
+          ratio: variance(estimates) / (bases[b][c] / samples),
+        });
+      }
+    });
+  }
+  return rows;
+}
+
+/** The example oracle's total and three words on shared draws at `x`, with exact values. */
+function exampleCase(model: ReturnType<typeof exampleOracle>, x: Float32Array) {
+  const pairs = [
+    [EXAMPLE_PROMPT, ""],
+    ...["red", "circle", "left"].map((w) => [EXAMPLE_PROMPT, removeWord(EXAMPLE_PROMPT, w)]),
+  ];
+  const prompts = [...new Set(pairs.flat())];
+  return {
+    names: ["total", "red", "circle", "left"],
+    plan: {
+      prompts,
+      contrasts: pairs.map(([a, b]) => ({
+        with: prompts.indexOf(a),
+        without: prompts.indexOf(b),
+      })),
+    },
+    exact: pairs.map(([a, b]) => model.logDensity(x, a) - model.logDensity(x, b)),
+  };
+}
+
+/**
+ * The exact oracle (real runs of the engine, standard estimator, α ∈ [−9, 11]): a perToken-like
+ * query of the example image as shipped (adaptive, from the logistic), its prior alone, and a
+ * study's rows after calibrating on `calibrationRows` other images of the prompt (their draws
+ * fitted with `fitProfile`, `fits` calibrations), each against i.i.d. at equal draws, with bias
+ * (in SE of the mean over seeds) and interval coverage. Counting calibration: a study of `rows`
+ * rows pays its calibration rows at the prior's variance.
+ */
+async function oracleExperiment(
+  seeds: number,
+  samples: number,
+  calibrationRows: number,
+  fits: number,
+) {
+  const model = exampleOracle();
+  const x = model.sample(EXAMPLE_PROMPT, { seed: 1 });
+  const { names, plan, exact } = exampleCase(model, x);
+  const base = { samples, estimator: "standard", logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
+  const runSeeds = async (options: EstimatorOptions, first = 0) => {
+    const values = names.map(() => [] as number[]), covered = names.map(() => 0);
+    for (let seed = first; seed < first + seeds; seed++) {
+      const out = await estimateContrasts(
+        model,
+        x,
+        plan,
+        resolveOptions(model, { ...options, seed }),
+      );
+      out.contrasts.forEach((c, k) => {
+        values[k].push(c.estimate.nats);
+        const { low, high } = c.estimate.interval!;
+        if (low <= exact[k] && exact[k] <= high) covered[k]++;
+      });
+    }
+    return { values, covered };
+  };
+  const iid = await runSeeds({ ...base, design: "iid", proposal: "logistic" });
+  const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
+  const add = (scheme: string, r: Awaited<ReturnType<typeof runSeeds>>) =>
+    names.forEach((name, k) => {
+      const v = r.values[k];
+      rows.push({
+        experiment: `oracle (${samples} draws)`,
+        scheme,
+        contrast: name,
+        ratio: variance(v) / variance(iid.values[k]),
+        biasSe: (mean(v) - exact[k]) / Math.sqrt(variance(v) / v.length),
+        coverage: r.covered[k] / v.length,
+      });
+    });
+  add("prior alone (stratified-antithetic, logistic)", await runSeeds({ ...base, adapt: false }));
+  add("as shipped: adaptive query", await runSeeds(base));
+  // a study: calibration rows are other images of the prompt, at the study's draws, from the
+  // prior alone (as shipped) or adapting within each row
+  const edges = profileEdges(resolveOptions(model, base).logSnr, 24);
+  for (const adapt of [false, true]) {
+    for (let f = 0; f < fits; f++) {
+      const draws: ContrastDraws[] = [];
+      for (let r = 0; r < calibrationRows; r++) {
+        const image = model.sample(EXAMPLE_PROMPT, { seed: 50 + f * calibrationRows + r });
+        const options = { ...base, adapt, seed: 1000 + f * calibrationRows + r };
+        await estimateContrasts(
+          model,
+          image,
+          plan,
+          resolveOptions(model, {
+            ...options,
+            onDraws: (d) => draws.push(...d),
+          }),
+        );
+      }
+      const profile = fitProfile(model, edges, draws, {})!;
+      const how = adapt ? ", each adapting" : "";
+      add(
+        `study: rows after ${calibrationRows} calibration rows (other images)${how}`,
+        await runSeeds(
+          { ...base, proposal: { ...profile, defensiveShare: SELF_FIT_SHARE } },
+          10_000 * (f + 1),
+        ),
+      );
+    }
+  }
+  return rows;
+}
+
+/**
+ * The exact family fixtures (SDXL, SD 3, FLUX.1; tests/onnx-truth.ts): a perToken query of
+ * `truth.main_prompt` (the total and each word, standard estimator, the model's trained range)
+ * at the fixture's image, against the closed form K·(‖x − μ_c‖² − ‖x − μ_y‖²): the logistic and
+ * the family's prior alone, as shipped (adaptive), and a study's rows after calibrating on 12
+ * other latents of the prompt's law N(μ, v·I).
+ */
+async function familyExperiment(seeds: number, samples: number) {
+  const { informationKernel, readFamilyTruth, fixtureDir, squaredDistance } = await import(
+    "../tests/onnx-truth.ts"
+  );
+  const { perTokenPlan } = await import("../src/estimators/per-token.ts");
+  const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
+  for (const name of ["exact-sdxl", "exact-sd3", "exact-flux"]) {
+    const truth = await readFamilyTruth(name);
+    const model = await loadModel(fixtureDir(name), { device: "cpu", profile: false });
+    try {
+      const { min, max } = model.logSnrRange!;
+      const k = informationKernel(truth.variance, min, max, (a) => model.snapLogSnr?.(a) ?? a);
+      const x = Float32Array.from(truth.image_latent);
+      const { plan } = perTokenPlan(truth.main_prompt);
+      const mu = (p: string) => truth.prompts[p.trim().split(/\s+/).filter(Boolean).join(" ")].mu;
+      const exact = plan.contrasts.map((c) =>
+        k * (squaredDistance(x, mu(plan.prompts[c.without])) -
+          squaredDistance(x, mu(plan.prompts[c.with])))
+      );
+      const names = plan.contrasts.map((c) => plan.prompts[c.without] || '""');
+      const base = { samples, estimator: "standard" } as const;
+      const runSeeds = async (options: EstimatorOptions) => {
+        const values = names.map(() => [] as number[]), covered = names.map(() => 0);
+        for (let seed = 0; seed < seeds; seed++) {
+          const out = await estimateContrasts(
+            model,
+            x,
+            plan,
+            resolveOptions(model, { ...options, seed }),
+          );
+          out.contrasts.forEach((c, i) => {
+            values[i].push(c.estimate.nats);
+            const { low, high } = c.estimate.interval!;
+            if (low <= exact[i] && exact[i] <= high) covered[i]++;
+          });
+        }
+        return { values, covered };
+      };
+      const iid = await runSeeds({ ...base, design: "iid", proposal: "logistic" });
+      const add = (scheme: string, r: Awaited<ReturnType<typeof runSeeds>>) =>
+        names.forEach((contrast, i) => {
+          const v = r.values[i];
+          rows.push({
+            experiment: `${name} (${samples} draws)`,
+            scheme,
+            contrast,
+            ratio: variance(v) / variance(iid.values[i]),
+            biasSe: (mean(v) - exact[i]) / Math.sqrt(variance(v) / v.length),
+            coverage: r.covered[i] / v.length,
+          });
+        });
+      const prior = resolveOptions(model, {}).proposal.kind;
+      add(
+        "logistic alone (stratified-antithetic)",
+        await runSeeds({ ...base, proposal: "logistic" }),
+      );
+      add(`${prior} alone`, await runSeeds({ ...base, adapt: false }));
+      add("as shipped: adaptive query", await runSeeds(base));
+      const draws: ContrastDraws[] = [];
+      const main = mu(truth.main_prompt), random = new Random(5);
+      for (let r = 0; r < 12; r++) {
+        const other = Float32Array.from(
+          main,
+          (m) => m + Math.sqrt(truth.variance) * random.gaussian(),
+        );
+        await estimateContrasts(
+          model,
+          other,
+          plan,
+          resolveOptions(model, {
+            ...base,
+            adapt: false,
+            seed: 500 + r,
+            onDraws: (d) => draws.push(...d),
+          }),
+        );
+      }
+      const edges = profileEdges(resolveOptions(model, base).logSnr, 24);
+      const profile = fitProfile(model, edges, draws, {})!;
+      add(
+        "study: rows after calibrating on 12 other latents",
+        await runSeeds({ ...base, proposal: { ...profile, defensiveShare: SELF_FIT_SHARE } }),
+      );
+    } finally {
+      await model.dispose();
+    }
+  }
+  return rows;
+}
+
+/** Median, worst and mean ratio per experiment and scheme. */
+export function summarise(rows: readonly Row[]) {
+  const keys = [...new Set(rows.map((r) => `${r.experiment}\u0000${r.scheme}`))];
+  return keys.map((key) => {
+    const [experiment, scheme] = key.split("\u0000");
+    const ratios = rows.filter((r) => r.experiment === experiment && r.scheme === scheme)
+      .map((r) => r.ratio);
+    return {
+      experiment,
+      scheme,
+      contrasts: ratios.length,
+      median: median(ratios),
+      worst: Math.max(...ratios),
+      mean: mean(ratios),
+    };
+  });
+}
+
+/**
+ * Runs the experiments on the banks present.
+ *
+ * @example
+ * ```ts ignore
+ * import { benchSelfCalibration } from "./self-calibration.ts";
+ * console.table((await benchSelfCalibration({ replicates: 500 })).summary);
+ * ```
+ */
+export async function benchSelfCalibration({
+  samples = 40,
+  replicates = 2000,
+  only = ["priors", "adaptive", "study", "oracle"] as readonly string[],
+  budgets = [10, 20, 40, 100, 200] as readonly number[],
+  shares = [0.25, 0.5] as readonly number[],
+  lambdas = [0.1, 0.3] as readonly number[],
+  counts = [4, 8, 12] as readonly number[],
+  fits = 6,
+  oracleSeeds = 400,
+  oracleSamples = 100,
+  familySeeds = 60,
+  variants = [{ shrink: 1, lambda: DEFENSIVE_SHARE }] as readonly {
+    shrink: number;
+    lambda: number;
+  }[],
+} = {}) {
+  const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
+  if (only.includes("oracle")) {
+    rows.push(...await oracleExperiment(oracleSeeds, oracleSamples, 12, 3));
+  }
+  if (only.includes("families")) rows.push(...await familyExperiment(familySeeds, oracleSamples));
+  let banks: Bank[] = [];
+  if (only.some((o) => o !== "oracle" && o !== "families")) {
+    const model = await loadModel("fixtures/models/shapes-tiny", {
+      device: "cpu",
+      profile: false,
+    });
+    try {
+      banks = await loadBanks(model, { build: false });
+      if (banks.length === 0) throw new Error("no banks in out/design-bank");
+      const sampling = resolveOptions(model, { proposal: "logistic" }).logSnr;
+      const ctx: Context = { model, sampling, edges: profileEdges(sampling, 24) };
+      const logistic = tabulated(logisticProposal(sampling));
+      const bases = banks.map((bank) =>
+        Array.from({ length: CONTRASTS }, (_, c) => iidVariance(ctx, bank, c, logistic))
+      );
+      if (only.includes("priors")) {
+        rows.push(...priorsExperiment(ctx, banks, bases, samples, replicates));
+      }
+      if (only.includes("adaptive")) {
+        rows.push(
+          ...adaptiveExperiment(ctx, banks, bases, replicates, budgets, shares, lambdas),
+        );
+      }
+      if (only.includes("study")) {
+        rows.push(
+          ...studyExperiment(ctx, banks, bases, samples, replicates, counts, fits, variants),
+        );
+      }
+    } finally {
+      await model.dispose();
+    }
+  }
+  return { banks: banks.length, samples, replicates, rows, summary: summarise(rows) };
+}
+
+if (import.meta.main) {
+  const { values: args } = parseArgs({
+    options: {
+      samples: { type: "string", default: "40" },
+      replicates: { type: "string", default: "2000" },
+      only: { type: "string", default: "priors,adaptive,study,oracle" },
+      budgets: { type: "string", default: "10,20,40,100,200" },
+      shares: { type: "string", default: "0.25,0.5" },
+      lambdas: { type: "string", default: "0.1,0.3" },
+      counts: { type: "string", default: "4,8,12" },
+      fits: { type: "string", default: "6" },
+      "oracle-seeds": { type: "string", default: "400" },
+      "oracle-samples": { type: "string", default: "100" },
+      "family-seeds": { type: "string", default: "60" },
+      // the study's fit settings as shrink:λ pairs, e.g. 1:0.1,3:0.1,1:0.25
+      variants: { type: "string", default: "1:0.25" },
+      json: { type: "string" },
+    },
+  });
+  const list = (s: string) => s.split(",").map(Number);
+  const report = await benchSelfCalibration({
+    samples: Number(args.samples),
+    replicates: Number(args.replicates),
+    only: args.only.split(","),
+    budgets: list(args.budgets),
+    shares: list(args.shares),
+    lambdas: list(args.lambdas),
+    counts: list(args.counts),
+    fits: Number(args.fits),
+    oracleSeeds: Number(args["oracle-seeds"]),
+    oracleSamples: Number(args["oracle-samples"]),
+    familySeeds: Number(args["family-seeds"]),
+    variants: args.variants.split(",").map((v) => {
+      const [shrink, lambda] = v.split(":").map(Number);
+      return { shrink, lambda };
+    }),
+  });
+  if (args.json) await Deno.writeTextFile(args.json, JSON.stringify(report, null, 1));
+  console.log(`${report.banks} banks, ${report.samples} draws, ${report.replicates} replicates`);
+  console.log(
+    "| experiment | scheme | contrasts | median | worst | mean |\n| --- | --- | --- | --- | --- | --- |",
+  );
+  // two significant digits below 0.1: the exact family fixtures' ratios are that small
+  const f = (v: number) => v < 0.1 ? v.toPrecision(2) : v.toFixed(2);
+  for (const s of report.summary) {
+    console.log(
+      `| ${s.experiment} | ${s.scheme} | ${s.contrasts} | ${f(s.median)} | ${f(s.worst)} | ${
+        f(s.mean)
+      } |`,
+    );
+  }
+  const oracle = report.rows.filter((r) => "biasSe" in r) as {
+    scheme: string;
+    contrast: string;
+    ratio: number;
+    biasSe: number;
+    coverage: number;
+  }[];
+  if (oracle.length > 0) {
+    console.log("\n| oracle scheme | contrast | variance / iid | bias (SE) | interval covers |");
+    console.log("| --- | --- | --- | --- | --- |");
+    for (const r of oracle) {
+      console.log(
+        `| ${r.scheme} | ${r.contrast} | ${f(r.ratio)} | ${r.biasSe.toFixed(1)} | ${
+          (100 * r.coverage).toFixed(1)
+        } % |`,
+      );
+    }
+  }
+}
