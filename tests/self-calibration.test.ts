@@ -9,7 +9,7 @@ import { estimateContrasts } from "../src/estimators/contrasts.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
 import { drawBlocks } from "../src/estimators/draws.ts";
 import { logSnrCdf, logSnrInterval, logSnrWeight } from "../src/numerics/log-snr.ts";
-import { exampleOracle, mixtureModel } from "../src/query/oracles.ts";
+import { exampleOracle } from "../src/query/oracles.ts";
 import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { withMembers } from "../src/models/denoiser.ts";
 import { removeWord } from "../src/text/prompt.ts";
@@ -17,6 +17,7 @@ import { relationStudy } from "../src/studies/relations.ts";
 import { studyProfilePlan } from "../src/studies/self-calibration.ts";
 import { readResults } from "../src/studies/results-file.ts";
 import { mergeResults } from "../src/studies/merge.ts";
+import { mixtureItems } from "./self-calibration-rows.ts";
 
 const WIDE = { loc: 1, scale: 2, clip: 5 };
 const mean = (v: readonly number[]) => v.reduce((s, x) => s + x, 0) / v.length;
@@ -141,34 +142,6 @@ Deno.test("an SD-schedule model draws α uniformly over its trained timesteps (w
   });
 });
 
-/** Relation items whose images are samples of the two-word mixture, with exact values. */
-function mixtureItems(count: number) {
-  const model = mixtureModel({
-    shape: [2, 1, 2],
-    components: [
-      { words: ["red"], mean: [0.6, 0, 0.3, 0], variance: 0.25 },
-      { words: ["blue"], mean: [0, 0.6, 0, 0.3], variance: 0.25 },
-    ],
-  });
-  const images = new Map<string, Float32Array>();
-  const items = Array.from({ length: count }, (_, i) => {
-    const word = i % 2 ? "blue" : "red";
-    images.set(`x${i}.png`, model.sample(word, { seed: 100 + i }));
-    return {
-      image: `x${i}.png`,
-      options: [i % 2 ? "red" : "blue", word],
-      trueIndex: 1,
-      kind: "attribution" as const,
-      group: word,
-    };
-  });
-  const exact = (image: string, option: string) =>
-    model.logDensity(images.get(image)!, option) - model.logDensity(images.get(image)!, "");
-  const loadImage = (_: unknown, item: { image: string }) =>
-    Promise.resolve(images.get(item.image)!);
-  return { model, items, exact, loadImage };
-}
-
 Deno.test("a study calibrates itself on its first rows, keeps their estimates and stays unbiased", async () => {
   const { model, items, exact, loadImage } = mixtureItems(30);
   const errors = { calibration: [] as number[], fitted: [] as number[] };
@@ -202,9 +175,21 @@ Deno.test("a study calibrates itself on its first rows, keeps their estimates an
       );
       (i < 12 ? errors.calibration : errors.fitted).push(error);
     });
-    // a later run finds the profile stored and calibrates nothing
+    // a later run finds the profile stored and calibrates nothing; rerun, the rows it was fitted
+    // on draw from the prior again, so every row gets its numbers again
     const plan = await studyProfilePlan(model, { samples: 24, logSnr: WIDE }, { store }, 30);
     assert.equal(plan.mode, "stored");
+    if (seed === 0) {
+      const again = await relationStudy(model, items, {
+        samples: 24,
+        seed,
+        estimator: "standard",
+        logSnr: WIDE,
+        loadImage,
+        calibration: { store },
+      });
+      assert.deepEqual(again.toJSON().items, study.toJSON().items);
+    }
   }
   // every row's error against its exact values, independent across rows and seeds: their
   // mean is 0 within 3 SE, for the calibration rows and for the rows drawn from the profile (an
@@ -215,10 +200,15 @@ Deno.test("a study calibrates itself on its first rows, keeps their estimates an
   }
 });
 
-Deno.test("shards under a Slurm array share one calibration: shard 0 fits, the others wait", async () => {
+/**
+ * Three shards of a Slurm array of the mixture relation study (tests/self-calibration-rows.ts),
+ * shards 1 and 2 started before shard 0, then merged; and the same study in one process with a
+ * fresh cache. Returns the merged and the single file, and the store's files.
+ */
+async function slurmArray(samples: number) {
   const dir = await Deno.makeTempDir();
   const cache = join(dir, "cache");
-  const script = new URL("../examples/shard-study.ts", import.meta.url).pathname;
+  const script = new URL("./self-calibration-rows.ts", import.meta.url).pathname;
   const run = (env: Record<string, string>, out: string, shard = "auto") =>
     new Deno.Command(Deno.execPath(), {
       args: [
@@ -226,14 +216,9 @@ Deno.test("shards under a Slurm array share one calibration: shard 0 fits, the o
         "--allow-read",
         "--allow-write",
         "--allow-env",
-        "--allow-ffi",
-        "--allow-sys",
         script,
-        "--oracle",
-        "--scenes",
-        "40",
         "--samples",
-        "8",
+        String(samples),
         "--shard",
         shard,
         "--out",
@@ -248,41 +233,52 @@ Deno.test("shards under a Slurm array share one calibration: shard 0 fits, the o
     SLURM_ARRAY_TASK_MIN: "0",
     SLURM_ARRAY_TASK_COUNT: "3",
   });
-  // shards 1 and 2 start first and must wait for shard 0's profile
+  // shards 1 and 2 start first and must wait for shard 0's calibration
   const waiting = [1, 2].map((id) => run(slurm(id), join(dir, "shards")));
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const outputs = [await run(slurm(0), join(dir, "shards")), ...await Promise.all(waiting)];
   for (const output of outputs) {
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   }
-  const profiles = [...Deno.readDirSync(join(cache, "profiles"))].filter((e) =>
-    e.name.endsWith(".json")
-  );
-  assert.equal(profiles.length, 1, "one profile for the three shards");
+  const stored = [...Deno.readDirSync(join(cache, "profiles"))].map((e) => e.name);
   const files = [0, 1, 2].map((i) => join(dir, "shards", `shard-${i}-of-3.jsonl`));
   const headers = await Promise.all(files.map(async (f) => (await readResults(f)).header!));
   for (const header of headers) assert.deepEqual(header.settings, headers[0].settings);
-  const merged = join(dir, "all.jsonl");
-  const report = await mergeResults(files, merged);
-  assert.equal(report.complete, true);
   // the calibration rows are shard 0's: it holds the 12 of them and its share of the rest
-  const total = headers.reduce((s, h) => s + h.items!, 0);
-  assert.equal(headers[0].items, 12 + Math.ceil((total - 12) / 3));
+  assert.equal(headers[0].items, 12 + Math.ceil((40 - 12) / 3));
+  const merged = join(dir, "all.jsonl");
+  assert.equal((await mergeResults(files, merged)).complete, true);
+  const single = await run({ INFODIFF_CACHE: join(dir, "other") }, join(dir, "single"), "0/1");
+  assert.equal(single.code, 0, new TextDecoder().decode(single.stderr));
+  return {
+    stored,
+    all: await readResults(merged),
+    one: await readResults(join(dir, "single", "shard-0-of-1.jsonl")),
+  };
+}
+
+Deno.test("shards under a Slurm array share one calibration: shard 0 fits, the others wait", async () => {
+  const { stored, all, one } = await slurmArray(24);
+  assert.equal(stored.length, 1, `one profile for the three shards: ${stored}`);
+  assert.match(stored[0], /^[0-9a-f]{64}\.json$/);
+  const settings = all.header!.settings as { proposal: { kind: string }; calibration: unknown };
+  assert.equal(settings.proposal.kind, "fitted");
   // one process with its own, fresh cache fits the same profile and gives every row the same
   // numbers (each row has its own draws; the profile is a deterministic function of the rows)
-  const single = await run(
-    { INFODIFF_CACHE: join(dir, "other-cache") },
-    join(dir, "single"),
-    "0/1",
-  );
-  assert.equal(single.code, 0, new TextDecoder().decode(single.stderr));
-  const one = await readResults(join(dir, "single", "shard-0-of-1.jsonl"));
-  const all = await readResults(merged);
-  assert.deepEqual(
-    (one.header!.settings as { proposal: unknown }).proposal,
-    (all.header!.settings as { proposal: unknown }).proposal,
-  );
-  assert.equal(all.records.size, one.records.size);
+  assert.deepEqual(one.header!.settings, all.header!.settings);
+  assert.equal(all.records.size, 40);
+  for (const [id, record] of one.records) assert.deepEqual(all.records.get(id), record, id);
+});
+
+Deno.test("a calibration that finds no information: the shards and a rerun draw from the prior", async () => {
+  // 4 draws: no contrast beyond 2 SE, so shard 0 leaves a marker for this study, not a profile
+  const { stored, all, one } = await slurmArray(4);
+  assert.equal(stored.length, 1);
+  assert.match(stored[0], /^[0-9a-f]{64}\.none-[0-9a-f]{16}\.json$/);
+  const settings = all.header!.settings as { proposal: unknown; calibration: unknown };
+  assert.equal(settings.proposal, "logistic");
+  assert.deepEqual((settings.calibration as { noInformation: boolean }).noInformation, true);
+  assert.deepEqual(one.header!.settings, all.header!.settings);
   for (const [id, record] of one.records) assert.deepEqual(all.records.get(id), record, id);
 });
 
@@ -351,7 +347,7 @@ Deno.test("the profile store: the first writer wins, a waiting shard gives up wi
   ]);
   assert.deepEqual(a.mass, b.mass);
   assert.deepEqual((await readStoredProfile(path))!.mass, a.mass);
-  assert.deepEqual((await waitForStoredProfile(path, { timeoutMs: 10 })).mass, a.mass);
+  assert.deepEqual((await waitForStoredProfile(path, { timeoutMs: 10 }))!.mass, a.mass);
   // no temporary file is left beside it
   assert.deepEqual([...Deno.readDirSync(join(path, ".."))].map((e) => e.name), [
     `${"0f".repeat(32)}.json`,
@@ -361,6 +357,35 @@ Deno.test("the profile store: the first writer wins, a waiting shard gives up wi
     () => waitForStoredProfile(missing, { timeoutMs: 30, pollMs: 10 }),
     (e: Error) => e instanceof ModelLoadError && e.message.includes(missing),
   );
+  // a calibration that found nothing leaves a marker: the wait ends without a profile
+  const marker = join(dir, "none.json");
+  await Deno.writeTextFile(marker, "{}");
+  assert.equal(await waitForStoredProfile(missing, { timeoutMs: 30, marker }), undefined);
   await Deno.writeTextFile(missing, "{}");
   await assert.rejects(() => readStoredProfile(missing), ModelLoadError);
+});
+
+Deno.test("a resumed study takes its profile from its results file: no calibration row runs again", async () => {
+  const { model, items, loadImage } = mixtureItems(24);
+  const dir = await Deno.makeTempDir();
+  const results = join(dir, "rel.jsonl");
+  const options = {
+    samples: 24,
+    estimator: "standard" as const,
+    logSnr: WIDE,
+    loadImage,
+    results,
+    calibration: { store: join(dir, "store") },
+  };
+  const first = await relationStudy(model, items, options);
+  assert.equal(
+    ((await readResults(results)).header!.settings.proposal as { kind: string }).kind,
+    "fitted",
+  );
+  // the store is gone (another machine, a cleared cache): the header holds what the rows drew from
+  await Deno.remove(join(dir, "store"), { recursive: true });
+  const broken = { ...model, predictNoise: () => Promise.reject(new Error("recomputed")) };
+  const again = await relationStudy(broken, items, options);
+  assert.equal(again.resumed, 24);
+  assert.deepEqual(again.toJSON().items, first.toJSON().items);
 });

@@ -181,7 +181,8 @@ export async function storeProfile(path: string, profile: LogSnrProfile): Promis
 
 /**
  * Waits until a profile is stored at `path` (another process calibrating), polling every
- * `pollMs`, and returns it; `onWait` hears how long it has waited, once a minute.
+ * `pollMs`, and returns it, or undefined once `marker` exists; `onWait` hears how long it has
+ * waited, once a minute.
  *
  * @throws {ModelLoadError} when `timeoutMs` passes first, naming the file and what to check
  *
@@ -193,17 +194,20 @@ export async function storeProfile(path: string, profile: LogSnrProfile): Promis
  */
 export async function waitForStoredProfile(
   path: string,
-  { timeoutMs, pollMs = 5000, onWait }: {
+  { timeoutMs, pollMs = 5000, onWait, marker }: {
     readonly timeoutMs: number;
     readonly pollMs?: number;
     readonly onWait?: (seconds: number) => void;
+    /** a file whose appearance ends the wait without a profile (a calibration that found none) */
+    readonly marker?: string;
   },
-): Promise<LogSnrProfile> {
+): Promise<LogSnrProfile | undefined> {
   const started = Date.now();
   let told = started;
   for (;;) {
     const profile = await readStoredProfile(path);
     if (profile) return profile;
+    if (marker && await Deno.stat(marker).then(() => true, () => false)) return undefined;
     const now = Date.now();
     if (now - started >= timeoutMs) {
       throw new ModelLoadError(

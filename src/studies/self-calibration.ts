@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { InvalidArgumentError, ModelLoadError } from "../errors.ts";
 import { type Denoiser, modelIdentity } from "../models/denoiser.ts";
 import {
@@ -42,8 +43,8 @@ import {
   profileEdges,
   profileOf,
 } from "../estimators/profile-fit.ts";
-import { scheduleProfile } from "../estimators/family-prior.ts";
-import { type LogSnrProfile, SELF_FIT_SHARE } from "../numerics/proposal.ts";
+import type { LogSnrSampling } from "../numerics/log-snr.ts";
+import { checkProfile, type LogSnrProfile, SELF_FIT_SHARE } from "../numerics/proposal.ts";
 import { warn } from "../warnings.ts";
 import {
   runStudy,
@@ -54,6 +55,7 @@ import {
 } from "./runner.ts";
 import type { RunOptions, StudyCalibration } from "./runner.ts";
 import { checkShard } from "./shard.ts";
+import { readResults, writeAtomically } from "./results-file.ts";
 import { estimatorSettings } from "./study-description.ts";
 
 export type { StudyCalibration } from "./runner.ts";
@@ -218,16 +220,38 @@ export async function runCalibratedStudy<I, R>(study: {
   const spec = checkCalibration(options.calibration || {});
   const ordered = calibrationFirst(items, idOf, spec);
   const leading = ordered.slice(0, plan.rows);
+  const leadingIds = leading.map(idOf);
   const shard = checkShard(options.shard ?? { index: 0, count: 1 });
   if (!plan.path && shard.count > 1) throw unshareable(model, shard.count);
-  let profile = plan.profile;
+  // the calibration rows draw from the prior alone (see studyProfilePlan)
+  const prior = { ...estimator, adapt: false };
+  // a calibration that found nothing leaves a marker for this study's rows and settings only, so
+  // its shards and reruns draw from the prior too and a later study tries again
+  const marker = plan.path
+    ? await noProfileMarker(
+      plan.path,
+      leadingIds,
+      estimatorSettings(model, resolveOptions(model, prior)),
+    )
+    : undefined;
+  // what this shard's results file already says (a resume needs neither the store nor the
+  // calibration rows' draws again), else the stored profile, else a marker
+  const resumed = await resumedCalibration(model, options.results);
+  let profile = resumed ? resumed.profile : plan.profile;
+  let noInformation = resumed !== undefined && resumed.profile === undefined
+    ? resumed.rows
+    : undefined;
+  if (!resumed && !profile && marker !== undefined && await exists(marker)) {
+    noInformation = leadingIds;
+  }
+  const found = profile !== undefined || noInformation !== undefined;
   let computed: StudyRecord<R>[] = [];
-  if (!profile && shard.index === 0) {
+  if (!found && shard.index === 0) {
     const draws: ContrastDraws[] = [];
     const calibration = await runStudy(
       leading,
       idOf,
-      (item) => work(item, { ...estimator, adapt: false, onDraws: (d) => draws.push(...d) }),
+      (item) => work(item, { ...prior, onDraws: (d) => draws.push(...d) }),
       {
         rowsInFlight: options.rowsInFlight,
         // the calibration rows are the shard's first: progress counts them against all its rows
@@ -249,50 +273,140 @@ export async function runCalibratedStudy<I, R>(study: {
       })),
     ];
     const fitted = fitStudyProfile(model, estimator, draws, {
-      rows: leading.map(idOf),
+      rows: leadingIds,
       prior: plan.prior,
     });
-    profile = plan.path ? await storeProfile(plan.path, fitted) : fitted;
-  } else if (!profile) {
+    if (fitted) profile = plan.path ? await storeProfile(plan.path, fitted) : fitted;
+    else {
+      noInformation = leadingIds;
+      if (marker) await writeMarker(marker, leadingIds);
+    }
+  } else if (!found) {
     const { waitSeconds = 86_400 } = spec;
     profile = await waitForStoredProfile(plan.path!, {
       timeoutMs: waitSeconds * 1000,
+      marker,
       onWait: (s) => warn(`infodiff: shard ${shard.index} waited ${s} s for ${plan.path}`),
     });
+    if (!profile) noInformation = leadingIds;
   }
-  const calibrated = { ...estimator, proposal: profile! };
+  // the rows a profile was fitted on draw from the prior, as they did when they calibrated it, so
+  // a resumed shard or a rerun gives them their numbers again; no profile: the prior for every row
+  const calibrated: EstimatorOptions = profile ? { ...estimator, proposal: profile } : estimator;
+  const fittedOn = new Set(profile ? profileRows(profile) : noInformation);
   const description = await describe(calibrated);
-  const { created: _, ...record } = profile!.calibration;
-  return await runStudy(ordered, idOf, (item) => work(item, calibrated), {
-    ...options,
-    description: {
-      ...description,
-      settings: {
-        ...description.settings,
-        // the profile's own record (study, rows, draws, prior), stable across shards and resumes
-        calibration: record,
+  const record = profile
+    ? (({ created: _, ...rest }) => rest)(profile.calibration)
+    : { rows: noInformation, noInformation: true };
+  return await runStudy(
+    ordered,
+    idOf,
+    (item) => work(item, fittedOn.has(idOf(item)) ? prior : calibrated),
+    {
+      ...options,
+      description: {
+        ...description,
+        // the profile's own record (rows, draws, prior), stable across shards and resumes
+        settings: { ...description.settings, calibration: record },
       },
+      leading: leading.length,
+      computed,
     },
-    leading: leading.length,
-    computed,
-  });
+  );
 }
 
 /**
- * The profile fitted from the calibration rows' draws over the study's sampling interval; where
- * no contrast carried information beyond 2 SE (a model that ignores its prompts), the prior as a
- * profile — the schedule's, or the logistic alone (defensive share 1) — with a warning, so every
- * shard still finds a file and draws the same.
+ * The calibration a results file's header records, if it has one: the profile (rebuilt from the
+ * masses, share and record the header holds, which are all its numbers depend on) and the rows
+ * it was fitted on, or the rows of a calibration that found no information.
+ */
+async function resumedCalibration(
+  model: Denoiser,
+  results: string | undefined,
+): Promise<{ profile?: LogSnrProfile; rows: string[] } | undefined> {
+  if (results === undefined) return undefined;
+  const settings = (await readResults(results)).header?.settings as {
+    proposal?: {
+      kind?: string;
+      lambda?: number;
+      mass?: number[];
+      words?: Record<string, number[]>;
+      wholePrompt?: number[];
+    };
+    calibration?: { rows?: unknown; noInformation?: boolean; logSnr?: LogSnrSampling };
+  } | undefined;
+  const record = settings?.calibration;
+  if (!record || !Array.isArray(record.rows)) return undefined;
+  const rows = record.rows.map(String);
+  if (record.noInformation) return { rows };
+  const proposal = settings.proposal;
+  if (proposal?.kind !== "fitted" || !proposal.mass || !record.logSnr) return undefined;
+  const masses = (mass: number[]) => ({ mass, contrasts: 1 });
+  const profile = {
+    ...profileOf(model, profileEdges(record.logSnr, proposal.mass.length), proposal.mass, {
+      ...record,
+    }),
+    words: Object.fromEntries(
+      Object.entries(proposal.words ?? {}).map(([word, mass]) => [word, masses(mass)]),
+    ),
+    ...(proposal.wholePrompt ? { wholePrompt: masses(proposal.wholePrompt) } : {}),
+    defensiveShare: proposal.lambda,
+  };
+  return { profile: checkProfile(profile), rows };
+}
+
+/** The row ids a study fitted a profile on (none for a profile `infodiff calibrate` fitted). */
+function profileRows(profile: LogSnrProfile): string[] {
+  const rows = (profile.calibration as { by?: unknown; rows?: unknown }).rows;
+  return profile.calibration.by === "study" && Array.isArray(rows) ? rows.map(String) : [];
+}
+
+/**
+ * Where a calibration that found no informative contrast says so: beside the model's profile,
+ * keyed by the calibration rows and their settings.
+ */
+async function noProfileMarker(
+  path: string,
+  rows: readonly string[],
+  settings: Record<string, unknown>,
+): Promise<string> {
+  const bytes = new TextEncoder().encode(JSON.stringify({ rows, settings }));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const key = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return path.replace(/\.json$/, `.none-${key}.json`);
+}
+
+async function writeMarker(path: string, rows: readonly string[]): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  await writeAtomically(
+    path,
+    JSON.stringify({
+      kind: "infodiff.noLogSnrProfile",
+      rows,
+      reason: "no calibration contrast carried information beyond twice its standard error",
+      created: new Date().toISOString(),
+    }) + "\n",
+  );
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/**
+ * The profile fitted from the calibration rows' draws over the study's sampling interval, mixed
+ * with the logistic at `SELF_FIT_SHARE`; undefined, with a warning, where no contrast carried
+ * information beyond 2 SE (a model that ignores its prompts, or too few draws).
  */
 function fitStudyProfile(
   model: Denoiser,
   estimator: EstimatorOptions,
   draws: readonly ContrastDraws[],
   record: { readonly rows: readonly string[]; readonly prior: unknown },
-): LogSnrProfile {
+): LogSnrProfile | undefined {
   const resolved = resolveOptions(model, estimator);
   const edges = profileEdges(resolved.logSnr, PROFILE_BINS);
-  const calibration = {
+  const fitted = fitProfile(model, edges, draws, {
     by: "study",
     rows: [...record.rows],
     samples: resolved.samples,
@@ -300,21 +414,14 @@ function fitStudyProfile(
     prior: record.prior,
     logSnr: { ...resolved.logSnr },
     created: new Date().toISOString(),
-  };
-  const fitted = fitProfile(model, edges, draws, calibration);
+  });
   // a fit from a dozen rows misses more than a calibration run's: a larger logistic share
   if (fitted) return { ...fitted, defensiveShare: SELF_FIT_SHARE };
   warn(
     `infodiff: none of the ${record.rows.length} calibration rows' contrasts carried information ` +
       `beyond twice its standard error on ${model.name}; every row draws from the prior`,
   );
-  const none = { ...calibration, noInformation: true };
-  return model.schedule
-    ? { ...scheduleProfile(model, model.schedule), calibration: none, defensiveShare: 0.1 }
-    : {
-      ...profileOf(model, edges, new Array(PROFILE_BINS).fill(1 / PROFILE_BINS), none),
-      defensiveShare: 1,
-    };
+  return undefined;
 }
 
 /** The items with the calibration rows first (in study order), then the rest in study order. */
