@@ -200,6 +200,29 @@ export function penultimateHiddenState(
 }
 
 /**
+ * The penultimate hidden state an opened encoder exports, checked against its config.json's layer
+ * count: what SDXL's and SD 3's pipelines read from each CLIP (`hidden_states[-2]`).
+ *
+ * @throws {ModelLoadError} as {@link penultimateHiddenState}
+ *
+ * @example
+ * ```ts
+ * import { penultimateStateOf } from "./pipeline.ts";
+ * const outputs = new Map(["hidden_states.0", "hidden_states.1", "hidden_states.2"].map((n) => [n, {}]));
+ * const part = { name: "text_encoder", tokenizer: "tokenizer", kind: "clip" as const,
+ *   modelPath: "/nowhere/text_encoder/model.onnx", tokenizerDir: "/nowhere/tokenizer" };
+ * console.assert(await penultimateStateOf({ outputs }, part, "/nowhere") === "hidden_states.1");
+ * ```
+ */
+export async function penultimateStateOf(
+  encoder: { readonly outputs: ReadonlyMap<string, unknown> },
+  part: EncoderFolder,
+  root: string,
+): Promise<string> {
+  return penultimateHiddenState(encoder.outputs, part.modelPath, await configLayers(part, root));
+}
+
+/**
  * `num_hidden_layers` of an encoder's config.json, when it has one.
  *
  * @example

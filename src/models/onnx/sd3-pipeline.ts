@@ -26,14 +26,13 @@ import {
   checkPatches,
   concatChannels,
   concatenate,
-  configLayers,
   encoderTokenizer,
   flowScheduler,
   jointWordTokens,
   maxSequenceLength,
   type OnnxPipeline,
   openEncoder,
-  penultimateHiddenState,
+  penultimateStateOf,
   type PipelineContext,
   refuseOption,
   requireEqualWidths,
@@ -75,16 +74,8 @@ export async function sd3Pipeline(context: PipelineContext): Promise<OnnxPipelin
   const clips = [await openEncoder(context, partL), await openEncoder(context, partG)];
   const t5 = partT5 ? await openEncoder(context, partT5) : undefined;
   const states = [
-    penultimateHiddenState(
-      clips[0].outputs,
-      partL.modelPath,
-      await configLayers(partL, folder.dir),
-    ),
-    penultimateHiddenState(
-      clips[1].outputs,
-      partG.modelPath,
-      await configLayers(partG, folder.dir),
-    ),
+    await penultimateStateOf(clips[0], partL, folder.dir),
+    await penultimateStateOf(clips[1], partG, folder.dir),
   ];
   clips.forEach((clip, k) => {
     if (!clip.outputs.has(TEXT_EMBEDS)) {

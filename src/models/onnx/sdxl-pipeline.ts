@@ -24,11 +24,10 @@ import { NoiseSchedule } from "../sd/schedule.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import {
   concatChannels,
-  configLayers,
   encoderTokenizer,
   type OnnxPipeline,
   openEncoder,
-  penultimateHiddenState,
+  penultimateStateOf,
   type PipelineContext,
   refuseOption,
   requireEqualWidths,
@@ -60,16 +59,8 @@ export async function sdxlPipeline(context: PipelineContext): Promise<OnnxPipeli
   ];
   const encoders = [await openEncoder(context, partL), await openEncoder(context, partG)];
   const states = [
-    penultimateHiddenState(
-      encoders[0].outputs,
-      partL.modelPath,
-      await configLayers(partL, folder.dir),
-    ),
-    penultimateHiddenState(
-      encoders[1].outputs,
-      partG.modelPath,
-      await configLayers(partG, folder.dir),
-    ),
+    await penultimateStateOf(encoders[0], partL, folder.dir),
+    await penultimateStateOf(encoders[1], partG, folder.dir),
   ];
   if (!encoders[1].outputs.has(TEXT_EMBEDS)) {
     throw new ModelLoadError(
