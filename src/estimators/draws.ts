@@ -53,7 +53,7 @@ export type DrawDesign = typeof DRAW_DESIGNS[number];
 
 /**
  * The default design, on the logistic and on a fitted proposal alike (the lowest variance measured
- * on both; README, "Variance per model call"): stratified α with antithetic ε pairs.
+ * on both; docs/performance.md, "Variance per model call"): stratified α with antithetic ε pairs.
  */
 export const DEFAULT_DRAW_DESIGN: DrawDesign = "stratified-antithetic";
 

@@ -53,7 +53,7 @@ export class Estimate {
    * @param se its standard error, in nats
    * @param samples the number of noise draws
    * @param interval a ≈95 % interval that allows for the estimate's skew (see
-   *   `skewCorrectedInterval`); the ±2·SE interval under-covers for heavy-tailed draws (README)
+   *   `skewCorrectedInterval`); the ±2·SE interval under-covers for heavy-tailed draws (docs/performance.md)
    */
   constructor(
     readonly nats: number,

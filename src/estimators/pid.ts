@@ -76,7 +76,7 @@ export interface PidTerm {
    * resamples), and U_A, U_B, S follow from it by the same identities (so they still add up). The
    * minimum of two noisy estimates is biased downward (R too low, the uniques too high); where the
    * two informations are equal the correction removes only part of it (about a third on the
-   * exact oracle, README). Equal to the raw value for I_A, I_B and I_AB (means are unbiased); the
+   * exact oracle, docs/performance.md). Equal to the raw value for I_A, I_B and I_AB (means are unbiased); the
    * pixel level (maps, `pixelTotal`) stays raw (per-pixel draws are not kept).
    */
   readonly biasCorrected: number;

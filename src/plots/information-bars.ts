@@ -19,7 +19,7 @@ export interface InformationBar {
   se: number;
   /**
    * The estimate's ≈95 % interval (`estimate.interval`), drawn instead of ±2·se: with
-   * right-skewed draws ±2·se covers only 70–93 % of the time (README).
+   * right-skewed draws ±2·se covers only 70–93 % of the time (docs/performance.md).
    */
   interval?: { readonly low: number; readonly high: number };
 }

@@ -193,7 +193,7 @@ export class Query {
 
   /**
    * The layout of the draws (default "stratified-antithetic"; "iid" is the earlier scheme): the
-   * same estimand, a different variance per model call (README, "Variance per model call").
+   * same estimand, a different variance per model call (docs/performance.md, "Variance per model call").
    */
   design(name: DrawDesign): Query {
     return this.#with({ options: { design: checkDesign(name) } });

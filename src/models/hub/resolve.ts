@@ -326,7 +326,7 @@ function checkRepoLayout(
           ? "it has no unet/model.onnx or transformer/model.onnx"
           : "it has no model_index.json") +
         (pytorch
-          ? ' (it holds PyTorch weights: export it to ONNX, see the README\'s "Getting a model")'
+          ? ' (it holds PyTorch weights: export it to ONNX, see docs/models.md, "Getting a model")'
           : "") +
         (indexes.length > 0 && !listing.has("model_index.json")
           ? `; model_index.json files are at ${

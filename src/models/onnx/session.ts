@@ -138,8 +138,8 @@ export function sessionFactory(options: SessionOptions = {}): SessionFactory {
       : "WebGPU has no adapter";
     warn(
       `infodiff: CUDA is not available (${reason}); ${webgpu}; running on the CPU. ` +
-        `Pass device: "cpu" (--device cpu) to silence this, or see the README to install the CUDA ` +
-        `provider.`,
+        `Pass device: "cpu" (--device cpu) to silence this, or see docs/models.md ("GPUs: WebGPU ` +
+        `and CUDA") to install the CUDA provider.`,
     );
   };
   return {
@@ -251,7 +251,7 @@ async function createOn(
         `${path} is optimized for CUDA: it uses ${cudaOnly.join(", ")} (com.microsoft), which ` +
           `onnxruntime implements only on CUDA, so it cannot run on the ${device}. Load it with ` +
           `device: "cuda" (--device cuda), or use a portable export (optimum-cli export onnx, see ` +
-          `the README's "Getting a model")`,
+          `docs/models.md, "Getting a model")`,
         { cause: error },
       );
     }
@@ -279,7 +279,7 @@ async function graphBfloat16(path: string, bytes?: Uint8Array): Promise<string[]
 /** What to do with a bfloat16 export; part of every bfloat16 refusal. */
 const BFLOAT16_HELP =
   "Export the model in float32 (optimum-cli export onnx's default) or float16 (--dtype fp16) " +
-  'instead, see the README\'s "Getting a model"';
+  'instead, see docs/models.md, "Getting a model"';
 
 /** The CUDA-only operators of the graph a session failed on (read again only on failure). */
 async function graphCudaOnlyOps(path: string, bytes?: Uint8Array): Promise<string[]> {

@@ -34,7 +34,7 @@ const UNSUPPORTED_INPUTS: readonly (readonly [string, string])[] = [
     "text_embeds",
     "an SDXL UNet (pooled text embeddings text_embeds) in a folder laid out for one text encoder: " +
     "SDXL's pipeline needs text_encoder_2/ and tokenizer_2/ beside it (export the whole pipeline " +
-    'with optimum-cli, see the README\'s "Getting a model")',
+    'with optimum-cli, see docs/models.md, "Getting a model")',
   ],
   [
     "time_ids",

@@ -78,6 +78,6 @@ export function findInGraphSampling(
   throw new ModelLoadError(
     `${source} draws random numbers (${randomNode}) but no mean + σ·ε pattern was found, so its ` +
       `latents cannot be made deterministic; export the VAE encoder with its moments ` +
-      `(optimum's latent_parameters), see the README's "Getting a model"`,
+      `(optimum's latent_parameters), see docs/models.md, "Getting a model"`,
   );
 }

@@ -324,7 +324,7 @@ export function adapterOnlyReason(
       `base model's weights and is not a model by itself. Load the base model, fuse the LoRA ` +
       `(diffusers: pipe.load_lora_weights(...); pipe.fuse_lora(); pipe.unload_lora_weights(); ` +
       `pipe.save_pretrained(dir)) and export that folder (optimum-cli export onnx, see the ` +
-      `README's "Getting a model")`;
+      `docs/models.md, "Getting a model")`;
   }
   const className = typeof config?._class_name === "string" ? config._class_name : "";
   if (/ControlNet/.test(className)) {
