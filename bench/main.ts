@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: every benchmark, printed as JSON and written to out/bench.json. Numbers are
- * recorded in the README, never asserted in tests.
+ * recorded in docs/performance.md, never asserted in tests.
  *
  * @module
  */

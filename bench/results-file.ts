@@ -1,6 +1,6 @@
 /**
  * Benchmark: resuming a study from a large results file (read, parse, header check, duplicate
- * check, every row found finished). Linear time is the target; the figure goes in the README.
+ * check, every row found finished). Linear time is the target; the figure goes in docs/performance.md.
  *
  * @module
  */

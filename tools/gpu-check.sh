@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (README, "GPUs: WebGPU and CUDA"). On a machine with an NVIDIA GPU and no network:
+# The GPU check (docs/models.md, "GPUs: WebGPU and CUDA"). On a machine with an NVIDIA GPU and no network:
 # the SD-1.5-sized UNet of tools/build_sd15_benchmark.py (random weights, exported to ONNX there, fp32
 # and fp16) through infodiff on WebGPU (tools/gpu_check.ts) and through PyTorch eager on CUDA
 # (tools/gpu_check.py); the noise predictions are compared and items/s printed at batch 1, 8 and 32.
