@@ -16,6 +16,7 @@ const { values } = parseArgs({
 });
 const config = JSON.parse(await Deno.readTextFile("deno.json"));
 const entryPoints = Object.values(config.exports as Record<string, string>);
+await Deno.mkdir(values.out, { recursive: true }); // deno doc makes the folder, not its parents
 const built = await new Deno.Command(Deno.execPath(), {
   args: ["doc", "--html", `--name=${config.name}`, `--output=${values.out}`, ...entryPoints],
   stdout: "inherit",
