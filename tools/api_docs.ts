@@ -18,7 +18,16 @@ const config = JSON.parse(await Deno.readTextFile("deno.json"));
 const entryPoints = Object.values(config.exports as Record<string, string>);
 await Deno.mkdir(values.out, { recursive: true }); // deno doc makes the folder, not its parents
 const built = await new Deno.Command(Deno.execPath(), {
-  args: ["doc", "--html", `--name=${config.name}`, `--output=${values.out}`, ...entryPoints],
+  // --quiet: deno doc warns once per file @types/node's index.d.ts references (160 lines of
+  // "Failed resolving types" about a dependency's types, not ours); errors still print
+  args: [
+    "doc",
+    "--quiet",
+    "--html",
+    `--name=${config.name}`,
+    `--output=${values.out}`,
+    ...entryPoints,
+  ],
   stdout: "inherit",
   stderr: "inherit",
 }).output();
