@@ -18,12 +18,27 @@ batch concepts patches"), softmax over patches (the pipeline's `torch.softmax(ma
 Blocks without a projected text output (SD 3's last, context_pre_only) are skipped; ConceptAttention
 keeps blocks 10–17, and the tiny transformers, which have fewer, keep all theirs.
 
+Concept-attention maps of extra concept words (ConceptAttention's own use: concepts the user names,
+streamed beside the prompt without changing the image): ConceptAttention's diffusers FLUX code run
+on the tiny FLUX.1 transformer. Each concept is encoded by T5 alone, padded to 64 tokens, and its
+first token kept (`encode_concepts`: `_get_t5_prompt_embeds(concepts, max_sequence_length=64)[:,
+0]`); CLIP's pooled output of the concepts joined by spaces gives the concept stream's own time-text
+embedding (`concept_temb`); the concept ids are zeros. Through every double-stream block the
+concept stream is FluxTransformerBlockWithConceptAttention's: norm1_context with concept_temb, the
+block's attention called with the block's normalised image states and the concept states (concept
+rows attend to [concepts; image] keys, the rotary embedding of [concept ids; image ids]), its text
+output (after to_add_out) dotted with the prompt call's image output (after to_out), the concept
+residual and ff_context updates; the image and text streams are diffusers' own block, untouched.
+Maps: softmax over patches per kept block, [1, P, C]; the transformer's output with the concept
+stream is checked equal to the output without it.
+
 Fixed inputs: fixtures/models/tiny-*/reference.json's first prompt and level 1 (t = 0.5), fed to
 diffusers' transformer exactly as build_family_pipelines.py's reference does. Written to
 fixtures/attention/joint-reference.json, per family and layer: dims [heads, h·w, T]; the whole
 block's row sums per (head, row) (what the image row gives the text, < 1); and the columns of a
 few token positions per (head, row), so a reader checks every value of those columns and the
-block's total per row.
+block's total per row. The concept words' maps go to fixtures/attention/concept-words-reference.json,
+every value ([P, C] per kept block).
 
 It also writes fixtures/attention/tiny-sd3-fused-transformer.onnx: tiny SD 3's transformer through
 onnxruntime's transformer optimizer (model_type "mmdit", what `optimum-cli ... --optimize` runs),
@@ -42,9 +57,13 @@ import torch
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from build_family_pipelines import PROMPT, f32, latent_of, image_tensor, WORK  # noqa: E402
-from diffusers import FluxPipeline, StableDiffusion3Pipeline  # noqa: E402
+from diffusers import FluxPipeline, FluxTransformer2DModel, StableDiffusion3Pipeline  # noqa: E402
 
 OUT = os.path.join(ROOT, "fixtures", "attention", "joint-reference.json")
+CONCEPT_OUT = os.path.join(ROOT, "fixtures", "attention", "concept-words-reference.json")
+# extra concept words: three of the prompt's objects and one word it does not hold
+CONCEPT_WORDS = ["circle", "square", "grass", "sky"]
+THREE_BLOCKS = os.path.join(ROOT, "fixtures", "attention", "flux-three-blocks-transformer.onnx")
 LEVEL = 1  # t = 0.5
 # token columns stored in full: CLIP's first 16 and T5's first 16 (SD 3), T5's first 16 (FLUX)
 SD3_COLUMNS = list(range(16)) + [77 + i for i in range(16)]
@@ -119,6 +138,133 @@ def run_flux():
             "concept": concept_maps(pipe.transformer, FLUX_COLUMNS)}
 
 
+def concept_stream(tr, inputs, concept_embeds, clip_vec):
+    """The transformer's output and per double-stream block the concept scores [1, C, P]: the
+    transformer run with ConceptAttention's concept stream (FluxTransformer2DModelWithConceptAttention
+    and FluxTransformerBlockWithConceptAttention.forward) beside diffusers' own blocks."""
+    timestep, guidance = inputs["timestep"], inputs["guidance"]
+    concept_ids = torch.zeros(concept_embeds.shape[1], 3)
+    # FluxTransformer2DModelWithConceptAttention.forward: the concept stream's embeddings
+    concept_temb = tr.time_text_embed(timestep * 1000, guidance * 1000, clip_vec)
+    concept_rotary_emb = tr.pos_embed(torch.cat((concept_ids, inputs["img_ids"]), dim=0))
+    stream = {"states": tr.context_embedder(concept_embeds)}
+    maps = []
+
+    def with_concepts(block, index):
+        original = block.forward
+
+        def forward(hidden_states, encoder_hidden_states, temb, image_rotary_emb=None, joint_attention_kwargs=None):
+            # FluxTransformerBlockWithConceptAttention.forward, its concept part
+            norm_hidden_states, *_ = block.norm1(hidden_states, emb=temb)
+            norm_encoder, *_ = block.norm1_context(encoder_hidden_states, emb=temb)
+            attn_output, _ = block.attn(hidden_states=norm_hidden_states, encoder_hidden_states=norm_encoder,
+                                        image_rotary_emb=image_rotary_emb)
+            concepts = stream["states"]
+            norm_concepts, gate_msa, shift_mlp, scale_mlp, gate_mlp = block.norm1_context(concepts, emb=concept_temb)
+            _, concept_attn_output = block.attn(hidden_states=norm_hidden_states, encoder_hidden_states=norm_concepts,
+                                                image_rotary_emb=concept_rotary_emb)
+            maps.append((index, torch.einsum("bcd,bpd->bcp", concept_attn_output, attn_output)))
+            concepts = concepts + gate_msa.unsqueeze(1) * concept_attn_output
+            norm_concepts = block.norm2_context(concepts) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
+            stream["states"] = concepts + gate_mlp.unsqueeze(1) * block.ff_context(norm_concepts)
+            # the image and text streams: diffusers' own block, as ConceptAttention's computes them
+            return original(hidden_states, encoder_hidden_states, temb, image_rotary_emb, joint_attention_kwargs)
+        return forward
+
+    originals = [block.forward for block in tr.transformer_blocks]
+    for i, block in enumerate(tr.transformer_blocks):
+        block.forward = with_concepts(block, i)
+    try:
+        output = tr(**inputs)[0]
+    finally:
+        for block, forward in zip(tr.transformer_blocks, originals):
+            block.forward = forward
+    return output, maps
+
+
+def stored_concept_maps(maps):
+    """The kept blocks' maps, the pipeline's torch.softmax(maps, dim=-1) (over patches): [P, C]."""
+    kept = [(i, m) for i, m in maps if i in CONCEPT_BLOCKS] or maps
+    layers = []
+    for i, scores in kept:
+        m = torch.softmax(scores, dim=-1)[0].transpose(0, 1).double().numpy()
+        layers.append({"node": f"/transformer_blocks.{i}", "dims": list(m.shape), "values": f32(m)})
+    return layers
+
+
+def run_flux_concept_words():
+    """ConceptAttention's concept stream for CONCEPT_WORDS on the tiny FLUX.1 pipeline."""
+    pipe = FluxPipeline.from_pretrained(os.path.join(WORK, "flux", "pipeline"))
+    ref = json.load(open(os.path.join(ROOT, "fixtures", "models", "tiny-flux", "reference.json")))
+    level = ref["levels"][LEVEL]
+    x_t = torch.from_numpy(decode(level["x_t"]))
+    b, c, h, w = x_t.shape
+    img_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", torch.float32)
+    emb, pooled, txt_ids = pipe.encode_prompt(PROMPT, prompt_2=None, device="cpu", max_sequence_length=512)
+    inputs = dict(hidden_states=pipe._pack_latents(x_t, b, c, h, w), timestep=torch.tensor([level["t"]]),
+                  guidance=torch.full([1], ref["guidance"], dtype=torch.float32),
+                  pooled_projections=pooled, encoder_hidden_states=emb, txt_ids=txt_ids, img_ids=img_ids)
+    # ConceptAttention's encode_concepts
+    concept_embeds = pipe._get_t5_prompt_embeds(prompt=CONCEPT_WORDS, num_images_per_prompt=1,
+                                                max_sequence_length=64, device="cpu")[:, 0, :].unsqueeze(0)
+    clip_vec = pipe._get_clip_prompt_embeds(prompt=" ".join(CONCEPT_WORDS), num_images_per_prompt=1, device="cpu")
+    output, maps = concept_stream(pipe.transformer, inputs, concept_embeds, clip_vec)
+    assert torch.equal(pipe.transformer(**inputs)[0], output), "the concept stream changed the output"
+    return {"prompt": PROMPT, "level": LEVEL, "t": level["t"], "concepts": CONCEPT_WORDS,
+            "conceptTokens": 64, "layers": stored_concept_maps(maps)}
+
+
+def run_three_blocks():
+    """The concept stream through three double-stream blocks (the tiny pipelines have one): a tiny
+    FLUX.1-dev transformer of 3 double- and 1 single-stream blocks, random weights (seed 5),
+    exported as optimum exports the pipelines' (TorchScript, opset 18, the same input names), fed
+    fixed random inputs: 8 text tokens, a 4×4 packed latent, 3 concepts given as T5 states."""
+    torch.manual_seed(5)
+    tr = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=3, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=16,
+        guidance_embeds=True, axes_dims_rope=(4, 6, 6),
+    ).eval()
+    g = torch.Generator().manual_seed(6)
+    rand = lambda *shape: torch.randn(*shape, generator=g)
+    img_ids = torch.zeros(16, 3)
+    img_ids[:, 1], img_ids[:, 2] = torch.arange(16) // 4, torch.arange(16) % 4
+    inputs = dict(hidden_states=rand(1, 16, 64), encoder_hidden_states=rand(1, 8, 32),
+                  pooled_projections=rand(1, 16), timestep=torch.tensor([0.6]), img_ids=img_ids,
+                  txt_ids=torch.zeros(8, 3), guidance=torch.tensor([1.0]))
+    concept_embeds, clip_vec = rand(1, 3, 32), rand(1, 16)
+    output, maps = concept_stream(tr, inputs, concept_embeds, clip_vec)
+    assert torch.equal(tr(**inputs)[0], output), "the concept stream changed the output"
+    names = ["hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
+             "guidance"]
+    # optimum's own patches, as main_export applies them to FLUX.1's transformer: the operators its
+    # exporter rewrites (rms_norm, an explicit scaled_dot_product_attention…) and
+    # FluxTransformerModelPatcher's rotary embedding
+    import diffusers.models.transformers.transformer_flux as transformer_flux
+    from optimum.exporters.onnx.model_patcher import UNSUPPORTED_OPS_PATCHING_SPEC, patched_apply_rotary_emb
+    for spec in UNSUPPORTED_OPS_PATCHING_SPEC:
+        setattr(spec.o, spec.name, spec.custom_op)
+    rotary = transformer_flux.apply_rotary_emb
+    transformer_flux.apply_rotary_emb = patched_apply_rotary_emb
+    try:
+        torch.onnx.export(tr, tuple(inputs[n] for n in names), THREE_BLOCKS, input_names=names,
+                          output_names=["out_hidden_states"], kwargs={"return_dict": False}, opset_version=18,
+                          dynamo=False, dynamic_axes={
+                              "hidden_states": {0: "batch_size", 1: "packed_height_width"},
+                              "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
+                              "pooled_projections": {0: "batch_size"}, "timestep": {0: "step"},
+                              "img_ids": {0: "packed_height_width"}, "txt_ids": {0: "sequence_length"},
+                              "guidance": {0: "batch_size"},
+                              "out_hidden_states": {0: "batch_size", 1: "packed_height_width"}})
+    finally:
+        transformer_flux.apply_rotary_emb = rotary
+        for spec in UNSUPPORTED_OPS_PATCHING_SPEC:
+            setattr(spec.o, spec.name, spec.orig_op)
+    return {"inputs": {n: f32(inputs[n]) for n in names},
+            "concepts": {"concept_hidden_states": f32(concept_embeds), "concept_pooled_projections": f32(clip_vec)},
+            "output": f32(output), "layers": stored_concept_maps(maps)}
+
+
 def traced(transformer):
     """The transformer with scaled_dot_product_attention replaced during its call only (the text
     encoders use it too, with masks), and its double-stream blocks' attention outputs kept."""
@@ -173,6 +319,12 @@ def main():
                "tiny-sd3": run_sd3(), "tiny-flux": run_flux()}
     with open(OUT, "w") as f:
         json.dump(out, f, indent=1)
+    with torch.no_grad():
+        words = {"tiny-flux": run_flux_concept_words(), "three-blocks": run_three_blocks()}
+    with open(CONCEPT_OUT, "w") as f:
+        json.dump(words, f, indent=1)
+    for name, family in words.items():
+        print(name, "concept words", [(l["node"], l["dims"]) for l in family["layers"]])
     for family in ("tiny-sd3", "tiny-flux"):
         print(family, [(l["node"], l["dims"]) for l in out[family]["layers"] + out[family]["concept"]])
 
