@@ -109,3 +109,35 @@ export function requireConceptAttention(model: Denoiser): CrossAttention {
   }
   return model.conceptAttention;
 }
+
+/**
+ * The model's concept-attention maps with extra concept words (ConceptAttention's concepts): each
+ * word one token after the prompt's, streamed beside the prompt without changing the image stream
+ * (see `CrossAttention.withConcepts`).
+ *
+ * @param words the concepts, e.g. `["sky", "dog"]`: non-blank, each once
+ * @throws {InvalidArgumentError} for a model without concept attention (UNets, oracles), one whose
+ *   concept attention takes no words (SD 3, with the reason), or bad words
+ * @throws {ModelLoadError} for a fused-attention export
+ *
+ * @example
+ * ```ts
+ * import { requireConceptWords } from "./capability.ts";
+ * import { loadModel } from "../query/load-model.ts";
+ * const model = await loadModel("fixtures/models/tiny-flux", { device: "cpu" });
+ * const concepts = requireConceptWords(model, ["sky", "dog"]);
+ * console.assert(concepts.concepts?.join() === "sky,dog");
+ * console.assert(concepts.contextLength === model.conceptAttention!.contextLength + 2);
+ * await model.dispose();
+ * ```
+ */
+export function requireConceptWords(model: Denoiser, words: readonly string[]): CrossAttention {
+  const concept = requireConceptAttention(model);
+  if (!concept.withConcepts) {
+    throw new InvalidArgumentError(
+      `${model.name}'s concept attention takes no extra concept words; expected a FLUX.1 ` +
+        `transformer loaded with loadModel()`,
+    );
+  }
+  return concept.withConcepts(words);
+}

@@ -23,7 +23,7 @@ import type {
 import { checkModelData, withMembers } from "../models/denoiser.ts";
 import { REFERENCE_LOG_SNR } from "../numerics/log-snr.ts";
 import { phraseOccurrences } from "../text/prompt.ts";
-import { requireAttention, requireConceptAttention } from "./capability.ts";
+import { requireAttention, requireConceptAttention, requireConceptWords } from "./capability.ts";
 
 /**
  * Where attention is gathered, in one frozen table: at sampled (α, ε) draws of the data
@@ -117,6 +117,13 @@ export interface WordAttentionOptions {
    * tokens'), aggregated alike
    */
   readonly maps?: "attention" | "concept";
+  /**
+   * with `maps: "concept"`: extra concept words (ConceptAttention's concepts, e.g. `["sky",
+   * "dog"]`), each encoded on its own and streamed beside the prompt without changing the image
+   * stream (`CrossAttention.withConcepts`; FLUX.1). `word` may then be one of them (its own
+   * concept token; a concept is looked up before the prompt's words) or a word of the prompt.
+   */
+  readonly concepts?: readonly string[];
 }
 
 /**
@@ -155,11 +162,7 @@ export async function wordAttention(
   word: string,
   options: WordAttentionOptions = {},
 ): Promise<Heatmap> {
-  const attention = options.maps === "concept"
-    ? requireConceptAttention(model)
-    : options.maps === undefined || options.maps === "attention"
-    ? requireAttention(model)
-    : badMaps(options.maps);
+  const attention = wordMaps(model, options);
   checkModelData(model.shape, data, "data (from model.prepare(image))");
   const positions = wordTokenPositions(attention, prompt, word);
   const at = checkGathering(options.at ?? "sampled");
@@ -275,10 +278,23 @@ async function ddimTrajectory(
   }
 }
 
-function badMaps(maps: unknown): never {
-  throw new InvalidArgumentError(
-    `unknown attention maps: ${JSON.stringify(maps)}; expected "attention" or "concept"`,
-  );
+/** The capability whose maps `options` ask for: attention, concept attention, with or without words. */
+function wordMaps(model: Denoiser, options: WordAttentionOptions): CrossAttention {
+  const { maps = "attention", concepts } = options;
+  if (maps !== "attention" && maps !== "concept") {
+    throw new InvalidArgumentError(
+      `unknown attention maps: ${JSON.stringify(maps)}; expected "attention" or "concept"`,
+    );
+  }
+  if (concepts === undefined) {
+    return maps === "concept" ? requireConceptAttention(model) : requireAttention(model);
+  }
+  if (maps !== "concept") {
+    throw new InvalidArgumentError(
+      `concepts are concept attention's extra words; expected maps: "concept" with them`,
+    );
+  }
+  return requireConceptWords(model, concepts);
 }
 
 function checkGathering(at: string): AttentionGathering {
@@ -292,7 +308,9 @@ function checkGathering(at: string): AttentionGathering {
 
 /**
  * Token positions (in the padded input ids) of a word or phrase of the prompt: the sub-tokens of
- * its every occurrence, as DAAM aggregates a word (a phrase: all its words' sub-tokens).
+ * its every occurrence, as DAAM aggregates a word (a phrase: all its words' sub-tokens). On a
+ * capability with extra concept words (`attention.concepts`) a concept (case-insensitive) is its
+ * own token after the prompt's, looked up before the prompt's words.
  *
  * @example
  * ```ts
@@ -310,13 +328,18 @@ export function wordTokenPositions(
   if (typeof prompt !== "string") {
     throw new PromptError(`prompt must be a string, got ${typeof prompt}`);
   }
+  const concepts = attention.concepts ?? [];
+  const concept = typeof word === "string"
+    ? concepts.findIndex((c) => c.toLowerCase() === word.trim().toLowerCase())
+    : -1;
+  if (concept >= 0) return [attention.contextLength - concepts.length + concept];
   const words = attention.wordTokens(prompt);
   const occurrences = phraseOccurrences(prompt, word);
   if (occurrences.length === 0) {
     throw new PromptError(
-      `"${word}" is not in the prompt "${prompt}"; expected one of its words: ${
-        words.map((w) => w.word).join(", ") || "(no words)"
-      }`,
+      `"${word}" is not in the prompt "${prompt}"${
+        concepts.length ? ` nor among the concepts ${concepts.join(", ")}` : ""
+      }; expected one of its words: ${words.map((w) => w.word).join(", ") || "(no words)"}`,
     );
   }
   const positions = occurrences.flat().flatMap((index) => words[index].positions);

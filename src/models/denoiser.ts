@@ -115,6 +115,17 @@ export interface CrossAttention {
   wordTokens(prompt: string): readonly WordTokens[];
   /** ε̂ for the batch (as `predictNoise`) plus each item's cross-attention probabilities */
   predict(batch: NoiseBatch): Promise<AttentionPrediction>;
+  /**
+   * concept attention only, where the backend can add them: the same maps with extra concept words
+   * the user names (ConceptAttention's concepts, e.g. `["sky", "dog"]`), each one token after the
+   * prompt's, streamed beside the prompt without changing the image stream or the prediction
+   */
+  withConcepts?(words: readonly string[]): CrossAttention;
+  /**
+   * the extra concept words of a capability made by `withConcepts`, in order: word i is token
+   * `contextLength − concepts.length + i` of every map
+   */
+  readonly concepts?: readonly string[];
 }
 
 /** A word of a prompt that a text encoder's context cut off. */

@@ -119,6 +119,47 @@ export function normaliseWord(word: string): string {
 }
 
 /**
+ * Checks extra concept words (concept attention's concepts, e.g. `["sky", "dog"]`): a non-empty
+ * list of non-blank strings, no two alike ignoring case; returns them trimmed. A concept may be a
+ * phrase ("dining table"); ConceptAttention encodes each concept as its own text.
+ *
+ * @throws {InvalidArgumentError} for anything else, naming the bad entry
+ *
+ * @example
+ * ```ts
+ * import { conceptWords } from "./prompt.ts";
+ * console.assert(conceptWords([" Sky", "dog"]).join("|") === "Sky|dog");
+ * let refused = false;
+ * try { conceptWords(["sky", " "]); } catch { refused = true; }
+ * console.assert(refused);
+ * ```
+ */
+export function conceptWords(words: readonly string[]): string[] {
+  if (!Array.isArray(words) || words.length === 0) {
+    throw new InvalidArgumentError(
+      `concepts must be a non-empty list of words, got ${JSON.stringify(words)}; expected e.g. ` +
+        `["sky", "dog"]`,
+    );
+  }
+  const seen = new Map<string, number>();
+  return words.map((word, i) => {
+    if (typeof word !== "string" || word.trim() === "") {
+      throw new InvalidArgumentError(
+        `concept ${i} is ${JSON.stringify(word)}; expected a non-blank word such as "sky"`,
+      );
+    }
+    const key = word.trim().toLowerCase();
+    if (seen.has(key)) {
+      throw new InvalidArgumentError(
+        `concepts ${seen.get(key)} and ${i} are both "${word.trim()}"; expected each concept once`,
+      );
+    }
+    seen.set(key, i);
+    return word.trim();
+  });
+}
+
+/**
  * The words of a phrase: "Dining table" → ["dining", "table"]; one word is a phrase of one. COCO's
  * multi-word categories ("cell phone", "teddy bear", "fire hydrant") are phrases.
  *

@@ -485,6 +485,185 @@ export function addOutputSpaceMaps(
   return { bytes: appendToGraph(bytes, { node, output: outputs }), outputs };
 }
 
+/** A graph input that the concept stream's copy of the text path reads instead of the prompt's. */
+export interface ConceptStreamInput {
+  /** the graph input it replaces in the copy, e.g. `encoder_hidden_states` */
+  readonly replaces: string;
+  /** the new input's name */
+  readonly name: string;
+  /**
+   * the axis that counts the concepts (the replaced input's text-token axis: 1 of
+   * `encoder_hidden_states`, 0 of FLUX.1's rank-2 `txt_ids`); absent for a per-item vector
+   */
+  readonly conceptAxis?: number;
+}
+
+/**
+ * Adds ConceptAttention's concept stream to a transformer graph: a second text stream through the
+ * double-stream blocks, which leaves every original node and value as exported (the image and
+ * prompt streams, and so the prediction, are unchanged).
+ *
+ * The stream is a copy of every node that depends on the replaced inputs (the text states, the
+ * pooled vector of the time-text embedding, the text ids of the rotary embedding), reading the new
+ * inputs instead, except that each block's normalised image states — the input of its `to_q`,
+ * `to_k`, `to_v` projections — are the original ones: so, as in ConceptAttention's
+ * `FluxTransformerBlockWithConceptAttention`, the concept tokens are modulated by their own
+ * time-text embedding, attend over [concepts; image] with the block's own image keys and values,
+ * and update their states (`to_add_out`, gate, `norm2_context`, `ff_context`) from block to block.
+ * Only the copied nodes the kept blocks' concept outputs need are added.
+ *
+ * @param blocks the blocks whose concept outputs are compared ({@link OutputSpaceLayer})
+ * @param inputs the inputs the copy replaces, each with its new input
+ * @returns the edited ModelProto and the blocks with `text` = [the prompt's text outputs; the
+ *   concepts'] (concatenated over tokens), for {@link addOutputSpaceMaps}
+ * @throws {ModelLoadError} when a replaced input is not in the graph, a double-stream block does
+ *   not show its image projections, a subgraph would need copying, or the copy does not reach a
+ *   block's text output
+ *
+ * @example
+ * ```ts
+ * import { addConceptStream, addOutputSpaceMaps, readAttentionGraph } from "./attention-graph.ts";
+ * const path = "fixtures/models/tiny-flux/transformer/model.onnx";
+ * const bytes = Deno.readFileSync(path);
+ * const streamed = addConceptStream(bytes, readAttentionGraph(bytes, path).outputSpace!, [
+ *   { replaces: "encoder_hidden_states", name: "concept_hidden_states", conceptAxis: 1 },
+ *   { replaces: "pooled_projections", name: "concept_pooled_projections" },
+ *   { replaces: "txt_ids", name: "concept_ids", conceptAxis: 0 },
+ * ]);
+ * const maps = addOutputSpaceMaps(streamed.bytes, streamed.blocks);
+ * console.assert(maps.outputs.length === 1 && streamed.blocks[0].text.endsWith("concept_text"));
+ * ```
+ */
+export function addConceptStream(
+  bytes: Uint8Array,
+  blocks: readonly OutputSpaceLayer[],
+  inputs: readonly ConceptStreamInput[],
+): { bytes: Uint8Array; blocks: OutputSpaceLayer[] } {
+  const graph = decodeModelProto(bytes, "the transformer").graph!;
+  const suffix = "/infodiff_concept";
+  const copyOf = new Map<string, string>();
+  const added = inputs.map((input) => {
+    const original = graph.input?.find((i) => i.name === input.replaces);
+    if (!original) {
+      throw new ModelLoadError(
+        `the transformer has no input ${input.replaces}, which the concept stream replaces; ` +
+          `expected a diffusers transformer export`,
+      );
+    }
+    copyOf.set(input.replaces, input.name);
+    return conceptInputInfo(original, input);
+  });
+  const frozen = imageProjectionInputs(graph.node ?? []);
+  const copies: NodeMessage[] = [];
+  for (const node of graph.node ?? []) {
+    if (!(node.input ?? []).some((name) => copyOf.has(name))) continue;
+    if ((node.attribute ?? []).some((a) => a.g || (a.graphs ?? []).length > 0)) {
+      throw new ModelLoadError(
+        `the transformer's node ${node.name} holds a subgraph that reads the text; the concept ` +
+          `stream copies plain nodes only`,
+      );
+    }
+    const output = (node.output ?? []).map((name) => name && `${name}${suffix}`);
+    copies.push({
+      ...node,
+      name: `${node.name ?? ""}${suffix}`,
+      input: (node.input ?? []).map((name) => copyOf.get(name) ?? name),
+      output,
+    });
+    // the image states a block projects stay the prompt stream's
+    (node.output ?? []).forEach((name, i) =>
+      name && !frozen.has(name) && copyOf.set(name, output[i])
+    );
+  }
+  const targets = blocks.map((block) => {
+    const copy = copyOf.get(block.text);
+    if (!copy) {
+      throw new ModelLoadError(
+        `the concept stream does not reach ${block.node}'s text output ${block.text}; expected a ` +
+          `double-stream block whose text path reads encoder_hidden_states`,
+      );
+    }
+    return copy;
+  });
+  const node = [...neededNodes(copies, targets)];
+  const concatenated = blocks.map((block, i) => {
+    const text = `${block.node}/infodiff_concept_text`;
+    node.push({
+      name: text,
+      opType: "Concat",
+      input: [block.text, targets[i]],
+      output: [text],
+      attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+    });
+    return { ...block, text };
+  });
+  return { bytes: appendToGraph(bytes, { node, input: added }), blocks: concatenated };
+}
+
+/**
+ * The normalised image states of every double-stream block: the input of its image projections
+ * (`/transformer_blocks.N/attn/to_q/MatMul`, `to_k`, `to_v`). A block with a text projection
+ * (`add_q_proj`…) but not those three is refused: its image side could not be kept.
+ */
+function imageProjectionInputs(nodes: readonly NodeMessage[]): Set<string> {
+  const frozen = new Set<string>();
+  const found = new Map<string, Set<string>>();
+  for (const node of nodes) {
+    const match = (node.name ?? "").match(
+      /^(\/transformer_blocks\.\d+)\/attn\/(to_[qkv]|add_q_proj)\/MatMul$/,
+    );
+    if (!match) continue;
+    const seen = found.get(match[1]) ?? new Set();
+    seen.add(match[2]);
+    found.set(match[1], seen);
+    if (match[2] !== "add_q_proj") frozen.add(node.input![0]);
+  }
+  for (const [block, seen] of found) {
+    if (seen.has("add_q_proj") && !["to_q", "to_k", "to_v"].every((p) => seen.has(p))) {
+      throw new ModelLoadError(
+        `${block}: the block projects its text but shows no separate image projections ` +
+          `(attn/to_q, to_k, to_v MatMul nodes), so the concept stream cannot keep its image ` +
+          `states; expected an unfused diffusers export`,
+      );
+    }
+  }
+  return frozen;
+}
+
+/** The nodes (of `nodes`, in their order) that the values `targets` depend on. */
+function neededNodes(nodes: readonly NodeMessage[], targets: readonly string[]): NodeMessage[] {
+  const wanted = new Set(targets);
+  const kept: NodeMessage[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    if (!(node.output ?? []).some((name) => wanted.has(name))) continue;
+    kept.push(node);
+    for (const name of node.input ?? []) wanted.add(name);
+  }
+  return kept.reverse();
+}
+
+type ValueInfoMessage = NonNullable<GraphMessage["input"]>[number];
+
+/** The new input's ValueInfo: the replaced input's type, its concept axis of any length. */
+function conceptInputInfo(original: ValueInfoMessage, input: ConceptStreamInput): ValueInfoMessage {
+  const tensor = original.type?.tensorType;
+  const dims = tensor?.shape?.dim ?? [];
+  return {
+    name: input.name,
+    type: {
+      tensorType: {
+        elemType: tensor?.elemType,
+        shape: {
+          dim: dims.map((d, axis) =>
+            axis === input.conceptAxis ? { dimParam: "infodiff_concepts" } : d
+          ),
+        },
+      },
+    },
+  };
+}
+
 function int64Tensor(name: string, values: readonly bigint[]) {
   const raw = new Uint8Array(BigInt64Array.from(values).buffer);
   return { name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: raw };
@@ -545,10 +724,11 @@ export function addGraphOutputs(bytes: Uint8Array, names: readonly string[]): Ui
 
 type GraphMessage = NonNullable<Parameters<typeof onnx.GraphProto.encode>[0]>;
 
-/** Entries appended to a GraphProto: nodes, initializers and (named) outputs. */
+/** Entries appended to a GraphProto: nodes, initializers, inputs and (named) outputs. */
 interface GraphAdditions {
   readonly node?: GraphMessage["node"];
   readonly initializer?: GraphMessage["initializer"];
+  readonly input?: GraphMessage["input"];
   readonly output?: string[];
 }
 
@@ -576,6 +756,7 @@ function appendToGraph(bytes: Uint8Array, additions: GraphAdditions): Uint8Array
   const extra = onnx.GraphProto.encode({
     node: additions.node ?? [],
     initializer: additions.initializer ?? [],
+    input: additions.input ?? [],
     output: added.map((name) => ({ name })),
   }).finish();
   const payloadLength = graph.end - graph.payloadStart + extra.length;

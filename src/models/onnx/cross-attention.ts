@@ -13,7 +13,8 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { ModelLoadError, ModelRuntimeError } from "../../errors.ts";
+import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../errors.ts";
+import { conceptWords } from "../../text/prompt.ts";
 import type {
   AttentionLayerMap,
   AttentionPrediction,
@@ -24,12 +25,14 @@ import type {
 } from "../denoiser.ts";
 import type { EditedUnet } from "./onnx-model.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
-import type { UnetPrediction } from "./unet.ts";
+import type { CallInput, UnetPrediction, UnetRequest } from "./unet.ts";
 import {
+  addConceptStream,
   addGraphOutputs,
   addJointAttentionBlocks,
   addOutputSpaceMaps,
   type AttentionGraph,
+  type ConceptStreamInput,
   type CrossAttentionLayer,
   crossAttentionLayers,
   jointAttentionLayers,
@@ -62,6 +65,23 @@ export interface JointAttentionLayout extends JointSequence {
    * CLIP's 77 then T5's; FLUX.1: T5's)
    */
   wordTokens(prompt: string): readonly WordTokens[];
+  /**
+   * how extra concept words are streamed beside the prompt (FLUX.1), or why they are not (SD 3);
+   * absent: not
+   */
+  readonly conceptStream?: ConceptStream | string;
+}
+
+/**
+ * How a transformer streams extra concept words: which graph inputs the stream's copy of the text
+ * path replaces ({@link addConceptStream}) and how each new input is fed, and the new inputs'
+ * values for a list of words.
+ */
+export interface ConceptStream {
+  /** the replaced inputs, each with its new input and whether it is fed per batch row or once */
+  readonly inputs: readonly (ConceptStreamInput & { readonly kind: "item" | "shared" })[];
+  /** the new inputs' values for these words (checked), by input name */
+  encode(words: readonly string[]): Promise<ReadonlyMap<string, CallInput>>;
 }
 
 /** What the capability needs from the ONNX denoiser that owns it. */
@@ -72,14 +92,27 @@ export interface AttentionHost {
   readonly shape: Shape;
   /** the prompt tokenizer (context length, word token positions) */
   readonly tokenizer: Pick<ClipTokenizer, "contextLength" | "wordPositions">;
-  /** ε̂ plus per-item extra outputs of an edited UNet graph */
-  predictNoiseWithOutputs(batch: NoiseBatch, graph: EditedUnet): Promise<UnetPrediction>;
+  /** ε̂ plus per-item extra outputs of an edited UNet graph (fed `callInputs` for its own inputs) */
+  predictNoiseWithOutputs(
+    batch: NoiseBatch,
+    graph: EditedUnet,
+    callInputs?: UnetRequest["callInputs"],
+  ): Promise<UnetPrediction>;
 }
 
 /** An edited UNet whose bytes are dropped once its session exists (a UNet can be gigabytes). */
 interface HeldUnet {
   bytes: Uint8Array;
   readonly outputs: readonly string[];
+  readonly inputs?: EditedUnet["inputs"];
+}
+
+/** The extra concept words of a capability made by `withConcepts`, and the one it was made from. */
+interface ConceptWords {
+  /** the capability without words, which holds the streamed graph every word list shares */
+  readonly parent: OnnxCrossAttention;
+  /** the words, checked */
+  readonly words: readonly string[];
 }
 
 /**
@@ -103,8 +136,13 @@ export class OnnxCrossAttention implements CrossAttention {
   readonly #joint: JointAttentionLayout | undefined;
   readonly #concept: boolean;
   readonly #budget: number;
+  readonly #words: ConceptWords | undefined;
   #graph: AttentionGraph | undefined;
   #edited: Promise<HeldUnet> | undefined;
+  /** concept attention: the graph with the concept stream, shared by every word list */
+  #streamed: Promise<HeldUnet> | undefined;
+  /** a word list's encoded stream inputs */
+  #encoded: Promise<ReadonlyMap<string, CallInput>> | undefined;
 
   /**
    * Creates the capability of one denoiser.
@@ -116,22 +154,86 @@ export class OnnxCrossAttention implements CrossAttention {
    *   (see {@link conceptAttentionBlocks})
    * @param budget bytes per item above which a transformer's joint-attention blocks are averaged
    *   over heads and layers inside the graph (see {@link JOINT_ATTENTION_BUDGET})
+   * @param words internal: the extra concept words of a capability made by `withConcepts`
    */
   constructor(
     host: AttentionHost,
     joint?: JointAttentionLayout,
     maps: "attention" | "concept" = "attention",
     budget: number = JOINT_ATTENTION_BUDGET,
+    words?: ConceptWords,
   ) {
     this.#host = host;
     this.#joint = joint;
     this.#concept = joint !== undefined && maps === "concept";
     this.#budget = budget;
+    this.#words = words;
   }
 
-  /** Tokens in the text encoder's context (a transformer's: the text tokens of its sequence). */
+  /**
+   * Tokens in the text encoder's context (a transformer's: the text tokens of its sequence), and
+   * with extra concept words one more per word.
+   */
   get contextLength(): number {
-    return this.#joint?.textTokens ?? this.#host.tokenizer.contextLength;
+    const words = this.#words?.words.length ?? 0;
+    return (this.#joint?.textTokens ?? this.#host.tokenizer.contextLength) + words;
+  }
+
+  /** The extra concept words (a capability made by `withConcepts`), else undefined. */
+  get concepts(): readonly string[] | undefined {
+    return this.#words?.words;
+  }
+
+  /**
+   * Concept attention with extra concept words, ConceptAttention's concepts: each word is encoded
+   * on its own and streamed through the double-stream blocks beside the prompt
+   * ({@link addConceptStream}), and its map (the softmax over image tokens of its attention output's
+   * dot products with the image tokens') comes after the prompt's tokens in every block's map. The
+   * image stream, and so ε̂, are the prompt's alone. Word lists share one edited graph.
+   *
+   * @throws {InvalidArgumentError} on maps other than concept attention, bad words (empty, blank,
+   *   repeated), or a transformer without a concept stream (SD 3, with the reason)
+   * @throws {ModelLoadError} for a fused-attention export or a graph without concept blocks
+   */
+  withConcepts(words: readonly string[]): OnnxCrossAttention {
+    const root = this.#words?.parent ?? this;
+    if (!root.#concept) {
+      throw new InvalidArgumentError(
+        `extra concept words are concept attention's; this capability gives ${
+          root.#joint ? "joint-attention" : "cross-attention"
+        } maps: use the model's conceptAttention (maps: "concept")`,
+      );
+    }
+    const checked = conceptWords(words);
+    root.#conceptStream();
+    return new OnnxCrossAttention(root.#host, root.#joint, "concept", root.#budget, {
+      parent: root,
+      words: checked,
+    });
+  }
+
+  /** The layout's concept stream, or the error saying why words cannot be streamed. */
+  #conceptStream(): ConceptStream {
+    const stream = this.#joint?.conceptStream;
+    if (stream === undefined || typeof stream === "string") {
+      throw new InvalidArgumentError(
+        `${this.#host.unetPath}: extra concept words are not available here: ${
+          stream ?? "this transformer's pipeline streams no concepts"
+        }`,
+      );
+    }
+    const graph = this.#readGraph();
+    const blocks = this.#transformerLayers();
+    if (typeof blocks === "string") throw new ModelLoadError(`concept maps are ${blocks}`);
+    if (graph.fused.length > 0) {
+      throw new ModelLoadError(
+        `${graph.source} has fused attention (${graph.fused.slice(0, 3).join(", ")}): the ` +
+          `concept stream copies the blocks' unfused text path, and a fused node's copy is not ` +
+          `checked against ConceptAttention; export the transformer without --optimize and ` +
+          `without onnxruntime's attention fusion`,
+      );
+    }
+    return stream;
   }
 
   /** True when the UNet has unfused cross-attention (a transformer: joint-attention) Softmax nodes. */
@@ -141,18 +243,20 @@ export class OnnxCrossAttention implements CrossAttention {
 
   /** Why a transformer's maps cannot be read (fused attention, no attention in the graph). */
   get unavailable(): string | undefined {
+    if (this.#words) return this.#words.parent.unavailable;
     if (!this.#joint) return undefined;
     const layers = this.#transformerLayers();
     return typeof layers === "string" ? layers : undefined;
   }
 
-  /** Every word of the prompt with its sub-token positions. */
+  /** Every word of the prompt with its sub-token positions (extra concept words: see `concepts`). */
   wordTokens(prompt: string): readonly WordTokens[] {
     return this.#joint?.wordTokens(prompt) ?? this.#host.tokenizer.wordPositions(prompt);
   }
 
   /** The layers whose maps are returned: cross-attention, or a transformer's joint attention. */
   #layers(): readonly { readonly node: string }[] {
+    if (this.#words) return this.#words.parent.#layers();
     if (!this.#joint) return this.#readGraph().layers;
     const layers = this.#transformerLayers();
     return typeof layers === "string" ? [] : layers;
@@ -173,7 +277,8 @@ export class OnnxCrossAttention implements CrossAttention {
   async predict(batch: NoiseBatch): Promise<AttentionPrediction> {
     const edited = await this.#editedUnet();
     const graph = this.#readGraph();
-    const prediction = await this.#host.predictNoiseWithOutputs(batch, edited);
+    const callInputs = this.#words ? await this.#streamInputs(this.#words) : undefined;
+    const prediction = await this.#host.predictNoiseWithOutputs(batch, edited, callInputs);
     // the host keeps the session made from the bytes (keyed by this object): not needed again
     edited.bytes = new Uint8Array(0);
     const count = this.#layers().length;
@@ -208,12 +313,44 @@ export class OnnxCrossAttention implements CrossAttention {
   }
 
   #readGraph(): AttentionGraph {
+    if (this.#words) return this.#words.parent.#readGraph();
     const path = this.#host.unetPath;
     this.#graph ??= readAttentionGraph(readFileSync(path), path);
     return this.#graph;
   }
 
+  /** The word list's stream inputs, encoded once (a failed encoding is tried again next time). */
+  #streamInputs(words: ConceptWords): Promise<ReadonlyMap<string, CallInput>> {
+    if (!this.#encoded) {
+      const encoded = words.parent.#conceptStream().encode(words.words);
+      encoded.catch(() => this.#encoded = undefined);
+      this.#encoded = encoded;
+    }
+    return this.#encoded;
+  }
+
+  /**
+   * The transformer graph with the concept stream and every concept block's map [B, h·w, T + C]:
+   * the prompt's T tokens, then the C words, each column a softmax over the image tokens.
+   */
+  #streamedTransformer(): Promise<HeldUnet> {
+    if (!this.#streamed) {
+      const streamed = (async () => {
+        const stream = this.#conceptStream();
+        const blocks = this.#transformerLayers() as readonly OutputSpaceLayer[];
+        const bytes = await Deno.readFile(this.#host.unetPath);
+        const edited = addConceptStream(bytes, blocks, stream.inputs);
+        const maps = addOutputSpaceMaps(edited.bytes, edited.blocks);
+        return { ...maps, inputs: stream.inputs.map(({ name, kind }) => ({ name, kind })) };
+      })();
+      streamed.catch(() => this.#streamed = undefined);
+      this.#streamed = streamed;
+    }
+    return this.#streamed;
+  }
+
   #editedUnet(): Promise<HeldUnet> {
+    if (this.#words) return this.#words.parent.#streamedTransformer();
     if (!this.#edited) {
       const edited = (async () => {
         if (this.#joint) return await this.#editedTransformer(this.#joint);

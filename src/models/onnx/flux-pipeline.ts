@@ -42,12 +42,28 @@ import {
   transformerNumber,
 } from "./pipeline.ts";
 import { inputInfo } from "./session.ts";
+import type { ConceptStream } from "./cross-attention.ts";
+import type { OnnxTextEncoder } from "./text-encoder.ts";
+import type { PromptTokenizer } from "../sd/prompt-tokenizer.ts";
+import { loadT5Tokenizer } from "../sd/t5-tokenizer.ts";
 import { TRANSFORMER_INPUTS, TRANSFORMER_OUTPUT } from "./tensor-roles.ts";
 import type { NetworkInput } from "./unet.ts";
 import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 
 const POOLED = "pooled_projections", POOLER = "pooler_output", T5_STATE = "last_hidden_state";
 const GUIDANCE = "guidance", IMG_IDS = "img_ids", TXT_IDS = "txt_ids";
+
+/**
+ * T5 tokens each extra concept word is encoded to, padded (ConceptAttention's `encode_concepts`:
+ * `_get_t5_prompt_embeds(concepts, max_sequence_length=64)`); the first token's state is kept.
+ *
+ * @example
+ * ```ts
+ * import { CONCEPT_T5_TOKENS } from "./flux-pipeline.ts";
+ * console.assert(CONCEPT_T5_TOKENS === 64);
+ * ```
+ */
+export const CONCEPT_T5_TOKENS = 64;
 
 /**
  * FLUX.1-dev's guidance when none is given.
@@ -157,6 +173,10 @@ export async function fluxPipeline(
       textTokens: length,
       imageTokens: packed,
       wordTokens: (prompt) => jointWordTokens(prompt, [{ tokenizer: t5Tokenizer, offset: 0 }]),
+      conceptStream: fluxConceptStream(
+        { clip, clipTokenizer, t5, t5Dir: partT5.tokenizerDir },
+        inputs.get(TXT_IDS)?.shape.length === 3,
+      ),
     },
     settings: {
       ...(guidance === undefined ? { variant: "schnell (no guidance input)" } : { guidance }),
@@ -198,6 +218,65 @@ export async function fluxPipeline(
         { source: `the ${shape.join("×")} latent packed 2×2`, width: 4 * shape[0] },
         { source: `${folder.unetPath} (hidden_states)`, width: staticWidth(unet.sample) },
       );
+    },
+  };
+}
+
+/** What FLUX.1's concept stream encodes its words with. */
+interface ConceptEncoders {
+  readonly clip: OnnxTextEncoder;
+  readonly clipTokenizer: ClipTokenizer;
+  readonly t5: OnnxTextEncoder;
+  /** T5's tokenizer folder (a tokenizer of {@link CONCEPT_T5_TOKENS} is loaded from it) */
+  readonly t5Dir: string;
+}
+
+/**
+ * FLUX.1's concept stream, as ConceptAttention's diffusers FLUX pipeline makes it
+ * (`encode_concepts`, `FluxTransformer2DModelWithConceptAttention.forward`): each word through T5
+ * alone, padded to {@link CONCEPT_T5_TOKENS}, its first token's state a row of
+ * `concept_hidden_states` [C, 4096] (for `encoder_hidden_states`); CLIP's pooled output of the
+ * words joined by spaces the stream's `concept_pooled_projections` (for `pooled_projections`: the
+ * concept tokens' own time-text embedding); zero ids `concept_ids` [C, 3] (for `txt_ids`).
+ */
+function fluxConceptStream(encoders: ConceptEncoders, batchedIds: boolean): ConceptStream {
+  const { clip, clipTokenizer, t5, t5Dir } = encoders;
+  let tokenizer: Promise<PromptTokenizer> | undefined;
+  return {
+    inputs: [
+      {
+        replaces: "encoder_hidden_states",
+        name: "concept_hidden_states",
+        conceptAxis: 1,
+        kind: "item",
+      },
+      { replaces: POOLED, name: "concept_pooled_projections", kind: "item" },
+      batchedIds
+        ? { replaces: TXT_IDS, name: "concept_ids", conceptAxis: 1, kind: "item" }
+        : { replaces: TXT_IDS, name: "concept_ids", conceptAxis: 0, kind: "shared" },
+    ],
+    async encode(words) {
+      tokenizer ??= loadT5Tokenizer(t5Dir, CONCEPT_T5_TOKENS);
+      const t5Concepts = await tokenizer;
+      for (const word of words) {
+        t5Concepts.refuseSpecialTokens(word);
+        clipTokenizer.refuseSpecialTokens(word);
+      }
+      const rows = [];
+      for (const word of words) {
+        const states = (await runEncoder(t5, t5Concepts, word, [T5_STATE])).get(T5_STATE)!;
+        rows.push(states.subarray(0, states.length / CONCEPT_T5_TOKENS));
+      }
+      const width = rows[0].length;
+      const hidden = new Float32Array(words.length * width);
+      rows.forEach((row, i) => hidden.set(row, i * width));
+      const joined = words.join(" ");
+      const pooled = (await runEncoder(clip, clipTokenizer, joined, [POOLER])).get(POOLER)!;
+      return new Map([
+        ["concept_hidden_states", { values: hidden, dims: [words.length, width] }],
+        ["concept_pooled_projections", { values: pooled, dims: [pooled.length] }],
+        ["concept_ids", { values: new Float32Array(words.length * 3), dims: [words.length, 3] }],
+      ]);
     },
   };
 }

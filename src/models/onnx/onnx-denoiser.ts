@@ -39,7 +39,7 @@ import type {
 import { OnnxCrossAttention } from "./cross-attention.ts";
 import type { ClipTokenizer } from "../sd/tokenizer.ts";
 import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
-import { OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
+import { type NetworkSpec, OnnxUnet, type UnetPrediction, type UnetRequest } from "./unet.ts";
 import type { OnnxVaeDecoder, OnnxVaeEncoder } from "./vae.ts";
 
 /** The parts an {@link OnnxDiffusionDenoiser} is assembled from (see `loadOnnxDenoiser`). */
@@ -297,9 +297,14 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
    * an edited copy of the UNet graph (e.g. cross-attention probabilities exposed as outputs). The
    * second UNet session is created from `graph.bytes` on first use, on this model's device, with
    * the weights read from the original UNet's folder; it is kept for later calls with the same
-   * `graph` object and released by dispose().
+   * `graph` object and released by dispose(). Inputs the edit added (`graph.inputs`) are fed from
+   * `callInputs`.
    */
-  async predictNoiseWithOutputs(batch: NoiseBatch, graph: EditedUnet): Promise<UnetPrediction> {
+  async predictNoiseWithOutputs(
+    batch: NoiseBatch,
+    graph: EditedUnet,
+    callInputs?: UnetRequest["callInputs"],
+  ): Promise<UnetPrediction> {
     let unet = this.#editedUnets.get(graph);
     if (!unet) {
       unet = this.#openEditedUnet(graph);
@@ -314,13 +319,16 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       let outputs: UnetPrediction["outputs"] = [];
       const noise = await this.#predictFlow(batch, flow, {
         predict: async (request, shape) => {
-          const prediction = await edited.predictWithOutputs(request, shape);
+          const prediction = await edited.predictWithOutputs({ ...request, callInputs }, shape);
           outputs = prediction.outputs;
           return prediction.noise;
         },
       });
       result = { noise, outputs };
-    } else result = await edited.predictWithOutputs(this.#unetRequest(batch), this.shape);
+    } else {
+      const request = { ...this.#unetRequest(batch), callInputs };
+      result = await edited.predictWithOutputs(request, this.shape);
+    }
     this.#items += batch.logSnr.length;
     return result;
   }
@@ -341,7 +349,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
         this.schedule,
         this.batchSize,
         graph.outputs,
-        this.#parts.pipeline.network,
+        withRequestInputs(this.#parts.pipeline.network, graph.inputs ?? []),
       );
     } catch (error) {
       await session.release();
@@ -535,6 +543,16 @@ function checkFinite(values: Float32Array, what: string): void {
       throw new InvalidImageError(`${what} has ${values[i]} at index ${i}; expected finite values`);
     }
   }
+}
+
+/** The network's spec with an edited graph's own inputs, fed from each request. */
+function withRequestInputs(
+  spec: NetworkSpec,
+  inputs: NonNullable<EditedUnet["inputs"]>,
+): NetworkSpec {
+  if (inputs.length === 0) return spec;
+  const added = inputs.map((input) => ({ ...input, fromRequest: true }));
+  return { ...spec, extraInputs: [...spec.extraInputs ?? [], ...added] };
 }
 
 /** SHA-256 (hex) of a string. */

@@ -77,6 +77,11 @@ export interface EditedUnet {
   readonly bytes: Uint8Array;
   /** the extra outputs to return per item */
   readonly outputs: readonly string[];
+  /**
+   * inputs the edit added, fed from each request's `callInputs`: `"item"` one copy per batch row,
+   * `"shared"` once per call (see the network's `NetworkInput`)
+   */
+  readonly inputs?: readonly { readonly name: string; readonly kind: "item" | "shared" }[];
 }
 
 /** Cheap counters of native work, for benchmarks (time outside session.run = overhead). */

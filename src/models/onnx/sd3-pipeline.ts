@@ -41,6 +41,25 @@ import {
   transformerNumber,
 } from "./pipeline.ts";
 import { TRANSFORMER_INPUTS, TRANSFORMER_OUTPUT } from "./tensor-roles.ts";
+
+/**
+ * Why SD 3 streams no extra concept words: ConceptAttention's SD 3 code
+ * (concept_attention/sd3/pipeline.py `encode_concepts`, dit_block.py) is another method than its
+ * FLUX code, which infodiff's concept stream follows, and it is not implemented.
+ *
+ * @example
+ * ```ts
+ * import { SD3_CONCEPT_WORDS } from "./sd3-pipeline.ts";
+ * console.assert(SD3_CONCEPT_WORDS.includes("first len(concepts) + 1"));
+ * ```
+ */
+export const SD3_CONCEPT_WORDS: string =
+  "ConceptAttention's SD 3 code is another method than its FLUX code, which infodiff's concept " +
+  "stream follows: it encodes the words as one prompt through both CLIPs and T5 and keeps the " +
+  "first len(concepts) + 1 positions (one CLIP token per word assumed), runs them on the " +
+  "prompt's time embedding, and compares the attention outputs before the projections, the " +
+  "image's from the concept call, with a softmax over the concepts; it is not implemented, so " +
+  "SD 3's concept attention takes the prompt's own tokens only";
 import type { OnnxTextEncoder } from "./text-encoder.ts";
 
 const POOLED = "pooled_projections", TEXT_EMBEDS = "text_embeds";
@@ -131,6 +150,7 @@ export async function sd3Pipeline(context: PipelineContext): Promise<OnnxPipelin
           { tokenizer: clipTokenizers[0], offset: 0 },
           ...(t5Tokenizer ? [{ tokenizer: t5Tokenizer, offset: clipLength }] : []),
         ]),
+      conceptStream: SD3_CONCEPT_WORDS,
     },
     settings: {
       maxSequenceLength: length,

@@ -75,6 +75,19 @@ export interface UnetRequest {
   readonly conditionInputs?: ReadonlyMap<string, readonly Float32Array[]>;
   /** the caller checks the output's finiteness where it reads it: skip the pass here */
   readonly finiteChecked?: boolean;
+  /**
+   * the values of the `fromRequest` inputs for this request (without the batch axis of an "item"
+   * input), e.g. concept attention's concept words
+   */
+  readonly callInputs?: ReadonlyMap<string, CallInput>;
+}
+
+/** The values of one input given with a request (see {@link NetworkInput.fromRequest}). */
+export interface CallInput {
+  /** the values, row-major */
+  readonly values: Float32Array;
+  /** their dims (without the batch axis of an "item" input) */
+  readonly dims: readonly number[];
 }
 
 /**
@@ -91,6 +104,11 @@ export interface NetworkInput {
   readonly kind: "condition" | "item" | "shared";
   /** item/shared: the values (per row for "item", the whole tensor for "shared") */
   readonly values?: Float32Array;
+  /**
+   * item/shared: true when the values come with each request (`UnetRequest.callInputs`) instead
+   * of `values` (an edited graph's own inputs, e.g. concept attention's concept words)
+   */
+  readonly fromRequest?: boolean;
   /**
    * item/shared: their dims (without the batch axis for "item"); a "condition" input is one
    * vector per item, fed as [B, its length]
@@ -476,6 +494,14 @@ export class OnnxUnet {
         feeds[name] = batch instanceof Uint16Array
           ? new Tensor("float16", batch, [rows.length, size])
           : new Tensor("float32", batch, [rows.length, size]);
+      } else if (input.fromRequest) {
+        const given = request.callInputs?.get(name);
+        if (!given) {
+          throw new ModelRuntimeError(`${this.source}: the request has no values for ${name}`);
+        }
+        const values = input.kind === "item" ? repeatRows(given.values, rows.length) : given.values;
+        const dims = input.kind === "item" ? [rows.length, ...given.dims] : [...given.dims];
+        feeds[name] = valuesTensor(input.info.type, values, dims);
       } else {
         // the same for every call of this many rows: built once (int64 ids cost a BigInt each)
         const key = `${name}:${input.kind === "item" ? rows.length : "shared"}`;
