@@ -25,7 +25,11 @@ import {
   DaamAccumulator,
   sampledAttentionOptions,
   wordAttention,
+  type WordAttentionOptions,
 } from "../src/attention/word-attention.ts";
+import { type AttentionProvider, MODEL_ATTENTION } from "../src/attention/provider.ts";
+import { localizationStudy } from "../src/studies/localization.ts";
+import type { LocalizationRow } from "../src/studies/localization-rows.ts";
 import { modelDrawBlocks, noisyData } from "../src/estimators/draws.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
 import type { NoiseBatch } from "../src/models/denoiser.ts";
@@ -274,4 +278,58 @@ Deno.test("a fused transformer export streams no concept words: its fused nodes'
     (error: Error) =>
       error instanceof ModelLoadError && /fused attention .*MultiHeadAttention/.test(error.message),
   );
+});
+
+Deno.test("tiny-flux: localization's concept-attention streams each row's object and the study's concepts, ConceptAttention's protocol, and records them", async () => {
+  await withModel("tiny-flux", async (model) => {
+    const calls: WordAttentionOptions[] = [];
+    const provider: AttentionProvider = {
+      ...MODEL_ATTENTION,
+      wordAttention: (m, data, prompt, word, options) => {
+        calls.push(options);
+        return MODEL_ATTENTION.wordAttention(m, data, prompt, word, options);
+      },
+    };
+    const row: LocalizationRow = {
+      id: "circle",
+      image: "fixtures/images/test-64.png",
+      caption: "a small red circle on the green grass",
+      word: "Circle",
+      category: "circle",
+      groundTruth: () => ({
+        mask: Uint8Array.from({ length: 64 * 64 }, (_, i) => (i % 64 < 32 ? 1 : 0)),
+        width: 64,
+        height: 64,
+      }),
+    };
+    const results = `${await Deno.makeTempDir()}/concepts.jsonl`;
+    const result = await localizationStudy(model, [row], {
+      samples: 2,
+      methods: ["concept-attention"],
+      concepts: ["background", "circle", "grass"],
+      attention: provider,
+      keepMaps: true,
+      results,
+    });
+    assert.equal(result.rows.length, 1, JSON.stringify(result.failures));
+    assert.ok(result.maps("circle")?.conceptAttention);
+    // the object first, once, then the other words
+    assert.deepEqual(calls.map((c) => [c.maps, c.concepts]), [[
+      "concept",
+      ["circle", "background", "grass"],
+    ]]);
+    const header = JSON.parse((await Deno.readTextFile(results)).split("\n")[0]).settings;
+    assert.deepEqual(header.concepts, ["background", "circle", "grass"]);
+    await assert.rejects(
+      () => localizationStudy(model, [row], { methods: ["information"], concepts: ["sky"] }),
+      (error: Error) =>
+        error instanceof InvalidArgumentError && /extra words of the concept-attention/.test(
+          error.message,
+        ),
+    );
+    await assert.rejects(
+      () => localizationStudy(model, [row], { methods: ["concept-attention"], concepts: [""] }),
+      InvalidArgumentError,
+    );
+  });
 });

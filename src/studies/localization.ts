@@ -32,7 +32,7 @@ import { imageSha256 } from "../images/image-identity.ts";
 import { checkFit, type ImageFit } from "../images/load-image.ts";
 import { pilNearest } from "../images/pil-resize.ts";
 import type { Denoiser, ImageInput } from "../models/denoiser.ts";
-import { phraseOccurrences, phraseWords, removePhrase } from "../text/prompt.ts";
+import { conceptWords, phraseOccurrences, phraseWords, removePhrase } from "../text/prompt.ts";
 import { PromptError } from "../errors.ts";
 import { estimateContrasts } from "../estimators/contrasts.ts";
 import {
@@ -93,6 +93,14 @@ export interface LocalizationStudyOptions extends StudyOptions {
    */
   readonly attentionDraws?: AttentionDraws;
   /**
+   * extra concept words for `concept-attention`, ConceptAttention's own protocol (its ImageNet
+   * segmentation streams the class name and background concepts such as "background", "floor",
+   * "tree"): each row streams its object and these words beside the caption (FLUX.1;
+   * `wordAttention`'s `concepts`), and the object's map is its own concept token's. Default: none,
+   * the object's tokens in the caption are the concept (the prompt's own tokens as concepts).
+   */
+  readonly concepts?: readonly string[];
+  /**
    * turns a row without `data` into something `model.prepare` accepts. Default: its `image` path
    * (ONNX models load it). `"pixels"`: decode the file to CHW pixels in [−1, 1] at the model's
    * data size (for pixel-space oracles such as `shapesOracle`, whose `prepare` takes only arrays).
@@ -148,6 +156,7 @@ export async function localizationStudy(
   const attentionSteps = checkPositiveInteger("attentionSteps", options.attentionSteps ?? 50);
   const attentionDraws = checkAttentionDraws(options.attentionDraws ?? "reference");
   const fit = checkFit(options.fit ?? "fill");
+  const concepts = checkStudyConcepts(options.concepts, methods);
   const candidates = checkThresholds(options.thresholds ?? PAPER_THRESHOLDS, "thresholds");
   const fixed = options.fixedThreshold ?? 0.4;
   checkThresholds([fixed], "fixedThreshold");
@@ -176,6 +185,8 @@ export async function localizationStudy(
           ...REFERENCE_ATTENTION_DRAWS,
         }
         : { draws: "study" },
+      // each row streams its object, then these
+      ...(concepts ? { concepts: [...concepts] } : {}),
       fit,
       loadImage: optionKind(options.loadImage),
     });
@@ -197,6 +208,7 @@ export async function localizationStudy(
         attention,
         attentionSteps,
         attentionDraws,
+        concepts,
         samples: estimator.samples,
         fit,
         loadImage: options.loadImage,
@@ -226,6 +238,8 @@ interface RowSettings {
   readonly attention?: AttentionProvider;
   readonly attentionSteps: number;
   readonly attentionDraws: AttentionDraws;
+  /** extra concept words streamed with each row's object (`concept-attention`) */
+  readonly concepts?: readonly string[];
   /** the study's draws per row (the sampled-noise attention's with `attentionDraws: "study"`) */
   readonly samples: number;
   readonly fit: ImageFit;
@@ -298,6 +312,7 @@ async function localizeRow(
       await provider.wordAttention(model, data, row.caption, word, {
         ...sampledNoise(settings, seed),
         maps: "concept",
+        ...(settings.concepts ? { concepts: rowConcepts(word, settings.concepts) } : {}),
       }),
       "bicubic",
     );
@@ -437,6 +452,26 @@ function attentionUnavailable(
     if (concept) out.set("concept-attention", concept);
   }
   return out;
+}
+
+/** The `concepts` option, checked: words for `concept-attention`, asked for with it. */
+function checkStudyConcepts(
+  concepts: readonly string[] | undefined,
+  methods: readonly LocalizationMethod[],
+): readonly string[] | undefined {
+  if (concepts === undefined) return undefined;
+  if (!methods.includes("concept-attention")) {
+    throw new InvalidArgumentError(
+      `concepts are the extra words of the concept-attention method, which the study's methods ` +
+        `(${methods.join(", ")}) do not hold; expected "concept-attention" among them`,
+    );
+  }
+  return conceptWords(concepts);
+}
+
+/** A row's concepts: its object first, then the study's words other than it. */
+function rowConcepts(object: string, concepts: readonly string[]): string[] {
+  return [object, ...concepts.filter((c) => c.toLowerCase() !== object.toLowerCase())];
 }
 
 /** Where `attention-at-sampled-noise` draws its noise: the reference's law, or the study's. */
