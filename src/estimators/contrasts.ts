@@ -356,11 +356,17 @@ function adaptedProposal(
   return planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
 }
 
-/** The largest combined SE of any number over the rounds ({@link combinedError}). */
+/**
+ * The largest combined SE of any number over the rounds ({@link combinedError}), each round's taken
+ * as the larger of the design's and the units' plain SE — as the interval takes it: with
+ * heavy-tailed draws a stratified round's collapsed-strata SE can be a fraction of the units' own
+ * (every draw missed the α band that holds a word's information), and a precision target checked
+ * on it alone stopped such runs early, a nat off with an SE of 0.16 on the example oracle.
+ */
 function worstStandardError(rounds: readonly Round[]): number {
   let worst = 0;
   rounds[0].stats.forEach((_, k) => {
-    const se = combinedError(rounds, k, (s) => s.se);
+    const se = combinedError(rounds, k, (s) => Math.max(s.se, s.plainSe));
     worst = Math.max(worst, Number.isFinite(se) ? se : Infinity);
   });
   return worst;

@@ -227,7 +227,9 @@ export class Query {
   /**
    * Adaptive precision: keep drawing in rounds until every number's standard error is at most
    * `se` nats or `maxSamples` draws are spent (default 20 × samples); `samples` of each result
-   * says how many draws it used, and a target not reached is warned about.
+   * says how many draws it used, and a target not reached is warned about. Under a stratified
+   * design the target is met by the larger of the design's SE and its units' plain SE, as the
+   * interval is built: heavy-tailed draws can make the collapsed strata's SE too small alone.
    */
   precision(se: number, options: { readonly maxSamples?: number } = {}): Query {
     const precision = { se, ...options };
