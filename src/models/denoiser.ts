@@ -202,8 +202,9 @@ export interface Denoiser {
   readonly attention?: CrossAttention;
   /**
    * concept-attention maps (a diffusion transformer's output-space maps, ConceptAttention with the
-   * prompt's tokens as the concepts), for backends that can expose them: the same interface, each
-   * layer's map [1, h·w, tokens] a softmax over the image tokens
+   * prompt's tokens as the concepts, and extra words through `withConcepts`), for backends that
+   * can expose them: the same interface, each layer's map [1, h·w, tokens] a softmax over the
+   * image tokens
    */
   readonly conceptAttention?: CrossAttention;
   /**

@@ -30,8 +30,9 @@ export type LocalizationMethod = typeof LOCALIZATION_METHODS[number];
  * - `infodiff-combined`: infodiff's own, in neither the paper nor its code: the information map
  *   plus `attention-at-sampled-noise`, each min–max normalised, normalised again;
  * - `concept-attention`: a diffusion transformer's concept-attention maps (ConceptAttention's
- *   output-space maps with the prompt's tokens as the concepts, `Denoiser.conceptAttention`),
- *   gathered at the same sampled noise as `attention-at-sampled-noise`; unavailable on UNets.
+ *   output-space maps with the prompt's tokens as the concepts, `Denoiser.conceptAttention`; with
+ *   the study's `concepts`, the row's object and those words streamed as concepts), gathered at
+ *   the same sampled noise as `attention-at-sampled-noise`; unavailable on UNets.
  *
  * @example
  * ```ts
