@@ -214,6 +214,40 @@ def run_flux_concept_words():
             "conceptTokens": 64, "layers": stored_concept_maps(maps)}
 
 
+FLUX_INPUTS = ["hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
+               "guidance"]
+
+
+def export_flux_transformer(tr, inputs, path):
+    """A FLUX.1 transformer exported as optimum exports the pipelines' (TorchScript, opset 18, the
+    same input names and dynamic axes), so its attention stays unfused: the Softmax nodes are
+    `/transformer_blocks.N/attn/Softmax` and `/single_transformer_blocks.N/attn/Softmax`. A model
+    past protobuf's 2 GB leaves its weights in files beside `path` (torch's external data)."""
+    # optimum's own patches, as main_export applies them to FLUX.1's transformer: the operators its
+    # exporter rewrites (rms_norm, an explicit scaled_dot_product_attention…) and
+    # FluxTransformerModelPatcher's rotary embedding
+    import diffusers.models.transformers.transformer_flux as transformer_flux
+    from optimum.exporters.onnx.model_patcher import UNSUPPORTED_OPS_PATCHING_SPEC, patched_apply_rotary_emb
+    for spec in UNSUPPORTED_OPS_PATCHING_SPEC:
+        setattr(spec.o, spec.name, spec.custom_op)
+    rotary = transformer_flux.apply_rotary_emb
+    transformer_flux.apply_rotary_emb = patched_apply_rotary_emb
+    try:
+        torch.onnx.export(tr, tuple(inputs[n] for n in FLUX_INPUTS), path, input_names=FLUX_INPUTS,
+                          output_names=["out_hidden_states"], kwargs={"return_dict": False}, opset_version=18,
+                          dynamo=False, dynamic_axes={
+                              "hidden_states": {0: "batch_size", 1: "packed_height_width"},
+                              "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
+                              "pooled_projections": {0: "batch_size"}, "timestep": {0: "step"},
+                              "img_ids": {0: "packed_height_width"}, "txt_ids": {0: "sequence_length"},
+                              "guidance": {0: "batch_size"},
+                              "out_hidden_states": {0: "batch_size", 1: "packed_height_width"}})
+    finally:
+        transformer_flux.apply_rotary_emb = rotary
+        for spec in UNSUPPORTED_OPS_PATCHING_SPEC:
+            setattr(spec.o, spec.name, spec.orig_op)
+
+
 def run_three_blocks():
     """The concept stream through three double-stream blocks (the tiny pipelines have one): a tiny
     FLUX.1-dev transformer of 3 double- and 1 single-stream blocks, random weights (seed 5),
@@ -235,32 +269,8 @@ def run_three_blocks():
     concept_embeds, clip_vec = rand(1, 3, 32), rand(1, 16)
     output, maps = concept_stream(tr, inputs, concept_embeds, clip_vec)
     assert torch.equal(tr(**inputs)[0], output), "the concept stream changed the output"
-    names = ["hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
-             "guidance"]
-    # optimum's own patches, as main_export applies them to FLUX.1's transformer: the operators its
-    # exporter rewrites (rms_norm, an explicit scaled_dot_product_attention…) and
-    # FluxTransformerModelPatcher's rotary embedding
-    import diffusers.models.transformers.transformer_flux as transformer_flux
-    from optimum.exporters.onnx.model_patcher import UNSUPPORTED_OPS_PATCHING_SPEC, patched_apply_rotary_emb
-    for spec in UNSUPPORTED_OPS_PATCHING_SPEC:
-        setattr(spec.o, spec.name, spec.custom_op)
-    rotary = transformer_flux.apply_rotary_emb
-    transformer_flux.apply_rotary_emb = patched_apply_rotary_emb
-    try:
-        torch.onnx.export(tr, tuple(inputs[n] for n in names), THREE_BLOCKS, input_names=names,
-                          output_names=["out_hidden_states"], kwargs={"return_dict": False}, opset_version=18,
-                          dynamo=False, dynamic_axes={
-                              "hidden_states": {0: "batch_size", 1: "packed_height_width"},
-                              "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
-                              "pooled_projections": {0: "batch_size"}, "timestep": {0: "step"},
-                              "img_ids": {0: "packed_height_width"}, "txt_ids": {0: "sequence_length"},
-                              "guidance": {0: "batch_size"},
-                              "out_hidden_states": {0: "batch_size", 1: "packed_height_width"}})
-    finally:
-        transformer_flux.apply_rotary_emb = rotary
-        for spec in UNSUPPORTED_OPS_PATCHING_SPEC:
-            setattr(spec.o, spec.name, spec.orig_op)
-    return {"inputs": {n: f32(inputs[n]) for n in names},
+    export_flux_transformer(tr, inputs, THREE_BLOCKS)
+    return {"inputs": {n: f32(inputs[n]) for n in FLUX_INPUTS},
             "concepts": {"concept_hidden_states": f32(concept_embeds), "concept_pooled_projections": f32(clip_vec)},
             "output": f32(output), "layers": stored_concept_maps(maps)}
 
