@@ -3,7 +3,7 @@
  * part 5): 1,024² images are 4,096 image tokens beside 512 T5 tokens, 24 heads. The graph is a
  * stand-in with FLUX.1's attention shapes and node names, not its weights: per block, the
  * probabilities softmax(q·kᵀ) [1, 24, 4,608, 4,608] (q, k one value a token, so the block costs
- * its softmax, not its matmuls: 2 CPU cores cannot run the real blocks here), under
+ * its softmax, not its matmuls; `--model` below runs real blocks), under
  * `/transformer_blocks.N/attn/Softmax` (2 double-stream) and `/single_transformer_blocks.N/...`
  * (2 single-stream). infodiff's graph edit (addJointAttentionBlocks, the capability's own) is
  * applied both ways: every layer's [24, 4,096, 512] block returned (what a small model gets), and
@@ -16,15 +16,47 @@
  * 2 GB each), which an unfused export computes anyway; the maps add 1.4 GB over it at 4 blocks,
  * and would add 57/4 × 805 MB = 11.5 GB at FLUX.1's 57 without the aggregation, 8.4 MB with it.
  *
+ * With `--model PATH`, a real FLUX.1 transformer export instead of the stand-in: FLUX.1-dev's width
+ * (3,072 = 24 heads × 128, T5 states of 4,096, a pooled CLIP vector of 768, 64 input channels),
+ * few blocks and random weights, made by tools/make_flux_realwidth.py (optimum's unfused export,
+ * external data, under out/). It is read and edited as the capability reads and edits a
+ * transformer (readAttentionGraph, jointAttentionLayers, addJointAttentionBlocks), opened as
+ * infodiff opens the edited graph (sessionFactory's createFromBytes, its weights from the file's
+ * folder) and fed one 1,024² item (4,096 image tokens, 512 text tokens, seeded Gaussian values).
+ *
+ * Measured 2026-12-05 (2 CPU cores shared with other work, load average 7–11, under nice -n 10;
+ * deno 2.9.6, onnxruntime-node 1.30.0; exports by torch 2.9.1, diffusers 0.36.0, optimum-onnx 0.1.0;
+ * peak RSS, maps an item, wall seconds (user CPU seconds)):
+ * - 1 double + 1 single block (546 M parameters, model.onnx_data 2.18 GB; 2.44 GB resident before
+ *   the run): every layer's block 403 MB, peak 9.54 GB, 106 s (37 s); aggregated 8.4 MB, peak
+ *   9.15 GB, 87 s (37 s).
+ * - 2 + 2 blocks (1.03 G parameters, 4.11 GB; 4.38 GB before the run): every layer's block 805 MB,
+ *   peak 16.0 GB, 191 s (74 s); aggregated 8.4 MB, peak 11.1 GB, 150 s (73 s).
+ * Aggregated, the attention costs 6.7 GB over the weights at either depth: it does not grow with
+ * the blocks. Every layer's block returned, it grows by about 2.3 GB a block: onnxruntime runs
+ * the edit's Slice nodes, whose outputs only leave the graph, after the transformer's last block
+ * (seen in its profile of the 3-block fixture), so each layer's whole [24, 4,608, 4,608]
+ * probabilities (2 GB) stay alive until then; aggregated, each Slice feeds the running sum and
+ * runs after its own block (the first one after the second block). So at FLUX.1's 57 blocks every
+ * layer's block returned would hold about 57 × 2 GB besides its 11.5 GB of maps; the capability
+ * aggregates there (57 × 4,096 × 512 × 4 bytes is past JOINT_ATTENTION_BUDGET), but not at 2 + 2
+ * blocks (4 × 8.4 MB is within it).
+ *
  *   deno run --allow-read --allow-write --allow-env --allow-ffi --allow-sys --allow-run \
- *     bench/joint-attention-memory.ts [layers|aggregated]
+ *     bench/joint-attention-memory.ts [layers|aggregated] [--model out/flux-realwidth/transformer/model.onnx]
  *
  * @module
  */
 import { resourceUsage } from "node:process";
 import onnxProto from "npm:onnx-proto@8.0.1";
 import * as ort from "npm:onnxruntime-node@1.30.0";
-import { addJointAttentionBlocks } from "../src/models/onnx/attention-graph.ts";
+import {
+  addJointAttentionBlocks,
+  jointAttentionLayers,
+  readAttentionGraph,
+} from "../src/models/onnx/attention-graph.ts";
+import { sessionFactory } from "../src/models/onnx/session.ts";
+import { Random } from "../src/numerics/random.ts";
 
 const { onnx } = onnxProto;
 const HEADS = 24, IMAGE = 4096, TEXT = 512, N = IMAGE + TEXT;
@@ -106,14 +138,16 @@ function peakRss(): number {
   return resourceUsage().maxRSS * 1024;
 }
 
-async function measure(mode: "layers" | "aggregated"): Promise<void> {
-  const bytes = standIn();
+type Mode = "layers" | "aggregated";
+
+/** The stand-in, edited: its four blocks' Softmax outputs under the exporter's names. */
+async function standInSession(mode: Mode) {
   const layers = BLOCKS.map((block) => ({
     node: `${block}/attn/Softmax`,
     output: `${block}/attn/Softmax_output_0`,
   }));
   const edited = addJointAttentionBlocks(
-    bytes,
+    standIn(),
     layers,
     { order: "text-image", textTokens: TEXT },
     mode === "aggregated",
@@ -123,18 +157,74 @@ async function measure(mode: "layers" | "aggregated"): Promise<void> {
     intraOpNumThreads: 2,
   });
   const x = new Float32Array(HEADS * N).map((_, i) => Math.sin(i) * 0.1);
+  return {
+    session,
+    outputs: edited.outputs,
+    feeds: { x: new ort.Tensor("float32", x, [1, HEADS, N, 1]) },
+  };
+}
+
+/**
+ * A real FLUX.1 transformer export (tools/make_flux_realwidth.py), read and edited as the
+ * capability does (readAttentionGraph, jointAttentionLayers, addJointAttentionBlocks) and opened as
+ * infodiff opens an edited transformer (sessionFactory's createFromBytes: its external weights from
+ * the file's folder); fed one 1,024² item: 4,096 packed latent tokens × 64, 512 T5 states × 4,096,
+ * a pooled CLIP vector, FLUX.1's ids, t = 0.5 and guidance 1 (Gaussian values, seed 0).
+ */
+async function modelSession(path: string, mode: Mode) {
+  const bytes = Deno.readFileSync(path);
+  const layers = jointAttentionLayers(readAttentionGraph(bytes, path));
+  if (typeof layers === "string") throw new Error(layers);
+  const edited = addJointAttentionBlocks(
+    bytes,
+    layers,
+    { order: "text-image", textTokens: TEXT },
+    mode === "aggregated",
+  );
+  const session = await sessionFactory({ device: "cpu", threads: 2 }).createFromBytes(
+    edited.bytes,
+    path,
+  );
+  const random = new Random(0);
+  const gaussian = (n: number) => Float32Array.from({ length: n }, () => random.gaussian());
+  const side = Math.sqrt(IMAGE);
+  const imageIds = new Float32Array(IMAGE * 3).map((_, i) =>
+    i % 3 === 1 ? Math.floor(i / 3 / side) : i % 3 === 2 ? (i / 3) % side : 0
+  );
+  const feeds: Record<string, ort.Tensor> = {
+    hidden_states: new ort.Tensor("float32", gaussian(IMAGE * 64), [1, IMAGE, 64]),
+    encoder_hidden_states: new ort.Tensor("float32", gaussian(TEXT * 4096), [1, TEXT, 4096]),
+    pooled_projections: new ort.Tensor("float32", gaussian(768), [1, 768]),
+    timestep: new ort.Tensor("float32", Float32Array.of(0.5), [1]),
+    img_ids: new ort.Tensor("float32", imageIds, [IMAGE, 3]),
+    txt_ids: new ort.Tensor("float32", new Float32Array(TEXT * 3), [TEXT, 3]),
+    guidance: new ort.Tensor("float32", Float32Array.of(1), [1]),
+  };
+  return { session, outputs: edited.outputs, feeds, layers: layers.map((l) => l.node) };
+}
+
+async function measure(mode: Mode, model?: string): Promise<void> {
+  const { session, outputs, feeds, layers } = model
+    ? await modelSession(model, mode)
+    : { ...await standInSession(mode), layers: BLOCKS };
   const before = peakRss();
   const started = performance.now();
-  const result = await session.run({ x: new ort.Tensor("float32", x, [1, HEADS, N, 1]) });
+  const result = await session.run(feeds);
   const seconds = (performance.now() - started) / 1000;
-  const held = edited.outputs.reduce(
+  const held = outputs.reduce(
     (n, name) => n + (result[name].data as Float32Array).byteLength,
     0,
   );
+  const finite = Object.values(result).every((t) =>
+    (t.data as Float32Array).every((v) => Number.isFinite(v))
+  );
   console.log(JSON.stringify({
     mode,
-    outputs: edited.outputs.length,
-    dims: result[edited.outputs[0]].dims,
+    model: model ?? "stand-in",
+    layers,
+    outputs: outputs.length,
+    dims: result[outputs[0]].dims,
+    finite,
     mapBytesPerItem: held,
     peakRssBytes: peakRss(),
     peakRssBeforeRun: before,
@@ -144,8 +234,11 @@ async function measure(mode: "layers" | "aggregated"): Promise<void> {
 }
 
 if (import.meta.main) {
-  const mode = Deno.args[0];
-  if (mode === "layers" || mode === "aggregated") await measure(mode);
+  const at = Deno.args.indexOf("--model");
+  const model = at >= 0 ? Deno.args[at + 1] : undefined;
+  if (at >= 0 && !model) throw new Error("--model takes the path of a transformer's model.onnx");
+  const mode = Deno.args.find((_, i) => i !== at && i !== at + 1);
+  if (mode === "layers" || mode === "aggregated") await measure(mode, model);
   else {
     for (const m of ["layers", "aggregated"]) {
       const { stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -158,6 +251,7 @@ if (import.meta.main) {
           "--allow-sys",
           import.meta.filename!,
           m,
+          ...(model ? ["--model", model] : []),
         ],
       }).output();
       console.log(new TextDecoder().decode(stdout).trim() || new TextDecoder().decode(stderr));
