@@ -141,6 +141,32 @@ Deno.test("toData is CHW in [-1, 1]: v / 127.5 - 1", () => {
   assert.ok(data.every((v) => v >= -1 && v <= 1));
 });
 
+Deno.test("training options: minObjects and sameShapeShare bind colours to objects of one shape", () => {
+  const binding = shapesWorld({ seed: 5, count: 300, minObjects: 2, sameShapeShare: 0.5 });
+  assert.ok(binding.scenes.every((s) => s.objects.length >= 2 && s.relation !== undefined));
+  const same = binding.scenes.filter((s) => s.objects[0].shape === s.objects[1].shape);
+  // half of 300 scenes, within 4 binomial SEs (√(300·¼) ≈ 8.7)
+  assert.ok(Math.abs(same.length - 150) < 35, `${same.length} scenes share a shape`);
+  for (const scene of binding.scenes) {
+    const colours = scene.objects.map((o) => o.colour);
+    assert.equal(new Set(colours).size, colours.length, "colours stay distinct");
+    assert.equal(
+      relationBetween(scene.objects[0], scene.objects[1], shapesGeometry(32).margin),
+      scene.relation,
+    );
+  }
+  // the defaults draw nothing more: the same scenes as options left out
+  const plain = shapesWorld({ seed: 5, count: 50 });
+  const explicit = shapesWorld({ seed: 5, count: 50, minObjects: 1, sameShapeShare: 0 });
+  assert.deepEqual(explicit.scenes.map(sceneKey), plain.scenes.map(sceneKey));
+  assert.ok(
+    plain.scenes.every((s) => new Set(s.objects.map((o) => o.shape)).size === s.objects.length),
+  );
+  assert.throws(() => shapesWorld({ seed: 1, count: 1, minObjects: 4 }), InvalidArgumentError);
+  assert.throws(() => shapesWorld({ seed: 1, count: 1, minObjects: 0 }), InvalidArgumentError);
+  assert.throws(() => shapesWorld({ seed: 1, count: 1, sameShapeShare: 1.5 }), /sameShapeShare/);
+});
+
 Deno.test("maxObjects and size options; bad options throw InvalidArgumentError", () => {
   const single = shapesWorld({ seed: 2, count: 40, maxObjects: 1, size: 48 });
   assert.ok(single.scenes.every((s) => s.objects.length === 1 && s.rgb.length === 48 * 48 * 3));

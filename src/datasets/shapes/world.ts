@@ -4,7 +4,9 @@
  *
  * Within a scene every object has a different colour AND a different shape, so each colour word
  * and each shape word of a caption names exactly one object: the word's ground-truth mask is that
- * object's mask, and swapping two objects or their colours always changes the caption.
+ * object's mask, and swapping two objects or their colours always changes the caption. (Training
+ * data may opt out with `sameShapeShare`: scenes whose first two objects share their shape, so a
+ * model must bind each colour to its own object; test scenes never do.)
  *
  * @module
  */
@@ -69,6 +71,14 @@ export interface ShapesWorldOptions {
   readonly count: number;
   /** most objects per scene, 1–3 (default 3) */
   readonly maxObjects?: number;
+  /** fewest objects per scene, 1…maxObjects (default 1) */
+  readonly minObjects?: number;
+  /**
+   * share of scenes with ≥ 2 objects whose first two objects have the same shape (in different
+   * colours), for training data that forces colour–object binding (default 0: every object of a
+   * scene has its own shape, which the studies' ground truth assumes)
+   */
+  readonly sameShapeShare?: number;
   /** "train" (default) or "test" */
   readonly split?: ShapesSplit;
 }
@@ -192,8 +202,11 @@ export function shapesWorld(options: ShapesWorldOptions): ShapesWorld {
   const { seed, count } = options;
   const size = options.size ?? 32;
   const maxObjects = options.maxObjects ?? 3;
+  const minObjects = options.minObjects ?? 1;
+  const sameShapeShare = options.sameShapeShare ?? 0;
   const split = options.split ?? "train";
   validateOptions(seed, size, count, maxObjects, split);
+  validateTrainingOptions(minObjects, maxObjects, sameShapeShare);
   const root = new Random(seed);
   const trainStream = root.fork();
   const testStream = root.fork();
@@ -201,7 +214,7 @@ export function shapesWorld(options: ShapesWorldOptions): ShapesWorld {
   const geometry = shapesGeometry(size);
   const scenes: ShapesScene[] = [];
   while (scenes.length < count) {
-    const layout = drawLayout(rng, size, maxObjects, geometry);
+    const layout = drawLayout(rng, size, { minObjects, maxObjects, sameShapeShare }, geometry);
     if (splitOf(layoutKey(layout)) !== split) continue;
     scenes.push(renderScene(scenes.length + 1, size, layout));
   }
@@ -251,17 +264,38 @@ function validateOptions(
   }
 }
 
+function validateTrainingOptions(minObjects: number, maxObjects: number, share: number): void {
+  if (!Number.isInteger(minObjects) || minObjects < 1 || minObjects > maxObjects) {
+    throw new InvalidArgumentError(
+      `minObjects must be an integer in 1…maxObjects (${maxObjects}), got ${minObjects}`,
+    );
+  }
+  if (!(share >= 0 && share <= 1)) {
+    throw new InvalidArgumentError(`sameShapeShare must be a share in [0, 1], got ${share}`);
+  }
+}
+
+interface LayoutCounts {
+  readonly minObjects: number;
+  readonly maxObjects: number;
+  readonly sameShapeShare: number;
+}
+
 /** Draws attributes, then positions by rejection until the boxes are apart and the relation clear. */
 function drawLayout(
   rng: Random,
   size: number,
-  maxObjects: number,
+  counts: LayoutCounts,
   geometry: ShapesGeometry,
 ): Layout {
+  const { minObjects, maxObjects, sameShapeShare } = counts;
   for (;;) {
-    const n = 1 + rng.int(maxObjects);
+    // minObjects 1 draws 1 + int(maxObjects), the default world's stream unchanged
+    const n = minObjects + rng.int(maxObjects - minObjects + 1);
     const colours = shuffled(rng, COLOURS).slice(0, n);
     const shapes = shuffled(rng, SHAPES).slice(0, n);
+    // a draw only when asked for, so the default world's stream is unchanged
+    if (sameShapeShare > 0 && n >= 2 && rng.uniform() < sameShapeShare) shapes[1] = shapes[0];
     const attributes = colours.map((colour, i) => ({
       colour,
       shape: shapes[i],
