@@ -2,10 +2,15 @@
 // files, refusal of a mismatched resume, shards merged from the CLI, and the report.
 import assert from "node:assert/strict";
 import { main } from "../src/cli/main.ts";
-import { ResultsFileError } from "../src/errors.ts";
+import { UsageError } from "../src/cli/command.ts";
+import { InvalidArgumentError, ResultsFileError } from "../src/errors.ts";
+import { loadModel } from "../src/query/load-model.ts";
+import { localizationStudy } from "../src/studies/localization.ts";
+import type { LocalizationRecord } from "../src/studies/localization-result.ts";
 import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { readResults } from "../src/studies/results-file.ts";
+import { setWarningHandler } from "../src/warnings.ts";
 
 const world = shapesWorld({ seed: 4, count: 4, split: "test" });
 const data = await Deno.makeTempDir();
@@ -234,5 +239,123 @@ Deno.test("cli calibrate: writes a profile that loadModel reads and the estimate
   await assert.rejects(
     () => run(["calibrate", ...MODEL, "--rows", `${out}/bad.json`, "--out", file]),
     /every row needs "image" \(a path\) and "prompt"/,
+  );
+});
+
+Deno.test("cli localize --concepts: tiny FLUX.1 streams the words as the study does; refused without concept-attention, for bad words, on SD 3 and by the other studies", async () => {
+  const out = await Deno.makeTempDir();
+  await exportShapesDataset(shapesWorld({ seed: 4, count: 1, split: "test" }), `${out}/data`);
+  const dataset = { table: `${out}/data/coco_it.jsonl`, instances: `${out}/data/instances.json` };
+  const args = (model: string, results: string) => [
+    "localize",
+    "--model",
+    `fixtures/models/${model}`,
+    "--device",
+    "cpu",
+    "--quiet",
+    "--coco-it",
+    dataset.table,
+    "--instances",
+    dataset.instances,
+    "--methods",
+    "concept-attention",
+    "--attention-draws",
+    "study",
+    "--samples",
+    "2",
+    "--results",
+    results,
+  ];
+  const concepts = ["background", "grass"];
+  // tiny FLUX.1's calibration rows find no information (warned once per cache); nothing else warns
+  const warnings: string[] = [];
+  const previous = setWarningHandler((m) => warnings.push(m));
+  try {
+    await runs();
+  } finally {
+    setWarningHandler(previous);
+  }
+  assert.ok(warnings.every((m) => /calibration rows' contrasts/.test(m)), warnings.join("\n"));
+
+  /** The CLI with the words, the library with them (the known truth), the CLI without them. */
+  async function runs() {
+    const cli = await run([
+      ...args("tiny-flux", `${out}/cli.jsonl`),
+      "--concepts",
+      "background, grass",
+    ]);
+    assert.equal(cli.code, 0, cli.text);
+    const file = await readResults<LocalizationRecord>(`${out}/cli.jsonl`);
+    assert.deepEqual(file.header?.settings?.concepts, concepts);
+    // the known truth: the study given the same words through the library, row by row
+    const model = await loadModel("fixtures/models/tiny-flux", { device: "cpu" });
+    let library;
+    try {
+      library = await localizationStudy(model, dataset, {
+        methods: ["concept-attention"],
+        concepts,
+        attentionDraws: "study",
+        samples: 2,
+        results: `${out}/library.jsonl`,
+      });
+    } finally {
+      await model.dispose();
+    }
+    const ious = (id: string) => {
+      const record = file.records.get(id);
+      assert.ok(record?.ok, id);
+      return record.result.ious["concept-attention"];
+    };
+    assert.ok(library.rows.length > 0 && library.rows.length === file.records.size);
+    for (const row of library.rows) assert.deepEqual(ious(row.id), row.ious["concept-attention"]);
+    // and the words change the maps: without them some row's IoUs differ
+    const plain = await run(args("tiny-flux", `${out}/plain.jsonl`));
+    assert.equal(plain.code, 0, plain.text);
+    const without = await readResults<LocalizationRecord>(`${out}/plain.jsonl`);
+    assert.equal(without.header?.settings?.concepts, undefined);
+    assert.ok(
+      library.rows.some((row) => {
+        const record = without.records.get(row.id);
+        return record?.ok && JSON.stringify(record.result.ious) !== JSON.stringify(row.ious);
+      }),
+    );
+  }
+
+  // before the model loads: words without the method, the default methods, a blank or repeated word
+  const refused = (
+    extra: string[],
+    pattern: RegExp,
+    type: abstract new (...args: never[]) => Error = UsageError,
+  ) =>
+    assert.rejects(
+      () => run(["localize", "--model", "/no/model", ...extra.concat("--results", "/no/r.jsonl")]),
+      (error: Error) => error instanceof type && pattern.test(error.message),
+    );
+  const files = ["--coco-it", dataset.table, "--instances", dataset.instances];
+  const expected =
+    /--concepts names concept attention's extra words; expected concept-attention among --methods, got /;
+  await refused([...files, "--methods", "information", "--concepts", "sky"], expected);
+  await refused([...files, "--concepts", "sky"], /got the default methods/);
+  await refused(
+    [...files, "--methods", "concept-attention", "--concepts", "sky,,dog"],
+    /concept 1 is ""; expected a non-blank word/,
+    InvalidArgumentError,
+  );
+  await refused(
+    [...files, "--methods", "concept-attention", "--concepts", "Sky,sky"],
+    /concepts 0 and 1 are both "sky"/,
+    InvalidArgumentError,
+  );
+  // SD 3 streams no concepts: refused once, with the reason, before any row or results file
+  await assert.rejects(
+    () => run([...args("tiny-sd3", `${out}/sd3.jsonl`), "--concepts", "sky"]),
+    (error: Error) =>
+      error instanceof InvalidArgumentError && /ConceptAttention's SD 3 code/.test(error.message),
+  );
+  await assert.rejects(() => Deno.stat(`${out}/sd3.jsonl`), Deno.errors.NotFound);
+  await assert.rejects(
+    () => run(["relations", ...MODEL, "--aro", "a.json", "--results", "r", "--concepts", "sky"]),
+    (error: Error) =>
+      error instanceof UsageError && /unknown option --concepts/.test(error.message),
   );
 });

@@ -21,7 +21,11 @@ import { checkSeed } from "../numerics/random.ts";
 import { DEVICES } from "../models/onnx/onnx-model.ts";
 import { loadModel, type OnnxModel } from "../query/load-model.ts";
 import { readAro } from "../datasets/aro.ts";
-import { LOCALIZATION_METHODS, type LocalizationMethod } from "../studies/localization-result.ts";
+import {
+  LOCALIZATION_METHODS,
+  type LocalizationMethod,
+  PAPER_LOCALIZATION_METHODS,
+} from "../studies/localization-result.ts";
 import { type AttentionDraws, localizationStudy } from "../studies/localization.ts";
 import type { ImageFit } from "../images/load-image.ts";
 import { relationStudy } from "../studies/relations.ts";
@@ -43,8 +47,11 @@ import {
   NUMBER,
   numberOption,
   required,
+  UsageError,
   type Values,
 } from "./command.ts";
+import { conceptWords } from "../text/prompt.ts";
+import { requireConceptWords } from "../attention/capability.ts";
 import { progressReporter } from "./progress.ts";
 
 const string = { type: "string" } as const;
@@ -144,6 +151,26 @@ function studyOptions(values: Values, command: string) {
   };
 }
 
+/**
+ * `--concepts WORD,WORD`: concept attention's extra words (FLUX.1), checked before the model loads:
+ * refused without `concept-attention` among the methods (the default methods hold none), and for
+ * a blank or repeated word.
+ */
+function conceptsOption(
+  text: string | undefined,
+  methods: readonly string[] | undefined,
+): string[] | undefined {
+  if (text === undefined) return undefined;
+  if (!(methods ?? PAPER_LOCALIZATION_METHODS).includes("concept-attention")) {
+    throw new UsageError(
+      `--concepts names concept attention's extra words; expected concept-attention among ` +
+        `--methods, got ${methods ? methods.join(",") : "the default methods"}`,
+      "localize",
+    );
+  }
+  return conceptWords(text.split(","));
+}
+
 /** `--calibration-rows N|off`: how many rows calibrate (default 12), or none. */
 function calibrationOption(text: string | undefined): StudyOptions["calibration"] {
   if (text === undefined) return undefined;
@@ -170,17 +197,27 @@ function optional<T>(value: T | undefined, check: (value: T) => T): T | undefine
   return value === undefined ? undefined : check(value);
 }
 
-/** Loads the model, runs the study with progress in items, writes the report if asked. */
+/**
+ * Loads the model, runs the study with progress in items, writes the report if asked.
+ * `checkModel` refuses what only the loaded model can tell (before a dry run's plan, or any row).
+ */
 async function runStudyCommand(
   options: ReturnType<typeof studyOptions>,
   log: (line: string) => void,
   body: (model: OnnxModel, study: StudyOptions) => Promise<{ toString(): string }>,
+  checkModel?: (model: OnnxModel) => void,
 ): Promise<number> {
   const model = await loadModel(options.model, {
     device: options.device,
     deviceId: options.deviceId,
     ...options.pipeline,
   });
+  try {
+    checkModel?.(model);
+  } catch (error) {
+    await model.dispose();
+    throw error;
+  }
   // where α will come from, before any row runs (the whole of a dry run)
   const plan = await studyProfilePlan(
     model,
@@ -231,12 +268,14 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "localize",
     summary: "the localization study on COCO-IT or COCO files",
     usage: `infodiff localize (--coco-it TABLE.jsonl --instances FILE |
-         --instances FILE --captions FILE --images DIR) [--methods a,b] [--pixels]
-         [--fit fill|cover] ${studyUsage()}
+         --instances FILE --captions FILE --images DIR) [--methods a,b]
+         [--concepts WORD,WORD] [--pixels] [--fit fill|cover] ${studyUsage()}
   Each row's word map against its category's masks; mIoU at the best global threshold and a
   fixed one. --pixels decodes images to pixels first (pixel-space models such as shapes-tiny).
   --attention-draws study gathers attention-at-sampled-noise at the study's own draws (default
   reference: the reference's 50 α from the logistic with loc 1, scale 2, clip 3).
+  --concepts (with --methods concept-attention, FLUX.1): extra concept words streamed beside each
+  row's object, as ConceptAttention's segmentation streams "background", "floor", "tree"…
   ${FIT_USAGE}
   example: infodiff localize --model sd21-onnx --coco-it coco_it.jsonl --instances instances.json --results loc.jsonl --shard auto`,
     options: {
@@ -246,6 +285,7 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       captions: string,
       images: string,
       methods: { ...choiceOf(LOCALIZATION_METHODS, "method"), list: true },
+      concepts: string,
       "attention-draws": choiceOf(["reference", "study"] satisfies AttentionDraws[]),
       pixels: boolean,
       fit: FIT,
@@ -264,17 +304,27 @@ export const STUDY_COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       }
       // some of LOCALIZATION_METHODS: the parser checked each
       const methods = (values.methods as string | undefined)?.split(",").map((m) => m.trim());
+      const concepts = conceptsOption(values.concepts as string | undefined, methods);
       const dataset = table
         ? { table, instances }
         : { instances, captions: captions!, imagesDir: images! };
-      return runStudyCommand(options, log, (model, study) =>
-        localizationStudy(model, dataset, {
-          ...study,
-          methods: methods as LocalizationMethod[] | undefined,
-          attentionDraws: values["attention-draws"] as AttentionDraws | undefined,
-          loadImage: values.pixels ? "pixels" : undefined,
-          fit: values.fit as ImageFit | undefined,
-        }));
+      return runStudyCommand(
+        options,
+        log,
+        (model, study) =>
+          localizationStudy(model, dataset, {
+            ...study,
+            methods: methods as LocalizationMethod[] | undefined,
+            concepts,
+            attentionDraws: values["attention-draws"] as AttentionDraws | undefined,
+            loadImage: values.pixels ? "pixels" : undefined,
+            fit: values.fit as ImageFit | undefined,
+          }),
+        // words on a model that streams none (SD 3, a UNet) would fail every row: refused once
+        (model) => {
+          if (concepts) requireConceptWords(model, concepts);
+        },
+      );
     },
   },
   {
