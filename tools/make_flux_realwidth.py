@@ -5,8 +5,8 @@ measured by bench/joint-attention-memory.ts --model).
 FLUX.1-dev's transformer config but the depth: width 3,072 (24 heads × 128), joint_attention_dim
 4,096 (T5-XXL), pooled_projection_dim 768 (CLIP-L), in_channels 64 (2×2 patches of 16 latent
 channels), guidance_embeds, rotary axes (16, 56, 56); with --double and --single blocks instead of
-FLUX.1's 19 and 38 (default 1 and 1: 546 M parameters, 2.2 GB of float32; 2 + 2 is 1.03 G, 4.1 GB,
-more than the shared 2-core machine's memory allowed beside its other work). The weights are
+FLUX.1's 19 and 38 (default 1 and 1: 546 M parameters, 2.2 GB of float32; 2 + 2: 1.03 G, 4.1 GB,
+whose run with every layer's maps peaks at 16 GB, see docs/performance.md). The weights are
 diffusers' own initialisation under torch.manual_seed(--seed) (default 0): the block's memory and
 arithmetic are FLUX.1's, its outputs mean nothing.
 
