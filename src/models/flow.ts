@@ -16,7 +16,7 @@
  * scheduler_config.json ({@link flowSchedulerConfig}); FLUX passes its packed token count
  * (`imageSeqLen`) and `lastSigma: "1/steps"` (its pipeline's sigmas); set `logSnrRange` to
  * {@link flowLogSnrRange} of it (the conformance suite checks); run `predictNoise` through
- * {@link flowPredictNoise}.
+ * {@link flowPredictNoise}, with the network's {@link FlowLayout} when its sample is not the latent.
  *
  * Pure functions; no runtime imports (every layer above may import this file).
  *
@@ -126,7 +126,8 @@ export function flowScale(t: number): number {
 }
 
 /**
- * ε̂ = x_t + (1−t)·v̂, elementwise (one item; for a batch call it per item).
+ * ε̂ = x_t + (1−t)·v̂, elementwise (one item; for a batch call it per item); `out` may be `v`
+ * (in place).
  *
  * @example
  * ```ts
@@ -409,7 +410,7 @@ export function checkFlowConvention(convention: FlowConvention): FlowConvention 
 
 /** One flow-coordinate request: each item's x_t (item-major), t and condition. */
 export interface FlowBatch<C> {
-  /** x_t = s·x_α per item, item-major */
+  /** x_t = s·x_α per item, item-major, in the network's layout ({@link FlowLayout}) */
   readonly xt: Float32Array;
   /** t of each item, strictly inside (0, 1) */
   readonly t: Float64Array;
@@ -418,10 +419,41 @@ export interface FlowBatch<C> {
 }
 
 /**
+ * How a network lays out one item's values when it is not as the latent's [C, H, W] (FLUX.1's
+ * transformer takes 2×2 patches packed into tokens). {@link flowPredictNoise} writes x_t straight
+ * into this layout and reads ε̂ straight out of it, so the layout costs no pass of its own.
+ */
+export interface FlowLayout {
+  /** `out` (the network's layout) ← `scale`·`latent` (one item; every value written) */
+  toNetwork(latent: Float32Array, scale: number, out: Float32Array): void;
+  /**
+   * `out` (the latent layout) ← `xt` + `keep`·`v`, both in the network's layout (one item; every
+   * value written; `out` is neither of the others)
+   */
+  fromNetwork(xt: Float32Array, v: Float32Array, keep: number, out: Float32Array): void;
+}
+
+/** Where {@link flowPredictNoise} writes: the network's layout, and buffers it may reuse. */
+export interface FlowBuffers {
+  /** the network's layout of an item (default: the latent's own) */
+  readonly layout?: FlowLayout;
+  /**
+   * a buffer of `length` values that the call may use until it returns (x_t; with a layout, one
+   * item's v̂ too), e.g. from a pool; default: a new one each time
+   */
+  readonly scratch?: (length: number) => Float32Array;
+}
+
+/**
  * The one conversion of a flow backend's `predictNoise`: maps each item's (α, x_α) to
  * t = σ(−α/2) and x_t = s·x_α, asks `velocity` for v̂ (item-major, as many values as x_t) and
  * returns ε̂ = x_t + (1−t)·v̂. An α that is not finite (t = 0 or 1) is refused, and a prediction
  * that is not finite too, unless the batch says its caller checks (`finiteChecked`).
+ *
+ * ε̂ is written over v̂ and that array is returned: `velocity` hands over an array of its own (not
+ * x_t, nothing it reads later). x_t goes into `buffers.scratch` and in the network's layout
+ * (`buffers.layout`), so at a megabyte per item (SD 3's and FLUX.1's latents) a call allocates
+ * nothing and passes over each item's values once each way.
  *
  * @throws {InvalidArgumentError} a log-SNR that is not finite, or a batch whose parts disagree
  * @throws {ModelRuntimeError} a velocity of the wrong length, or a non-finite prediction
@@ -445,6 +477,7 @@ export async function flowPredictNoise<C>(
     readonly finiteChecked?: boolean;
   },
   velocity: (flow: FlowBatch<C>) => Promise<Float32Array>,
+  buffers: FlowBuffers = {},
 ): Promise<Float32Array> {
   const size = batch.logSnr.length, d = batch.noisy.length / size;
   if (batch.conditions.length !== size || !Number.isInteger(d) || size === 0) {
@@ -454,7 +487,8 @@ export async function flowPredictNoise<C>(
         `of values for each`,
     );
   }
-  const t = new Float64Array(size), xt = new Float32Array(batch.noisy.length);
+  const { layout, scratch = (length: number) => new Float32Array(length) } = buffers;
+  const t = new Float64Array(size), xt = scratch(batch.noisy.length);
   for (let i = 0; i < size; i++) {
     if (!Number.isFinite(batch.logSnr[i])) {
       throw new InvalidArgumentError(
@@ -464,7 +498,10 @@ export async function flowPredictNoise<C>(
     }
     t[i] = flowTime(batch.logSnr[i]);
     const s = flowScale(t[i]);
-    for (let j = i * d; j < (i + 1) * d; j++) xt[j] = s * batch.noisy[j];
+    if (layout) {
+      const from = i * d, to = from + d;
+      layout.toNetwork(batch.noisy.subarray(from, to), s, xt.subarray(from, to));
+    } else for (let j = i * d; j < (i + 1) * d; j++) xt[j] = s * batch.noisy[j];
   }
   const v = await velocity({ xt, t, conditions: batch.conditions });
   if (v.length !== xt.length) {
@@ -472,19 +509,23 @@ export async function flowPredictNoise<C>(
       `the velocity of ${size} items has ${v.length} values, expected ${xt.length} (as x_t)`,
     );
   }
-  const eps = new Float32Array(v.length);
+  // ε̂ over v̂: in place elementwise, or through one item's copy of v̂ when the layouts differ
+  const item = layout ? scratch(d) : undefined;
   for (let i = 0; i < size; i++) {
-    const from = i * d, to = from + d;
-    noiseFromVelocity(xt.subarray(from, to), v.subarray(from, to), t[i], eps.subarray(from, to));
+    const from = i * d, to = from + d, eps = v.subarray(from, to);
+    if (item) {
+      item.set(eps);
+      layout!.fromNetwork(xt.subarray(from, to), item, 1 - t[i], eps);
+    } else noiseFromVelocity(xt.subarray(from, to), eps, t[i], eps);
     if (batch.finiteChecked) continue;
     for (let j = from; j < to; j++) {
-      if (!Number.isFinite(eps[j])) {
+      if (!Number.isFinite(v[j])) {
         throw new ModelRuntimeError(
-          `the noise prediction of item ${i} (α ${batch.logSnr[i]}, t ${t[i]}) holds ${eps[j]} ` +
+          `the noise prediction of item ${i} (α ${batch.logSnr[i]}, t ${t[i]}) holds ${v[j]} ` +
             `at ${j - from}; expected finite values from finite inputs`,
         );
       }
     }
   }
-  return eps;
+  return v;
 }

@@ -259,8 +259,10 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
 
   /**
    * A flow model's ε̂: src/models/flow.ts maps (α, x_α) to (t, x_t) and v̂ back to ε̂; between
-   * them the network is fed x_t in its layout (FLUX.1: packed, into reused scratch buffers, since
-   * its latents are a megabyte per item) and each t as its timestep.
+   * them the network is fed x_t in its layout (FLUX.1: packed as it is scaled, unpacked as ε̂ is
+   * computed) and each t as its timestep. x_t goes into reused scratch buffers, since SD 3's and
+   * FLUX.1's latents are a megabyte per item and a fresh buffer's first writes cost more than the
+   * pass; ε̂ is written over the network's output.
    */
   async #predictFlow(
     batch: NoiseBatch,
@@ -276,17 +278,15 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
     };
     try {
       return await flowPredictNoise(batch, async ({ xt, t, conditions }) => {
-        const n = t.length;
-        const noisy = flow.pack ? flow.pack(xt, n, buffer(xt.length)) : xt;
         const request = this.#networkRequest(
-          { ...batch, noisy, conditions },
+          { ...batch, noisy: xt, conditions },
           Array.from(t, flow.timestep),
         );
-        const v = await network.predict(request, flow.networkShape ?? this.shape);
-        return flow.unpack ? flow.unpack(v, n, buffer(v.length)) : v;
-      });
+        // the network's own output array: flowPredictNoise writes ε̂ over it
+        return await network.predict(request, flow.networkShape ?? this.shape);
+      }, { layout: flow.layout, scratch: buffer });
     } finally {
-      // flowPredictNoise has read the velocity into its ε̂: the buffers are free again
+      // flowPredictNoise has read x_t into its ε̂: the buffers are free again
       this.#scratch.push(...scratch);
       this.#scratch.splice(0, Math.max(0, this.#scratch.length - 4));
     }

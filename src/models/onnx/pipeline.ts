@@ -12,7 +12,12 @@ import { join } from "node:path";
 import type { InferenceSession } from "npm:onnxruntime-node@1.30.0";
 import { InvalidArgumentError, ModelLoadError, ModelRuntimeError } from "../../errors.ts";
 import type { Shape, WordTokens } from "../denoiser.ts";
-import { type FlowConvention, type FlowScheduler, flowSchedulerConfig } from "../flow.ts";
+import {
+  type FlowConvention,
+  type FlowLayout,
+  type FlowScheduler,
+  flowSchedulerConfig,
+} from "../flow.ts";
 import type { EncoderFolder, ModelFolder } from "../sd/folder.ts";
 import { readFolderJson } from "../sd/folder.ts";
 import type { PromptTokenizer } from "../sd/prompt-tokenizer.ts";
@@ -64,10 +69,11 @@ export interface FlowTiming {
   readonly timestep: (t: number) => number;
   /** the network's sample dims per item, when it is not the latent (FLUX.1: packed tokens) */
   readonly networkShape?: readonly number[];
-  /** latents (item-major) → the network's sample layout (FLUX.1's `_pack_latents`), into `out` */
-  readonly pack?: (latents: Float32Array, items: number, out?: Float32Array) => Float32Array;
-  /** the network's output layout → latents (FLUX.1's `_unpack_latents`), into `out` */
-  readonly unpack?: (output: Float32Array, items: number, out?: Float32Array) => Float32Array;
+  /**
+   * the network's layout of an item's sample and output when it is not the latent's (FLUX.1's
+   * `_pack_latents` and `_unpack_latents`), applied inside the flow conversion
+   */
+  readonly layout?: FlowLayout;
 }
 
 /** What a family's pipeline file builds for the ONNX denoiser. */
