@@ -193,6 +193,16 @@ export class OnnxUnet {
   runMs = 0;
   /** number of session.run calls */
   runs = 0;
+  /**
+   * rows of batched per-condition inputs (hidden states, pooled vectors) written so far: a row
+   * already in place in a cached or reused batch is not written again
+   */
+  conditionRowsWritten = 0;
+  /**
+   * the most bytes of batched per-condition inputs kept for reuse (default
+   * {@link HIDDEN_CACHE_BYTES}); at least one batch is kept, however large
+   */
+  hiddenCacheBytes: number = HIDDEN_CACHE_BYTES;
   readonly #float16Cache = new WeakMap<Float32Array, Uint16Array>();
 
   /**
@@ -389,6 +399,8 @@ export class OnnxUnet {
     // a fixed-batch export gets the last item repeated up to its batch; extra outputs are dropped
     const rows = this.fixedBatch ? padTo(items, this.fixedBatch) : items;
     const hiddenSize = request.hiddenStates[items[0]].length;
+    // the feeds are built without awaiting anything, so no other call's batches are among these
+    this.#feeding.clear();
     const sample = consecutive(rows)
       ? request.noisy.subarray(rows[0] * d, (rows[0] + rows.length) * d) // no copy
       : gather(request.noisy, rows, d);
@@ -523,7 +535,7 @@ export class OnnxUnet {
   /**
    * The batch's values of one per-condition input (the hidden states, or a pooled vector),
    * batch-major. Built once per distinct sequence of conditions and kept (up to
-   * {@link HIDDEN_CACHE_BYTES}, least recently used dropped first): a plan's calls cycle through
+   * `hiddenCacheBytes`, least recently used dropped first): a plan's calls cycle through
    * the same few sequences of its K conditions, and building 77×1024 values per item for every
    * call was a quarter of the work around session.run.
    */
@@ -540,6 +552,7 @@ export class OnnxUnet {
     }
     const ids = states.map((h) => this.#stateId(h));
     const key = `${name}:${ids.join(",")}`;
+    this.#feeding.add(key);
     const cached = this.#hiddenCache.get(key);
     if (cached) {
       this.#hiddenCache.delete(key); // most recently used last
@@ -548,6 +561,7 @@ export class OnnxUnet {
     }
     const fp16 = type === "float16";
     const length = states.length * hiddenSize;
+    this.#makeRoom(length * (fp16 ? 2 : 4));
     // a spare batch of the same size (evicted, no call reading it) is refilled where its rows
     // differ: SD 3's and FLUX's states are megabytes per prompt, and a fresh allocation of them
     // (zeroed, page by page) cost five times the copy
@@ -563,16 +577,28 @@ export class OnnxUnet {
       if (spare?.ids[k] === ids[k]) return; // already there
       if (fp16) (buffer as Uint16Array).set(this.#float16Of(h), k * hiddenSize);
       else (buffer as Float32Array).set(h, k * hiddenSize);
+      this.conditionRowsWritten++;
     });
     this.#hiddenCache.set(key, { buffer, ids, spareKey: `${type}:${length}` });
     this.#hiddenBytes += buffer.byteLength;
-    for (const [old, value] of this.#hiddenCache) {
-      if (this.#hiddenBytes <= HIDDEN_CACHE_BYTES || old === key) break;
-      this.#hiddenCache.delete(old);
+    return buffer;
+  }
+
+  /**
+   * Drops the least recently used batches until `bytes` more fit in `hiddenCacheBytes`, except
+   * those of the call being fed (its other inputs). Room is made before the new
+   * batch is built, so where the cache holds one batch (SD 3's and FLUX.1's are tens of megabytes)
+   * the spare refilled is the previous call's, whose rows mostly match (the estimators keep each
+   * row's condition from call to call), not the one before it.
+   */
+  #makeRoom(bytes: number): void {
+    for (const [key, value] of this.#hiddenCache) {
+      if (this.#hiddenBytes + bytes <= this.hiddenCacheBytes) break;
+      if (this.#feeding.has(key)) continue;
+      this.#hiddenCache.delete(key);
       this.#hiddenBytes -= value.buffer.byteLength;
       this.#retire(value);
     }
-    return buffer;
   }
 
   /** A spare batch buffer of this type and length, if one is free. */
@@ -611,6 +637,8 @@ export class OnnxUnet {
 
   readonly #constantFeeds = new Map<string, Tensor>();
   readonly #hiddenCache = new Map<string, CachedBatch>();
+  /** the cache keys of the call whose feeds are being built */
+  readonly #feeding = new Set<string>();
   #hiddenBytes = 0;
   readonly #spares: CachedBatch[] = [];
   readonly #retired = new Set<CachedBatch>();
