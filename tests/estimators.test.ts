@@ -211,10 +211,10 @@ Deno.test("drawsPerLogSnr groups draws by α on a per-item model too (the refere
   const { exampleOracle } = await import("../src/query/oracles.ts");
   const { withMembers } = await import("../src/models/denoiser.ts");
   const base = exampleOracle();
-  const seen: number[] = [];
+  const seen: { logSnr: number; condition: unknown }[] = [];
   const spy = withMembers(base, {
     predictNoise: (batch: Parameters<typeof base.predictNoise>[0]) => {
-      seen.push(...batch.logSnr);
+      batch.logSnr.forEach((logSnr, i) => seen.push({ logSnr, condition: batch.conditions[i] }));
       return base.predictNoise(batch);
     },
   });
@@ -226,12 +226,16 @@ Deno.test("drawsPerLogSnr groups draws by α on a per-item model too (the refere
     plan,
     resolveOptions(spy, { samples: 12, drawsPerLogSnr: 4 }),
   );
-  // 12 draws × 2 conditions; α constant within each group of 4 draws, different between groups
+  // 12 draws × 2 conditions, in whatever order the calls hold them: each condition sees 3 α,
+  // 4 draws each (α constant within a group of 4 draws, different between groups)
   assert.equal(seen.length, 24);
-  const perDraw = seen.filter((_, i) => i % 2 === 0);
-  const groups = [0, 4, 8].map((g) => new Set(perDraw.slice(g, g + 4)));
-  assert.ok(groups.every((g) => g.size === 1));
-  assert.equal(new Set(groups.map((g) => [...g][0])).size, 3);
+  for (const condition of new Set(seen.map((s) => s.condition))) {
+    const draws = new Map<number, number>();
+    for (const s of seen.filter((s) => s.condition === condition)) {
+      draws.set(s.logSnr, (draws.get(s.logSnr) ?? 0) + 1);
+    }
+    assert.deepEqual([...draws.values()], [4, 4, 4]);
+  }
   // the standard error treats each α group as one unit: the SE of the 3 group means
   const v = out.contrasts[0].perDraw;
   const means = [0, 4, 8].map((g) => (v[g] + v[g + 1] + v[g + 2] + v[g + 3]) / 4);

@@ -423,13 +423,16 @@ async function estimateRound(
   const total = options.precision ? undefined : n;
   // one input buffer for every call of the round: a call's input is dead once it resolves
   const inputs = new Float32Array(options.batchSize * data.length);
+  const draws = new Float32Array(blockSize * data.length);
+  let blocks = 0;
   for (const block of modelDrawBlocks(model, { ...options, samples: n }, blockSize, K)) {
+    const reversed = blocks++ % 2 === 1; // each block starts as the one before ended
     const predictions = await predictBlock(
       model,
       data,
       block,
       conditions,
-      inputs,
+      { inputs, draws, reversed },
       where.timing,
     );
     for (let i = 0; i < block.count; i++) {
@@ -542,35 +545,86 @@ function combineRounds(
 }
 
 /**
- * Evaluates every condition on every draw of a block, in calls of at most `batchSize` items, and
- * gives access to the prediction of item `draw · K + condition`.
+ * Where a block's items go in its calls: `slots[call · batchSize + row]` is the item
+ * `draw · conditions + condition` that the call's row holds. Calls are cut as
+ * {@link callSchedule} cuts them (full, the last perhaps part-full), and the items, condition by
+ * condition (each condition's draws in turn), fill the calls' rows one row after the other, so a
+ * row keeps its condition from call to call and changes it about `conditions` times per block in
+ * all, where a draw-major order changed every row at every call. A model that batches each row's
+ * conditioning (SD 3's and FLUX.1's are megabytes per prompt) then rewrites only the rows whose
+ * condition changed. `reversed` runs a block's full calls backwards, so that a block starts with
+ * the rows the one before ended with. Each item's prediction depends on the item alone, so the
+ * layout never changes a number.
+ *
+ * @example
+ * ```ts
+ * import { blockLayout } from "./contrasts.ts";
+ * // 3 draws × 3 conditions at batch 2: row 0 holds condition 0 for three calls, then 1; row 1
+ * // holds 1, then 2
+ * const slots = blockLayout(3, 3, 2);
+ * console.assert(slots.join() === "0,7,3,2,6,5,1,8,4");
+ * console.assert(Array.from(slots, (item) => item % 3).join() === "0,1,0,2,0,2,1,2,1");
+ * console.assert(blockLayout(2, 3, 2, true).join() === "1,5,3,2,0,4"); // forwards 0,4,3,2,1,5
+ * ```
+ */
+export function blockLayout(
+  draws: number,
+  conditions: number,
+  batchSize: number,
+  reversed = false,
+): Int32Array {
+  const items = draws * conditions, calls = Math.ceil(items / batchSize);
+  const last = items - (calls - 1) * batchSize; // rows of the last call
+  const backwards = reversed && last === batchSize;
+  const slots = new Int32Array(items);
+  for (let row = 0, first = 0; row < Math.min(batchSize, items); row++) {
+    const length = row < last ? calls : calls - 1; // this row's items
+    for (let call = 0; call < length; call++) {
+      const q = first + call, condition = Math.floor(q / draws), draw = q % draws;
+      const at = backwards ? calls - 1 - call : call;
+      slots[at * batchSize + row] = draw * conditions + condition;
+    }
+    first += length;
+  }
+  return slots;
+}
+
+/**
+ * Evaluates every condition on every draw of a block, in calls of at most `batchSize` items laid
+ * out by {@link blockLayout}, and gives access to the prediction of item `draw · K + condition`.
+ * `draws` holds each draw's x_α (computed once, then copied into the calls that need it).
  */
 async function predictBlock(
   model: Denoiser,
   data: Float32Array,
   block: DrawBlock,
   conditions: readonly Condition[],
-  inputs: Float32Array,
+  buffers: {
+    readonly inputs: Float32Array;
+    readonly draws: Float32Array;
+    readonly reversed: boolean;
+  },
   timing: { modelMs: number; modelCalls: number },
 ): Promise<{ item(index: number): Float32Array }> {
+  const { inputs, draws } = buffers;
   const d = data.length, K = conditions.length, items = block.count * K;
   const batchSize = inputs.length / d;
+  const slots = blockLayout(block.count, K, batchSize, buffers.reversed);
+  const slotOf = new Int32Array(items);
+  slots.forEach((item, slot) => slotOf[item] = slot);
+  // each draw's x_α = √σ(α)·x + √σ(−α)·ε once; a call's rows copy it (a memcpy beats K passes)
+  for (let draw = 0; draw < block.count; draw++) noiseInto(draws, draw * d, data, block, draw);
   const outputs: Float32Array[] = []; // one per call; items are read in place, not copied out
   for (let first = 0; first < items; first += batchSize) {
     const size = Math.min(batchSize, items - first);
-    // each item's x_α = √σ(α)·x + √σ(−α)·ε written once, straight into the call's input
     const batchNoisy = inputs.subarray(0, size * d);
     const logSnr = new Float64Array(size);
     const batchConditions: Condition[] = [];
-    for (let item = 0, previous = -1; item < size; item++) {
-      const draw = Math.floor((first + item) / K), k = (first + item) % K;
-      // a draw's K items share x_α: computed once, then copied (a memcpy beats K recomputations)
-      if (item > 0 && draw === previous) {
-        batchNoisy.copyWithin(item * d, (item - 1) * d, item * d);
-      } else noiseInto(batchNoisy, item * d, data, block, draw);
-      previous = draw;
-      logSnr[item] = block.logSnr[draw];
-      batchConditions.push(conditions[k]);
+    for (let row = 0; row < size; row++) {
+      const item = slots[first + row], draw = Math.floor(item / K);
+      batchNoisy.set(draws.subarray(draw * d, (draw + 1) * d), row * d);
+      logSnr[row] = block.logSnr[draw];
+      batchConditions.push(conditions[item % K]);
     }
     const t0 = performance.now();
     const out = await model.predictNoise({
@@ -592,7 +646,8 @@ async function predictBlock(
   }
   return {
     item(index: number): Float32Array {
-      const call = Math.floor(index / batchSize), offset = (index - call * batchSize) * d;
+      const slot = slotOf[index], call = Math.floor(slot / batchSize);
+      const offset = (slot - call * batchSize) * d;
       return outputs[call].subarray(offset, offset + d);
     },
   };
