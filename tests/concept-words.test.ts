@@ -251,13 +251,32 @@ Deno.test("extra concept words are refused, saying why: an empty list, a blank o
         error instanceof InvalidArgumentError && /no concept-attention maps/.test(error.message),
     );
   });
-  await withModel("tiny-sd3", (model) => {
-    assert.throws(
-      () => model.conceptAttention!.withConcepts!(["sky"]),
-      (error: Error) =>
-        error instanceof InvalidArgumentError &&
-        /SD 3 code is another method than its FLUX code/.test(error.message),
+  await withModel("tiny-sd3", async (model) => {
+    const sd3 = (error: Error) =>
+      error instanceof InvalidArgumentError &&
+      /SD 3 code is another method than its FLUX code/.test(error.message);
+    assert.throws(() => model.conceptAttention!.withConcepts!(["sky"]), sd3);
+    // a study refuses them before any row runs (it used to fail every row), writing nothing
+    const results = `${await Deno.makeTempDir()}/concepts.jsonl`;
+    const row: LocalizationRow = {
+      id: "circle",
+      image: "fixtures/images/test-64.png",
+      caption: "a small red circle",
+      word: "circle",
+      category: "circle",
+      groundTruth: () => ({ mask: new Uint8Array(64 * 64).fill(1), width: 64, height: 64 }),
+    };
+    await assert.rejects(
+      () =>
+        localizationStudy(model, [row], {
+          samples: 2,
+          methods: ["concept-attention"],
+          concepts: ["sky"],
+          results,
+        }),
+      sd3,
     );
+    await assert.rejects(() => Deno.stat(results), Deno.errors.NotFound);
   });
 });
 

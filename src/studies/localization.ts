@@ -21,7 +21,8 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
-import { type AttentionProvider, studyAttention } from "../attention/provider.ts";
+import { type AttentionProvider, MODEL_ATTENTION, studyAttention } from "../attention/provider.ts";
+import { requireConceptWords } from "../attention/capability.ts";
 import {
   REFERENCE_ATTENTION_DRAWS,
   REFERENCE_ATTENTION_SAMPLES,
@@ -166,6 +167,11 @@ export async function localizationStudy(
   const attention = studyAttention(options.attention);
   const unavailable = attentionUnavailable(model, attention, methods);
   const computed = methods.filter((m) => !unavailable.has(m));
+  // the model's own concept attention takes extra words only where it has a concept stream
+  // (FLUX.1): refused here, before any row runs, rather than failing every row
+  if (concepts && computed.includes("concept-attention") && attention === MODEL_ATTENTION) {
+    requireConceptWords(model, concepts);
+  }
   const maps = new Map<string, LocalizationMaps>();
   const rows = await localizationRows(dataset);
   const describe = (rowOptions: EstimatorOptions) =>
