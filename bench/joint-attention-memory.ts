@@ -33,14 +33,11 @@
  * - 2 + 2 blocks (1.03 G parameters, 4.11 GB; 4.38 GB before the run): every layer's block 805 MB,
  *   peak 16.0 GB, 191 s (74 s); aggregated 8.4 MB, peak 11.1 GB, 150 s (73 s).
  * Aggregated, the attention costs 6.7 GB over the weights at either depth: it does not grow with
- * the blocks. Every layer's block returned, it grows by about 2.3 GB a block: onnxruntime runs
- * the edit's Slice nodes, whose outputs only leave the graph, after the transformer's last block
- * (seen in its profile of the 3-block fixture), so each layer's whole [24, 4,608, 4,608]
- * probabilities (2 GB) stay alive until then; aggregated, each Slice feeds the running sum and
- * runs after its own block (the first one after the second block). So at FLUX.1's 57 blocks every
- * layer's block returned would hold about 57 × 2 GB besides its 11.5 GB of maps; the capability
- * aggregates there (57 × 4,096 × 512 × 4 bytes is past JOINT_ATTENTION_BUDGET), but not at 2 + 2
- * blocks (4 × 8.4 MB is within it).
+ * the blocks. Every layer's block returned, it grew by about 2.3 GB a block while the edit added
+ * its Slice nodes in layer order: onnxruntime then ran them after the transformer's last block, so
+ * every layer's [24, 4,608, 4,608] probabilities (2 GB) stayed alive until then. Added in reverse,
+ * each runs right after its own block: 2 + 2 blocks, every layer's block, peak 11.8 GB, 106 s
+ * (was 16.0 GB), 0.7 GB above the in-graph mean.
  *
  *   deno run --allow-read --allow-write --allow-env --allow-ffi --allow-sys --allow-run \
  *     bench/joint-attention-memory.ts [layers|aggregated] [--model out/flux-realwidth/transformer/model.onnx]
@@ -237,7 +234,7 @@ if (import.meta.main) {
   const at = Deno.args.indexOf("--model");
   const model = at >= 0 ? Deno.args[at + 1] : undefined;
   if (at >= 0 && !model) throw new Error("--model takes the path of a transformer's model.onnx");
-  const mode = Deno.args.find((_, i) => i !== at && i !== at + 1);
+  const mode = Deno.args.find((_, i) => at < 0 || (i !== at && i !== at + 1));
   if (mode === "layers" || mode === "aggregated") await measure(mode, model);
   else {
     for (const m of ["layers", "aggregated"]) {

@@ -476,3 +476,63 @@ for (const opset of [17, 18]) {
     }
   });
 }
+
+Deno.test("every layer's block is sliced right after its own attention, so no run holds every layer's probabilities", async () => {
+  // onnxruntime frees a block's probabilities ([heads, N, N]: 2 GB a block at FLUX.1's 1,024²)
+  // after their last reader; the edit's Slice is one, so where it runs decides how many blocks'
+  // probabilities live at once. Its profile gives the order the kernels ran in.
+  const path = "fixtures/attention/flux-three-blocks-transformer.onnx";
+  const bytes = Deno.readFileSync(path);
+  const layers = jointAttentionLayers(readAttentionGraph(bytes, path));
+  assert.ok(typeof layers !== "string", String(layers));
+  assert.equal(layers.length, 4, "3 double-stream blocks and 1 single-stream block");
+  const T = 8, P = 16;
+  const edited = addJointAttentionBlocks(bytes, layers, { order: "text-image", textTokens: T });
+  const dir = await Deno.makeTempDir();
+  const session = await ort.InferenceSession.create(edited.bytes, {
+    enableProfiling: true,
+    profileFilePrefix: `${dir}/profile`,
+  });
+  const values = (n: number) => new Float32Array(n).map((_, i) => Math.sin(i));
+  const result = await session.run({
+    hidden_states: new ort.Tensor("float32", values(P * 64), [1, P, 64]),
+    encoder_hidden_states: new ort.Tensor("float32", values(T * 32), [1, T, 32]),
+    pooled_projections: new ort.Tensor("float32", values(16), [1, 16]),
+    timestep: new ort.Tensor("float32", new Float32Array([0.5]), [1]),
+    img_ids: new ort.Tensor("float32", values(P * 3), [P, 3]),
+    txt_ids: new ort.Tensor("float32", new Float32Array(T * 3), [T, 3]),
+    guidance: new ort.Tensor("float32", new Float32Array([1]), [1]),
+  });
+  session.endProfiling();
+  await session.release();
+  try {
+    // the outputs still come in layer order, each [1, heads, P, T]
+    assert.deepEqual(
+      edited.outputs.map((name) => result[name].dims.slice(2)),
+      layers.map(() => [P, T]),
+    );
+    const [file] = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`);
+    const ran: string[] = JSON.parse(Deno.readTextFileSync(file))
+      .filter((e: { cat: string; name: string }) =>
+        e.cat === "Node" && e.name.endsWith("_kernel_time")
+      )
+      .map((e: { name: string }) => e.name.replace(/_kernel_time$/, ""));
+    const at = (name: string) => {
+      const i = ran.indexOf(name);
+      assert.ok(i >= 0, `${name} did not run`);
+      return i;
+    };
+    layers.forEach((layer, k) => {
+      const sliced = at(`${layer.node}/infodiff_joint_block`);
+      assert.ok(sliced > at(layer.node), `layer ${k} sliced before its softmax`);
+      if (k + 1 < layers.length) {
+        assert.ok(
+          sliced < at(layers[k + 1].node),
+          `layer ${k} sliced after layer ${k + 1}'s attention`,
+        );
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

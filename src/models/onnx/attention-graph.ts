@@ -384,14 +384,21 @@ export function addJointAttentionBlocks(
   const recomputed = layers.filter((layer) => layer.fromQueryKey).map((layer) =>
     probabilityNodes(layer, prefix)
   );
-  const node: NonNullable<GraphMessage["node"]> = layers.map((layer, i) => ({
+  const slices = layers.map((layer, i) => ({
     name: `${layer.node}/${prefix}`,
     opType: "Slice",
     input: [layer.output, ...initializer.slice(0, 3).map((tensor) => tensor.name)],
     output: [blocks[i]],
   }));
-  // the Slice nodes read their layer's recomputed probabilities (onnxruntime sorts the graph)
-  node.unshift(...recomputed.flatMap((r) => r.node));
+  // onnxruntime orders the nodes by a depth-first walk back from the graph's leaves, the last
+  // added first: with the first layer's Slice added last, each Slice runs right after its own
+  // block and that block's probabilities ([heads, N, N], 2 GB a block at FLUX.1's 1,024²) are freed
+  // there; in layer order every Slice ran after the last block, holding all of them until then.
+  // The Slice nodes read their layer's recomputed probabilities, added before them.
+  const node: NonNullable<GraphMessage["node"]> = [
+    ...recomputed.flatMap((r) => r.node),
+    ...slices.reverse(),
+  ];
   initializer.push(...recomputed.flatMap((r) => r.initializer));
   if (!aggregate) {
     return { bytes: appendToGraph(bytes, { node, initializer, output: blocks }), outputs: blocks };
