@@ -217,10 +217,17 @@ async function createOn(
     // 3 = errors only; 4 = fatal only while probing CUDA for "auto"
     logSeverityLevel: quiet ? 4 : 3,
     ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
-    // a model given as bytes reads its external weights from this folder (relative locations)
-    ...(bytes
-      ? { extra: { session: { model_external_initializers_file_folder_path: dirname(path) } } }
-      : {}),
+    extra: {
+      session: {
+        // the thread pool spins between parallel regions of a run, not after it: the work around
+        // session.run (noising, the flow conversion, feeding, reductions) runs on the same cores,
+        // and after-run spinning made it 1.7–1.9× as long at SD 3's and FLUX.1's sizes on 2 cores
+        // while runs took as long either way (docs/performance.md)
+        force_spinning_stop: "1",
+        // a model given as bytes reads its external weights from this folder (relative locations)
+        ...(bytes ? { model_external_initializers_file_folder_path: dirname(path) } : {}),
+      },
+    },
   };
   const create = () =>
     bytes ? InferenceSession.create(bytes, options) : InferenceSession.create(path, options);
