@@ -688,23 +688,14 @@ export function reduceContrast(
       mapScale,
     );
   }
-  // Channel-outer loops keep every access contiguous; `scratch` collects the per-pixel sums.
+  // Channel-outer loops keep every access contiguous; `scratch` collects the per-pixel sums. Each
+  // loop is a function of its own: nested here, V8 deoptimized this function again and again (34
+  // times in one perToken() at SD 3's size, --trace-deopt), running the loops uncompiled meanwhile
   const scratch = pixelScratch(pixels);
-  if (estimator === "orthogonal") {
-    for (let c = 0, base = 0; c < channels; c++, base += pixels) {
-      for (let p = 0; p < pixels; p++) {
-        const diff = withPrediction[base + p] - withoutPrediction[base + p];
-        scratch[p] += diff * diff;
-      }
-    }
-  } else {
-    for (let c = 0, base = 0; c < channels; c++, base += pixels) {
-      for (let p = 0; p < pixels; p++) {
-        const j = base + p;
-        const a = noise[j] - withoutPrediction[j], b = noise[j] - withPrediction[j];
-        scratch[p] += a * a - b * b;
-      }
-    }
+  for (let c = 0, base = 0; c < channels; c++, base += pixels) {
+    if (estimator === "orthogonal") {
+      addOrthogonal(withPrediction, withoutPrediction, base, scratch);
+    } else addStandard(noise, withPrediction, withoutPrediction, base, scratch);
   }
   let total = 0;
   for (let p = 0; p < pixels; p++) {
@@ -712,6 +703,34 @@ export function reduceContrast(
     map[p] += mapScale * scratch[p];
   }
   return total;
+}
+
+/** scratch[p] += (with − without)² over one channel's pixels, from `base`. */
+function addOrthogonal(
+  withPrediction: Float32Array,
+  withoutPrediction: Float32Array,
+  base: number,
+  scratch: Float64Array,
+): void {
+  for (let p = 0; p < scratch.length; p++) {
+    const diff = withPrediction[base + p] - withoutPrediction[base + p];
+    scratch[p] += diff * diff;
+  }
+}
+
+/** scratch[p] += (ε − without)² − (ε − with)² over one channel's pixels, from `base`. */
+function addStandard(
+  noise: Float32Array,
+  withPrediction: Float32Array,
+  withoutPrediction: Float32Array,
+  base: number,
+  scratch: Float64Array,
+): void {
+  for (let p = 0; p < scratch.length; p++) {
+    const j = base + p;
+    const a = noise[j] - withoutPrediction[j], b = noise[j] - withPrediction[j];
+    scratch[p] += a * a - b * b;
+  }
 }
 
 /**

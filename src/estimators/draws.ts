@@ -147,15 +147,23 @@ export function* drawBlocks(plan: DrawPlan): Generator<DrawBlock> {
       logSnr[i] = current.logSnr;
       weight[i] = current.weight;
       const target = noise.subarray(i * plan.size, (i + 1) * plan.size);
-      if (antithetic && within % 2 === 1) {
-        for (let j = 0; j < plan.size; j++) target[j] = -previous[j];
-      } else {
+      if (antithetic && within % 2 === 1) negateInto(previous, target);
+      else {
         noises.fillGaussian(target);
         if (antithetic) previous.set(target);
       }
     }
     yield { start, count, logSnr, weight, noise };
   }
+}
+
+/**
+ * out = −values: an antithetic partner's ε. A function of its own, not a loop inside
+ * drawBlocks' loop over draws, where V8 ran it on on-stack-replaced code it threw away again and
+ * again (--trace-deopt).
+ */
+function negateInto(values: Float32Array, out: Float32Array): void {
+  for (let j = 0; j < values.length; j++) out[j] = -values[j];
 }
 
 /**

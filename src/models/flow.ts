@@ -498,10 +498,9 @@ export async function flowPredictNoise<C>(
     }
     t[i] = flowTime(batch.logSnr[i]);
     const s = flowScale(t[i]);
-    if (layout) {
-      const from = i * d, to = from + d;
-      layout.toNetwork(batch.noisy.subarray(from, to), s, xt.subarray(from, to));
-    } else for (let j = i * d; j < (i + 1) * d; j++) xt[j] = s * batch.noisy[j];
+    const from = i * d, to = from + d;
+    if (layout) layout.toNetwork(batch.noisy.subarray(from, to), s, xt.subarray(from, to));
+    else scaleInto(batch.noisy.subarray(from, to), s, xt.subarray(from, to));
   }
   const v = await velocity({ xt, t, conditions: batch.conditions });
   if (v.length !== xt.length) {
@@ -517,15 +516,28 @@ export async function flowPredictNoise<C>(
       item.set(eps);
       layout!.fromNetwork(xt.subarray(from, to), item, 1 - t[i], eps);
     } else noiseFromVelocity(xt.subarray(from, to), eps, t[i], eps);
-    if (batch.finiteChecked) continue;
-    for (let j = from; j < to; j++) {
-      if (!Number.isFinite(v[j])) {
-        throw new ModelRuntimeError(
-          `the noise prediction of item ${i} (α ${batch.logSnr[i]}, t ${t[i]}) holds ${v[j]} ` +
-            `at ${j - from}; expected finite values from finite inputs`,
-        );
-      }
+    const bad = batch.finiteChecked ? -1 : firstNonFinite(eps);
+    if (bad >= 0) {
+      throw new ModelRuntimeError(
+        `the noise prediction of item ${i} (α ${batch.logSnr[i]}, t ${t[i]}) holds ${eps[bad]} ` +
+          `at ${bad}; expected finite values from finite inputs`,
+      );
     }
   }
   return v;
+}
+
+// The passes over each item are functions of their own: a loop nested in flowPredictNoise's loop
+// over items ran on V8's on-stack-replaced code, thrown away at the end of an item (--trace-deopt:
+// "exit from OSR'd inner loop", again and again at a megabyte per item).
+
+/** out = scale·values (one item, the latent layout). */
+function scaleInto(values: Float32Array, scale: number, out: Float32Array): void {
+  for (let j = 0; j < values.length; j++) out[j] = scale * values[j];
+}
+
+/** The index of the first value that is not finite, or −1. */
+function firstNonFinite(values: Float32Array): number {
+  for (let j = 0; j < values.length; j++) if (!Number.isFinite(values[j])) return j;
+  return -1;
 }

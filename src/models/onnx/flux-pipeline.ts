@@ -371,8 +371,10 @@ export function packLatents(
   out?: Float32Array,
 ): Float32Array {
   const into = checkRepack(latents, items, shape, true, out), d = shapeSize(shape);
+  const starts = patchStarts(shape);
   for (let n = 0; n < items; n++) {
-    packItem(latents.subarray(n * d, (n + 1) * d), shape, 1, into.subarray(n * d, (n + 1) * d));
+    const at = (values: Float32Array) => values.subarray(n * d, (n + 1) * d);
+    packItem(at(latents), starts, shape[2], 1, at(into));
   }
   return into;
 }
@@ -394,9 +396,10 @@ export function unpackLatents(
   out?: Float32Array,
 ): Float32Array {
   const into = checkRepack(tokens, items, shape, false, out), d = shapeSize(shape);
+  const starts = patchStarts(shape);
   for (let n = 0; n < items; n++) {
-    const from = tokens.subarray(n * d, (n + 1) * d);
-    unpackItem(from, shape, into.subarray(n * d, (n + 1) * d));
+    const at = (values: Float32Array) => values.subarray(n * d, (n + 1) * d);
+    unpackItem(at(tokens), starts, shape[2], at(into));
   }
   return into;
 }
@@ -418,71 +421,80 @@ export function unpackLatents(
  * ```
  */
 export function fluxLayout(shape: Shape): FlowLayout {
+  const starts = patchStarts(shape), w = shape[2];
   return {
-    toNetwork: (latent, scale, out) => packItem(latent, shape, scale, out),
-    fromNetwork: (xt, v, keep, out) => unpackNoise(xt, v, keep, shape, out),
+    toNetwork: (latent, scale, out) => packItem(latent, starts, w, scale, out),
+    fromNetwork: (xt, v, keep, out) => unpackNoise(xt, v, keep, starts, w, out),
   };
 }
 
 /**
- * One item's packing, each value times `scale`. The loops follow the tokens, so the writes are
- * sequential and the reads stay within two latent rows per channel (a few kilobytes): a
- * channel-outer order swept the megabyte of tokens once per channel, four times as long.
+ * Where each packed patch starts in the latent: the index of its top-left value, in token order
+ * (each token's channels in turn), so the 2×2 patch at `starts[k]` is packed values 4k…4k+3.
+ * Walking it, the (un)packing loops are single loops with sequential token-side access and
+ * latent-side access within two rows per channel (a few kilobytes): a channel-outer order swept
+ * the packed megabyte once per channel and took four times as long, and nested loops ran on
+ * V8's on-stack-replaced code, thrown away at the end of every inner loop (--trace-deopt).
  */
-function packItem(latent: Float32Array, shape: Shape, scale: number, out: Float32Array): void {
+function patchStarts(shape: Shape): Int32Array {
   const [c, h, w] = shape, plane = h * w;
-  let at = 0;
+  const starts = new Int32Array((c * h * w) / 4);
+  let k = 0;
   for (let y = 0; y < h; y += 2) {
     for (let x = 0; x < w; x += 2) {
-      for (let ch = 0, from = y * w + x; ch < c; ch++, from += plane) {
-        out[at++] = scale * latent[from];
-        out[at++] = scale * latent[from + 1];
-        out[at++] = scale * latent[from + w];
-        out[at++] = scale * latent[from + w + 1];
-      }
+      for (let ch = 0; ch < c; ch++) starts[k++] = ch * plane + y * w + x;
     }
+  }
+  return starts;
+}
+
+/** One item's packing ({@link patchStarts}; rows of `w` values), each value times `scale`. */
+function packItem(
+  latent: Float32Array,
+  starts: Int32Array,
+  w: number,
+  scale: number,
+  out: Float32Array,
+): void {
+  for (let k = 0, at = 0; k < starts.length; k++, at += 4) {
+    const from = starts[k];
+    out[at] = scale * latent[from];
+    out[at + 1] = scale * latent[from + 1];
+    out[at + 2] = scale * latent[from + w];
+    out[at + 3] = scale * latent[from + w + 1];
   }
 }
 
-/** One item's unpacking (the inverse of {@link packItem}; loops as its). */
-function unpackItem(tokens: Float32Array, shape: Shape, out: Float32Array): void {
-  const [c, h, w] = shape, plane = h * w;
-  let at = 0;
-  for (let y = 0; y < h; y += 2) {
-    for (let x = 0; x < w; x += 2) {
-      for (let ch = 0, to = y * w + x; ch < c; ch++, to += plane, at += 4) {
-        out[to] = tokens[at];
-        out[to + 1] = tokens[at + 1];
-        out[to + w] = tokens[at + 2];
-        out[to + w + 1] = tokens[at + 3];
-      }
-    }
+/** One item's unpacking, the inverse of {@link packItem} at scale 1. */
+function unpackItem(tokens: Float32Array, starts: Int32Array, w: number, out: Float32Array): void {
+  for (let k = 0, at = 0; k < starts.length; k++, at += 4) {
+    const to = starts[k];
+    out[to] = tokens[at];
+    out[to + 1] = tokens[at + 1];
+    out[to + w] = tokens[at + 2];
+    out[to + w + 1] = tokens[at + 3];
   }
 }
 
 /**
- * One item's ε̂ = x_t + `keep`·v̂ from packed x_t and v̂, unpacked as it is computed: the loops of
- * {@link unpackItem} with the conversion written into them (one loop with a function per value
- * for both made this pass ten times as long).
+ * One item's ε̂ = x_t + `keep`·v̂ from packed x_t and v̂, unpacked as it is computed: the loop of
+ * {@link unpackItem} with the conversion written into it (one loop with a function per value for
+ * both made this pass ten times as long).
  */
 function unpackNoise(
   xt: Float32Array,
   v: Float32Array,
   keep: number,
-  shape: Shape,
+  starts: Int32Array,
+  w: number,
   out: Float32Array,
 ): void {
-  const [c, h, w] = shape, plane = h * w;
-  let at = 0;
-  for (let y = 0; y < h; y += 2) {
-    for (let x = 0; x < w; x += 2) {
-      for (let ch = 0, to = y * w + x; ch < c; ch++, to += plane, at += 4) {
-        out[to] = xt[at] + keep * v[at];
-        out[to + 1] = xt[at + 1] + keep * v[at + 1];
-        out[to + w] = xt[at + 2] + keep * v[at + 2];
-        out[to + w + 1] = xt[at + 3] + keep * v[at + 3];
-      }
-    }
+  for (let k = 0, at = 0; k < starts.length; k++, at += 4) {
+    const to = starts[k];
+    out[to] = xt[at] + keep * v[at];
+    out[to + 1] = xt[at + 1] + keep * v[at + 1];
+    out[to + w] = xt[at + 2] + keep * v[at + 2];
+    out[to + w + 1] = xt[at + 3] + keep * v[at + 3];
   }
 }
 
