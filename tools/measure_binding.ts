@@ -16,10 +16,14 @@
  * Usage (from the repository root):
  *   npx -y deno@2.9.6 run -A tools/measure_binding.ts [--model fixtures/models/shapes-tiny]
  *     [--count 40] [--samples 64] [--seed 1] [--max-sequence-length N] [--threads N]
- *     [--out out/measure_binding.json]
+ *     [--log-snr-range MIN,MAX] [--out out/measure_binding.json]
  *
  * --threads 1 on a loaded shared CPU: a 2-thread pool that waits for a descheduled peer wastes its
  * share (10× slower under `nice` on the 2-core CPU at load 9).
+ *
+ * --log-snr-range integrates α over [MIN, MAX] (the sampling defaultLogSnrSampling makes of that range)
+ * instead of the model's trained range: to compare a flow model, whose trained range reaches
+ * t = 0.001 (α = 13.8), with an SD-schedule model over the same α (SD's: -5.364,7.069).
  *
  * Prints a markdown table and writes the JSON.
  */
@@ -34,6 +38,7 @@ import { relationStudy } from "../src/studies/relations.ts";
 import { bootstrap } from "../src/numerics/statistics.ts";
 import type { Heatmap } from "../src/images/heatmap.ts";
 import type { EstimatorName } from "../src/estimators/options.ts";
+import { defaultLogSnrSampling } from "../src/numerics/log-snr.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -43,6 +48,7 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "1" },
     "max-sequence-length": { type: "string" },
     threads: { type: "string" },
+    "log-snr-range": { type: "string" },
     out: { type: "string", default: "out/measure_binding.json" },
   },
 });
@@ -134,6 +140,11 @@ const model = await loadModel(args.model!, {
   ...(maxSequenceLength ? { maxSequenceLength } : {}),
   ...(args.threads ? { threads: Number(args.threads) } : {}),
 });
+const range = args["log-snr-range"]?.split(",").map(Number);
+if (range && (range.length !== 2 || !range.every(Number.isFinite) || range[0] >= range[1])) {
+  throw new Error(`--log-snr-range takes MIN,MAX with MIN < MAX, got ${args["log-snr-range"]}`);
+}
+const logSnr = range ? defaultLogSnrSampling({ min: range[0], max: range[1] }) : undefined;
 const started = performance.now();
 const sums: WordSums[] = [];
 const targets = new Set<string>([...COLOURS, ...SHAPES]);
@@ -142,8 +153,8 @@ try {
     // the exported PNG (lossless), not scene.toData(): a Float32Array as long as the model's
     // data is taken as model data, and an exact 2×2 space-to-depth latent is as long as the pixels
     const image = join(dir, "images", `${scene.id}.png`);
-    const result = await model.info(image).given(scene.caption).samples(samples).seed(scene.id)
-      .perToken();
+    const query = model.info(image).given(scene.caption).samples(samples).seed(scene.id);
+    const result = await (logSnr ? query.logSnr(logSnr) : query).perToken();
     for (const token of result.tokens) {
       if (targets.has(token.word)) sums.push(wordSums(scene, token.word, token.map));
     }
@@ -151,7 +162,12 @@ try {
   console.error(`${model.name}: maps of ${sums.length} words done`);
   const relations: Record<string, unknown> = {};
   for (const estimator of ["orthogonal", "standard"] as EstimatorName[]) {
-    const result = await relationStudy(model, aro, { samples, seed: 0, estimator });
+    const result = await relationStudy(model, aro, {
+      samples,
+      seed: 0,
+      estimator,
+      ...(logSnr ? { logSnr } : {}),
+    });
     const kind = (name: string) => result.byKind.find((k) => k.name === name);
     relations[estimator] = {
       relation: kind("relation"),
@@ -180,7 +196,8 @@ try {
   const r = relations as Record<string, { relation: Acc; attribution: Acc }>;
   const lines = [
     `${model.name}: ${count} held-out test scenes (seed ${seed}), ${samples} draws per query; ` +
-    `${aro.length} ARO items; ${seconds.toFixed(0)} s`,
+    `${aro.length} ARO items; ${seconds.toFixed(0)} s` +
+    (range ? `; α ∈ [${range[0]}, ${range[1]}]` : ""),
     "",
     "| words | on own object | on other objects | words (scenes) |",
     "|---|---|---|---|",
@@ -198,7 +215,7 @@ try {
   await Deno.writeTextFile(
     args.out!,
     JSON.stringify(
-      { model: model.name, count, samples, seed, seconds, shares, relations, words: sums },
+      { model: model.name, count, samples, seed, range, seconds, shares, relations, words: sums },
       null,
       1,
     ),
