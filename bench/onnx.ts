@@ -6,11 +6,18 @@
  * SD UNet session.run takes ~10⁴× longer while the overhead per item stays the same, so the
  * absolute overhead per UNet item is reported too.
  *
+ * `families` measures the same glue at SDXL's, SD 3's and FLUX.1's real tensor sizes (near-free
+ * graphs from bench/family-realsize.ts), with the conditioning rows each item writes and the
+ * floor of any host-side glue at those sizes ({@link glueFloor}: an item's share of the noise and
+ * of the noisy latent, one copy into the network's input, one pass reading ε̂), measured in the
+ * same process; the load average is recorded, since the machine's load moves every figure.
+ *
  * @module
  */
 import { loadModel } from "../src/query/load-model.ts";
 import type { OnnxModel } from "../src/query/load-model.ts";
 import { Random } from "../src/numerics/random.ts";
+import { noiseInto } from "../src/estimators/draws.ts";
 import { median } from "./summary.ts";
 import { familyRealSizeModels } from "./family-realsize.ts";
 
@@ -128,7 +135,8 @@ async function perTokenOverhead(location: string, sample: () => void, repeats = 
       const runMs = after.unetMs - before.unetMs + after.textEncoderMs - before.textEncoderMs +
         after.vaeEncoderMs - before.vaeEncoderMs;
       const items = after.unetItems - before.unetItems;
-      return { wallMs, runMs, items, calls: after.unetCalls - before.unetCalls };
+      const rows = after.unetConditionRows - before.unetConditionRows;
+      return { wallMs, runMs, items, rows, calls: after.unetCalls - before.unetCalls };
     };
     const once = await run(100, 1);
     const result: Record<string, unknown> = {
@@ -138,6 +146,8 @@ async function perTokenOverhead(location: string, sample: () => void, repeats = 
       unetCalls: once.calls,
       unetItems: once.items,
       overheadMsPerUnetItem: round((once.wallMs - once.runMs) / once.items),
+      // batched conditioning rows written per item (a row already in place is not rewritten)
+      conditionRowsPerUnetItem: round(once.rows / once.items),
     };
     if (repeats > 0) {
       const perItem: number[] = [], perQuery: number[] = [], whole: number[] = [];
@@ -168,8 +178,9 @@ const FAMILY_GLUE_REPEATS = 3;
 /**
  * The glue per UNet/transformer item of SDXL, SD 3 and FLUX.1 at their real tensor sizes
  * (bench/family-realsize.ts: near-free graphs with the real names and widths), measured as for
- * `sd-realsize`: a 10-word perToken() at 100 and 200 draws, batch 8, every session.run counted as
- * inside.
+ * `sd-realsize`: the benchmark's perToken() at 100 and 200 draws, batch 8, every session.run
+ * counted as inside; beside it each family's {@link glueFloor} and the load average before and
+ * after.
  *
  * @example
  * ```ts ignore
@@ -184,15 +195,111 @@ export async function benchFamilyGlue(
   const peak = { rss: Deno.memoryUsage().rss };
   const sample = () => (peak.rss = Math.max(peak.rss, Deno.memoryUsage().rss));
   const results: Record<string, unknown> = {};
+  const loadBefore = Deno.loadavg()[0];
   for (const [family, dir] of Object.entries(dirs)) {
-    results[family] = await perTokenOverhead(dir, sample, repeats);
+    const glue = await perTokenOverhead(dir, sample, repeats);
+    const { shape, conditions } = await benchQueryShape(dir);
+    results[family] = { ...glue, floor: glueFloor(shape, conditions) };
   }
   return {
     device: "cpu",
     cpus: navigator.hardwareConcurrency,
+    loadAverage: { before: round(loadBefore, 2), after: round(Deno.loadavg()[0], 2) },
     ...results,
     peakRssMiB: round(peak.rss / 2 ** 20),
   };
+}
+
+/** A model's latent shape and the conditions of the benchmark's perToken() (its prompts). */
+async function benchQueryShape(location: string) {
+  const model = await loadModel(location, { device: "cpu", batchSize: 8 });
+  try {
+    const plan = model.info("fixtures/images/test-64.png").given(ONNX_BENCH_PROMPT).plan(
+      "perToken",
+    );
+    return { shape: model.shape, conditions: plan.prompts.length };
+  } finally {
+    await model.dispose();
+  }
+}
+
+/**
+ * The least any host-side glue costs per UNet item of the benchmark's perToken() at a latent of
+ * this shape (ms; median and range of `repeats`, after a warm-up): the item's share of one draw's
+ * Gaussian noise (src/numerics/random.ts; a draw's ε serves every condition, and antithetic pairs,
+ * the default design, halve the draws) and of the pass computing the draw's noisy latent
+ * x_α = √σ(α)·x + √σ(−α)·ε (a flow model's x_t is the same for every condition too), one copy of
+ * it into the item's row of the network's input, and one pass reading the item's ε̂ (Σ(ε − ε̂)²).
+ * What a backend would spend that copied nothing else: no conditioning, no layout, no conversion.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(glueFloor([16, 128, 128], 13));
+ * ```
+ */
+export function glueFloor(
+  shape: readonly [number, number, number],
+  conditions: number,
+  repeats = 15,
+): Record<string, unknown> {
+  const d = shape[0] * shape[1] * shape[2];
+  const random = new Random(5);
+  const data = random.fillGaussian(new Float32Array(d));
+  const noise = new Float32Array(d), noisy = new Float32Array(d);
+  const input = new Float32Array(8 * d); // a call's input: each repeat writes the next row
+  const prediction = random.fillGaussian(new Float32Array(d));
+  const block = {
+    start: 0,
+    count: 1,
+    logSnr: Float64Array.of(0.3),
+    weight: Float64Array.of(1),
+    noise,
+  };
+  const parts = {
+    noise: [] as number[],
+    noisy: [] as number[],
+    copy: [] as number[],
+    read: [] as number[],
+  };
+  let sink = 0;
+  // the first passes run before V8 has compiled the loops: warm-up, not counted
+  const warmUp = 5;
+  for (let r = 0; r < warmUp + repeats; r++) {
+    const t0 = performance.now();
+    random.fillGaussian(noise);
+    const t1 = performance.now();
+    noiseInto(noisy, 0, data, block, 0);
+    const t2 = performance.now();
+    input.set(noisy, (r % 8) * d);
+    const t3 = performance.now();
+    sink += squaredDifference(noise, prediction) + input[d - 1];
+    const t4 = performance.now();
+    if (r < warmUp) continue;
+    parts.noise.push((t1 - t0) / (2 * conditions));
+    parts.noisy.push((t2 - t1) / conditions);
+    parts.copy.push(t3 - t2);
+    parts.read.push(t4 - t3);
+  }
+  if (!Number.isFinite(sink)) throw new Error("glueFloor: non-finite values");
+  const total = parts.noise.map((n, r) => n + parts.noisy[r] + parts.copy[r] + parts.read[r]);
+  return {
+    msPerUnetItem: spread(total),
+    noiseShare: spread(parts.noise),
+    noisyLatentShare: spread(parts.noisy),
+    copyIntoInput: spread(parts.copy),
+    readPrediction: spread(parts.read),
+    conditions,
+  };
+}
+
+/** Σ (a − b)², one pass reading both. */
+function squaredDifference(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let j = 0; j < a.length; j++) {
+    const e = a[j] - b[j];
+    sum += e * e;
+  }
+  return sum;
 }
 
 /** Median and range of repeated measurements (this machine's load moves single runs by ±30 %). */

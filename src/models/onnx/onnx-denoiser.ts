@@ -175,6 +175,7 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
       unetMs: this.#parts.unet.runMs,
       unetCalls: this.#parts.unet.runs,
       unetItems: this.#items,
+      unetConditionRows: this.#parts.unet.conditionRowsWritten,
       textEncoderMs: this.#parts.pipeline.textEncoders.reduce((ms, e) => ms + e.runMs, 0),
       textEncoderCalls: this.#parts.pipeline.textEncoders.reduce((n, e) => n + e.runs, 0),
       cachedPrompts: this.#conditions.size,

@@ -92,6 +92,11 @@ export interface OnnxModelStats {
   readonly unetCalls: number;
   /** items predicted through predictNoise */
   readonly unetItems: number;
+  /**
+   * rows of batched conditioning (hidden states, pooled vectors) written into UNet inputs; a row
+   * already in place from an earlier call is not written again
+   */
+  readonly unetConditionRows: number;
   /** milliseconds inside text-encoder session.run */
   readonly textEncoderMs: number;
   /** text-encoder session.run calls (one per prompt not in the cache) */
