@@ -11,6 +11,7 @@
 //   absolute on probabilities, as the joint-attention maps (fp32 ONNX against fp32 PyTorch);
 // - each concept's map sums to 1 over the image tokens.
 import assert from "node:assert/strict";
+import { type StoredArray, storedValues, withLoadedModel } from "./helpers.ts";
 import * as ort from "npm:onnxruntime-node@1.30.0";
 import { InvalidArgumentError, ModelLoadError } from "../src/errors.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
@@ -20,7 +21,7 @@ import {
   readAttentionGraph,
 } from "../src/models/onnx/attention-graph.ts";
 import { type AttentionHost, OnnxCrossAttention } from "../src/models/onnx/cross-attention.ts";
-import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import {
   DaamAccumulator,
   sampledAttentionOptions,
@@ -36,28 +37,17 @@ import type { NoiseBatch } from "../src/models/denoiser.ts";
 
 const TOLERANCE = 2e-6;
 
-interface Stored {
-  readonly shape: number[];
-  readonly base64: string;
-}
+type Stored = StoredArray;
 interface ConceptLayer {
   readonly node: string;
   readonly dims: [number, number];
   readonly values: Stored;
 }
 
-function values(stored: Stored): Float32Array {
-  const bytes = Uint8Array.from(atob(stored.base64), (c) => c.charCodeAt(0));
-  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-}
+const values = storedValues;
 
-async function withModel(name: string, body: (model: OnnxModel) => Promise<void> | void) {
-  const model = await loadModel(`fixtures/models/${name}`, { device: "cpu" });
-  try {
-    await body(model);
-  } finally {
-    await model.dispose();
-  }
+function withModel(name: string, body: (model: OnnxModel) => Promise<void> | void) {
+  return withLoadedModel(`fixtures/models/${name}`, {}, body);
 }
 
 const reference = JSON.parse(

@@ -1,6 +1,8 @@
 /** Small mixtures with known answers, shared by the estimator tests. */
 import { mixtureModel } from "../src/query/oracles.ts";
 import type { MixtureModel } from "../src/query/oracles.ts";
+import type { LoadModelOptions } from "../src/models/onnx/load-model.ts";
+import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
 
 /** A wide log-SNR range: the truncated tails contribute < 0.01 nats for these mixtures. */
 export const WIDE = { loc: 1, scale: 2, clip: 5 } as const;
@@ -119,4 +121,41 @@ export async function pythonWith(
       );
     },
   };
+}
+
+/** A float32 array as the tools' reference JSON files store it: its shape and base64 bytes. */
+export interface StoredArray {
+  readonly shape: number[];
+  readonly base64: string;
+}
+
+/** The values of a {@link StoredArray}. */
+export function storedValues(stored: StoredArray): Float32Array {
+  const bytes = Uint8Array.from(atob(stored.base64), (c) => c.charCodeAt(0));
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+/** max |a − b| over max |b|: fp32 agreement relative to the reference's scale. */
+export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`lengths ${a.length} and ${b.length} differ`);
+  let worst = 0, scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return worst / Math.max(scale, 1e-30);
+}
+
+/** Runs `body` on the model loaded from `dir` (CPU unless `options` say otherwise), then frees it. */
+export async function withLoadedModel<T>(
+  dir: string,
+  options: LoadModelOptions,
+  body: (model: OnnxModel) => Promise<T> | T,
+): Promise<T> {
+  const model = await loadModel(dir, { device: "cpu", ...options });
+  try {
+    return await body(model);
+  } finally {
+    await model.dispose();
+  }
 }

@@ -8,6 +8,7 @@
 // reference.json. Tolerance: 2·10⁻⁶ absolute on probabilities (fp32 ONNX against fp32 PyTorch;
 // the exporter's own check of the velocity is ≤ 4·10⁻⁶ relative).
 import assert from "node:assert/strict";
+import { type StoredArray, storedValues, withLoadedModel } from "./helpers.ts";
 import { ModelLoadError } from "../src/errors.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import {
@@ -34,10 +35,7 @@ import {
 
 const TOLERANCE = 2e-6;
 
-interface Stored {
-  readonly shape: number[];
-  readonly base64: string;
-}
+type Stored = StoredArray;
 interface ReferenceLayer {
   readonly node: string;
   readonly dims: [number, number, number];
@@ -52,18 +50,10 @@ interface FamilyReference {
   readonly concept: readonly ReferenceLayer[];
 }
 
-function values(stored: Stored): Float32Array {
-  const bytes = Uint8Array.from(atob(stored.base64), (c) => c.charCodeAt(0));
-  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-}
+const values = storedValues;
 
-async function withModel(name: string, body: (model: OnnxModel) => Promise<void> | void) {
-  const model = await loadModel(`fixtures/models/${name}`, { device: "cpu" });
-  try {
-    await body(model);
-  } finally {
-    await model.dispose();
-  }
+function withModel(name: string, body: (model: OnnxModel) => Promise<void> | void) {
+  return withLoadedModel(`fixtures/models/${name}`, {}, body);
 }
 
 const reference = JSON.parse(

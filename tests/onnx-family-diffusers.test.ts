@@ -7,11 +7,12 @@
 // and packing, and the same ε̂ at each (prompt, noise level): fp32, 10⁻⁴ relative to the largest
 // value (the exporter's own ONNX-vs-PyTorch check is ≤ 4·10⁻⁶).
 import assert from "node:assert/strict";
+import { relativeDifference, storedValues, withLoadedModel } from "./helpers.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
 import { latentImageIds, packLatents } from "../src/models/onnx/flux-pipeline.ts";
 import type { LoadModelOptions } from "../src/models/onnx/load-model.ts";
-import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 
 const TOLERANCE = 1e-4;
 const IMAGE = "fixtures/images/test-64.png";
@@ -53,25 +54,13 @@ interface Reference {
 
 const FAMILIES = ["tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux-schnell"] as const;
 
-function values(stored: Stored): Float32Array {
-  const bytes = Uint8Array.from(atob(stored.base64), (c) => c.charCodeAt(0));
-  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-}
+const values = storedValues;
 
 async function reference(name: string): Promise<Reference> {
   return JSON.parse(await Deno.readTextFile(`fixtures/models/${name}/reference.json`));
 }
 
-/** max |a − b| over max |b|: fp32 agreement relative to the reference's scale */
-function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "lengths");
-  let worst = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / Math.max(scale, 1e-30);
-}
+const relative = relativeDifference;
 
 function close(what: string, a: ArrayLike<number>, b: ArrayLike<number>) {
   const error = relative(a, b);
@@ -83,12 +72,8 @@ async function withModel(
   body: (model: OnnxModel, ref: Reference) => Promise<void>,
   options: LoadModelOptions = {},
 ): Promise<void> {
-  const model = await loadModel(`fixtures/models/${name}`, { device: "cpu", ...options });
-  try {
-    await body(model, await reference(name));
-  } finally {
-    await model.dispose();
-  }
+  const ref = await reference(name);
+  await withLoadedModel(`fixtures/models/${name}`, options, (model) => body(model, ref));
 }
 
 for (const name of FAMILIES) {

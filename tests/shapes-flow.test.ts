@@ -6,10 +6,11 @@
 // transformers gives them. fp32 ONNX against fp32 PyTorch: 10⁻⁴ relative to the largest value, as
 // tests/onnx-family-diffusers.test.ts.
 import assert from "node:assert/strict";
+import { relativeDifference, type StoredArray, storedValues, withLoadedModel } from "./helpers.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
 import { latentImageIds, packLatents } from "../src/models/onnx/flux-pipeline.ts";
-import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import { loadImagePixels } from "../src/images/load-image.ts";
 
 const DIR = "fixtures/models/shapes-flow";
@@ -18,10 +19,7 @@ const TOLERANCE = 1e-4;
 // transformer never saw
 const OPTIONS = { device: "cpu", maxSequenceLength: 16 } as const;
 
-interface Stored {
-  readonly shape: number[];
-  readonly base64: string;
-}
+type Stored = StoredArray;
 interface Reference {
   readonly latent: Stored;
   readonly img_ids: Stored;
@@ -44,29 +42,17 @@ interface Reference {
   }[];
 }
 
-function values(stored: Stored): Float32Array {
-  const bytes = Uint8Array.from(atob(stored.base64), (c) => c.charCodeAt(0));
-  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-}
+const values = storedValues;
 
 function close(what: string, a: ArrayLike<number>, b: ArrayLike<number>) {
   assert.equal(a.length, b.length, `${what}: lengths`);
-  let worst = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  const error = worst / Math.max(scale, 1e-30);
+  const error = relativeDifference(a, b);
   assert.ok(error <= TOLERANCE, `${what}: relative difference ${error} > ${TOLERANCE}`);
 }
 
 async function withModel(body: (model: OnnxModel, ref: Reference) => Promise<void>) {
-  const model = await loadModel(DIR, OPTIONS);
-  try {
-    await body(model, JSON.parse(await Deno.readTextFile(`${DIR}/reference.json`)));
-  } finally {
-    await model.dispose();
-  }
+  const ref = JSON.parse(await Deno.readTextFile(`${DIR}/reference.json`));
+  await withLoadedModel(DIR, OPTIONS, (model) => body(model, ref));
 }
 
 Deno.test("shapes-flow: both tokenizers give transformers' ids for every committed prompt", async () => {
