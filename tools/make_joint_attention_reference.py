@@ -117,7 +117,8 @@ def run_sd3():
             "concept": concept_maps(pipe.transformer, SD3_COLUMNS)}
 
 
-def run_flux():
+def flux_inputs():
+    """The tiny FLUX.1 pipeline and its transformer's inputs at LEVEL of its reference (PROMPT)."""
     pipe = FluxPipeline.from_pretrained(os.path.join(WORK, "flux", "pipeline"))
     ref = json.load(open(os.path.join(ROOT, "fixtures", "models", "tiny-flux", "reference.json")))
     level = ref["levels"][LEVEL]
@@ -125,10 +126,17 @@ def run_flux():
     b, c, h, w = x_t.shape
     img_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", torch.float32)
     emb, pooled, txt_ids = pipe.encode_prompt(PROMPT, prompt_2=None, device="cpu", max_sequence_length=512)
+    inputs = dict(hidden_states=pipe._pack_latents(x_t, b, c, h, w), timestep=torch.tensor([level["t"]]),
+                  guidance=torch.full([1], ref["guidance"], dtype=torch.float32),
+                  pooled_projections=pooled, encoder_hidden_states=emb, txt_ids=txt_ids, img_ids=img_ids)
+    return pipe, level, inputs
+
+
+def run_flux():
+    pipe, level, inputs = flux_inputs()
+    emb = inputs["encoder_hidden_states"]
     recorded.clear()
-    traced(pipe.transformer)(hidden_states=pipe._pack_latents(x_t, b, c, h, w), timestep=torch.tensor([level["t"]]),
-                     guidance=torch.full([1], ref["guidance"], dtype=torch.float32),
-                     pooled_projections=pooled, encoder_hidden_states=emb, txt_ids=txt_ids, img_ids=img_ids)
+    traced(pipe.transformer)(**inputs)
     double = len(pipe.transformer.transformer_blocks)
     names = [f"/transformer_blocks.{i}/attn/Softmax" if i < double
              else f"/single_transformer_blocks.{i - double}/attn/Softmax" for i in range(len(recorded))]
@@ -194,16 +202,7 @@ def stored_concept_maps(maps):
 
 def run_flux_concept_words():
     """ConceptAttention's concept stream for CONCEPT_WORDS on the tiny FLUX.1 pipeline."""
-    pipe = FluxPipeline.from_pretrained(os.path.join(WORK, "flux", "pipeline"))
-    ref = json.load(open(os.path.join(ROOT, "fixtures", "models", "tiny-flux", "reference.json")))
-    level = ref["levels"][LEVEL]
-    x_t = torch.from_numpy(decode(level["x_t"]))
-    b, c, h, w = x_t.shape
-    img_ids = pipe._prepare_latent_image_ids(b, h // 2, w // 2, "cpu", torch.float32)
-    emb, pooled, txt_ids = pipe.encode_prompt(PROMPT, prompt_2=None, device="cpu", max_sequence_length=512)
-    inputs = dict(hidden_states=pipe._pack_latents(x_t, b, c, h, w), timestep=torch.tensor([level["t"]]),
-                  guidance=torch.full([1], ref["guidance"], dtype=torch.float32),
-                  pooled_projections=pooled, encoder_hidden_states=emb, txt_ids=txt_ids, img_ids=img_ids)
+    pipe, level, inputs = flux_inputs()
     # ConceptAttention's encode_concepts
     concept_embeds = pipe._get_t5_prompt_embeds(prompt=CONCEPT_WORDS, num_images_per_prompt=1,
                                                 max_sequence_length=64, device="cpu")[:, 0, :].unsqueeze(0)
