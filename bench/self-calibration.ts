@@ -11,6 +11,8 @@
  *   each word alone (`about`), at several budgets, to find the break-even;
  * - `oracle`: the same on the exact example oracle, real runs of the engine with exact values (bias
  *   and interval coverage too);
+ * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
+ *   (the i.i.d. variance formula from the integrand's second moment along α);
  * - `families`: the exact SDXL, SD 3 and FLUX.1 fixtures (issue 24), real runs against their
  *   closed forms: the logistic and each family's prior (SDXL's schedule, SD 3's and FLUX's
  *   training law) alone, as shipped, and after a study's calibration;
@@ -21,7 +23,7 @@
  *
  * Ratios are variances relative to the i.i.d. logistic scheme at equal draws (0.25: the same SE
  * from 4× fewer model calls). `deno run -A bench/self-calibration.ts [--replicates 2000]
- * [--samples 40] [--only priors,adaptive,study]`; uses the banks in out/design-bank (builds none).
+ * [--samples 40] [--only priors,adaptive,study] [--banks 0,1,2,3]`; uses the banks in out/design-bank (builds none).
  *
  * @module
  */
@@ -566,6 +568,95 @@ async function oracleExperiment(
 }
 
 /**
+ * What a profile fitted on other images can reach on the exact oracle at all (`oracle-ceiling`):
+ * each example contrast's second moment of the integrand along α at the example image (40,000
+ * i.i.d. logistic draws in 40 bins), and from it the i.i.d. variance, relative to the logistic's,
+ * of drawing α from (a) the image's own best shared profile (√ of its contrasts' normalised second
+ * moments, mixed with the logistic at `SELF_FIT_SHARE`, as a study mixes its fit) and (b) a profile
+ * fitted with `fitProfile` on 12 other images of the prompt from the prior, at 100 draws per image
+ * (a study's calibration rows) and at 2,000 (no fitting noise left). The i.i.d. formula ranks the
+ * proposals; the stratified-antithetic design lowers every figure alike.
+ */
+async function oracleCeiling(): Promise<Row[]> {
+  const model = exampleOracle();
+  const x = model.sample(EXAMPLE_PROMPT, { seed: 1 });
+  const { names, plan } = exampleCase(model, x);
+  const base = { estimator: "standard", logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
+  const options = (extra: EstimatorOptions) => resolveOptions(model, { ...base, ...extra });
+  const sampling = options({}).logSnr;
+  const bins = 40, edges = profileEdges(sampling, bins), min = edges[0];
+  const width = (edges[bins] - min) / bins;
+  const binOf = (a: number) => Math.min(bins - 1, Math.max(0, Math.floor((a - min) / width)));
+  const out = await estimateContrasts(
+    model,
+    x,
+    plan,
+    options({ samples: 40_000, design: "iid", proposal: "logistic", adapt: false, seed: 3 }),
+  );
+  const m2 = names.map(() => new Float64Array(bins)), counts = new Float64Array(bins);
+  out.draws.logSnr.forEach((a, i) => {
+    counts[binOf(a)]++;
+    out.contrasts.forEach((c, k) => m2[k][binOf(a)] += (c.perDraw[i] / out.draws.weight[i]) ** 2);
+  });
+  m2.forEach((m) => m.forEach((v, b) => m[b] = counts[b] > 0 ? v / counts[b] : 0));
+  const exact = out.contrasts.map((c) => c.estimate.nats);
+  /** a proposal's density per bin, from its quantile function on a fine grid */
+  const density = (proposal: LogSnrProposal) => {
+    const q = new Float64Array(bins), n = 200_000;
+    for (let i = 0; i < n; i++) q[binOf(proposal.at((i + 0.5) / n).logSnr)] += 1 / (n * width);
+    return q;
+  };
+  const iidVariance = (q: Float64Array, k: number) =>
+    m2[k].reduce((s, v, b) => s + (v > 0 ? (v / q[b]) * width : 0), 0) - exact[k] ** 2;
+  const logistic = density(logisticProposal(sampling));
+  const rows: Row[] = [];
+  const add = (scheme: string, q: Float64Array) =>
+    names.forEach((contrast, k) =>
+      rows.push({
+        experiment: "oracle ceiling (i.i.d. formula)",
+        scheme,
+        contrast,
+        ratio: iidVariance(q, k) / iidVariance(logistic, k),
+      })
+    );
+  const normalised = m2.map((m) => {
+    const sum = m.reduce((s, v) => s + v, 0);
+    return m.map((v) => v / sum);
+  });
+  const own = normalised[0].map((_, b) => Math.sqrt(mean(normalised.map((m) => m[b]))));
+  const ownSum = own.reduce((s, v) => s + v * width, 0);
+  add(
+    `the image's own shared profile, λ = ${SELF_FIT_SHARE}`,
+    own.map((v, b) => (1 - SELF_FIT_SHARE) * (v / ownSum) + SELF_FIT_SHARE * logistic[b]),
+  );
+  for (const perImage of [100, 2000]) {
+    const draws: ContrastDraws[] = [];
+    for (let r = 0; r < 12; r++) {
+      const image = model.sample(EXAMPLE_PROMPT, { seed: 50 + r });
+      await estimateContrasts(
+        model,
+        image,
+        plan,
+        options({
+          samples: perImage,
+          adapt: false,
+          seed: 1000 + r,
+          onDraws: (d) => draws.push(...d),
+        }),
+      );
+    }
+    const profile = fitProfile(model, profileEdges(sampling, 24), draws, {})!;
+    const fitted = planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
+    if (fitted.kind !== "fitted") throw new Error("the fit gave no profile");
+    add(
+      `fitted on 12 other images × ${perImage} draws`,
+      density(fittedProposal(sampling, fitted.profile, SELF_FIT_SHARE)),
+    );
+  }
+  return rows;
+}
+
+/**
  * The exact family fixtures (SDXL, SD 3, FLUX.1; tests/onnx-truth.ts): a perToken query of
  * `truth.main_prompt` (the total and each word, standard estimator, the model's trained range)
  * at the fixture's image, against the closed form K·(‖x − μ_c‖² − ‖x − μ_y‖²): the logistic and
@@ -698,6 +789,7 @@ export async function benchSelfCalibration({
   lambdas = [0.1, 0.3] as readonly number[],
   counts = [4, 8, 12] as readonly number[],
   fits = 6,
+  bankIndices = undefined as readonly number[] | undefined,
   oracleSeeds = 400,
   oracleSamples = 100,
   familySeeds = 60,
@@ -710,15 +802,18 @@ export async function benchSelfCalibration({
   if (only.includes("oracle")) {
     rows.push(...await oracleExperiment(oracleSeeds, oracleSamples, 12, 3));
   }
+  if (only.includes("oracle-ceiling")) rows.push(...await oracleCeiling());
   if (only.includes("families")) rows.push(...await familyExperiment(familySeeds, oracleSamples));
   let banks: Bank[] = [];
-  if (only.some((o) => o !== "oracle" && o !== "families")) {
+  if (only.some((o) => !["oracle", "oracle-ceiling", "families"].includes(o))) {
     const model = await loadModel("fixtures/models/shapes-tiny", {
       device: "cpu",
       profile: false,
     });
     try {
-      banks = await loadBanks(model, { build: false });
+      banks = (await loadBanks(model, { build: false })).filter((_, i) =>
+        bankIndices === undefined || bankIndices.includes(i)
+      );
       if (banks.length === 0) throw new Error("no banks in out/design-bank");
       const sampling = resolveOptions(model, { proposal: "logistic" }).logSnr;
       const ctx: Context = { model, sampling, edges: profileEdges(sampling, 24) };
@@ -763,6 +858,8 @@ if (import.meta.main) {
       // the study's fit settings as shrink:λ pairs, e.g. 1:0.1,3:0.1,1:0.25
       variants: { type: "string", default: "1:0.25" },
       json: { type: "string" },
+      // a subset of the banks, e.g. 0,1,2,3 to choose a setting and 4,5,6,7 to confirm it
+      banks: { type: "string" },
     },
   });
   const list = (s: string) => s.split(",").map(Number);
@@ -778,6 +875,7 @@ if (import.meta.main) {
     oracleSeeds: Number(args["oracle-seeds"]),
     oracleSamples: Number(args["oracle-samples"]),
     familySeeds: Number(args["family-seeds"]),
+    bankIndices: args.banks === undefined ? undefined : list(args.banks),
     variants: args.variants.split(",").map((v) => {
       const [shrink, lambda] = v.split(":").map(Number);
       return { shrink, lambda };
