@@ -24,6 +24,7 @@ import {
   LEGACY_DEFENSIVE_SHARE,
   type LogSnrProfile,
   type ResolvedProposal,
+  TRAINING_LAW_SHARE,
 } from "../numerics/proposal.ts";
 
 /**
@@ -72,7 +73,7 @@ export interface EstimatorOptions {
    * defensive mixture with the model's calibrated profile, `model.logSnrProfile`), "schedule" (a
    * discrete-time model's training law: uniform over its trained timesteps, in the same defensive
    * mixture with the logistic), "training-law" (a flow model's training law of t: a Gaussian in α
-   * on the interval of `logSnr`, in the same mixture), or a profile given here. Default: "fitted"
+   * on the interval of `logSnr`, half and half with the logistic: `TRAINING_LAW_SHARE`), or a profile given here. Default: "fitted"
    * when the model carries a profile, else "training-law" on a flow model (`model.flow`), else
    * "schedule" on a model with a trained schedule (`model.schedule`), else "logistic".
    */
@@ -444,7 +445,12 @@ function trainingLawProposal(model: Denoiser): ResolvedProposal {
   }
   const { trainingLaw, tRange } = model.flow;
   const law = { ...trainingLaw, tRange: [...tRange] };
-  return { kind: "training-law", lambda: DEFENSIVE_SHARE, ...trainingLawLogSnr(trainingLaw), law };
+  return {
+    kind: "training-law",
+    lambda: TRAINING_LAW_SHARE,
+    ...trainingLawLogSnr(trainingLaw),
+    law,
+  };
 }
 
 /**
