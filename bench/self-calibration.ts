@@ -13,9 +13,11 @@
  *   and interval coverage too);
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
  *   (the i.i.d. variance formula from the integrand's second moment along α);
+ * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
+ *   scenes, the logistic (as shipped) and the training law alone, and adapting, against i.i.d.;
  * - `families`: the exact SDXL, SD 3 and FLUX.1 fixtures (issue 24), real runs against their
- *   closed forms: the logistic and each family's prior (SDXL's schedule, SD 3's and FLUX's
- *   training law) alone, as shipped, and after a study's calibration;
+ *   closed forms: the logistic and SDXL's schedule or SD 3's and FLUX's training law alone,
+ *   adapting (SDXL as shipped), and after a study's calibration;
  * - `study`: a study's calibration rows. Each held-out scene's word contrasts are estimated with a
  *   profile fitted from K calibration rows of the other scenes (leave one scene out: calibration
  *   never saw the image), each row `samples` draws from the prior, which is also that row's kept
@@ -714,13 +716,19 @@ async function familyExperiment(seeds: number, samples: number) {
             coverage: r.covered[i] / v.length,
           });
         });
-      const prior = resolveOptions(model, {}).proposal.kind;
+      const flow = model.flow !== undefined;
       add(
         "logistic alone (stratified-antithetic)",
         await runSeeds({ ...base, proposal: "logistic" }),
       );
-      add(`${prior} alone`, await runSeeds({ ...base, adapt: false }));
-      add("as shipped: adaptive query", await runSeeds(base));
+      add(
+        flow ? "training-law alone" : `${resolveOptions(model, {}).proposal.kind} alone`,
+        await runSeeds(flow ? { ...base, proposal: "training-law" } : { ...base, adapt: false }),
+      );
+      add(
+        flow ? "adapting from the logistic (adapt(true))" : "as shipped: adaptive query",
+        await runSeeds({ ...base, adapt: true }),
+      );
       const draws: ContrastDraws[] = [];
       const main = mu(truth.main_prompt), random = new Random(5);
       for (let r = 0; r < 12; r++) {
@@ -749,6 +757,72 @@ async function familyExperiment(seeds: number, samples: number) {
     } finally {
       await model.dispose();
     }
+  }
+  return rows;
+}
+
+/**
+ * A trained flow model (`flow-model`; shapes-flow, FLUX.1-schnell's layout, or `--flow-model`):
+ * real runs of a perToken query (standard estimator) on held-out test scenes of two or three
+ * objects, `seeds` seeds each: the logistic alone (as shipped), the training law alone, and
+ * adapting from the logistic, stratified-antithetic, each against i.i.d. logistic draws. No
+ * exact value: variances only, to about ±30 % at 40 seeds.
+ */
+async function flowModelExperiment(
+  folder: string,
+  seeds: number,
+  samples: number,
+  scenes: number,
+): Promise<Row[]> {
+  const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
+  const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
+  const { join } = await import("node:path");
+  const model = await loadModel(folder, { device: "cpu", maxSequenceLength: 16, profile: false });
+  const dir = await Deno.makeTempDir({ prefix: "self-calibration-flow-" });
+  const rows: Row[] = [];
+  try {
+    const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
+    await exportShapesDataset(world, dir);
+    const chosen = world.scenes.filter((s) => s.objects.length >= 2).slice(0, scenes);
+    const schemes: [string, EstimatorOptions][] = [
+      ["iid, logistic", { design: "iid", proposal: "logistic" }],
+      ["logistic alone (stratified-antithetic; as shipped)", { adapt: false }],
+      ["training-law alone", { proposal: "training-law" }],
+      ["adapting from the logistic (adapt(true))", { adapt: true }],
+    ];
+    for (const scene of chosen) {
+      const image = join(dir, "images", `${scene.id}.png`);
+      const values = new Map<string, number[][]>();
+      let words: string[] = [];
+      for (const [name, options] of schemes) {
+        const perWord: number[][] = [];
+        for (let seed = 0; seed < seeds; seed++) {
+          let query = model.info(image).given(scene.caption).estimator("standard")
+            .samples(samples).seed(seed);
+          if (options.design) query = query.design(options.design);
+          if (options.proposal) query = query.proposal(options.proposal);
+          if (options.adapt !== undefined) query = query.adapt(options.adapt);
+          const result = await query.perToken();
+          words = result.tokens.map((t) => t.word);
+          result.tokens.forEach((t, k) => (perWord[k] ??= []).push(t.estimate.nats));
+        }
+        values.set(name, perWord);
+      }
+      const iid = values.get("iid, logistic")!;
+      for (const [name] of schemes.slice(1)) {
+        values.get(name)!.forEach((v, k) =>
+          rows.push({
+            experiment: `${folder.split("/").pop()} (real runs, ${samples} draws)`,
+            scheme: name,
+            contrast: `${scene.caption} − ${words[k]}`,
+            ratio: variance(v) / variance(iid[k]),
+          })
+        );
+      }
+    }
+  } finally {
+    await model.dispose();
+    await Deno.remove(dir, { recursive: true });
   }
   return rows;
 }
@@ -790,6 +864,9 @@ export async function benchSelfCalibration({
   counts = [4, 8, 12] as readonly number[],
   fits = 6,
   bankIndices = undefined as readonly number[] | undefined,
+  flowModel = "fixtures/models/shapes-flow",
+  flowSeeds = 40,
+  flowScenes = 2,
   oracleSeeds = 400,
   oracleSamples = 100,
   familySeeds = 60,
@@ -803,9 +880,12 @@ export async function benchSelfCalibration({
     rows.push(...await oracleExperiment(oracleSeeds, oracleSamples, 12, 3));
   }
   if (only.includes("oracle-ceiling")) rows.push(...await oracleCeiling());
+  if (only.includes("flow-model")) {
+    rows.push(...await flowModelExperiment(flowModel, flowSeeds, oracleSamples, flowScenes));
+  }
   if (only.includes("families")) rows.push(...await familyExperiment(familySeeds, oracleSamples));
   let banks: Bank[] = [];
-  if (only.some((o) => !["oracle", "oracle-ceiling", "families"].includes(o))) {
+  if (only.some((o) => !["oracle", "oracle-ceiling", "families", "flow-model"].includes(o))) {
     const model = await loadModel("fixtures/models/shapes-tiny", {
       device: "cpu",
       profile: false,
@@ -860,6 +940,9 @@ if (import.meta.main) {
       json: { type: "string" },
       // a subset of the banks, e.g. 0,1,2,3 to choose a setting and 4,5,6,7 to confirm it
       banks: { type: "string" },
+      "flow-model": { type: "string", default: "fixtures/models/shapes-flow" },
+      "flow-seeds": { type: "string", default: "40" },
+      "flow-scenes": { type: "string", default: "2" },
     },
   });
   const list = (s: string) => s.split(",").map(Number);
@@ -876,6 +959,9 @@ if (import.meta.main) {
     oracleSamples: Number(args["oracle-samples"]),
     familySeeds: Number(args["family-seeds"]),
     bankIndices: args.banks === undefined ? undefined : list(args.banks),
+    flowModel: args["flow-model"],
+    flowSeeds: Number(args["flow-seeds"]),
+    flowScenes: Number(args["flow-scenes"]),
     variants: args.variants.split(",").map((v) => {
       const [shrink, lambda] = v.split(":").map(Number);
       return { shrink, lambda };

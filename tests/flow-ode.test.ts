@@ -215,16 +215,16 @@ Deno.test("interventionStudy runs on a flow model: its flow ODE by default, reco
   const dir = await Deno.makeTempDir();
   try {
     const results = `${dir}/r.jsonl`;
-    const result = await interventionStudy(oracle, items, { steps: 10, samples: 8, results });
+    const result = await interventionStudy(oracle, items, { steps: 10, samples: 32, results });
     assert.equal(result.items.length, 2);
     // removing "red" leaves "circle", which both components carry: the regeneration changes
     const red = result.items.find((r) => r.word === "red")!;
     assert.ok(red.change > 0);
     const header = JSON.parse((await Deno.readTextFile(results)).split("\n")[0]);
     assert.equal(header.settings.sampler, "flow-heun");
-    // no profile: the study's first row calibrates from the flow's training law, the rest draw
+    // no profile: the study's first row calibrates from the logistic (a flow model's prior), the rest draw
     // from the profile fitted on it (issue 26's self-calibration); both are in the header
-    assert.equal(header.settings.calibration.prior.proposal.kind, "training-law");
+    assert.equal(header.settings.calibration.prior.proposal, "logistic");
     assert.equal(header.settings.proposal.kind, "fitted");
     assert.ok(
       (await interventionStudy(oracle, items, { steps: 10, samples: 8, sampler: "flow-euler" }))

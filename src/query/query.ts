@@ -202,8 +202,9 @@ export class Query {
   /**
    * Where α is drawn from: "logistic", "fitted" (the model's calibrated profile, the default when
    * it has one), "schedule" (uniform over a discrete-time model's trained timesteps, its default
-   * otherwise), "training-law" (a flow model's training law of t, its default otherwise) or a
-   * profile (`infodiff calibrate`). The same estimand either way. Naming one fixes every draw's
+   * otherwise), "training-law" (a flow model's training law of t, on request: the logistic over
+   * the trained range is a flow model's default, measured better) or a profile (`infodiff
+   * calibrate`). The same estimand either way. Naming one fixes every draw's
    * law: the estimate does not adapt (see {@link Query.adapt}).
    */
   proposal(choice: ProposalChoice): Query {
@@ -214,7 +215,7 @@ export class Query {
 
   /**
    * Whether α adapts to the terminal's own draws on a model without a calibrated profile (default
-   * true): a pilot round from the model's prior, then rounds from a profile fitted on the rounds
+   * true; false on a flow model, where it was measured to double the variance): a pilot round from the model's prior, then rounds from a profile fitted on the rounds
    * so far, combined without bias (`plan().adapt` shows the rounds). `false` draws every α from
    * the prior.
    */
