@@ -18,8 +18,11 @@ Resumable: OUT/checkpoint.pt (weights, EMA, optimizer, step, elapsed seconds, ge
 written every --checkpoint-minutes and at the end, and --resume continues from it (on another
 machine too: it is loaded to the device in use). OUT/ema.pt holds the EMA weights alone.
 
+--init EMA_PT starts a new run (fresh optimizer, schedule and generator) from an earlier run's EMA
+weights: a longer run continued without its learning rate rising again mid-schedule.
+
 Usage: python tools/shapes_flow/train.py --data DIR [DIR...] --tokenizers DIR --out DIR
-         [--steps N] [--max-minutes M] [--batch B] [--lr LR] [--resume]
+         [--steps N] [--max-minutes M] [--batch B] [--lr LR] [--resume | --init EMA_PT]
 """
 
 import argparse
@@ -153,6 +156,7 @@ def main():
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", help="start a fresh schedule from these EMA weights (an ema.pt)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -190,6 +194,10 @@ def main():
         step, elapsed_before = ckpt["step"], ckpt["elapsed"]
         say(f"resumed from {ckpt_path} at step {step} ({elapsed_before:.0f} s trained)")
     else:
+        if args.init:  # a new run (schedule, optimizer, generator) from an earlier run's EMA
+            weights = torch.load(args.init, map_location=device, weights_only=False)["ema"]
+            model.load_state_dict(weights)
+            ema.load_state_dict(weights)
         checks = ["", "a red circle", "a small blue square left of a large yellow triangle and a green circle"]
         word_ids.check(checks)
         counts = {n: sum(p.numel() for p in part.parameters())
