@@ -46,6 +46,7 @@ import { planProposal } from "../src/estimators/contrast-profile.ts";
 import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
+import type { Query } from "../src/query/query.ts";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
 import type { EstimatorOptions } from "../src/estimators/options.ts";
 import { exampleOracle } from "../src/query/oracles.ts";
@@ -784,25 +785,23 @@ async function flowModelExperiment(
     const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
     await exportShapesDataset(world, dir);
     const chosen = world.scenes.filter((s) => s.objects.length >= 2).slice(0, scenes);
-    const schemes: [string, EstimatorOptions][] = [
-      ["iid, logistic", { design: "iid", proposal: "logistic" }],
-      ["logistic alone (stratified-antithetic; as shipped)", { adapt: false }],
-      ["training-law alone", { proposal: "training-law" }],
-      ["adapting from the logistic (adapt(true))", { adapt: true }],
+    const schemes: [string, (query: Query) => Query][] = [
+      ["iid, logistic", (q) => q.design("iid").proposal("logistic")],
+      ["logistic alone (stratified-antithetic; as shipped)", (q) => q.adapt(false)],
+      ["training-law alone", (q) => q.proposal("training-law")],
+      ["adapting from the logistic (adapt(true))", (q) => q.adapt(true)],
     ];
     for (const scene of chosen) {
       const image = join(dir, "images", `${scene.id}.png`);
       const values = new Map<string, number[][]>();
       let words: string[] = [];
-      for (const [name, options] of schemes) {
+      for (const [name, scheme] of schemes) {
         const perWord: number[][] = [];
         for (let seed = 0; seed < seeds; seed++) {
-          let query = model.info(image).given(scene.caption).estimator("standard")
-            .samples(samples).seed(seed);
-          if (options.design) query = query.design(options.design);
-          if (options.proposal) query = query.proposal(options.proposal);
-          if (options.adapt !== undefined) query = query.adapt(options.adapt);
-          const result = await query.perToken();
+          const result = await scheme(
+            model.info(image).given(scene.caption).estimator("standard").samples(samples)
+              .seed(seed),
+          ).perToken();
           words = result.tokens.map((t) => t.word);
           result.tokens.forEach((t, k) => (perWord[k] ??= []).push(t.estimate.nats));
         }

@@ -1,4 +1,5 @@
 /** Small mixtures with known answers, shared by the estimator tests. */
+import assert from "node:assert/strict";
 import { mixtureModel } from "../src/query/oracles.ts";
 import type { MixtureModel } from "../src/query/oracles.ts";
 import type { LoadModelOptions } from "../src/models/onnx/load-model.ts";
@@ -144,6 +145,56 @@ export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): 
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return worst / Math.max(scale, 1e-30);
+}
+
+/**
+ * A pipeline's reference.json (tools/build_family_pipelines.py, tools/shapes_flow/export.py): what
+ * diffusers' PyTorch pipeline computed for fixed prompts, times and noise — encoder outputs, the
+ * latent, each level's noisy input and the model's ε̂ — in one format for every family.
+ */
+export interface PipelineReference {
+  readonly latent: StoredArray;
+  readonly encoders: readonly {
+    readonly prompt: string;
+    readonly input_ids: Record<string, number[]>;
+    readonly prompt_embeds: StoredArray;
+    readonly pooled_prompt_embeds: StoredArray;
+  }[];
+  readonly levels: readonly {
+    readonly timestep: number;
+    /** flow time (SD 3, FLUX.1) */
+    readonly t?: number;
+    /** ᾱ (SDXL) */
+    readonly alpha_bar?: number;
+    readonly x_t: StoredArray;
+    /** the transformer's packed input (FLUX.1) */
+    readonly hidden_states?: StoredArray;
+  }[];
+  readonly predictions: readonly {
+    readonly level: number;
+    readonly prompt: string | null;
+    readonly eps_hat: StoredArray;
+  }[];
+  readonly unconditional?: {
+    readonly prompt_embeds: StoredArray;
+    readonly pooled_prompt_embeds: StoredArray;
+  };
+  readonly time_ids?: StoredArray;
+  readonly img_ids?: StoredArray;
+  readonly txt_ids?: StoredArray;
+  readonly guidance?: number;
+}
+
+/** Asserts `a` equals the reference `b` within `tolerance`, relative to b's scale. */
+export function assertRelativelyClose(
+  what: string,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  tolerance: number,
+): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  const error = relativeDifference(a, b);
+  assert.ok(error <= tolerance, `${what}: relative difference ${error} > ${tolerance}`);
 }
 
 /** Runs `body` on the model loaded from `dir` (CPU unless `options` say otherwise), then frees it. */

@@ -7,7 +7,12 @@
 // and packing, and the same ε̂ at each (prompt, noise level): fp32, 10⁻⁴ relative to the largest
 // value (the exporter's own ONNX-vs-PyTorch check is ≤ 4·10⁻⁶).
 import assert from "node:assert/strict";
-import { relativeDifference, storedValues, withLoadedModel } from "./helpers.ts";
+import {
+  assertRelativelyClose,
+  type PipelineReference as Reference,
+  storedValues,
+  withLoadedModel,
+} from "./helpers.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
 import { latentImageIds, packLatents } from "../src/models/onnx/flux-pipeline.ts";
@@ -17,41 +22,6 @@ import type { OnnxModel } from "../src/query/load-model.ts";
 const TOLERANCE = 1e-4;
 const IMAGE = "fixtures/images/test-64.png";
 
-interface Stored {
-  readonly dtype: "float32";
-  readonly shape: number[];
-  readonly base64: string;
-}
-interface Reference {
-  readonly latent: Stored;
-  readonly encoders: readonly {
-    readonly prompt: string;
-    readonly input_ids: Record<string, number[]>;
-    readonly prompt_embeds: Stored;
-    readonly pooled_prompt_embeds: Stored;
-  }[];
-  readonly levels: readonly {
-    readonly timestep: number;
-    readonly t?: number;
-    readonly alpha_bar?: number;
-    readonly x_t: Stored;
-    readonly hidden_states?: Stored;
-  }[];
-  readonly predictions: readonly {
-    readonly level: number;
-    readonly prompt: string | null;
-    readonly eps_hat: Stored;
-  }[];
-  readonly unconditional?: {
-    readonly prompt_embeds: Stored;
-    readonly pooled_prompt_embeds: Stored;
-  };
-  readonly time_ids?: Stored;
-  readonly img_ids?: Stored;
-  readonly txt_ids?: Stored;
-  readonly guidance?: number;
-}
-
 const FAMILIES = ["tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux-schnell"] as const;
 
 const values = storedValues;
@@ -60,12 +30,8 @@ async function reference(name: string): Promise<Reference> {
   return JSON.parse(await Deno.readTextFile(`fixtures/models/${name}/reference.json`));
 }
 
-const relative = relativeDifference;
-
-function close(what: string, a: ArrayLike<number>, b: ArrayLike<number>) {
-  const error = relative(a, b);
-  assert.ok(error <= TOLERANCE, `${what}: relative difference ${error} > ${TOLERANCE}`);
-}
+const close = (what: string, a: ArrayLike<number>, b: ArrayLike<number>) =>
+  assertRelativelyClose(what, a, b, TOLERANCE);
 
 async function withModel(
   name: string,

@@ -6,7 +6,12 @@
 // transformers gives them. fp32 ONNX against fp32 PyTorch: 10⁻⁴ relative to the largest value, as
 // tests/onnx-family-diffusers.test.ts.
 import assert from "node:assert/strict";
-import { relativeDifference, type StoredArray, storedValues, withLoadedModel } from "./helpers.ts";
+import {
+  assertRelativelyClose,
+  type PipelineReference as Reference,
+  storedValues,
+  withLoadedModel,
+} from "./helpers.ts";
 import { flowLogSnr, flowScale } from "../src/models/flow.ts";
 import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
 import { latentImageIds, packLatents } from "../src/models/onnx/flux-pipeline.ts";
@@ -19,36 +24,10 @@ const TOLERANCE = 1e-4;
 // transformer never saw
 const OPTIONS = { device: "cpu", maxSequenceLength: 16 } as const;
 
-type Stored = StoredArray;
-interface Reference {
-  readonly latent: Stored;
-  readonly img_ids: Stored;
-  readonly txt_ids: Stored;
-  readonly encoders: readonly {
-    readonly prompt: string;
-    readonly input_ids: Record<string, number[]>;
-    readonly prompt_embeds: Stored;
-    readonly pooled_prompt_embeds: Stored;
-  }[];
-  readonly levels: readonly {
-    readonly t: number;
-    readonly x_t: Stored;
-    readonly hidden_states: Stored;
-  }[];
-  readonly predictions: readonly {
-    readonly level: number;
-    readonly prompt: string;
-    readonly eps_hat: Stored;
-  }[];
-}
-
 const values = storedValues;
 
-function close(what: string, a: ArrayLike<number>, b: ArrayLike<number>) {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  const error = relativeDifference(a, b);
-  assert.ok(error <= TOLERANCE, `${what}: relative difference ${error} > ${TOLERANCE}`);
-}
+const close = (what: string, a: ArrayLike<number>, b: ArrayLike<number>) =>
+  assertRelativelyClose(what, a, b, TOLERANCE);
 
 async function withModel(body: (model: OnnxModel, ref: Reference) => Promise<void>) {
   const ref = JSON.parse(await Deno.readTextFile(`${DIR}/reference.json`));
@@ -89,13 +68,13 @@ Deno.test("shapes-flow: the latent is the image's exact 2×2 space-to-depth, pac
         }
       }
     }
-    assert.deepEqual([...latentImageIds(model.shape)], [...values(ref.img_ids)]);
-    assert.ok(values(ref.txt_ids).every((v) => v === 0));
+    assert.deepEqual([...latentImageIds(model.shape)], [...values(ref.img_ids!)]);
+    assert.ok(values(ref.txt_ids!).every((v) => v === 0));
     for (const level of ref.levels) {
       close(
         `t ${level.t}: packed`,
         packLatents(values(level.x_t), 1, model.shape),
-        values(level.hidden_states),
+        values(level.hidden_states!),
       );
     }
   });
@@ -118,11 +97,11 @@ Deno.test("shapes-flow: encode and predictNoise give the PyTorch pipeline's stat
     }
     for (const prediction of ref.predictions) {
       const level = ref.levels[prediction.level];
-      const s = flowScale(level.t);
+      const s = flowScale(level.t!);
       const eps = await model.predictNoise({
         noisy: values(level.x_t).map((x) => x / s),
-        logSnr: Float64Array.of(flowLogSnr(level.t)),
-        conditions: [await model.encode(prediction.prompt)],
+        logSnr: Float64Array.of(flowLogSnr(level.t!)),
+        conditions: [await model.encode(prediction.prompt!)],
       });
       close(`t ${level.t}, "${prediction.prompt}"`, eps, values(prediction.eps_hat));
     }

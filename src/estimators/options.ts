@@ -377,7 +377,8 @@ export function resolveProposal(
 export function defaultProposal(
   model: Denoiser,
 ): "fitted" | "training-law" | "schedule" | "logistic" {
-  return model.logSnrProfile ? "fitted" : model.schedule && !model.flow ? "schedule" : "logistic";
+  // a flow model has no trained schedule (Denoiser.schedule), so it gets the logistic
+  return model.logSnrProfile ? "fitted" : model.schedule ? "schedule" : "logistic";
 }
 
 /**
