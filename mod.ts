@@ -122,6 +122,7 @@ export {
   type CrossAttention,
   type CutWord,
   type Denoiser,
+  imageArray,
   type ImageInput,
   type ModelIdentity,
   modelIdentity,
@@ -129,6 +130,7 @@ export {
   type PromptTokens,
   type Shape,
   shapeSize,
+  type TaggedArray,
   type TrainedSchedule,
   type WordTokens,
 } from "./src/models/denoiser.ts";

@@ -11,6 +11,7 @@ import {
   PromptError,
 } from "../src/errors.ts";
 import { setWarningHandler } from "../src/warnings.ts";
+import { imageArray, type ImageInput } from "../src/models/denoiser.ts";
 import { readModelFolder } from "../src/models/sd/folder.ts";
 import { loadTokenizer } from "../src/models/sd/tokenizer.ts";
 import { loadImagePixels } from "../src/images/load-image.ts";
@@ -280,5 +281,39 @@ Deno.test("pid with resamples that are not a positive integer is an InvalidArgum
   const q = model.info(model.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT).samples(2);
   for (const resamples of [-1, 0, 2.5]) {
     await assert.rejects(() => q.pid("red", "circle", { resamples }), InvalidArgumentError);
+  }
+});
+
+Deno.test("a tagged image array says what it holds; a malformed tag is a typed error", async () => {
+  const pixels = new Float32Array(3 * 8 * 8);
+  assert.deepEqual(imageArray({ pixels }), { array: pixels, holds: "pixels" });
+  assert.deepEqual(imageArray({ data: pixels }), { array: pixels, holds: "data" });
+  assert.deepEqual(imageArray(pixels), { array: pixels, holds: "either" });
+  for (const input of ["a.png", new Uint8Array(4), { toBuffer: () => 0 }]) {
+    assert.equal(imageArray(input), undefined);
+  }
+  assert.throws(
+    () => imageArray({ pixels, data: pixels } as unknown as ImageInput),
+    (e: Error) => e instanceof InvalidImageError && /both `pixels` and `data`/.test(e.message),
+  );
+  assert.throws(
+    () => imageArray({ pixels: [0, 1] } as unknown as ImageInput),
+    (e: Error) =>
+      e instanceof InvalidImageError &&
+      /\{ pixels \} holds object; expected a Float32Array/.test(e.message),
+  );
+  // a latent model: { data } must have the latent's length, not the pixels'
+  const model = await loadModel("fixtures/models/sd-vpred", { device: "cpu" });
+  try {
+    const { width, height } = model.imageSize;
+    const [c, h, w] = model.shape;
+    await assert.rejects(
+      () => model.prepare({ data: new Float32Array(3 * width * height) }),
+      new RegExp(
+        `\\{ data \\} has ${3 * width * height} values; expected ${c * h * w} \\(model data`,
+      ),
+    );
+  } finally {
+    await model.dispose();
   }
 });

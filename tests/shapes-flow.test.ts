@@ -107,3 +107,46 @@ Deno.test("shapes-flow: encode and predictNoise give the PyTorch pipeline's stat
     }
   });
 });
+
+Deno.test("shapes-flow: an array that is both its pixels and its latent is refused until it says which", async () => {
+  await withModel(async (model) => {
+    // 3×32×32 pixels and the 12×16×16 latent are both 3,072 values
+    const pixels = await loadImagePixels(`${DIR}/reference-scene.png`, 32, 32);
+    const latent = await model.prepare(`${DIR}/reference-scene.png`);
+    await assert.rejects(
+      () => model.prepare(pixels),
+      (error: Error) =>
+        error.name === "InvalidImageError" &&
+        /both this model's model data 12×16×16/.test(error.message) &&
+        /\{ pixels: array \}/.test(error.message),
+    );
+    await assert.rejects(() => model.info(pixels).given("a red circle").samples(2).total(), {
+      name: "InvalidImageError",
+    });
+    // { pixels } goes through the VAE (an exact space-to-depth, so it moves values, not equal)
+    const encoded = await model.prepare({ pixels });
+    assert.deepEqual([...encoded], [...latent]);
+    assert.notDeepEqual([...pixels], [...latent]);
+    // { data } is taken as it is, and a generated latent's range is not checked
+    const data = latent.map((v) => 3 * v);
+    assert.deepEqual([...await model.prepare({ data })], [...data]);
+    // a tag whose array has the wrong length, or a pixel range that is not [−1, 1]
+    await assert.rejects(
+      () => model.prepare({ pixels: pixels.subarray(1) }),
+      /\{ pixels \} has 3071 values; expected 3072/,
+    );
+    await assert.rejects(() => model.prepare({ pixels: data }), { name: "InvalidImageError" });
+    // the same image as a file, as { pixels } and as { data } gives one estimate for one seed
+    const query = (image: Parameters<typeof model.info>[0]) =>
+      model.info(image).given("a red circle below a yellow square").samples(4).seed(3).total();
+    const [file, tagged, asData] = await Promise.all([
+      query(`${DIR}/reference-scene.png`),
+      query({ pixels }),
+      query({ data: latent }),
+    ]);
+    assert.equal(tagged.nats, file.nats);
+    assert.equal(asData.nats, file.nats);
+    assert.equal(tagged.provenance?.image.kind, "pixels");
+    assert.equal(asData.provenance?.image.kind, "data");
+  });
+});

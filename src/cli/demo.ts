@@ -50,17 +50,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
   const log = options.log ?? console.log;
   const seed = options.seed ?? 0;
   await checkOutputFolder(out);
-  const { model, image, prompt } = options.oracle
+  const { model, pixels, size, prompt } = options.oracle
     ? exampleScene(seed)
     : await shapesScene(options.model ?? DEMO_MODEL.pathname, seed);
   try {
-    const [channels, height, width] = model.shape;
-    log(`model: ${model.name} (${channels}×${height}×${width})`);
-    const result = await model.info(image).given(prompt).samples(options.samples ?? 100).seed(seed)
-      .perToken();
+    log(`model: ${model.name} (${model.shape.join("×")})`);
+    const result = await model.info({ pixels }).given(prompt).samples(options.samples ?? 100)
+      .seed(seed).perToken();
     log(result.toString());
+    const [height, width] = [size, size];
     const scale = Math.max(1, Math.round(256 / width)); // show small pictures at ≥ 256 px
-    const rgb = chwToRgb(image, channels, height, width, { clamp: true }); // oracle samples pass ±1
+    const rgb = chwToRgb(pixels, 3, height, width, { clamp: true }); // oracle samples pass ±1
     const big = {
       width: width * scale,
       height: height * scale,
@@ -77,20 +77,33 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
   }
 }
 
-function exampleScene(seed: number): { model: Model; image: Float32Array; prompt: string } {
-  const model = exampleOracle();
-  return { model, image: model.sample(EXAMPLE_PROMPT, { seed }), prompt: EXAMPLE_PROMPT };
+/** A scene for the demo: the model, the image's CHW pixels in [−1, 1] (size × size), the prompt. */
+interface DemoScene {
+  readonly model: Model;
+  readonly pixels: Float32Array;
+  readonly size: number;
+  readonly prompt: string;
+}
+
+function exampleScene(seed: number): DemoScene {
+  const model = exampleOracle(); // pixel space: its samples are pixels
+  return {
+    model,
+    pixels: model.sample(EXAMPLE_PROMPT, { seed }),
+    size: model.shape[2],
+    prompt: EXAMPLE_PROMPT,
+  };
 }
 
 /** A two-object scene of the held-out test split (never seen in training) under a trained model. */
 async function shapesScene(
   dir: string,
   seed: number,
-): Promise<{ model: Model; image: Float32Array; prompt: string }> {
+): Promise<DemoScene> {
   const model = await loadModel(dir, { device: "cpu" });
   const world = shapesWorld({ seed: seed + 1, count: 20, split: "test" });
   const scene = world.scenes.find((s) => s.objects.length === 2) ?? world.scenes[0];
-  return { model, image: scene.toData(), prompt: scene.caption };
+  return { model, pixels: scene.toData(), size: scene.size, prompt: scene.caption };
 }
 
 /** Nearest-neighbour enlargement of an RGB image (so small pictures are visible). */

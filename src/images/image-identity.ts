@@ -10,7 +10,7 @@ import { InvalidImageError } from "../errors.ts";
 /** An image's identity. */
 export interface ImageIdentity {
   /** how the image was given */
-  readonly kind: "file" | "bytes" | "data" | "pipeline";
+  readonly kind: "file" | "bytes" | "data" | "pixels" | "pipeline";
   /** the file path, for files */
   readonly path?: string;
   /** SHA-256 (hex) of the content; empty for a decoder pipeline, whose content is not at hand */
@@ -19,7 +19,7 @@ export interface ImageIdentity {
 
 /**
  * The identity of an image input: a path (the file's bytes are hashed), encoded bytes, model data
- * (a Float32Array), or a decoder pipeline (not hashed).
+ * (a Float32Array, or `{ data }`), pixels (`{ pixels }`), or a decoder pipeline (not hashed).
  *
  * @throws {InvalidImageError} when a path cannot be read
  *
@@ -38,10 +38,13 @@ export async function imageIdentity(image: unknown): Promise<ImageIdentity> {
     });
     return { kind: "file", path: image, sha256: sha256(bytes) };
   }
-  if (image instanceof Float32Array) {
+  const array = arrayOf(image);
+  if (array) {
     return {
-      kind: "data",
-      sha256: sha256(new Uint8Array(image.buffer, image.byteOffset, image.byteLength)),
+      kind: array.kind,
+      sha256: sha256(
+        new Uint8Array(array.values.buffer, array.values.byteOffset, array.values.byteLength),
+      ),
     };
   }
   if (image instanceof Uint8Array) return { kind: "bytes", sha256: sha256(image) };
@@ -64,4 +67,14 @@ export async function imageSha256(image: unknown): Promise<string> {
   } catch {
     return "";
   }
+}
+
+/** A Float32Array input, bare (model data, as before tags existed) or tagged `{ pixels }`/`{ data }`. */
+function arrayOf(image: unknown): { kind: "data" | "pixels"; values: Float32Array } | undefined {
+  if (image instanceof Float32Array) return { kind: "data", values: image };
+  if (typeof image !== "object" || image === null) return undefined;
+  const { pixels, data } = image as { pixels?: unknown; data?: unknown };
+  if (pixels instanceof Float32Array) return { kind: "pixels", values: pixels };
+  if (data instanceof Float32Array) return { kind: "data", values: data };
+  return undefined;
 }

@@ -47,9 +47,66 @@ export interface NoiseBatch {
 
 /**
  * Anything an image can be given as. The oracles take a `Float32Array` of length c·h·w; image
- * backends also take a file path, PNG/JPEG bytes or a sharp instance.
+ * backends also take a file path, PNG/JPEG bytes or a sharp instance. A bare `Float32Array` is
+ * model data when it has c·h·w values and pixels when it has the image's 3·H·W; where both counts
+ * are equal on a model whose data are not its pixels (an exact 2×2 space-to-depth latent: 12×16×16
+ * = 3×32×32), say which with `{ pixels }` or `{ data }` — it is refused rather than guessed.
  */
-export type ImageInput = Float32Array | string | Uint8Array | { toBuffer: unknown };
+export type ImageInput =
+  | Float32Array
+  | TaggedArray
+  | string
+  | Uint8Array
+  | { toBuffer: unknown };
+
+/**
+ * An array that says what it holds: `{ pixels }`, CHW pixels in [−1, 1] at the model's image size
+ * (encoded by the model's VAE, if it has one), or `{ data }`, model data of c·h·w values (a latent,
+ * as `model.generate` returns and `model.prepare` makes), taken as it is.
+ */
+export type TaggedArray =
+  | { readonly pixels: Float32Array; readonly data?: never }
+  | { readonly data: Float32Array; readonly pixels?: never };
+
+/**
+ * An image input given as an array, bare or tagged: the array and what it is said to hold
+ * ("either" for a bare array); `undefined` for files, bytes and sharp instances.
+ *
+ * @throws {InvalidImageError} a tag whose value is not a Float32Array, or an object with both tags
+ *
+ * @example
+ * ```ts
+ * import { imageArray } from "./denoiser.ts";
+ * const pixels = new Float32Array(12);
+ * console.assert(imageArray({ pixels })?.holds === "pixels" && imageArray(pixels)?.holds === "either");
+ * console.assert(imageArray("scene.png") === undefined);
+ * ```
+ */
+export function imageArray(
+  image: ImageInput,
+): { readonly array: Float32Array; readonly holds: "pixels" | "data" | "either" } | undefined {
+  if (image instanceof Float32Array) return { array: image, holds: "either" };
+  if (typeof image !== "object" || image === null || image instanceof Uint8Array) return undefined;
+  const tagged = image as Record<string, unknown>;
+  if ("toBuffer" in tagged) return undefined; // a sharp instance
+  const tags = (["pixels", "data"] as const).filter((key) => key in tagged);
+  if (tags.length === 0) return undefined;
+  if (tags.length === 2) {
+    throw new InvalidImageError(
+      "image input has both `pixels` and `data`; expected one: { pixels } for CHW pixels in " +
+        "[−1, 1], { data } for model data",
+    );
+  }
+  const array = tagged[tags[0]];
+  if (!(array instanceof Float32Array)) {
+    throw new InvalidImageError(
+      `image input { ${tags[0]} } holds ${
+        array === null ? "null" : typeof array
+      }; expected a Float32Array`,
+    );
+  }
+  return { array, holds: tags[0] };
+}
 
 /** A discrete training schedule: the log-SNR of every trained timestep t at index t. */
 export interface TrainedSchedule {

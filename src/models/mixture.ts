@@ -16,7 +16,7 @@ import type {
   NoiseBatch,
   Shape,
 } from "./denoiser.ts";
-import { checkModelData, shapeSize } from "./denoiser.ts";
+import { checkModelData, imageArray, shapeSize } from "./denoiser.ts";
 import { promptWords } from "../text/prompt.ts";
 
 /** One isotropic Gaussian component N(mean, variance·I) and the words it carries. */
@@ -166,7 +166,9 @@ export function mixtureDenoiser(spec: MixtureSpec): MixtureDenoiser {
       return Promise.resolve(out);
     },
     prepare(image: ImageInput): Promise<Float32Array> {
-      return Promise.resolve(checkData(image as Float32Array, "mixture oracle image"));
+      // pixel space: pixels and model data are the same array, however it is tagged
+      const array = imageArray(image)?.array ?? (image as Float32Array);
+      return Promise.resolve(checkData(array, "mixture oracle image"));
     },
     logDensity(x: Float32Array, prompt: string): number {
       checkData(x, "logDensity");

@@ -14,13 +14,13 @@ import {
   resizedImage,
   type ResizeKernel,
 } from "../images/load-image.ts";
-import type { Denoiser, ImageInput } from "../models/denoiser.ts";
+import { type Denoiser, imageArray, type ImageInput } from "../models/denoiser.ts";
 
 /**
  * A dataset image as the study hands it to `model.prepare`: resized to the model's image size
  * (`model.imageSize`, else its data size) with `fit` and `kernel`, EXIF orientation ignored. With
  * `pixels`, CHW pixels in [−1, 1] at the model's data size (for pixel-space oracles, whose
- * `prepare` takes only arrays). Model data (a Float32Array) is handed on unchanged.
+ * `prepare` takes only arrays). An array (bare, `{ pixels }` or `{ data }`) is handed on unchanged.
  *
  * @example
  * ```ts
@@ -36,7 +36,7 @@ export async function datasetImage(
   source: ImageInput,
   options: { readonly fit: ImageFit; readonly kernel: ResizeKernel; readonly pixels?: boolean },
 ): Promise<ImageInput> {
-  if (source instanceof Float32Array) return source;
+  if (imageArray(source)) return source; // an array, bare or tagged: nothing to load
   const image = source as ImageSource;
   if (options.pixels) {
     const [, height, width] = model.shape;

@@ -9,16 +9,17 @@
  */
 import { InvalidArgumentError, InvalidImageError } from "../../errors.ts";
 import { type ImageSource, loadImagePixels } from "../../images/load-image.ts";
-import type {
-  AttentionPrediction,
-  CrossAttention,
-  ImageInput,
-  LogSnrRange,
-  ModelIdentity,
-  NoiseBatch,
-  PromptTokens,
-  Shape,
-  WordTokens,
+import {
+  type AttentionPrediction,
+  type CrossAttention,
+  imageArray,
+  type ImageInput,
+  type LogSnrRange,
+  type ModelIdentity,
+  type NoiseBatch,
+  type PromptTokens,
+  type Shape,
+  type WordTokens,
 } from "../denoiser.ts";
 import { type FlowConvention, flowLogSnrRange, flowPredictNoise } from "../flow.ts";
 import { hashModelFolder } from "../sd/identity.ts";
@@ -415,31 +416,59 @@ export class OnnxDiffusionDenoiser implements OnnxDenoiser {
   /**
    * Image → model data: decode, RGB, resize the shorter side and centre-crop to the resolution,
    * scale to [−1, 1], then VAE-encode (mean × scaling factor). A pixel-space model returns the
-   * pixels. A Float32Array is taken as model data when it has C·H·W values, or as CHW pixels in
-   * [−1, 1] when it has 3·R·R values (pixels beyond ±1.5 are refused: another scale, not an image).
+   * pixels. A bare Float32Array is taken as model data when it has C·H·W values, or as CHW pixels
+   * in [−1, 1] when it has 3·R·R values (pixels beyond ±1.5 are refused: another scale, not an
+   * image); when both counts are equal on a latent model, it must say which (`{ pixels }` or
+   * `{ data }`).
    */
   async prepare(image: ImageInput): Promise<Float32Array> {
     this.#checkOpen();
+    const resolution = this.imageSize.width;
+    const given = imageArray(image);
+    if (!given) {
+      const pixels = await loadImagePixels(image as ImageSource, resolution, resolution);
+      return await this.#encodePixels(pixels);
+    }
+    const { array } = given;
+    checkFinite(array, "image array");
+    // model data as given: a latent has no fixed range, and a pixel-space model's own samples
+    // (what generate returns, what invert takes back) need not keep to [−1, 1] either
+    if (this.#arrayHolds(given) === "data") return array.slice();
+    checkPixelRange(array, "image array (pixels)");
+    return await this.#encodePixels(array);
+  }
+
+  /** What an image array holds, from its tag or its length; refuses a length that fits neither. */
+  #arrayHolds(given: NonNullable<ReturnType<typeof imageArray>>): "pixels" | "data" {
     const [c, h, w] = this.shape;
     const resolution = this.imageSize.width;
-    if (image instanceof Float32Array) {
-      checkFinite(image, "image array");
-      // model data as given: a latent has no fixed range, and a pixel-space model's own samples
-      // (what generate returns, what invert takes back) need not keep to [−1, 1] either
-      if (image.length === c * h * w) return image.slice();
-      if (image.length !== 3 * resolution * resolution) {
+    const dataSize = c * h * w, pixelSize = 3 * resolution * resolution;
+    const { array, holds } = given;
+    const data = `model data ${c}×${h}×${w}`, pixels = `pixels 3×${resolution}×${resolution}`;
+    if (holds !== "either") {
+      const expected = holds === "data" ? dataSize : pixelSize;
+      if (array.length !== expected) {
         throw new InvalidImageError(
-          `image array has ${image.length} values; expected ${
-            c * h * w
-          } (model data ${c}×${h}×${w}) ` +
-            `or ${3 * resolution * resolution} (pixels 3×${resolution}×${resolution} in [−1, 1])`,
+          `image input { ${holds} } has ${array.length} values; expected ${expected} (${
+            holds === "data" ? data : `${pixels} in [−1, 1]`
+          })`,
         );
       }
-      checkPixelRange(image, "image array (pixels)");
-      return await this.#encodePixels(image);
+      return holds;
     }
-    const pixels = await loadImagePixels(image as ImageSource, resolution, resolution);
-    return await this.#encodePixels(pixels);
+    if (array.length === dataSize && array.length === pixelSize && this.#parts.vaeEncoder) {
+      throw new InvalidImageError(
+        `image array has ${array.length} values, which is both this model's ${data} and its ` +
+          `${pixels}; say which: model.info({ pixels: array }) for CHW pixels in [−1, 1] (the VAE ` +
+          `encodes them) or model.info({ data: array }) for model data (what generate returns)`,
+      );
+    }
+    if (array.length === dataSize) return "data";
+    if (array.length === pixelSize) return "pixels";
+    throw new InvalidImageError(
+      `image array has ${array.length} values; expected ${dataSize} (${data}) or ${pixelSize} ` +
+        `(${pixels} in [−1, 1])`,
+    );
   }
 
   async #encodePixels(pixels: Float32Array): Promise<Float32Array> {
