@@ -228,10 +228,12 @@ export {
   ESTIMATORS,
   MAX_BLOCK_BYTES,
   MAX_SAMPLES,
+  type PrecisionScope,
   type PrecisionTarget,
   type Progress,
   type ProposalChoice,
   type ResolvedOptions,
+  type ResolvedPrecision,
   resolveOptions,
   scheduleSettings,
 } from "./src/estimators/options.ts";

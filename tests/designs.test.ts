@@ -132,6 +132,59 @@ Deno.test("precision: draws in rounds until the SE reaches the target, or warns 
   assert.throws(() => q.precision(0.1, { maxSamples: 10 }), /below the first round's 20 draws/);
 });
 
+Deno.test("precision of words: a perToken target covers its words, not the whole prompt", async () => {
+  // the whole prompt's i(x; prompt) has the largest SE of a perToken query (on real prompts several
+  // times a word's): a target meant for the words ran the query on until the total met it too
+  const oracle = exampleOracle();
+  const x = oracle.sample(EXAMPLE_PROMPT, { seed: 1 });
+  const q = oracle.info(x).given(EXAMPLE_PROMPT).samples(40).seed(2);
+  const plain = await q.perToken();
+  const target = Math.max(...plain.tokens.map((t) => t.estimate.se)) / 2;
+  const words = await q.precision(target, { of: "words", maxSamples: 20_000 }).perToken();
+  const all = await q.precision(target, { maxSamples: 20_000 }).perToken();
+  for (const result of [words, all]) {
+    for (const t of result.tokens) {
+      assert.ok(t.estimate.se <= target, `${t.word}: ${t.estimate.se}`);
+    }
+  }
+  // here the words' target stops at 1,248 draws, the total's at 2,865
+  assert.ok(all.total.se <= target);
+  assert.ok(
+    words.total.samples < all.total.samples / 2,
+    `${words.total.samples} against ${all.total.samples} draws`,
+  );
+  // the scope is recorded, and only when it is not the default
+  assert.deepEqual(words.provenance?.settings.precision, {
+    se: target,
+    maxSamples: 20_000,
+    of: "words",
+  });
+  assert.deepEqual(all.provenance?.settings.precision, { se: target, maxSamples: 20_000 });
+  // a total has no words to cover; an unknown scope is refused at once
+  await assert.rejects(
+    () => q.precision(target, { of: "words" }).total(),
+    (e: Error) =>
+      e.name === "InvalidArgumentError" && /covers a perToken query's words/.test(e.message),
+  );
+  assert.throws(
+    () => q.precision(target, { of: "word" as never }),
+    /precision.of is "word"; expected "all"/,
+  );
+  // a target not reached for the total says the words can have their own
+  const seen: string[] = [];
+  const previous = setWarningHandler((m) => seen.push(m));
+  try {
+    await q.precision(target / 4, { maxSamples: 80 }).perToken();
+  } finally {
+    setWarningHandler(previous);
+  }
+  assert.equal(seen.length, 1);
+  assert.match(
+    seen[0],
+    /not reached within 80 draws.*\{ of: "words" \} sets the target for the words alone/,
+  );
+});
+
 Deno.test("precision: a target is met on the units, not only on the collapsed strata", async () => {
   // The example oracle's draws are heavy-tailed: 50 stratified draws often miss the narrow α band
   // where a word's information lies, and the collapsed-strata SE then comes out a fraction of the

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ModelRuntimeError } from "../errors.ts";
+import { InvalidArgumentError, ModelRuntimeError } from "../errors.ts";
 import type { Condition, Denoiser } from "../models/denoiser.ts";
 import { shapeSize } from "../models/denoiser.ts";
 import { meanWithError, skewCorrectedInterval } from "../numerics/statistics.ts";
@@ -51,6 +51,11 @@ export interface ContrastPlan {
   readonly contrasts: readonly Contrast[];
   /** prompts (indices) whose pointwise denoising error is wanted, for the likelihood */
   readonly denoisingErrors?: readonly number[];
+  /**
+   * the contrasts (indices) of single words, which a precision target of `"words"` covers
+   * (`perToken` names them); absent: the plan has none, and such a target is refused
+   */
+  readonly words?: readonly number[];
 }
 
 /**
@@ -190,6 +195,7 @@ export async function estimateContrasts(
   options: ResolvedOptions,
 ): Promise<ContrastOutcome> {
   const started = performance.now();
+  const targets = precisionTargets(plan, options);
   const truncation = checkTruncation(model, plan, options.allowTruncation ?? false);
   warnTruncation(model, truncation);
   // draw α where this plan's contrasts carry information (their words' calibrated profiles)
@@ -223,15 +229,18 @@ export async function estimateContrasts(
     drawn += size;
     size = pilot !== undefined
       ? (drawn < options.samples ? options.samples - drawn : 0)
-      : nextRound(rounds, options, drawn);
+      : nextRound(rounds, options, drawn, targets);
   }
   const outcome = combineRounds(model, rounds, options);
-  const worst = worstStandardError(rounds);
+  const worst = worstStandardError(rounds, targets);
   if (options.precision && worst > options.precision.se) {
     warn(
       `infodiff: target standard error ${options.precision.se} nats not reached within ` +
         `${options.precision.maxSamples} draws: ${worst.toPrecision(3)} nats after ` +
-        `${drawn} draws (raise precision's maxSamples, or accept the larger error)`,
+        `${drawn} draws (raise precision's maxSamples, or accept the larger error` +
+        (options.precision.of === undefined && plan.words?.length
+          ? `; { of: "words" } sets the target for the words alone, not the whole prompt)`
+          : ")"),
     );
   }
   const draws = {
@@ -284,10 +293,15 @@ function roundSeed(seed: number, round: number): number {
  * reached it; else enough for the worst number to reach it by SE ∝ 1/√draws (plus 20 %), within
  * the draw budget.
  */
-function nextRound(rounds: readonly Round[], options: ResolvedOptions, drawn: number): number {
+function nextRound(
+  rounds: readonly Round[],
+  options: ResolvedOptions,
+  drawn: number,
+  targets: readonly number[] | undefined,
+): number {
   const target = options.precision;
   if (!target || drawn >= target.maxSamples) return 0;
-  const worst = worstStandardError(rounds);
+  const worst = worstStandardError(rounds, targets);
   if (!(worst > target.se)) return 0;
   const wanted = Math.ceil(drawn * ((worst / target.se) ** 2 - 1) * 1.2);
   const size = Math.min(target.maxSamples - drawn, Math.max(wanted, options.samples));
@@ -363,13 +377,36 @@ function adaptedProposal(
  * (every draw missed the α band that holds a word's information), and a precision target checked
  * on it alone stopped such runs early, a nat off with an SE of 0.16 on the example oracle.
  */
-function worstStandardError(rounds: readonly Round[]): number {
+function worstStandardError(rounds: readonly Round[], targets?: readonly number[]): number {
   let worst = 0;
-  rounds[0].stats.forEach((_, k) => {
+  for (const k of targets ?? rounds[0].stats.keys()) {
     const se = combinedError(rounds, k, (s) => Math.max(s.se, s.plainSe));
     worst = Math.max(worst, Number.isFinite(se) ? se : Infinity);
-  });
+  }
   return worst;
+}
+
+/**
+ * The numbers (contrasts, then denoising errors) a precision target covers: all of them (undefined)
+ * unless it names the plan's words.
+ *
+ * @throws {InvalidArgumentError} a target of `"words"` on a plan without words to cover
+ */
+function precisionTargets(
+  plan: ContrastPlan,
+  options: ResolvedOptions,
+): readonly number[] | undefined {
+  if (options.precision?.of !== "words") return undefined;
+  if (!plan.words?.length) {
+    throw new InvalidArgumentError(
+      `precision({ of: "words" }) covers a perToken query's words; this estimate has ` +
+        `${
+          plan.words ? "no word left to estimate" : "no per-word contrasts"
+        }, so its target must ` +
+        `cover every number (of: "all", the default)`,
+    );
+  }
+  return plan.words;
 }
 
 /** Number k's SE over independent rounds weighted by their draws: SE² = Σ (n_r/N)²·SE_r². */

@@ -167,6 +167,25 @@ export interface PrecisionTarget {
   readonly se: number;
   /** the most draws to spend in all (default 20 × samples) */
   readonly maxSamples?: number;
+  /**
+   * which numbers must reach it: `"all"` (default) every number the terminal reports; `"words"`
+   * a `perToken` query's words only, not the whole prompt's i(x; prompt), whose standard error is
+   * several times a word's (only `perToken` takes it)
+   */
+  readonly of?: PrecisionScope;
+}
+
+/** The numbers a precision target covers ({@link PrecisionTarget.of}). */
+export type PrecisionScope = "all" | "words";
+
+/** A checked precision target: its budget filled in, its scope present only when not "all". */
+export interface ResolvedPrecision {
+  /** the target standard error, in nats */
+  readonly se: number;
+  /** the most draws to spend in all */
+  readonly maxSamples: number;
+  /** present when the target covers a perToken query's words alone */
+  readonly of?: "words";
 }
 
 /** Options after validation, with every default filled in. */
@@ -184,7 +203,7 @@ export interface ResolvedOptions {
   /** where α is drawn from (plain data: the fitted kind carries its profile) */
   readonly proposal: ResolvedProposal;
   /** adaptive precision, if asked for */
-  readonly precision?: { readonly se: number; readonly maxSamples: number };
+  readonly precision?: ResolvedPrecision;
   /**
    * present when α adapts to the estimate's own draws: the first round's draws (the pilot, or
    * with a precision target its first round); later rounds draw from a profile fitted on the
@@ -465,7 +484,9 @@ function trainingLawProposal(model: Denoiser): ResolvedProposal {
 }
 
 /**
- * Checks a precision target and fills in its draw budget (default 20 × samples).
+ * Checks a precision target and fills in its draw budget (default 20 × samples). Its scope is
+ * kept only when it is `"words"`, so a results header written before scopes existed still
+ * matches.
  *
  * @example
  * ```ts
@@ -473,10 +494,7 @@ function trainingLawProposal(model: Denoiser): ResolvedProposal {
  * console.assert(checkPrecision({ se: 0.01 }, 100).maxSamples === 2000);
  * ```
  */
-export function checkPrecision(
-  target: PrecisionTarget,
-  samples: number,
-): { se: number; maxSamples: number } {
+export function checkPrecision(target: PrecisionTarget, samples: number): ResolvedPrecision {
   if (
     typeof target !== "object" || target === null || !(target.se > 0) || !Number.isFinite(target.se)
   ) {
@@ -491,7 +509,14 @@ export function checkPrecision(
         `at least ${samples}`,
     );
   }
-  return { se: target.se, maxSamples };
+  const of = target.of ?? "all";
+  if (of !== "all" && of !== "words") {
+    throw new InvalidArgumentError(
+      `precision.of is ${JSON.stringify(target.of)}; expected "all" (every number) or "words" ` +
+        `(a perToken query's words, not its whole prompt)`,
+    );
+  }
+  return { se: target.se, maxSamples, ...(of === "words" ? { of } : {}) };
 }
 
 /**

@@ -57,11 +57,13 @@ export function perTokenPlan(
     };
   });
   // words past the context are not evaluated: removing them changes nothing the model sees
+  const evaluated = words.filter((w) => !truncated.has(w.index));
   const plan = contrastPlan([
     [prompt, ""],
-    ...words.filter((w) => !truncated.has(w.index)).map((w) => [prompt, w.context] as const),
+    ...evaluated.map((w) => [prompt, w.context] as const),
   ]);
-  return { words, plan };
+  // contrast 0 is the whole prompt; a precision target of "words" covers the rest
+  return { words, plan: { ...plan, words: evaluated.map((_, k) => k + 1) } };
 }
 
 /**

@@ -19,7 +19,12 @@ import { drawsPerLogSnr } from "../estimators/draws.ts";
 import type { Estimate } from "../estimators/estimate.ts";
 import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelihood.ts";
 import { mutualInformation, mutualInformationPlan } from "../estimators/mutual-information.ts";
-import type { EstimatorName, EstimatorOptions, Progress } from "../estimators/options.ts";
+import type {
+  EstimatorName,
+  EstimatorOptions,
+  PrecisionScope,
+  Progress,
+} from "../estimators/options.ts";
 import type { DrawDesign } from "../estimators/draws.ts";
 import { contrastProfileNames } from "../estimators/contrast-profile.ts";
 import {
@@ -231,8 +236,23 @@ export class Query {
    * says how many draws it used, and a target not reached is warned about. Under a stratified
    * design the target is met by the larger of the design's SE and its units' plain SE, as the
    * interval is built: heavy-tailed draws can make the collapsed strata's SE too small alone.
+   * `of: "words"` sets the target for a `perToken` query's words alone: the whole prompt's
+   * i(x; prompt), which it also reports, has an SE several times a word's and would otherwise
+   * run the query to `maxSamples`.
+   *
+   * @example
+   * ```ts
+   * import { exampleOracle, EXAMPLE_PROMPT } from "../../mod.ts";
+   * const model = exampleOracle();
+   * const words = await model.info(model.sample(EXAMPLE_PROMPT, { seed: 1 })).given(EXAMPLE_PROMPT)
+   *   .samples(40).precision(0.5, { of: "words" }).perToken();
+   * console.assert(words.tokens.every((t) => t.estimate.se <= 0.5));
+   * ```
    */
-  precision(se: number, options: { readonly maxSamples?: number } = {}): Query {
+  precision(
+    se: number,
+    options: { readonly maxSamples?: number; readonly of?: PrecisionScope } = {},
+  ): Query {
     const precision = { se, ...options };
     const next = this.#with({ options: { precision } });
     resolveOptions(this.#model, next.#options); // checked at once, against the samples set so far
