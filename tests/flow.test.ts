@@ -18,6 +18,7 @@ import {
   flowTime,
   noiseFromVelocity,
   schedulerShift,
+  TRAINED_LAW_DEVIATIONS,
   trainingLawLogSnr,
   velocityFromNoise,
 } from "../src/models/flow.ts";
@@ -131,13 +132,24 @@ Deno.test("flow conventions: the training law in α, FLUX's resolution shift, th
   assert.throws(() => schedulerShift(flux), /needs the image's token count/);
   const at1024 = flowConvention(flux, { imageSeqLen: 4096 });
   assert.ok(Math.abs(at1024.trainingLaw.shift - Math.exp(1.15)) < 1e-12);
-  // the trained range: the scheduler's trained times shift(k/N), k = 1…N−1 (never 0 or 1)
+  // the grid: the scheduler's trained times shift(k/N), k = 1…N−1 (never 0 or 1)
   const sd3 = flowConvention({ shift: 3, useDynamicShifting: false });
   const shifted = (u: number) => 3 * u / (1 + 2 * u);
   assert.ok(Math.abs(sd3.tRange[0] - shifted(0.001)) < 1e-15);
   assert.ok(Math.abs(sd3.tRange[1] - shifted(0.999)) < 1e-15);
-  const range = flowLogSnrRange(sd3);
-  assert.ok(Math.abs(range.min - flowLogSnr(shifted(0.999))) < 1e-12);
+  // the trained range: the law's central 99.8 % in α (Φ(3.0902…) = 0.999), inside the grid
+  assert.ok(Math.abs(normalCdf(TRAINED_LAW_DEVIATIONS) - 0.999) < 1e-15);
+  const range = flowLogSnrRange(sd3), centre = -2 * Math.log(3);
+  assert.ok(Math.abs(range.min - (centre - 2 * TRAINED_LAW_DEVIATIONS)) < 1e-12);
+  assert.ok(Math.abs(range.max - (centre + 2 * TRAINED_LAW_DEVIATIONS)) < 1e-12);
+  assert.ok(range.min > flowLogSnr(sd3.tRange[1]) && range.max < flowLogSnr(sd3.tRange[0]));
+  // a law wider than the grid is cut by the grid; a law beside it is refused
+  const wide = { ...sd3, trainingLaw: { ...sd3.trainingLaw, std: 3 } };
+  assert.ok(Math.abs(flowLogSnrRange(wide).max - flowLogSnr(sd3.tRange[0])) < 1e-12);
+  assert.throws(
+    () => flowLogSnrRange({ ...sd3, trainingLaw: { ...sd3.trainingLaw, mean: 20 } }),
+    /puts its central 99.8 % at α ∈ \[-48\.3[0-9]*, -36\.0/,
+  );
   // refusals: t at 0 or 1, a bad law, another scheduler, stepping options infodiff does not follow
   const bad = { ...sd3, tRange: [0, 0.5] as const };
   assert.throws(() => checkFlowConvention(bad), InvalidArgumentError);
@@ -294,7 +306,7 @@ Deno.test("on the same draws every estimator (orthogonal too) gives the flow ora
   const x = flow.sample("red circle", { seed: 4 });
   const ask = (model: typeof flow | typeof exact) =>
     model.info(x).given("a red circle").samples(64).seed(5).proposal("logistic")
-      .logSnr({ loc: 1, scale: 2, clip: 5 });
+      .logSnr({ loc: 0, scale: 2, clip: 3 });
   const numbers = async (model: typeof flow | typeof exact) => {
     const q = ask(model);
     const perToken = await q.perToken(), pid = await q.pid("red", "circle");
@@ -425,11 +437,17 @@ Deno.test("a training law away from the data's information still gives intervals
   const model = createModel(oracle);
   const x = oracle.sample("red circle", { seed: 4 });
   const truth = model.logDensity(x, "a red circle") - model.logDensity(x, "a circle");
+  // the truth integrates every α: sample the scheduler's whole grid (α up to 11.6), past the
+  // trained range (the law's bulk ends at α = 4.0, where "red" has not yet told its share)
+  const grid = defaultLogSnrSampling({
+    min: flowLogSnr(convention.tRange[1]),
+    max: flowLogSnr(convention.tRange[0]),
+  });
   for (const [proposal, least] of [["training-law", 0.85], [undefined, 0.85]] as const) {
     let covered = 0;
     for (let seed = 0; seed < 300; seed++) {
       const query = model.info(x).given("a red circle").estimator("standard").samples(100)
-        .seed(seed);
+        .seed(seed).logSnr(grid, { allowOutsideTrainedRange: true });
       const { interval } = await (proposal ? query.proposal(proposal) : query).about("red");
       if (interval!.low <= truth && truth <= interval!.high) covered++;
     }

@@ -76,6 +76,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fixtures", "models")
 PIXELS = 64
 SIDE = PIXELS // 8
+# flow.ts TRAINED_LAW_DEVIATIONS: Φ⁻¹(0.999)
+TRAINED_LAW_DEVIATIONS = 3.090232306167813
+
 VARIANCE = 0.5
 TARGET_FULL_INFORMATION = 6.0  # nats of ‖mu_main − mu_null‖²/(2v)
 LOG2PIE = math.log(2 * math.pi * math.e)
@@ -736,7 +739,8 @@ class FlowFamily(Family):
         return np.asarray(out, dtype=np.float64)
 
     def log_snr_range(self):
-        """flow.ts's flowConvention: t ∈ [shift(1/N), shift(1 − 1/N)], α = 2 log((1 − t)/t)."""
+        """flow.ts's flowLogSnrRange: the central 99.8 % of the training law in α, N(−2 log shift,
+        2²) for logit-normal(0, 1), within the grid t ∈ [shift(1/N), shift(1 − 1/N)], α = 2 log((1 − t)/t)."""
         shift = self.time_shift()
         n = 1000
 
@@ -744,7 +748,9 @@ class FlowFamily(Family):
             return shift * t / (1 + (shift - 1) * t)
 
         t_min, t_max = shifted(1 / n), shifted(1 - 1 / n)
-        return 2 * math.log((1 - t_max) / t_max), 2 * math.log((1 - t_min) / t_min)
+        grid = 2 * math.log((1 - t_max) / t_max), 2 * math.log((1 - t_min) / t_min)
+        centre, reach = -2 * math.log(shift), 2 * TRAINED_LAW_DEVIATIONS
+        return max(grid[0], centre - reach), min(grid[1], centre + reach)
 
     def coefficients(self, alpha, wrong):
         """eps_hat = a·z + b·mu' of the backend at alpha (the exact network's velocity, read with

@@ -16,14 +16,15 @@
  * Usage (from the repository root):
  *   npx -y deno@2.9.6 run -A tools/measure_binding.ts [--model fixtures/models/shapes-tiny]
  *     [--count 40] [--samples 64] [--seed 1] [--max-sequence-length N] [--threads N]
- *     [--log-snr-range MIN,MAX] [--out out/measure_binding.json]
+ *     [--log-snr-range MIN,MAX [--outside-trained-range]] [--out out/measure_binding.json]
  *
  * --threads 1 on a loaded shared CPU: a 2-thread pool that waits for a descheduled peer wastes its
  * share (10× slower under `nice` on the 2-core CPU at load 9).
  *
  * --log-snr-range integrates α over [MIN, MAX] (the sampling defaultLogSnrSampling makes of that range)
- * instead of the model's trained range: to compare a flow model, whose trained range reaches
- * t = 0.001 (α = 13.8), with an SD-schedule model over the same α (SD's: -5.364,7.069).
+ * instead of the model's trained range: to compare two models over the same α (SD's:
+ * -5.364,7.069). --outside-trained-range lets that interval pass the model's trained range (a flow
+ * model's scheduler grid, α ∈ ±13.8 at shift 1, reaches far past its training law's bulk, ±6.18).
  *
  * Prints a markdown table and writes the JSON.
  */
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     "max-sequence-length": { type: "string" },
     threads: { type: "string" },
     "log-snr-range": { type: "string" },
+    "outside-trained-range": { type: "boolean", default: false },
     out: { type: "string", default: "out/measure_binding.json" },
   },
 });
@@ -145,6 +147,7 @@ if (range && (range.length !== 2 || !range.every(Number.isFinite) || range[0] >=
   throw new Error(`--log-snr-range takes MIN,MAX with MIN < MAX, got ${args["log-snr-range"]}`);
 }
 const logSnr = range ? defaultLogSnrSampling({ min: range[0], max: range[1] }) : undefined;
+const outside = { allowOutsideTrainedRange: args["outside-trained-range"] };
 const started = performance.now();
 const sums: WordSums[] = [];
 const targets = new Set<string>([...COLOURS, ...SHAPES]);
@@ -154,7 +157,7 @@ try {
     // data is taken as model data, and an exact 2×2 space-to-depth latent is as long as the pixels
     const image = join(dir, "images", `${scene.id}.png`);
     const query = model.info(image).given(scene.caption).samples(samples).seed(scene.id);
-    const result = await (logSnr ? query.logSnr(logSnr) : query).perToken();
+    const result = await (logSnr ? query.logSnr(logSnr, outside) : query).perToken();
     for (const token of result.tokens) {
       if (targets.has(token.word)) sums.push(wordSums(scene, token.word, token.map));
     }
@@ -166,7 +169,7 @@ try {
       samples,
       seed: 0,
       estimator,
-      ...(logSnr ? { logSnr } : {}),
+      ...(logSnr ? { logSnr, ...outside } : {}),
     });
     const kind = (name: string) => result.byKind.find((k) => k.name === name);
     relations[estimator] = {

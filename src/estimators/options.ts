@@ -568,16 +568,21 @@ function resolveLogSnr(
   const what = `log-SNR sampling loc ${sampling.loc}, scale ${sampling.scale}, clip ${clip} ` +
     `reaches [${min.toFixed(3)}, ${max.toFixed(3)}], outside ${model.name}'s trained range ` +
     `[${range.min.toFixed(3)}, ${range.max.toFixed(3)}]`;
+  // a schedule model evaluates α past its ends at its end timesteps; a flow model at its own t,
+  // where its training law rarely drew
+  const there = model.flow
+    ? "evaluated where its training law put under 0.1 % of its draws"
+    : "evaluated at the nearest trained timestep";
   if (!allowOutside) {
     throw new InvalidArgumentError(
-      `${what}; draws there would be evaluated at the end timesteps. Expected an interval inside ` +
-        `the range (leave loc and scale unset for the schedule-aware default), or ` +
-        `allowOutsideTrainedRange: true on purpose`,
+      `${what}; draws there would be ${there}. Expected an interval inside the range (leave loc ` +
+        `and scale unset for the schedule-aware default), or allowOutsideTrainedRange: true on ` +
+        `purpose`,
     );
   }
   if (!warnedOutside.has(what)) {
     warnedOutside.add(what);
-    warn(`infodiff: ${what}; draws there are evaluated at the nearest trained timestep`);
+    warn(`infodiff: ${what}; draws there are ${there}`);
   }
   return sampling;
 }

@@ -68,7 +68,11 @@ export interface FlowScheduler {
 export interface FlowConvention {
   /** the training law of t: sets the default log-SNR proposal */
   readonly trainingLaw: FlowTrainingLaw;
-  /** the trained range of t, both ends strictly inside (0, 1): t = 0 or 1 is never evaluated */
+  /**
+   * the scheduler's grid of t, both ends strictly inside (0, 1): t = 0 or 1 is never evaluated.
+   * The flow ODE steps over it; the estimators' trained range is the part of it where the
+   * training law has its bulk ({@link flowLogSnrRange})
+   */
   readonly tRange: readonly [tMin: number, tMax: number];
   /** the scheduler's stepping (scheduler_config.json) */
   readonly scheduler: FlowScheduler;
@@ -169,19 +173,49 @@ export function velocityFromNoise(
 }
 
 /**
- * The log-SNR range of a convention's trained range of t: [α(tMax), α(tMin)].
+ * How far from its mean a flow model's trained log-SNR range reaches, in standard deviations of
+ * its training law: Φ⁻¹(0.999), so the range holds the law's central 99.8 %. The law is Gaussian in
+ * α and puts no bound of its own; the scheduler's grid (t ∈ [1/1000, 999/1000], α ∈ ±13.8 at shift 1)
+ * reaches where logit-normal(0, 1) draws about one t in 500,000, and there a trained network's ε̂ =
+ * x_t + (1 − t)·v̂ carries the velocity's errors: on shapes-flow the integrand of every word, "a"
+ * included, doubles with each unit of α above α ≈ 4, so ±13.8 made its per-word information ten
+ * times that over ±6.2 and its relation swaps chance (docs/performance.md, "Binding"). At shift 1
+ * the range is ±6.18, as wide as SD's trained [−5.36, 7.07].
+ */
+export const TRAINED_LAW_DEVIATIONS = 3.090232306167813;
+
+/**
+ * A flow model's trained log-SNR range: the central 99.8 % of its training law in α (mean ±
+ * {@link TRAINED_LAW_DEVIATIONS} standard deviations), within the scheduler's grid
+ * [α(tMax), α(tMin)]. The estimators integrate over it and refuse α beyond it unless
+ * `allowOutsideTrainedRange`; the flow ODE still steps over the whole grid (`tRange`).
  *
  * @example
  * ```ts
  * import { flowLogSnrRange } from "./flow.ts";
- * const range = flowLogSnrRange({ trainingLaw: { kind: "logit-normal", mean: 0, std: 1, shift: 1 },
- *   tRange: [0.25, 0.75], scheduler: { shift: 1, useDynamicShifting: false } });
- * console.assert(Math.abs(range.max - 2 * Math.log(3)) < 1e-12 && Math.abs(range.min + range.max) < 1e-12);
+ * const law = { kind: "logit-normal", mean: 0, std: 1, shift: 1 } as const;
+ * const scheduler = { shift: 1, useDynamicShifting: false };
+ * const wide = flowLogSnrRange({ trainingLaw: law, tRange: [0.001, 0.999], scheduler });
+ * console.assert(Math.abs(wide.max - 6.180464612335626) < 1e-12 && wide.min === -wide.max);
+ * // a grid narrower than the law's bulk bounds it
+ * const grid = flowLogSnrRange({ trainingLaw: law, tRange: [0.25, 0.75], scheduler });
+ * console.assert(Math.abs(grid.max - 2 * Math.log(3)) < 1e-12);
  * ```
  */
 export function flowLogSnrRange(convention: FlowConvention): LogSnrRange {
   const [tMin, tMax] = checkFlowConvention(convention).tRange;
-  return { min: flowLogSnr(tMax), max: flowLogSnr(tMin) };
+  const { mean, std } = trainingLawLogSnr(convention.trainingLaw);
+  const reach = TRAINED_LAW_DEVIATIONS * std;
+  const min = Math.max(flowLogSnr(tMax), mean - reach);
+  const max = Math.min(flowLogSnr(tMin), mean + reach);
+  if (!(min < max)) {
+    throw new InvalidArgumentError(
+      `flow training law ${JSON.stringify(convention.trainingLaw)} puts its central 99.8 % at ` +
+        `α ∈ [${mean - reach}, ${mean + reach}], outside the scheduler's t ∈ [${tMin}, ${tMax}]; ` +
+        `expected a law whose bulk lies within the trained times`,
+    );
+  }
+  return { min, max };
 }
 
 /**
@@ -266,8 +300,8 @@ export function shiftTime(t: number, shift: number): number {
 }
 
 /**
- * A flow convention from a scheduler: the trained range is the scheduler's trained times
- * `shift(k/N)`, k = 1…N−1 (the pure-noise t = 1 left out: its α is −∞), and the training law is
+ * A flow convention from a scheduler: the grid is the scheduler's trained times `shift(k/N)`,
+ * k = 1…N−1 (the pure-noise t = 1 left out: its α is −∞), and the training law is
  * logit-normal(0, 1) shifted as the scheduler shifts (SD3's default and the SD3 paper's best;
  * FLUX's own training is unpublished) unless given.
  *
@@ -276,8 +310,9 @@ export function shiftTime(t: number, shift: number): number {
  * import { flowConvention, flowLogSnrRange } from "./flow.ts";
  * const sd3 = flowConvention({ shift: 3, useDynamicShifting: false });
  * console.assert(sd3.trainingLaw.shift === 3 && sd3.tRange[1] < 1 && sd3.tRange[0] > 0);
+ * // the central 99.8 % of its law, N(−2·log 3, 2²) in α
  * const { min, max } = flowLogSnrRange(sd3);
- * console.assert(min < -15 && max > 11);
+ * console.assert(Math.abs(max + 2 * Math.log(3) - 6.180464612335626) < 1e-12 && min > -9);
  * ```
  */
 export function flowConvention(
