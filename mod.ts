@@ -230,6 +230,7 @@ export {
   MAX_SAMPLES,
   type PrecisionScope,
   type PrecisionTarget,
+  profileFits,
   type Progress,
   type ProposalChoice,
   type ResolvedOptions,

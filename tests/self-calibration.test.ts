@@ -311,7 +311,7 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // an SD-schedule export without a profile: its first rows calibrate from the schedule prior
   assert.match(
     plan.text,
-    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, stored at .*profiles\/[0-9a-f]{64}\.json \(shards other than 0 wait for it\)$/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
   );
   // off: every row from the prior, adapting within its 100 draws
   assert.match(
@@ -388,4 +388,46 @@ Deno.test("a resumed study takes its profile from its results file: no calibrati
   const again = await relationStudy(broken, items, options);
   assert.equal(again.resumed, 24);
   assert.deepEqual(again.toJSON().items, first.toJSON().items);
+});
+
+Deno.test("a stored profile fitted over another trained range is not read: the study fits its own", async () => {
+  // flow models' trained range changed on 2026-12-06 (the training law's bulk, not the grid): a
+  // profile a study stored before is over other bins and another law, and was refused by name
+  const { flowOracle } = await import("../src/models/flow-oracle.ts");
+  const { storeProfile, storedProfilePath } = await import("../src/models/profile-file.ts");
+  const { modelIdentity } = await import("../src/models/denoiser.ts");
+  const model = flowOracle({
+    shape: [1, 1, 2],
+    components: [{ words: ["red"], mean: [1, -1], variance: 0.2 }, {
+      words: ["blue"],
+      mean: [-1, 1],
+      variance: 0.3,
+    }],
+  });
+  const store = await Deno.makeTempDir();
+  const identity = await modelIdentity(model);
+  const legacy = storedProfilePath(identity, store)!;
+  const current = storedProfilePath(identity, store, model.logSnrRange)!;
+  assert.notEqual(legacy, current);
+  const profile = (range: { min: number; max: number }) => ({
+    kind: "infodiff.logSnrProfile" as const,
+    version: 1 as const,
+    model: { name: model.name, shape: [...model.shape], logSnrRange: range },
+    edges: [range.min, 0, range.max],
+    mass: [0.5, 0.5],
+    calibration: {},
+  });
+  await storeProfile(legacy, profile({ min: -13.8, max: 13.8 }));
+  const stale = await studyProfilePlan(model, { samples: 20 }, { store }, 30);
+  assert.equal(stale.mode, "calibrate");
+  assert.equal(stale.path, current);
+  // an old file over this model's own range still serves
+  await Deno.remove(legacy);
+  await storeProfile(legacy, profile(model.logSnrRange!));
+  const kept = await studyProfilePlan(model, { samples: 20 }, { store }, 30);
+  assert.equal(kept.mode, "stored");
+  assert.equal(kept.path, legacy);
+  // and a file under the range's own name comes first
+  await storeProfile(current, profile(model.logSnrRange!));
+  assert.equal((await studyProfilePlan(model, { samples: 20 }, { store }, 30)).path, current);
 });

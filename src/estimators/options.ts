@@ -359,16 +359,16 @@ export function resolveProposal(
   const profile = checkProfile(
     choice === "fitted" ? model.logSnrProfile! : choice as LogSnrProfile,
   );
-  const same = profile.model.name === model.name &&
-    profile.model.shape.join() === model.shape.join() &&
-    (profile.model.logSnrRange?.min ?? null) === (model.logSnrRange?.min ?? null) &&
-    (profile.model.logSnrRange?.max ?? null) === (model.logSnrRange?.max ?? null);
-  if (!same) {
+  if (!profileFits(profile, model)) {
+    const range = (r?: { min: number; max: number }) =>
+      r ? `α ∈ [${r.min.toFixed(3)}, ${r.max.toFixed(3)}]` : "no trained range";
     throw new InvalidArgumentError(
       `the log-SNR profile was fitted on ${profile.model.name} (shape ${
         profile.model.shape.join("×")
-      }), not on ${model.name} (shape ${model.shape.join("×")}) with the same trained range; ` +
-        `expected the profile of this model (run \`infodiff calibrate\` on it)`,
+      }, ${range(profile.model.logSnrRange)}), not on ${model.name} (shape ${
+        model.shape.join("×")
+      }, ${range(model.logSnrRange)}); expected the profile of this model over its trained range ` +
+        `(run \`infodiff calibrate\` on it)`,
     );
   }
   return { kind: "fitted", lambda: profile.defensiveShare ?? LEGACY_DEFENSIVE_SHARE, profile };
@@ -463,6 +463,30 @@ export function scheduleSettings(
   proposal: Extract<ResolvedProposal, { kind: "schedule" }>,
 ): { kind: "schedule"; lambda: number; timesteps: number } {
   return { kind: "schedule", lambda: proposal.lambda, timesteps: proposal.profile.mass.length };
+}
+
+/**
+ * Whether a profile was fitted on this model as it is read now: the same name, shape and trained
+ * log-SNR range (a profile's masses are over its range's bins; another range's are another law).
+ *
+ * @example
+ * ```ts
+ * import { profileFits } from "./options.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const model = exampleOracle();
+ * const profile = { model: { name: model.name, shape: [...model.shape] } };
+ * console.assert(profileFits(profile, model));
+ * console.assert(!profileFits({ model: { ...profile.model, logSnrRange: { min: -6, max: 6 } } }, model));
+ * ```
+ */
+export function profileFits(
+  profile: Pick<LogSnrProfile, "model">,
+  model: Pick<Denoiser, "name" | "shape" | "logSnrRange">,
+): boolean {
+  return profile.model.name === model.name &&
+    profile.model.shape.join() === model.shape.join() &&
+    (profile.model.logSnrRange?.min ?? null) === (model.logSnrRange?.min ?? null) &&
+    (profile.model.logSnrRange?.max ?? null) === (model.logSnrRange?.max ?? null);
 }
 
 /** A flow model's training law as a proposal, with the law and trained range it comes from. */

@@ -11,9 +11,11 @@
  */
 import { join } from "node:path";
 import { homedir } from "node:os";
+import { createHash } from "node:crypto";
 import { InvalidArgumentError, ModelLoadError } from "../errors.ts";
 import { checkProfile, type LogSnrProfile } from "../numerics/proposal.ts";
 import type { ModelIdentity } from "./denoiser.ts";
+import type { LogSnrRange } from "../numerics/log-snr.ts";
 
 /** The profile's file name inside a model folder. */
 export const PROFILE_FILE = "infodiff-logsnr-profile.json";
@@ -108,21 +110,30 @@ export function infodiffCacheDir(env: ProfileEnvironment): string {
 
 /**
  * Where a self-calibrated profile of a model is kept: `<store>/profiles/<sha256>.json`, the store
- * being infodiff's cache folder unless given. Undefined for a model without an identity (a custom
- * backend whose `identity` hashes nothing), whose profile no later run could tell from another's.
+ * being infodiff's cache folder unless given, or — given the model's trained log-SNR range —
+ * `<sha256>-<range key>.json`, so a profile fitted over another range (an infodiff that defined
+ * the range otherwise) is never the file a study reads or waits for. Undefined for a model without
+ * an identity (a custom backend whose `identity` hashes nothing), whose profile no later run could
+ * tell from another's.
  *
  * @example
  * ```ts
  * import { storedProfilePath } from "./profile-file.ts";
  * const id = { name: "m", backend: "onnx", sha256: "ab".repeat(32) };
  * console.assert(storedProfilePath(id, "/c") === `/c/profiles/${"ab".repeat(32)}.json`);
+ * console.assert(/-[0-9a-f]{16}\.json$/.test(storedProfilePath(id, "/c", { min: -6, max: 6 })!));
  * console.assert(storedProfilePath({ ...id, sha256: "" }, "/c") === undefined);
  * ```
  */
-export function storedProfilePath(identity: ModelIdentity, store: string): string | undefined {
-  return /^[0-9a-f]{64}$/.test(identity.sha256)
-    ? join(store, "profiles", `${identity.sha256}.json`)
-    : undefined;
+export function storedProfilePath(
+  identity: ModelIdentity,
+  store: string,
+  range?: LogSnrRange,
+): string | undefined {
+  if (!/^[0-9a-f]{64}$/.test(identity.sha256)) return undefined;
+  if (!range) return join(store, "profiles", `${identity.sha256}.json`);
+  const key = createHash("sha256").update(`${range.min},${range.max}`).digest("hex").slice(0, 16);
+  return join(store, "profiles", `${identity.sha256}-${key}.json`);
 }
 
 /**

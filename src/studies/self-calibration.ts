@@ -35,7 +35,7 @@ import {
   waitForStoredProfile,
 } from "../models/profile-file.ts";
 import type { EstimatorOptions } from "../estimators/options.ts";
-import { defaultProposal, resolveOptions } from "../estimators/options.ts";
+import { defaultProposal, profileFits, resolveOptions } from "../estimators/options.ts";
 import {
   type ContrastDraws,
   fitProfile,
@@ -127,11 +127,17 @@ export async function studyProfilePlan(
     ? spec.rows.length
     : Math.min(spec.rows, Math.floor(items / 2));
   const store = spec.store ?? defaultStore();
-  const path = store === undefined
-    ? undefined
-    : storedProfilePath(await modelIdentity(model), store);
+  const identity = store === undefined ? undefined : await modelIdentity(model);
+  // the file of this model over its trained range; a profile stored before files named their
+  // range is read only if its range is this model's (else this study fits one of its own)
+  const path = identity && storedProfilePath(identity, store!, model.logSnrRange);
+  const legacy = identity && model.logSnrRange ? storedProfilePath(identity, store!) : undefined;
   const profile = path ? await readStoredProfile(path) : undefined;
   if (profile) return { mode: "stored", prior, rows, path, profile };
+  const old = legacy ? await readStoredProfile(legacy) : undefined;
+  if (old && profileFits(old, model)) {
+    return { mode: "stored", prior, rows, path: legacy!, profile: old };
+  }
   return { mode: "calibrate", prior, rows, ...(path ? { path } : {}) };
 }
 
