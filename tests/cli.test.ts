@@ -30,19 +30,38 @@ Deno.test("cli demo --oracle: prints the per-word table and writes one PNG per w
   assert.equal(meta.width, 256);
 });
 
-Deno.test("cli demo: a held-out scene under shapes-tiny, its caption, the table and overlays", async () => {
+Deno.test("cli demo: a held-out scene under shapes-flow, its caption, the table and overlays", async () => {
   const out = await Deno.makeTempDir();
   const { code, output } = await capture(() => main(["demo", "--out", out, "--samples", "4"]));
   assert.equal(code, 0);
-  assert.match(output, /model: shapes-tiny/);
+  assert.match(output, /model: shapes-flow \(12×16×16\)/);
   const result = JSON.parse(await Deno.readTextFile(`${out}/result.json`));
   assert.ok(result.tokens.length >= 5);
-  assert.equal(result.provenance.model.name, "shapes-tiny");
+  assert.equal(result.provenance.model.name, "shapes-flow");
   assert.match(result.provenance.model.sha256, /^[0-9a-f]{64}$/);
+  // the scene's pixels, said to be pixels (its latent has as many values), at T5's length 16
+  assert.equal(result.provenance.image.kind, "pixels");
+  assert.equal(result.provenance.model.pipeline.maxSequenceLength, 16);
   for (const token of result.tokens) {
     assert.ok((await Deno.stat(`${out}/${token.index}-${token.word}.png`)).isFile);
   }
+  // the picture is the scene's 32×32 pixels enlarged, not its latent
   assert.equal((await sharp(`${out}/image.png`).metadata()).width, 256);
+  // the earlier demo model, by folder
+  const tiny = await Deno.makeTempDir();
+  const earlier = await capture(() =>
+    main(["demo", "--out", tiny, "--samples", "4", "--model", "fixtures/models/shapes-tiny"])
+  );
+  assert.equal(earlier.code, 0);
+  assert.match(earlier.output, /model: shapes-tiny \(3×32×32\)/);
+  // a pipeline option with the oracle has nothing to set
+  const empty = await Deno.makeTempDir();
+  await assert.rejects(
+    () => main(["demo", "--oracle", "--max-sequence-length", "8", "--out", empty]),
+    (e: Error) =>
+      e.name === "InvalidArgumentError" &&
+      /example oracle loads nothing, so maxSequenceLength has nothing to set/.test(e.message),
+  );
 });
 
 Deno.test("cli info: per-word table on an ONNX export fixture, overlays written", async () => {

@@ -148,12 +148,13 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "demo",
     outFolder: true,
     summary: "per-word information and heat maps of a held-out shapes scene",
-    usage: `infodiff demo [--out DIR] [--samples N] [--seed S] [--oracle | --model DIR]
-         [--scale shared|each]
-  The trained shapes-tiny model (--oracle: the exact example oracle) on a held-out scene: the
-  per-word table and, under --out (default out/demo), image.png, a labelled overlay, a bare map
-  and a .npy per word, grid.png (all words on one colour scale, with its colour bar) and
-  result.json.
+    usage: `infodiff demo [--out DIR] [--samples N] [--seed S] [--oracle | --model DIR
+         [--max-sequence-length N]] [--scale shared|each]
+  The trained shapes-flow model (FLUX.1's layout, T5 at 16 tokens; --model
+  fixtures/models/shapes-tiny: the earlier demo model; --oracle: the exact example oracle) on a
+  held-out scene: the per-word table and, under --out (default out/demo), image.png, a labelled
+  overlay, a bare map and a .npy per word, grid.png (all words on one colour scale, with its colour
+  bar) and result.json.
   example: infodiff demo --samples 50 --out out/demo`,
     options: {
       out: string,
@@ -161,6 +162,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
       seed: NUMBER,
       oracle: boolean,
       model: string,
+      "max-sequence-length": NUMBER,
       scale: choiceOf(MAP_SCALES),
     },
     async run(values, _positionals, log) {
@@ -172,6 +174,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
         seed: seed === undefined ? undefined : checkSeed(seed),
         oracle: values.oracle === true,
         model: values.model as string | undefined,
+        load: pipelineOptions(values),
         scale: mapScale(values),
         log,
       });

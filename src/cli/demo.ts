@@ -1,11 +1,14 @@
 /**
  * `deno task demo`: a held-out scene of the shapes world, its caption, a per-word information table
- * with standard errors under the trained `shapes-tiny` model, and a heat-map overlay per word as
- * PNG. `--oracle` runs the same on the exact example oracle instead.
+ * with standard errors under the trained `shapes-flow` model (a rectified-flow model in FLUX.1's
+ * layout that binds colours to their shapes), and a heat-map overlay per word as PNG. `--model`
+ * runs another model of the shapes world (`fixtures/models/shapes-tiny`, the earlier demo model),
+ * `--oracle` the exact example oracle.
  *
  * @module
  */
 import { EXAMPLE_PROMPT } from "../models/example.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { exampleOracle } from "../query/oracles.ts";
 import { loadModel } from "../query/load-model.ts";
 import { shapesWorld } from "../datasets/shapes/world.ts";
@@ -15,7 +18,23 @@ import type { PerTokenResult } from "../estimators/results.ts";
 import type { Model } from "../query/model.ts";
 
 /** Where the trained demo model lives, relative to the repository root. */
-export const DEMO_MODEL = new URL("../../fixtures/models/shapes-tiny/", import.meta.url);
+export const DEMO_MODEL = new URL("../../fixtures/models/shapes-flow/", import.meta.url);
+
+/**
+ * How the demo model loads: with its T5's training length (16 tokens), not FLUX.1-schnell's
+ * pipeline default of 256, whose 240 extra pad tokens it never saw.
+ */
+export const DEMO_LOAD_OPTIONS: PipelineLoadOptions = Object.freeze({ maxSequenceLength: 16 });
+
+/** The pipeline options a demo model loads with (as `infodiff demo` takes them). */
+export interface PipelineLoadOptions {
+  /** T5's `max_sequence_length` (SD 3, FLUX.1) */
+  readonly maxSequenceLength?: number;
+  /** FLUX.1-dev's embedded guidance */
+  readonly guidance?: number;
+  /** SDXL's unconditional */
+  readonly unconditional?: "model" | "zeros" | "encoded";
+}
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
@@ -25,10 +44,15 @@ export interface DemoOptions {
   readonly samples?: number;
   /** seed of the draws and of the scene (default 0) */
   readonly seed?: number;
-  /** use the exact example oracle instead of shapes-tiny */
+  /** use the exact example oracle instead of shapes-flow */
   readonly oracle?: boolean;
-  /** a model folder to use instead of shapes-tiny (a pixel-space model of the shapes world) */
+  /** a model folder of the shapes world (32×32 pixels) to use instead of shapes-flow */
   readonly model?: string;
+  /**
+   * how the model loads, over {@link DEMO_LOAD_OPTIONS} for the demo model and over nothing for
+   * another
+   */
+  readonly load?: PipelineLoadOptions;
   /** colour scale of the maps: one for all words (default) or each its own */
   readonly scale?: MapScale;
   /** where to print (default console.log) */
@@ -49,10 +73,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
   const out = options.out ?? "out/demo";
   const log = options.log ?? console.log;
   const seed = options.seed ?? 0;
+  const load = options.load ?? {};
+  if (options.oracle && Object.keys(load).length > 0) {
+    throw new InvalidArgumentError(
+      `the demo's example oracle loads nothing, so ${
+        Object.keys(load).join(", ")
+      } has nothing to set; expected it with the shapes model or --model`,
+    );
+  }
   await checkOutputFolder(out);
-  const { model, pixels, size, prompt } = options.oracle
-    ? exampleScene(seed)
-    : await shapesScene(options.model ?? DEMO_MODEL.pathname, seed);
+  const { model, pixels, size, prompt } = options.oracle ? exampleScene(seed) : await shapesScene(
+    options.model ?? DEMO_MODEL.pathname,
+    { ...(options.model ? {} : DEMO_LOAD_OPTIONS), ...load },
+    seed,
+  );
   try {
     log(`model: ${model.name} (${model.shape.join("×")})`);
     const result = await model.info({ pixels }).given(prompt).samples(options.samples ?? 100)
@@ -98,9 +132,10 @@ function exampleScene(seed: number): DemoScene {
 /** A two-object scene of the held-out test split (never seen in training) under a trained model. */
 async function shapesScene(
   dir: string,
+  load: PipelineLoadOptions,
   seed: number,
 ): Promise<DemoScene> {
-  const model = await loadModel(dir, { device: "cpu" });
+  const model = await loadModel(dir, { device: "cpu", ...load });
   const world = shapesWorld({ seed: seed + 1, count: 20, split: "test" });
   const scene = world.scenes.find((s) => s.objects.length === 2) ?? world.scenes[0];
   return { model, pixels: scene.toData(), size: scene.size, prompt: scene.caption };
