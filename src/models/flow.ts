@@ -179,7 +179,7 @@ export function velocityFromNoise(
  * reaches where logit-normal(0, 1) draws about one t in 500,000, and there a trained network's ε̂ =
  * x_t + (1 − t)·v̂ carries the velocity's errors: on shapes-flow the integrand of every word, "a"
  * included, doubles with each unit of α above α ≈ 4, so ±13.8 made its per-word information ten
- * times that over ±6.2 and its relation swaps chance (docs/performance.md, "Binding"). At shift 1
+ * times that over ±6.2, most of it on the background (docs/performance.md, "Binding"). At shift 1
  * the range is ±6.18, as wide as SD's trained [−5.36, 7.07].
  */
 export const TRAINED_LAW_DEVIATIONS = 3.090232306167813;
