@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { describeError, InvalidArgumentError } from "../errors.ts";
 import { checkDevice, type Device } from "../models/onnx/onnx-model.ts";
+import type { PipelineOptions } from "../models/onnx/pipeline.ts";
 
 /** Parsed option values: strings and booleans by option name. */
 export type Values = Readonly<Record<string, string | boolean | undefined>>;
@@ -363,13 +364,7 @@ export const PIPELINE_USAGE =
  * console.assert(Object.keys(pipelineOptions({})).length === 0);
  * ```
  */
-export function pipelineOptions(
-  values: Values,
-): {
-  guidance?: number;
-  maxSequenceLength?: number;
-  unconditional?: "model" | "zeros" | "encoded";
-} {
+export function pipelineOptions(values: Values): PipelineOptions {
   const guidance = numberOption(values, "embedded-guidance");
   const maxSequenceLength = numberOption(values, "max-sequence-length");
   const unconditional = values.unconditional as "model" | "zeros" | "encoded" | undefined;

@@ -16,6 +16,7 @@ import { chwToRgb } from "../images/png.ts";
 import { checkOutputFolder, type MapScale, writeTokenOutputs } from "./outputs.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 import type { Model } from "../query/model.ts";
+import type { PipelineOptions } from "../models/onnx/pipeline.ts";
 
 /** Where the trained demo model lives, relative to the repository root. */
 export const DEMO_MODEL = new URL("../../fixtures/models/shapes-flow/", import.meta.url);
@@ -24,17 +25,7 @@ export const DEMO_MODEL = new URL("../../fixtures/models/shapes-flow/", import.m
  * How the demo model loads: with its T5's training length (16 tokens), not FLUX.1-schnell's
  * pipeline default of 256, whose 240 extra pad tokens it never saw.
  */
-export const DEMO_LOAD_OPTIONS: PipelineLoadOptions = Object.freeze({ maxSequenceLength: 16 });
-
-/** The pipeline options a demo model loads with (as `infodiff demo` takes them). */
-export interface PipelineLoadOptions {
-  /** T5's `max_sequence_length` (SD 3, FLUX.1) */
-  readonly maxSequenceLength?: number;
-  /** FLUX.1-dev's embedded guidance */
-  readonly guidance?: number;
-  /** SDXL's unconditional */
-  readonly unconditional?: "model" | "zeros" | "encoded";
-}
+export const DEMO_LOAD_OPTIONS: PipelineOptions = Object.freeze({ maxSequenceLength: 16 });
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
@@ -52,7 +43,7 @@ export interface DemoOptions {
    * how the model loads, over {@link DEMO_LOAD_OPTIONS} for the demo model and over nothing for
    * another
    */
-  readonly load?: PipelineLoadOptions;
+  readonly load?: PipelineOptions;
   /** colour scale of the maps: one for all words (default) or each its own */
   readonly scale?: MapScale;
   /** where to print (default console.log) */
@@ -92,14 +83,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
     const result = await model.info({ pixels }).given(prompt).samples(options.samples ?? 100)
       .seed(seed).perToken();
     log(result.toString());
-    const [height, width] = [size, size];
-    const scale = Math.max(1, Math.round(256 / width)); // show small pictures at ≥ 256 px
-    const rgb = chwToRgb(pixels, 3, height, width, { clamp: true }); // oracle samples pass ±1
-    const big = {
-      width: width * scale,
-      height: height * scale,
-      rgb: upscale(rgb, width, height, scale),
-    };
+    const scale = Math.max(1, Math.round(256 / size)); // show small pictures at ≥ 256 px
+    const rgb = chwToRgb(pixels, 3, size, size, { clamp: true }); // oracle samples pass ±1
+    const big = { width: size * scale, height: size * scale, rgb: upscale(rgb, size, size, scale) };
     const files = await writeTokenOutputs(result, big, out, options.scale);
     log(
       `wrote ${files.length} files under ${out}: image.png, per word an overlay and the map ` +
@@ -132,7 +118,7 @@ function exampleScene(seed: number): DemoScene {
 /** A two-object scene of the held-out test split (never seen in training) under a trained model. */
 async function shapesScene(
   dir: string,
-  load: PipelineLoadOptions,
+  load: PipelineOptions,
   seed: number,
 ): Promise<DemoScene> {
   const model = await loadModel(dir, { device: "cpu", ...load });

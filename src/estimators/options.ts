@@ -378,13 +378,11 @@ export function resolveProposal(
  * The proposal a model draws from when none is given: its calibrated profile, else its family's
  * prior (a discrete-time model's schedule), else the logistic over its trained range — a flow
  * model's too. A flow model's training law is drawn from on request (`proposal: "training-law"`):
- * measured 2026-12-06 (bench/self-calibration.ts `flow-model`, 40 seeds × 100 draws of a perToken
- * query on two held-out scenes) on shapes-flow, a trained flow model in FLUX.1's layout, the
- * logistic drew at a median 0.051 of i.i.d.'s variance (worst 0.22 of 19 contrasts) and the
- * training law at 0.35 (worst 1.69: worse than i.i.d.), adapting from it at 0.28 (worst 1.20); on
- * the exact SD 3 fixture the logistic was as good (0.0012 against 0.0019), on FLUX.1's both were
- * below 0.0002. The law's mass sits mid-range, and a flow model's integrand reaches far into the
- * low-noise end, where ε̂ = x_t + (1 − t)·v̂ carries the velocity's errors.
+ * measured 2026-12-06 over the trained range (bench/self-calibration.ts `flow-model`, 40 seeds ×
+ * 100 draws of a perToken query on two held-out scenes) on shapes-flow, a trained flow model in
+ * FLUX.1's layout, the logistic drew at a median 0.54 of i.i.d.'s variance (worst 0.94 of 19
+ * contrasts) and the training law at 0.64 (worst 1.11: worse than i.i.d.); on the exact SD 3
+ * fixture 0.00072 against 0.0012, on FLUX.1's 0.000016 against 0.000023 (`families`).
  *
  * @example
  * ```ts
@@ -405,10 +403,9 @@ export function defaultProposal(
  * from the model's default prior (no profile, no proposal given, not the reference's design),
  * and on a flow model only when asked; the pilot is the first round of a precision target, else
  * a share of `samples` of at least {@link ADAPT_MIN_SAMPLES} (even, so antithetic pairs stay
- * whole). A flow model's integrand is smooth in α and the logistic's stratification takes most of
- * its variance: a piecewise-constant fitted profile breaks that, and adapting doubled the variance
- * on every flow model measured (shapes-flow: median 0.11 of i.i.d.'s against the logistic's
- * 0.051, worst 0.43 against 0.22; the exact SD 3 and FLUX.1 fixtures 2–3×).
+ * whole). On every flow model measured adapting did worse than the logistic alone (shapes-flow:
+ * median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1 fixtures 2× and 4.5×):
+ * a piecewise-constant fitted profile breaks the stratification of their smooth integrands.
  */
 function adaptPlan(
   options: EstimatorOptions,

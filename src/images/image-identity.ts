@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { InvalidImageError } from "../errors.ts";
+import { imageArray } from "./image-array.ts";
 
 /** An image's identity. */
 export interface ImageIdentity {
@@ -38,13 +39,12 @@ export async function imageIdentity(image: unknown): Promise<ImageIdentity> {
     });
     return { kind: "file", path: image, sha256: sha256(bytes) };
   }
-  const array = arrayOf(image);
-  if (array) {
+  const given = imageArray(image);
+  if (given) {
+    const { array, holds } = given;
     return {
-      kind: array.kind,
-      sha256: sha256(
-        new Uint8Array(array.values.buffer, array.values.byteOffset, array.values.byteLength),
-      ),
+      kind: holds === "pixels" ? "pixels" : "data", // a bare array: model data, as before tags
+      sha256: sha256(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)),
     };
   }
   if (image instanceof Uint8Array) return { kind: "bytes", sha256: sha256(image) };
@@ -67,14 +67,4 @@ export async function imageSha256(image: unknown): Promise<string> {
   } catch {
     return "";
   }
-}
-
-/** A Float32Array input, bare (model data, as before tags existed) or tagged `{ pixels }`/`{ data }`. */
-function arrayOf(image: unknown): { kind: "data" | "pixels"; values: Float32Array } | undefined {
-  if (image instanceof Float32Array) return { kind: "data", values: image };
-  if (typeof image !== "object" || image === null) return undefined;
-  const { pixels, data } = image as { pixels?: unknown; data?: unknown };
-  if (pixels instanceof Float32Array) return { kind: "pixels", values: pixels };
-  if (data instanceof Float32Array) return { kind: "data", values: data };
-  return undefined;
 }

@@ -239,7 +239,8 @@ export const DEFENSIVE_SHARE = 0.1;
 
 /**
  * The logistic's share λ beside a flow model's training law (the "training-law" prior). Measured
- * 2026-12-06 (bench/self-calibration.ts `families`, 60 seeds × 100 draws of a perToken query;
+ * 2026-12-06 over the scheduler's whole grid, the flow models' trained range then
+ * (bench/self-calibration.ts `families`, 60 seeds × 100 draws of a perToken query;
  * median variance over the 12 contrasts relative to i.i.d.): on the exact SD 3 fixture λ = 0.1,
  * 0.25, 0.5, 0.75 gave 0.017, 0.0053, 0.0019, 0.0014 (the logistic alone 0.0012), on the exact
  * FLUX.1 fixture 0.00014, 0.000050, 0.000032, 0.000043 (the logistic 0.00015); on a flow oracle

@@ -220,9 +220,9 @@ export class Query {
 
   /**
    * Whether α adapts to the terminal's own draws on a model without a calibrated profile (default
-   * true; false on a flow model, where it was measured to double the variance): a pilot round from the model's prior, then rounds from a profile fitted on the rounds
-   * so far, combined without bias (`plan().adapt` shows the rounds). `false` draws every α from
-   * the prior.
+   * true; false on a flow model, where it was measured to raise the variance): a pilot round from
+   * the model's prior, then rounds from a profile fitted on the rounds so far, combined without
+   * bias (`plan().adapt` shows the rounds). `false` draws every α from the prior.
    */
   adapt(on: boolean): Query {
     const next = this.#with({ options: { adapt: on } });
