@@ -4,10 +4,18 @@
  * - for every colour word and every shape word of a scene's caption, where its per-pixel
  *   conditional information (the `perToken` map, i(x; word | rest of the caption) per pixel) lies:
  *   the share on its own object's mask, on the other objects' masks, and (the rest) on the
- *   background. Shares are ratios of sums over the scenes' words (Σ own / Σ whole map), so a word
- *   whose map is nearly flat counts as little as it carries; their SEs are bootstrap SEs over
- *   scenes (1000 resamples, seed 0). A map at the latent's resolution (a 2×2 space-to-depth latent
+ *   background; and, since a map puts much of a word's information on its object's outline (a
+ *   16×16 map's 2 px cell straddles it), the share on the object or within 2 px of it (less the
+ *   other objects' masks) and the share farther than 2 px from every object. Shares are ratios
+ *   of sums over the scenes' words (Σ own / Σ whole map), so a word whose map is nearly flat
+ *   counts as little as it carries; their SEs are bootstrap SEs over scenes (1000 resamples, seed 0). A map at the latent's resolution (a 2×2 space-to-depth latent
  *   is 16×16 for 32 px) is compared with the share of each latent cell that the mask covers;
+ * - with `--generate N`, whether the model draws the layout a relation names: N held-out captions of
+ *   two objects of different colours (test scenes, seed + 1), one sample each (`model.generate`,
+ *   the model's own sampler and defaults, seed = the sample's index), each named colour's object read
+ *   back from the pixels (src/datasets/shapes/recognise.ts: the largest blob of that colour, ≥ 8
+ *   px); right when both are found and the first object's box centre lies on the named side of the
+ *   second's (left of: smaller x; above: smaller y). Binomial SEs;
  * - relation and attribute-swap accuracy on the world's ARO export (tools/measure_shapes.ts's
  *   items: the relation item swaps the two related objects, the attribution item their colours),
  *   with relationStudy's binomial SE over items, for the orthogonal (the paper's) and the standard
@@ -16,7 +24,8 @@
  * Usage (from the repository root):
  *   npx -y deno@2.9.6 run -A tools/measure_binding.ts [--model fixtures/models/shapes-tiny]
  *     [--count 40] [--samples 64] [--seed 1] [--max-sequence-length N] [--threads N]
- *     [--log-snr-range MIN,MAX [--outside-trained-range]] [--out out/measure_binding.json]
+ *     [--log-snr-range MIN,MAX [--outside-trained-range]] [--generate N]
+ *     [--out out/measure_binding.json]
  *
  * --threads 1 on a loaded shared CPU: a 2-thread pool that waits for a descheduled peer wastes its
  * share (10× slower under `nice` on the 2-core CPU at load 9).
@@ -40,6 +49,8 @@ import { bootstrap } from "../src/numerics/statistics.ts";
 import type { Heatmap } from "../src/images/heatmap.ts";
 import type { EstimatorName } from "../src/estimators/options.ts";
 import { defaultLogSnrSampling } from "../src/numerics/log-snr.ts";
+import { findObject } from "../src/datasets/shapes/recognise.ts";
+import type { Model } from "../src/query/model.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -52,6 +63,7 @@ const { values: args } = parseArgs({
     "log-snr-range": { type: "string" },
     "outside-trained-range": { type: "boolean", default: false },
     out: { type: "string", default: "out/measure_binding.json" },
+    generate: { type: "string", default: "0" },
   },
 });
 const count = Number(args.count), samples = Number(args.samples), seed = Number(args.seed);
@@ -64,7 +76,35 @@ interface WordSums {
   readonly objects: number;
   readonly own: number;
   readonly others: number;
+  /** own object's mask grown by {@link BORDER_PX} px, less the other objects' masks */
+  readonly ownNear: number;
+  /** the background farther than {@link BORDER_PX} px from every object */
+  readonly far: number;
   readonly total: number;
+}
+
+/**
+ * The border counted as "near" an object, in pixels (Chebyshev distance): one latent cell of a 2×2
+ * space-to-depth model, two pixels of a pixel-space one. Per-pixel maps concentrate on objects'
+ * edges, where a word tells whether a noisy pixel is the object's (measured 2026-12-06,
+ * TRAINING.md of shapes-flow), and a 2 px cell straddles the edge.
+ */
+const BORDER_PX = 2;
+
+/** The mask grown by `radius` pixels (Chebyshev distance). */
+function grow(mask: Uint8Array, size: number, radius: number): Uint8Array {
+  const out = new Uint8Array(mask.length);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (!mask[y * size + x]) continue;
+      for (let dy = Math.max(0, y - radius); dy <= Math.min(size - 1, y + radius); dy++) {
+        for (let dx = Math.max(0, x - radius); dx <= Math.min(size - 1, x + radius); dx++) {
+          out[dy * size + dx] = 1;
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** Σ map · (share of each map cell the mask covers): the map may be coarser than the mask. */
@@ -89,17 +129,29 @@ function maskedSum(map: Heatmap, mask: Uint8Array, size: number): number {
 function wordSums(scene: ShapesScene, word: string, map: Heatmap): WordSums {
   const kind = (COLOURS as readonly string[]).includes(word) ? "colour" : "shape";
   const own = scene.objects.findIndex((o) => (kind === "colour" ? o.colour : o.shape) === word);
+  const size = scene.size;
   let others = 0;
+  const otherMasks = new Uint8Array(size * size), near = new Uint8Array(size * size);
   scene.objects.forEach((o, i) => {
-    if (i !== own) others += maskedSum(map, o.mask, scene.size);
+    if (i !== own) others += maskedSum(map, o.mask, size);
+    const grown = grow(o.mask, size, BORDER_PX);
+    for (let p = 0; p < near.length; p++) {
+      near[p] |= grown[p];
+      if (i !== own) otherMasks[p] |= o.mask[p];
+    }
   });
+  const ownNear = grow(scene.objects[own].mask, size, BORDER_PX).map((v, p) =>
+    v & ~otherMasks[p] & 1
+  );
   return {
     scene: scene.id,
     word,
     kind,
     objects: scene.objects.length,
-    own: maskedSum(map, scene.objects[own].mask, scene.size),
+    own: maskedSum(map, scene.objects[own].mask, size),
     others,
+    ownNear: maskedSum(map, ownNear, size),
+    far: maskedSum(map, near.map((v) => 1 - v), size),
     total: map.data.reduce((s, v) => s + v, 0),
   };
 }
@@ -112,7 +164,7 @@ interface Share {
 }
 
 /** Σ part / Σ total over the rows, with its bootstrap SE over scenes. */
-function share(rows: readonly WordSums[], part: "own" | "others"): Share {
+function share(rows: readonly WordSums[], part: "own" | "others" | "ownNear" | "far"): Share {
   const scenes = [...new Set(rows.map((r) => r.scene))];
   const byScene = scenes.map((id) => rows.filter((r) => r.scene === id));
   const ratio = (indices: ArrayLike<number>) => {
@@ -125,6 +177,42 @@ function share(rows: readonly WordSums[], part: "own" | "others"): Share {
   const all = Int32Array.from(scenes.keys());
   const se = scenes.length >= 2 ? bootstrap(scenes.length, ratio, { seed: 0 }).se : NaN;
   return { share: ratio(all), se, words: rows.length, scenes: scenes.length };
+}
+
+/** Share with its binomial standard error. */
+function binomial(hits: number, n: number) {
+  const p = n ? hits / n : NaN;
+  return { share: p, se: Math.sqrt(p * (1 - p) / n), hits, n };
+}
+
+/** Whether samples of two-object captions put the objects as their relation says. */
+async function generatedRelations(model: Model, n: number) {
+  const scenes: ShapesScene[] = [];
+  for (let c = 4 * n; scenes.length < n; c *= 2) {
+    scenes.length = 0;
+    for (const s of shapesWorld({ seed: seed + 1, count: c, split: "test" }).scenes) {
+      if (s.objects.length === 2 && s.objects[0].colour !== s.objects[1].colour) scenes.push(s);
+      if (scenes.length === n) break;
+    }
+  }
+  let found = 0, right = 0;
+  for (const [i, scene] of scenes.entries()) {
+    const data = await model.generate(scene.caption, { seed: i });
+    const pixels = model.decode ? await model.decode(data) : data;
+    const [a, b] = scene.objects.map((o) => findObject(pixels, scene.size, scene.size, o.colour));
+    if (!a || !b) continue;
+    found++;
+    const centre = (o: typeof a, axis: 0 | 1) => (o.box[axis] + o.box[axis + 2]) / 2;
+    const relation = scene.caption.match(/left of|right of|above|below/)![0];
+    const axis = relation === "left of" || relation === "right of" ? 0 : 1;
+    const before = centre(a, axis) < centre(b, axis);
+    if (before === (relation === "left of" || relation === "above")) right++;
+  }
+  return {
+    found: binomial(found, n),
+    right: binomial(right, n),
+    rightWhenFound: binomial(right, found),
+  };
 }
 
 const world = shapesWorld({ seed, count, split: "test" });
@@ -169,6 +257,9 @@ try {
       samples,
       seed: 0,
       estimator,
+      // a fresh store per run and estimator: the study calibrates on its first items as shipped,
+      // never on a profile an earlier run left in the user's cache (figures repeat exactly)
+      calibration: { store: join(dir, `profiles-${estimator}`) },
       ...(logSnr ? { logSnr, ...outside } : {}),
     });
     const kind = (name: string) => result.byKind.find((k) => k.name === name);
@@ -179,46 +270,73 @@ try {
     };
     console.error(`${model.name}: relations (${estimator}) done`);
   }
-  const shares: Record<string, { own: Share; others: Share }> = {};
+  const generation = Number(args.generate) > 0
+    ? await generatedRelations(model, Number(args.generate))
+    : undefined;
+  const shares: Record<string, { own: Share; others: Share; ownNear: Share; far: Share }> = {};
   for (const kind of ["colour", "shape"] as const) {
     for (const multi of [false, true]) {
       const rows = sums.filter((r) => r.kind === kind && (!multi || r.objects >= 2));
       shares[`${kind}${multi ? " (≥ 2 objects)" : ""}`] = {
         own: share(rows, "own"),
         others: share(rows, "others"),
+        ownNear: share(rows, "ownNear"),
+        far: share(rows, "far"),
       };
     }
   }
   const seconds = (performance.now() - started) / 1000;
   const pct = (v: number, se: number) => `${(100 * v).toFixed(1)} % ± ${(100 * se).toFixed(1)}`;
   type Acc = { accuracy: number; se: number; n: number };
-  const acc = (a: unknown) => {
-    const { accuracy, se, n } = a as Acc;
-    return `${pct(accuracy, se)} (n=${n})`;
-  };
-  const r = relations as Record<string, { relation: Acc; attribution: Acc }>;
+  const acc = (a: Acc | undefined, bad: number) =>
+    a ? `${pct(a.accuracy, a.se)} (n=${a.n})` : `— (${bad} items failed)`;
+  const r = relations as Record<string, { relation?: Acc; attribution?: Acc; bad: number }>;
   const lines = [
     `${model.name}: ${count} held-out test scenes (seed ${seed}), ${samples} draws per query; ` +
     `${aro.length} ARO items; ${seconds.toFixed(0)} s` +
     (range ? `; α ∈ [${range[0]}, ${range[1]}]` : ""),
     "",
-    "| words | on own object | on other objects | words (scenes) |",
-    "|---|---|---|---|",
+    `| words | on own object | on other objects | within ${BORDER_PX} px of own object | ` +
+    `farther than ${BORDER_PX} px from every object | words (scenes) |`,
+    "|---|---|---|---|---|---|",
     ...Object.entries(shares).map(([k, s]) =>
       `| ${k} | ${pct(s.own.share, s.own.se)} | ${pct(s.others.share, s.others.se)} | ` +
+      `${pct(s.ownNear.share, s.ownNear.se)} | ${pct(s.far.share, s.far.se)} | ` +
       `${s.own.words} (${s.own.scenes}) |`
     ),
     "",
     "| estimator | relation swaps | attribute swaps |",
     "|---|---|---|",
-    ...Object.entries(r).map(([k, v]) => `| ${k} | ${acc(v.relation)} | ${acc(v.attribution)} |`),
+    ...Object.entries(r).map(([k, v]) =>
+      `| ${k} | ${acc(v.relation, v.bad)} | ${acc(v.attribution, v.bad)} |`
+    ),
+    ...(generation
+      ? [
+        "",
+        `samples of ${generation.found.n} two-object captions: both colours found ` +
+        `${pct(generation.found.share, generation.found.se)}; named relation drawn ` +
+        `${pct(generation.right.share, generation.right.se)} of all, ` +
+        `${pct(generation.rightWhenFound.share, generation.rightWhenFound.se)} of those found`,
+      ]
+      : []),
   ];
   console.log(lines.join("\n"));
   await Deno.mkdir(dirname(args.out!), { recursive: true });
   await Deno.writeTextFile(
     args.out!,
     JSON.stringify(
-      { model: model.name, count, samples, seed, range, seconds, shares, relations, words: sums },
+      {
+        model: model.name,
+        count,
+        samples,
+        seed,
+        range,
+        seconds,
+        shares,
+        relations,
+        generation,
+        words: sums,
+      },
       null,
       1,
     ),
