@@ -130,8 +130,8 @@ def condition_keep(words, p_null, p_full, gen):
     return valid & ~(deleted & is_partial[:, None]) & ~is_null[:, None]
 
 
-def sample_t(b, uniform_share, gen):
-    logit = torch.sigmoid(torch.randn(b, generator=gen))
+def sample_t(b, uniform_share, gen, logit_mean=0.0):
+    logit = torch.sigmoid(logit_mean + torch.randn(b, generator=gen))
     uniform = torch.rand(b, generator=gen)
     return torch.where(torch.rand(b, generator=gen) < uniform_share, uniform, logit)
 
@@ -151,6 +151,8 @@ def main():
     ap.add_argument("--p-null", type=float, default=0.1)
     ap.add_argument("--p-full", type=float, default=0.5)
     ap.add_argument("--uniform-share", type=float, default=0.2)
+    ap.add_argument("--logit-mean", type=float, default=0.0,
+                    help="mean of the logit-normal t law (SD 3's m; > 0 trains more at high noise)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
@@ -241,7 +243,7 @@ def main():
         x = images_u8[idx].permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         x0 = pack(to_latent(x)).to(device)
         eps = torch.randn(x0.shape, generator=gen).to(device)
-        t = sample_t(args.batch, args.uniform_share, gen).to(device)
+        t = sample_t(args.batch, args.uniform_share, gen, args.logit_mean).to(device)
         clip_ids, t5_ids = word_ids.ids(words[idx], condition_keep(words[idx], args.p_null, args.p_full, gen))
         xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * eps
         v = model(xt, t, clip_ids.to(device), t5_ids.to(device))
