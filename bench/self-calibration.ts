@@ -14,7 +14,8 @@
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
  *   (the i.i.d. variance formula from the integrand's second moment along α);
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
- *   scenes, the logistic (as shipped) and the training law alone, and adapting, against i.i.d.;
+ *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
+ *   after its calibration on 12 rows of other scenes, against i.i.d.;
  * - `families`: the exact SDXL, SD 3 and FLUX.1 fixtures (issue 24), real runs against their
  *   closed forms: the logistic and SDXL's schedule or SD 3's and FLUX's training law alone,
  *   adapting (SDXL as shipped), and after a study's calibration;
@@ -765,9 +766,10 @@ async function familyExperiment(seeds: number, samples: number) {
 /**
  * A trained flow model (`flow-model`; shapes-flow, FLUX.1-schnell's layout, or `--flow-model`):
  * real runs of a perToken query (standard estimator) on held-out test scenes of two or three
- * objects, `seeds` seeds each: the logistic alone (as shipped), the training law alone, and
- * adapting from the logistic, stratified-antithetic, each against i.i.d. logistic draws. No
- * exact value: variances only, to about ±30 % at 40 seeds.
+ * objects, `seeds` seeds each: the logistic alone (as shipped), the training law alone,
+ * adapting from the logistic, and the profile a study fits from 12 calibration rows of other
+ * scenes (`studyProfile`), stratified-antithetic, each against i.i.d. logistic draws. No exact
+ * value: variances only, to about ±30 % at 40 seeds.
  */
 async function flowModelExperiment(
   folder: string,
@@ -784,12 +786,18 @@ async function flowModelExperiment(
   try {
     const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
     await exportShapesDataset(world, dir);
-    const chosen = world.scenes.filter((s) => s.objects.length >= 2).slice(0, scenes);
+    const multi = world.scenes.filter((s) => s.objects.length >= 2);
+    const chosen = multi.slice(0, scenes);
+    const profile = await studyProfile(model, multi.slice(scenes, scenes + 12), dir, samples);
     const schemes: [string, (query: Query) => Query][] = [
       ["iid, logistic", (q) => q.design("iid").proposal("logistic")],
       ["logistic alone (stratified-antithetic; as shipped)", (q) => q.adapt(false)],
       ["training-law alone", (q) => q.proposal("training-law")],
       ["adapting from the logistic (adapt(true))", (q) => q.adapt(true)],
+      [
+        "study: rows after calibrating on 12 rows of other scenes",
+        (q) => q.proposal({ ...profile, defensiveShare: SELF_FIT_SHARE }),
+      ],
     ];
     for (const scene of chosen) {
       const image = join(dir, "images", `${scene.id}.png`);
@@ -824,6 +832,36 @@ async function flowModelExperiment(
     await Deno.remove(dir, { recursive: true });
   }
   return rows;
+}
+
+/**
+ * The profile a study on a flow model fits from its 12 calibration rows (each a perToken row of
+ * `samples` draws from the model's prior, as a study's calibration rows draw), here rows of other
+ * held-out scenes than the ones measured: calibration never sees the measured images.
+ */
+async function studyProfile(
+  model: OnnxModel,
+  rows: readonly { readonly id: number; readonly caption: string }[],
+  dir: string,
+  samples: number,
+): Promise<LogSnrProfile> {
+  const { join } = await import("node:path");
+  const { perTokenPlan } = await import("../src/estimators/per-token.ts");
+  const draws: ContrastDraws[] = [];
+  const base = { samples, estimator: "standard", adapt: false } as const;
+  for (const [r, row] of rows.entries()) {
+    const x = await model.prepare(join(dir, "images", `${row.id}.png`));
+    await estimateContrasts(
+      model,
+      x,
+      perTokenPlan(row.caption).plan,
+      resolveOptions(model, { ...base, seed: 500 + r, onDraws: (d) => draws.push(...d) }),
+    );
+  }
+  const edges = profileEdges(resolveOptions(model, base).logSnr, 24);
+  const profile = fitProfile(model, edges, draws, {});
+  if (!profile) throw new Error("no calibration contrast carried information beyond 2 SE");
+  return profile;
 }
 
 /** Median, worst and mean ratio per experiment and scheme. */
