@@ -114,3 +114,46 @@ Deno.test("cli: missing arguments and bad values are clear errors", async () => 
   const { code } = await capture(() => main(["frobnicate"]).catch(() => 2));
   assert.equal(code, 2);
 });
+
+Deno.test("cli --precision: info draws until its words' SEs reach the target, total its one number's", async () => {
+  const query = [
+    "--model",
+    "fixtures/models/sd-vpred",
+    "--image",
+    "fixtures/images/test-64.png",
+    "--prompt",
+    "a red circle",
+    "--samples",
+    "8",
+    "--device",
+    "cpu",
+    "--json",
+    "--quiet",
+  ];
+  const info = JSON.parse(
+    (await capture(() => main(["info", ...query, "--precision", "0.03"])))
+      .output.split("\n")[0],
+  );
+  // at 8 draws "a" has an SE of 0.058 on this export: the target needs more rounds
+  assert.ok(info.total.samples > 8 && info.total.samples <= 160, `${info.total.samples} draws`);
+  for (const token of info.tokens) assert.ok(token.se <= 0.03, `${token.word}: ${token.se}`);
+  // the words alone are the target (the whole prompt's total has an SE several times theirs)
+  assert.deepEqual(info.provenance.settings.precision, { se: 0.03, maxSamples: 160, of: "words" });
+  const total = JSON.parse(
+    (await capture(() => main(["total", ...query, "--precision", "0.05"])))
+      .output.split("\n")[0],
+  );
+  assert.ok(total.se <= 0.05 && total.samples > 8, `${total.se} after ${total.samples} draws`);
+  assert.deepEqual(total.provenance.settings.precision, { se: 0.05, maxSamples: 160 });
+  await assert.rejects(
+    () => main(["total", ...query, "--precision", "0"]),
+    (e: Error) =>
+      e.name === "InvalidArgumentError" && /--precision expects a standard error in nats > 0/
+        .test(e.message),
+  );
+  // nll has no contrast: no precision to ask for
+  await assert.rejects(
+    () => main(["nll", ...query, "--precision", "0.1"]),
+    /unknown option --precision/,
+  );
+});

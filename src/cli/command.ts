@@ -315,6 +315,25 @@ export function numberOption(values: Values, name: string): number | undefined {
 }
 
 /**
+ * `--precision SE`: a positive, finite number of nats, checked before any model loads.
+ *
+ * @example
+ * ```ts
+ * import { precisionOption } from "./command.ts";
+ * console.assert(precisionOption({ precision: "0.1" })?.se === 0.1);
+ * console.assert(precisionOption({}) === undefined);
+ * ```
+ */
+export function precisionOption(values: Values): { se: number } | undefined {
+  const se = numberOption(values, "precision");
+  if (se === undefined) return undefined;
+  if (!(se > 0) || !Number.isFinite(se)) {
+    throw new InvalidArgumentError(`--precision expects a standard error in nats > 0, got ${se}`);
+  }
+  return { se };
+}
+
+/**
  * `--device` (default auto) and `--device-id` (a CUDA device: refused with cpu or webgpu), checked
  * before any model loads.
  *

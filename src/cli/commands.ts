@@ -31,6 +31,7 @@ import {
   PIPELINE_OPTIONS,
   PIPELINE_USAGE,
   pipelineOptions,
+  precisionOption,
   required,
   type Values,
 } from "./command.ts";
@@ -66,6 +67,9 @@ const QUERY_OPTIONS = {
 
 /** nll has no contrast, so no estimator to choose and no two prompts to be cut differently. */
 const { estimator: _, "allow-truncation": _allow, ...NLL_OPTIONS } = QUERY_OPTIONS;
+
+/** `--precision SE` of the commands whose numbers are contrasts (info, total, about). */
+const PRECISION_OPTIONS = { precision: NUMBER } as const;
 
 const DEVICE_LIST = DEVICES.join("|");
 const QUERY_USAGE = `--model DIR --image FILE --prompt TEXT [--samples N] [--seed S]
@@ -127,6 +131,7 @@ function queryOptions(values: Values, command: string) {
     device,
     batchSize,
     allowTruncation: values["allow-truncation"] === true,
+    precision: precisionOption(values),
     pipeline: pipelineOptions(values),
     json: values.json === true,
     quiet: values.quiet === true,
@@ -185,14 +190,16 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     name: "info",
     outFolder: true,
     summary: "every word's information about an image, with maps",
-    usage: `infodiff info ${QUERY_USAGE} [--out DIR [--scale shared|each]]
+    usage: `infodiff info ${QUERY_USAGE} [--precision SE] [--out DIR [--scale shared|each]]
   i(x; word | rest of the prompt) for every word, and the total, under a Stable Diffusion ONNX
-  export; --out writes what the model saw (image.png), per word an overlay labelled with the word
-  and nats ± se, the bare map (PNG at image resolution, .npy at model resolution), grid.png of all
-  words on one colour scale with a colour bar (--scale each: each its own), and result.json
-  (numbers, maps, provenance); --json prints the numbers only (no maps).
+  export; --precision SE draws in rounds (from --samples, up to 20 times as many) until every
+  word's standard error is at most SE nats (the total keeps the SE it reached); --out writes
+  what the model saw (image.png), per word an overlay labelled with the word and nats ± se, the
+  bare map (PNG at image resolution, .npy at model resolution), grid.png of all words on one
+  colour scale with a colour bar (--scale each: each its own), and result.json (numbers, maps,
+  provenance); --json prints the numbers only (no maps).
   example: infodiff info --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --out out/cat`,
-    options: { ...QUERY_OPTIONS, out: string, scale: choiceOf(MAP_SCALES) },
+    options: { ...QUERY_OPTIONS, ...PRECISION_OPTIONS, out: string, scale: choiceOf(MAP_SCALES) },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "info");
       await runInfo({
@@ -207,10 +214,11 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   {
     name: "total",
     summary: "i(x; prompt) against the empty prompt",
-    usage: `infodiff total ${QUERY_USAGE}
-  The pointwise mutual information of the image and the whole prompt, in nats ± SE.
+    usage: `infodiff total ${QUERY_USAGE} [--precision SE]
+  The pointwise mutual information of the image and the whole prompt, in nats ± SE; --precision
+  SE draws in rounds (up to 20 times --samples) until its standard error is at most SE nats.
   example: infodiff total --model sd21-onnx --image cat.png --prompt "a cat" --json`,
-    options: QUERY_OPTIONS,
+    options: { ...QUERY_OPTIONS, ...PRECISION_OPTIONS },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "total");
       printEstimate(log, options.json, await withQuery(options, (q) => q.total()));
@@ -220,11 +228,11 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   {
     name: "about",
     summary: "one word's information given the rest of the prompt",
-    usage: `infodiff about ${QUERY_USAGE} --word W [--occurrence K]
+    usage: `infodiff about ${QUERY_USAGE} --word W [--occurrence K] [--precision SE]
   i(x; W | prompt without W): every occurrence of W removed at word boundaries, or only the
-  K-th (counting from 0) with --occurrence.
+  K-th (counting from 0) with --occurrence; --precision as total's.
   example: infodiff about --model sd21-onnx --image cat.png --prompt "a cat on a sofa" --word sofa`,
-    options: { ...QUERY_OPTIONS, word: string, occurrence: NUMBER },
+    options: { ...QUERY_OPTIONS, ...PRECISION_OPTIONS, word: string, occurrence: NUMBER },
     async run(values, _positionals, log) {
       const options = queryOptions(values, "about");
       const word = required(values, "about", "word");

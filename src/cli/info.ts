@@ -10,7 +10,7 @@ import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import { checkOutputFolder, type MapScale, writeTokenOutputs } from "./outputs.ts";
 import { progressReporter } from "./progress.ts";
-import type { EstimatorName } from "../estimators/options.ts";
+import type { EstimatorName, PrecisionScope } from "../estimators/options.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 
 /** Options of {@link runInfo}. */
@@ -37,6 +37,12 @@ export interface InfoCommandOptions {
   readonly quiet?: boolean;
   /** run contrasts whose prompts a text encoder cuts differently (`query.allowTruncation()`) */
   readonly allowTruncation?: boolean;
+  /**
+   * draw in rounds until the standard errors reach `se` nats (`query.precision`): for `info`, its
+   * words' (`of: "words"`: the whole prompt's total beside them keeps the SE it reached); for a
+   * one-number command, that number's
+   */
+  readonly precision?: { readonly se: number; readonly of?: PrecisionScope };
   /** how the pipeline runs (FLUX.1-dev guidance, T5 length, SDXL unconditional) */
   readonly pipeline?: {
     guidance?: number;
@@ -67,6 +73,7 @@ export type QueryRunOptions = Pick<
   | "batchSize"
   | "quiet"
   | "allowTruncation"
+  | "precision"
   | "pipeline"
 >;
 
@@ -96,6 +103,10 @@ export async function withQuery<T>(
       .onProgress((p) => progress.update(p.done, p.total));
     if (options.batchSize !== undefined) query = query.batchSize(options.batchSize);
     if (options.allowTruncation) query = query.allowTruncation();
+    if (options.precision) {
+      const { se, of } = options.precision;
+      query = query.precision(se, of ? { of } : {});
+    }
     return await body(query, model);
   } finally {
     progress.finish();
@@ -115,10 +126,14 @@ export async function withQuery<T>(
 export async function runInfo(options: InfoCommandOptions): Promise<void> {
   const log = options.log ?? console.log;
   if (options.out) await checkOutputFolder(options.out);
-  const { result, imageSize } = await withQuery(options, async (query, model) => ({
-    result: await query.perToken(),
-    imageSize: model.imageSize,
-  }));
+  const precision = options.precision && { ...options.precision, of: "words" as const };
+  const { result, imageSize } = await withQuery(
+    { ...options, precision },
+    async (query, model) => ({
+      result: await query.perToken(),
+      imageSize: model.imageSize,
+    }),
+  );
   log(options.json ? JSON.stringify(scalars(result)) : result.toString());
   if (options.out) {
     // what the model saw: the image resized to cover its resolution and centre-cropped

@@ -14,7 +14,7 @@ import {
   ESTIMATORS,
 } from "../estimators/options.ts";
 import { DRAW_DESIGNS } from "../estimators/draws.ts";
-import { PIPELINE_OPTIONS, PIPELINE_USAGE, pipelineOptions } from "./command.ts";
+import { PIPELINE_OPTIONS, PIPELINE_USAGE, pipelineOptions, precisionOption } from "./command.ts";
 import { calibrateProfile } from "../estimators/calibrate.ts";
 import { PROFILE_FILE, writeProfile } from "../models/profile-file.ts";
 import { checkSeed } from "../numerics/random.ts";
@@ -129,7 +129,7 @@ function studyOptions(values: Values, command: string) {
     seed: seed === undefined ? undefined : checkSeed(seed),
     estimator: text("estimator") === undefined ? undefined : checkEstimator(text("estimator")!),
     design: text("design") === undefined ? undefined : checkDesign(text("design")!),
-    precision: precisionOption(numberOption(values, "precision")),
+    precision: precisionOption(values),
     batchSize: numberOption(values, "batch-size"),
     rowsInFlight: optional(
       numberOption(values, "rows-in-flight"),
@@ -182,15 +182,6 @@ function calibrationOption(text: string | undefined): StudyOptions["calibration"
     );
   }
   return { rows };
-}
-
-/** `--precision SE`: a positive number of nats, checked before the model loads. */
-function precisionOption(se: number | undefined): { se: number } | undefined {
-  if (se === undefined) return undefined;
-  if (!(se > 0) || !Number.isFinite(se)) {
-    throw new InvalidArgumentError(`--precision expects a standard error in nats > 0, got ${se}`);
-  }
-  return { se };
 }
 
 function optional<T>(value: T | undefined, check: (value: T) => T): T | undefined {
