@@ -14,6 +14,20 @@ const capture = async (run: () => Promise<number>) => {
   }
 };
 
+/** A one-image query of the small v-prediction ONNX fixture, 8 draws on the CPU. */
+const VPRED_QUERY = [
+  "--model",
+  "fixtures/models/sd-vpred",
+  "--image",
+  "fixtures/images/test-64.png",
+  "--prompt",
+  "a red circle",
+  "--samples",
+  "8",
+  "--device",
+  "cpu",
+];
+
 Deno.test("cli demo --oracle: prints the per-word table and writes one PNG per word", async () => {
   const out = await Deno.makeTempDir();
   const { code, output } = await capture(() =>
@@ -67,22 +81,7 @@ Deno.test("cli demo: a held-out scene under shapes-flow, its caption, the table 
 Deno.test("cli info: per-word table on an ONNX export fixture, overlays written", async () => {
   const out = await Deno.makeTempDir();
   const { code, output } = await capture(() =>
-    main([
-      "info",
-      "--model",
-      "fixtures/models/sd-vpred",
-      "--image",
-      "fixtures/images/test-64.png",
-      "--prompt",
-      "a red circle",
-      "--samples",
-      "8",
-      "--device",
-      "cpu",
-      "--out",
-      out,
-      "--json",
-    ])
+    main(["info", ...VPRED_QUERY, "--out", out, "--json"])
   );
   assert.equal(code, 0);
   const json = JSON.parse(output.split("\n")[0]);
@@ -116,20 +115,7 @@ Deno.test("cli: missing arguments and bad values are clear errors", async () => 
 });
 
 Deno.test("cli --precision: info draws until its words' SEs reach the target, total its one number's", async () => {
-  const query = [
-    "--model",
-    "fixtures/models/sd-vpred",
-    "--image",
-    "fixtures/images/test-64.png",
-    "--prompt",
-    "a red circle",
-    "--samples",
-    "8",
-    "--device",
-    "cpu",
-    "--json",
-    "--quiet",
-  ];
+  const query = [...VPRED_QUERY, "--json", "--quiet"];
   const info = JSON.parse(
     (await capture(() => main(["info", ...query, "--precision", "0.03"])))
       .output.split("\n")[0],
