@@ -8,14 +8,16 @@
  *   16×16 map's 2 px cell straddles it), the share on the object or within 2 px of it (less the
  *   other objects' masks) and the share farther than 2 px from every object. Shares are ratios
  *   of sums over the scenes' words (Σ own / Σ whole map), so a word whose map is nearly flat
- *   counts as little as it carries; their SEs are bootstrap SEs over scenes (1000 resamples, seed 0). A map at the latent's resolution (a 2×2 space-to-depth latent
- *   is 16×16 for 32 px) is compared with the share of each latent cell that the mask covers;
- * - with `--generate N`, whether the model draws the layout a relation names: N held-out captions of
- *   two objects of different colours (test scenes, seed + 1), one sample each (`model.generate`,
- *   the model's own sampler and defaults, seed = the sample's index), each named colour's object read
- *   back from the pixels (src/datasets/shapes/recognise.ts: the largest blob of that colour, ≥ 8
- *   px); right when both are found and the first object's box centre lies on the named side of the
- *   second's (left of: smaller x; above: smaller y). Binomial SEs;
+ *   counts as little as it carries; their SEs are bootstrap SEs over scenes (1000 resamples,
+ *   seed 0). A map at the latent's resolution (a 2×2 space-to-depth latent is 16×16 for 32 px)
+ *   is compared with the share of each latent cell that the mask covers;
+ * - with `--generate N`, whether the model draws the layout a relation names: N held-out
+ *   captions of two objects of different colours (test scenes, seed + 1), one sample each
+ *   (`model.generate`, the model's own sampler and defaults, seed = the sample's index), each
+ *   named colour's object read back from the pixels (src/datasets/shapes/recognise.ts: the
+ *   largest blob of that colour, ≥ 8 px); right when both are found and the first object's box
+ *   centre lies on the named side of the second's (left of: smaller x; above: smaller y).
+ *   Binomial SEs;
  * - relation and attribute-swap accuracy on the world's ARO export (tools/measure_shapes.ts's
  *   items: the relation item swaps the two related objects, the attribution item their colours),
  *   with relationStudy's binomial SE over items, for the orthogonal (the paper's) and the standard
@@ -86,8 +88,8 @@ interface WordSums {
 /**
  * The border counted as "near" an object, in pixels (Chebyshev distance): one latent cell of a 2×2
  * space-to-depth model, two pixels of a pixel-space one. Per-pixel maps concentrate on objects'
- * edges, where a word tells whether a noisy pixel is the object's (measured 2026-12-06,
- * TRAINING.md of shapes-flow), and a 2 px cell straddles the edge.
+ * outlines (seen 2026-12-06 in shapes-flow's maps; why is untested: perhaps there a word tells
+ * whether a noisy pixel is the object's), and a 2 px cell straddles the outline.
  */
 const BORDER_PX = 2;
 
