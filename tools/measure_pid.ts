@@ -2,10 +2,14 @@
  * PID terms on the shapes world for word pairs with known structure: the colour and the shape of
  * the SAME object (they name one thing: redundancy expected) against the colour of one object and
  * the shape of the OTHER (they name different things: unique parts expected). Conditional form
- * (given the rest of the caption), averaged over held-out two-object scenes, for shapes-tiny and the
- * exact oracle of the same scenes. Results go through the study runner (resumable).
+ * (given the rest of the caption), averaged over held-out two-object scenes, for shapes-tiny,
+ * shapes-flow and the exact oracle of the same scenes; with the paired difference of the two
+ * pairs' redundancy, scene by scene. Results go through the study runner (resumable). A model
+ * without a profile (shapes-flow) calibrates itself on its first rows into a fresh store, so a
+ * rerun repeats the figures instead of drawing from a profile an earlier run left in the cache.
  *
- *   npx -y deno@2.9.6 run -A tools/measure_pid.ts --count 40 --samples 32
+ *   npx -y deno@2.9.6 run -A tools/measure_pid.ts --count 40 --samples 32 \
+ *     [--models shapes-tiny,shapes-flow,oracle]
  *
  * @module
  */
@@ -23,6 +27,7 @@ const { values: args } = parseArgs({
     count: { type: "string", default: "40" },
     samples: { type: "string", default: "32" },
     out: { type: "string", default: "out/measure/pid" },
+    models: { type: "string", default: "shapes-tiny,shapes-flow,oracle" },
   },
 });
 const world = shapesWorld({ seed: 1, count: Number(args.count), split: "test" });
@@ -30,25 +35,40 @@ const scenes = world.scenes.filter((s) => s.objects.length === 2);
 const rows: PidRow[] = scenes.flatMap((s) => [
   {
     id: `${s.id}-same`,
-    image: s.toData(),
+    image: { pixels: s.toData() }, // shapes-flow's exact latent is as long as the pixels
     prompt: s.caption,
     wordA: s.objects[0].colour,
     wordB: s.objects[0].shape,
   },
   {
     id: `${s.id}-different`,
-    image: s.toData(),
+    image: { pixels: s.toData() },
     prompt: s.caption,
     wordA: s.objects[0].colour,
     wordB: s.objects[1].shape,
   },
 ]);
 const terms = ["redundancy", "uniqueA", "uniqueB", "synergy"] as const;
-const models: [string, () => Promise<Model>][] = [
-  ["shapes-tiny", () => loadModel("fixtures/models/shapes-tiny", { device: "cpu" })],
-  [`exact oracle (${world.scenes.length} test scenes)`, () => Promise.resolve(shapesOracle(world))],
-];
+const known: Record<string, [string, () => Promise<Model>]> = {
+  "shapes-tiny": [
+    "shapes-tiny",
+    () => loadModel("fixtures/models/shapes-tiny", { device: "cpu" }),
+  ],
+  "shapes-flow": [
+    "shapes-flow",
+    () => loadModel("fixtures/models/shapes-flow", { device: "cpu", maxSequenceLength: 16 }),
+  ],
+  oracle: [
+    `exact oracle (${world.scenes.length} test scenes)`,
+    () => Promise.resolve(shapesOracle(world)),
+  ],
+};
+const models = args.models!.split(",").map((name) => {
+  if (!known[name]) throw new Error(`--models takes ${Object.keys(known).join(", ")}; got ${name}`);
+  return known[name];
+});
 await Deno.mkdir(args.out!, { recursive: true });
+const store = await Deno.makeTempDir({ prefix: "measure-pid-profiles-" });
 const lines = [
   `PID of colour and shape words (nats, mean ± SE over ${scenes.length} held-out two-object scenes, ${args.samples} draws each)`,
   "",
@@ -60,6 +80,7 @@ for (const [name, load] of models) {
   const study = await pidStudy(model, rows, {
     samples: Number(args.samples),
     results: `${args.out}/${name.split(" ")[0]}.jsonl`,
+    calibration: { store },
     onProgress: (p) => p.done % 10 === 0 && console.error(`${name}: ${p.done}/${p.total} rows`),
   });
   for (const form of ["conditional", "plain"] as const) {
@@ -74,8 +95,20 @@ for (const [name, load] of models) {
       );
     }
   }
+  // the pairs of one scene share its image and caption: their difference, scene by scene
+  const redundancy = new Map(study.rows.map((r) => [r.id, r.conditional.redundancy.nats]));
+  const paired = scenes.filter((s) =>
+    redundancy.has(`${s.id}-same`) && redundancy.has(`${s.id}-different`)
+  )
+    .map((s) => redundancy.get(`${s.id}-same`)! - redundancy.get(`${s.id}-different`)!);
+  const d = meanWithError(paired);
+  lines.push(
+    `| ${name} | conditional | redundancy, same − different, paired (${paired.length}) | ` +
+      `${d.mean.toFixed(3)} ± ${d.se.toFixed(3)} | | | |`,
+  );
   if (study.failures.length) lines.push(`| ${name} | ${study.failures.length} bad rows | | | | |`);
   await model.dispose();
 }
+await Deno.remove(store, { recursive: true });
 console.log(lines.join("\n"));
 await Deno.writeTextFile(`${args.out}/pid.md`, lines.join("\n") + "\n");
