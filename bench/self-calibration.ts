@@ -47,6 +47,8 @@ import { planProposal } from "../src/estimators/contrast-profile.ts";
 import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
+import { fitStudyProfile } from "../src/studies/self-calibration.ts";
+import type { Denoiser } from "../src/models/denoiser.ts";
 import type { Query } from "../src/query/query.ts";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
 import type { EstimatorOptions } from "../src/estimators/options.ts";
@@ -540,7 +542,6 @@ async function oracleExperiment(
   add("as shipped: adaptive query", await runSeeds(base));
   // a study: calibration rows are other images of the prompt, at the study's draws, from the
   // prior alone (as shipped) or adapting within each row
-  const edges = profileEdges(resolveOptions(model, base).logSnr, 24);
   for (const adapt of [false, true]) {
     for (let f = 0; f < fits; f++) {
       const draws: ContrastDraws[] = [];
@@ -557,14 +558,16 @@ async function oracleExperiment(
           }),
         );
       }
-      const profile = fitProfile(model, edges, draws, {})!;
+      const profile = fitStudyProfile(
+        model,
+        base,
+        draws,
+        benchRecord(model, base, calibrationRows),
+      )!;
       const how = adapt ? ", each adapting" : "";
       add(
         `study: rows after ${calibrationRows} calibration rows (other images)${how}`,
-        await runSeeds(
-          { ...base, proposal: { ...profile, defensiveShare: SELF_FIT_SHARE } },
-          10_000 * (f + 1),
-        ),
+        await runSeeds({ ...base, proposal: profile }, 10_000 * (f + 1)),
       );
     }
   }
@@ -750,11 +753,10 @@ async function familyExperiment(seeds: number, samples: number) {
           }),
         );
       }
-      const edges = profileEdges(resolveOptions(model, base).logSnr, 24);
-      const profile = fitProfile(model, edges, draws, {})!;
+      const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, 12))!;
       add(
         "study: rows after calibrating on 12 other latents",
-        await runSeeds({ ...base, proposal: { ...profile, defensiveShare: SELF_FIT_SHARE } }),
+        await runSeeds({ ...base, proposal: profile }),
       );
     } finally {
       await model.dispose();
@@ -796,7 +798,7 @@ async function flowModelExperiment(
       ["adapting from the logistic (adapt(true))", (q) => q.adapt(true)],
       [
         "study: rows after calibrating on 12 rows of other scenes",
-        (q) => q.proposal({ ...profile, defensiveShare: SELF_FIT_SHARE }),
+        (q) => q.proposal(profile),
       ],
     ];
     for (const scene of chosen) {
@@ -858,10 +860,17 @@ async function studyProfile(
       resolveOptions(model, { ...base, seed: 500 + r, onDraws: (d) => draws.push(...d) }),
     );
   }
-  const edges = profileEdges(resolveOptions(model, base).logSnr, 24);
-  const profile = fitProfile(model, edges, draws, {});
+  const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, rows.length));
   if (!profile) throw new Error("no calibration contrast carried information beyond 2 SE");
   return profile;
+}
+
+/** What a bench's study fit records of its calibration rows: their count, and the prior's kind. */
+function benchRecord(model: Denoiser, options: EstimatorOptions, rows: number) {
+  return {
+    rows: Array.from({ length: rows }, (_, r) => `bench row ${r}`),
+    prior: resolveOptions(model, options).proposal.kind,
+  };
 }
 
 /** Median, worst and mean ratio per experiment and scheme. */

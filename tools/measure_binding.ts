@@ -132,19 +132,17 @@ function wordSums(scene: ShapesScene, word: string, map: Heatmap): WordSums {
   const kind = (COLOURS as readonly string[]).includes(word) ? "colour" : "shape";
   const own = scene.objects.findIndex((o) => (kind === "colour" ? o.colour : o.shape) === word);
   const size = scene.size;
+  const grown = scene.objects.map((o) => grow(o.mask, size, BORDER_PX));
   let others = 0;
   const otherMasks = new Uint8Array(size * size), near = new Uint8Array(size * size);
   scene.objects.forEach((o, i) => {
     if (i !== own) others += maskedSum(map, o.mask, size);
-    const grown = grow(o.mask, size, BORDER_PX);
     for (let p = 0; p < near.length; p++) {
-      near[p] |= grown[p];
+      near[p] |= grown[i][p];
       if (i !== own) otherMasks[p] |= o.mask[p];
     }
   });
-  const ownNear = grow(scene.objects[own].mask, size, BORDER_PX).map((v, p) =>
-    v & ~otherMasks[p] & 1
-  );
+  const ownNear = grown[own].map((v, p) => v & ~otherMasks[p] & 1);
   return {
     scene: scene.id,
     word,

@@ -402,9 +402,30 @@ async function exists(path: string): Promise<boolean> {
 /**
  * The profile fitted from the calibration rows' draws over the study's sampling interval, mixed
  * with the logistic at `SELF_FIT_SHARE`; undefined, with a warning, where no contrast carried
- * information beyond 2 SE (a model that ignores its prompts, or too few draws).
+ * information beyond 2 SE (a model that ignores its prompts, or too few draws). `record` is kept
+ * in the profile's `calibration`: the rows it was fitted on and the prior they drew from.
+ *
+ * @example
+ * ```ts
+ * import { fitStudyProfile } from "./self-calibration.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * import { EXAMPLE_PROMPT } from "../models/example.ts";
+ * import { estimateContrasts } from "../estimators/contrasts.ts";
+ * import { perTokenPlan } from "../estimators/per-token.ts";
+ * import { resolveOptions } from "../estimators/options.ts";
+ * import type { ContrastDraws } from "../estimators/profile-fit.ts";
+ * const model = exampleOracle();
+ * const draws: ContrastDraws[] = [];
+ * for (const seed of [1, 2]) {
+ *   const options = { samples: 40, seed, adapt: false, onDraws: (d: readonly ContrastDraws[]) => draws.push(...d) };
+ *   await estimateContrasts(model, model.sample(EXAMPLE_PROMPT, { seed }),
+ *     perTokenPlan(EXAMPLE_PROMPT).plan, resolveOptions(model, options));
+ * }
+ * const profile = fitStudyProfile(model, { samples: 40 }, draws, { rows: ["1", "2"], prior: "logistic" });
+ * console.assert(profile !== undefined && profile.defensiveShare === 0.25);
+ * ```
  */
-function fitStudyProfile(
+export function fitStudyProfile(
   model: Denoiser,
   estimator: EstimatorOptions,
   draws: readonly ContrastDraws[],
