@@ -159,6 +159,8 @@ def main():
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start a fresh schedule from these EMA weights (an ema.pt)")
+    ap.add_argument("--t5-init", help="T5 weights from pretrain_t5.py (after --init, replacing its T5)")
+    ap.add_argument("--freeze-t5", action="store_true", help="keep T5's weights fixed, as FLUX.1 does")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -179,8 +181,12 @@ def main():
     ema = ShapesFlow(len(word_ids.clip), len(word_ids.t5), seed=args.seed).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
+    if args.freeze_t5:
+        model.t5.requires_grad_(False)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         (no_decay if p.ndim < 2 or "norm" in name or "embed" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.99))
@@ -200,6 +206,10 @@ def main():
             weights = torch.load(args.init, map_location=device, weights_only=False)["ema"]
             model.load_state_dict(weights)
             ema.load_state_dict(weights)
+        if args.t5_init:  # a pretrained text encoder, as FLUX.1's T5 is
+            t5_weights = torch.load(args.t5_init, map_location=device, weights_only=False)["t5"]
+            model.t5.load_state_dict(t5_weights)
+            ema.t5.load_state_dict(t5_weights)
         checks = ["", "a red circle", "a small blue square left of a large yellow triangle and a green circle"]
         word_ids.check(checks)
         counts = {n: sum(p.numel() for p in part.parameters())
