@@ -9,7 +9,9 @@
  * rerun repeats the figures instead of drawing from a profile an earlier run left in the cache.
  *
  *   npx -y deno@2.9.6 run -A tools/measure_pid.ts --count 40 --samples 32 \
- *     [--models shapes-tiny,shapes-flow,oracle]
+ *     [--models shapes-tiny,shapes-flow,oracle] [--shapes-flow DIR]
+ *
+ * --shapes-flow takes another export of shapes-flow (a checkpoint under test) for its folder.
  *
  * @module
  */
@@ -28,6 +30,7 @@ const { values: args } = parseArgs({
     samples: { type: "string", default: "32" },
     out: { type: "string", default: "out/measure/pid" },
     models: { type: "string", default: "shapes-tiny,shapes-flow,oracle" },
+    "shapes-flow": { type: "string", default: "fixtures/models/shapes-flow" },
   },
 });
 const world = shapesWorld({ seed: 1, count: Number(args.count), split: "test" });
@@ -56,7 +59,7 @@ const known: Record<string, [string, () => Promise<Model>]> = {
   ],
   "shapes-flow": [
     "shapes-flow",
-    () => loadModel("fixtures/models/shapes-flow", { device: "cpu", maxSequenceLength: 16 }),
+    () => loadModel(args["shapes-flow"]!, { device: "cpu", maxSequenceLength: 16 }),
   ],
   oracle: [
     `exact oracle (${world.scenes.length} test scenes)`,
