@@ -117,7 +117,7 @@ def main():
             if args.roles:
                 right = (role_logits.detach().argmax(-1) == want)[want >= 0].float().mean()
                 roles_hit = f" side accuracy {float(right):.3f}"
-            print(f"step {step} loss {float(loss):.4f} masked-word accuracy {float(hit):.3f}{roles_hit}", flush=True)
+            print(f"step {step} loss {loss.item():.4f} masked-word accuracy {float(hit):.3f}{roles_hit}", flush=True)
     torch.save({"t5": t5.state_dict(), "args": vars(args)}, args.out)
     print(f"wrote {args.out}")
 
