@@ -9,10 +9,13 @@
   FLUX's 2×2 packing turns into 64 tokens of 48 (each a 4×4 pixel patch).
 """
 
+import os
+
 import torch
 import torch.nn.functional as F
 from diffusers import FluxPipeline, FluxTransformer2DModel
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel,
+                          T5TokenizerFast)
 
 SIZE = 32
 LATENT = (12, 16, 16)
@@ -85,3 +88,24 @@ class ShapesFlow(torch.nn.Module):
         return self.transformer(hidden_states=tokens, timestep=t, pooled_projections=pooled,
                                 encoder_hidden_states=states, txt_ids=self.txt_ids,
                                 img_ids=self.img_ids, return_dict=False)[0]
+
+
+def load_ema(path):
+    """train.py's ema.pt as a ShapesFlow in eval mode, on the CPU."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = ShapesFlow(state["clip_vocab"], state["t5_vocab"])
+    model.load_state_dict(state["ema"])
+    return model.eval()
+
+
+class PromptIds:
+    """Both tokenizers of a tokenizers folder (make_tokenizers.py), called as FluxPipeline calls them
+    (padding="max_length"): prompts → (clip_ids [B, 20], t5_ids [B, 16])."""
+
+    def __init__(self, folder):
+        self.clip = CLIPTokenizer.from_pretrained(os.path.join(folder, "tokenizer"))
+        self.t5 = T5TokenizerFast.from_pretrained(os.path.join(folder, "tokenizer_2"))
+
+    def __call__(self, prompts):
+        return (torch.tensor(self.clip(prompts, padding="max_length", max_length=CLIP_LENGTH).input_ids),
+                torch.tensor(self.t5(prompts, padding="max_length", max_length=T5_LENGTH).input_ids))

@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import CLIP_LENGTH, LATENT, T5_LENGTH, ShapesFlow, pack, to_pixels, unpack  # noqa: E402
-from transformers import CLIPTokenizer, T5TokenizerFast  # noqa: E402
+from model import LATENT, PromptIds, load_ema, pack, to_pixels, unpack  # noqa: E402
 
 COLOURS = ["red", "green", "blue", "yellow"]
 SHAPES = ["circle", "square", "triangle"]
@@ -93,19 +92,13 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    state = torch.load(args.ema, map_location="cpu", weights_only=False)
-    model = ShapesFlow(state["clip_vocab"], state["t5_vocab"])
-    model.load_state_dict(state["ema"])
-    model.eval()
-    clip = CLIPTokenizer.from_pretrained(os.path.join(args.tokenizers, "tokenizer"))
-    t5 = T5TokenizerFast.from_pretrained(os.path.join(args.tokenizers, "tokenizer_2"))
+    model = load_ema(args.ema)
+    prompt_ids = PromptIds(args.tokenizers)
     n = args.draws
 
     def velocity(caption, xt, t):
-        ids = (torch.tensor(clip([caption] * n, padding="max_length", max_length=CLIP_LENGTH).input_ids),
-               torch.tensor(t5([caption] * n, padding="max_length", max_length=T5_LENGTH).input_ids))
         with torch.no_grad():
-            return model(xt, torch.full((n,), t), *ids)
+            return model(xt, torch.full((n,), t), *prompt_ids([caption] * n))
 
     eps = pack(torch.randn((n,) + LATENT, generator=torch.Generator().manual_seed(args.seed)))
     combos = captions(args.captions, args.seed)

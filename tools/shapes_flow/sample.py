@@ -15,8 +15,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import CLIP_LENGTH, LATENT, T5_LENGTH, ShapesFlow, pack, to_pixels, unpack  # noqa: E402
-from transformers import CLIPTokenizer, T5TokenizerFast  # noqa: E402
+from model import LATENT, PromptIds, load_ema, pack, to_pixels, unpack  # noqa: E402
 
 PROMPTS = ["a red circle", "a blue square", "a green triangle", "a yellow circle",
            "a red circle left of a blue square", "a blue square left of a red circle",
@@ -33,16 +32,8 @@ def main():
     ap.add_argument("--guidance", type=float, default=3.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    state = torch.load(args.ema, map_location="cpu", weights_only=False)
-    model = ShapesFlow(state["clip_vocab"], state["t5_vocab"])
-    model.load_state_dict(state["ema"])
-    model.eval()
-    clip = CLIPTokenizer.from_pretrained(os.path.join(args.tokenizers, "tokenizer"))
-    t5 = T5TokenizerFast.from_pretrained(os.path.join(args.tokenizers, "tokenizer_2"))
-
-    def ids(prompts):
-        return (torch.tensor(clip(prompts, padding="max_length", max_length=CLIP_LENGTH).input_ids),
-                torch.tensor(t5(prompts, padding="max_length", max_length=T5_LENGTH).input_ids))
+    model = load_ema(args.ema)
+    ids = PromptIds(args.tokenizers)
 
     prompts = [p for p in PROMPTS for _ in range(args.per_prompt)]
     cond, null = ids(prompts), ids([""] * len(prompts))
