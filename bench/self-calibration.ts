@@ -48,6 +48,8 @@ import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
 import { fitStudyProfile } from "../src/studies/self-calibration.ts";
+import { perTokenPlan } from "../src/estimators/per-token.ts";
+import { join } from "node:path";
 import type { Denoiser } from "../src/models/denoiser.ts";
 import type { Query } from "../src/query/query.ts";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
@@ -674,7 +676,6 @@ async function familyExperiment(seeds: number, samples: number) {
   const { informationKernel, readFamilyTruth, fixtureDir, squaredDistance } = await import(
     "../tests/onnx-truth.ts"
   );
-  const { perTokenPlan } = await import("../src/estimators/per-token.ts");
   const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
   for (const name of ["exact-sdxl", "exact-sd3", "exact-flux"]) {
     const truth = await readFamilyTruth(name);
@@ -781,7 +782,6 @@ async function flowModelExperiment(
 ): Promise<Row[]> {
   const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
   const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
-  const { join } = await import("node:path");
   const model = await loadModel(folder, { device: "cpu", maxSequenceLength: 16, profile: false });
   const dir = await Deno.makeTempDir({ prefix: "self-calibration-flow-" });
   const rows: Row[] = [];
@@ -847,8 +847,6 @@ async function studyProfile(
   dir: string,
   samples: number,
 ): Promise<LogSnrProfile> {
-  const { join } = await import("node:path");
-  const { perTokenPlan } = await import("../src/estimators/per-token.ts");
   const draws: ContrastDraws[] = [];
   const base = { samples, estimator: "standard", adapt: false } as const;
   for (const [r, row] of rows.entries()) {
