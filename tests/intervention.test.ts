@@ -326,3 +326,35 @@ Deno.test("interventions gather attention inside their own regeneration: the rec
     /unknown attentionAt "trajectory"; expected one of "sampled", "regeneration", "inversion"/,
   );
 });
+
+Deno.test("a tagged array ({ data }, { pixels }) is hashed with its tag: a study on one resumes, and the tag tells two images apart", async () => {
+  const { imageIdPart, contentId } = await import("../src/studies/content-id.ts");
+  const values = model.sample(EXAMPLE_PROMPT, { seed: 13 });
+  const idOf = (image: unknown) => contentId("x", imageIdPart(image));
+  assert.notEqual(
+    idOf({ data: values }),
+    idOf({ pixels: values }),
+    "pixels and data are two images",
+  );
+  assert.notEqual(idOf({ data: values }), idOf({ data: values.map((v) => v + 1e-3) }));
+  assert.equal(
+    idOf({ data: values }),
+    idOf({ data: Float32Array.from(values) }),
+    "content, not identity",
+  );
+  assert.throws(() => imageIdPart({ toBuffer: () => 0 }), /explicit `id`/);
+
+  const file = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const tagged = [{ image: { data: values }, caption: EXAMPLE_PROMPT, word: "red" }];
+  const first = await interventionStudy(model, tagged, { ...FAST, results: file });
+  const bare = await interventionStudy(model, [{ ...tagged[0], image: values }], FAST);
+  assert.equal(first.items.length, 1);
+  assert.equal(first.items[0].change, bare.items[0].change, "the tag changes the id, not the item");
+  const broken: Model = {
+    ...model,
+    predictNoise: () => Promise.reject(new Error("recomputed an item that was on disk")),
+  };
+  const again = await interventionStudy(broken, tagged, { ...FAST, results: file });
+  assert.equal(again.resumed, 1);
+  await Deno.remove(file);
+});

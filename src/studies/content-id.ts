@@ -5,6 +5,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors.ts";
+import { imageArray } from "../images/image-array.ts";
 
 /** What an id can be made of. */
 export type IdPart =
@@ -75,22 +76,31 @@ export function withContentIds<I>(
 }
 
 /**
- * The id part of an image input: its path, or its bytes / values; a decoder pipeline (a sharp
- * instance) has no content to hash, so an item that uses one needs an explicit id.
+ * The id part of an image input: its path, or its bytes / values; a tagged array (`{ pixels }`,
+ * `{ data }`) is its values with its tag, so the same numbers read as pixels and as model data
+ * are two different images. A decoder pipeline (a sharp instance) has no content to hash, so an
+ * item that uses one needs an explicit id.
  *
  * @throws {InvalidArgumentError} for a sharp instance or another object
+ * @throws {InvalidImageError} for a tagged array that is not a Float32Array, or both tags
  *
  * @example
  * ```ts
  * import { imageIdPart } from "./content-id.ts";
  * console.assert(imageIdPart("a.png") === "a.png");
+ * const values = new Float32Array([0.5, -0.5]);
+ * const [tag, array] = imageIdPart({ pixels: values }) as [string, Float32Array];
+ * console.assert(tag === "pixels" && array === values);
  * ```
  */
 export function imageIdPart(image: unknown): IdPart {
   if (typeof image === "string" || ArrayBuffer.isView(image)) return image as IdPart;
+  const tagged = imageArray(image);
+  if (tagged !== undefined) return [tagged.holds, tagged.array];
   throw new InvalidArgumentError(
     "an item whose image is a decoder pipeline (e.g. a sharp instance) needs an explicit `id`: " +
-      "its content cannot be hashed; expected a path, bytes or model data, or an item with an id",
+      "its content cannot be hashed; expected a path, bytes, model data ({ pixels } or { data } " +
+      "arrays included), or an item with an id",
   );
 }
 
