@@ -134,6 +134,16 @@ Deno.test("interventionStrip: original | reconstruction | edit | change | inform
     strip.description,
     /^remove "red": "a red circle on the left" → "a _ circle on the left"\noriginal \| reconstruction \| edit \| change \(Σ .*\) \| information \(.* nats\)$/,
   );
+  const swap = await interveneOne(model, {
+    image,
+    caption: EXAMPLE_PROMPT,
+    word: "red",
+    replacement: "blue",
+  }, { sampler: "ddim", steps: 5, samples: 8 });
+  assert.match(
+    (await interventionStrip(model, swap, { size: 32 })).description,
+    /^swap "red": "a red circle on the left" → "a blue circle on the left"\n/,
+  );
   // the original panel shows the original's pixels
   const p = await pixels(strip.png);
   const y = 10 + 30 + 22 + 16, x = 10 + 16;

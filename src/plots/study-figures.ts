@@ -152,7 +152,9 @@ export async function interventionStrip(
   ];
   return await imageStrip(panels, {
     size: options.size ?? 128,
-    title: `remove "${record.word}": "${record.caption}" → "${record.edited}"`,
+    // a swap generates from its replacement, an omission from the context itself
+    title: `${record.edited === record.context ? "remove" : "swap"} "${record.word}": ` +
+      `"${record.caption}" → "${record.edited}"`,
   });
 }
 
