@@ -60,6 +60,18 @@ for (const name of ["tiny-sd3", "tiny-flux"]) {
         assert.equal(summary.unavailable, undefined, summary.method);
         assert.ok(Number.isFinite(summary.mIoUFixed), `${summary.method}: ${summary.mIoUFixed}`);
       }
+      // a provider without the concept hook: the study says so, not that the model lacks it
+      const { supportsAttention } = await import("../src/attention/capability.ts");
+      const { wordAttention } = await import("../src/attention/word-attention.ts");
+      const bare = await localizationStudy(model, [row()], {
+        samples: 2,
+        methods: ["information", "concept-attention"],
+        attention: { supportsAttention, wordAttention },
+      });
+      assert.match(
+        bare.method("concept-attention").unavailable ?? "",
+        /provider given \(options.attention\) has no supportsConceptAttention/,
+      );
     });
   });
 }
@@ -75,7 +87,7 @@ Deno.test("tiny-sdxl: localization runs with its UNet's cross-attention (the edi
     assert.equal(result.rows.length, 1, `failures: ${JSON.stringify(result.failures)}`);
     for (const summary of result.summary) {
       if (summary.method === "concept-attention") {
-        assert.match(summary.unavailable ?? "", /a UNet has none/);
+        assert.match(summary.unavailable ?? "", /does not expose/);
         continue;
       }
       assert.equal(summary.unavailable, undefined, summary.method);

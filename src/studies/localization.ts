@@ -450,10 +450,14 @@ function attentionUnavailable(
   if (methods.includes("concept-attention")) {
     const concept = !provider
       ? "unavailable: no attention provider given (options.attention)"
+      : provider.supportsConceptAttention === undefined && model.conceptAttention?.supported()
+      // the model has it, the provider cannot ask for it: say which, not that the model lacks it
+      ? "unavailable: the attention provider given (options.attention) has no " +
+        "supportsConceptAttention; leave the option out to use the model's own (MODEL_ATTENTION)"
       : !(provider.supportsConceptAttention?.(model) ?? false)
       ? model.conceptAttention?.unavailable ??
         "unavailable for this model: concept attention compares a diffusion transformer's image " +
-          "and text attention outputs (SD 3, FLUX.1); a UNet has none"
+          "and text attention outputs (SD 3, FLUX.1), which this model does not expose"
       : undefined;
     if (concept) out.set("concept-attention", concept);
   }
