@@ -52,9 +52,10 @@ const intervals: [number, number][] = [[min, max]];
 if (args.bands) intervals.push([min, -2], [-2, 2], [2, max]);
 
 /** Every one-object scene the world can draw, weighted by its probability. */
-function oneObjectWorld(): Model {
+function oneObjectWorld(): { model: Model; pictures: Map<string, Float32Array> } {
   const geometry = shapesGeometry(SIZE);
   const components = [];
+  const pictures = new Map<string, Float32Array>();
   for (const colour of COLOURS) {
     for (const shape of SHAPES) {
       for (const size of SIZES) {
@@ -65,9 +66,11 @@ function oneObjectWorld(): Model {
             const rgb = new Uint8Array(SIZE * SIZE * 3);
             for (let p = 0; p < mask.length; p++) if (mask[p]) rgb.set(COLOUR_RGB[colour], 3 * p);
             const words = ["a", colour, shape, size];
+            const mean = hwcToChw(rgb, SIZE);
+            pictures.set(`${colour} ${shape} ${size} ${cx} ${cy}`, mean);
             components.push({
               words,
-              mean: hwcToChw(rgb, SIZE),
+              mean,
               variance: 1e-3,
               weight: 1 / span ** 2,
             });
@@ -76,7 +79,8 @@ function oneObjectWorld(): Model {
       }
     }
   }
-  return mixtureModel({ shape: [3, SIZE, SIZE], components, name: "exact one-object world" });
+  const name = "exact one-object world";
+  return { model: mixtureModel({ shape: [3, SIZE, SIZE], components, name }), pictures };
 }
 
 /** The map summed over 2×2 cells: the exact model's 32×32 map at a 2×2-packed model's 16×16. */
@@ -90,13 +94,24 @@ function pooled(map: Heatmap): Heatmap {
   return new Heatmap(width, width, data);
 }
 
-const exact = oneObjectWorld();
+const { model: exact, pictures } = oneObjectWorld();
 const model = await loadModel(args.model!, {
   device: "cpu",
   maxSequenceLength: Number(args["max-sequence-length"]),
 });
 const scenes = shapesWorld({ seed: 1, split: "test", count: 400 }).scenes
   .filter((s) => s.objects.length === 1).slice(0, Number(args.scenes));
+// the premise: every held-out one-object scene is, pixel for pixel, one of the mixture's pictures
+for (const scene of scenes) {
+  const [o] = scene.objects;
+  const picture = pictures.get(`${o.colour} ${o.shape} ${o.size} ${o.cx} ${o.cy}`);
+  const data = scene.toData();
+  if (!picture || picture.some((v, i) => v !== data[i])) {
+    throw new Error(
+      `scene ${scene.id} ("${scene.caption}") is not one of the exact model's pictures`,
+    );
+  }
+}
 const rows: Record<string, WordSums[]> = {};
 const nats: Record<string, number[]> = {};
 const started = performance.now();
