@@ -84,7 +84,7 @@ export async function localizationGallery(
       ...map("attention", maps.attention, "attention"),
       ...map("attention at α", maps.attentionAtSampledNoise, "attention-at-sampled-noise"),
       ...map("combined", maps.combined, "infodiff-combined"),
-      ...map("concept attention", maps.conceptAttention, "concept-attention"),
+      ...map("ConceptAttention", maps.conceptAttention, "concept-attention"),
     ]);
     labels.push(
       `"${row.word}" in "${row.caption}" (${row.nats.toFixed(2)} ± ${row.se.toFixed(2)} nats)`,
