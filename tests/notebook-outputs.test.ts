@@ -81,3 +81,54 @@ Deno.test({
     /number -0.14 committed, 0.14 now/,
   );
 });
+
+/** A one-cell Deno notebook. */
+const notebook = (source: string) => ({
+  cells: [{
+    cell_type: "code",
+    execution_count: null,
+    id: "c1",
+    metadata: {},
+    outputs: [],
+    source,
+  }],
+  metadata: {
+    kernelspec: { display_name: "Deno", language: "typescript", name: "deno" },
+    language_info: { file_extension: ".ts", name: "typescript" },
+  },
+  nbformat: 4,
+  nbformat_minor: 5,
+});
+
+Deno.test({
+  name:
+    "the runner empties infodiff's cache before each notebook: what one stores there cannot change the next one's outputs",
+  ignore: python.ignore,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "infodiff-runner-" });
+  const marker = 'const marker = `${Deno.env.get("INFODIFF_CACHE")}/marker`;\n';
+  // run in name order: the first stores a file in the cache (as a self-calibrating study stores
+  // its profile), the second fails if it finds it
+  await Deno.writeTextFile(
+    `${dir}/a.ipynb`,
+    JSON.stringify(notebook(
+      marker + "await Deno.mkdir(Deno.env.get('INFODIFF_CACHE')!, { recursive: true });\n" +
+        'await Deno.writeTextFile(marker, "a profile");',
+    )),
+  );
+  await Deno.writeTextFile(
+    `${dir}/b.ipynb`,
+    JSON.stringify(notebook(
+      marker +
+        'if (await Deno.stat(marker).then(() => true, () => false)) throw new Error("shared");',
+    )),
+  );
+  const out = await new Deno.Command(python.interpreter(), {
+    args: ["tools/run_notebooks.py", "--deno", Deno.execPath(), dir],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.match(text, /notebooks: 2 passed, 0 failed/, text);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -170,6 +170,11 @@ def deno_from_npx():
     return path
 
 
+def infodiff_cache(root):
+    """The infodiff cache folder the kernels get, inside the runner's scratch folder."""
+    return Path(root) / "infodiff-cache"
+
+
 def write_kernelspec(root, deno):
     """Write <root>/kernels/<name>/kernel.json for the Deno kernel; return the kernel name."""
     spec_dir = Path(root) / "kernels" / KERNEL_NAME
@@ -178,9 +183,10 @@ def write_kernelspec(root, deno):
         "argv": [deno, "jupyter", "--kernel", "--conn", "{connection_file}"],
         "display_name": "Deno (infodiff runner)",
         "language": "typescript",
-        # a fresh infodiff cache per run: a study that calibrates itself stores its profile there,
-        # and one stored by an earlier run must not change the outputs (issue 26)
-        "env": {"NO_COLOR": "1", "INFODIFF_CACHE": str(Path(root) / "infodiff-cache")},
+        # infodiff's cache, emptied before each notebook (main): a study that calibrates itself
+        # stores its profile there, and one stored by an earlier run or an earlier notebook must
+        # not change a notebook's outputs (issue 26): each reads as it would opened alone
+        "env": {"NO_COLOR": "1", "INFODIFF_CACHE": str(infodiff_cache(root))},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2))
     return KERNEL_NAME
@@ -455,6 +461,8 @@ def main(argv=None):
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [jupyter_dir, old_path]))
         runner = NotebookRunner(kernel_name, args.timeout, args.late_output, args.startup_timeout)
         for path in notebooks:
+            # a profile notebook 02 fitted must not serve notebook 03's study
+            shutil.rmtree(infodiff_cache(jupyter_dir), ignore_errors=True)
             ok = run_one(runner, path, deadline, args.write, jupyter_dir, args.check_outputs)
             passed, failed = passed + ok, failed + (not ok)
     print(f"notebooks: {passed} passed, {failed} failed", flush=True)
