@@ -119,9 +119,8 @@ for (const scene of scenes) {
   const [object] = scene.objects;
   for (const [lo, hi] of intervals) {
     const sampling = defaultLogSnrSampling({ min: lo, max: hi });
-    const runs = [["exact", exact, scene.toData()], [model.name, model, {
-      pixels: scene.toData(),
-    }]] as const;
+    const data = scene.toData();
+    const runs = [["exact", exact, data], [model.name, model, { pixels: data }]] as const;
     for (const [name, m, image] of runs) {
       const result = await m.info(image).given(scene.caption).samples(samples).seed(scene.id)
         .logSnr(sampling, { allowOutsideTrainedRange: true }).perToken();

@@ -15,7 +15,7 @@
  * condition). shapes-flow needs --max-sequence-length 16 (its T5's trained length).
  */
 import { parseArgs } from "node:util";
-import { COLOURS, RELATIONS, SHAPES } from "../src/datasets/shapes/caption.ts";
+import { COLOURS, SHAPES } from "../src/datasets/shapes/caption.ts";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { formatProgress } from "../src/studies/runner.ts";
@@ -56,7 +56,7 @@ const items: InterventionItem[] = scenes.flatMap((scene) => {
     const shape = SHAPES.find((s) => !scene.objects.some((o) => o.shape === s))!;
     return [{ word: object.colour, swap: colour }, { word: object.shape, swap: shape }];
   });
-  if (values.relations && scene.relation !== undefined && RELATIONS.includes(scene.relation)) {
+  if (values.relations && scene.relation !== undefined) {
     const word = scene.relation.split(" ")[0];
     words.push({ word, swap: OPPOSITE[word] });
   }
