@@ -1,0 +1,233 @@
+/**
+ * The exact shapes world of tools/exact_shapes_world.ts (the ceiling of issue 28's binding
+ * measure): its factorised posterior against sums over every explicit picture, its prior against
+ * the world's own generator, and its pictures against the world's.
+ */
+import assert from "node:assert/strict";
+import { exactShapesWorld, pairMass, parseWorldPrompt } from "../tools/exact_shapes_world.ts";
+import { mixtureModel } from "../src/query/oracles.ts";
+import {
+  boxesApart,
+  relationBetween,
+  shapesGeometry,
+  shapesWorld,
+} from "../src/datasets/shapes/world.ts";
+import { COLOURS, SHAPES, type SizeName, SIZES } from "../src/datasets/shapes/caption.ts";
+import { Random } from "../src/numerics/random.ts";
+import { sigmoid } from "../src/numerics/log-snr.ts";
+import { logSumExp } from "../src/models/mixture.ts";
+import { conditionalPlan } from "../src/estimators/conditional-information.ts";
+import type { Denoiser } from "../src/models/denoiser.ts";
+
+const SIZE = 16, VARIANCE = 1e-3;
+
+/** x_α = √s·x + √(1−s)·ε for a fixed seed. */
+function noisy(x: Float32Array, logSnr: number, seed: number): Float32Array {
+  const s = sigmoid(logSnr), random = new Random(seed);
+  return x.map((v) => Math.sqrt(s) * v + Math.sqrt(1 - s) * random.gaussian());
+}
+
+async function predict(model: Denoiser, z: Float32Array, logSnr: number, prompt: string) {
+  const condition = await model.encode(prompt);
+  return model.predictNoise({
+    noisy: z,
+    logSnr: Float64Array.of(logSnr),
+    conditions: [condition],
+  });
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, what: string) {
+  let worst = 0, scale = 0;
+  for (let j = 0; j < actual.length; j++) {
+    worst = Math.max(worst, Math.abs(actual[j] - expected[j]));
+    scale = Math.max(scale, Math.abs(expected[j]));
+  }
+  assert.ok(worst <= 1e-4 * scale, `${what}: largest difference ${worst} of ${scale}`);
+}
+
+Deno.test("the exact world's one-object posterior equals the explicit mixture of every picture", async () => {
+  const exact = exactShapesWorld(SIZE, VARIANCE);
+  const components = [];
+  for (const colour of COLOURS) {
+    for (const shape of SHAPES) {
+      for (const size of SIZES) {
+        for (const box of exact.centres[size]) {
+          components.push({
+            words: ["a", colour, shape, size],
+            mean: exact.picture([{ colour, shape, size, ...box }]),
+            variance: VARIANCE,
+            weight: 1 / exact.centres[size].length,
+          });
+        }
+      }
+    }
+  }
+  const mixture = mixtureModel({ shape: [3, SIZE, SIZE], components });
+  const scene = shapesWorld({ seed: 4, size: SIZE, count: 40, maxObjects: 1 }).scenes[3];
+  const prompts = ["a red circle", "a circle", "a small red circle", "a red", "a large"];
+  for (const [logSnr, seed] of [[-4, 1], [0, 2], [3, 3]]) {
+    const z = noisy(scene.toData(), logSnr, seed);
+    for (const prompt of [scene.caption, ...prompts]) {
+      assertClose(
+        await predict(exact, z, logSnr, prompt),
+        await predict(mixture, z, logSnr, prompt),
+        `"${prompt}" at α ${logSnr}`,
+      );
+    }
+  }
+});
+
+/** E[ε | z] by a sum over every two-object layout a prompt allows, each picture painted whole. */
+function bruteForce(prompt: string, z: Float32Array, logSnr: number): Float32Array {
+  const exact = exactShapesWorld(SIZE, VARIANCE), margin = shapesGeometry(SIZE).margin;
+  const { objects: [first, second], relation } = parseWorldPrompt(prompt);
+  const apart = (a: { size: SizeName }, b: { size: SizeName }, named?: string) => {
+    let count = 0;
+    for (const p of exact.centres[a.size]) {
+      for (const q of exact.centres[b.size]) {
+        const clear = boxesApart(p, q, margin) ? relationBetween(p, q, margin) : undefined;
+        if (clear && (named === undefined || clear === named)) count++;
+      }
+    }
+    return count;
+  };
+  const options = (slot: typeof first) =>
+    COLOURS.filter((c) => !slot.colour || c === slot.colour).flatMap((colour) =>
+      SHAPES.filter((h) => !slot.shape || h === slot.shape).flatMap((shape) =>
+        SIZES.filter((s) => !slot.size || s === slot.size).map((size) => ({ colour, shape, size }))
+      )
+    );
+  const s = sigmoid(logSnr), tau = s * VARIANCE + 1 - s;
+  const logs: number[] = [], pictures: Float32Array[] = [];
+  for (const a of options(first)) {
+    for (const b of options(second)) {
+      if (a.colour === b.colour || a.shape === b.shape) continue;
+      const valid = apart(a, b), all = exact.centres[a.size].length * exact.centres[b.size].length;
+      if (valid === 0) continue;
+      // kept when one of 5,000 tries is valid; then uniform over the valid layouts
+      const logPrior = Math.log(1 - (1 - valid / all) ** 5000) - Math.log(valid);
+      for (const p of exact.centres[a.size]) {
+        for (const q of exact.centres[b.size]) {
+          if (!boxesApart(p, q, margin)) continue;
+          const clear = relationBetween(p, q, margin);
+          if (!clear || (relation !== undefined && clear !== relation)) continue;
+          const mu = exact.picture([{ ...a, ...p }, { ...b, ...q }]);
+          let sq = 0;
+          for (let j = 0; j < mu.length; j++) sq += (z[j] - Math.sqrt(s) * mu[j]) ** 2;
+          logs.push(logPrior - sq / (2 * tau));
+          pictures.push(mu);
+        }
+      }
+    }
+  }
+  const norm = logSumExp(logs), mean = new Float64Array(z.length);
+  pictures.forEach((mu, k) => {
+    const w = Math.exp(logs[k] - norm);
+    for (let j = 0; j < mu.length; j++) mean[j] += w * mu[j];
+  });
+  return z.map((v, j) => Math.sqrt(1 - s) / tau * (v - Math.sqrt(s) * mean[j]));
+}
+
+Deno.test("the exact world's two-object posterior equals the sum over every explicit layout", async () => {
+  const exact = exactShapesWorld(SIZE, VARIANCE);
+  const scene = shapesWorld({ seed: 2, size: SIZE, count: 60, minObjects: 2, maxObjects: 2 })
+    .scenes.find((s) => s.objects.every((o) => o.sizeNamed))!;
+  const [a, b] = scene.objects;
+  const prompts = [
+    scene.caption,
+    conditionalPlan(scene.caption, a.colour).prompts[1],
+    conditionalPlan(scene.caption, b.shape).prompts[1],
+    conditionalPlan(scene.caption, a.size).prompts[1],
+    conditionalPlan(scene.caption, scene.relation!.split(" ")[0]).prompts[1],
+  ];
+  for (const [logSnr, seed] of [[-3, 5], [1, 6], [6, 7]]) {
+    const z = noisy(scene.toData(), logSnr, seed);
+    for (const prompt of prompts) {
+      assertClose(
+        await predict(exact, z, logSnr, prompt),
+        bruteForce(prompt, z, logSnr),
+        `"${prompt}" at α ${logSnr}`,
+      );
+    }
+  }
+});
+
+Deno.test("every scene of the world is a layout of the exact world, painted the same", () => {
+  for (const size of [16, 32]) {
+    const exact = exactShapesWorld(size);
+    const scenes = shapesWorld({ seed: 7, size, count: 200, maxObjects: 2 }).scenes;
+    for (const scene of scenes) {
+      const condition = parseWorldPrompt(scene.caption);
+      assert.deepEqual(
+        condition.objects,
+        scene.objects.map((o) => ({
+          colour: o.colour,
+          shape: o.shape,
+          ...(o.sizeNamed ? { size: o.size } : {}),
+        })),
+      );
+      assert.equal(condition.relation, scene.relation);
+      assert.deepEqual(exact.picture(scene.objects), scene.toData(), scene.caption);
+      if (scene.objects.length === 2) {
+        assert.ok(exact.allowed(scene.objects[0], scene.objects[1], scene.relation));
+      }
+    }
+  }
+});
+
+Deno.test("the exact world's prior over sizes is the generator's: 1 / N_valid per layout", () => {
+  // the world draws sizes at ½ each and places objects uniformly among the valid layouts, so given
+  // the relation the sizes have probability ∝ N_relation(sizes) / N_valid(sizes), not N_relation
+  const exact = exactShapesWorld(32);
+  const scenes = shapesWorld({ seed: 11, count: 6000, minObjects: 2, maxObjects: 2 })
+    .scenes.filter((s) => s.relation === "left of");
+  const prior = exact.assignments(parseWorldPrompt("a red circle left of a blue square"));
+  const combos = prior.map((a) => [a.objects[0].size, a.objects[1].size] as const);
+  assert.equal(combos.length, 4);
+  const leftOf = combos.map(([x, y]) => {
+    let n = 0;
+    for (const p of exact.centres[x]) {
+      for (const q of exact.centres[y]) if (exact.allowed(p, q, "left of")) n++;
+    }
+    return n;
+  });
+  const chiSquare = (weights: number[]) => {
+    const total = weights.reduce((t, w) => t + w, 0);
+    return combos.reduce((chi, [x, y], i) => {
+      const mean = weights[i] / total * scenes.length;
+      const observed = scenes.filter((s) => s.objects[0].size === x && s.objects[1].size === y);
+      return chi + (observed.length - mean) ** 2 / mean;
+    }, 0);
+  };
+  // χ² with 3 degrees of freedom: 16.3 is its 0.1 % point
+  const chi = chiSquare(prior.map((a, i) => Math.exp(a.logPrior) * leftOf[i]));
+  assert.ok(chi < 16.3, `χ² ${chi.toFixed(1)} over ${scenes.length} scenes`);
+  // weighting every layout alike instead is far off (two large objects have fewer valid layouts)
+  const alike = chiSquare(leftOf);
+  assert.ok(alike > 100, `χ² of equal layout weights ${alike.toFixed(1)}`);
+});
+
+Deno.test("pair sums stay finite when the two objects' best placements are not allowed together", () => {
+  // at low noise each object's log-likelihood is sharp: here the best places (0, 0) clash, and
+  // every allowed pair lies e^−1000 below them, beneath float64's range after separate shifts
+  const l1 = Float64Array.of(0, -1000, -1001), l2 = Float64Array.of(0, -1000, -1002);
+  const matrix = Uint8Array.of(0, 1, 1, 1, 0, 1, 1, 1, 0); // [i × j]: the diagonal is disallowed
+  const { logMass, weights } = pairMass(l1, l2, matrix);
+  const pairs = [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]].map(([i, j]) => l1[i] + l2[j]);
+  assert.ok(Math.abs(logMass - logSumExp(pairs)) < 1e-9, `${logMass}`);
+  const p01 = Math.exp(pairs[0] - logMass);
+  assert.ok(Math.abs(weights[0][0] - (p01 + Math.exp(pairs[1] - logMass))) < 1e-12);
+  assert.ok(Math.abs(weights[1][1] - (p01 + Math.exp(pairs[5] - logMass))) < 1e-12);
+  for (const w of weights) assert.ok(Math.abs(w.reduce((t, v) => t + v, 0) - 1) < 1e-12);
+});
+
+Deno.test("the exact world refuses what it cannot read", async () => {
+  const exact = exactShapesWorld(SIZE);
+  for (const prompt of ["", "a red circle left of a blue square and a green triangle", "a dog"]) {
+    await assert.rejects(exact.encode(prompt), /exact shapes world/);
+  }
+  assert.deepEqual(parseWorldPrompt("a circle above a blue square").objects, [
+    { shape: "circle" },
+    { colour: "blue", shape: "square" },
+  ]);
+});

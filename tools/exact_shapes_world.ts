@@ -1,0 +1,418 @@
+/**
+ * The exact denoiser of the shapes world's one- and two-object captions: E[ε | x_α, caption] under
+ * p(x | caption) of the world's own generator (src/datasets/shapes/world.ts), every layout it can
+ * draw for the caption a narrow Gaussian N(picture, v·I), weighted as the generator weighs it.
+ *
+ * Why it is cheap: a picture is black (−1 in every channel) with each object's mask painted in its
+ * colour (+1 on the colour's channels), and the masks of a scene never overlap. So
+ * ‖x_α − √s·μ‖² is the black picture's term plus one term per object, and a layout's posterior
+ * log-weight is a sum of one term per object (2√s/τ · the object's colour channels of x_α summed
+ * over its mask) plus the prior's. Pairs enter only through the generator's constraint (boxes
+ * apart, the named relation clear), a 0/1 matrix over the two objects' positions: the posterior
+ * marginals of each object's placement are two matrix–vector products per attribute assignment,
+ * instead of a sum over 10⁵ explicit pictures of 3,072 values each.
+ *
+ * The prior, as `drawLayout` draws it: the colours and shapes of a scene are the first n of a
+ * random permutation (distinct within a scene), each size is small or large with ½, whether the
+ * caption names the size is a fair coin, and the positions are uniform over the layouts whose
+ * boxes are apart and whose first two objects stand in a clear relation (rejection sampling), so a
+ * layout with sizes S has weight 1 / N_valid(S). A caption fixes n, the attributes it names and
+ * the relation; the layouts it allows share the rest of the prior.
+ *
+ * A prompt with a word removed ("a circle above a blue square") is not a caption the world writes;
+ * it is read as the caption with that attribute left open — the conditional p(x | the other words)
+ * of the world, as `measure_binding_ceiling`'s one-object mixture read it ("contains these words").
+ * Three-object captions and "" are refused: their exact sums run over triples of positions.
+ *
+ * @module
+ */
+import { drawShape, type ShapeName } from "../src/datasets/shapes/draw.ts";
+import {
+  COLOUR_RGB,
+  type ColourName,
+  COLOURS,
+  type RelationName,
+  SHAPES,
+  type SizeName,
+  SIZES,
+} from "../src/datasets/shapes/caption.ts";
+import {
+  boxesApart,
+  type CentredBox,
+  relationBetween,
+  shapesGeometry,
+} from "../src/datasets/shapes/world.ts";
+import { sigmoid } from "../src/numerics/log-snr.ts";
+import { promptWords } from "../src/text/prompt.ts";
+import {
+  checkModelData,
+  type Condition,
+  type Denoiser,
+  imageArray,
+  type ImageInput,
+  type NoiseBatch,
+} from "../src/models/denoiser.ts";
+import { PromptError } from "../src/errors.ts";
+import { logSumExp } from "../src/models/mixture.ts";
+import { createHash } from "node:crypto";
+
+/** What a prompt says about one object: each attribute named, or open. */
+export interface ObjectSlot {
+  readonly colour?: ColourName;
+  readonly shape?: ShapeName;
+  readonly size?: SizeName;
+}
+
+/** A parsed prompt: its objects in caption order and the relation of the first two, if named. */
+export interface WorldCondition extends Condition {
+  readonly objects: readonly ObjectSlot[];
+  readonly relation?: RelationName;
+}
+
+/** One assignment of every object's attributes that a condition allows, and its prior weight. */
+interface Assignment {
+  readonly objects: readonly { colour: ColourName; shape: ShapeName; size: SizeName }[];
+  /** log of the prior: uniform over assignments, times 1 / N_valid(sizes) */
+  readonly logPrior: number;
+}
+
+/** The placements `drawLayout` tries before it draws new attributes. */
+const PLACEMENT_ATTEMPTS = 5000;
+
+const RELATION_WORDS: Readonly<Record<string, RelationName>> = {
+  left: "left of",
+  right: "right of",
+  above: "above",
+  below: "below",
+};
+
+/**
+ * Reads a prompt of the world's grammar, with any colour, shape, size or relation word left out:
+ * every object starts at its "a"; the relation words between the first two objects name the
+ * relation.
+ *
+ * @throws {PromptError} a prompt of three objects, none, a word the world does not write, or an
+ *   object named twice
+ */
+export function parseWorldPrompt(prompt: string): WorldCondition {
+  const words = promptWords(prompt).map((w) => w.word);
+  const objects: Record<string, string>[] = [];
+  let relation: RelationName | undefined;
+  for (const word of words) {
+    if (word === "a") {
+      objects.push({});
+      continue;
+    }
+    const current = objects[objects.length - 1];
+    const kind = (COLOURS as readonly string[]).includes(word)
+      ? "colour"
+      : (SHAPES as readonly string[]).includes(word)
+      ? "shape"
+      : (SIZES as readonly string[]).includes(word)
+      ? "size"
+      : undefined;
+    if (kind && current && current[kind] === undefined) current[kind] = word;
+    else if (word in RELATION_WORDS && objects.length === 1 && relation === undefined) {
+      relation = RELATION_WORDS[word];
+    } else if (!(word === "of" && objects.length === 1)) {
+      throw new PromptError(
+        `the exact shapes world cannot read "${word}" in "${prompt}"; expected a one- or ` +
+          `two-object caption of the shapes world, with words left out`,
+      );
+    }
+  }
+  if (objects.length < 1 || objects.length > 2) {
+    throw new PromptError(
+      `the exact shapes world reads one- and two-object captions; "${prompt}" has ` +
+        `${objects.length} objects`,
+    );
+  }
+  return { prompt, objects: objects as ObjectSlot[], relation };
+}
+
+/** The exact denoiser, its pictures' positions, and the helpers its check and tests use. */
+export interface ExactShapesWorld extends Denoiser {
+  /** the picture of a layout (CHW in [−1, 1]), as the world paints it */
+  picture(objects: readonly (ObjectSlot & CentredBox)[]): Float32Array;
+  /** every assignment a condition allows, with its prior weight (normalised) */
+  assignments(condition: WorldCondition): readonly Assignment[];
+  /** whether two placements satisfy the generator's constraint under a condition's relation */
+  allowed(a: CentredBox, b: CentredBox, relation?: RelationName): boolean;
+  /** every centre an object of a size can have */
+  readonly centres: Readonly<Record<SizeName, readonly CentredBox[]>>;
+}
+
+/**
+ * Builds the exact world's denoiser at an image size (32 for the committed models), its Gaussians'
+ * variance `variance` (1e-3 as `measure_binding_ceiling`'s one-object mixture).
+ */
+export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
+  const geometry = shapesGeometry(size);
+  const plane = size * size, d = 3 * plane;
+  const centres = Object.fromEntries(SIZES.map((s) => {
+    const radius = geometry.radius[s], span = size - 2 * radius + 1, list: CentredBox[] = [];
+    for (let cy = radius; cy < radius + span; cy++) {
+      for (let cx = radius; cx < radius + span; cx++) list.push({ cx, cy, radius });
+    }
+    return [s, list];
+  })) as Record<SizeName, CentredBox[]>;
+  // pixel indices of every (shape, size, centre) mask
+  const masks = new Map<string, Int32Array[]>();
+  for (const shape of SHAPES) {
+    for (const s of SIZES) {
+      masks.set(
+        `${shape} ${s}`,
+        centres[s].map((c) => {
+          const mask = drawShape(shape, size, c.cx, c.cy, c.radius);
+          return Int32Array.from(Array.from(mask).flatMap((v, p) => v ? [p] : []));
+        }),
+      );
+    }
+  }
+  const allowed = (a: CentredBox, b: CentredBox, relation?: RelationName) => {
+    if (!boxesApart(a, b, geometry.margin)) return false;
+    const clear = relationBetween(a, b, geometry.margin);
+    return relation === undefined ? clear !== undefined : clear === relation;
+  };
+  // 0/1 constraint matrices [first × second position], by sizes and relation ("" = any)
+  const constraints = new Map<string, { matrix: Uint8Array; count: number }>();
+  const constraint = (first: SizeName, second: SizeName, relation?: RelationName) => {
+    const key = `${first} ${second} ${relation ?? ""}`;
+    let found = constraints.get(key);
+    if (!found) {
+      const a = centres[first], b = centres[second], matrix = new Uint8Array(a.length * b.length);
+      let count = 0;
+      for (let i = 0; i < a.length; i++) {
+        for (let j = 0; j < b.length; j++) {
+          if (allowed(a[i], b[j], relation)) (matrix[i * b.length + j] = 1), count++;
+        }
+      }
+      constraints.set(key, found = { matrix, count });
+    }
+    return found;
+  };
+  /**
+   * log of an assignment's prior per layout, up to a constant: the generator keeps the attributes
+   * it drew when one of 5,000 uniform placements is valid, else draws new ones, so an assignment
+   * survives with 1 − (1 − f)^5000 (f: the valid share of placements) and each of its N_valid
+   * layouts then has 1 / N_valid. −∞ where no layout is valid (large pairs at 16 px).
+   */
+  const logAttributePrior = (sizes: SizeName[]) => {
+    const all = sizes.reduce((t, s) => t * centres[s].length, 1);
+    const valid = sizes.length === 1 ? all : constraint(sizes[0], sizes[1]).count;
+    if (valid === 0) return -Infinity;
+    return Math.log1p(-((1 - valid / all) ** PLACEMENT_ATTEMPTS)) - Math.log(valid);
+  };
+  const onChannels = (colour: ColourName) => [0, 1, 2].filter((c) => COLOUR_RGB[colour][c] === 255);
+
+  const assignments = (condition: WorldCondition): Assignment[] => {
+    const options = condition.objects.map((slot) =>
+      (slot.colour ? [slot.colour] : COLOURS).flatMap((colour) =>
+        (slot.shape ? [slot.shape] : SHAPES).flatMap((shape) =>
+          (slot.size ? [slot.size] : SIZES).map((s) => ({ colour, shape, size: s }))
+        )
+      )
+    );
+    const joint = options.length === 1
+      ? options[0].map((o) => [o])
+      : options[0].flatMap((a) =>
+        options[1].filter((b) => a.colour !== b.colour && a.shape !== b.shape).map((b) => [a, b])
+      );
+    const logs = joint.map((objects) => logAttributePrior(objects.map((o) => o.size)));
+    const feasible = joint.flatMap((_, i) => logs[i] > -Infinity ? [i] : []);
+    const norm = logSumExp(feasible.map((i) => logs[i]));
+    return feasible.map((i) => ({ objects: joint[i], logPrior: logs[i] - norm }));
+  };
+
+  const conditions = new Map<string, { condition: WorldCondition; assignments: Assignment[] }>();
+  const encoded = (prompt: string) => {
+    let found = conditions.get(prompt);
+    if (!found) {
+      const condition = parseWorldPrompt(prompt);
+      const list = assignments(condition);
+      if (list.length === 0) {
+        throw new PromptError(`no layout of the shapes world fits "${prompt}"`);
+      }
+      conditions.set(prompt, found = { condition, assignments: list });
+    }
+    return found;
+  };
+
+  /** E[μ | z] − black, written into `painted` (CHW); returns nothing. */
+  function posteriorPaint(
+    z: Float32Array,
+    s: number,
+    tau: number,
+    entry: { condition: WorldCondition; assignments: Assignment[] },
+    painted: Float64Array,
+  ): void {
+    const k = 2 * Math.sqrt(s) / tau;
+    // each colour's channels of z summed, per pixel
+    const channelSums = new Map<ColourName, Float64Array>();
+    const sums = (colour: ColourName) => {
+      let y = channelSums.get(colour);
+      if (!y) {
+        y = new Float64Array(plane);
+        for (const c of onChannels(colour)) {
+          for (let p = 0; p < plane; p++) y[p] += z[c * plane + p];
+        }
+        channelSums.set(colour, y);
+      }
+      return y;
+    };
+    // per (colour, shape, size): an object's log-likelihood term at every centre
+    const terms = new Map<string, Float64Array>();
+    const term = (o: { colour: ColourName; shape: ShapeName; size: SizeName }) => {
+      const key = `${o.colour} ${o.shape} ${o.size}`;
+      let l = terms.get(key);
+      if (!l) {
+        const y = sums(o.colour), list = masks.get(`${o.shape} ${o.size}`)!;
+        l = new Float64Array(list.length);
+        for (let p = 0; p < list.length; p++) {
+          let sum = 0;
+          for (const pixel of list[p]) sum += y[pixel];
+          l[p] = k * sum;
+        }
+        terms.set(key, l);
+      }
+      return l;
+    };
+    const logMass: number[] = [];
+    const marginals: { key: string; weights: Float64Array }[][] = [];
+    for (const a of entry.assignments) {
+      const ls = a.objects.map(term);
+      const { logMass: mass, weights } = ls.length === 1 ? singleMass(ls[0]) : pairMass(
+        ls[0],
+        ls[1],
+        constraint(a.objects[0].size, a.objects[1].size, entry.condition.relation).matrix,
+      );
+      logMass.push(a.logPrior + mass);
+      marginals.push(a.objects.map((o, j) => ({
+        key: `${o.colour} ${o.shape} ${o.size}`,
+        weights: weights[j],
+      })));
+    }
+    const norm = logSumExp(logMass);
+    // accumulate each (colour, shape, size)'s weight per centre over assignments, then paint
+    const byKey = new Map<string, Float64Array>();
+    marginals.forEach((objects, i) => {
+      const share = Math.exp(logMass[i] - norm);
+      if (share === 0) return;
+      for (const { key, weights } of objects) {
+        let w = byKey.get(key);
+        if (!w) byKey.set(key, w = new Float64Array(weights.length));
+        for (let p = 0; p < weights.length; p++) w[p] += share * weights[p];
+      }
+    });
+    painted.fill(0);
+    for (const [key, w] of byKey) {
+      const [colour, shape, s] = key.split(" ") as [ColourName, ShapeName, SizeName];
+      const list = masks.get(`${shape} ${s}`)!, channels = onChannels(colour);
+      for (let p = 0; p < w.length; p++) {
+        if (w[p] < 1e-300) continue;
+        const amount = 2 * w[p];
+        for (const pixel of list[p]) for (const c of channels) painted[c * plane + pixel] += amount;
+      }
+    }
+  }
+
+  const picture = (objects: readonly (ObjectSlot & CentredBox)[]) => {
+    const out = new Float32Array(d).fill(-1);
+    for (const o of objects) {
+      const mask = drawShape(o.shape!, size, o.cx, o.cy, o.radius);
+      for (const c of onChannels(o.colour!)) {
+        for (let p = 0; p < plane; p++) if (mask[p]) out[c * plane + p] = 1;
+      }
+    }
+    return out;
+  };
+
+  const shape = [3, size, size] as const;
+  const painted = new Float64Array(d);
+  return {
+    name: `exact shapes world (${size} px, one and two objects)`,
+    shape,
+    batchSize: 16,
+    sharedLogSnr: false,
+    centres,
+    picture,
+    allowed,
+    assignments: (condition) => assignments(condition),
+    encode: (prompt: string) => new Promise((resolve) => resolve(encoded(prompt).condition)),
+    predictNoise(batch: NoiseBatch): Promise<Float32Array> {
+      const items = batch.logSnr.length, out = new Float32Array(items * d);
+      for (let item = 0; item < items; item++) {
+        const s = sigmoid(batch.logSnr[item]), tau = s * variance + 1 - s;
+        const z = batch.noisy.subarray(item * d, (item + 1) * d);
+        posteriorPaint(z, s, tau, encoded(batch.conditions[item].prompt), painted);
+        // ε̂ = √(1−s)/τ · (z − √s·E[μ | z]), E[μ | z] = black + painted
+        const scale = Math.sqrt(1 - s) / tau, root = Math.sqrt(s);
+        for (let j = 0; j < d; j++) {
+          out[item * d + j] = scale * (z[j] - root * (painted[j] - 1));
+        }
+      }
+      return Promise.resolve(out);
+    },
+    prepare(image: ImageInput): Promise<Float32Array> {
+      const array = imageArray(image)?.array ?? (image as Float32Array);
+      return Promise.resolve(checkModelData(shape, array, "exact shapes world image"));
+    },
+    identity: () =>
+      Promise.resolve({
+        name: `exact shapes world (${size} px)`,
+        backend: "exact shapes world",
+        sha256: createHash("sha256").update(`exact shapes world ${size} ${variance}`).digest("hex"),
+      }),
+    dispose: () => Promise.resolve(),
+  };
+}
+
+const maximum = (values: Float64Array) => values.reduce((m, v) => Math.max(m, v), -Infinity);
+
+/** log Σ_p exp(l_p) and the normalised weights of one object's placements. */
+function singleMass(l: Float64Array): { logMass: number; weights: Float64Array[] } {
+  const m = maximum(l), e = l.map((v) => Math.exp(v - m)), mass = e.reduce((t, v) => t + v, 0);
+  return { logMass: m + Math.log(mass), weights: [e.map((v) => v / mass)] };
+}
+
+/**
+ * log Σ over allowed pairs of exp(l1_i + l2_j), and each object's marginal weights. Fast: each
+ * term shifted by its own maximum, two matrix–vector products. When that underflows (at low noise
+ * the two unconstrained maxima can be a disallowed pair, every allowed pair then below e^−745),
+ * again with every pair shifted by the largest allowed pair.
+ */
+export function pairMass(
+  l1: Float64Array,
+  l2: Float64Array,
+  matrix: Uint8Array,
+): { logMass: number; weights: Float64Array[] } {
+  const n1 = l1.length, n2 = l2.length, m1 = maximum(l1), m2 = maximum(l2);
+  const e1 = l1.map((v) => Math.exp(v - m1)), e2 = l2.map((v) => Math.exp(v - m2));
+  let w1 = new Float64Array(n1), w2 = new Float64Array(n2), mass = 0, shift = m1 + m2;
+  for (let i = 0; i < n1; i++) {
+    const row = i * n2, ei = e1[i];
+    let acc = 0;
+    for (let j = 0; j < n2; j++) if (matrix[row + j]) (acc += e2[j]), (w2[j] += ei);
+    w1[i] = ei * acc;
+    mass += w1[i];
+  }
+  for (let j = 0; j < n2; j++) w2[j] *= e2[j];
+  if (!(mass > 1e-250)) {
+    shift = -Infinity;
+    for (let i = 0; i < n1; i++) {
+      for (let j = 0; j < n2; j++) if (matrix[i * n2 + j]) shift = Math.max(shift, l1[i] + l2[j]);
+    }
+    (w1 = new Float64Array(n1)), (w2 = new Float64Array(n2)), (mass = 0);
+    for (let i = 0; i < n1; i++) {
+      for (let j = 0; j < n2; j++) {
+        if (!matrix[i * n2 + j]) continue;
+        const v = Math.exp(l1[i] + l2[j] - shift);
+        (w1[i] += v), (w2[j] += v), (mass += v);
+      }
+    }
+  }
+  return {
+    logMass: shift + Math.log(mass),
+    weights: [w1.map((v) => v / mass), w2.map((v) => v / mass)],
+  };
+}
