@@ -164,10 +164,19 @@ try {
     ? await generatedRelations(model, Number(args.generate))
     : undefined;
   const shares: Record<string, { own: Share; others: Share; ownNear: Share; far: Share }> = {};
+  // by object count too: the exact ceiling (tools/measure_binding_ceiling.ts) differs with it
+  const groups: [string, (objects: number) => boolean][] = [
+    ["", () => true],
+    [" (≥ 2 objects)", (n) => n >= 2],
+    [" (1 object)", (n) => n === 1],
+    [" (2 objects)", (n) => n === 2],
+    [" (3 objects)", (n) => n === 3],
+  ];
   for (const kind of ["colour", "shape"] as const) {
-    for (const multi of [false, true]) {
-      const rows = sums.filter((r) => r.kind === kind && (!multi || r.objects >= 2));
-      shares[`${kind}${multi ? " (≥ 2 objects)" : ""}`] = {
+    for (const [label, objects] of groups) {
+      const rows = sums.filter((r) => r.kind === kind && objects(r.objects));
+      if (rows.length === 0) continue;
+      shares[`${kind}${label}`] = {
         own: share(rows, "own"),
         others: share(rows, "others"),
         ownNear: share(rows, "ownNear"),
