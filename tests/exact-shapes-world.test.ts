@@ -223,8 +223,14 @@ Deno.test("pair sums stay finite when the two objects' best placements are not a
 
 Deno.test("the exact world refuses what it cannot read", async () => {
   const exact = exactShapesWorld(SIZE);
-  for (const prompt of ["", "a red circle left of a blue square and a green triangle", "a dog"]) {
-    await assert.rejects(exact.encode(prompt), /exact shapes world/);
+  const refusals = {
+    "": /one- and two-object captions; "" has 0 objects/,
+    "a red circle left of a blue square and a green triangle": /has 3 objects/,
+    "a red dog": /cannot read "dog"/,
+    "a red blue circle": /cannot read "blue"/,
+  };
+  for (const [prompt, message] of Object.entries(refusals)) {
+    await assert.rejects(exact.encode(prompt), message);
   }
   assert.deepEqual(parseWorldPrompt("a circle above a blue square").objects, [
     { shape: "circle" },

@@ -114,7 +114,9 @@ export function parseWorldPrompt(prompt: string): WorldCondition {
     if (kind && current && current[kind] === undefined) current[kind] = word;
     else if (word in RELATION_WORDS && objects.length === 1 && relation === undefined) {
       relation = RELATION_WORDS[word];
-    } else if (!(word === "of" && objects.length === 1)) {
+    } else if (
+      !(word === "of" && objects.length === 1) && !(word === "and" && objects.length === 2)
+    ) {
       throw new PromptError(
         `the exact shapes world cannot read "${word}" in "${prompt}"; expected a one- or ` +
           `two-object caption of the shapes world, with words left out`,
