@@ -21,7 +21,11 @@
  *
  * Usage: npx -y deno@2.9.6 run -A tools/measure_binding_ceiling.ts [--model fixtures/models/shapes-flow]
  *   [--max-sequence-length 16] [--objects 1,2] [--scenes 20] [--samples 128] [--range -6.18,6.18]
- *   [--bands] [--out out/measure_binding/ceiling.json]
+ *   [--bands] [--relations] [--out out/measure_binding/ceiling.json]
+ *
+ * --relations also measures each two-object caption's relation word ("left", "right", "above",
+ * "below": removing it leaves the relation open) on both models, in a plan of its own so the
+ * colour and shape figures stay as they are: its information in nats, per α interval.
  */
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
@@ -33,6 +37,7 @@ import { contrastPlan, estimateContrasts } from "../src/estimators/contrasts.ts"
 import { conditionalPlan } from "../src/estimators/conditional-information.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
 import type { Denoiser } from "../src/models/denoiser.ts";
+import { meanWithError } from "../src/numerics/statistics.ts";
 import { share, type WordSums, wordSums } from "./binding_shares.ts";
 import { exactShapesWorld, parseWorldPrompt } from "./exact_shapes_world.ts";
 
@@ -45,6 +50,7 @@ const { values: args } = parseArgs({
     samples: { type: "string", default: "128" },
     range: { type: "string", default: "-6.18,6.18" },
     bands: { type: "boolean", default: false },
+    relations: { type: "boolean", default: false },
     out: { type: "string", default: "out/measure_binding/ceiling.json" },
   },
 });
@@ -97,6 +103,25 @@ for (const scene of scenes) {
     );
   }
 }
+/** The relation word's information on both models, per interval, into `relationNats`. */
+async function measureRelation(scene: (typeof scenes)[number], data: Float32Array) {
+  const word = scene.relation!.split(" ")[0];
+  const plan = contrastPlan([[scene.caption, conditionalPlan(scene.caption, word).prompts[1]]]);
+  for (const [lo, hi] of intervals) {
+    const logSnr = defaultLogSnrSampling({ min: lo, max: hi });
+    const runs: [string, Denoiser, Float32Array][] = [
+      ["exact", exact, data],
+      [model.name, model, await model.prepare({ pixels: data })],
+    ];
+    for (const [name, m, image] of runs) {
+      const options = { samples, seed: scene.id, logSnr, allowOutsideTrainedRange: true };
+      const [result] = (await estimateContrasts(m, image, plan, resolveOptions(m, options)))
+        .contrasts;
+      (relationNats[`${name} | α ∈ [${lo}, ${hi}]`] ??= []).push(result.estimate.nats);
+    }
+  }
+}
+const relationNats: Record<string, number[]> = {};
 const rows: Record<string, WordSums[]> = {};
 const nats: Record<string, number[]> = {};
 const started = performance.now();
@@ -128,6 +153,7 @@ for (const scene of scenes) {
       });
     }
   }
+  if (args.relations && scene.relation) await measureRelation(scene, data);
   console.error(
     `${scene.id}: ${scene.caption} (${((performance.now() - started) / 1000).toFixed(0)} s)`,
   );
@@ -159,8 +185,18 @@ console.log(
       `${t.nats.toFixed(3)} |`
     ).join("\n"),
 );
+if (args.relations) {
+  const cell = (values: number[]) => {
+    const m = meanWithError(values);
+    return `${m.mean.toFixed(2)} ± ${m.se.toFixed(2)}`;
+  };
+  console.log(
+    "\n\n| relation word of two-object scenes: model | α | mean nats ± SE over scenes |\n|---|---|---|\n" +
+      Object.entries(relationNats).map(([key, v]) => `| ${key} | ${cell(v)} |`).join("\n"),
+  );
+}
 await Deno.writeTextFile(
   args.out!,
-  JSON.stringify({ scenes: scenes.length, samples, table, rows, nats }),
+  JSON.stringify({ scenes: scenes.length, samples, table, rows, nats, relationNats }),
 );
 await model.dispose();
