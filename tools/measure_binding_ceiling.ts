@@ -33,7 +33,12 @@ import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { defaultLogSnrSampling } from "../src/numerics/log-snr.ts";
 import { Heatmap } from "../src/images/heatmap.ts";
-import { contrastPlan, estimateContrasts } from "../src/estimators/contrasts.ts";
+import {
+  type ContrastPlan,
+  contrastPlan,
+  type ContrastResult,
+  estimateContrasts,
+} from "../src/estimators/contrasts.ts";
 import { conditionalPlan } from "../src/estimators/conditional-information.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
 import type { Denoiser } from "../src/models/denoiser.ts";
@@ -103,21 +108,23 @@ for (const scene of scenes) {
     );
   }
 }
-/** The relation word's information on both models, per interval, into `relationNats`. */
-async function measureRelation(scene: (typeof scenes)[number], data: Float32Array) {
-  const word = scene.relation!.split(" ")[0];
-  const plan = contrastPlan([[scene.caption, conditionalPlan(scene.caption, word).prompts[1]]]);
+/** Runs a plan on a scene's data on the exact world and on the model, over every interval. */
+async function onBoth(
+  scene: (typeof scenes)[number],
+  plan: ContrastPlan,
+  data: Float32Array,
+  record: (name: string, contrasts: ContrastResult[], interval: [number, number]) => void,
+) {
+  const runs: [string, Denoiser, Float32Array][] = [
+    ["exact", exact, data],
+    [model.name, model, await model.prepare({ pixels: data })],
+  ];
   for (const [lo, hi] of intervals) {
     const logSnr = defaultLogSnrSampling({ min: lo, max: hi });
-    const runs: [string, Denoiser, Float32Array][] = [
-      ["exact", exact, data],
-      [model.name, model, await model.prepare({ pixels: data })],
-    ];
     for (const [name, m, image] of runs) {
       const options = { samples, seed: scene.id, logSnr, allowOutsideTrainedRange: true };
-      const [result] = (await estimateContrasts(m, image, plan, resolveOptions(m, options)))
-        .contrasts;
-      (relationNats[`${name} | α ∈ [${lo}, ${hi}]`] ??= []).push(result.estimate.nats);
+      const outcome = await estimateContrasts(m, image, plan, resolveOptions(m, options));
+      record(name, outcome.contrasts, [lo, hi]);
     }
   }
 }
@@ -131,29 +138,30 @@ for (const scene of scenes) {
     words.map((w) => [scene.caption, conditionalPlan(scene.caption, w).prompts[1]] as const),
   );
   const data = scene.toData();
-  for (const [lo, hi] of intervals) {
-    const logSnr = defaultLogSnrSampling({ min: lo, max: hi });
-    const runs: [string, Denoiser, Float32Array][] = [
-      ["exact", exact, data],
-      [model.name, model, await model.prepare({ pixels: data })],
-    ];
-    for (const [name, m, image] of runs) {
-      const options = { samples, seed: scene.id, logSnr, allowOutsideTrainedRange: true };
-      const outcome = await estimateContrasts(m, image, plan, resolveOptions(m, options));
-      outcome.contrasts.forEach(({ map, estimate }, i) => {
-        const kind = i % 2 === 0 ? "colour" : "shape";
-        const maps = name === "exact"
-          ? [["exact", map], ["exact, 16×16 cells", pooled(map)]] as const
-          : [[name, map]] as const;
-        for (const [label, m] of maps) {
-          const key = `${label} | ${kind} | ${scene.objects.length} object(s) | α ∈ [${lo}, ${hi}]`;
-          (rows[key] ??= []).push(wordSums(scene, words[i], m));
-          (nats[key] ??= []).push(estimate.nats);
-        }
-      });
-    }
+  await onBoth(scene, plan, data, (name, contrasts, [lo, hi]) => {
+    contrasts.forEach(({ map, estimate }, i) => {
+      const kind = i % 2 === 0 ? "colour" : "shape";
+      const maps = name === "exact"
+        ? [["exact", map], ["exact, 16×16 cells", pooled(map)]] as const
+        : [[name, map]] as const;
+      for (const [label, m] of maps) {
+        const key = `${label} | ${kind} | ${scene.objects.length} object(s) | α ∈ [${lo}, ${hi}]`;
+        (rows[key] ??= []).push(wordSums(scene, words[i], m));
+        (nats[key] ??= []).push(estimate.nats);
+      }
+    });
+  });
+  if (args.relations && scene.relation) {
+    // a plan of its own, so the colour and shape figures are the same with or without it
+    const word = scene.relation.split(" ")[0];
+    const relation = contrastPlan([[
+      scene.caption,
+      conditionalPlan(scene.caption, word).prompts[1],
+    ]]);
+    await onBoth(scene, relation, data, (name, [result], [lo, hi]) => {
+      (relationNats[`${name} | α ∈ [${lo}, ${hi}]`] ??= []).push(result.estimate.nats);
+    });
   }
-  if (args.relations && scene.relation) await measureRelation(scene, data);
   console.error(
     `${scene.id}: ${scene.caption} (${((performance.now() - started) / 1000).toFixed(0)} s)`,
   );
