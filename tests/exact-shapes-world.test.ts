@@ -54,7 +54,7 @@ Deno.test("the exact world's one-object posterior equals the explicit mixture of
         for (const box of exact.centres[size]) {
           components.push({
             words: ["a", colour, shape, size],
-            mean: exact.picture([{ colour, shape, size, ...box }]),
+            mean: exact.picture([{ colour, shape, ...box }]),
             variance: VARIANCE,
             weight: 1 / exact.centres[size].length,
           });

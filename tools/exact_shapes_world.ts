@@ -39,6 +39,9 @@ import {
 import {
   boxesApart,
   type CentredBox,
+  hwcToChw,
+  type PaintedObject,
+  paintObjects,
   relationBetween,
   shapesGeometry,
 } from "../src/datasets/shapes/world.ts";
@@ -69,9 +72,18 @@ export interface WorldCondition extends Condition {
   readonly relation?: RelationName;
 }
 
+/** One object's colour, shape and size. */
+interface AttributeSet {
+  readonly colour: ColourName;
+  readonly shape: ShapeName;
+  readonly size: SizeName;
+}
+
+const attributeKey = (o: AttributeSet) => `${o.colour} ${o.shape} ${o.size}`;
+
 /** One assignment of every object's attributes that a condition allows, and its prior weight. */
 interface Assignment {
-  readonly objects: readonly { colour: ColourName; shape: ShapeName; size: SizeName }[];
+  readonly objects: readonly AttributeSet[];
   /** log of the prior: uniform over assignments, times 1 / N_valid(sizes) */
   readonly logPrior: number;
 }
@@ -134,8 +146,8 @@ export function parseWorldPrompt(prompt: string): WorldCondition {
 
 /** The exact denoiser, its pictures' positions, and the helpers its check and tests use. */
 export interface ExactShapesWorld extends Denoiser {
-  /** the picture of a layout (CHW in [−1, 1]), as the world paints it */
-  picture(objects: readonly (ObjectSlot & CentredBox)[]): Float32Array;
+  /** the picture of a layout (CHW in [−1, 1]), painted by the world's own `paintObjects` */
+  picture(objects: readonly PaintedObject[]): Float32Array;
   /** every assignment a condition allows, with its prior weight (normalised) */
   assignments(condition: WorldCondition): readonly Assignment[];
   /** whether two placements satisfy the generator's constraint under a condition's relation */
@@ -205,7 +217,10 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
     if (valid === 0) return -Infinity;
     return Math.log1p(-((1 - valid / all) ** PLACEMENT_ATTEMPTS)) - Math.log(valid);
   };
-  const onChannels = (colour: ColourName) => [0, 1, 2].filter((c) => COLOUR_RGB[colour][c] === 255);
+  const channels = new Map(
+    COLOURS.map((colour) => [colour, [0, 1, 2].filter((c) => COLOUR_RGB[colour][c] === 255)]),
+  );
+  const onChannels = (colour: ColourName) => channels.get(colour)!;
 
   const assignments = (condition: WorldCondition): Assignment[] => {
     const options = condition.objects.map((slot) =>
@@ -264,8 +279,8 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
     };
     // per (colour, shape, size): an object's log-likelihood term at every centre
     const terms = new Map<string, Float64Array>();
-    const term = (o: { colour: ColourName; shape: ShapeName; size: SizeName }) => {
-      const key = `${o.colour} ${o.shape} ${o.size}`;
+    const term = (o: AttributeSet) => {
+      const key = attributeKey(o);
       let l = terms.get(key);
       if (!l) {
         const y = sums(o.colour), list = masks.get(`${o.shape} ${o.size}`)!;
@@ -279,37 +294,34 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
       }
       return l;
     };
-    const logMass: number[] = [];
-    const marginals: { key: string; weights: Float64Array }[][] = [];
-    for (const a of entry.assignments) {
+    const masses = entry.assignments.map((a) => {
       const ls = a.objects.map(term);
-      const { logMass: mass, weights } = ls.length === 1 ? singleMass(ls[0]) : pairMass(
+      return ls.length === 1 ? singleMass(ls[0]) : pairMass(
         ls[0],
         ls[1],
         constraint(a.objects[0].size, a.objects[1].size, entry.condition.relation).matrix,
       );
-      logMass.push(a.logPrior + mass);
-      marginals.push(a.objects.map((o, j) => ({
-        key: `${o.colour} ${o.shape} ${o.size}`,
-        weights: weights[j],
-      })));
-    }
+    });
+    const logMass = masses.map((m, i) => entry.assignments[i].logPrior + m.logMass);
     const norm = logSumExp(logMass);
     // accumulate each (colour, shape, size)'s weight per centre over assignments, then paint
-    const byKey = new Map<string, Float64Array>();
-    marginals.forEach((objects, i) => {
+    const byObject = new Map<string, { object: AttributeSet; weights: Float64Array }>();
+    entry.assignments.forEach((a, i) => {
       const share = Math.exp(logMass[i] - norm);
       if (share === 0) return;
-      for (const { key, weights } of objects) {
-        let w = byKey.get(key);
-        if (!w) byKey.set(key, w = new Float64Array(weights.length));
-        for (let p = 0; p < weights.length; p++) w[p] += share * weights[p];
-      }
+      a.objects.forEach((object, j) => {
+        const weights = masses[i].weights[j], key = attributeKey(object);
+        let found = byObject.get(key);
+        if (!found) {
+          byObject.set(key, found = { object, weights: new Float64Array(weights.length) });
+        }
+        for (let p = 0; p < weights.length; p++) found.weights[p] += share * weights[p];
+      });
     });
     painted.fill(0);
-    for (const [key, w] of byKey) {
-      const [colour, shape, s] = key.split(" ") as [ColourName, ShapeName, SizeName];
-      const list = masks.get(`${shape} ${s}`)!, channels = onChannels(colour);
+    for (const { object, weights: w } of byObject.values()) {
+      const list = masks.get(`${object.shape} ${object.size}`)!,
+        channels = onChannels(object.colour);
       for (let p = 0; p < w.length; p++) {
         if (w[p] < 1e-300) continue;
         const amount = 2 * w[p];
@@ -318,16 +330,8 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
     }
   }
 
-  const picture = (objects: readonly (ObjectSlot & CentredBox)[]) => {
-    const out = new Float32Array(d).fill(-1);
-    for (const o of objects) {
-      const mask = drawShape(o.shape!, size, o.cx, o.cy, o.radius);
-      for (const c of onChannels(o.colour!)) {
-        for (let p = 0; p < plane; p++) if (mask[p]) out[c * plane + p] = 1;
-      }
-    }
-    return out;
-  };
+  const picture = (objects: readonly PaintedObject[]) =>
+    hwcToChw(paintObjects(size, objects).rgb, size);
 
   const shape = [3, size, size] as const;
   const painted = new Float64Array(d);
@@ -339,7 +343,7 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
     centres,
     picture,
     allowed,
-    assignments: (condition) => assignments(condition),
+    assignments,
     encode: (prompt: string) => new Promise((resolve) => resolve(encoded(prompt).condition)),
     predictNoise(batch: NoiseBatch): Promise<Float32Array> {
       const items = batch.logSnr.length, out = new Float32Array(items * d);

@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { shapesWorld } from "../src/datasets/shapes/world.ts";
 import { contrastPlan, estimateContrasts } from "../src/estimators/contrasts.ts";
 import { resolveOptions } from "../src/estimators/options.ts";
-import { removePhrase } from "../src/text/prompt.ts";
+import { pidPlan } from "../src/estimators/pid.ts";
 import { meanWithError } from "../src/numerics/statistics.ts";
 import { defaultLogSnrSampling } from "../src/numerics/log-snr.ts";
 import { exactShapesWorld } from "./exact_shapes_world.ts";
@@ -43,9 +43,8 @@ for (const scene of scenes) {
   const [first, second] = scene.objects;
   const pairs = { same: [first.colour, first.shape], different: [first.colour, second.shape] };
   for (const [kind, [a, b]] of Object.entries(pairs) as ["same" | "different", string[]][]) {
-    const withoutA = removePhrase(scene.caption, a), withoutB = removePhrase(scene.caption, b);
-    const context = removePhrase(withoutA, b);
-    const plan = contrastPlan([[withoutB, context], [withoutA, context], [scene.caption, context]]);
+    // the conditional form's I_A, I_B and I_AB, as partialInformation builds them
+    const plan = contrastPlan(pidPlan(scene.caption, a, b).forms.conditional.base);
     const options = resolveOptions(exact, {
       samples: Number(args.samples),
       seed: scene.id,

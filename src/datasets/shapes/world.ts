@@ -353,8 +353,38 @@ function splitOf(key: string): ShapesSplit {
 }
 
 function renderScene(id: number, size: number, layout: Layout): ShapesScene {
+  const { rgb, masks } = paintObjects(size, layout.objects);
+  return {
+    id,
+    size,
+    objects: layout.objects.map((o, i) => ({ ...o, mask: masks[i] })),
+    relation: layout.relation,
+    caption: layout.caption,
+    rgb,
+    toData: () => hwcToChw(rgb, size),
+  };
+}
+
+/** An object as {@link paintObjects} paints it: its shape and colour in a box. */
+export type PaintedObject = Pick<CaptionObject, "shape" | "colour"> & CentredBox;
+
+/**
+ * The picture of objects on black, as the world paints its scenes: uint8 RGB, HWC row-major, and
+ * each object's mask. Objects later in the list paint over earlier ones (a scene's never overlap).
+ *
+ * @example
+ * ```ts
+ * import { paintObjects } from "./world.ts";
+ * const { rgb, masks } = paintObjects(16, [{ shape: "square", colour: "red", cx: 8, cy: 8, radius: 2 }]);
+ * console.assert(masks[0][8 * 16 + 8] === 1 && rgb[3 * (8 * 16 + 8)] === 255 && rgb[0] === 0);
+ * ```
+ */
+export function paintObjects(
+  size: number,
+  objects: readonly PaintedObject[],
+): { rgb: Uint8Array; masks: Uint8Array[] } {
   const rgb = new Uint8Array(size * size * 3);
-  const objects = layout.objects.map((o) => {
+  const masks = objects.map((o) => {
     const mask = drawShape(o.shape as ShapeName, size, o.cx, o.cy, o.radius);
     const [r, g, b] = COLOUR_RGB[o.colour as ColourName];
     for (let p = 0; p < mask.length; p++) {
@@ -364,17 +394,9 @@ function renderScene(id: number, size: number, layout: Layout): ShapesScene {
         rgb[3 * p + 2] = b;
       }
     }
-    return { ...o, mask };
+    return mask;
   });
-  return {
-    id,
-    size,
-    objects,
-    relation: layout.relation,
-    caption: layout.caption,
-    rgb,
-    toData: () => hwcToChw(rgb, size),
-  };
+  return { rgb, masks };
 }
 
 /**
