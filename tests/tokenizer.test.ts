@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { ClipTokenizer, loadTokenizer } from "../src/models/sd/tokenizer.ts";
 import { ModelLoadError, PromptError } from "../src/errors.ts";
 import { Random } from "../src/numerics/random.ts";

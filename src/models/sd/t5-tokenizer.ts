@@ -13,7 +13,7 @@
  * @module
  */
 import { join } from "node:path";
-import { Tokenizer } from "@huggingface/tokenizers";
+import { Tokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 import { InvalidArgumentError, ModelLoadError, PromptError } from "../../errors.ts";
 import type { PromptTokens } from "../denoiser.ts";
 import { exists } from "./folder.ts";
