@@ -34,3 +34,31 @@ console.log(JSON.stringify({ words: words.tokens.length, finite: Number.isFinite
   assert.deepEqual(JSON.parse(stdout), { words: 6, finite: true });
   await Deno.remove(folder, { recursive: true });
 });
+
+// The same condition without running anything, so it holds whatever Deno's caches hold: a user's
+// script has no import map, so every import of the package names its source in full (a run
+// outside the repository resolved a bare "@huggingface/tokenizers" on one machine and not another).
+Deno.test("every import in mod.ts and src/ is relative or names npm:, node: or jsr: in full", async () => {
+  const bare: string[] = [];
+  const files = ["mod.ts"];
+  for await (const entry of walkTs(new URL("src/", repository))) files.push(entry);
+  const specifier =
+    /^\s*(?:import|export)\s[^"'`]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/gm;
+  for (const file of files) {
+    const text = await Deno.readTextFile(new URL(file, repository));
+    for (const match of text.matchAll(specifier)) {
+      const name = match[1] ?? match[2];
+      if (!/^(\.{1,2}\/|npm:|node:|jsr:)/.test(name)) bare.push(`${file}: "${name}"`);
+    }
+  }
+  assert.ok(files.length > 100, `read ${files.length} files`);
+  assert.deepEqual(bare, []);
+});
+
+async function* walkTs(folder: URL, prefix = "src/"): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(folder)) {
+    if (entry.isDirectory) {
+      yield* walkTs(new URL(`${entry.name}/`, folder), `${prefix}${entry.name}/`);
+    } else if (entry.name.endsWith(".ts")) yield `${prefix}${entry.name}`;
+  }
+}
