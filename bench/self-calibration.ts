@@ -13,6 +13,8 @@
  *   and interval coverage too);
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
  *   (the i.i.d. variance formula from the integrand's second moment along α);
+ * - `oracle-images`: the oracle's prior, query and study over 40 held-out images instead of the one
+ *   example image (`--oracle-images 40 --oracle-image-seeds 100`);
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
  *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
  *   after its calibration on 12 rows of other scenes, against i.i.d.;
@@ -577,6 +579,76 @@ async function oracleExperiment(
 }
 
 /**
+ * The exact oracle over many held-out images (`oracle-images`), not at the one example image: per
+ * image, the variance over `seeds` seeds of the prior alone, of an adaptive query as shipped and of
+ * a study's rows after 12 calibration rows (other images of the prompt, fitted as a study fits, one
+ * fit of `fits`), each summed over `images` images (seeds 200 onwards, never calibrated on) and
+ * divided by i.i.d.'s sum: the variance of a study's mean over those rows, relative to i.i.d.'s. A
+ * study of 100 rows pays its 12 calibration rows at the prior's ratio.
+ */
+async function oracleImages(images: number, seeds: number, samples: number, fits: number) {
+  const model = exampleOracle();
+  const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
+  const base = { samples, estimator: "standard", logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
+  const variances = async (x: Float32Array, options: EstimatorOptions) => {
+    const values = names.map(() => [] as number[]);
+    for (let seed = 7000; seed < 7000 + seeds; seed++) {
+      const out = await estimateContrasts(
+        model,
+        x,
+        plan,
+        resolveOptions(model, { ...options, seed }),
+      );
+      out.contrasts.forEach((c, k) => values[k].push(c.estimate.nats));
+    }
+    return values.map(variance);
+  };
+  const pictures = Array.from(
+    { length: images },
+    (_, i) => model.sample(EXAMPLE_PROMPT, { seed: 200 + i }),
+  );
+  const summed = async (options: EstimatorOptions) => {
+    const sums = names.map(() => 0);
+    for (const x of pictures) (await variances(x, options)).forEach((v, k) => sums[k] += v);
+    return sums;
+  };
+  const iid = await summed({ ...base, design: "iid", proposal: "logistic", adapt: false });
+  const rows: Row[] = [];
+  const experiment = `oracle, ${images} images (${samples} draws)`;
+  const add = (scheme: string, ratios: readonly number[]) =>
+    names.forEach((contrast, k) => rows.push({ experiment, scheme, contrast, ratio: ratios[k] }));
+  const ratios = (sums: readonly number[]) => sums.map((v, k) => v / iid[k]);
+  const prior = ratios(await summed({ ...base, adapt: false }));
+  add("prior alone (stratified-antithetic, logistic)", prior);
+  add("as shipped: adaptive query", ratios(await summed(base)));
+  for (let f = 0; f < fits; f++) {
+    const draws: ContrastDraws[] = [];
+    for (let r = 0; r < 12; r++) {
+      const image = model.sample(EXAMPLE_PROMPT, { seed: 50 + f * 12 + r });
+      await estimateContrasts(
+        model,
+        image,
+        plan,
+        resolveOptions(model, {
+          ...base,
+          adapt: false,
+          seed: 1000 + f * 12 + r,
+          onDraws: (d) => draws.push(...d),
+        }),
+      );
+    }
+    const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, 12))!;
+    const after = ratios(await summed({ ...base, proposal: profile }));
+    add(`study: rows after 12 calibration rows (fit ${f + 1})`, after);
+    add(
+      `study of 100 rows, calibration counted (fit ${f + 1})`,
+      after.map((r, k) => 0.12 * prior[k] + 0.88 * r),
+    );
+  }
+  return rows;
+}
+
+/**
  * What a profile fitted on other images can reach on the exact oracle at all (`oracle-ceiling`):
  * each example contrast's second moment of the integrand along α at the example image (40,000
  * i.i.d. logistic draws in 40 bins), and from it the i.i.d. variance, relative to the logistic's,
@@ -913,6 +985,8 @@ export async function benchSelfCalibration({
   flowScenes = 2,
   oracleSeeds = 400,
   oracleSamples = 100,
+  oracleImageCount = 40,
+  oracleImageSeeds = 100,
   familySeeds = 60,
   variants = [{ shrink: 1, lambda: DEFENSIVE_SHARE }] as readonly {
     shrink: number;
@@ -924,12 +998,19 @@ export async function benchSelfCalibration({
     rows.push(...await oracleExperiment(oracleSeeds, oracleSamples, 12, 3));
   }
   if (only.includes("oracle-ceiling")) rows.push(...await oracleCeiling());
+  if (only.includes("oracle-images")) {
+    rows.push(...await oracleImages(oracleImageCount, oracleImageSeeds, oracleSamples, 3));
+  }
   if (only.includes("flow-model")) {
     rows.push(...await flowModelExperiment(flowModel, flowSeeds, oracleSamples, flowScenes));
   }
   if (only.includes("families")) rows.push(...await familyExperiment(familySeeds, oracleSamples));
   let banks: Bank[] = [];
-  if (only.some((o) => !["oracle", "oracle-ceiling", "families", "flow-model"].includes(o))) {
+  if (
+    only.some((o) =>
+      !["oracle", "oracle-ceiling", "oracle-images", "families", "flow-model"].includes(o)
+    )
+  ) {
     const model = await loadModel("fixtures/models/shapes-tiny", {
       device: "cpu",
       profile: false,
@@ -978,6 +1059,8 @@ if (import.meta.main) {
       fits: { type: "string", default: "6" },
       "oracle-seeds": { type: "string", default: "400" },
       "oracle-samples": { type: "string", default: "100" },
+      "oracle-images": { type: "string", default: "40" },
+      "oracle-image-seeds": { type: "string", default: "100" },
       "family-seeds": { type: "string", default: "60" },
       // the study's fit settings as shrink:λ pairs, e.g. 1:0.1,3:0.1,1:0.25
       variants: { type: "string", default: "1:0.25" },
@@ -1001,6 +1084,8 @@ if (import.meta.main) {
     fits: Number(args.fits),
     oracleSeeds: Number(args["oracle-seeds"]),
     oracleSamples: Number(args["oracle-samples"]),
+    oracleImageCount: Number(args["oracle-images"]),
+    oracleImageSeeds: Number(args["oracle-image-seeds"]),
     familySeeds: Number(args["family-seeds"]),
     bankIndices: args.banks === undefined ? undefined : list(args.banks),
     flowModel: args["flow-model"],
