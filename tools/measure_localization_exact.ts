@@ -3,7 +3,9 @@
  * localization study (the conditional information map of each colour and shape word against its
  * object's mask, mIoU at the best global threshold, as notebook 02 runs it) on the exact world of
  * tools/exact_shapes_world.ts beside a trained model, on the same held-out one- and two-object
- * scenes (the exact world stops at two objects), the same draws and the same α interval.
+ * scenes (the exact world stops at two objects), the same draws and the same α interval, and the
+ * paired difference of the two models' information maps over those rows (each row's IoU at its
+ * model's best global threshold; SE over rows, as each mIoU's).
  *
  *   npx -y deno@2.9.6 run -A tools/measure_localization_exact.ts [--count 60] [--samples 32]
  *     [--model fixtures/models/shapes-flow] [--max-sequence-length 16] [--range -6.18,6.18]
@@ -43,6 +45,8 @@ const models = [createModel(exactShapesWorld(32)), trained];
 // drawing from (or leaving) a profile in the user's infodiff cache
 const store = await Deno.makeTempDir({ prefix: "infodiff-localization-exact-" });
 const lines: string[] = [];
+/** each row's IoU of the information map at its model's best global threshold, by row id */
+const rowIous: Map<string, number>[] = [];
 for (const model of models) {
   const study = await localizationStudy(model, rows, {
     samples: Number(args.samples),
@@ -60,12 +64,29 @@ for (const model of models) {
       `| ${model.name} | ${method} | ${s.mIoU.toFixed(3)} ± ${s.se.toFixed(3)} | ${s.n} |`,
     );
   }
+  const best = study.method("information");
+  rowIous.push(
+    new Map(
+      study.rows.map((r) => [r.id, r.ious.information![r.thresholds.indexOf(best.threshold)]]),
+    ),
+  );
   console.error(`${model.name} done`);
 }
+// paired over the rows both models finished: exact − trained
+const differences = [...rowIous[0]].flatMap(([id, iou]) =>
+  rowIous[1].has(id) ? [iou - rowIous[1].get(id)!] : []
+);
+const mean = differences.reduce((s, v) => s + v, 0) / differences.length;
+const sd = Math.sqrt(
+  differences.reduce((s, v) => s + (v - mean) ** 2, 0) / (differences.length - 1),
+);
+if (differences.some((d) => !Number.isFinite(d))) throw new Error("a row's IoU is missing");
 console.log(
   `${rows.length} rows of ${scenes.length} held-out scenes of one or two objects (the first ` +
     `${args.count} test scenes), ${args.samples} draws, α ∈ [${min}, ${max}]\n\n` +
-    "| model | method | mIoU ± SE | rows |\n|---|---|---|---|\n" + lines.join("\n"),
+    "| model | method | mIoU ± SE | rows |\n|---|---|---|---|\n" + lines.join("\n") +
+    `\n\ninformation maps, exact world − ${trained.name}, paired over ${differences.length} ` +
+    `rows: ${mean.toFixed(3)} ± ${(sd / Math.sqrt(differences.length)).toFixed(3)}`,
 );
 await trained.dispose();
 await Deno.remove(store, { recursive: true });
