@@ -44,6 +44,16 @@ Deno.test("cli demo --oracle: prints the per-word table and writes one PNG per w
   assert.equal(meta.width, 256);
 });
 
+Deno.test("cli demo --scale each: says the grid's maps each have their own colour scale", async () => {
+  const out = await Deno.makeTempDir();
+  const { code, output } = await capture(() =>
+    main(["demo", "--oracle", "--out", out, "--samples", "4", "--scale", "each"])
+  );
+  assert.equal(code, 0);
+  assert.match(output, /grid\.png \(each map on its own colour scale\)/);
+  assert.doesNotMatch(output, /one colour scale/);
+});
+
 Deno.test("cli demo: a held-out scene under shapes-flow, its caption, the table and overlays", async () => {
   const out = await Deno.makeTempDir();
   const { code, output } = await capture(() => main(["demo", "--out", out, "--samples", "4"]));

@@ -159,7 +159,7 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
   fixtures/models/shapes-tiny: the earlier demo model; --oracle: the exact example oracle) on a
   held-out scene: the per-word table and, under --out (default out/demo), image.png, a labelled
   overlay, a bare map and a .npy per word, grid.png (all words on one colour scale, with its colour
-  bar) and result.json.
+  bar; --scale each: each its own) and result.json.
   example: infodiff demo --samples 50 --out out/demo`,
     options: {
       out: string,

@@ -89,7 +89,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<PerTokenResult
     const files = await writeTokenOutputs(result, big, out, options.scale);
     log(
       `wrote ${files.length} files under ${out}: image.png, per word an overlay and the map ` +
-        `alone (<index>-<word>[-map].png, maps/*.npy), grid.png (one colour scale), result.json`,
+        `alone (<index>-<word>[-map].png, maps/*.npy), grid.png (${
+          options.scale === "each" ? "each map on its own colour scale" : "one colour scale"
+        }), result.json`,
     );
     return result;
   } finally {
