@@ -27,7 +27,11 @@
  *   npx -y deno@2.9.6 run -A tools/measure_binding.ts [--model fixtures/models/shapes-tiny]
  *     [--count 40] [--samples 64] [--seed 1] [--max-sequence-length N] [--threads N]
  *     [--log-snr-range MIN,MAX [--outside-trained-range]] [--generate N]
- *     [--out out/measure_binding.json]
+ *     [--map-estimator orthogonal|standard] [--maps-only] [--out out/measure_binding.json]
+ *
+ * --map-estimator picks the form of the per-pixel maps (default orthogonal, `perToken`'s default;
+ * standard: the log-likelihood ratio's own per-pixel terms, signed, so a share can pass 100 % when
+ * the map is negative elsewhere). --maps-only leaves out the ARO swaps (they run both forms anyway).
  *
  * --threads 1 on a loaded shared CPU: a 2-thread pool that waits for a descheduled peer wastes its
  * share (10× slower under `nice` on the 2-core CPU at load 9).
@@ -65,8 +69,14 @@ const { values: args } = parseArgs({
     "outside-trained-range": { type: "boolean", default: false },
     out: { type: "string", default: "out/measure_binding.json" },
     generate: { type: "string", default: "0" },
+    "map-estimator": { type: "string", default: "orthogonal" },
+    "maps-only": { type: "boolean", default: false },
   },
 });
+if (args["map-estimator"] !== "orthogonal" && args["map-estimator"] !== "standard") {
+  throw new Error(`--map-estimator takes orthogonal or standard, got ${args["map-estimator"]}`);
+}
+const mapEstimator: EstimatorName = args["map-estimator"];
 const count = Number(args.count), samples = Number(args.samples), seed = Number(args.seed);
 
 /** Share with its binomial standard error. */
@@ -134,7 +144,8 @@ try {
     // the exported PNG (lossless), not scene.toData(): a Float32Array as long as the model's
     // data is taken as model data, and an exact 2×2 space-to-depth latent is as long as the pixels
     const image = join(dir, "images", `${scene.id}.png`);
-    const query = model.info(image).given(scene.caption).samples(samples).seed(scene.id);
+    const query = model.info(image).given(scene.caption).samples(samples).seed(scene.id)
+      .estimator(mapEstimator);
     const result = await (logSnr ? query.logSnr(logSnr, outside) : query).perToken();
     for (const token of result.tokens) {
       if (targets.has(token.word)) sums.push(wordSums(scene, token.word, token.map));
@@ -142,7 +153,8 @@ try {
   }
   console.error(`${model.name}: maps of ${sums.length} words done`);
   const relations: Record<string, unknown> = {};
-  for (const estimator of ["orthogonal", "standard"] as EstimatorName[]) {
+  const swapForms: EstimatorName[] = args["maps-only"] ? [] : ["orthogonal", "standard"];
+  for (const estimator of swapForms) {
     const result = await relationStudy(model, aro, {
       samples,
       seed: 0,
@@ -192,7 +204,7 @@ try {
   const r = relations as Record<string, { relation?: Acc; attribution?: Acc; bad: number }>;
   const lines = [
     `${model.name}: ${count} held-out test scenes (seed ${seed}), ${samples} draws per query; ` +
-    `${aro.length} ARO items; ${seconds.toFixed(0)} s` +
+    `${aro.length} ARO items; ${mapEstimator} maps; ${seconds.toFixed(0)} s` +
     (range ? `; α ∈ [${range[0]}, ${range[1]}]` : ""),
     "",
     `| words | on own object | on other objects | within ${BORDER_PX} px of own object | ` +
@@ -230,6 +242,7 @@ try {
         samples,
         seed,
         range,
+        mapEstimator,
         seconds,
         shares,
         relations,

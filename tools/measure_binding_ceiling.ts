@@ -21,11 +21,14 @@
  *
  * Usage: npx -y deno@2.9.6 run -A tools/measure_binding_ceiling.ts [--model fixtures/models/shapes-flow]
  *   [--max-sequence-length 16] [--objects 1,2] [--scenes 20] [--samples 128] [--range -6.18,6.18]
- *   [--bands] [--relations] [--out out/measure_binding/ceiling.json]
+ *   [--bands] [--relations] [--estimator orthogonal|standard] [--out out/measure_binding/ceiling.json]
  *
  * --relations also measures each two-object caption's relation word ("left", "right", "above",
  * "below": removing it leaves the relation open) on both models, in a plan of its own so the
  * colour and shape figures stay as they are: its information in nats, per α interval.
+ *
+ * --estimator picks the estimator form of every contrast (default the estimators' default, the
+ * orthogonal form); "standard" gives the form the intervention study's relation nats are in.
  */
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
@@ -56,10 +59,15 @@ const { values: args } = parseArgs({
     range: { type: "string", default: "-6.18,6.18" },
     bands: { type: "boolean", default: false },
     relations: { type: "boolean", default: false },
+    estimator: { type: "string", default: "orthogonal" },
     out: { type: "string", default: "out/measure_binding/ceiling.json" },
   },
 });
 const SIZE = 32;
+if (args.estimator !== "orthogonal" && args.estimator !== "standard") {
+  throw new Error(`--estimator takes orthogonal or standard, got ${args.estimator}`);
+}
+const estimator: "orthogonal" | "standard" = args.estimator;
 const samples = Number(args.samples);
 const [min, max] = args.range!.split(",").map(Number);
 if (!(min < max)) throw new Error(`--range takes MIN,MAX with MIN < MAX, got ${args.range}`);
@@ -122,7 +130,13 @@ async function onBoth(
   for (const [lo, hi] of intervals) {
     const logSnr = defaultLogSnrSampling({ min: lo, max: hi });
     for (const [name, m, image] of runs) {
-      const options = { samples, seed: scene.id, logSnr, allowOutsideTrainedRange: true };
+      const options = {
+        samples,
+        seed: scene.id,
+        logSnr,
+        estimator,
+        allowOutsideTrainedRange: true,
+      };
       const outcome = await estimateContrasts(m, image, plan, resolveOptions(m, options));
       record(name, outcome.contrasts, [lo, hi]);
     }
