@@ -8,11 +8,19 @@ import { exactShapesWorld, pairMass, parseWorldPrompt } from "../tools/exact_sha
 import { mixtureModel } from "../src/query/oracles.ts";
 import {
   boxesApart,
+  type CentredBox,
   relationBetween,
   shapesGeometry,
   shapesWorld,
 } from "../src/datasets/shapes/world.ts";
-import { COLOURS, SHAPES, type SizeName, SIZES } from "../src/datasets/shapes/caption.ts";
+import {
+  type ColourName,
+  COLOURS,
+  SHAPES,
+  type SizeName,
+  SIZES,
+} from "../src/datasets/shapes/caption.ts";
+import type { ShapeName } from "../src/datasets/shapes/draw.ts";
 import { Random } from "../src/numerics/random.ts";
 import { sigmoid } from "../src/numerics/log-snr.ts";
 import { logSumExp } from "../src/models/mixture.ts";
@@ -77,55 +85,112 @@ Deno.test("the exact world's one-object posterior equals the explicit mixture of
   }
 });
 
-/** E[ε | z] by a sum over every two-object layout a prompt allows, each picture painted whole. */
-function bruteForce(prompt: string, z: Float32Array, logSnr: number): Float32Array {
+type Attributes = { colour: ColourName; shape: ShapeName; size: SizeName };
+
+/**
+ * Every layout of two or three objects a prompt allows, by explicit enumeration: per attribute
+ * assignment its prior per layout (kept when one of 5,000 tries is valid, then uniform over the
+ * valid layouts) and its layouts as tuples of centre indices.
+ */
+function explicitLayouts(prompt: string) {
   const exact = exactShapesWorld(SIZE, VARIANCE), margin = shapesGeometry(SIZE).margin;
-  const { objects: [first, second], relation } = parseWorldPrompt(prompt);
-  const apart = (a: { size: SizeName }, b: { size: SizeName }, named?: string) => {
-    let count = 0;
-    for (const p of exact.centres[a.size]) {
-      for (const q of exact.centres[b.size]) {
-        const clear = boxesApart(p, q, margin) ? relationBetween(p, q, margin) : undefined;
-        if (clear && (named === undefined || clear === named)) count++;
+  const { objects: slots, relation } = parseWorldPrompt(prompt);
+  const apart = (a: SizeName, b: SizeName, i: number, j: number) =>
+    boxesApart(exact.centres[a][i], exact.centres[b][j], margin);
+  /** every placement the generator allows (any clear relation, or the named one), as indices */
+  const layouts = (objects: readonly Attributes[], named?: string) => {
+    const [a, b, c] = objects.map((o) => o.size), found: number[] = [];
+    for (let i = 0; i < exact.centres[a].length; i++) {
+      for (let j = 0; j < exact.centres[b].length; j++) {
+        if (!apart(a, b, i, j)) continue;
+        const clear = relationBetween(exact.centres[a][i], exact.centres[b][j], margin);
+        if (!clear || (named !== undefined && clear !== named)) continue;
+        if (!c) found.push(i, j);
+        else {
+          for (let k = 0; k < exact.centres[c].length; k++) {
+            if (apart(a, c, i, k) && apart(b, c, j, k)) found.push(i, j, k);
+          }
+        }
       }
     }
-    return count;
+    return Int32Array.from(found);
   };
-  const options = (slot: typeof first) =>
+  const options = (slot: (typeof slots)[number]) =>
     COLOURS.filter((c) => !slot.colour || c === slot.colour).flatMap((colour) =>
       SHAPES.filter((h) => !slot.shape || h === slot.shape).flatMap((shape) =>
         SIZES.filter((s) => !slot.size || s === slot.size).map((size) => ({ colour, shape, size }))
       )
     );
-  const s = sigmoid(logSnr), tau = s * VARIANCE + 1 - s;
-  const logs: number[] = [], pictures: Float32Array[] = [];
-  for (const a of options(first)) {
-    for (const b of options(second)) {
-      if (a.colour === b.colour || a.shape === b.shape) continue;
-      const valid = apart(a, b), all = exact.centres[a.size].length * exact.centres[b.size].length;
-      if (valid === 0) continue;
-      // kept when one of 5,000 tries is valid; then uniform over the valid layouts
-      const logPrior = Math.log(1 - (1 - valid / all) ** 5000) - Math.log(valid);
-      for (const p of exact.centres[a.size]) {
-        for (const q of exact.centres[b.size]) {
-          if (!boxesApart(p, q, margin)) continue;
-          const clear = relationBetween(p, q, margin);
-          if (!clear || (relation !== undefined && clear !== relation)) continue;
-          const mu = exact.picture([{ ...a, ...p }, { ...b, ...q }]);
-          let sq = 0;
-          for (let j = 0; j < mu.length; j++) sq += (z[j] - Math.sqrt(s) * mu[j]) ** 2;
-          logs.push(logPrior - sq / (2 * tau));
-          pictures.push(mu);
-        }
-      }
-    }
-  }
-  const norm = logSumExp(logs), mean = new Float64Array(z.length);
-  pictures.forEach((mu, k) => {
-    const w = Math.exp(logs[k] - norm);
-    for (let j = 0; j < mu.length; j++) mean[j] += w * mu[j];
+  const assignments = slots.reduce<Attributes[][]>(
+    (partial, slot) =>
+      partial.flatMap((objects) =>
+        options(slot).filter((o) =>
+          objects.every((p) => p.colour !== o.colour && p.shape !== o.shape)
+        ).map((o) => [...objects, o])
+      ),
+    [[]],
+  );
+  const counts = new Map<string, number>();
+  return assignments.flatMap((objects) => {
+    const key = objects.map((o) => o.size).join(" ");
+    if (!counts.has(key)) counts.set(key, layouts(objects).length / objects.length);
+    const valid = counts.get(key)!;
+    if (valid === 0) return [];
+    const all = objects.reduce((t, o) => t * exact.centres[o.size].length, 1);
+    const logPrior = Math.log(1 - (1 - valid / all) ** 5000) - Math.log(valid);
+    return [{ objects, logPrior, layouts: layouts(objects, relation) }];
   });
-  return z.map((v, j) => Math.sqrt(1 - s) / tau * (v - Math.sqrt(s) * mean[j]));
+}
+
+/**
+ * E[ε | z] by a sum over every layout of {@link explicitLayouts}. A layout's picture is the black
+ * picture with each object's own one-object picture painted in (its masks never overlap the
+ * others', which the test checks on the world's painter), so its log-likelihood is the black
+ * picture's plus each object's difference from black, and its mean the black picture plus each
+ * object's posterior-weighted difference.
+ */
+function bruteForce(
+  table: ReturnType<typeof explicitLayouts>,
+  z: Float32Array,
+  logSnr: number,
+): Float32Array {
+  const exact = exactShapesWorld(SIZE, VARIANCE);
+  const s = sigmoid(logSnr), tau = s * VARIANCE + 1 - s, root = Math.sqrt(s);
+  const black = exact.picture([]);
+  const squares = (mu: Float32Array) => mu.reduce((t, v, j) => t + (z[j] - root * v) ** 2, 0);
+  const base = squares(black);
+  /** each placement's one-object picture and its log-likelihood relative to black */
+  const singles = (o: Attributes) =>
+    exact.centres[o.size].map((box) => {
+      const mu = exact.picture([{ ...o, ...box }]);
+      return { mu, term: -(squares(mu) - base) / (2 * tau) };
+    });
+  const evaluated = table.map((a) => {
+    const n = a.objects.length, pictures = a.objects.map(singles);
+    const logs = new Float64Array(a.layouts.length / n);
+    for (let l = 0; l < logs.length; l++) {
+      logs[l] = a.logPrior;
+      for (let i = 0; i < n; i++) logs[l] += pictures[i][a.layouts[l * n + i]].term;
+    }
+    return { ...a, n, pictures, logs };
+  });
+  const norm = logSumExp(evaluated.flatMap((a) => [...a.logs]));
+  const mean = Float64Array.from(black);
+  for (const a of evaluated) {
+    const weights = a.pictures.map((p) => new Float64Array(p.length));
+    a.logs.forEach((log, l) => {
+      const w = Math.exp(log - norm);
+      for (let i = 0; i < a.n; i++) weights[i][a.layouts[l * a.n + i]] += w;
+    });
+    weights.forEach((w, i) =>
+      w.forEach((v, p) => {
+        if (v === 0) return;
+        const mu = a.pictures[i][p].mu;
+        for (let j = 0; j < mu.length; j++) mean[j] += v * (mu[j] - black[j]);
+      })
+    );
+  }
+  return z.map((v, j) => Math.sqrt(1 - s) / tau * (v - root * mean[j]));
 }
 
 Deno.test("the exact world's two-object posterior equals the sum over every explicit layout", async () => {
@@ -140,22 +205,76 @@ Deno.test("the exact world's two-object posterior equals the sum over every expl
     conditionalPlan(scene.caption, a.size).prompts[1],
     conditionalPlan(scene.caption, scene.relation!.split(" ")[0]).prompts[1],
   ];
+  const tables = new Map(prompts.map((p) => [p, explicitLayouts(p)]));
   for (const [logSnr, seed] of [[-3, 5], [1, 6], [6, 7]]) {
     const z = noisy(scene.toData(), logSnr, seed);
     for (const prompt of prompts) {
       assertClose(
         await predict(exact, z, logSnr, prompt),
-        bruteForce(prompt, z, logSnr),
+        bruteForce(tables.get(prompt)!, z, logSnr),
         `"${prompt}" at α ${logSnr}`,
       );
     }
   }
 });
 
+Deno.test("the exact world's three-object posterior equals the sum over every explicit layout", async () => {
+  const exact = exactShapesWorld(SIZE, VARIANCE);
+  const scene = shapesWorld({ seed: 3, size: SIZE, count: 400, minObjects: 3, maxObjects: 3 })
+    .scenes.find((s) => s.objects.every((o) => o.sizeNamed && o.size === "small"))!;
+  const [a, b, c] = scene.objects;
+  const prompts = [
+    scene.caption,
+    conditionalPlan(scene.caption, a.colour).prompts[1],
+    conditionalPlan(scene.caption, c.colour).prompts[1],
+    conditionalPlan(scene.caption, b.shape).prompts[1],
+    conditionalPlan(scene.caption, scene.relation!.split(" ")[0]).prompts[1],
+  ];
+  // α −3: every layout counts; 1: the posterior narrows; 6: one layout, the log-space sums
+  const tables = new Map(prompts.map((p) => [p, explicitLayouts(p)]));
+  // the premise of the sum: a layout's picture is black with each object's own picture painted in
+  const black = exact.picture([]), [{ objects, layouts }] = tables.get(scene.caption)!;
+  for (let l = 0; l < layouts.length; l += 3 * 997) {
+    const placed = objects.map((o, i) => ({ ...o, ...exact.centres[o.size][layouts[l + i]] }));
+    const whole = exact.picture(placed), parts = placed.map((o) => exact.picture([o]));
+    whole.forEach((v, j) =>
+      assert.equal(v, black[j] + parts.reduce((t, p) => t + p[j] - black[j], 0))
+    );
+  }
+  for (const [logSnr, seed] of [[-3, 5], [1, 6], [6, 7]]) {
+    const z = noisy(scene.toData(), logSnr, seed);
+    for (const prompt of prompts) {
+      assertClose(
+        await predict(exact, z, logSnr, prompt),
+        bruteForce(tables.get(prompt)!, z, logSnr),
+        `"${prompt}" at α ${logSnr}`,
+      );
+    }
+  }
+});
+
+Deno.test("the exact world's prior over three objects' sizes counts the layouts the generator allows", () => {
+  // sizes left open: eight assignments whose priors differ by their numbers of valid layouts
+  const prompt = "a red circle left of a green triangle and a blue square";
+  const exact = exactShapesWorld(SIZE, VARIANCE);
+  const ours = exact.assignments(parseWorldPrompt(prompt));
+  const theirs = explicitLayouts(prompt);
+  const key = (objects: readonly Attributes[]) => objects.map((o) => o.size).join(" ");
+  assert.equal(ours.length, theirs.length);
+  assert.ok(theirs.length >= 4, `${theirs.length} size assignments with valid layouts`);
+  const first = theirs[0].logPrior - ours.find((a) => key(a.objects) === key(theirs[0].objects))!
+    .logPrior;
+  for (const t of theirs) {
+    const o = ours.find((a) => key(a.objects) === key(t.objects))!;
+    assert.ok(Math.abs(t.logPrior - o.logPrior - first) < 1e-9, key(t.objects));
+  }
+});
+
 Deno.test("every scene of the world is a layout of the exact world, painted the same", () => {
   for (const size of [16, 32]) {
     const exact = exactShapesWorld(size);
-    const scenes = shapesWorld({ seed: 7, size, count: 200, maxObjects: 2 }).scenes;
+    const scenes = shapesWorld({ seed: 7, size, count: 200, maxObjects: 3 }).scenes;
+    assert.ok(scenes.some((s) => s.objects.length === 3));
     for (const scene of scenes) {
       const condition = parseWorldPrompt(scene.caption);
       assert.deepEqual(
@@ -168,8 +287,12 @@ Deno.test("every scene of the world is a layout of the exact world, painted the 
       );
       assert.equal(condition.relation, scene.relation);
       assert.deepEqual(exact.picture(scene.objects), scene.toData(), scene.caption);
-      if (scene.objects.length === 2) {
+      if (scene.objects.length >= 2) {
         assert.ok(exact.allowed(scene.objects[0], scene.objects[1], scene.relation));
+      }
+      if (scene.objects.length === 3) {
+        const [a, b, c] = scene.objects, { margin } = shapesGeometry(size);
+        assert.ok(boxesApart(a, c, margin) && boxesApart(b, c, margin));
       }
     }
   }
@@ -224,8 +347,9 @@ Deno.test("pair sums stay finite when the two objects' best placements are not a
 Deno.test("the exact world refuses what it cannot read", async () => {
   const exact = exactShapesWorld(SIZE);
   const refusals = {
-    "": /one- and two-object captions; "" has 0 objects/,
-    "a red circle left of a blue square and a green triangle": /has 3 objects/,
+    "": /captions of one to three objects; "" has 0 objects/,
+    "a red circle left of a blue square and a green triangle and a yellow circle":
+      /cannot read "and"/,
     "a red dog": /cannot read "dog"/,
     "a red blue circle": /cannot read "blue"/,
   };

@@ -1,5 +1,5 @@
 /**
- * The exact denoiser of the shapes world's one- and two-object captions: E[ε | x_α, caption] under
+ * The exact denoiser of the shapes world's captions of one to three objects: E[ε | x_α, caption] under
  * p(x | caption) of the world's own generator (src/datasets/shapes/world.ts), every layout it can
  * draw for the caption a narrow Gaussian N(picture, v·I), weighted as the generator weighs it.
  *
@@ -10,7 +10,10 @@
  * over its mask) plus the prior's. Pairs enter only through the generator's constraint (boxes
  * apart, the named relation clear), a 0/1 matrix over the two objects' positions: the posterior
  * marginals of each object's placement are two matrix–vector products per attribute assignment,
- * instead of a sum over 10⁵ explicit pictures of 3,072 values each.
+ * instead of a sum over 10⁵ explicit pictures of 3,072 values each. Three objects add the third's
+ * constraint (apart from both others): for each allowed pair of the first two, the third's mass
+ * outside the two rectangles of positions that clash with them is a summed-area-table sum, and
+ * the third's own marginal comes from the pair (first, third) the same way ({@link tripleMass}).
  *
  * The prior, as `drawLayout` draws it: the colours and shapes of a scene are the first n of a
  * random permutation (distinct within a scene), each size is small or large with ½, whether the
@@ -22,7 +25,7 @@
  * A prompt with a word removed ("a circle above a blue square") is not a caption the world writes;
  * it is read as the caption with that attribute left open — the conditional p(x | the other words)
  * of the world, as `measure_binding_ceiling`'s one-object mixture read it ("contains these words").
- * Three-object captions and "" are refused: their exact sums run over triples of positions.
+ * "" (every object count at once) is refused.
  *
  * @module
  */
@@ -103,8 +106,8 @@ const RELATION_WORDS: Readonly<Record<string, RelationName>> = {
  * every object starts at its "a"; the relation words between the first two objects name the
  * relation.
  *
- * @throws {PromptError} a prompt of three objects, none, a word the world does not write, or an
- *   object named twice
+ * @throws {PromptError} a prompt of more than three objects, none, a word the world does not
+ *   write, or an object named twice
  */
 export function parseWorldPrompt(prompt: string): WorldCondition {
   const words = promptWords(prompt).map((w) => w.word);
@@ -130,14 +133,14 @@ export function parseWorldPrompt(prompt: string): WorldCondition {
       !(word === "of" && objects.length === 1) && !(word === "and" && objects.length === 2)
     ) {
       throw new PromptError(
-        `the exact shapes world cannot read "${word}" in "${prompt}"; expected a one- or ` +
-          `two-object caption of the shapes world, with words left out`,
+        `the exact shapes world cannot read "${word}" in "${prompt}"; expected a caption of ` +
+          `one to three objects of the shapes world, with words left out`,
       );
     }
   }
-  if (objects.length < 1 || objects.length > 2) {
+  if (objects.length < 1 || objects.length > 3) {
     throw new PromptError(
-      `the exact shapes world reads one- and two-object captions; "${prompt}" has ` +
+      `the exact shapes world reads captions of one to three objects; "${prompt}" has ` +
         `${objects.length} objects`,
     );
   }
@@ -213,9 +216,39 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
    */
   const logAttributePrior = (sizes: SizeName[]) => {
     const all = sizes.reduce((t, s) => t * centres[s].length, 1);
-    const valid = sizes.length === 1 ? all : constraint(sizes[0], sizes[1]).count;
+    const valid = sizes.length === 1
+      ? all
+      : sizes.length === 2
+      ? constraint(sizes[0], sizes[1]).count
+      : tripleCount(sizes as [SizeName, SizeName, SizeName]);
     if (valid === 0) return -Infinity;
     return Math.log1p(-((1 - valid / all) ** PLACEMENT_ATTEMPTS)) - Math.log(valid);
+  };
+  const grids = {} as Record<SizeName, CentreGrid>;
+  for (const s of SIZES) {
+    const radius = geometry.radius[s];
+    grids[s] = { centres: centres[s], radius, span: size - 2 * radius + 1 };
+  }
+  /** layouts of three sizes whose boxes are apart and whose first two stand in a clear relation */
+  const tripleCounts = new Map<string, number>();
+  const tripleCount = ([a, b, c]: [SizeName, SizeName, SizeName]) => {
+    const key = `${a} ${b} ${c}`;
+    let count = tripleCounts.get(key);
+    if (count === undefined) {
+      const { matrix } = constraint(a, b), third = grids[c], n2 = centres[b].length;
+      count = 0;
+      for (let i = 0; i < centres[a].length; i++) {
+        const first = clashRect(centres[a][i], third, geometry.margin);
+        for (let j = 0; j < n2; j++) {
+          if (!matrix[i * n2 + j]) continue;
+          const second = clashRect(centres[b][j], third, geometry.margin);
+          count += third.centres.length - area(first) - area(second) +
+            area(intersect(first, second));
+        }
+      }
+      tripleCounts.set(key, count);
+    }
+    return count;
   };
   const channels = new Map(
     COLOURS.map((colour) => [colour, [0, 1, 2].filter((c) => COLOUR_RGB[colour][c] === 255)]),
@@ -230,10 +263,16 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
         )
       )
     );
+    const distinct = (a: AttributeSet, b: AttributeSet) =>
+      a.colour !== b.colour && a.shape !== b.shape;
     const joint = options.length === 1
       ? options[0].map((o) => [o])
       : options[0].flatMap((a) =>
-        options[1].filter((b) => a.colour !== b.colour && a.shape !== b.shape).map((b) => [a, b])
+        options[1].filter((b) => distinct(a, b)).flatMap((b) =>
+          options.length === 2
+            ? [[a, b]]
+            : options[2].filter((c) => distinct(a, c) && distinct(b, c)).map((c) => [a, b, c])
+        )
       );
     const logs = joint.map((objects) => logAttributePrior(objects.map((o) => o.size)));
     const feasible = joint.flatMap((_, i) => logs[i] > -Infinity ? [i] : []);
@@ -296,10 +335,15 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
     };
     const masses = entry.assignments.map((a) => {
       const ls = a.objects.map(term);
-      return ls.length === 1 ? singleMass(ls[0]) : pairMass(
-        ls[0],
-        ls[1],
-        constraint(a.objects[0].size, a.objects[1].size, entry.condition.relation).matrix,
+      if (ls.length === 1) return singleMass(ls[0]);
+      const allowed =
+        constraint(a.objects[0].size, a.objects[1].size, entry.condition.relation).matrix;
+      if (ls.length === 2) return pairMass(ls[0], ls[1], allowed);
+      return tripleMass(
+        ls as [Float64Array, Float64Array, Float64Array],
+        a.objects.map((o) => grids[o.size]) as [CentreGrid, CentreGrid, CentreGrid],
+        allowed,
+        geometry.margin,
       );
     });
     const logMass = masses.map((m, i) => entry.assignments[i].logPrior + m.logMass);
@@ -336,7 +380,7 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
   const shape = [3, size, size] as const;
   const painted = new Float64Array(d);
   return {
-    name: `exact shapes world (${size} px, one and two objects)`,
+    name: `exact shapes world (${size} px)`,
     shape,
     batchSize: 16,
     sharedLogSnr: false,
@@ -421,4 +465,225 @@ export function pairMass(
     logMass: shift + Math.log(mass),
     weights: [w1.map((v) => v / mass), w2.map((v) => v / mass)],
   };
+}
+
+/** The centres an object of one size can have: a span × span grid, row by row, from its radius. */
+export interface CentreGrid {
+  readonly centres: readonly CentredBox[];
+  readonly radius: number;
+  readonly span: number;
+}
+
+/** A rectangle of grid cells, bounds inclusive; empty when x0 > x1 or y0 > y1. */
+interface Rect {
+  readonly x0: number;
+  readonly x1: number;
+  readonly y0: number;
+  readonly y1: number;
+}
+
+/** The cells of `grid` whose box is not apart from `box` (`boxesApart`'s complement): a rectangle. */
+function clashRect(box: CentredBox, grid: CentreGrid, margin: number): Rect {
+  const reach = box.radius + grid.radius + margin, last = grid.span - 1;
+  return {
+    x0: Math.max(0, box.cx - reach + 1 - grid.radius),
+    x1: Math.min(last, box.cx + reach - 1 - grid.radius),
+    y0: Math.max(0, box.cy - reach + 1 - grid.radius),
+    y1: Math.min(last, box.cy + reach - 1 - grid.radius),
+  };
+}
+
+const intersect = (a: Rect, b: Rect): Rect => ({
+  x0: Math.max(a.x0, b.x0),
+  x1: Math.min(a.x1, b.x1),
+  y0: Math.max(a.y0, b.y0),
+  y1: Math.min(a.y1, b.y1),
+});
+const area = (r: Rect) => Math.max(0, r.x1 - r.x0 + 1) * Math.max(0, r.y1 - r.y0 + 1);
+const inside = (r: Rect, cell: number, span: number) => {
+  const x = cell % span, y = (cell - x) / span;
+  return x >= r.x0 && x <= r.x1 && y >= r.y0 && y <= r.y1;
+};
+
+/** Sums of a grid's values over rectangles, in constant time (a summed-area table). */
+class SummedArea {
+  readonly #table: Float64Array;
+  readonly #width: number;
+  constructor(values: ArrayLike<number>, span: number) {
+    const w = span + 1, table = new Float64Array(w * w);
+    for (let y = 0; y < span; y++) {
+      let row = 0;
+      for (let x = 0; x < span; x++) {
+        row += values[y * span + x];
+        table[(y + 1) * w + x + 1] = table[y * w + x + 1] + row;
+      }
+    }
+    this.#table = table;
+    this.#width = w;
+  }
+  get total(): number {
+    return this.#table[this.#table.length - 1];
+  }
+  sum(r: Rect): number {
+    if (r.x0 > r.x1 || r.y0 > r.y1) return 0;
+    const t = this.#table, w = this.#width;
+    return t[(r.y1 + 1) * w + r.x1 + 1] - t[r.y0 * w + r.x1 + 1] - t[(r.y1 + 1) * w + r.x0] +
+      t[r.y0 * w + r.x0];
+  }
+}
+
+/**
+ * A rectangle sum subtracted from a total loses the digits the two share: below this share of the
+ * total the difference is summed term by term instead (a summed-area sum is exact to about 10⁻¹⁵
+ * of the total, so what is kept is exact to 10⁻⁶ or better).
+ */
+const CANCELLATION = 1e-9;
+
+/**
+ * A share of the mass below which a term is left out of {@link tripleMass}'s sums: each left out
+ * is below it times the mass summed so far, and there are at most 4·10⁵ of them (625²), so
+ * together at most 4·10⁻⁸ of the mass.
+ */
+const NEGLIGIBLE = 1e-13;
+
+/**
+ * log Σ over allowed triples of exp(l1_i + l2_j + l3_k), and each object's marginal weights. A
+ * triple is allowed when the first two are allowed together (`allowed12`, [i × j]: boxes apart and
+ * the relation) and the third's box is apart from both. Fast path: each object's terms shifted by
+ * its own maximum; for each allowed pair (i, j) the third's mass outside the two rectangles that
+ * clash with i and j (inclusion–exclusion of summed-area sums) gives the first two marginals, and
+ * for each first position i, a summed-area table of the second's allowed mass gives the third's
+ * marginal over the pairs (i, k) the same way. Where a subtraction would cancel, that sum is taken
+ * term by term; the two ways of summing the total must agree. Where every allowed triple
+ * underflows (low noise, the best places clash), again in log space, shifted by the best allowed
+ * triple and skipping triples below it by more than float64's range.
+ */
+export function tripleMass(
+  ls: readonly [Float64Array, Float64Array, Float64Array],
+  grids: readonly [CentreGrid, CentreGrid, CentreGrid],
+  allowed12: Uint8Array,
+  margin: number,
+): { logMass: number; weights: Float64Array[] } {
+  const [l1, l2, l3] = ls, [g1, g2, g3] = grids;
+  const n1 = l1.length, n2 = l2.length, n3 = l3.length;
+  const shifts = ls.map(maximum), shift = shifts[0] + shifts[1] + shifts[2];
+  const [e1, e2, e3] = ls.map((l, i) => l.map((v) => Math.exp(v - shifts[i])));
+  const w1 = new Float64Array(n1), w2 = new Float64Array(n2), w3 = new Float64Array(n3);
+  // the first two objects' marginals: the third's mass apart from each allowed pair
+  const third = new SummedArea(e3, g3.span), all3 = third.total;
+  const rects3 = (g: CentreGrid) => g.centres.map((c) => clashRect(c, g3, margin));
+  const clash1in3 = rects3(g1), clash2in3 = rects3(g2);
+  let mass = 0;
+  const add = (i: number, j: number, rest: number) => {
+    const t = e1[i] * e2[j] * rest;
+    w1[i] += t;
+    w2[j] += t;
+    mass += t;
+  };
+  // pairs whose rest would cancel, summed term by term afterwards unless they cannot matter
+  const cancelled: number[] = [];
+  for (let i = 0; i < n1; i++) {
+    if (e1[i] === 0) continue;
+    const r1 = clash1in3[i], row = i * n2;
+    for (let j = 0; j < n2; j++) {
+      if (!allowed12[row + j] || e2[j] === 0) continue;
+      const r2 = clash2in3[j], both = intersect(r1, r2);
+      // no place left for the third: nothing to add (and nothing to sum term by term)
+      if (n3 - area(r1) - area(r2) + area(both) === 0) continue;
+      const rest = all3 - third.sum(r1) - third.sum(r2) + third.sum(both);
+      if (rest > CANCELLATION * all3) add(i, j, rest);
+      else cancelled.push(i, j);
+    }
+  }
+  // a cancelled pair adds at most e1·e2·(CANCELLATION·all3 + rounding): below NEGLIGIBLE of the
+  // mass summed so far (a lower bound of the whole), it is left out
+  for (let c = 0; c < cancelled.length; c += 2) {
+    const i = cancelled[c], j = cancelled[c + 1];
+    if (e1[i] * e2[j] * 2 * CANCELLATION * all3 < NEGLIGIBLE * mass) continue;
+    const r1 = clash1in3[i], r2 = clash2in3[j];
+    let rest = 0;
+    for (let k = 0; k < n3; k++) {
+      if (!inside(r1, k, g3.span) && !inside(r2, k, g3.span)) rest += e3[k];
+    }
+    add(i, j, rest);
+  }
+  if (!(mass > 1e-250)) return tripleMassInLogSpace(ls, grids, allowed12, margin);
+  // the third's marginal: for each first position, the second's allowed mass apart from the third
+  const clash3in2 = g3.centres.map((c) => clashRect(c, g2, margin));
+  const row2 = new Float64Array(n2);
+  let again = 0;
+  for (let i = 0; i < n1; i++) {
+    if (e1[i] === 0) continue;
+    for (let j = 0; j < n2; j++) row2[j] = allowed12[i * n2 + j] ? e2[j] : 0;
+    const second = new SummedArea(row2, g2.span), all2 = second.total;
+    if (all2 === 0) continue;
+    const r1 = clash1in3[i];
+    for (let k = 0; k < n3; k++) {
+      if (e3[k] === 0 || inside(r1, k, g3.span)) continue;
+      const r3 = clash3in2[k];
+      let rest = all2 - second.sum(r3);
+      if (!(rest > CANCELLATION * all2)) {
+        // as above, against the mass the first two marginals found
+        if (e1[i] * e3[k] * 2 * CANCELLATION * all2 < NEGLIGIBLE * mass) continue;
+        rest = 0;
+        for (let j = 0; j < n2; j++) if (!inside(r3, j, g2.span)) rest += row2[j];
+      }
+      const t = e1[i] * e3[k] * rest;
+      w3[k] += t;
+      again += t;
+    }
+  }
+  if (!(Math.abs(again - mass) <= 1e-6 * mass)) {
+    throw new Error(`the triple sums disagree: ${mass} against ${again}`);
+  }
+  return {
+    logMass: shift + Math.log(mass),
+    weights: [w1, w2, w3].map((w) => w.map((v) => v / mass)),
+  };
+}
+
+/** {@link tripleMass} in log space, shifted by the best allowed triple (for underflow). */
+function tripleMassInLogSpace(
+  ls: readonly [Float64Array, Float64Array, Float64Array],
+  grids: readonly [CentreGrid, CentreGrid, CentreGrid],
+  allowed12: Uint8Array,
+  margin: number,
+): { logMass: number; weights: Float64Array[] } {
+  const [l1, l2, l3] = ls, [g1, g2, g3] = grids, n2 = l2.length;
+  // the third's positions best first: the best one apart from a pair is found in a few steps
+  const order = Array.from(l3.keys()).sort((a, b) => l3[b] - l3[a]);
+  const clash1 = g1.centres.map((c) => clashRect(c, g3, margin));
+  const clash2 = g2.centres.map((c) => clashRect(c, g3, margin));
+  const apart = (i: number, j: number, k: number) =>
+    !inside(clash1[i], k, g3.span) && !inside(clash2[j], k, g3.span);
+  const bestThird = (i: number, j: number) => {
+    for (const k of order) if (apart(i, j, k)) return l3[k];
+    return -Infinity;
+  };
+  let shift = -Infinity;
+  for (let i = 0; i < l1.length; i++) {
+    for (let j = 0; j < n2; j++) {
+      if (allowed12[i * n2 + j]) shift = Math.max(shift, l1[i] + l2[j] + bestThird(i, j));
+    }
+  }
+  if (shift === -Infinity) throw new Error("no allowed triple of placements");
+  const range = 745; // exp(−745) is float64's smallest
+  const w = ls.map((l) => new Float64Array(l.length));
+  let mass = 0;
+  for (let i = 0; i < l1.length; i++) {
+    for (let j = 0; j < n2; j++) {
+      const pair = l1[i] + l2[j];
+      if (!allowed12[i * n2 + j] || pair + l3[order[0]] < shift - range) continue;
+      for (const k of order) {
+        if (pair + l3[k] < shift - range) break;
+        if (!apart(i, j, k)) continue;
+        const v = Math.exp(pair + l3[k] - shift);
+        w[0][i] += v;
+        w[1][j] += v;
+        w[2][k] += v;
+        mass += v;
+      }
+    }
+  }
+  return { logMass: shift + Math.log(mass), weights: w.map((x) => x.map((v) => v / mass)) };
 }

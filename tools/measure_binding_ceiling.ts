@@ -1,5 +1,5 @@
 /**
- * The exact ceiling of issue 28's binding measure on one- and two-object scenes: where a perfect
+ * The exact ceiling of issue 28's binding measure on scenes of one to three objects: where a perfect
  * model of the shapes world puts a colour or shape word's per-pixel information, beside
  * shapes-flow.
  *
@@ -7,7 +7,7 @@
  * every layout a caption allows a narrow Gaussian weighted as the generator weighs it (one object:
  * 4 colours × 3 shapes × 2 sizes × every centre, 11,832 pictures; two objects: every pair of
  * placements whose boxes are apart and whose relation is the named one, summed in factorised
- * form). A word's removal leaves its attribute open. Its information is exact up to the
+ * form; three objects: the third's placements apart from both, by summed-area sums). A word's removal leaves its attribute open. Its information is exact up to the
  * estimator's Monte Carlo error, and zero where x_α already shows the colour (low noise): whatever
  * a model puts there is its error.
  *
@@ -86,8 +86,8 @@ function pooled(map: Heatmap): Heatmap {
 }
 
 const counts = args.objects!.split(",").map(Number);
-if (!counts.every((n) => n === 1 || n === 2)) {
-  throw new Error(`--objects takes 1, 2 or 1,2 (three-object scenes have no exact model here)`);
+if (!counts.every((n) => n === 1 || n === 2 || n === 3)) {
+  throw new Error(`--objects takes object counts from 1 to 3, e.g. 1,2 or 3`);
 }
 const exact = exactShapesWorld(SIZE);
 const model = await loadModel(args.model!, {

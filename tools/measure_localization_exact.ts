@@ -3,7 +3,8 @@
  * localization study (the conditional information map of each colour and shape word against its
  * object's mask, mIoU at the best global threshold, as notebook 02 runs it) on the exact world of
  * tools/exact_shapes_world.ts beside a trained model, on the same held-out one- and two-object
- * scenes (the exact world stops at two objects), the same draws and the same α interval, and the
+ * scenes (as measured on 2026-12-06; three-object scenes, which the exact world reads since, are
+ * slower and not included), the same draws and the same α interval, and the
  * paired difference of the two models' information maps over those rows (each row's IoU at its
  * model's best global threshold; SE over rows, as each mIoU's).
  *
