@@ -8,7 +8,6 @@ import { exactShapesWorld, pairMass, parseWorldPrompt } from "../tools/exact_sha
 import { mixtureModel } from "../src/query/oracles.ts";
 import {
   boxesApart,
-  type CentredBox,
   relationBetween,
   shapesGeometry,
   shapesWorld,
