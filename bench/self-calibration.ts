@@ -548,26 +548,7 @@ async function oracleExperiment(
   // prior alone (as shipped) or adapting within each row
   for (const adapt of [false, true]) {
     for (let f = 0; f < fits; f++) {
-      const draws: ContrastDraws[] = [];
-      for (let r = 0; r < calibrationRows; r++) {
-        const image = model.sample(EXAMPLE_PROMPT, { seed: 50 + f * calibrationRows + r });
-        const options = { ...base, adapt, seed: 1000 + f * calibrationRows + r };
-        await estimateContrasts(
-          model,
-          image,
-          plan,
-          resolveOptions(model, {
-            ...options,
-            onDraws: (d) => draws.push(...d),
-          }),
-        );
-      }
-      const profile = fitStudyProfile(
-        model,
-        base,
-        draws,
-        benchRecord(model, base, calibrationRows),
-      )!;
+      const profile = await oracleStudyProfile(model, plan, base, calibrationRows, f, adapt);
       const how = adapt ? ", each adapting" : "";
       add(
         `study: rows after ${calibrationRows} calibration rows (other images)${how}`,
@@ -576,6 +557,33 @@ async function oracleExperiment(
     }
   }
   return rows;
+}
+
+/**
+ * A study's profile on the exact oracle: fitted as a study fits it from `rows` calibration rows,
+ * each another image of the prompt (fit f takes images 50 + f·rows onwards, never the example
+ * image), drawn from the prior, adapting within each row or not.
+ */
+async function oracleStudyProfile(
+  model: ReturnType<typeof exampleOracle>,
+  plan: ReturnType<typeof exampleCase>["plan"],
+  base: EstimatorOptions,
+  rows: number,
+  fit: number,
+  adapt: boolean,
+): Promise<LogSnrProfile> {
+  const draws: ContrastDraws[] = [];
+  for (let r = 0; r < rows; r++) {
+    const image = model.sample(EXAMPLE_PROMPT, { seed: 50 + fit * rows + r });
+    const options = { ...base, adapt, seed: 1000 + fit * rows + r };
+    await estimateContrasts(
+      model,
+      image,
+      plan,
+      resolveOptions(model, { ...options, onDraws: (d) => draws.push(...d) }),
+    );
+  }
+  return fitStudyProfile(model, base, draws, benchRecord(model, base, rows))!;
 }
 
 /**
@@ -622,22 +630,7 @@ async function oracleImages(images: number, seeds: number, samples: number, fits
   add("prior alone (stratified-antithetic, logistic)", prior);
   add("as shipped: adaptive query", ratios(await summed(base)));
   for (let f = 0; f < fits; f++) {
-    const draws: ContrastDraws[] = [];
-    for (let r = 0; r < 12; r++) {
-      const image = model.sample(EXAMPLE_PROMPT, { seed: 50 + f * 12 + r });
-      await estimateContrasts(
-        model,
-        image,
-        plan,
-        resolveOptions(model, {
-          ...base,
-          adapt: false,
-          seed: 1000 + f * 12 + r,
-          onDraws: (d) => draws.push(...d),
-        }),
-      );
-    }
-    const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, 12))!;
+    const profile = await oracleStudyProfile(model, plan, base, 12, f, false);
     const after = ratios(await summed({ ...base, proposal: profile }));
     add(`study: rows after 12 calibration rows (fit ${f + 1})`, after);
     add(

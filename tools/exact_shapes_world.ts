@@ -236,12 +236,14 @@ export function exactShapesWorld(size = 32, variance = 1e-3): ExactShapesWorld {
     let count = tripleCounts.get(key);
     if (count === undefined) {
       const { matrix } = constraint(a, b), third = grids[c], n2 = centres[b].length;
+      const firsts = clashRects(grids[a], third, geometry.margin);
+      const seconds = clashRects(grids[b], third, geometry.margin);
       count = 0;
       for (let i = 0; i < centres[a].length; i++) {
-        const first = clashRect(centres[a][i], third, geometry.margin);
+        const first = firsts[i];
         for (let j = 0; j < n2; j++) {
           if (!matrix[i * n2 + j]) continue;
-          const second = clashRect(centres[b][j], third, geometry.margin);
+          const second = seconds[j];
           count += third.centres.length - area(first) - area(second) +
             area(intersect(first, second));
         }
@@ -493,6 +495,18 @@ function clashRect(box: CentredBox, grid: CentreGrid, margin: number): Rect {
   };
 }
 
+/** Each centre of `from`'s grid with {@link clashRect} in `to`'s: geometry alone, computed once. */
+const clashCache = new WeakMap<CentreGrid, Map<CentreGrid, Map<number, readonly Rect[]>>>();
+function clashRects(from: CentreGrid, to: CentreGrid, margin: number): readonly Rect[] {
+  let byGrid = clashCache.get(from);
+  if (!byGrid) clashCache.set(from, byGrid = new Map());
+  let byMargin = byGrid.get(to);
+  if (!byMargin) byGrid.set(to, byMargin = new Map());
+  let rects = byMargin.get(margin);
+  if (!rects) byMargin.set(margin, rects = from.centres.map((c) => clashRect(c, to, margin)));
+  return rects;
+}
+
 const intersect = (a: Rect, b: Rect): Rect => ({
   x0: Math.max(a.x0, b.x0),
   x1: Math.min(a.x1, b.x1),
@@ -504,13 +518,26 @@ const inside = (r: Rect, cell: number, span: number) => {
   const x = cell % span, y = (cell - x) / span;
   return x >= r.x0 && x <= r.x1 && y >= r.y0 && y <= r.y1;
 };
+/** Σ of a grid's values over the cells outside every rectangle, term by term (no cancellation). */
+function sumOutside(values: ArrayLike<number>, span: number, rects: readonly Rect[]): number {
+  let sum = 0;
+  for (let k = 0; k < values.length; k++) {
+    if (!rects.some((r) => inside(r, k, span))) sum += values[k];
+  }
+  return sum;
+}
 
 /** Sums of a grid's values over rectangles, in constant time (a summed-area table). */
 class SummedArea {
   readonly #table: Float64Array;
   readonly #width: number;
-  constructor(values: ArrayLike<number>, span: number) {
-    const w = span + 1, table = new Float64Array(w * w);
+  constructor(span: number) {
+    this.#width = span + 1;
+    this.#table = new Float64Array(this.#width * this.#width);
+  }
+  /** the table of `values` (span × span, row by row), over whatever it held */
+  fill(values: ArrayLike<number>): this {
+    const w = this.#width, span = w - 1, table = this.#table;
     for (let y = 0; y < span; y++) {
       let row = 0;
       for (let x = 0; x < span; x++) {
@@ -518,8 +545,7 @@ class SummedArea {
         table[(y + 1) * w + x + 1] = table[y * w + x + 1] + row;
       }
     }
-    this.#table = table;
-    this.#width = w;
+    return this;
   }
   get total(): number {
     return this.#table[this.#table.length - 1];
@@ -570,9 +596,8 @@ export function tripleMass(
   const [e1, e2, e3] = ls.map((l, i) => l.map((v) => Math.exp(v - shifts[i])));
   const w1 = new Float64Array(n1), w2 = new Float64Array(n2), w3 = new Float64Array(n3);
   // the first two objects' marginals: the third's mass apart from each allowed pair
-  const third = new SummedArea(e3, g3.span), all3 = third.total;
-  const rects3 = (g: CentreGrid) => g.centres.map((c) => clashRect(c, g3, margin));
-  const clash1in3 = rects3(g1), clash2in3 = rects3(g2);
+  const third = new SummedArea(g3.span).fill(e3), all3 = third.total;
+  const clash1in3 = clashRects(g1, g3, margin), clash2in3 = clashRects(g2, g3, margin);
   let mass = 0;
   const add = (i: number, j: number, rest: number) => {
     const t = e1[i] * e2[j] * rest;
@@ -600,22 +625,17 @@ export function tripleMass(
   for (let c = 0; c < cancelled.length; c += 2) {
     const i = cancelled[c], j = cancelled[c + 1];
     if (e1[i] * e2[j] * 2 * CANCELLATION * all3 < NEGLIGIBLE * mass) continue;
-    const r1 = clash1in3[i], r2 = clash2in3[j];
-    let rest = 0;
-    for (let k = 0; k < n3; k++) {
-      if (!inside(r1, k, g3.span) && !inside(r2, k, g3.span)) rest += e3[k];
-    }
-    add(i, j, rest);
+    add(i, j, sumOutside(e3, g3.span, [clash1in3[i], clash2in3[j]]));
   }
   if (!(mass > 1e-250)) return tripleMassInLogSpace(ls, grids, allowed12, margin);
   // the third's marginal: for each first position, the second's allowed mass apart from the third
-  const clash3in2 = g3.centres.map((c) => clashRect(c, g2, margin));
-  const row2 = new Float64Array(n2);
+  const clash3in2 = clashRects(g3, g2, margin);
+  const row2 = new Float64Array(n2), second = new SummedArea(g2.span);
   let again = 0;
   for (let i = 0; i < n1; i++) {
     if (e1[i] === 0) continue;
     for (let j = 0; j < n2; j++) row2[j] = allowed12[i * n2 + j] ? e2[j] : 0;
-    const second = new SummedArea(row2, g2.span), all2 = second.total;
+    const all2 = second.fill(row2).total;
     if (all2 === 0) continue;
     const r1 = clash1in3[i];
     for (let k = 0; k < n3; k++) {
@@ -625,8 +645,7 @@ export function tripleMass(
       if (!(rest > CANCELLATION * all2)) {
         // as above, against the mass the first two marginals found
         if (e1[i] * e3[k] * 2 * CANCELLATION * all2 < NEGLIGIBLE * mass) continue;
-        rest = 0;
-        for (let j = 0; j < n2; j++) if (!inside(r3, j, g2.span)) rest += row2[j];
+        rest = sumOutside(row2, g2.span, [r3]);
       }
       const t = e1[i] * e3[k] * rest;
       w3[k] += t;
@@ -652,8 +671,7 @@ function tripleMassInLogSpace(
   const [l1, l2, l3] = ls, [g1, g2, g3] = grids, n2 = l2.length;
   // the third's positions best first: the best one apart from a pair is found in a few steps
   const order = Array.from(l3.keys()).sort((a, b) => l3[b] - l3[a]);
-  const clash1 = g1.centres.map((c) => clashRect(c, g3, margin));
-  const clash2 = g2.centres.map((c) => clashRect(c, g3, margin));
+  const clash1 = clashRects(g1, g3, margin), clash2 = clashRects(g2, g3, margin);
   const apart = (i: number, j: number, k: number) =>
     !inside(clash1[i], k, g3.span) && !inside(clash2[j], k, g3.span);
   const bestThird = (i: number, j: number) => {

@@ -51,7 +51,7 @@ import { exportShapesDataset } from "../src/datasets/shapes/export.ts";
 import { readAro } from "../src/datasets/aro.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { relationStudy } from "../src/studies/relations.ts";
-import type { EstimatorName } from "../src/estimators/options.ts";
+import { checkEstimator, type EstimatorName } from "../src/estimators/options.ts";
 import { defaultLogSnrSampling } from "../src/numerics/log-snr.ts";
 import { findObject } from "../src/datasets/shapes/recognise.ts";
 import { BORDER_PX, type Share, share, type WordSums, wordSums } from "./binding_shares.ts";
@@ -73,10 +73,7 @@ const { values: args } = parseArgs({
     "maps-only": { type: "boolean", default: false },
   },
 });
-if (args["map-estimator"] !== "orthogonal" && args["map-estimator"] !== "standard") {
-  throw new Error(`--map-estimator takes orthogonal or standard, got ${args["map-estimator"]}`);
-}
-const mapEstimator: EstimatorName = args["map-estimator"];
+const mapEstimator = checkEstimator(args["map-estimator"]);
 const count = Number(args.count), samples = Number(args.samples), seed = Number(args.seed);
 
 /** Share with its binomial standard error. */

@@ -43,7 +43,7 @@ import {
   estimateContrasts,
 } from "../src/estimators/contrasts.ts";
 import { conditionalPlan } from "../src/estimators/conditional-information.ts";
-import { resolveOptions } from "../src/estimators/options.ts";
+import { checkEstimator, resolveOptions } from "../src/estimators/options.ts";
 import type { Denoiser } from "../src/models/denoiser.ts";
 import { meanWithError } from "../src/numerics/statistics.ts";
 import { share, type WordSums, wordSums } from "./binding_shares.ts";
@@ -64,10 +64,7 @@ const { values: args } = parseArgs({
   },
 });
 const SIZE = 32;
-if (args.estimator !== "orthogonal" && args.estimator !== "standard") {
-  throw new Error(`--estimator takes orthogonal or standard, got ${args.estimator}`);
-}
-const estimator: "orthogonal" | "standard" = args.estimator;
+const estimator = checkEstimator(args.estimator);
 const samples = Number(args.samples);
 const [min, max] = args.range!.split(",").map(Number);
 if (!(min < max)) throw new Error(`--range takes MIN,MAX with MIN < MAX, got ${args.range}`);

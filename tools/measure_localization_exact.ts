@@ -20,6 +20,7 @@ import { localizationStudy } from "../src/studies/localization.ts";
 import { loadModel } from "../src/query/load-model.ts";
 import { createModel } from "../src/query/model.ts";
 import { defaultLogSnrSampling } from "../src/numerics/log-snr.ts";
+import { meanWithError } from "../src/numerics/statistics.ts";
 import { exactShapesWorld } from "./exact_shapes_world.ts";
 
 const { values: args } = parseArgs({
@@ -77,17 +78,14 @@ for (const model of models) {
 const differences = [...rowIous[0]].flatMap(([id, iou]) =>
   rowIous[1].has(id) ? [iou - rowIous[1].get(id)!] : []
 );
-const mean = differences.reduce((s, v) => s + v, 0) / differences.length;
-const sd = Math.sqrt(
-  differences.reduce((s, v) => s + (v - mean) ** 2, 0) / (differences.length - 1),
-);
 if (differences.some((d) => !Number.isFinite(d))) throw new Error("a row's IoU is missing");
+const paired = meanWithError(differences);
 console.log(
   `${rows.length} rows of ${scenes.length} held-out scenes of one or two objects (the first ` +
     `${args.count} test scenes), ${args.samples} draws, α ∈ [${min}, ${max}]\n\n` +
     "| model | method | mIoU ± SE | rows |\n|---|---|---|---|\n" + lines.join("\n") +
     `\n\ninformation maps, exact world − ${trained.name}, paired over ${differences.length} ` +
-    `rows: ${mean.toFixed(3)} ± ${(sd / Math.sqrt(differences.length)).toFixed(3)}`,
+    `rows: ${paired.mean.toFixed(3)} ± ${paired.se.toFixed(3)}`,
 );
 await trained.dispose();
 await Deno.remove(store, { recursive: true });
