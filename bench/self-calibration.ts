@@ -14,7 +14,8 @@
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
  *   (the i.i.d. variance formula from the integrand's second moment along α);
  * - `oracle-images`: the oracle's prior, query and study over 40 held-out images instead of the one
- *   example image (`--oracle-images 40 --oracle-image-seeds 100`);
+ *   example image (`--oracle-images 40 --oracle-image-seeds 100`), and the same rows with a
+ *   profile calibrated by hand (`calibrateProfile`, 12 other images × 300 draws);
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
  *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
  *   after its calibration on 12 rows of other scenes, against i.i.d.;
@@ -50,9 +51,10 @@ import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
 import { fitStudyProfile } from "../src/studies/self-calibration.ts";
+import { calibrateProfile } from "../src/estimators/calibrate.ts";
 import { perTokenPlan } from "../src/estimators/per-token.ts";
 import { join } from "node:path";
-import type { Denoiser } from "../src/models/denoiser.ts";
+import { type Denoiser, withMembers } from "../src/models/denoiser.ts";
 import type { Query } from "../src/query/query.ts";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
 import type { EstimatorOptions } from "../src/estimators/options.ts";
@@ -598,14 +600,14 @@ async function oracleImages(images: number, seeds: number, samples: number, fits
   const model = exampleOracle();
   const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
   const base = { samples, estimator: "standard", logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
-  const variances = async (x: Float32Array, options: EstimatorOptions) => {
+  const variances = async (x: Float32Array, options: EstimatorOptions, on: Denoiser) => {
     const values = names.map(() => [] as number[]);
     for (let seed = 7000; seed < 7000 + seeds; seed++) {
       const out = await estimateContrasts(
-        model,
+        on,
         x,
         plan,
-        resolveOptions(model, { ...options, seed }),
+        resolveOptions(on, { ...options, seed }),
       );
       out.contrasts.forEach((c, k) => values[k].push(c.estimate.nats));
     }
@@ -615,9 +617,9 @@ async function oracleImages(images: number, seeds: number, samples: number, fits
     { length: images },
     (_, i) => model.sample(EXAMPLE_PROMPT, { seed: 200 + i }),
   );
-  const summed = async (options: EstimatorOptions) => {
+  const summed = async (options: EstimatorOptions, on: Denoiser = model) => {
     const sums = names.map(() => 0);
-    for (const x of pictures) (await variances(x, options)).forEach((v, k) => sums[k] += v);
+    for (const x of pictures) (await variances(x, options, on)).forEach((v, k) => sums[k] += v);
     return sums;
   };
   const iid = await summed({ ...base, design: "iid", proposal: "logistic", adapt: false });
@@ -638,8 +640,31 @@ async function oracleImages(images: number, seeds: number, samples: number, fits
       after.map((r, k) => 0.12 * prior[k] + 0.88 * r),
     );
   }
+  // the manual step a study saves: `infodiff calibrate` on 12 other images of the prompt at its
+  // 300 draws (as tools/calibrate_shapes_tiny.ts), the model then carrying the profile; counted,
+  // its 3,600 draws are added to a study of 100 rows of `samples` draws
+  const calibrated = withMembers(model, {
+    logSnrProfile: await calibrateProfile(
+      model,
+      Array.from({ length: 12 }, (_, r) => ({
+        data: model.sample(EXAMPLE_PROMPT, { seed: 50 + r }),
+        prompt: EXAMPLE_PROMPT,
+      })),
+      { samples: CALIBRATE_SAMPLES, logSnr: base.logSnr },
+    ),
+  });
+  const rowsAfter = ratios(await summed({ ...base }, calibrated));
+  add(`as calibrated: rows with a profile from 12 images × ${CALIBRATE_SAMPLES} draws`, rowsAfter);
+  const extra = (12 * CALIBRATE_SAMPLES) / (100 * samples);
+  add(
+    "study of 100 rows as calibrated, calibration counted",
+    rowsAfter.map((r) => r * (1 + extra)),
+  );
   return rows;
 }
+
+/** The draws per image of `infodiff calibrate` as this project runs it (12 images × 300). */
+const CALIBRATE_SAMPLES = 300;
 
 /**
  * What a profile fitted on other images can reach on the exact oracle at all (`oracle-ceiling`):
