@@ -1,7 +1,9 @@
 // tools/gpu-check.sh's preparation, which runs here (the GPU half needs a lent NVIDIA machine): the
-// plan gathers this very Deno and the npm packages the check loads, the run stage's infodiff half
-// runs from that bundle with an empty Deno cache and no fetching, and the size check refuses a
-// carried folder that would not travel. Offline: `prepare --plan` neither downloads nor compresses.
+// plan gathers this very Deno and the npm packages the check loads and cuts the bundle into parts
+// that each travel with the tree in one device call, the run stage's infodiff half runs from the
+// parts put together with an empty Deno cache and no fetching, a missing or damaged part is named,
+// and the size check refuses a carried folder that would not travel. Offline: `prepare --plan`
+// neither downloads nor compresses.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadModel } from "../src/query/load-model.ts";
@@ -31,10 +33,23 @@ Deno.test({
   fn: async () => {
     const dir = await Deno.makeTempDir();
     const tmp = await Deno.makeTempDir();
-    const env = { GPU_CHECK_DIR: dir, GPU_CHECK_TMP: tmp };
+    const travel = await Deno.makeTempDir();
+    const env = { GPU_CHECK_DIR: dir, GPU_CHECK_TMP: tmp, GPU_CHECK_TRAVEL: travel };
     try {
       const plan = await gpuCheck(["prepare", "--plan"], env);
       assert.equal(plan.code, 0, plan.text);
+      // every part travels with the tree under the device tool's 64 MiB, and the calls are printed
+      const parts = [
+        ...plan.text.matchAll(/travels: the tree ([\d.]+) MiB \+ .*\/(\d+) ([\d.]+) MiB/g),
+      ];
+      assert.ok(parts.length >= 1, plan.text);
+      for (const [, tree, , part] of parts) assert.ok(Number(tree) + Number(part) <= 64, plan.text);
+      assert.match(
+        plan.text,
+        new RegExp(
+          `command "bash tools/gpu-check.sh run", carry \\["${travel}/${parts.length}"\\]`,
+        ),
+      );
       const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
       assert.equal(manifest.plan, true);
       assert.equal(manifest.deno.version, "2.9.6");
@@ -78,8 +93,72 @@ Deno.test({
         await model.dispose();
       }
     } finally {
-      await Deno.remove(dir, { recursive: true });
-      await Deno.remove(tmp, { recursive: true });
+      for (const d of [dir, tmp, travel]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "gpu-check: the bundle is cut into parts no larger than asked; put together they are the bundle, and a missing or damaged part is named",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const tmp = await Deno.makeTempDir();
+    const travel = await Deno.makeTempDir();
+    const partBytes = 8 * 2 ** 20;
+    const env = {
+      GPU_CHECK_DIR: dir,
+      GPU_CHECK_TMP: tmp,
+      GPU_CHECK_TRAVEL: travel,
+      GPU_CHECK_PART_BYTES: String(partBytes),
+    };
+    try {
+      const plan = await gpuCheck(["prepare", "--plan"], env);
+      assert.equal(plan.code, 0, plan.text);
+      let bundle = 0;
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isFile) bundle += (await Deno.stat(join(dir, e.name))).size;
+      }
+      const count = Number(plan.text.match(/travels in (\d+) part/)![1]);
+      assert.ok(count >= Math.ceil(bundle / partBytes), `${count} parts for ${bundle} bytes`);
+      const sizes = [];
+      for (let k = 1; k <= count; k++) {
+        sizes.push((await Deno.stat(join(travel, `${k}`, "part"))).size);
+      }
+      assert.ok(sizes.every((b) => b <= partBytes), `${sizes}`);
+      assert.match(plan.text, new RegExp(`carry \\["${travel}/1"\\], timeout_s 60`));
+
+      // put together, the parts are the bundle's files, byte for byte
+      const together = join(tmp, "assembled");
+      const smoke = await gpuCheck(["smoke"], env);
+      assert.equal(smoke.code, 0, smoke.text);
+      for (const name of ["manifest.json", "node_modules.tar"]) {
+        assert.equal(await sha256(join(together, name)), await sha256(join(dir, name)), name);
+      }
+
+      // the second part not yet there: receive says it is to come, the last call's step refuses
+      const second = join(travel, "2", "part");
+      await Deno.rename(second, `${second}.away`);
+      const early = await gpuCheck(["receive"], env);
+      assert.equal(early.code, 0, early.text);
+      assert.match(
+        early.text,
+        new RegExp(`arrived whole: ${count - 1} of ${count} part\\(s\\); still to come: 2;`),
+      );
+      const missing = await gpuCheck(["smoke"], env);
+      assert.equal(missing.code, 1, missing.text);
+      assert.match(missing.text, new RegExp(`part\\(s\\) 2 of ${count} missing or damaged`));
+      // a part that arrived changed in one byte is refused as well
+      await Deno.rename(`${second}.away`, second);
+      const bytes = await Deno.readFile(second);
+      bytes[0] ^= 0xff;
+      await Deno.writeFile(second, bytes);
+      const damaged = await gpuCheck(["smoke"], env);
+      assert.equal(damaged.code, 1, damaged.text);
+      assert.match(damaged.text, /part\(s\) 2 of \d+ missing or damaged/);
+    } finally {
+      for (const d of [dir, tmp, travel]) await Deno.remove(d, { recursive: true });
     }
   },
 });
@@ -91,7 +170,9 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     try {
       await Deno.writeFile(join(dir, "small"), new Uint8Array(1024));
-      const fits = await gpuCheck(["budget"], { GPU_CHECK_DIR: dir });
+      // no parts: the check counts the bundle folder itself
+      const none = join(dir, "no-parts");
+      const fits = await gpuCheck(["budget"], { GPU_CHECK_DIR: dir, GPU_CHECK_TRAVEL: none });
       assert.equal(fits.code, 0, fits.text);
       assert.match(
         fits.text,
@@ -101,7 +182,7 @@ Deno.test({
       const big = await Deno.open(join(dir, "big"), { write: true, create: true });
       await big.truncate(64 * 2 ** 20);
       big.close();
-      const over = await gpuCheck(["budget"], { GPU_CHECK_DIR: dir });
+      const over = await gpuCheck(["budget"], { GPU_CHECK_DIR: dir, GPU_CHECK_TRAVEL: none });
       assert.equal(over.code, 1, over.text);
       assert.match(
         over.text,

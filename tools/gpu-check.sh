@@ -6,26 +6,40 @@
 #
 #   bash tools/gpu-check.sh prepare         here: gathers out/gpu-check/ (Deno and onnxruntime-node's
 #                                           Linux binaries, xz-compressed; the Vulkan loader .debs)
-#                                           and checks that it travels: tree + out/gpu-check ≤ 64 MiB
+#                                           and cuts it into the parts that travel, one per device
+#                                           call (out/gpu-check-travel/1, 2, …: tree + part ≤ 64 MiB)
 #   bash tools/gpu-check.sh prepare --plan  here, offline and in seconds: the manifest and an
 #                                           uncompressed node_modules.tar, nothing downloaded
-#   bash tools/gpu-check.sh budget          the size check alone
-#   bash tools/gpu-check.sh smoke           here: the run stage's infodiff half from the bundle, with
-#                                           an empty Deno cache and --cached-only, on the CPU
-#   bash tools/gpu-check.sh run             on the GPU machine: the device tool's command
+#   bash tools/gpu-check.sh budget          the size check alone (each part against the tree)
+#   bash tools/gpu-check.sh smoke           here: the run stage's infodiff half from the parts put
+#                                           together, with an empty Deno cache and --cached-only,
+#                                           on the CPU
+#   bash tools/gpu-check.sh receive         on the GPU machine: the command of every call but the
+#                                           last; checks the parts that have arrived
+#   bash tools/gpu-check.sh run             on the GPU machine: the last call's command
+#
+# Why parts: the device tool sends the tree and the carried paths, 64 MiB a call; the bundle (41 MiB)
+# and the tree (33 MiB on 2026-12-06) do not fit one call together. A warm machine keeps the ignored
+# files an earlier call left, so each call carries one part and the last puts them together; the
+# calls must follow one another at once (a machine goes back 30 s after a call), or `run` says which
+# part is missing. `prepare` prints the calls.
 #
 # What the GPU machine needs beyond the tree: Python with PyTorch, onnx and NumPy (the lent machines
-# have them), an NVIDIA driver with its Vulkan ICD. Everything else comes from out/gpu-check.
-# Environment: GPU_CHECK_DIR (default out/gpu-check), GPU_CHECK_TMP (default /tmp/gpu-check),
-# DENO (default: npx's deno 2.9.6), GPU_CHECK_BATCHES (default 1,8,32).
+# have them), an NVIDIA driver with its Vulkan ICD. Everything else comes from the parts.
+# Environment: GPU_CHECK_DIR (default out/gpu-check), GPU_CHECK_TRAVEL (default
+# out/gpu-check-travel), GPU_CHECK_PART_BYTES (the largest part; default what the tree leaves of 64
+# MiB, less 1 MiB), GPU_CHECK_TMP (default /tmp/gpu-check), DENO (default: npx's deno 2.9.6),
+# GPU_CHECK_BATCHES (default 1,8,32).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 dir=${GPU_CHECK_DIR:-out/gpu-check}
+travel=${GPU_CHECK_TRAVEL:-out/gpu-check-travel}
 tmp=${GPU_CHECK_TMP:-/tmp/gpu-check}
 batches=${GPU_CHECK_BATCHES:-1,8,32}
 BUDGET=$((64 * 1024 * 1024)) # what the device tool carries: the tree and the carried paths
+MARGIN=$((1024 * 1024))      # room for the tree to change between prepare and the calls
 DENO_VERSION=2.9.6
 ROOTS="onnxruntime-node onnx-proto" # the npm packages the check loads (their dependencies follow)
 DEBS=(libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) # the device README's loaders
@@ -81,17 +95,107 @@ node_modules_tar() { # $@ = package folders
   tar -C node_modules -c "${EXCLUDE[@]}" "${entries[@]}"
 }
 
-# Bytes the device tool sends: tracked and untracked-not-ignored files, plus the carried folder.
-budget() {
-  local tree carry total
-  tree=$(git ls-files -z --cached --others --exclude-standard |
-    xargs -0 stat -c %s 2>/dev/null | sum || true)
-  carry=$(find "$dir" -type f -printf '%s\n' 2>/dev/null | sum)
-  total=$((tree + carry))
-  if [ "$total" -gt "$BUDGET" ]; then
-    die "over budget: the tree $(mib "$tree") + $dir $(mib "$carry") = $(mib "$total") > $(mib "$BUDGET")"
+# Bytes of the tree the device tool sends with every call: tracked and untracked-not-ignored files.
+tree_bytes() {
+  git ls-files -z --cached --others --exclude-standard |
+    xargs -0 stat -c %s 2>/dev/null | sum || true
+}
+
+# Each carried path (default: the travel parts, or the bundle folder where there are none) with
+# the tree against the device tool's limit.
+budget() { # $@ = carried paths
+  local tree carry total path paths=("$@")
+  tree=$(tree_bytes)
+  if [ ${#paths[@]} -eq 0 ]; then
+    mapfile -t paths < <(parts)
+    [ ${#paths[@]} -gt 0 ] || paths=("$dir")
   fi
-  say "travels: the tree $(mib "$tree") + $dir $(mib "$carry") = $(mib "$total") ≤ $(mib "$BUDGET")"
+  for path in "${paths[@]}"; do
+    carry=$(find "$path" -type f -printf '%s\n' 2>/dev/null | sum)
+    total=$((tree + carry))
+    if [ "$total" -gt "$BUDGET" ]; then
+      die "over budget: the tree $(mib "$tree") + $path $(mib "$carry") = $(mib "$total") > $(mib "$BUDGET")"
+    fi
+    say "travels: the tree $(mib "$tree") + $path $(mib "$carry") = $(mib "$total") ≤ $(mib "$BUDGET")"
+  done
+}
+
+# The travel parts' folders present, in order (1, 2, …).
+parts() {
+  [ -d "$travel" ] || return 0
+  find "$travel" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9]+' -printf '%f\n' | sort -n |
+    sed "s|^|$travel/|"
+}
+
+# Cuts the bundle folder into parts that each travel with the tree in one device call: a tar of
+# the folder (its files are compressed already) split into equal pieces, each in its own folder
+# with the checksums of all of them.
+cut_parts() {
+  local tree room bundle total count size k
+  tree=$(tree_bytes)
+  room=${GPU_CHECK_PART_BYTES:-$((BUDGET - tree - MARGIN))}
+  [ "$room" -ge $((1024 * 1024)) ] ||
+    die "the tree ($(mib "$tree")) leaves no room under $(mib "$BUDGET") for a part of the bundle"
+  rm -rf "$travel"
+  mkdir -p "$travel"
+  bundle=$travel/bundle.tar
+  tar -C "$dir" -cf "$bundle" .
+  total=$(stat -c %s "$bundle")
+  count=$(((total + room - 1) / room))
+  size=$(((total + count - 1) / count))
+  split -b "$size" -d -a 3 "$bundle" "$travel/piece-"
+  rm "$bundle"
+  for k in $(seq 1 "$count"); do
+    mkdir "$travel/$k"
+    mv "$travel/piece-$(printf %03d $((k - 1)))" "$travel/$k/part"
+    echo "$(sha256sum "$travel/$k/part" | cut -d' ' -f1) $k" >>"$travel/sums"
+  done
+  for k in $(seq 1 "$count"); do cp "$travel/sums" "$travel/$k/sums"; done
+  rm "$travel/sums"
+  say "the bundle ($(mib "$total")) travels in $count part(s) of at most $(mib "$size"); the device calls:"
+  for k in $(seq 1 "$count"); do
+    if [ "$k" -lt "$count" ]; then
+      say "  device run: command \"bash tools/gpu-check.sh receive\", carry [\"$travel/$k\"], timeout_s 60"
+    else
+      say "  device run: command \"bash tools/gpu-check.sh run\", carry [\"$travel/$k\"], timeout_s 600"
+    fi
+  done
+  [ "$count" -eq 1 ] || say "  (one right after another: a machine goes back 30 s after a call)"
+}
+
+# Which parts have arrived whole: prints the count of parts and the missing ones' numbers.
+arrived() {
+  local sums k sum missing=() count
+  sums=$(find "$travel" -mindepth 2 -maxdepth 2 -name sums 2>/dev/null | head -n 1)
+  [ -n "$sums" ] || die "no part in $travel: carry $travel/K in each call ('prepare' prints them)"
+  count=$(wc -l <"$sums")
+  while read -r sum k; do
+    if [ ! -f "$travel/$k/part" ] || [ "$(sha256sum "$travel/$k/part" | cut -d' ' -f1)" != "$sum" ]; then
+      missing+=("$k")
+    fi
+  done <"$sums"
+  echo "$count ${missing[*]}"
+}
+
+# Puts the parts together into $1 (a fresh folder): every part must be there, unchanged.
+assemble() { # $1 = folder
+  local state count missing k
+  state=$(arrived)
+  read -r count missing <<<"$state"
+  if [ -n "$missing" ]; then
+    die "part(s) $missing of $count missing or damaged in $travel: make the calls again, one right after another (a machine goes back 30 s after a call and a fresh one keeps nothing)"
+  fi
+  rm -rf "$1"
+  mkdir -p "$1"
+  for k in $(seq 1 "$count"); do cat "$travel/$k/part"; done | tar -x -C "$1"
+  say "put $count part(s) together into $1"
+}
+
+receive() {
+  local state count missing
+  state=$(arrived)
+  read -r count missing <<<"$state"
+  say "arrived whole: $((count - $(wc -w <<<"$missing"))) of $count part(s)${missing:+; still to come: $missing}; make the next call at once"
 }
 
 prepare() { # $1 = --plan or empty
@@ -141,11 +245,11 @@ prepare() { # $1 = --plan or empty
       files,
     };
     Deno.writeTextFileSync(`${dir}/manifest.json`, JSON.stringify(manifest, null, 1) + "\n");'
+  cut_parts
   if [ "$plan" = --plan ]; then
-    say "plan written to $dir (uncompressed; 'prepare' without --plan compresses, downloads and checks the size)"
-  else
-    budget
+    say "plan written to $dir (uncompressed; 'prepare' without --plan compresses and downloads)"
   fi
+  budget
 }
 
 decompress() { # $1 = .xz file, to stdout (Python's lzma where xz is missing)
@@ -160,7 +264,7 @@ decompress() { # $1 = .xz file, to stdout (Python's lzma where xz is missing)
 # --node-modules-dir=manual reads it there and the repository's own node_modules is never touched).
 unpack() {
   [ -f "$dir/manifest.env" ] ||
-    die "no $dir/manifest.env: run 'bash tools/gpu-check.sh prepare' first, and carry $dir"
+    die "no $dir/manifest.env: run 'bash tools/gpu-check.sh prepare' first, and carry its parts"
   # shellcheck source=/dev/null
   source "$dir/manifest.env"
   rm -rf "$tmp/bin" "$tmp/rt"
@@ -189,6 +293,8 @@ infodiff_half() { # $@ = gpu_check.ts arguments
 }
 
 smoke() {
+  assemble "$tmp/assembled"
+  dir=$tmp/assembled
   unpack
   rm -rf "$tmp/smoke"
   infodiff_half --work "$tmp/smoke" --device cpu --batches 1,4 \
@@ -196,7 +302,7 @@ smoke() {
   for f in inputs.json noisy.f32 timesteps.i32 hidden.f32 fp32.f32 fp16.f32 infodiff.json; do
     [ -s "$tmp/smoke/$f" ] || die "smoke: no $tmp/smoke/$f"
   done
-  say "smoke: infodiff's half ran from the bundle, offline, on the CPU ($tmp/smoke)"
+  say "smoke: infodiff's half ran from the parts put together, offline, on the CPU ($tmp/smoke)"
 }
 
 # The Vulkan loader from the carried .debs where the machine has none, and NVIDIA's ICD.
@@ -225,6 +331,7 @@ stage() { # $1 = name, rest = command; prints its wall time
 run() {
   local work=$tmp/work model=$tmp/sd15 status=0
   export PYTHONUNBUFFERED=1
+  stage assemble assemble "$dir"
   stage unpack unpack
   stage vulkan vulkan
   nvidia-smi -L || true
@@ -245,6 +352,7 @@ case "${1:-}" in
 prepare) prepare "${2:-}" ;;
 budget) budget ;;
 smoke) smoke ;;
+receive) receive ;;
 run)
   if [ -n "${OUT:-}" ]; then
     set -o pipefail
@@ -253,5 +361,5 @@ run)
     run
   fi
   ;;
-*) die "usage: bash tools/gpu-check.sh prepare [--plan] | budget | smoke | run" ;;
+*) die "usage: bash tools/gpu-check.sh prepare [--plan] | budget | smoke | receive | run" ;;
 esac
