@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadModel } from "../src/query/load-model.ts";
+import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
 
 const ignore = Deno.build.os !== "linux";
 
@@ -190,6 +191,110 @@ Deno.test({
       );
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "gpu-check: the families step's pipelines go into the bundle without their weights, and nothing is gathered when they were not built",
+  ignore,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const travel = await Deno.makeTempDir();
+    const source = await Deno.makeTempDir();
+    const env = { GPU_CHECK_DIR: dir, GPU_CHECK_TRAVEL: travel, GPU_CHECK_FAMILIES_FROM: source };
+    try {
+      const none = await gpuCheck(["prepare", "--plan"], env);
+      assert.equal(none.code, 0, none.text);
+      assert.match(none.text, /families: no .*\/flux .*the bundle has no families step/);
+      await assert.rejects(Deno.stat(join(dir, "families")), Deno.errors.NotFound);
+
+      for (const family of ["flux", "sd3"]) {
+        const part = join(source, family, "transformer");
+        await Deno.mkdir(part, { recursive: true });
+        await Deno.writeTextFile(join(part, "model.onnx"), "graph");
+        await Deno.writeTextFile(join(part, "model.onnx.weights.json"), "{}");
+        await Deno.writeTextFile(join(part, "model.onnx_data"), "weights");
+      }
+      const both = await gpuCheck(["prepare", "--plan"], env);
+      assert.equal(both.code, 0, both.text);
+      assert.match(both.text, /families: flux sd3 at real width/);
+      for (const family of ["flux", "sd3"]) {
+        const part = join(dir, "families", family, "transformer");
+        assert.equal(await Deno.readTextFile(join(part, "model.onnx")), "graph");
+        assert.equal(await Deno.readTextFile(join(part, "model.onnx.weights.json")), "{}");
+        await assert.rejects(Deno.stat(join(part, "model.onnx_data")), Deno.errors.NotFound);
+      }
+    } finally {
+      for (const d of [dir, travel, source]) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "gpu-check: the families step's infodiff half writes items, encoder outputs and predictions that the repository's model gives for them",
+  ignore,
+  fn: async () => {
+    const work = await Deno.makeTempDir();
+    try {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "tools/gpu_check_families.ts",
+          "--work",
+          work,
+          "--device",
+          "cpu",
+          "--batches",
+          "1",
+          "--calls",
+          "1",
+          "--resolution",
+          "64",
+          "tiny=fixtures/models/tiny-flux",
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(code, 0, new TextDecoder().decode(stderr));
+      const dir = join(work, "tiny");
+      const meta = JSON.parse(await Deno.readTextFile(join(dir, "inputs.json")));
+      assert.equal(meta.family, "FluxTransformer2DModel");
+      assert.deepEqual(meta.shape, [16, 8, 8]);
+      assert.equal(meta.guidance, 1);
+      // FLUX.1-dev's T5 length (512) × the fixture's T5 width; CLIP's pooled output
+      assert.deepEqual(meta.stateShape, [512, 32]);
+      assert.equal(meta.pooledLength, 16);
+      const read = async (name: string) =>
+        new Float32Array((await Deno.readFile(join(dir, name))).buffer);
+      const model = await loadModel("fixtures/models/tiny-flux", { device: "cpu" });
+      try {
+        const conditions = await Promise.all(
+          meta.prompts.map((p: string) => model.encode(p)),
+        ) as OnnxCondition[];
+        const states = await read("states.f32");
+        const pooled = await read("pooled.f32");
+        conditions.forEach((c, p) => {
+          const n = c.lastHiddenState.length;
+          assert.deepEqual(states.subarray(p * n, (p + 1) * n), c.lastHiddenState);
+          const pool = c.networkInputs!.get("pooled_projections")!;
+          assert.deepEqual(pooled.subarray(p * pool.length, (p + 1) * pool.length), pool);
+        });
+        const items = meta.items as [number, number][];
+        const expected = await model.predictNoise({
+          noisy: await read("noisy.f32"),
+          logSnr: Float64Array.from(items, ([, a]) => meta.logSnrs[a]),
+          conditions: items.map(([p]) => conditions[p]),
+        });
+        assert.deepEqual(await read("infodiff.f32"), expected);
+      } finally {
+        await model.dispose();
+      }
+    } finally {
+      await Deno.remove(work, { recursive: true });
     }
   },
 });

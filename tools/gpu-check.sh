@@ -14,11 +14,21 @@
 #   bash tools/gpu-check.sh smoke           here: the run stage's infodiff half from the parts put
 #                                           together, with an empty Deno cache and --cached-only,
 #                                           on the CPU
+#   bash tools/gpu-check.sh smoke-families  here: the families step from the parts put together, on
+#                                           the CPU at 256² (the tools environment's Python, 3 GB of
+#                                           weights filled under /tmp/gpu-check)
 #   bash tools/gpu-check.sh receive         on the GPU machine: the command of every call but the
 #                                           last; checks the parts that have arrived
 #   bash tools/gpu-check.sh run             on the GPU machine: the last call's command
 #
-# Why parts: the device tool sends the tree and the carried paths, 64 MiB a call; the bundle (41 MiB)
+# The families step (issue 24), in the bundle when tools/build_family_realwidth.py has built
+# out/family-realwidth here: FLUX.1-dev's and SD 3's transformers at their released width (few
+# blocks; graphs without weights, filled there by tools/family_weights.py from diffusers' own
+# initialisation), through infodiff on WebGPU (tools/gpu_check_families.ts) and diffusers on CUDA
+# (tools/gpu_check_families.py, diffusers from its carried wheel), at 1024², compared and timed.
+# GPU_CHECK_STEPS (default sd15,families) runs one step or both.
+#
+# Why parts: the device tool sends the tree and the carried paths, 64 MiB a call; the bundle (48 MiB)
 # and the tree (33 MiB on 2026-12-06) do not fit one call together. A warm machine keeps the ignored
 # files an earlier call left, so each call carries one part and the last puts them together; the
 # calls must follow one another at once (a machine goes back 30 s after a call), or `run` says which
@@ -29,12 +39,17 @@
 # Environment: GPU_CHECK_DIR (default out/gpu-check), GPU_CHECK_TRAVEL (default
 # out/gpu-check-travel), GPU_CHECK_PART_BYTES (the largest part; default what the tree leaves of 64
 # MiB, less 1 MiB), GPU_CHECK_TMP (default /tmp/gpu-check), DENO (default: npx's deno 2.9.6),
-# GPU_CHECK_BATCHES (default 1,8,32).
+# GPU_CHECK_BATCHES (default 1,8,32), GPU_CHECK_FAMILY_BATCHES (default 1,4), GPU_CHECK_STEPS.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 dir=${GPU_CHECK_DIR:-out/gpu-check}
+steps=${GPU_CHECK_STEPS:-sd15,families}
+family_batches=${GPU_CHECK_FAMILY_BATCHES:-1,4}
+FAMILY_SOURCE=${GPU_CHECK_FAMILIES_FROM:-out/family-realwidth}
+FAMILIES=(flux sd3)
+DIFFUSERS_VERSION=0.36.0 # tools/python-env.sh's: the version the pipelines were built with
 travel=${GPU_CHECK_TRAVEL:-out/gpu-check-travel}
 tmp=${GPU_CHECK_TMP:-/tmp/gpu-check}
 batches=${GPU_CHECK_BATCHES:-1,8,32}
@@ -224,6 +239,7 @@ prepare() { # $1 = --plan or empty
     (cd "$dir/debs" && apt-get "${o[@]}" download "${DEBS[@]}" >&2)
     rm -rf "$lists"
   fi
+  gather_families "$plan"
   {
     echo "DENO_SHA256=$sha"
     echo "DENO_SOURCE=$deno"
@@ -286,10 +302,68 @@ unpack() {
 }
 
 # infodiff's half, offline: an empty Deno cache, no fetching, node_modules as unpacked.
-infodiff_half() { # $@ = gpu_check.ts arguments
+bundled_deno() { # $1 = script, rest = its arguments
   mkdir -p "$tmp/deno-dir"
   DENO_DIR="$tmp/deno-dir" ONNXRUNTIME_NODE_INSTALL=skip NO_COLOR=1 "$tmp/bin/deno" run \
-    --config "$tmp/rt/deno.json" --node-modules-dir=manual --cached-only -A tools/gpu_check.ts "$@"
+    --config "$tmp/rt/deno.json" --node-modules-dir=manual --cached-only -A "$@"
+}
+
+infodiff_half() { # $@ = gpu_check.ts arguments
+  bundled_deno tools/gpu_check.ts "$@"
+}
+
+# The families step's pipelines (tools/build_family_realwidth.py: graphs, manifests, configs and
+# tokenizers, no weights) and diffusers' wheel, into the bundle when they were built here.
+gather_families() { # $1 = --plan or empty
+  local family python=out/venv-tools/bin/python
+  for family in "${FAMILIES[@]}"; do
+    if [ ! -f "$FAMILY_SOURCE/$family/transformer/model.onnx.weights.json" ]; then
+      say "families: no $FAMILY_SOURCE/$family (tools/build_family_realwidth.py makes it); the bundle has no families step"
+      return 0
+    fi
+  done
+  mkdir -p "$dir/families"
+  for family in "${FAMILIES[@]}"; do
+    tar -C "$FAMILY_SOURCE" -c --exclude=model.onnx_data "$family" | tar -x -C "$dir/families"
+  done
+  if [ "${1:-}" != --plan ]; then
+    [ -x "$python" ] || die "families: $python is missing (bash tools/python-env.sh) to fetch diffusers' wheel"
+    mkdir -p "$dir/wheels"
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: -d "$dir/wheels" "diffusers==$DIFFUSERS_VERSION" >&2
+  fi
+  say "families: ${FAMILIES[*]} at real width (weights filled there)${1:+, no wheel in a plan}"
+}
+
+# The families step: weights filled from each folder's manifest, infodiff on WebGPU, diffusers on
+# CUDA (its wheel installed into $tmp/site), over the same inputs at 1024². `smoke-families` runs it
+# here on the CPU at 256² with the tools environment's Python.
+families() { # $1 = python, $2 = infodiff's device, $3 = PyTorch's device, $4 = resolution
+  local python=${1:-python3} device=${2:-webgpu} torch_device=${3:-cuda} resolution=${4:-1024}
+  local work=$tmp/work-families family specs=() status=0
+  [ -d "$dir/families" ] || {
+    say "families: not in the bundle (prepare found no out/family-realwidth)"
+    return 0
+  }
+  rm -rf "$work" "$tmp/families"
+  mkdir -p "$work"
+  cp -r "$dir/families" "$tmp/families"
+  if [ -d "$dir/wheels" ] && [ "$python" = python3 ]; then
+    python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target "$tmp/site" "$dir"/wheels/*.whl
+    export PYTHONPATH=$tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  for family in "${FAMILIES[@]}"; do specs+=("$family=$tmp/families/$family"); done
+  stage "family weights" "$python" tools/family_weights.py "${specs[@]#*=}" || return 1
+  stage "infodiff families on $device" bundled_deno tools/gpu_check_families.ts --work "$work" \
+    --device "$device" --batches "$family_batches" --resolution "$resolution" "${specs[@]}" \
+    >/dev/null || say "infodiff's families half failed; diffusers' still runs"
+  stage "diffusers families on $torch_device" "$python" tools/gpu_check_families.py --work "$work" \
+    --device "$torch_device" --batches "$family_batches" || status=$?
+  if [ -n "${OUT:-}" ]; then
+    cp "$work/summary.md" "$OUT/summary-families.md" 2>/dev/null || true
+    cp "$work/infodiff-families.json" "$OUT/" 2>/dev/null || true
+  fi
+  return "$status"
 }
 
 smoke() {
@@ -329,12 +403,20 @@ stage() { # $1 = name, rest = command; prints its wall time
 }
 
 run() {
-  local work=$tmp/work model=$tmp/sd15 status=0
+  local status=0
   export PYTHONUNBUFFERED=1
   stage assemble assemble "$dir"
   stage unpack unpack
   stage vulkan vulkan
   nvidia-smi -L || true
+  if [[ ,$steps, == *,sd15,* ]]; then sd15 || status=$?; fi
+  if [[ ,$steps, == *,families,* ]]; then families || status=$?; fi
+  return "$status"
+}
+
+# The SD-1.5-sized UNet: built there, fp32 and fp16, infodiff on WebGPU, PyTorch on CUDA.
+sd15() {
+  local work=$tmp/work model=$tmp/sd15 status=0
   rm -rf "$work"
   mkdir -p "$work"
   [ -f "$model/unet/model.onnx" ] ||
@@ -353,6 +435,13 @@ prepare) prepare "${2:-}" ;;
 budget) budget ;;
 smoke) smoke ;;
 receive) receive ;;
+smoke-families)
+  assemble "$tmp/assembled"
+  dir=$tmp/assembled
+  unpack
+  family_batches=1
+  families out/venv-tools/bin/python cpu cpu 256
+  ;;
 run)
   if [ -n "${OUT:-}" ]; then
     set -o pipefail
@@ -361,5 +450,5 @@ run)
     run
   fi
   ;;
-*) die "usage: bash tools/gpu-check.sh prepare [--plan] | budget | smoke | receive | run" ;;
+*) die "usage: bash tools/gpu-check.sh prepare [--plan] | budget | smoke | smoke-families | receive | run" ;;
 esac

@@ -15,10 +15,10 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
-import { webgpuAdapter } from "../src/models/onnx/webgpu.ts";
 import { Random } from "../src/numerics/random.ts";
 import type { Device } from "../src/models/onnx/onnx-model.ts";
 import type { Condition } from "../src/models/denoiser.ts";
+import { reportHeader, timeBatch, timeBatches } from "./gpu_check_timing.ts";
 
 /** The compared items: one timestep and one prompt each, spread over the schedule. */
 const TIMESTEPS = [50, 300, 600, 950];
@@ -88,43 +88,8 @@ function logSnrOf(model: OnnxModel, timesteps: Int32Array): Float64Array {
   return logSnr;
 }
 
-/** Items per second at one batch size: a warm-up call, then `calls` timed calls. */
-async function timeBatch(model: OnnxModel, batch: number, condition: Condition) {
-  const d = model.shape[0] * model.shape[1] * model.shape[2];
-  const request = {
-    noisy: new Random(2).fillGaussian(new Float32Array(batch * d)),
-    logSnr: new Float64Array(batch).fill(model.snapLogSnr!(0)),
-    conditions: Array(batch).fill(condition),
-  };
-  try {
-    const warm = performance.now();
-    await model.predictNoise(request);
-    const firstCallSeconds = (performance.now() - warm) / 1000;
-    const before = model.stats.unetCalls;
-    const start = performance.now();
-    for (let i = 0; i < calls; i++) await model.predictNoise(request);
-    const seconds = (performance.now() - start) / 1000;
-    return {
-      batch,
-      calls,
-      firstCallSeconds,
-      secondsPerCall: seconds / calls,
-      itemsPerSecond: (calls * batch) / seconds,
-      sessionRunsPerCall: (model.stats.unetCalls - before) / calls,
-    };
-  } catch (error) {
-    return { batch, error: (error as Error).message.split("\n")[0] };
-  }
-}
-
 let inputs: Inputs | undefined;
-const report: Record<string, unknown> = {
-  device,
-  adapter: device === "webgpu" ? (await webgpuAdapter())?.description ?? null : null,
-  deno: Deno.version.deno,
-  date: new Date().toISOString(),
-  models: {},
-};
+const report = await reportHeader(device);
 for (const spec of positionals) {
   const [label, dir] = spec.split("=");
   const started = performance.now();
@@ -145,17 +110,13 @@ for (const spec of positionals) {
       join(work, `${label}.f32`),
       new Uint8Array(predicted.buffer, predicted.byteOffset, predicted.byteLength),
     );
-    const timings: Record<string, unknown>[] = [];
-    for (const batch of batches) {
-      // after a failed batch (an allocation over the device's limits) larger ones are not tried
-      const failed = timings.find((t) => "error" in t);
-      timings.push(
-        failed
-          ? { batch, error: `not tried: batch ${failed.batch} failed` }
-          : await timeBatch(model, batch, inputs.conditions[0]),
-      );
-      console.error(`${label} on ${model.device}: ${JSON.stringify(timings.at(-1))}`);
-    }
+    const condition = inputs.conditions[0];
+    const timings = await timeBatches(
+      label,
+      model,
+      batches,
+      (batch) => timeBatch(model, batch, condition, model.snapLogSnr!(0), calls),
+    );
     (report.models as Record<string, unknown>)[label] = {
       dir,
       device: model.device,
