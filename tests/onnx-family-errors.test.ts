@@ -117,6 +117,43 @@ Deno.test("image sides that are not multiples of the model's are refused, saying
   }
 });
 
+Deno.test("an image size the folder does not say is part of the model's identity; its own size is not", async () => {
+  const identity = async (resolution?: number) => {
+    const model = await loadModel("fixtures/models/tiny-sd3", {
+      ...cpu,
+      ...(resolution === undefined ? {} : { resolution }),
+    });
+    try {
+      return await model.identity!();
+    } finally {
+      await model.dispose();
+    }
+  };
+  const own = await identity();
+  assert.equal(own.pipeline?.resolution, undefined);
+  // the fixture's VAE config says 64 px: giving 64 is the same model, 48 another
+  assert.equal((await identity(64)).sha256, own.sha256);
+  const other = await identity(48);
+  assert.equal(other.pipeline?.resolution, 48);
+  assert.notEqual(other.sha256, own.sha256);
+});
+
+Deno.test("an export whose network takes one data size refuses another, naming it", async () => {
+  await assert.rejects(
+    () => loadModel("fixtures/models/shapes-tiny", { ...cpu, resolution: 48 }),
+    error(
+      InvalidArgumentError,
+      /resolution 48: .* takes 32×32 data only .* expected resolution 32/,
+    ),
+  );
+  const model = await loadModel("fixtures/models/shapes-tiny", { ...cpu, resolution: 32 });
+  try {
+    assert.deepEqual([...model.shape], [3, 32, 32]);
+  } finally {
+    await model.dispose();
+  }
+});
+
 Deno.test("bfloat16 graphs are refused with the reason and what to export instead", async () => {
   const { onnx } = onnxProto;
   const BF16 = onnx.TensorProto.DataType.BFLOAT16;

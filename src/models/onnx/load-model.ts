@@ -118,6 +118,8 @@ export async function loadOnnxDenoiser(
     let vaeEncoder: OnnxVaeEncoder | undefined;
     let shape: [number, number, number];
     let resolution: number;
+    /** the size the folder itself says (or the family's default), without `options.resolution` */
+    let defaultSize: number | undefined;
     if (folder.vaeEncoderPath) {
       const path = folder.vaeEncoderPath;
       const bytes = await Deno.readFile(path);
@@ -128,9 +130,10 @@ export async function loadOnnxDenoiser(
         : await factory.createFromBytes(bytes, path);
       sessions.push(vaeSession);
       vaeEncoder = new OnnxVaeEncoder(vaeSession, path, folder.latent, sampling?.mean);
-      resolution = options.resolution ?? vaeEncoder.metadataResolution ??
-        (await configResolution(dir)) ?? (await familyResolution(folder)) ??
-        defaultResolution(dir, folder);
+      const stated = vaeEncoder.metadataResolution ?? (await configResolution(dir)) ??
+        (await familyResolution(folder));
+      resolution = options.resolution ?? stated ?? defaultResolution(dir, folder);
+      defaultSize = stated ?? (folder.family === "sd" ? sdFallbackResolution(folder) : undefined);
       await checkResolution(folder, resolution, options.resolution !== undefined);
       // one probe run gives the real latent shape (channels, downsampling) of this VAE
       const probe = await vaeEncoder.encode(
@@ -139,7 +142,16 @@ export async function loadOnnxDenoiser(
       );
       shape = probe.shape;
     } else {
-      shape = sampleShape(unetSession) ?? (await pixelShapeFromConfig(dir, options.resolution));
+      const fixed = sampleShape(unetSession);
+      if (fixed && options.resolution !== undefined && options.resolution !== fixed[1]) {
+        throw new InvalidArgumentError(
+          `resolution ${options.resolution}: ${folder.unetPath} takes ${fixed[1]}×${fixed[2]} ` +
+            `data only (its sample input has fixed dimensions); expected resolution ${fixed[1]} ` +
+            `or none`,
+        );
+      }
+      defaultSize = fixed?.[1] ?? (await readSampleSize(join(dir, "unet", "config.json")));
+      shape = fixed ?? (await pixelShapeFromConfig(dir, options.resolution));
       resolution = shape[1];
     }
     const context = { folder, open, shape, resolution, options };
@@ -160,6 +172,11 @@ export async function loadOnnxDenoiser(
     );
     pipeline.check?.(unet);
     if (!pipeline.flow) checkUnetShape(unet, shape, folder.unetPath);
+    // another image size is another computation: a size the folder does not say is part of the
+    // model's identity, so results and studies at two sizes never pass for one model's
+    const sized = resolution === defaultSize
+      ? pipeline
+      : { ...pipeline, settings: { ...pipeline.settings, resolution } };
     const decoderPath = folder.vaeDecoderPath;
     const model = new OnnxDiffusionDenoiser({
       name,
@@ -168,7 +185,7 @@ export async function loadOnnxDenoiser(
       ...(logSnrProfile ? { logSnrProfile } : {}),
       device: factory.device,
       adapter: await factory.adapter(),
-      pipeline,
+      pipeline: sized,
       unet,
       vaeEncoder,
       vaeDecoder: decoderPath
@@ -215,13 +232,18 @@ function defaultResolution(dir: string, folder: ModelFolder): number {
         `config.json); pass loadModel(dir, { resolution })`,
     );
   }
-  const prediction = (folder.schedulerConfig as { prediction_type?: string }).prediction_type;
-  const resolution = prediction === "v_prediction" ? 768 : 512;
+  const resolution = sdFallbackResolution(folder);
   warn(
     `infodiff: ${dir} does not state its image resolution (dynamic VAE axes, no config.json ` +
       `sample_size); using ${resolution} px. Pass loadModel(dir, { resolution }) to override.`,
   );
   return resolution;
+}
+
+/** An SD export's size when it states none: 768 for v-prediction (SD 2.x-768), else 512. */
+function sdFallbackResolution(folder: ModelFolder): number {
+  const prediction = (folder.schedulerConfig as { prediction_type?: string }).prediction_type;
+  return prediction === "v_prediction" ? 768 : 512;
 }
 
 /** Pixel-space data shape from unet/config.json (in_channels, sample_size) or the option. */
