@@ -255,7 +255,7 @@ Deno.test("cli --help: still the usage, every option of each command named in it
   assert.equal(help.stderr, "");
 });
 
-Deno.test("cli: today's pipeline options reach the model and its provenance, and are refused where they do not apply", async () => {
+Deno.test("cli: today's pipeline options and the image size reach the model and its provenance, and are refused where they do not apply", async () => {
   const { main } = await import("../src/cli/main.ts");
   const base = [
     "total",
@@ -287,5 +287,19 @@ Deno.test("cli: today's pipeline options reach the model and its provenance, and
         () => {},
       ),
     /guidance/,
+  );
+  // the image size: recorded where it is not the folder's own, refused where it does not fit
+  const sized: string[] = [];
+  assert.equal(
+    await main(
+      [...base, "--model", "fixtures/models/tiny-flux", "--resolution", "48"],
+      (l) => sized.push(l),
+    ),
+    0,
+  );
+  assert.match(sized.join("\n"), /"resolution":\s*48/);
+  await assert.rejects(
+    () => main([...base, "--model", "fixtures/models/tiny-flux", "--resolution", "40"], () => {}),
+    /resolution 40: .* multiples of 16/,
   );
 });

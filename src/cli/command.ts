@@ -360,37 +360,50 @@ export function deviceOptions(values: Values): { device: Device; deviceId?: numb
 /**
  * How today's pipelines are run, as the diffusers pipelines take it: FLUX.1-dev's embedded
  * guidance (`guidance_scale`, default 1.0; recorded in every result), T5's `max_sequence_length`
- * (SD 3, FLUX.1) and SDXL's unconditional (`model`: as `force_zeros_for_empty_prompt` says).
+ * (SD 3, FLUX.1), SDXL's unconditional (`model`: as `force_zeros_for_empty_prompt` says), and the
+ * image size the model is run at (`height`/`width`; default what the export or its pipeline says:
+ * 1024 for SDXL, SD 3 and FLUX.1).
  */
 export const PIPELINE_OPTIONS = Object.freeze({
   "embedded-guidance": NUMBER,
   "max-sequence-length": NUMBER,
   unconditional: choiceOf(["model", "zeros", "encoded"], "unconditional"),
+  resolution: NUMBER,
 });
 
 /** The usage line of {@link PIPELINE_OPTIONS}. */
 export const PIPELINE_USAGE =
-  "[--embedded-guidance G (FLUX.1-dev)] [--max-sequence-length N (T5)] [--unconditional model|zeros|encoded (SDXL)]";
+  "[--embedded-guidance G (FLUX.1-dev)] [--max-sequence-length N (T5)] [--unconditional model|zeros|encoded (SDXL)] [--resolution PX]";
+
+/** The model's load options the command line sets: the pipeline's, and the image size. */
+export interface CommandLoadOptions extends PipelineOptions {
+  /** the image's side in pixels, as `loadModel`'s `resolution` */
+  readonly resolution?: number;
+}
 
 /**
  * The pipeline's load options from the command line; the model refuses those it has no use for
- * (guidance on FLUX.1-schnell, a T5 length on SDXL), naming them.
+ * (guidance on FLUX.1-schnell, a T5 length on SDXL, a resolution that is not a multiple of its
+ * VAE's downsampling and patches), naming them.
  *
  * @example
  * ```ts
  * import { pipelineOptions } from "./command.ts";
  * console.assert(pipelineOptions({ "embedded-guidance": "3.5" }).guidance === 3.5);
+ * console.assert(pipelineOptions({ resolution: "512" }).resolution === 512);
  * console.assert(Object.keys(pipelineOptions({})).length === 0);
  * ```
  */
-export function pipelineOptions(values: Values): PipelineOptions {
+export function pipelineOptions(values: Values): CommandLoadOptions {
   const guidance = numberOption(values, "embedded-guidance");
   const maxSequenceLength = numberOption(values, "max-sequence-length");
   const unconditional = values.unconditional as "model" | "zeros" | "encoded" | undefined;
+  const resolution = numberOption(values, "resolution");
   return {
     ...(guidance === undefined ? {} : { guidance }),
     ...(maxSequenceLength === undefined ? {} : { maxSequenceLength }),
     ...(unconditional === undefined ? {} : { unconditional }),
+    ...(resolution === undefined ? {} : { resolution }),
   };
 }
 

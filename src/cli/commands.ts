@@ -191,8 +191,8 @@ export const COMMANDS: readonly Command[] = Object.freeze<Command[]>([
     outFolder: true,
     summary: "every word's information about an image, with maps",
     usage: `infodiff info ${QUERY_USAGE} [--precision SE] [--out DIR [--scale shared|each]]
-  i(x; word | rest of the prompt) for every word, and the total, under a Stable Diffusion ONNX
-  export; --precision SE draws in rounds (from --samples, up to 20 times as many) until every
+  i(x; word | rest of the prompt) for every word, and the total, under an ONNX export (SD 1.x/2.x,
+  SDXL, SD 3/3.5, FLUX.1); --precision SE draws in rounds (from --samples, up to 20 times as many) until every
   word's standard error is at most SE nats (the total keeps the SE it reached); --out writes
   what the model saw (image.png), per word an overlay labelled with the word and nats ± se, the
   bare map (PNG at image resolution, .npy at model resolution), grid.png of all words on one

@@ -10,6 +10,7 @@ import type { Device } from "../models/onnx/onnx-model.ts";
 import { loadImagePixels } from "../images/load-image.ts";
 import { checkOutputFolder, type MapScale, writeTokenOutputs } from "./outputs.ts";
 import { progressReporter } from "./progress.ts";
+import type { CommandLoadOptions } from "./command.ts";
 import type { EstimatorName, PrecisionScope } from "../estimators/options.ts";
 import type { PerTokenResult } from "../estimators/results.ts";
 
@@ -43,12 +44,8 @@ export interface InfoCommandOptions {
    * one-number command, that number's
    */
   readonly precision?: { readonly se: number; readonly of?: PrecisionScope };
-  /** how the pipeline runs (FLUX.1-dev guidance, T5 length, SDXL unconditional) */
-  readonly pipeline?: {
-    guidance?: number;
-    maxSequenceLength?: number;
-    unconditional?: "model" | "zeros" | "encoded";
-  };
+  /** how the pipeline runs (FLUX.1-dev guidance, T5 length, SDXL unconditional, image size) */
+  readonly pipeline?: CommandLoadOptions;
   /** colour scale of the maps: one for all words (default) or each its own */
   readonly scale?: MapScale;
   /** folder for the per-word PNG overlays (none: no files) */
