@@ -138,12 +138,20 @@ Deno.test("an image size the folder does not say is part of the model's identity
   assert.notEqual(other.sha256, own.sha256);
 });
 
-Deno.test("an export whose network takes one data size refuses another, naming it", async () => {
+Deno.test("an export whose network or VAE takes one size refuses another, naming it", async () => {
   await assert.rejects(
     () => loadModel("fixtures/models/shapes-tiny", { ...cpu, resolution: 48 }),
     error(
       InvalidArgumentError,
       /resolution 48: .* takes 32×32 data only .* expected resolution 32/,
+    ),
+  );
+  // sd-vpred's VAE encoder takes 64×64 images: refused before any run, not by a failed one
+  await assert.rejects(
+    () => loadModel("fixtures/models/sd-vpred", { ...cpu, resolution: 48 }),
+    error(
+      InvalidArgumentError,
+      /resolution 48: .*vae_encoder.* takes 64×64 images only .* expected resolution 64/,
     ),
   );
   const model = await loadModel("fixtures/models/shapes-tiny", { ...cpu, resolution: 32 });

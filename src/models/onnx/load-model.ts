@@ -130,8 +130,16 @@ export async function loadOnnxDenoiser(
         : await factory.createFromBytes(bytes, path);
       sessions.push(vaeSession);
       vaeEncoder = new OnnxVaeEncoder(vaeSession, path, folder.latent, sampling?.mean);
-      const stated = vaeEncoder.metadataResolution ?? (await configResolution(dir)) ??
-        (await familyResolution(folder));
+      const fixedSize = vaeEncoder.metadataResolution;
+      if (
+        fixedSize !== undefined && options.resolution !== undefined &&
+        options.resolution !== fixedSize
+      ) {
+        throw new InvalidArgumentError(
+          fixedSizeRefusal(options.resolution, path, fixedSize, "images"),
+        );
+      }
+      const stated = fixedSize ?? (await configResolution(dir)) ?? (await familyResolution(folder));
       resolution = options.resolution ?? stated ?? defaultResolution(dir, folder);
       defaultSize = stated ?? (folder.family === "sd" ? sdFallbackResolution(folder) : undefined);
       await checkResolution(folder, resolution, options.resolution !== undefined);
@@ -145,9 +153,7 @@ export async function loadOnnxDenoiser(
       const fixed = sampleShape(unetSession);
       if (fixed && options.resolution !== undefined && options.resolution !== fixed[1]) {
         throw new InvalidArgumentError(
-          `resolution ${options.resolution}: ${folder.unetPath} takes ${fixed[1]}×${fixed[2]} ` +
-            `data only (its sample input has fixed dimensions); expected resolution ${fixed[1]} ` +
-            `or none`,
+          fixedSizeRefusal(options.resolution, folder.unetPath, fixed[1], "data"),
         );
       }
       defaultSize = fixed?.[1] ?? (await readSampleSize(join(dir, "unet", "config.json")));
@@ -238,6 +244,12 @@ function defaultResolution(dir: string, folder: ModelFolder): number {
       `sample_size); using ${resolution} px. Pass loadModel(dir, { resolution }) to override.`,
   );
   return resolution;
+}
+
+/** Why a size is refused by a graph whose sample input has fixed dimensions. */
+function fixedSizeRefusal(asked: number, path: string, size: number, what: string): string {
+  return `resolution ${asked}: ${path} takes ${size}×${size} ${what} only (its sample input has ` +
+    `fixed dimensions); expected resolution ${size} or none`;
 }
 
 /** An SD export's size when it states none: 768 for v-prediction (SD 2.x-768), else 512. */
