@@ -16,52 +16,27 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
+import type { OnnxModel } from "../src/query/load-model.ts";
 import type { OnnxCondition } from "../src/models/onnx/onnx-model.ts";
 import { Random } from "../src/numerics/random.ts";
-import { reportHeader, timeBatch, timeBatches } from "./gpu_check_timing.ts";
-import type { Device } from "../src/models/onnx/onnx-model.ts";
+import { shapeSize } from "../src/models/denoiser.ts";
 import { DEFAULT_FLUX_GUIDANCE } from "../src/models/onnx/flux-pipeline.ts";
+import { concatenate } from "../src/models/onnx/pipeline.ts";
+import { bytesOf, checkArgs, checkModels, loadForCheck } from "./gpu_check_common.ts";
 
 /** The compared items: every prompt at every log-SNR (t = σ(−α/2): 0.88, 0.5, 0.12). */
 const PROMPTS = ["a photograph of an astronaut riding a horse", ""];
 const LOG_SNRS = [-4, 0, 4];
 const POOLED = "pooled_projections";
 
-const { values, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: {
-    work: { type: "string" },
-    device: { type: "string", default: "webgpu" },
-    batches: { type: "string", default: "1,4" },
-    calls: { type: "string", default: "2" },
-    resolution: { type: "string", default: "1024" },
-  },
-});
-if (!values.work || positionals.length === 0) {
-  console.error("usage: gpu_check_families.ts --work DIR [--device D] LABEL=FOLDER…");
-  Deno.exit(2);
-}
-const work = values.work;
-const device = values.device as Device;
-const batches = values.batches.split(",").map(Number);
-const calls = Number(values.calls);
-
-const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-const joined = (arrays: readonly Float32Array[]) => {
-  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
-  arrays.reduce((offset, a) => (out.set(a, offset), offset + a.length), 0);
-  return out;
-};
+const args = checkArgs("gpu_check_families.ts", "1,4", { resolution: "1024" });
 
 /** Writes one model's items and its predictions for them. */
 async function compared(model: OnnxModel, dir: string, config: Record<string, unknown>) {
   const family = String(config._class_name);
   await Deno.mkdir(dir, { recursive: true });
-  const d = model.shape[0] * model.shape[1] * model.shape[2];
+  const d = shapeSize(model.shape);
   const items = PROMPTS.flatMap((_, p) => LOG_SNRS.map((_, a) => [p, a] as const));
   const noisy = new Random(1).fillGaussian(new Float32Array(items.length * d));
   const conditions = await Promise.all(PROMPTS.map((p) => model.encode(p))) as OnnxCondition[];
@@ -72,10 +47,10 @@ async function compared(model: OnnxModel, dir: string, config: Record<string, un
     logSnr: Float64Array.from(items, ([, a]) => LOG_SNRS[a]),
     conditions: items.map(([p]) => conditions[p]),
   });
-  await Deno.writeFile(join(dir, "noisy.f32"), bytes(noisy));
-  await Deno.writeFile(join(dir, "states.f32"), bytes(joined(states)));
-  await Deno.writeFile(join(dir, "pooled.f32"), bytes(joined(pooled)));
-  await Deno.writeFile(join(dir, "infodiff.f32"), bytes(predicted));
+  await Deno.writeFile(join(dir, "noisy.f32"), bytesOf(noisy));
+  await Deno.writeFile(join(dir, "states.f32"), bytesOf(concatenate(states)));
+  await Deno.writeFile(join(dir, "pooled.f32"), bytesOf(concatenate(pooled)));
+  await Deno.writeFile(join(dir, "infodiff.f32"), bytesOf(predicted));
   const width = Number(config.joint_attention_dim);
   await Deno.writeTextFile(
     join(dir, "inputs.json"),
@@ -97,35 +72,9 @@ async function compared(model: OnnxModel, dir: string, config: Record<string, un
   return conditions[0];
 }
 
-const report = await reportHeader(device);
-for (const spec of positionals) {
-  const [label, folder] = spec.split("=");
-  const started = performance.now();
-  const model = await loadModel(folder, {
-    device,
-    batchSize: Math.max(...batches),
-    resolution: Number(values.resolution),
-  });
-  const sessionSeconds = (performance.now() - started) / 1000;
-  try {
-    const config = JSON.parse(await Deno.readTextFile(join(folder, "transformer", "config.json")));
-    const condition = await compared(model, join(work, label), config);
-    const timings = await timeBatches(
-      label,
-      model,
-      batches,
-      (batch) => timeBatch(model, batch, condition, 0, calls),
-    );
-    (report.models as Record<string, unknown>)[label] = {
-      folder,
-      device: model.device,
-      shape: model.shape,
-      sessionSeconds,
-      timings,
-    };
-  } finally {
-    await model.dispose();
-  }
-}
-await Deno.writeTextFile(join(work, "infodiff-families.json"), JSON.stringify(report, null, 1));
-console.log(JSON.stringify(report));
+const load = loadForCheck(args, { resolution: Number(args.values.resolution) });
+await checkModels(args, "infodiff-families.json", load, async (label, folder, model) => {
+  const config = JSON.parse(await Deno.readTextFile(join(folder, "transformer", "config.json")));
+  const condition = await compared(model, join(args.work, label), config);
+  return { condition, logSnr: 0, record: { folder, shape: model.shape } };
+});

@@ -131,14 +131,7 @@ export async function loadOnnxDenoiser(
       sessions.push(vaeSession);
       vaeEncoder = new OnnxVaeEncoder(vaeSession, path, folder.latent, sampling?.mean);
       const fixedSize = vaeEncoder.metadataResolution;
-      if (
-        fixedSize !== undefined && options.resolution !== undefined &&
-        options.resolution !== fixedSize
-      ) {
-        throw new InvalidArgumentError(
-          fixedSizeRefusal(options.resolution, path, fixedSize, "images"),
-        );
-      }
+      refuseOtherSize(options.resolution, fixedSize, path, "images");
       const stated = fixedSize ?? (await configResolution(dir)) ?? (await familyResolution(folder));
       resolution = options.resolution ?? stated ?? defaultResolution(dir, folder);
       defaultSize = stated ?? (folder.family === "sd" ? sdFallbackResolution(folder) : undefined);
@@ -151,13 +144,9 @@ export async function loadOnnxDenoiser(
       shape = probe.shape;
     } else {
       const fixed = sampleShape(unetSession);
-      if (fixed && options.resolution !== undefined && options.resolution !== fixed[1]) {
-        throw new InvalidArgumentError(
-          fixedSizeRefusal(options.resolution, folder.unetPath, fixed[1], "data"),
-        );
-      }
+      refuseOtherSize(options.resolution, fixed?.[1], folder.unetPath, "data");
       defaultSize = fixed?.[1] ?? (await readSampleSize(join(dir, "unet", "config.json")));
-      shape = fixed ?? (await pixelShapeFromConfig(dir, options.resolution));
+      shape = fixed ?? (await pixelShapeFromConfig(dir, options.resolution ?? defaultSize));
       resolution = shape[1];
     }
     const context = { folder, open, shape, resolution, options };
@@ -246,10 +235,18 @@ function defaultResolution(dir: string, folder: ModelFolder): number {
   return resolution;
 }
 
-/** Why a size is refused by a graph whose sample input has fixed dimensions. */
-function fixedSizeRefusal(asked: number, path: string, size: number, what: string): string {
-  return `resolution ${asked}: ${path} takes ${size}×${size} ${what} only (its sample input has ` +
-    `fixed dimensions); expected resolution ${size} or none`;
+/** Refuses a size asked of a graph whose sample input has other fixed dimensions. */
+function refuseOtherSize(
+  asked: number | undefined,
+  size: number | undefined,
+  path: string,
+  what: string,
+): void {
+  if (asked === undefined || size === undefined || asked === size) return;
+  throw new InvalidArgumentError(
+    `resolution ${asked}: ${path} takes ${size}×${size} ${what} only (its sample input has ` +
+      `fixed dimensions); expected resolution ${size} or none`,
+  );
 }
 
 /** An SD export's size when it states none: 768 for v-prediction (SD 2.x-768), else 512. */
