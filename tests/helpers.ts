@@ -124,6 +124,30 @@ export async function pythonWith(
   };
 }
 
+/**
+ * Whether the figure font (DejaVu Sans, Debian's fonts-dejavu-core) is installed, as
+ * {@link pythonWith} decides for Python packages: without it a test is ignored with one line
+ * saying so, except under CI=true (.ci/run installs it), where `require()` fails the test.
+ */
+export function figureFont(label: string): { ignore: boolean; require(): void } {
+  const path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+  let present = false;
+  try {
+    present = Deno.statSync(path).isFile;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const missing = `needs DejaVu Sans (${path}): sudo apt-get install fonts-dejavu-core`;
+  const ci = Deno.env.get("CI") === "true";
+  if (!present && !ci) console.log(`${label}: ignored — ${missing}`);
+  return {
+    ignore: !present && !ci,
+    require: () => {
+      if (!present) throw new Error(`${label} ${missing} (CI=true: .ci/run installs it)`);
+    },
+  };
+}
+
 /** A float32 array as the tools' reference JSON files store it: its shape and base64 bytes. */
 export interface StoredArray {
   readonly shape: number[];

@@ -30,6 +30,7 @@ python3 -m venv "$VENV"
   protobuf==6.33.2 \
   accelerate==1.12.0 \
   numpy==2.3.5 \
-  pillow==12.0.0
+  pillow==12.0.0 \
+  fonttools==4.69.1
 "$VENV/bin/python" -c "import torch, diffusers, transformers, optimum.exporters.onnx, onnxruntime, sentencepiece; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
 touch "$VENV/.ready"

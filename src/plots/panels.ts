@@ -13,7 +13,7 @@ import type { Heatmap } from "../images/heatmap.ts";
 import { type ChwImage, type RgbImage, toRgbImage } from "../images/png.ts";
 import { loadSharp } from "../images/sharp.ts";
 import { Figure } from "./figure.ts";
-import { svgColourRamp, svgDocument, svgImage, svgText } from "./svg.ts";
+import { clipText, svgColourRamp, svgDocument, svgImage, svgText, textWidth } from "./svg.ts";
 import type { NatsWithError } from "../studies/intervention-result.ts";
 
 /** One picture of a grid. At least one of `image` and `map` is given. */
@@ -235,13 +235,15 @@ function captionText(caption: string | NatsWithError): string {
     : `${caption.nats.toFixed(2)} ± ${caption.se.toFixed(2)} nats`;
 }
 
-/** Word-wrapped lines that fit `width` pixels, at most {@link CAPTION_LINES} (the last clipped). */
+/**
+ * Word-wrapped lines that fit `width` pixels as {@link textWidth} measures them, at most
+ * {@link CAPTION_LINES} (the last clipped).
+ */
 function wrap(content: string, width: number, size: number): string[] {
-  const fits = Math.max(1, Math.floor(width / (0.6 * size)));
   const lines: string[] = [];
   let line = "";
   for (const word of content.split(/\s+/).filter(Boolean)) {
-    if (line === "" || (line + " " + word).length <= fits) {
+    if (line === "" || textWidth(line + " " + word, size) <= width) {
       line = line === "" ? word : `${line} ${word}`;
     } else {
       lines.push(line);
@@ -253,7 +255,7 @@ function wrap(content: string, width: number, size: number): string[] {
   if (lines.length > CAPTION_LINES) {
     shown[CAPTION_LINES - 1] += " " + lines.slice(CAPTION_LINES).join(" ");
   }
-  return shown.map((l) => l.length > fits ? l.slice(0, fits - 1) + "…" : l);
+  return shown.map((l) => clipText(l, width, size));
 }
 
 function describe(rows: readonly (readonly Panel[])[], options: PanelGridOptions): string {

@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import { escapeHtml } from "../jupyter.ts";
 import { applyColormap, type ColormapName } from "../images/colormap.ts";
 import { rgbToPng } from "../images/png.ts";
+import { GLYPH_CHARS, GLYPH_EM, GLYPH_WIDTHS_BOLD, GLYPH_WIDTHS_NORMAL } from "./glyph-widths.ts";
 
 /**
  * The figures' font stack (DejaVu Sans is what Debian's librsvg finds; any sans-serif else).
@@ -25,11 +26,76 @@ export interface SvgTextOptions {
   /** font size in px (default 12) */
   readonly size?: number;
   /** font weight (default "normal") */
-  readonly weight?: string;
+  readonly weight?: "normal" | "bold";
   /** text-anchor (default "start") */
   readonly anchor?: "start" | "middle" | "end";
-  /** clip the text with "…" to about this many pixels (an estimate of the glyph widths) */
+  /** clip the text with "…" to at most this many pixels, as {@link textWidth} measures it */
   readonly maxWidth?: number;
+}
+
+/** Each measured character's advance in em, per weight. */
+const ADVANCES = {
+  normal: advanceTable(GLYPH_WIDTHS_NORMAL),
+  bold: advanceTable(GLYPH_WIDTHS_BOLD),
+};
+
+function advanceTable(widths: readonly number[]): { em: Map<string, number>; widest: number } {
+  const em = new Map([...GLYPH_CHARS].map((ch, i) => [ch, widths[i] / GLYPH_EM]));
+  // a character the table lacks counts as the widest printable ASCII glyph, so a measure never
+  // falls short of what is drawn
+  const widest = Math.max(...[...GLYPH_CHARS].slice(0, 95).map((ch) => em.get(ch)!));
+  return { em, widest };
+}
+
+/**
+ * The width in pixels of a line of text in the figure font (DejaVu Sans, whose advance widths
+ * `tools/glyph_widths.py` reads from the font files) at `size` pixels, without kerning; a
+ * character outside the table counts as the widest ASCII glyph.
+ *
+ * @example
+ * ```ts
+ * import { textWidth } from "./svg.ts";
+ * // "i" is narrow and "W" wide: the old estimate of 0.6 em per character fitted neither
+ * console.assert(textWidth("iiii", 10) < textWidth("WWWW", 10) / 2);
+ * console.assert(Math.abs(textWidth("WWWW", 10) - 4 * 10 * 2025 / 2048) < 1e-9);
+ * ```
+ */
+export function textWidth(
+  content: string,
+  size: number,
+  weight: "normal" | "bold" = "normal",
+): number {
+  const { em, widest } = ADVANCES[weight];
+  let total = 0;
+  for (const ch of content) total += em.get(ch) ?? widest;
+  return total * size;
+}
+
+/**
+ * The longest start of `content` that fits `maxWidth` pixels, ending in "…" when cut (at least one
+ * character and the ellipsis, so a label never vanishes).
+ *
+ * @example
+ * ```ts
+ * import { clipText, textWidth } from "./svg.ts";
+ * console.assert(clipText("a red circle", 1000, 12) === "a red circle");
+ * const cut = clipText("a red circle below a yellow square", 80, 12);
+ * console.assert(cut.endsWith("…") && textWidth(cut, 12) <= 80);
+ * ```
+ */
+export function clipText(
+  content: string,
+  maxWidth: number,
+  size: number,
+  weight: "normal" | "bold" = "normal",
+): string {
+  if (textWidth(content, size, weight) <= maxWidth) return content;
+  const chars = [...content];
+  let kept = chars.length - 1;
+  while (kept > 1 && textWidth(chars.slice(0, kept).join("") + "…", size, weight) > maxWidth) {
+    kept--;
+  }
+  return chars.slice(0, Math.max(1, kept)).join("").trimEnd() + "…";
 }
 
 /**
@@ -48,10 +114,9 @@ export function svgText(
   options: SvgTextOptions = {},
 ): string {
   const size = options.size ?? 12;
-  const fits = options.maxWidth === undefined
-    ? Infinity
-    : Math.floor(options.maxWidth / (0.6 * size));
-  const shown = content.length > fits ? content.slice(0, Math.max(1, fits - 1)) + "…" : content;
+  const shown = options.maxWidth === undefined
+    ? content
+    : clipText(content, options.maxWidth, size, options.weight ?? "normal");
   return `<text x="${x}" y="${y}" font-family="${FIGURE_FONT}" font-size="${size}" ` +
     `font-weight="${options.weight ?? "normal"}" text-anchor="${options.anchor ?? "start"}" ` +
     `fill="#111">${escapeHtml(shown)}</text>`;
