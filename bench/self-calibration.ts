@@ -7,7 +7,7 @@
  *   SD's schedule (uniform over trained timesteps), alone and in the defensive mixture;
  * - `adaptive`: a query that spends a pilot share of its draws on the prior and the rest on a
  *   profile fitted from the pilot (`fitProfile`, `planProposal`), the rounds combined by their
- *   draws; for the three contrasts of a scene on shared draws (a perToken-like query) and for
+ *   draws or with the pilot discounted; for the three contrasts of a scene on shared draws (a perToken-like query) and for
  *   each word alone (`about`), at several budgets, to find the break-even;
  * - `oracle`: the same on the exact example oracle, real runs of the engine with exact values (bias
  *   and interval coverage too);
@@ -16,6 +16,9 @@
  * - `oracle-images`: the oracle's prior, query and study over 40 held-out images instead of the one
  *   example image (`--oracle-images 40 --oracle-image-seeds 100`), and the same rows with a
  *   profile calibrated by hand (`calibrateProfile`, 12 other images × 300 draws);
+ *   `oracle-queries` runs only its prior and queries;
+ * - `--pilot-discounts 1,0.8,…` (with `adaptive`, `oracle-images` or `oracle-queries`): the adaptive
+ *   query again with its pilot weighing these fractions of its share of the draws (1: by draws);
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
  *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
  *   after its calibration on 12 rows of other scenes, against i.i.d.;
@@ -234,7 +237,9 @@ function adaptiveEstimates(
   pilot: number,
   lambda: number,
   replicates: number,
+  pilotDiscount = 1,
 ): number[][] {
+  const pilotWeight = (pilotDiscount * pilot) / N;
   const random = new Random(11);
   const estimates = contrasts.map(() => [] as number[]);
   for (let r = 0; r < replicates; r++) {
@@ -244,7 +249,7 @@ function adaptiveEstimates(
     const second = drawFrom(ctx, next, N - pilot, random);
     contrasts.forEach((c, i) => {
       const e1 = mean(values(bank, c, first)), e2 = mean(values(bank, c, second));
-      estimates[i].push((pilot * e1 + (N - pilot) * e2) / N);
+      estimates[i].push(pilotWeight * e1 + (1 - pilotWeight) * e2);
     });
   }
   return estimates;
@@ -258,6 +263,7 @@ function adaptiveExperiment(
   budgets: readonly number[],
   shares: readonly number[],
   lambdas: readonly number[],
+  pilotDiscounts: readonly number[] = [],
 ): Row[] {
   const rows: Row[] = [];
   const queries: [string, number[]][] = [["perToken", [0, 1, 2]], ["about colour", [0]], [
@@ -298,24 +304,29 @@ function adaptiveExperiment(
           for (const [pilot, lambdaList, tag] of splits) {
             if (pilot >= N - 1) continue;
             for (const lambda of lambdaList) {
-              const est = adaptiveEstimates(
-                ctx,
-                bank,
-                contrasts,
-                prior,
-                N,
-                pilot,
-                lambda,
-                replicates,
-              );
-              contrasts.forEach((c, i) =>
-                rows.push({
-                  experiment: `adaptive ${query}`,
-                  scheme: `N = ${N}, ${priorName} pilot ${pilot}, λ = ${lambda}${tag}`,
-                  contrast: `${bank.caption} − ${bank.words[c]}`,
-                  ratio: variance(est[i]) / (bases[b][c] / N),
-                })
-              );
+              // the rounds by their draws, then the pilot discounted as asked
+              for (const discount of [undefined, ...pilotDiscounts]) {
+                const est = adaptiveEstimates(
+                  ctx,
+                  bank,
+                  contrasts,
+                  prior,
+                  N,
+                  pilot,
+                  lambda,
+                  replicates,
+                  discount,
+                );
+                const weighted = discount === undefined ? "" : `, pilot discount ${discount}`;
+                contrasts.forEach((c, i) =>
+                  rows.push({
+                    experiment: `adaptive ${query}`,
+                    scheme: `N = ${N}, ${priorName} pilot ${pilot}, λ = ${lambda}${tag}${weighted}`,
+                    contrast: `${bank.caption} − ${bank.words[c]}`,
+                    ratio: variance(est[i]) / (bases[b][c] / N),
+                  })
+                );
+              }
             }
           }
         }
@@ -596,18 +607,33 @@ async function oracleStudyProfile(
  * divided by i.i.d.'s sum: the variance of a study's mean over those rows, relative to i.i.d.'s. A
  * study of 100 rows pays its 12 calibration rows at the prior's ratio.
  */
-async function oracleImages(images: number, seeds: number, samples: number, fits: number) {
+async function oracleImages(
+  images: number,
+  seeds: number,
+  samples: number,
+  fits: number,
+  pilotDiscounts: readonly number[] = [],
+  queriesOnly = false,
+) {
   const model = exampleOracle();
   const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
   const base = { samples, estimator: "standard", logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
-  const variances = async (x: Float32Array, options: EstimatorOptions, on: Denoiser) => {
+  const variances = async (
+    x: Float32Array,
+    options: EstimatorOptions,
+    on: Denoiser,
+    pilotDiscount?: number,
+  ) => {
     const values = names.map(() => [] as number[]);
     for (let seed = 7000; seed < 7000 + seeds; seed++) {
+      const resolved = resolveOptions(on, { ...options, seed });
       const out = await estimateContrasts(
         on,
         x,
         plan,
-        resolveOptions(on, { ...options, seed }),
+        pilotDiscount === undefined || !resolved.adapt
+          ? resolved
+          : { ...resolved, adapt: { ...resolved.adapt, pilotDiscount } },
       );
       out.contrasts.forEach((c, k) => values[k].push(c.estimate.nats));
     }
@@ -617,9 +643,15 @@ async function oracleImages(images: number, seeds: number, samples: number, fits
     { length: images },
     (_, i) => model.sample(EXAMPLE_PROMPT, { seed: 200 + i }),
   );
-  const summed = async (options: EstimatorOptions, on: Denoiser = model) => {
+  const summed = async (
+    options: EstimatorOptions,
+    on: Denoiser = model,
+    pilotDiscount?: number,
+  ) => {
     const sums = names.map(() => 0);
-    for (const x of pictures) (await variances(x, options, on)).forEach((v, k) => sums[k] += v);
+    for (const x of pictures) {
+      (await variances(x, options, on, pilotDiscount)).forEach((v, k) => sums[k] += v);
+    }
     return sums;
   };
   const iid = await summed({ ...base, design: "iid", proposal: "logistic", adapt: false });
@@ -631,6 +663,10 @@ async function oracleImages(images: number, seeds: number, samples: number, fits
   const prior = ratios(await summed({ ...base, adapt: false }));
   add("prior alone (stratified-antithetic, logistic)", prior);
   add("as shipped: adaptive query", ratios(await summed(base)));
+  for (const discount of pilotDiscounts) {
+    add(`adaptive query, pilot discount ${discount}`, ratios(await summed(base, model, discount)));
+  }
+  if (queriesOnly) return rows;
   for (let f = 0; f < fits; f++) {
     const profile = await oracleStudyProfile(model, plan, base, 12, f, false);
     const after = ratios(await summed({ ...base, proposal: profile }));
@@ -995,6 +1031,7 @@ export async function benchSelfCalibration({
   budgets = [10, 20, 40, 100, 200] as readonly number[],
   shares = [0.25, 0.5] as readonly number[],
   lambdas = [0.1, 0.3] as readonly number[],
+  pilotDiscounts = [] as readonly number[],
   counts = [4, 8, 12] as readonly number[],
   fits = 6,
   bankIndices = undefined as readonly number[] | undefined,
@@ -1016,8 +1053,17 @@ export async function benchSelfCalibration({
     rows.push(...await oracleExperiment(oracleSeeds, oracleSamples, 12, 3));
   }
   if (only.includes("oracle-ceiling")) rows.push(...await oracleCeiling());
-  if (only.includes("oracle-images")) {
-    rows.push(...await oracleImages(oracleImageCount, oracleImageSeeds, oracleSamples, 3));
+  if (only.includes("oracle-images") || only.includes("oracle-queries")) {
+    rows.push(
+      ...await oracleImages(
+        oracleImageCount,
+        oracleImageSeeds,
+        oracleSamples,
+        3,
+        pilotDiscounts,
+        !only.includes("oracle-images"),
+      ),
+    );
   }
   if (only.includes("flow-model")) {
     rows.push(...await flowModelExperiment(flowModel, flowSeeds, oracleSamples, flowScenes));
@@ -1049,7 +1095,16 @@ export async function benchSelfCalibration({
       }
       if (only.includes("adaptive")) {
         rows.push(
-          ...adaptiveExperiment(ctx, banks, bases, replicates, budgets, shares, lambdas),
+          ...adaptiveExperiment(
+            ctx,
+            banks,
+            bases,
+            replicates,
+            budgets,
+            shares,
+            lambdas,
+            pilotDiscounts,
+          ),
         );
       }
       if (only.includes("study")) {
@@ -1073,6 +1128,8 @@ if (import.meta.main) {
       budgets: { type: "string", default: "10,20,40,100,200" },
       shares: { type: "string", default: "0.25,0.5" },
       lambdas: { type: "string", default: "0.1,0.3" },
+      // an adaptive query's pilot round weighed at these fractions of its share of the draws
+      "pilot-discounts": { type: "string", default: "" },
       counts: { type: "string", default: "4,8,12" },
       fits: { type: "string", default: "6" },
       "oracle-seeds": { type: "string", default: "400" },
@@ -1098,6 +1155,7 @@ if (import.meta.main) {
     budgets: list(args.budgets),
     shares: list(args.shares),
     lambdas: list(args.lambdas),
+    pilotDiscounts: args["pilot-discounts"] ? list(args["pilot-discounts"]) : [],
     counts: list(args.counts),
     fits: Number(args.fits),
     oracleSeeds: Number(args["oracle-seeds"]),

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
-import { resolveOptions } from "../src/estimators/options.ts";
+import { ADAPT_PILOT_DISCOUNT, resolveOptions } from "../src/estimators/options.ts";
 import { drawBlocks } from "../src/estimators/draws.ts";
 import { logSnrCdf, logSnrInterval, logSnrWeight } from "../src/numerics/log-snr.ts";
 import { exampleOracle } from "../src/query/oracles.ts";
@@ -52,18 +52,19 @@ Deno.test("an adaptive query is unbiased: 300 seeds within 3 SE of the exact val
     const resolved = resolveOptions(model, options);
     const out = await estimateContrasts(model, x, plan, resolved);
     // a pilot of half (at most 50) from the prior, the rest from the profile fitted on it: the
-    // pilot's weights are the logistic's 1/q(α), the second round's are not
+    // pilot's weights are the logistic's 1/q(α) times its discount (it counts as that share of its
+    // draws in the estimate), the second round's are not
     assert.deepEqual(out.rounds, [50, 50]);
     const logistic = (i: number) => logSnrWeight(out.draws.logSnr[i], resolved.logSnr);
     for (let i = 0; i < 50; i++) {
-      assert.ok(Math.abs(out.draws.weight[i] / logistic(i) - 1) < 1e-9);
+      assert.ok(Math.abs(out.draws.weight[i] / logistic(i) - ADAPT_PILOT_DISCOUNT) < 1e-9);
     }
     // (the prior again only where no contrast of the pilot was informative beyond 2 SE)
     const ratios = Array.from(
       { length: 50 },
       (_, i) => out.draws.weight[50 + i] / logistic(50 + i),
     );
-    if (ratios.some((r) => Math.abs(r - 1) > 0.01)) refits++;
+    if (ratios.some((r) => Math.abs(r - (2 - ADAPT_PILOT_DISCOUNT)) > 0.01)) refits++;
     out.contrasts.forEach((c, k) => {
       adaptive[k].push(c.estimate.nats);
       const { low, high } = c.estimate.interval!;
@@ -84,8 +85,17 @@ Deno.test("an adaptive query is unbiased: 300 seeds within 3 SE of the exact val
 Deno.test("adaptation: only from the prior, shown by plan(), off on request", () => {
   const model = exampleOracle();
   const q = model.info(new Float32Array(3 * 16 * 16)).given(EXAMPLE_PROMPT);
-  assert.deepEqual(q.samples(100).plan("perToken").adapt, { pilot: 50, rest: 50 });
-  assert.deepEqual(q.samples(400).plan("perToken").adapt, { pilot: 50, rest: 350 });
+  // the pilot weighs its share of the draws times the discount, the adapted round the rest
+  assert.deepEqual(q.samples(100).plan("perToken").adapt, {
+    pilot: 50,
+    rest: 50,
+    pilotWeight: ADAPT_PILOT_DISCOUNT * 0.5,
+  });
+  assert.deepEqual(q.samples(400).plan("perToken").adapt, {
+    pilot: 50,
+    rest: 350,
+    pilotWeight: ADAPT_PILOT_DISCOUNT * 0.125,
+  });
   // too few draws to split, a named proposal, or adapt(false): every draw from the prior
   assert.equal(q.samples(30).plan("perToken").adapt, undefined);
   assert.equal(q.samples(100).proposal("logistic").plan("perToken").adapt, undefined);
@@ -316,7 +326,7 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // off: every row from the prior, adapting within its 100 draws
   assert.match(
     (await run("--calibration-rows", "off")).text,
-    /"adapt":\{"pilot":50\}\}; calibration off$/,
+    /"adapt":\{"pilot":50,"pilotDiscount":0\.\d+\}\}; calibration off$/,
   );
   assert.match((await run("--calibration-rows", "3")).text, /^α: the first 3 rows/);
   await assert.rejects(() => run("--calibration-rows", "0"), /--calibration-rows expects/);

@@ -243,9 +243,11 @@ export async function estimateContrasts(
           : ")"),
     );
   }
+  // each draw's weight as the combined estimate counts it (its round's share in it), so that a
+  // draw's value over its weight is still the integrand at its α
   const draws = {
     logSnr: concatenate(rounds.map((r) => r.logSnr)),
-    weight: concatenate(rounds.map((r) => r.weight)),
+    weight: scaledConcatenation(rounds.map((r) => r.weight), roundWeights(rounds, options)),
   };
   options.onDraws?.(outcomeDraws(plan, { contrasts: outcome.contrasts, draws }));
   return {
@@ -353,7 +355,7 @@ function adaptedProposal(
       perDraw,
       estimate: {
         nats: meanWithError(perDraw).mean,
-        se: combinedError(rounds, k, (s) => s.se),
+        se: combinedError(rounds, drawWeights(rounds), k, (s) => s.se),
       },
     };
   });
@@ -380,7 +382,7 @@ function adaptedProposal(
 function worstStandardError(rounds: readonly Round[], targets?: readonly number[]): number {
   let worst = 0;
   for (const k of targets ?? rounds[0].stats.keys()) {
-    const se = combinedError(rounds, k, (s) => Math.max(s.se, s.plainSe));
+    const se = combinedError(rounds, drawWeights(rounds), k, (s) => Math.max(s.se, s.plainSe));
     worst = Math.max(worst, Number.isFinite(se) ? se : Infinity);
   }
   return worst;
@@ -409,14 +411,52 @@ function precisionTargets(
   return plan.words;
 }
 
-/** Number k's SE over independent rounds weighted by their draws: SE² = Σ (n_r/N)²·SE_r². */
+/**
+ * Each round's share of the estimate: fixed before any draw, so the combination of rounds each
+ * unbiased given the ones before stays unbiased. A fixed budget split into a pilot and an adapted
+ * round gives the pilot its share of the draws times the options' `pilotDiscount` when set;
+ * otherwise every round weighs by its draws (n_r / N).
+ */
+function roundWeights(rounds: readonly Round[], options: ResolvedOptions): number[] {
+  const byDraws = drawWeights(rounds);
+  const discount = options.adapt?.pilotDiscount;
+  if (discount === undefined || options.precision || rounds.length !== 2) return byDraws;
+  return [discount * byDraws[0], 1 - discount * byDraws[0]];
+}
+
+/** Each round's share of the draws, n_r / N. */
+function drawWeights(rounds: readonly Round[]): number[] {
+  const N = rounds.reduce((sum, r) => sum + r.size, 0);
+  return rounds.map((r) => r.size / N);
+}
+
+/** Number k's SE over independent rounds of shares W_r: SE² = Σ W_r²·SE_r². */
 function combinedError(
   rounds: readonly Round[],
+  weights: readonly number[],
   k: number,
   pick: (stats: UnitStats) => number,
 ): number {
-  const N = rounds.reduce((sum, r) => sum + r.size, 0);
-  return Math.sqrt(rounds.reduce((sum, r) => sum + (r.size / N) ** 2 * pick(r.stats[k]) ** 2, 0));
+  return Math.sqrt(rounds.reduce((sum, r, i) => sum + weights[i] ** 2 * pick(r.stats[k]) ** 2, 0));
+}
+
+/**
+ * The rounds' values of one number end to end, each round's scaled by W_r·N/n_r, so their plain
+ * mean is the combined estimate Σ W_r·mean_r (unscaled when the rounds weigh by their draws).
+ */
+function scaledConcatenation(
+  parts: readonly Float64Array[],
+  weights: readonly number[],
+): Float64Array {
+  const N = parts.reduce((s, p) => s + p.length, 0);
+  const all = concatenate(parts);
+  let at = 0;
+  parts.forEach((part, r) => {
+    const scale = (weights[r] * N) / part.length;
+    if (scale !== 1) { for (let i = at; i < at + part.length; i++) all[i] *= scale; }
+    at += part.length;
+  });
+  return all;
 }
 
 function concatenate(parts: readonly Float64Array[]): Float64Array {
@@ -520,9 +560,11 @@ async function estimateRound(
 }
 
 /**
- * The rounds as one estimate per number: the mean of all draws (each round an unbiased replicate,
- * weighted by its draws), SE² = Σ (n_r/N)²·SE_r², maps averaged the same way, and the per-draw
- * values concatenated with their units numbered across rounds.
+ * The rounds as one estimate per number: Σ W_r·mean_r over rounds each an unbiased replicate given
+ * the ones before, with shares W_r fixed before any draw ({@link roundWeights}: by their draws,
+ * the pilot of a split budget discounted), SE² = Σ W_r²·SE_r², maps averaged the same way, and the per-draw
+ * values concatenated (scaled so that their plain mean is the estimate) with their units numbered
+ * across rounds.
  */
 function combineRounds(
   model: Denoiser,
@@ -530,6 +572,7 @@ function combineRounds(
   options: ResolvedOptions,
 ): { contrasts: ContrastResult[]; denoisingErrors: Estimate[] } {
   const N = rounds.reduce((s, r) => s + r.size, 0);
+  const weights = roundWeights(rounds, options);
   const stratified = isStratified(options.design);
   const units = new Int32Array(N);
   let offset = 0, unitOffset = 0;
@@ -542,9 +585,9 @@ function combineRounds(
   const noError = missingErrorReason(rounds[0].size, rounds[0].group, options.design);
   const summarise = (values: Float64Array, k: number) => {
     if (noError) return Estimate.withoutError(meanWithError(values).mean, N, noError);
-    const se = combinedError(rounds, k, (s) => s.se);
-    const plainSe = combinedError(rounds, k, (s) => s.plainSe);
-    const unitValues = concatenate(rounds.map((r) => r.stats[k].units));
+    const se = combinedError(rounds, weights, k, (s) => s.se);
+    const plainSe = combinedError(rounds, weights, k, (s) => s.plainSe);
+    const unitValues = scaledConcatenation(rounds.map((r) => r.stats[k].units), weights);
     const { mean } = meanWithError(values);
     // the interval never trusts the strata more than the units: with heavy-tailed draws the
     // collapsed-strata SE is too often small (intervals from it covered 84–94 % on the exact
@@ -561,12 +604,9 @@ function combineRounds(
   };
   const [, height, width] = model.shape;
   const contrasts = rounds[0].perDraw.map((_, index) => {
-    const perDraw = concatenate(rounds.map((r) => r.perDraw[index]));
+    const perDraw = scaledConcatenation(rounds.map((r) => r.perDraw[index]), weights);
     const map = new Float32Array(height * width);
-    for (const r of rounds) {
-      const weight = r.size / N;
-      r.maps[index].forEach((v, p) => map[p] += weight * v);
-    }
+    rounds.forEach((r, i) => r.maps[index].forEach((v, p) => map[p] += weights[i] * v));
     return {
       estimate: summarise(perDraw, index),
       map: new Heatmap(width, height, map),
@@ -576,7 +616,7 @@ function combineRounds(
   });
   const K = contrasts.length;
   const denoisingErrors = rounds[0].errors.map((_, index) =>
-    summarise(concatenate(rounds.map((r) => r.errors[index])), K + index)
+    summarise(scaledConcatenation(rounds.map((r) => r.errors[index]), weights), K + index)
   );
   return { contrasts, denoisingErrors };
 }

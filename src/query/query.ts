@@ -111,9 +111,15 @@ export interface QueryPlan {
   /**
    * present when α adapts to the terminal's own draws (a model without a calibrated profile): the
    * first round's draws come from `proposal`, later ones from a profile fitted on the rounds
-   * before them — `samples` split into the pilot and the rest, or a precision target's rounds
+   * before them — `samples` split into the pilot and the rest, or a precision target's rounds;
+   * `pilotWeight` is the pilot's fixed share of a split budget's estimate (the rest the adapted
+   * round's), absent where rounds weigh by their draws
    */
-  readonly adapt?: { readonly pilot: number; readonly rest: number | "precision rounds" };
+  readonly adapt?: {
+    readonly pilot: number;
+    readonly rest: number | "precision rounds";
+    readonly pilotWeight?: number;
+  };
   /** the prompts a text encoder's context cuts, per encoder (empty: every prompt fits) */
   readonly truncation: readonly PromptTruncation[];
 }
@@ -569,7 +575,15 @@ function adaptPlanOf(
     return { adapt: { pilot: resolved.adapt.pilot, rest: "precision rounds" } };
   }
   const pilot = adaptivePilot(resolved, drawsPerLogSnr(model, resolved, conditions));
-  return pilot === undefined ? {} : { adapt: { pilot, rest: resolved.samples - pilot } };
+  if (pilot === undefined) return {};
+  const discount = resolved.adapt.pilotDiscount;
+  return {
+    adapt: {
+      pilot,
+      rest: resolved.samples - pilot,
+      ...(discount === undefined ? {} : { pilotWeight: (discount * pilot) / resolved.samples }),
+    },
+  };
 }
 
 /**
