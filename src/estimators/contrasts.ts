@@ -157,7 +157,10 @@ export interface ContrastOutcome {
   readonly denoisingErrors: Estimate[];
   /** draws of each round (one round unless a precision target asked for more) */
   readonly rounds: readonly number[];
-  /** α and importance weight of every draw, in draw order (what calibration fits) */
+  /**
+   * α and importance weight of every draw, in draw order (what calibration fits); a weight is
+   * 1/q(α) times its round's W_r·N/n_r where the rounds do not weigh by their draws
+   */
   readonly draws: { readonly logSnr: Float64Array; readonly weight: Float64Array };
   /** every prompt of the plan that a text encoder's context cuts, per encoder (empty: none) */
   readonly truncation: readonly PromptTruncation[];

@@ -31,7 +31,10 @@ export type ProfileModel = Pick<Denoiser, "name" | "shape" | "logSnrRange">;
 export interface ContrastDraws {
   /** α of each draw, as the model evaluated it */
   readonly logSnr: ArrayLike<number>;
-  /** importance weight 1/q(α) of each draw */
+  /**
+   * importance weight of each draw: 1/q(α), times its round's W_r·N/n_r where an adaptive estimate's
+   * rounds do not weigh by their draws (the value over the weight is the integrand either way)
+   */
   readonly weight: ArrayLike<number>;
   /** each draw's value (weight × integrand); their mean is the estimate */
   readonly perDraw: ArrayLike<number>;
