@@ -160,8 +160,8 @@ function label(token: TokenInformation, x: number, y: number, width: number): st
   const value = `${token.estimate.nats.toFixed(3)} ${token.estimate.seText(3)} nats`;
   const size = Math.max(12, Math.min(16, Math.floor(width / 10)));
   return `<rect x="${x}" y="${y}" width="${width}" height="${LABEL_HEIGHT}" fill="white"/>` +
-    svgText(x + 6, y + size + 4, token.word, { size, weight: "bold" }) +
-    svgText(x + 6, y + 2 * size + 10, value, { size: size - 2 });
+    svgText(x + 6, y + size + 4, token.word, { size, weight: "bold", maxWidth: width - 12 }) +
+    svgText(x + 6, y + 2 * size + 10, value, { size: size - 2, maxWidth: width - 12 });
 }
 
 async function colourBar(
