@@ -93,3 +93,28 @@ Deno.test("a grid's captions wrap by measured width: narrow letters keep a capti
   // wide letters: "WWW…" of the same length wraps onto the three lines a caption may take
   assert.equal(await height({ label: "i", image, caption: "WWWW ".repeat(8) }) - bare, 3 * 15 + 4);
 });
+
+Deno.test({
+  name:
+    "a grid's label may run into half the gap: notebook 02's \"ConceptAttention\" is drawn whole",
+  ignore: font.ignore,
+}, async () => {
+  font.require();
+  const image = { width: 8, height: 8, rgb: new Uint8Array(8 * 8 * 3).fill(128) };
+  const grid = await imageGrid([[{ label: "ConceptAttention", image }, { label: "b", image }]], {
+    size: 128,
+  });
+  const { data, info } = await (await loadSharp())(grid.png).greyscale().raw().toBuffer({
+    resolveWithObject: true,
+  });
+  // the first cell spans x = 10 … 137 and its label's band y = 10 … 31; the next cell starts at 148
+  let last = -1;
+  for (let y = 10; y < 32; y++) {
+    for (let x = 10; x < 148; x++) {
+      if (data[(y * info.width + x) * info.channels] < 128) last = Math.max(last, x);
+    }
+  }
+  // 129 px of bold 13 px text: past the 128 px cell, within its 5 px of the gap, not clipped
+  assert.ok(textWidth("ConceptAttention", 13, "bold") > 128);
+  assert.ok(last >= 10 + 128 - 1 && last < 10 + 128 + 5, `drawn to x = ${last}`);
+});

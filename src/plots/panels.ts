@@ -127,7 +127,12 @@ export async function imageGrid(
       const picture = pictures[i];
       const cellWidth = Math.max(size, picture.width);
       parts.push(
-        svgText(x, y + 16, panel.label, { size: 13, weight: "bold", maxWidth: cellWidth }),
+        // a label may run into half the gap to the next cell, so two labels keep 5 px apart
+        svgText(x, y + 16, panel.label, {
+          size: 13,
+          weight: "bold",
+          maxWidth: cellWidth + GAP / 2,
+        }),
       );
       parts.push(svgImage(picture.png, x, y + LABEL, picture.width, picture.height));
       let below = y + LABEL + pictureHeight;
