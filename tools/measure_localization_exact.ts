@@ -2,14 +2,16 @@
  * How well a perfect model's information maps can localise a word in the shapes world: the
  * localization study (the conditional information map of each colour and shape word against its
  * object's mask, mIoU at the best global threshold, as notebook 02 runs it) on the exact world of
- * tools/exact_shapes_world.ts beside a trained model, on the same held-out one- and two-object
- * scenes (as measured on 2026-12-06; three-object scenes, which the exact world reads since, are
- * slower and not included), the same draws and the same α interval, and the
+ * tools/exact_shapes_world.ts beside a trained model, on the same held-out scenes of the object
+ * counts asked for (`--objects`, default 1,2 as measured first on 2026-12-06; `--objects 3` the
+ * three-object scenes, which the exact world sums over triples), the same draws and the same α
+ * interval, and the
  * paired difference of the two models' information maps over those rows (each row's IoU at its
  * model's best global threshold; SE over rows, as each mIoU's).
  *
  *   npx -y deno@2.9.6 run -A tools/measure_localization_exact.ts [--count 60] [--samples 32]
  *     [--model fixtures/models/shapes-flow] [--max-sequence-length 16] [--range -6.18,6.18]
+ *     [--objects 1,2]
  *
  * @module
  */
@@ -30,11 +32,16 @@ const { values: args } = parseArgs({
     model: { type: "string", default: "fixtures/models/shapes-flow" },
     "max-sequence-length": { type: "string", default: "16" },
     range: { type: "string", default: "-6.18,6.18" },
+    objects: { type: "string", default: "1,2" },
   },
 });
+const counts = args.objects!.split(",").map(Number);
+if (counts.some((n) => ![1, 2, 3].includes(n))) {
+  throw new Error(`--objects takes object counts among 1, 2 and 3, got ${args.objects}`);
+}
 const [min, max] = args.range!.split(",").map(Number);
 const world = shapesWorld({ seed: 1, count: Number(args.count), split: "test" });
-const scenes = world.scenes.filter((s) => s.objects.length <= 2);
+const scenes = world.scenes.filter((s) => counts.includes(s.objects.length));
 const pixels = new Map(scenes.map((s) => [`scene ${s.id}`, s.toData()]));
 // the pixels go in tagged: a 2×2-packed model's data are as long as its pixels
 const rows = shapesLocalizationRows({ ...world, scenes }).map(({ data: _, ...row }) => row);
@@ -81,7 +88,9 @@ const differences = [...rowIous[0]].flatMap(([id, iou]) =>
 if (differences.some((d) => !Number.isFinite(d))) throw new Error("a row's IoU is missing");
 const paired = meanWithError(differences);
 console.log(
-  `${rows.length} rows of ${scenes.length} held-out scenes of one or two objects (the first ` +
+  `${rows.length} rows of ${scenes.length} held-out scenes of ${
+    counts.join(" or ")
+  } objects (the first ` +
     `${args.count} test scenes), ${args.samples} draws, α ∈ [${min}, ${max}]\n\n` +
     "| model | method | mIoU ± SE | rows |\n|---|---|---|---|\n" + lines.join("\n") +
     `\n\ninformation maps, exact world − ${trained.name}, paired over ${differences.length} ` +
