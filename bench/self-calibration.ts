@@ -19,6 +19,8 @@
  *   `oracle-queries` runs only its prior and queries;
  * - `--pilot-discounts 1,0.8,…` (with `adaptive`, `oracle-images` or `oracle-queries`): the adaptive
  *   query again with its pilot weighing these fractions of its share of the draws (1: by draws);
+ * - `--row-adapt 1,0.8` (with `study` or `oracle-images`): a study's rows each adapting from the
+ *   study's profile (half their draws from it, the rest from a refit), not shipped;
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
  *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
  *   after its calibration on 12 rows of other scenes, against i.i.d.;
@@ -38,7 +40,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
-import { resolveOptions } from "../src/estimators/options.ts";
+import { type ResolvedOptions, resolveOptions } from "../src/estimators/options.ts";
 import {
   DEFENSIVE_SHARE,
   fittedProposal,
@@ -398,6 +400,7 @@ function studyExperiment(
     shrink: 1,
     lambda: DEFENSIVE_SHARE,
   }],
+  rowAdaptDiscounts: readonly number[] = [],
 ): Row[] {
   const rows: Row[] = [];
   const [[, logistic], [, schedule]] = priorProposals(ctx);
@@ -444,6 +447,7 @@ function studyExperiment(
           const calibrationRows = allRows.filter((row) => row.b !== held).slice(0, K);
           const random = new Random(100 + held);
           const ratios = [[], []] as number[][];
+          const adapting = rowAdaptDiscounts.map(() => [[], []] as number[][]);
           for (let f = 0; f < fits; f++) {
             const observed = calibrationRows.flatMap(({ b, c }) =>
               fitInput(banks[b], [c], joined(scheme.draw(banks[b], c, random)))
@@ -452,6 +456,23 @@ function studyExperiment(
             for (const c of [0, 1]) {
               const at = profile ? queryProposal(ctx, bank, [c], profile, lambda) : schedule;
               ratios[c].push(fixedRatio(ctx, bank, c, at, samples, replicates, bases[held][c]));
+              // each row adapting from the study's profile: half its draws from it, the rest
+              // from a refit on them
+              rowAdaptDiscounts.forEach((d, i) => {
+                const pilot = 2 * Math.round(samples / 4);
+                const [est] = adaptiveEstimates(
+                  ctx,
+                  bank,
+                  [c],
+                  at,
+                  samples,
+                  pilot,
+                  SELF_FIT_SHARE,
+                  replicates,
+                  d,
+                );
+                adapting[i][c].push(variance(est) / (bases[held][c] / samples));
+              });
             }
           }
           const fit = shrink === 1 && lambda === SELF_FIT_SHARE
@@ -464,6 +485,15 @@ function studyExperiment(
               contrast: `${bank.caption} − ${bank.words[c]}`,
               ratio: mean(ratios[c]),
             });
+            rowAdaptDiscounts.forEach((d, i) =>
+              rows.push({
+                experiment: "study",
+                scheme:
+                  `rows after ${K} calibration rows, ${scheme.name}${fit}, each adapting from it (discount ${d})`,
+                contrast: `${bank.caption} − ${bank.words[c]}`,
+                ratio: mean(adapting[i][c]),
+              })
+            );
           }
         });
       }
@@ -614,6 +644,7 @@ async function oracleImages(
   fits: number,
   pilotDiscounts: readonly number[] = [],
   queriesOnly = false,
+  rowAdaptDiscounts: readonly number[] = [],
 ) {
   const model = exampleOracle();
   const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
@@ -622,19 +653,12 @@ async function oracleImages(
     x: Float32Array,
     options: EstimatorOptions,
     on: Denoiser,
-    pilotDiscount?: number,
+    adapt?: ResolvedOptions["adapt"],
   ) => {
     const values = names.map(() => [] as number[]);
     for (let seed = 7000; seed < 7000 + seeds; seed++) {
       const resolved = resolveOptions(on, { ...options, seed });
-      const out = await estimateContrasts(
-        on,
-        x,
-        plan,
-        pilotDiscount === undefined || !resolved.adapt
-          ? resolved
-          : { ...resolved, adapt: { ...resolved.adapt, pilotDiscount } },
-      );
+      const out = await estimateContrasts(on, x, plan, adapt ? { ...resolved, adapt } : resolved);
       out.contrasts.forEach((c, k) => values[k].push(c.estimate.nats));
     }
     return values.map(variance);
@@ -646,11 +670,11 @@ async function oracleImages(
   const summed = async (
     options: EstimatorOptions,
     on: Denoiser = model,
-    pilotDiscount?: number,
+    adapt?: ResolvedOptions["adapt"],
   ) => {
     const sums = names.map(() => 0);
     for (const x of pictures) {
-      (await variances(x, options, on, pilotDiscount)).forEach((v, k) => sums[k] += v);
+      (await variances(x, options, on, adapt)).forEach((v, k) => sums[k] += v);
     }
     return sums;
   };
@@ -663,12 +687,22 @@ async function oracleImages(
   const prior = ratios(await summed({ ...base, adapt: false }));
   add("prior alone (stratified-antithetic, logistic)", prior);
   add("as shipped: adaptive query", ratios(await summed(base)));
+  const split = resolveOptions(model, base).adapt!;
   for (const discount of pilotDiscounts) {
-    add(`adaptive query, pilot discount ${discount}`, ratios(await summed(base, model, discount)));
+    const adapt = { ...split, pilotDiscount: discount };
+    add(`adaptive query, pilot discount ${discount}`, ratios(await summed(base, model, adapt)));
   }
   if (queriesOnly) return rows;
   for (let f = 0; f < fits; f++) {
     const profile = await oracleStudyProfile(model, plan, base, 12, f, false);
+    // each row adapting from the study's profile as a query adapts from the prior (not shipped)
+    for (const discount of rowAdaptDiscounts) {
+      const adapt = { ...split, pilotDiscount: discount };
+      add(
+        `study rows adapting from the study's profile, pilot discount ${discount} (fit ${f + 1})`,
+        ratios(await summed({ ...base, proposal: profile }, model, adapt)),
+      );
+    }
     const after = ratios(await summed({ ...base, proposal: profile }));
     add(`study: rows after 12 calibration rows (fit ${f + 1})`, after);
     add(
@@ -1032,6 +1066,7 @@ export async function benchSelfCalibration({
   shares = [0.25, 0.5] as readonly number[],
   lambdas = [0.1, 0.3] as readonly number[],
   pilotDiscounts = [] as readonly number[],
+  rowAdaptDiscounts = [] as readonly number[],
   counts = [4, 8, 12] as readonly number[],
   fits = 6,
   bankIndices = undefined as readonly number[] | undefined,
@@ -1062,6 +1097,7 @@ export async function benchSelfCalibration({
         3,
         pilotDiscounts,
         !only.includes("oracle-images"),
+        rowAdaptDiscounts,
       ),
     );
   }
@@ -1109,7 +1145,17 @@ export async function benchSelfCalibration({
       }
       if (only.includes("study")) {
         rows.push(
-          ...studyExperiment(ctx, banks, bases, samples, replicates, counts, fits, variants),
+          ...studyExperiment(
+            ctx,
+            banks,
+            bases,
+            samples,
+            replicates,
+            counts,
+            fits,
+            variants,
+            rowAdaptDiscounts,
+          ),
         );
       }
     } finally {
@@ -1130,6 +1176,8 @@ if (import.meta.main) {
       lambdas: { type: "string", default: "0.1,0.3" },
       // an adaptive query's pilot round weighed at these fractions of its share of the draws
       "pilot-discounts": { type: "string", default: "" },
+      // a study's rows each adapting from the study's profile, their pilot so discounted
+      "row-adapt": { type: "string", default: "" },
       counts: { type: "string", default: "4,8,12" },
       fits: { type: "string", default: "6" },
       "oracle-seeds": { type: "string", default: "400" },
@@ -1156,6 +1204,7 @@ if (import.meta.main) {
     shares: list(args.shares),
     lambdas: list(args.lambdas),
     pilotDiscounts: args["pilot-discounts"] ? list(args["pilot-discounts"]) : [],
+    rowAdaptDiscounts: args["row-adapt"] ? list(args["row-adapt"]) : [],
     counts: list(args.counts),
     fits: Number(args.fits),
     oracleSeeds: Number(args["oracle-seeds"]),
