@@ -419,6 +419,8 @@ function studyExperiment(
     draw: (_bank, _c, random) => [drawFrom(ctx, at, samples, random)],
   });
   const pilot = 2 * Math.round((0.25 * samples) / 2);
+  // a row adapting from the study's profile spends half its draws on it, as a query on its prior
+  const rowPilot = 2 * Math.round(samples / 4);
   const schemes: RowScheme[] = [
     {
       name: `schedule, adapting in each row (pilot ${pilot})`,
@@ -459,14 +461,13 @@ function studyExperiment(
               // each row adapting from the study's profile: half its draws from it, the rest
               // from a refit on them
               rowAdaptDiscounts.forEach((d, i) => {
-                const pilot = 2 * Math.round(samples / 4);
                 const [est] = adaptiveEstimates(
                   ctx,
                   bank,
                   [c],
                   at,
                   samples,
-                  pilot,
+                  rowPilot,
                   SELF_FIT_SHARE,
                   replicates,
                   d,

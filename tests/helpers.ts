@@ -110,17 +110,30 @@ export async function pythonWith(
     `${packages.map((p) => p.debian).join(" ")}, or pip install ${
       packages.map((p) => p.pip).join(" ")
     }`;
+  const absent = missingRequirement(label, missing, packages.length > 1 ? "them" : "it");
+  return {
+    ignore: absent.ignore,
+    interpreter: () => {
+      throw absent.error();
+    },
+  };
+}
+
+/**
+ * What a test does without something .ci/run installs: outside CI it is ignored and one line says
+ * what is missing and how to install it; under CI=true it runs, and `error()` is its failure.
+ */
+function missingRequirement(
+  label: string,
+  missing: string,
+  pronoun: "it" | "them",
+): { ignore: boolean; error(): Error } {
   const ci = Deno.env.get("CI") === "true";
   if (!ci) console.log(`${label}: ignored — ${missing}`);
   return {
     ignore: !ci,
-    interpreter: () => {
-      throw new Error(
-        `${label} ${missing} (CI=true: .ci/run installs ${
-          packages.length > 1 ? "them" : "it"
-        }, so its absence fails)`,
-      );
-    },
+    error: () =>
+      new Error(`${label} ${missing} (CI=true: .ci/run installs ${pronoun}, so its absence fails)`),
   };
 }
 
@@ -137,13 +150,16 @@ export function figureFont(label: string): { ignore: boolean; require(): void } 
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const missing = `needs DejaVu Sans (${path}): sudo apt-get install fonts-dejavu-core`;
-  const ci = Deno.env.get("CI") === "true";
-  if (!present && !ci) console.log(`${label}: ignored — ${missing}`);
+  if (present) return { ignore: false, require: () => {} };
+  const absent = missingRequirement(
+    label,
+    `needs DejaVu Sans (${path}): sudo apt-get install fonts-dejavu-core`,
+    "it",
+  );
   return {
-    ignore: !present && !ci,
+    ignore: absent.ignore,
     require: () => {
-      if (!present) throw new Error(`${label} ${missing} (CI=true: .ci/run installs it)`);
+      throw absent.error();
     },
   };
 }

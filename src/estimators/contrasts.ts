@@ -234,7 +234,8 @@ export async function estimateContrasts(
       ? (drawn < options.samples ? options.samples - drawn : 0)
       : nextRound(rounds, options, drawn, targets);
   }
-  const outcome = combineRounds(model, rounds, options);
+  const weights = roundWeights(rounds, options);
+  const outcome = combineRounds(model, rounds, weights, options.design);
   const worst = worstStandardError(rounds, targets);
   if (options.precision && worst > options.precision.se) {
     warn(
@@ -250,7 +251,7 @@ export async function estimateContrasts(
   // draw's value over its weight is still the integrand at its α
   const draws = {
     logSnr: concatenate(rounds.map((r) => r.logSnr)),
-    weight: scaledConcatenation(rounds.map((r) => r.weight), roundWeights(rounds, options)),
+    weight: scaledConcatenation(rounds.map((r) => r.weight), weights),
   };
   options.onDraws?.(outcomeDraws(plan, { contrasts: outcome.contrasts, draws }));
   return {
@@ -421,10 +422,26 @@ function precisionTargets(
  * otherwise every round weighs by its draws (n_r / N).
  */
 function roundWeights(rounds: readonly Round[], options: ResolvedOptions): number[] {
-  const byDraws = drawWeights(rounds);
   const discount = options.adapt?.pilotDiscount;
-  if (discount === undefined || options.precision || rounds.length !== 2) return byDraws;
-  return [discount * byDraws[0], 1 - discount * byDraws[0]];
+  if (discount === undefined || options.precision || rounds.length !== 2) {
+    return drawWeights(rounds);
+  }
+  const pilot = pilotShare(rounds[0].size, rounds[0].size + rounds[1].size, discount);
+  return [pilot, 1 - pilot];
+}
+
+/**
+ * The pilot round's share of a split budget's estimate: its share of the draws times the
+ * discount (`ResolvedOptions.adapt.pilotDiscount`); the adapted round takes the rest.
+ *
+ * @example
+ * ```ts
+ * import { pilotShare } from "./contrasts.ts";
+ * console.assert(pilotShare(50, 100, 0.8) === 0.4);
+ * ```
+ */
+export function pilotShare(pilot: number, samples: number, discount: number): number {
+  return (discount * pilot) / samples;
 }
 
 /** Each round's share of the draws, n_r / N. */
@@ -456,7 +473,9 @@ function scaledConcatenation(
   let at = 0;
   parts.forEach((part, r) => {
     const scale = (weights[r] * N) / part.length;
-    if (scale !== 1) { for (let i = at; i < at + part.length; i++) all[i] *= scale; }
+    if (scale !== 1) {
+      for (let i = at; i < at + part.length; i++) all[i] *= scale;
+    }
     at += part.length;
   });
   return all;
@@ -572,11 +591,11 @@ async function estimateRound(
 function combineRounds(
   model: Denoiser,
   rounds: readonly Round[],
-  options: ResolvedOptions,
+  weights: readonly number[],
+  design: ResolvedOptions["design"],
 ): { contrasts: ContrastResult[]; denoisingErrors: Estimate[] } {
   const N = rounds.reduce((s, r) => s + r.size, 0);
-  const weights = roundWeights(rounds, options);
-  const stratified = isStratified(options.design);
+  const stratified = isStratified(design);
   const units = new Int32Array(N);
   let offset = 0, unitOffset = 0;
   for (const r of rounds) {
@@ -585,7 +604,7 @@ function combineRounds(
     unitOffset += Math.ceil(r.size / r.group);
   }
   // the first round decides: later ones are never smaller than their own standard error needs
-  const noError = missingErrorReason(rounds[0].size, rounds[0].group, options.design);
+  const noError = missingErrorReason(rounds[0].size, rounds[0].group, design);
   const summarise = (values: Float64Array, k: number) => {
     if (noError) return Estimate.withoutError(meanWithError(values).mean, N, noError);
     const se = combinedError(rounds, weights, k, (s) => s.se);

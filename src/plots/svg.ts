@@ -43,7 +43,8 @@ function advanceTable(widths: readonly number[]): { em: Map<string, number>; wid
   const em = new Map([...GLYPH_CHARS].map((ch, i) => [ch, widths[i] / GLYPH_EM]));
   // a character the table lacks counts as the widest printable ASCII glyph, so a measure never
   // falls short of what is drawn
-  const widest = Math.max(...[...GLYPH_CHARS].slice(0, 95).map((ch) => em.get(ch)!));
+  const ascii = [...GLYPH_CHARS].filter((ch) => ch <= "~");
+  const widest = Math.max(...ascii.map((ch) => em.get(ch)!));
   return { em, widest };
 }
 
@@ -90,10 +91,14 @@ export function clipText(
   weight: "normal" | "bold" = "normal",
 ): string {
   if (textWidth(content, size, weight) <= maxWidth) return content;
+  // characters one by one while they and the ellipsis still fit
+  const room = maxWidth - textWidth("…", size, weight);
   const chars = [...content];
-  let kept = chars.length - 1;
-  while (kept > 1 && textWidth(chars.slice(0, kept).join("") + "…", size, weight) > maxWidth) {
-    kept--;
+  let kept = 0, width = 0;
+  while (kept < chars.length - 1) {
+    width += textWidth(chars[kept], size, weight);
+    if (width > room) break;
+    kept++;
   }
   return chars.slice(0, Math.max(1, kept)).join("").trimEnd() + "…";
 }

@@ -14,7 +14,12 @@ import type { LogSnrSampling } from "../numerics/log-snr.ts";
 import { checkLogSnrSampling } from "../numerics/log-snr.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { conditionalInformation, conditionalPlan } from "../estimators/conditional-information.ts";
-import { adaptivePilot, callSchedule, type ContrastPlan } from "../estimators/contrasts.ts";
+import {
+  adaptivePilot,
+  callSchedule,
+  type ContrastPlan,
+  pilotShare,
+} from "../estimators/contrasts.ts";
 import { drawsPerLogSnr } from "../estimators/draws.ts";
 import type { Estimate } from "../estimators/estimate.ts";
 import { likelihoodPlan, negativeLogLikelihood } from "../estimators/log-likelihood.ts";
@@ -581,7 +586,9 @@ function adaptPlanOf(
     adapt: {
       pilot,
       rest: resolved.samples - pilot,
-      ...(discount === undefined ? {} : { pilotWeight: (discount * pilot) / resolved.samples }),
+      ...(discount === undefined
+        ? {}
+        : { pilotWeight: pilotShare(pilot, resolved.samples, discount) }),
     },
   };
 }
