@@ -744,8 +744,10 @@ const CALIBRATE_SAMPLES = 300;
  * of drawing α from (a) the image's own best shared profile (√ of its contrasts' normalised second
  * moments, mixed with the logistic at `SELF_FIT_SHARE`, as a study mixes its fit) and (b) a profile
  * fitted with `fitProfile` on 12 other images of the prompt from the prior, at 100 draws per image
- * (a study's calibration rows) and at 2,000 (no fitting noise left). The i.i.d. formula ranks the
- * proposals; the stratified-antithetic design lowers every figure alike.
+ * (a study's calibration rows) and at 2,000 (no fitting noise left); and (c) each contrast from
+ * its own best profile on draws of its own, per draw and per call (what one α draw serving every
+ * contrast costs). λ = 0 beside the mixed profiles is the bound of any α proposal. The i.i.d.
+ * formula ranks the proposals; the stratified-antithetic design lowers every figure alike.
  */
 async function oracleCeiling(): Promise<Row[]> {
   const model = exampleOracle();
@@ -795,10 +797,35 @@ async function oracleCeiling(): Promise<Row[]> {
   });
   const own = normalised[0].map((_, b) => Math.sqrt(mean(normalised.map((m) => m[b]))));
   const ownSum = own.reduce((s, v) => s + v * width, 0);
-  add(
-    `the image's own shared profile, λ = ${SELF_FIT_SHARE}`,
-    own.map((v, b) => (1 - SELF_FIT_SHARE) * (v / ownSum) + SELF_FIT_SHARE * logistic[b]),
-  );
+  for (const lambda of [SELF_FIT_SHARE, 0]) {
+    add(
+      `the image's own shared profile, λ = ${lambda}`,
+      own.map((v, b) => (1 - lambda) * (v / ownSum) + lambda * logistic[b]),
+    );
+  }
+  // What one α draw shared by the contrasts costs: each contrast drawing from its own best
+  // profile, on draws of its own. Those need the caption's call at each contrast's α, 2 calls a
+  // contrast (8) against the shared draws' 1 + 4 (5), so the ratio a call is the variance × 8/5.
+  const separateCalls = (2 * names.length) / plan.prompts.length;
+  // λ = 0 is the floor of any α proposal: what is left is the integrand's spread over ε.
+  for (const lambda of [SELF_FIT_SHARE, 0]) {
+    normalised.forEach((m, k) => {
+      const root = m.map(Math.sqrt), sum = root.reduce((s, v) => s + v * width, 0);
+      const q = root.map((v, b) => (1 - lambda) * (v / sum) + lambda * logistic[b]);
+      const ratio = iidVariance(q, k) / iidVariance(logistic, k);
+      rows.push({
+        experiment: "oracle ceiling (i.i.d. formula)",
+        scheme: `each contrast its own profile and draws, λ = ${lambda}`,
+        contrast: names[k],
+        ratio,
+      }, {
+        experiment: "oracle ceiling (i.i.d. formula)",
+        scheme: `… per call (× ${separateCalls.toFixed(2)}), λ = ${lambda}`,
+        contrast: names[k],
+        ratio: ratio * separateCalls,
+      });
+    });
+  }
   for (const perImage of [100, 2000]) {
     const draws: ContrastDraws[] = [];
     for (let r = 0; r < 12; r++) {
