@@ -23,6 +23,14 @@
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 100 --seeds 2 --timing-calls 5
  *   deno run -A bench/headtohead.ts sd15 --summary     # the figures again from the runs file
  *
+ * Re-measured 2026-12-06/07 with the adaptive pilot weighing less (fresh runs files):
+ *
+ *   nice -n 5 deno run -A bench/headtohead.ts tiny --pilot-seeds 3 --seeds 3 --reference-runs 3
+ *   nice -n 5 deno run -A bench/headtohead.ts tiny --more 114 --seeds 3 --timing-calls 10
+ *   nice -n 5 deno run -A bench/headtohead.ts sd15 --start
+ *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 100 --seeds 2 --timing-calls 5
+ *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 80 --seeds 2 --timing-calls 3
+ *
  * Networks: `tiny` (a tiny diffusers StableDiffusionPipeline, 32² latents, 256² px) and `sd15`
  * (SD 1.5's UNet with random weights, 8² latents, 64² px: the smallest its three downsamplings
  * allow, and at 2 CPU threads still 3–3.6 s per PyTorch call of 30 items when the machine is quiet).
