@@ -19,6 +19,8 @@
  *   `oracle-queries` runs only its prior and queries;
  * - `--pilot-discounts 1,0.8,…` (with `adaptive`, `oracle-images` or `oracle-queries`): the adaptive
  *   query again with its pilot weighing these fractions of its share of the draws (1: by draws);
+ * - `--study-shares 0.25,0.1,0` (with `oracle-images`): the study's fitted profile mixed with the
+ *   logistic at these shares λ (as shipped: `SELF_FIT_SHARE`);
  * - `--row-adapt 1,0.8` (with `study` or `oracle-images`): a study's rows each adapting from the
  *   study's profile (half their draws from it, the rest from a refit), not shipped;
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
@@ -646,6 +648,7 @@ async function oracleImages(
   pilotDiscounts: readonly number[] = [],
   queriesOnly = false,
   rowAdaptDiscounts: readonly number[] = [],
+  studyShares: readonly number[] = [SELF_FIT_SHARE],
 ) {
   const model = exampleOracle();
   const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
@@ -704,12 +707,18 @@ async function oracleImages(
         ratios(await summed({ ...base, proposal: profile }, model, adapt)),
       );
     }
-    const after = ratios(await summed({ ...base, proposal: profile }));
-    add(`study: rows after 12 calibration rows (fit ${f + 1})`, after);
-    add(
-      `study of 100 rows, calibration counted (fit ${f + 1})`,
-      after.map((r, k) => 0.12 * prior[k] + 0.88 * r),
-    );
+    for (const share of studyShares) {
+      // the fit's logistic share (λ) as shipped, or another to see what the safety share costs
+      const shipped = share === profile.defensiveShare;
+      const label = shipped ? "" : `, λ = ${share}`;
+      const proposal = shipped ? profile : { ...profile, defensiveShare: share };
+      const after = ratios(await summed({ ...base, proposal }));
+      add(`study: rows after 12 calibration rows${label} (fit ${f + 1})`, after);
+      add(
+        `study of 100 rows, calibration counted${label} (fit ${f + 1})`,
+        after.map((r, k) => 0.12 * prior[k] + 0.88 * r),
+      );
+    }
   }
   // the manual step a study saves: `infodiff calibrate` on 12 other images of the prompt at its
   // 300 draws (as tools/calibrate_shapes_tiny.ts), the model then carrying the profile; counted,
@@ -1106,6 +1115,7 @@ export async function benchSelfCalibration({
   oracleImageCount = 40,
   oracleImageSeeds = 100,
   familySeeds = 60,
+  studyShares = [SELF_FIT_SHARE] as readonly number[],
   variants = [{ shrink: 1, lambda: DEFENSIVE_SHARE }] as readonly {
     shrink: number;
     lambda: number;
@@ -1126,6 +1136,7 @@ export async function benchSelfCalibration({
         pilotDiscounts,
         !only.includes("oracle-images"),
         rowAdaptDiscounts,
+        studyShares,
       ),
     );
   }
@@ -1213,6 +1224,8 @@ if (import.meta.main) {
       "oracle-images": { type: "string", default: "40" },
       "oracle-image-seeds": { type: "string", default: "100" },
       "family-seeds": { type: "string", default: "60" },
+      // with oracle-images: the study's fitted profile mixed with the logistic at these shares
+      "study-shares": { type: "string", default: String(SELF_FIT_SHARE) },
       // the study's fit settings as shrink:λ pairs, e.g. 1:0.1,3:0.1,1:0.25
       variants: { type: "string", default: "1:0.25" },
       json: { type: "string" },
@@ -1240,6 +1253,7 @@ if (import.meta.main) {
     oracleImageCount: Number(args["oracle-images"]),
     oracleImageSeeds: Number(args["oracle-image-seeds"]),
     familySeeds: Number(args["family-seeds"]),
+    studyShares: list(args["study-shares"]),
     bankIndices: args.banks === undefined ? undefined : list(args.banks),
     flowModel: args["flow-model"],
     flowSeeds: Number(args["flow-seeds"]),
