@@ -19,8 +19,8 @@
  *   `oracle-queries` runs only its prior and queries;
  * - `--pilot-discounts 1,0.8,…` (with `adaptive`, `oracle-images` or `oracle-queries`): the adaptive
  *   query again with its pilot weighing these fractions of its share of the draws (1: by draws);
- * - `--study-shares 0.25,0.1,0` (with `oracle-images`): the study's fitted profile mixed with the
- *   logistic at these shares λ (as shipped: `SELF_FIT_SHARE`);
+ * - `--study-shares 0.25,0.1,0.05` (with `oracle-images`): the study's fitted profile mixed with the
+ *   logistic at these shares λ (as shipped: `SELF_FIT_SHARE`; 0 is refused, as by any profile);
  * - `--row-adapt 1,0.8` (with `study` or `oracle-images`): a study's rows each adapting from the
  *   study's profile (half their draws from it, the rest from a refit), not shipped;
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
@@ -645,10 +645,10 @@ async function oracleImages(
   seeds: number,
   samples: number,
   fits: number,
-  pilotDiscounts: readonly number[] = [],
-  queriesOnly = false,
-  rowAdaptDiscounts: readonly number[] = [],
-  studyShares: readonly number[] = [SELF_FIT_SHARE],
+  pilotDiscounts: readonly number[],
+  queriesOnly: boolean,
+  rowAdaptDiscounts: readonly number[],
+  studyShares: readonly number[],
 ) {
   const model = exampleOracle();
   const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
@@ -791,49 +791,41 @@ async function oracleCeiling(): Promise<Row[]> {
     m2[k].reduce((s, v, b) => s + (v > 0 ? (v / q[b]) * width : 0), 0) - exact[k] ** 2;
   const logistic = density(logisticProposal(sampling));
   const rows: Row[] = [];
-  const add = (scheme: string, q: Float64Array) =>
+  /** contrast k's variance from proposal `qOf(k)` against the logistic's, × calls per draw */
+  const add = (scheme: string, qOf: (k: number) => Float64Array, calls = 1) =>
     names.forEach((contrast, k) =>
       rows.push({
         experiment: "oracle ceiling (i.i.d. formula)",
         scheme,
         contrast,
-        ratio: iidVariance(q, k) / iidVariance(logistic, k),
+        ratio: (calls * iidVariance(qOf(k), k)) / iidVariance(logistic, k),
       })
     );
+  /** a per-bin profile (any scale) as a density, mixed with the logistic at λ */
+  const mixed = (profile: readonly number[], lambda: number) => {
+    const sum = profile.reduce((s, v) => s + v * width, 0);
+    return Float64Array.from(profile, (v, b) => (1 - lambda) * (v / sum) + lambda * logistic[b]);
+  };
   const normalised = m2.map((m) => {
     const sum = m.reduce((s, v) => s + v, 0);
-    return m.map((v) => v / sum);
+    return Array.from(m, (v) => v / sum);
   });
   const own = normalised[0].map((_, b) => Math.sqrt(mean(normalised.map((m) => m[b]))));
-  const ownSum = own.reduce((s, v) => s + v * width, 0);
-  for (const lambda of [SELF_FIT_SHARE, 0]) {
-    add(
-      `the image's own shared profile, λ = ${lambda}`,
-      own.map((v, b) => (1 - lambda) * (v / ownSum) + lambda * logistic[b]),
-    );
-  }
   // What one α draw shared by the contrasts costs: each contrast drawing from its own best
   // profile, on draws of its own. Those need the caption's call at each contrast's α, 2 calls a
-  // contrast (8) against the shared draws' 1 + 4 (5), so the ratio a call is the variance × 8/5.
+  // contrast (8) against the shared draws' 1 + 4 (5), so a call's ratio is the variance × 8/5.
+  // λ = 0 is the bound of any α proposal: what is left is the integrand's spread over ε.
   const separateCalls = (2 * names.length) / plan.prompts.length;
-  // λ = 0 is the floor of any α proposal: what is left is the integrand's spread over ε.
   for (const lambda of [SELF_FIT_SHARE, 0]) {
-    normalised.forEach((m, k) => {
-      const root = m.map(Math.sqrt), sum = root.reduce((s, v) => s + v * width, 0);
-      const q = root.map((v, b) => (1 - lambda) * (v / sum) + lambda * logistic[b]);
-      const ratio = iidVariance(q, k) / iidVariance(logistic, k);
-      rows.push({
-        experiment: "oracle ceiling (i.i.d. formula)",
-        scheme: `each contrast its own profile and draws, λ = ${lambda}`,
-        contrast: names[k],
-        ratio,
-      }, {
-        experiment: "oracle ceiling (i.i.d. formula)",
-        scheme: `… per call (× ${separateCalls.toFixed(2)}), λ = ${lambda}`,
-        contrast: names[k],
-        ratio: ratio * separateCalls,
-      });
-    });
+    const shared = mixed(own, lambda);
+    add(`the image's own shared profile, λ = ${lambda}`, () => shared);
+    const separate = normalised.map((m) => mixed(m.map(Math.sqrt), lambda));
+    add(`each contrast its own profile and draws, λ = ${lambda}`, (k) => separate[k]);
+    add(
+      `… per call (× ${separateCalls.toFixed(2)}), λ = ${lambda}`,
+      (k) => separate[k],
+      separateCalls,
+    );
   }
   for (const perImage of [100, 2000]) {
     const draws: ContrastDraws[] = [];
@@ -854,10 +846,8 @@ async function oracleCeiling(): Promise<Row[]> {
     const profile = fitProfile(model, profileEdges(sampling, 24), draws, {})!;
     const fitted = planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
     if (fitted.kind !== "fitted") throw new Error("the fit gave no profile");
-    add(
-      `fitted on 12 other images × ${perImage} draws`,
-      density(fittedProposal(sampling, fitted.profile, SELF_FIT_SHARE)),
-    );
+    const q = density(fittedProposal(sampling, fitted.profile, SELF_FIT_SHARE));
+    add(`fitted on 12 other images × ${perImage} draws`, () => q);
   }
   return rows;
 }
