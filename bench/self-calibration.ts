@@ -53,7 +53,7 @@ import {
 } from "../src/numerics/proposal.ts";
 import type { LogSnrSampling } from "../src/numerics/log-snr.ts";
 import { Random } from "../src/numerics/random.ts";
-import { planProposal } from "../src/estimators/contrast-profile.ts";
+import { blendFitted, type KeepStart, planProposal } from "../src/estimators/contrast-profile.ts";
 import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
@@ -174,6 +174,34 @@ function queryProposal(
   return fittedProposal(ctx.sampling, (chosen as { profile: LogSnrProfile }).profile, lambda).at;
 }
 
+/** A fitted proposal as a query over some contrasts draws from it (its plan's masses). */
+type FittedPlan = { readonly lambda: number; readonly profile: LogSnrProfile };
+
+function planFitted(
+  bank: Bank,
+  contrasts: readonly number[],
+  profile: LogSnrProfile,
+  lambda: number,
+): FittedPlan {
+  return planProposal({ kind: "fitted", lambda, profile }, bankPlan(bank, contrasts)) as FittedPlan;
+}
+
+/** The refit keeping the start as the engine's adapted round does (`blendFitted`). */
+function blendedAt(ctx: Context, refit: FittedPlan, start: FittedPlan, keep: KeepStart): At {
+  const { profile, lambda } = blendFitted(refit, start, keep);
+  return fittedProposal(ctx.sampling, profile, lambda).at;
+}
+
+/** How a study's rows adapt from its profile (not shipped): the pilot discount, and the keep. */
+interface RowAdapt {
+  readonly discount: number;
+  readonly keep?: KeepStart;
+}
+
+function rowAdaptLabel({ discount, keep }: RowAdapt): string {
+  return `discount ${discount}${keep ? `, keeping the start (${keep.mode} ${keep.weight})` : ""}`;
+}
+
 /** Variance ratio of the stratified-antithetic design from a fixed proposal, per contrast. */
 function fixedRatio(
   ctx: Context,
@@ -242,6 +270,7 @@ function adaptiveEstimates(
   lambda: number,
   replicates: number,
   pilotDiscount = 1,
+  keep?: KeepStart & { readonly start: FittedPlan },
 ): number[][] {
   const pilotWeight = (pilotDiscount * pilot) / N;
   const random = new Random(11);
@@ -249,7 +278,11 @@ function adaptiveEstimates(
   for (let r = 0; r < replicates; r++) {
     const first = drawFrom(ctx, prior, pilot, random);
     const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, first), {});
-    const next = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
+    const next = !profile
+      ? prior
+      : keep
+      ? blendedAt(ctx, planFitted(bank, contrasts, profile, lambda), keep.start, keep)
+      : queryProposal(ctx, bank, contrasts, profile, lambda);
     const second = drawFrom(ctx, next, N - pilot, random);
     contrasts.forEach((c, i) => {
       const e1 = mean(values(bank, c, first)), e2 = mean(values(bank, c, second));
@@ -402,7 +435,7 @@ function studyExperiment(
     shrink: 1,
     lambda: DEFENSIVE_SHARE,
   }],
-  rowAdaptDiscounts: readonly number[] = [],
+  rowAdapts: readonly RowAdapt[] = [],
 ): Row[] {
   const rows: Row[] = [];
   const [[, logistic], [, schedule]] = priorProposals(ctx);
@@ -451,7 +484,7 @@ function studyExperiment(
           const calibrationRows = allRows.filter((row) => row.b !== held).slice(0, K);
           const random = new Random(100 + held);
           const ratios = [[], []] as number[][];
-          const adapting = rowAdaptDiscounts.map(() => [[], []] as number[][]);
+          const adapting = rowAdapts.map(() => [[], []] as number[][]);
           for (let f = 0; f < fits; f++) {
             const observed = calibrationRows.flatMap(({ b, c }) =>
               fitInput(banks[b], [c], joined(scheme.draw(banks[b], c, random)))
@@ -462,7 +495,10 @@ function studyExperiment(
               ratios[c].push(fixedRatio(ctx, bank, c, at, samples, replicates, bases[held][c]));
               // each row adapting from the study's profile: half its draws from it, the rest
               // from a refit on them
-              rowAdaptDiscounts.forEach((d, i) => {
+              rowAdapts.forEach(({ discount, keep }, i) => {
+                const start = profile && keep
+                  ? { ...keep, start: planFitted(bank, [c], profile, lambda) }
+                  : undefined;
                 const [est] = adaptiveEstimates(
                   ctx,
                   bank,
@@ -472,7 +508,8 @@ function studyExperiment(
                   rowPilot,
                   SELF_FIT_SHARE,
                   replicates,
-                  d,
+                  discount,
+                  start,
                 );
                 adapting[i][c].push(variance(est) / (bases[held][c] / samples));
               });
@@ -488,11 +525,13 @@ function studyExperiment(
               contrast: `${bank.caption} − ${bank.words[c]}`,
               ratio: mean(ratios[c]),
             });
-            rowAdaptDiscounts.forEach((d, i) =>
+            rowAdapts.forEach((adapt, i) =>
               rows.push({
                 experiment: "study",
                 scheme:
-                  `rows after ${K} calibration rows, ${scheme.name}${fit}, each adapting from it (discount ${d})`,
+                  `rows after ${K} calibration rows, ${scheme.name}${fit}, each adapting from it (${
+                    rowAdaptLabel(adapt)
+                  })`,
                 contrast: `${bank.caption} − ${bank.words[c]}`,
                 ratio: mean(adapting[i][c]),
               })
@@ -647,7 +686,7 @@ async function oracleImages(
   fits: number,
   pilotDiscounts: readonly number[],
   queriesOnly: boolean,
-  rowAdaptDiscounts: readonly number[],
+  rowAdapts: readonly RowAdapt[],
   studyShares: readonly number[],
 ) {
   const model = exampleOracle();
@@ -700,10 +739,10 @@ async function oracleImages(
   for (let f = 0; f < fits; f++) {
     const profile = await oracleStudyProfile(model, plan, base, 12, f, false);
     // each row adapting from the study's profile as a query adapts from the prior (not shipped)
-    for (const discount of rowAdaptDiscounts) {
-      const adapt = { ...split, pilotDiscount: discount };
+    for (const rowAdapt of rowAdapts) {
+      const adapt = { ...split, pilotDiscount: rowAdapt.discount, keepStart: rowAdapt.keep };
       add(
-        `study rows adapting from the study's profile, pilot discount ${discount} (fit ${f + 1})`,
+        `study rows adapting from the study's profile, ${rowAdaptLabel(rowAdapt)} (fit ${f + 1})`,
         ratios(await summed({ ...base, proposal: profile }, model, adapt)),
       );
     }
@@ -1093,7 +1132,7 @@ export async function benchSelfCalibration({
   shares = [0.25, 0.5] as readonly number[],
   lambdas = [0.1, 0.3] as readonly number[],
   pilotDiscounts = [] as readonly number[],
-  rowAdaptDiscounts = [] as readonly number[],
+  rowAdapts = [] as readonly RowAdapt[],
   counts = [4, 8, 12] as readonly number[],
   fits = 6,
   bankIndices = undefined as readonly number[] | undefined,
@@ -1125,7 +1164,7 @@ export async function benchSelfCalibration({
         3,
         pilotDiscounts,
         !only.includes("oracle-images"),
-        rowAdaptDiscounts,
+        rowAdapts,
         studyShares,
       ),
     );
@@ -1183,7 +1222,7 @@ export async function benchSelfCalibration({
             counts,
             fits,
             variants,
-            rowAdaptDiscounts,
+            rowAdapts,
           ),
         );
       }
@@ -1235,7 +1274,15 @@ if (import.meta.main) {
     shares: list(args.shares),
     lambdas: list(args.lambdas),
     pilotDiscounts: args["pilot-discounts"] ? list(args["pilot-discounts"]) : [],
-    rowAdaptDiscounts: args["row-adapt"] ? list(args["row-adapt"]) : [],
+    rowAdapts: args["row-adapt"]
+      ? args["row-adapt"].split(",").map((spec) => {
+        const [discount, mode, weight] = spec.split(":");
+        return {
+          discount: Number(discount),
+          ...(mode ? { keep: { mode: mode as KeepStart["mode"], weight: Number(weight) } } : {}),
+        };
+      })
+      : [],
     counts: list(args.counts),
     fits: Number(args.fits),
     oracleSeeds: Number(args["oracle-seeds"]),

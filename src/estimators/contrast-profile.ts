@@ -178,3 +178,54 @@ export function profileMasses(meanSquares: ArrayLike<number>): number[] {
   const floor = Math.min(...root.filter((v) => v > 0));
   return unitSum(root.map((v) => v > 0 ? v : floor));
 }
+
+/** How an adapted round keeps the profile it started from ({@link blendFitted}). */
+export interface KeepStart {
+  /**
+   * `"shrink"`: the start's normalised squares counted at `weight` in the refit's (a prior on where
+   * the information lies); `"mix"`: the two densities mixed, the start's at `weight`
+   */
+  readonly mode: "shrink" | "mix";
+  /** the start's share, in (0, 1) */
+  readonly weight: number;
+}
+
+/**
+ * A refitted proposal that keeps some of the fitted proposal it started from (both per plan, on the
+ * same bins): shrunk towards it (squares blended, the refit's logistic share) or mixed with it
+ * (masses and logistic shares blended: the density (1 − w)·refit + w·start).
+ *
+ * @example
+ * ```ts
+ * import { blendFitted } from "./contrast-profile.ts";
+ * const profile = (mass: number[]) => ({ kind: "infodiff.logSnrProfile", version: 1,
+ *   model: { name: "m", shape: [1, 1, 1] }, edges: [0, 1, 2], mass, calibration: {} }) as const;
+ * const refit = { kind: "fitted", lambda: 0.25, profile: profile([1, 0]) } as const;
+ * const start = { kind: "fitted", lambda: 0.25, profile: profile([0, 1]) } as const;
+ * const mixed = blendFitted(refit, start, { mode: "mix", weight: 0.5 });
+ * console.assert(mixed.lambda === 0.25 && mixed.profile.mass.join() === "0.5,0.5");
+ * const shrunk = blendFitted(refit, start, { mode: "shrink", weight: 0.2 });
+ * console.assert(Math.abs(shrunk.profile.mass[0] - 2 / 3) < 1e-12); // √0.8 : √0.2
+ * ```
+ */
+export function blendFitted(
+  refit: { readonly lambda: number; readonly profile: LogSnrProfile },
+  start: { readonly lambda: number; readonly profile: LogSnrProfile },
+  { mode, weight }: KeepStart,
+): { kind: "fitted"; lambda: number; profile: LogSnrProfile } {
+  const w = weight, r = refit.profile.mass, s = start.profile.mass;
+  if (mode === "shrink") {
+    const kept = squaresOf(start.profile);
+    const squares = squaresOf(refit.profile).map((v, b) => (1 - w) * v + w * kept[b]);
+    return {
+      kind: "fitted",
+      lambda: refit.lambda,
+      profile: { ...refit.profile, mass: profileMasses(squares) },
+    };
+  }
+  const lambda = (1 - w) * refit.lambda + w * start.lambda;
+  const mass = r.map((m, b) =>
+    ((1 - w) * (1 - refit.lambda) * m + w * (1 - start.lambda) * s[b]) / (1 - lambda)
+  );
+  return { kind: "fitted", lambda, profile: { ...refit.profile, mass } };
+}

@@ -18,6 +18,7 @@ import { trainingLawLogSnr } from "../models/flow.ts";
 import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
 import { scheduleProfile } from "./family-prior.ts";
 import type { ContrastDraws } from "./profile-fit.ts";
+import type { KeepStart } from "./contrast-profile.ts";
 import {
   checkProfile,
   DEFENSIVE_SHARE,
@@ -232,6 +233,11 @@ export interface ResolvedOptions {
      * by its draws
      */
     readonly pilotDiscount?: number;
+    /**
+     * when the first round draws from a fitted profile: how later rounds keep it (absent: they
+     * draw from their refit alone)
+     */
+    readonly keepStart?: KeepStart;
   };
   /** items per model call */
   readonly batchSize: number;
