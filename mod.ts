@@ -572,6 +572,7 @@ export {
   type ResultsContent,
   ResultsFile,
   type ResultsHeader,
+  ROW_ADAPT_MIN_SAMPLES,
   rowSeed,
   runCalibratedStudy,
   type RunOptions,

@@ -21,8 +21,15 @@
  *   query again with its pilot weighing these fractions of its share of the draws (1: by draws);
  * - `--study-shares 0.25,0.1,0.05` (with `oracle-images`): the study's fitted profile mixed with the
  *   logistic at these shares λ (as shipped: `SELF_FIT_SHARE`; 0 is refused, as by any profile);
- * - `--row-adapt 1,0.8` (with `study` or `oracle-images`): a study's rows each adapting from the
- *   study's profile (half their draws from it, the rest from a refit), not shipped;
+ * - `--row-adapt 0.8,0.8:30` (with `study` or `oracle-images`): a study's rows each adapting from
+ *   the study's profile, the pilot discounted by the first number, its draws the second (default:
+ *   half the draws, at most 50, as a query's); shipped since 2026-12-07 at 100 draws or more as
+ *   `0.8` (a pilot of 30 lowered the oracle's median by raising its worst contrast);
+ * - `--calibration-adapt` (with `oracle-images`): the study's calibration rows adapting within the
+ *   row as a query does (as shipped since 2026-12-07), counted at the query's variance;
+ *   `--oracle-first-image 300`: other held-out images than the 200–239 settings were chosen on;
+ * - `--schemes 1,2` (with `study`): only these ways the calibration rows draw (1: adapting as a
+ *   query does, as shipped since 2026-12-07; 2: the schedule alone, as before);
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
  *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
  *   after its calibration on 12 rows of other scenes, against i.i.d.;
@@ -42,7 +49,11 @@
  */
 import { parseArgs } from "node:util";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
-import { type ResolvedOptions, resolveOptions } from "../src/estimators/options.ts";
+import {
+  ADAPT_PILOT_DISCOUNT,
+  type ResolvedOptions,
+  resolveOptions,
+} from "../src/estimators/options.ts";
 import {
   DEFENSIVE_SHARE,
   fittedProposal,
@@ -53,7 +64,7 @@ import {
 } from "../src/numerics/proposal.ts";
 import type { LogSnrSampling } from "../src/numerics/log-snr.ts";
 import { Random } from "../src/numerics/random.ts";
-import { blendFitted, type KeepStart, planProposal } from "../src/estimators/contrast-profile.ts";
+import { planProposal } from "../src/estimators/contrast-profile.ts";
 import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
@@ -174,32 +185,17 @@ function queryProposal(
   return fittedProposal(ctx.sampling, (chosen as { profile: LogSnrProfile }).profile, lambda).at;
 }
 
-/** A fitted proposal as a query over some contrasts draws from it (its plan's masses). */
-type FittedPlan = { readonly lambda: number; readonly profile: LogSnrProfile };
-
-function planFitted(
-  bank: Bank,
-  contrasts: readonly number[],
-  profile: LogSnrProfile,
-  lambda: number,
-): FittedPlan {
-  return planProposal({ kind: "fitted", lambda, profile }, bankPlan(bank, contrasts)) as FittedPlan;
-}
-
-/** The refit keeping the start as the engine's adapted round does (`blendFitted`). */
-function blendedAt(ctx: Context, refit: FittedPlan, start: FittedPlan, keep: KeepStart): At {
-  const { profile, lambda } = blendFitted(refit, start, keep);
-  return fittedProposal(ctx.sampling, profile, lambda).at;
-}
-
-/** How a study's rows adapt from its profile (not shipped): the pilot discount, and the keep. */
+/**
+ * How a study's rows adapt from its profile: the pilot's discount, and its draws (default: a query's
+ * pilot, half the draws up to 50).
+ */
 interface RowAdapt {
   readonly discount: number;
-  readonly keep?: KeepStart;
+  readonly pilot?: number;
 }
 
-function rowAdaptLabel({ discount, keep }: RowAdapt): string {
-  return `discount ${discount}${keep ? `, keeping the start (${keep.mode} ${keep.weight})` : ""}`;
+function rowAdaptLabel({ discount, pilot }: RowAdapt): string {
+  return `discount ${discount}${pilot ? `, pilot ${pilot}` : ""}`;
 }
 
 /** Variance ratio of the stratified-antithetic design from a fixed proposal, per contrast. */
@@ -270,7 +266,6 @@ function adaptiveEstimates(
   lambda: number,
   replicates: number,
   pilotDiscount = 1,
-  keep?: KeepStart & { readonly start: FittedPlan },
 ): number[][] {
   const pilotWeight = (pilotDiscount * pilot) / N;
   const random = new Random(11);
@@ -278,11 +273,7 @@ function adaptiveEstimates(
   for (let r = 0; r < replicates; r++) {
     const first = drawFrom(ctx, prior, pilot, random);
     const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, first), {});
-    const next = !profile
-      ? prior
-      : keep
-      ? blendedAt(ctx, planFitted(bank, contrasts, profile, lambda), keep.start, keep)
-      : queryProposal(ctx, bank, contrasts, profile, lambda);
+    const next = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
     const second = drawFrom(ctx, next, N - pilot, random);
     contrasts.forEach((c, i) => {
       const e1 = mean(values(bank, c, first)), e2 = mean(values(bank, c, second));
@@ -386,6 +377,8 @@ function priorProposals(ctx: Context): [string, At][] {
 interface RowScheme {
   readonly name: string;
   draw(bank: Bank, c: number, random: Random): SimDraws[];
+  /** the first set's share of the row's estimate (absent: each set weighs by its draws) */
+  readonly pilotWeight?: number;
 }
 
 /** Draw sets joined into one, as the engine reports a multi-round estimate's draws. */
@@ -410,8 +403,17 @@ function joined(sets: readonly SimDraws[]): SimDraws {
   };
 }
 
-/** A row's estimate from its rounds, combined by their draws (the engine's rule). */
-function rowEstimate(bank: Bank, c: number, sets: readonly SimDraws[]): number {
+/** A row's estimate from its rounds, by their draws or with the pilot weighing `pilotWeight`. */
+function rowEstimate(
+  bank: Bank,
+  c: number,
+  sets: readonly SimDraws[],
+  pilotWeight?: number,
+): number {
+  if (pilotWeight !== undefined && sets.length === 2) {
+    const [a, b] = sets.map((d) => mean(values(bank, c, d)));
+    return pilotWeight * a + (1 - pilotWeight) * b;
+  }
   const N = sets.reduce((n, d) => n + d.t.length, 0);
   return sets.reduce((sum, d) => sum + d.t.length * mean(values(bank, c, d)), 0) / N;
 }
@@ -436,6 +438,7 @@ function studyExperiment(
     lambda: DEFENSIVE_SHARE,
   }],
   rowAdapts: readonly RowAdapt[] = [],
+  schemeIndices?: readonly number[],
 ): Row[] {
   const rows: Row[] = [];
   const [[, logistic], [, schedule]] = priorProposals(ctx);
@@ -466,18 +469,27 @@ function studyExperiment(
         return [first, drawFrom(ctx, next, samples - pilot, random)];
       },
     },
+    {
+      name:
+        `schedule, adapting in each row as a query does (pilot ${rowPilot}, discount ${ADAPT_PILOT_DISCOUNT})`,
+      draw(bank, c, random) {
+        const first = drawFrom(ctx, schedule, rowPilot, random);
+        const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], first), {});
+        const next = profile ? queryProposal(ctx, bank, [c], profile, SELF_FIT_SHARE) : schedule;
+        return [first, drawFrom(ctx, next, samples - rowPilot, random)];
+      },
+      pilotWeight: (ADAPT_PILOT_DISCOUNT * rowPilot) / samples,
+    },
     fixed("schedule alone (as shipped)", schedule),
     fixed("logistic alone", logistic),
     fixed("half uniform (calibrate's)", halfUniform),
   ];
   // every (scene, word) row in study order: scene by scene, colour then shape
   const allRows = banks.flatMap((_, b) => [0, 1].map((c) => ({ b, c })));
-  for (const scheme of schemes) {
+  for (const scheme of schemes.filter((_, i) => !schemeIndices || schemeIndices.includes(i))) {
     // the fit's settings: the model's profile counted as `shrink` contrasts in each word's, and
     // the logistic's share λ; the defaults first, the others only for the default calibration
-    const settings = scheme === schemes[0] || scheme === schemes[1]
-      ? variants
-      : variants.slice(0, 1);
+    const settings = schemes.indexOf(scheme) <= 2 ? variants : variants.slice(0, 1);
     for (const K of counts) {
       for (const { shrink, lambda } of settings) {
         banks.forEach((bank, held) => {
@@ -495,21 +507,17 @@ function studyExperiment(
               ratios[c].push(fixedRatio(ctx, bank, c, at, samples, replicates, bases[held][c]));
               // each row adapting from the study's profile: half its draws from it, the rest
               // from a refit on them
-              rowAdapts.forEach(({ discount, keep }, i) => {
-                const start = profile && keep
-                  ? { ...keep, start: planFitted(bank, [c], profile, lambda) }
-                  : undefined;
+              rowAdapts.forEach(({ discount, pilot }, i) => {
                 const [est] = adaptiveEstimates(
                   ctx,
                   bank,
                   [c],
                   at,
                   samples,
-                  rowPilot,
+                  pilot ?? rowPilot,
                   SELF_FIT_SHARE,
                   replicates,
                   discount,
-                  start,
                 );
                 adapting[i][c].push(variance(est) / (bases[held][c] / samples));
               });
@@ -544,7 +552,7 @@ function studyExperiment(
       for (const c of [0, 1]) {
         const random = new Random(7 + b), estimates: number[] = [];
         for (let r = 0; r < replicates; r++) {
-          estimates.push(rowEstimate(bank, c, scheme.draw(bank, c, random)));
+          estimates.push(rowEstimate(bank, c, scheme.draw(bank, c, random), scheme.pilotWeight));
         }
         rows.push({
           experiment: "study",
@@ -630,15 +638,21 @@ async function oracleExperiment(
   add("prior alone (stratified-antithetic, logistic)", await runSeeds({ ...base, adapt: false }));
   add("as shipped: adaptive query", await runSeeds(base));
   // a study: calibration rows are other images of the prompt, at the study's draws, from the
-  // prior alone (as shipped) or adapting within each row
+  // prior alone (as before 2026-12-07) or adapting within each row (as shipped since), and the
+  // rows after them from the profile alone or adapting from it (as shipped at 100 draws or more)
   for (const adapt of [false, true]) {
     for (let f = 0; f < fits; f++) {
       const profile = await oracleStudyProfile(model, plan, base, calibrationRows, f, adapt);
       const how = adapt ? ", each adapting" : "";
-      add(
-        `study: rows after ${calibrationRows} calibration rows (other images)${how}`,
-        await runSeeds({ ...base, proposal: profile }, 10_000 * (f + 1)),
-      );
+      const label = `study: rows after ${calibrationRows} calibration rows (other images)${how}`;
+      const from = { ...base, proposal: profile };
+      add(label, await runSeeds(from, 10_000 * (f + 1)));
+      if (adapt) {
+        add(
+          `${label}, rows adapting from the profile`,
+          await runSeeds({ ...from, adapt }, 20_000 * (f + 1)),
+        );
+      }
     }
   }
   return rows;
@@ -688,6 +702,8 @@ async function oracleImages(
   queriesOnly: boolean,
   rowAdapts: readonly RowAdapt[],
   studyShares: readonly number[],
+  calibrationAdapt: boolean,
+  firstImage: number,
 ) {
   const model = exampleOracle();
   const { names, plan } = exampleCase(model, model.sample(EXAMPLE_PROMPT, { seed: 1 }));
@@ -708,7 +724,7 @@ async function oracleImages(
   };
   const pictures = Array.from(
     { length: images },
-    (_, i) => model.sample(EXAMPLE_PROMPT, { seed: 200 + i }),
+    (_, i) => model.sample(EXAMPLE_PROMPT, { seed: firstImage + i }),
   );
   const summed = async (
     options: EstimatorOptions,
@@ -729,7 +745,11 @@ async function oracleImages(
   const ratios = (sums: readonly number[]) => sums.map((v, k) => v / iid[k]);
   const prior = ratios(await summed({ ...base, adapt: false }));
   add("prior alone (stratified-antithetic, logistic)", prior);
-  add("as shipped: adaptive query", ratios(await summed(base)));
+  const query = ratios(await summed(base));
+  add("as shipped: adaptive query", query);
+  // what a calibration row costs: the prior's variance, or a query's when it adapts within the row
+  const calibrationCost = calibrationAdapt ? query : prior;
+  const calibrating = calibrationAdapt ? ", calibration rows adapting" : "";
   const split = resolveOptions(model, base).adapt!;
   for (const discount of pilotDiscounts) {
     const adapt = { ...split, pilotDiscount: discount };
@@ -737,25 +757,32 @@ async function oracleImages(
   }
   if (queriesOnly) return rows;
   for (let f = 0; f < fits; f++) {
-    const profile = await oracleStudyProfile(model, plan, base, 12, f, false);
+    const profile = await oracleStudyProfile(model, plan, base, 12, f, calibrationAdapt);
     // each row adapting from the study's profile as a query adapts from the prior (not shipped)
     for (const rowAdapt of rowAdapts) {
-      const adapt = { ...split, pilotDiscount: rowAdapt.discount, keepStart: rowAdapt.keep };
+      const adapt = {
+        ...split,
+        pilotDiscount: rowAdapt.discount,
+        ...(rowAdapt.pilot ? { pilot: rowAdapt.pilot } : {}),
+      };
+      const label = `${rowAdaptLabel(rowAdapt)}${calibrating} (fit ${f + 1})`;
+      const adapting = ratios(await summed({ ...base, proposal: profile }, model, adapt));
+      add(`study rows adapting from the study's profile, ${label}`, adapting);
       add(
-        `study rows adapting from the study's profile, ${rowAdaptLabel(rowAdapt)} (fit ${f + 1})`,
-        ratios(await summed({ ...base, proposal: profile }, model, adapt)),
+        `study of 100 rows adapting, calibration counted, ${label}`,
+        adapting.map((r, k) => 0.12 * calibrationCost[k] + 0.88 * r),
       );
     }
     for (const share of studyShares) {
       // the fit's logistic share (λ) as shipped, or another to see what the safety share costs
       const shipped = share === profile.defensiveShare;
-      const label = shipped ? "" : `, λ = ${share}`;
+      const label = (shipped ? "" : `, λ = ${share}`) + calibrating;
       const proposal = shipped ? profile : { ...profile, defensiveShare: share };
       const after = ratios(await summed({ ...base, proposal }));
       add(`study: rows after 12 calibration rows${label} (fit ${f + 1})`, after);
       add(
         `study of 100 rows, calibration counted${label} (fit ${f + 1})`,
-        after.map((r, k) => 0.12 * prior[k] + 0.88 * r),
+        after.map((r, k) => 0.12 * calibrationCost[k] + 0.88 * r),
       );
     }
   }
@@ -961,30 +988,40 @@ async function familyExperiment(seeds: number, samples: number) {
         flow ? "adapting from the logistic (adapt(true))" : "as shipped: adaptive query",
         await runSeeds({ ...base, adapt: true }),
       );
-      const draws: ContrastDraws[] = [];
-      const main = mu(truth.main_prompt), random = new Random(5);
-      for (let r = 0; r < 12; r++) {
-        const other = Float32Array.from(
-          main,
-          (m) => m + Math.sqrt(truth.variance) * random.gaussian(),
-        );
-        await estimateContrasts(
-          model,
-          other,
-          plan,
-          resolveOptions(model, {
-            ...base,
-            adapt: false,
-            seed: 500 + r,
-            onDraws: (d) => draws.push(...d),
-          }),
+      // a study's calibration on 12 other latents: its rows from the prior alone (before
+      // 2026-12-07) or as a query runs them (as shipped since: adapting where a query would), and
+      // the rows after from the profile alone, or adapting from it as shipped where a query adapts
+      for (const shipped of [false, true]) {
+        const draws: ContrastDraws[] = [];
+        const main = mu(truth.main_prompt), random = new Random(5);
+        for (let r = 0; r < 12; r++) {
+          const other = Float32Array.from(
+            main,
+            (m) => m + Math.sqrt(truth.variance) * random.gaussian(),
+          );
+          await estimateContrasts(
+            model,
+            other,
+            plan,
+            resolveOptions(model, {
+              ...base,
+              ...(shipped ? {} : { adapt: false }),
+              seed: 500 + r,
+              onDraws: (d) => draws.push(...d),
+            }),
+          );
+        }
+        const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, 12))!;
+        const rowsAdapt = shipped && resolveOptions(model, base).adapt !== undefined;
+        add(
+          shipped
+            ? `as shipped: a study's rows after calibrating on 12 other latents${
+              rowsAdapt ? ", adapting from the profile" : ""
+            }`
+            : "study: rows after calibrating on 12 other latents (from the prior alone)",
+          await runSeeds({ ...base, proposal: profile, ...(rowsAdapt ? { adapt: true } : {}) }),
         );
       }
-      const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, 12))!;
-      add(
-        "study: rows after calibrating on 12 other latents",
-        await runSeeds({ ...base, proposal: profile }),
-      );
     } finally {
       await model.dispose();
     }
@@ -1133,6 +1170,8 @@ export async function benchSelfCalibration({
   lambdas = [0.1, 0.3] as readonly number[],
   pilotDiscounts = [] as readonly number[],
   rowAdapts = [] as readonly RowAdapt[],
+  schemeIndices = undefined as readonly number[] | undefined,
+  calibrationAdapt = false,
   counts = [4, 8, 12] as readonly number[],
   fits = 6,
   bankIndices = undefined as readonly number[] | undefined,
@@ -1143,6 +1182,7 @@ export async function benchSelfCalibration({
   oracleSamples = 100,
   oracleImageCount = 40,
   oracleImageSeeds = 100,
+  oracleFirstImage = 200,
   familySeeds = 60,
   studyShares = [SELF_FIT_SHARE] as readonly number[],
   variants = [{ shrink: 1, lambda: DEFENSIVE_SHARE }] as readonly {
@@ -1166,6 +1206,8 @@ export async function benchSelfCalibration({
         !only.includes("oracle-images"),
         rowAdapts,
         studyShares,
+        calibrationAdapt,
+        oracleFirstImage,
       ),
     );
   }
@@ -1223,6 +1265,7 @@ export async function benchSelfCalibration({
             fits,
             variants,
             rowAdapts,
+            schemeIndices,
           ),
         );
       }
@@ -1246,12 +1289,18 @@ if (import.meta.main) {
       "pilot-discounts": { type: "string", default: "" },
       // a study's rows each adapting from the study's profile, their pilot so discounted
       "row-adapt": { type: "string", default: "" },
+      // with study: only these calibration schemes (their indices, e.g. 1,2)
+      schemes: { type: "string" },
+      // with oracle-images: the study's calibration rows adapting within the row, as a query
+      "calibration-adapt": { type: "boolean", default: false },
       counts: { type: "string", default: "4,8,12" },
       fits: { type: "string", default: "6" },
       "oracle-seeds": { type: "string", default: "400" },
       "oracle-samples": { type: "string", default: "100" },
       "oracle-images": { type: "string", default: "40" },
       "oracle-image-seeds": { type: "string", default: "100" },
+      // the first held-out image's seed (200: the images settings were chosen on; 300: others)
+      "oracle-first-image": { type: "string", default: "200" },
       "family-seeds": { type: "string", default: "60" },
       // with oracle-images: the study's fitted profile mixed with the logistic at these shares
       "study-shares": { type: "string", default: String(SELF_FIT_SHARE) },
@@ -1276,19 +1325,19 @@ if (import.meta.main) {
     pilotDiscounts: args["pilot-discounts"] ? list(args["pilot-discounts"]) : [],
     rowAdapts: args["row-adapt"]
       ? args["row-adapt"].split(",").map((spec) => {
-        const [discount, mode, weight] = spec.split(":");
-        return {
-          discount: Number(discount),
-          ...(mode ? { keep: { mode: mode as KeepStart["mode"], weight: Number(weight) } } : {}),
-        };
+        const [discount, pilot] = spec.split(":").map(Number);
+        return { discount, ...(pilot ? { pilot } : {}) };
       })
       : [],
     counts: list(args.counts),
+    schemeIndices: args.schemes === undefined ? undefined : list(args.schemes),
+    calibrationAdapt: args["calibration-adapt"],
     fits: Number(args.fits),
     oracleSeeds: Number(args["oracle-seeds"]),
     oracleSamples: Number(args["oracle-samples"]),
     oracleImageCount: Number(args["oracle-images"]),
     oracleImageSeeds: Number(args["oracle-image-seeds"]),
+    oracleFirstImage: Number(args["oracle-first-image"]),
     familySeeds: Number(args["family-seeds"]),
     studyShares: list(args["study-shares"]),
     bankIndices: args.banks === undefined ? undefined : list(args.banks),

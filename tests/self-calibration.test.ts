@@ -14,7 +14,7 @@ import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { withMembers } from "../src/models/denoiser.ts";
 import { removeWord } from "../src/text/prompt.ts";
 import { relationStudy } from "../src/studies/relations.ts";
-import { studyProfilePlan } from "../src/studies/self-calibration.ts";
+import { ROW_ADAPT_MIN_SAMPLES, studyProfilePlan } from "../src/studies/self-calibration.ts";
 import { readResults } from "../src/studies/results-file.ts";
 import { mergeResults } from "../src/studies/merge.ts";
 import { mixtureItems } from "./self-calibration-rows.ts";
@@ -100,6 +100,22 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
   assert.equal(q.samples(30).plan("perToken").adapt, undefined);
   assert.equal(q.samples(100).proposal("logistic").plan("perToken").adapt, undefined);
   assert.equal(q.samples(100).adapt(false).plan("perToken").adapt, undefined);
+  // asked for, from a named proposal or a profile too
+  assert.equal(q.samples(100).proposal("logistic").adapt(true).plan("perToken").adapt?.pilot, 50);
+  const profile = {
+    kind: "infodiff.logSnrProfile",
+    version: 1,
+    model: { name: model.name, shape: [...model.shape] },
+    edges: [-9, 1, 11],
+    mass: [0.5, 0.5],
+    calibration: {},
+  } as const;
+  assert.deepEqual(q.samples(100).proposal(profile).adapt(true).plan("perToken").adapt, {
+    pilot: 50,
+    rest: 50,
+    pilotWeight: ADAPT_PILOT_DISCOUNT * 0.5,
+  });
+  assert.equal(q.samples(100).proposal(profile).plan("perToken").adapt, undefined);
   assert.deepEqual(q.samples(20).precision(0.01).plan("total").adapt, {
     pilot: 20,
     rest: "precision rounds",
@@ -152,63 +168,74 @@ Deno.test("an SD-schedule model draws α uniformly over its trained timesteps (w
   });
 });
 
-Deno.test("a study calibrates itself on its first rows, keeps their estimates and stays unbiased", async () => {
-  const { model, items, exact, loadImage } = mixtureItems(30);
-  const errors = { calibration: [] as number[], fitted: [] as number[] };
-  for (let seed = 0; seed < 80; seed++) {
-    const store = await Deno.makeTempDir();
-    const results = join(store, "rel.jsonl");
-    const study = await relationStudy(model, items, {
-      samples: 24,
-      seed,
-      estimator: "standard",
-      // wide enough that the integral over α is the log-density difference to within its errors
-      logSnr: WIDE,
-      loadImage,
-      results,
-      calibration: { store },
-    });
-    assert.equal(study.items.length, 30);
-    const { header } = await readResults(results);
-    const settings = header!.settings as Record<string, Record<string, unknown>>;
-    // the rows after calibration draw from the fitted profile, recorded in the header with the
-    // profile's own record: fitted by the study on its first 12 rows, from the prior
-    assert.equal(settings.proposal.kind, "fitted");
-    assert.equal((settings.calibration.rows as string[]).length, 12);
-    assert.deepEqual(settings.calibration.prior, { proposal: "logistic" });
-    // every row kept, the calibration rows' own estimates too
-    // a row's two options share its draws: their errors summed are one independent unit
-    study.items.forEach((row, i) => {
-      const error = row.options.reduce(
-        (s, option, j) => s + row.nats[j]! - exact(row.image, option),
-        0,
-      );
-      (i < 12 ? errors.calibration : errors.fitted).push(error);
-    });
-    // a later run finds the profile stored and calibrates nothing; rerun, the rows it was fitted
-    // on draw from the prior again, so every row gets its numbers again
-    const plan = await studyProfilePlan(model, { samples: 24, logSnr: WIDE }, { store }, 30);
-    assert.equal(plan.mode, "stored");
-    if (seed === 0) {
-      const again = await relationStudy(model, items, {
-        samples: 24,
+for (const samples of [24, 100]) {
+  // at 24 draws every row draws from the prior or the profile alone; at 100 (the default) the
+  // calibration rows adapt within the row from the prior, and every later row from the profile
+  const adapting = samples >= ROW_ADAPT_MIN_SAMPLES;
+  Deno.test(`a study calibrates itself on its first rows, keeps their estimates and stays unbiased (${samples} draws)`, async () => {
+    const { model, items, exact, loadImage } = mixtureItems(30);
+    const errors = { calibration: [] as number[], fitted: [] as number[] };
+    for (let seed = 0; seed < 80; seed++) {
+      const store = await Deno.makeTempDir();
+      const results = join(store, "rel.jsonl");
+      const options = {
+        samples,
         seed,
         estimator: "standard",
+        // wide enough that the integral over α is the log-density difference to within its errors
         logSnr: WIDE,
         loadImage,
+      } as const;
+      const study = await relationStudy(model, items, {
+        ...options,
+        results,
         calibration: { store },
       });
-      assert.deepEqual(again.toJSON().items, study.toJSON().items);
+      assert.equal(study.items.length, 30);
+      const { header } = await readResults(results);
+      const settings = header!.settings as Record<string, Record<string, unknown>>;
+      // the rows after calibration draw from the fitted profile, recorded in the header with the
+      // profile's own record: fitted by the study on its first 12 rows, from the prior
+      assert.equal(settings.proposal.kind, "fitted");
+      assert.equal((settings.calibration.rows as string[]).length, 12);
+      assert.deepEqual(
+        settings.calibration.prior,
+        adapting
+          ? { proposal: "logistic", adapt: { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT } }
+          : { proposal: "logistic" },
+      );
+      assert.deepEqual(
+        settings.adapt,
+        adapting ? { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT } : undefined,
+      );
+      // every row kept, the calibration rows' own estimates too
+      // a row's two options share its draws: their errors summed are one independent unit
+      study.items.forEach((row, i) => {
+        const error = row.options.reduce(
+          (s, option, j) => s + row.nats[j]! - exact(row.image, option),
+          0,
+        );
+        (i < 12 ? errors.calibration : errors.fitted).push(error);
+      });
+      // a later run finds the profile stored and calibrates nothing; rerun, the rows it was
+      // fitted on draw as they did, so every row gets its numbers again
+      const plan = await studyProfilePlan(model, { samples, logSnr: WIDE }, { store }, 30);
+      assert.equal(plan.mode, "stored");
+      assert.equal(plan.rowPilot, adapting ? 50 : undefined);
+      if (seed === 0) {
+        const again = await relationStudy(model, items, { ...options, calibration: { store } });
+        assert.deepEqual(again.toJSON().items, study.toJSON().items);
+      }
     }
-  }
-  // every row's error against its exact values, independent across rows and seeds: their
-  // mean is 0 within 3 SE, for the calibration rows and for the rows drawn from the profile (an
-  // error in units of its own SE would not do: a low estimate comes with a low SE)
-  for (const [kind, e] of Object.entries(errors)) {
-    const se = Math.sqrt(variance(e) / e.length);
-    assert.ok(Math.abs(mean(e)) <= 3 * se, `${kind}: mean error ${mean(e)} ± ${se}`);
-  }
-});
+    // every row's error against its exact values, independent across rows and seeds: their
+    // mean is 0 within 3 SE, for the calibration rows and for the rows drawn from the profile (an
+    // error in units of its own SE would not do: a low estimate comes with a low SE)
+    for (const [kind, e] of Object.entries(errors)) {
+      const se = Math.sqrt(variance(e) / e.length);
+      assert.ok(Math.abs(mean(e)) <= 3 * se, `${kind}: mean error ${mean(e)} ± ${se}`);
+    }
+  });
+}
 
 /**
  * Three shards of a Slurm array of the mixture relation study (tests/self-calibration-rows.ts),
@@ -267,18 +294,27 @@ async function slurmArray(samples: number) {
   };
 }
 
-Deno.test("shards under a Slurm array share one calibration: shard 0 fits, the others wait", async () => {
-  const { stored, all, one } = await slurmArray(24);
-  assert.equal(stored.length, 1, `one profile for the three shards: ${stored}`);
-  assert.match(stored[0], /^[0-9a-f]{64}\.json$/);
-  const settings = all.header!.settings as { proposal: { kind: string }; calibration: unknown };
-  assert.equal(settings.proposal.kind, "fitted");
-  // one process with its own, fresh cache fits the same profile and gives every row the same
-  // numbers (each row has its own draws; the profile is a deterministic function of the rows)
-  assert.deepEqual(one.header!.settings, all.header!.settings);
-  assert.equal(all.records.size, 40);
-  for (const [id, record] of one.records) assert.deepEqual(all.records.get(id), record, id);
-});
+// at 100 draws the calibration rows and the rows after adapt within the row: still one profile,
+// and every row's numbers the same in shards as in one process
+for (const samples of [24, 100]) {
+  Deno.test(`shards under a Slurm array share one calibration: shard 0 fits, the others wait (${samples} draws)`, async () => {
+    const { stored, all, one } = await slurmArray(samples);
+    assert.equal(stored.length, 1, `one profile for the three shards: ${stored}`);
+    assert.match(stored[0], /^[0-9a-f]{64}\.json$/);
+    const settings = all.header!.settings as {
+      proposal: { kind: string };
+      calibration: unknown;
+      adapt?: { pilot: number };
+    };
+    assert.equal(settings.proposal.kind, "fitted");
+    assert.equal(settings.adapt?.pilot, samples >= ROW_ADAPT_MIN_SAMPLES ? 50 : undefined);
+    // one process with its own, fresh cache fits the same profile and gives every row the same
+    // numbers (each row has its own draws; the profile is a deterministic function of the rows)
+    assert.deepEqual(one.header!.settings, all.header!.settings);
+    assert.equal(all.records.size, 40);
+    for (const [id, record] of one.records) assert.deepEqual(all.records.get(id), record, id);
+  });
+}
 
 Deno.test("a calibration that finds no information: the shards and a rerun draw from the prior", async () => {
   // 4 draws: no contrast beyond 2 SE, so shard 0 leaves a marker for this study, not a profile
@@ -318,10 +354,17 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   };
   const plan = await run();
   assert.equal(plan.code, 0, plan.text);
-  // an SD-schedule export without a profile: its first rows calibrate from the schedule prior
+  // an SD-schedule export without a profile: its first rows calibrate from the schedule prior,
+  // adapting within the row as a query does; every other row draws 50 of its 100 draws from the
+  // profile and the rest from a refit on them
   assert.match(
     plan.text,
-    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
+  );
+  // below 100 draws the rows draw from the profile alone
+  assert.match(
+    (await run("--samples", "60")).text,
+    /then every other row from the profile fitted on their draws, stored at/,
   );
   // off: every row from the prior, adapting within its 100 draws
   assert.match(

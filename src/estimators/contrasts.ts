@@ -19,7 +19,7 @@ import {
   modelDrawBlocks,
   noiseInto,
 } from "./draws.ts";
-import { blendFitted, planProposal } from "./contrast-profile.ts";
+import { planProposal } from "./contrast-profile.ts";
 import { fitProfile, outcomeDraws, PROFILE_BINS, profileEdges } from "./profile-fit.ts";
 import { type ResolvedProposal, SELF_FIT_SHARE } from "../numerics/proposal.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
@@ -373,11 +373,7 @@ function adaptedProposal(
     },
   );
   if (!profile) return options.proposal;
-  const refit = planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
-  const start = options.proposal, keep = options.adapt?.keepStart;
-  return keep && start.kind === "fitted" && refit.kind === "fitted"
-    ? blendFitted(refit, start, keep)
-    : refit;
+  return planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
 }
 
 /**

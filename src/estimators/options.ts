@@ -18,7 +18,6 @@ import { trainingLawLogSnr } from "../models/flow.ts";
 import { DEFAULT_DRAW_DESIGN, DRAW_DESIGNS, type DrawDesign } from "./draws.ts";
 import { scheduleProfile } from "./family-prior.ts";
 import type { ContrastDraws } from "./profile-fit.ts";
-import type { KeepStart } from "./contrast-profile.ts";
 import {
   checkProfile,
   DEFENSIVE_SHARE,
@@ -83,7 +82,9 @@ export interface EstimatorOptions {
   /**
    * adapt α to this estimate's own draws when it draws from the model's default prior (no profile
    * and no `proposal` given; default true, but false on a flow model, where adapting was measured
-   * to double the variance): a first round from the prior, then later rounds from
+   * to double the variance), or from any proposal when `true` (a self-calibrating study's rows
+   * adapt from its profile so, issue 26): a first round from the prior or proposal, then later
+   * rounds from
    * a profile fitted on the rounds so far (the fit of calibration, `fitProfile`). With a precision
    * target every later round refits; without one, `samples` of at least {@link ADAPT_MIN_SAMPLES}
    * are split into a pilot of half of them (at most {@link ADAPT_MAX_PILOT}) and the rest. The
@@ -233,11 +234,6 @@ export interface ResolvedOptions {
      * by its draws
      */
     readonly pilotDiscount?: number;
-    /**
-     * when the first round draws from a fitted profile: how later rounds keep it (absent: they
-     * draw from their refit alone)
-     */
-    readonly keepStart?: KeepStart;
   };
   /** items per model call */
   readonly batchSize: number;
@@ -428,9 +424,9 @@ export function defaultProposal(
 }
 
 /**
- * Whether and how an estimate adapts α to its own draws ({@link EstimatorOptions.adapt}): only
- * from the model's default prior (no profile, no proposal given, not the reference's design),
- * and on a flow model only when asked; the pilot is the first round of a precision target, else
+ * Whether and how an estimate adapts α to its own draws ({@link EstimatorOptions.adapt}): unasked
+ * only from the model's default prior (no profile, no proposal given), and on a flow model or from
+ * a proposal only when asked; never with the reference's design; the pilot is the first round of a precision target, else
  * a share of `samples` of at least {@link ADAPT_MIN_SAMPLES} (even, so antithetic pairs stay
  * whole). On every flow model measured adapting did worse than the logistic alone (shapes-flow:
  * median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1 fixtures 2× and 4.5×):
@@ -449,17 +445,32 @@ function adaptPlan(
       `adapt must be true or false, got ${JSON.stringify(options.adapt)}`,
     );
   }
-  if (options.adapt === false || options.proposal !== undefined || design === "reference") {
-    return undefined;
-  }
-  if (flow && options.adapt === undefined) return undefined;
-  if (proposal.kind === "fitted") return undefined;
+  if (options.adapt === false || design === "reference") return undefined;
+  // unasked, only from the model's default prior, and not on a flow model
+  if (
+    options.adapt === undefined &&
+    (options.proposal !== undefined || proposal.kind === "fitted" || flow)
+  ) return undefined;
   if (precision) return { pilot: samples };
   if (samples < ADAPT_MIN_SAMPLES) return undefined;
   return {
-    pilot: Math.min(ADAPT_MAX_PILOT, 2 * Math.round((ADAPT_PILOT_SHARE * samples) / 2)),
+    pilot: pilotDraws(samples),
     pilotDiscount: ADAPT_PILOT_DISCOUNT,
   };
+}
+
+/**
+ * The draws a fixed budget's pilot takes: {@link ADAPT_PILOT_SHARE} of `samples`, even (antithetic
+ * pairs stay whole), at most {@link ADAPT_MAX_PILOT}.
+ *
+ * @example
+ * ```ts
+ * import { pilotDraws } from "./options.ts";
+ * console.assert(pilotDraws(100) === 50 && pilotDraws(60) === 30 && pilotDraws(400) === 50);
+ * ```
+ */
+export function pilotDraws(samples: number): number {
+  return Math.min(ADAPT_MAX_PILOT, 2 * Math.round((ADAPT_PILOT_SHARE * samples) / 2));
 }
 
 /** A discrete-time model's schedule as a proposal: uniform over its trained timesteps. */

@@ -221,7 +221,7 @@ export class Query {
    * otherwise), "training-law" (a flow model's training law of t, on request: the logistic over
    * the trained range is a flow model's default, measured better) or a profile (`infodiff
    * calibrate`). The same estimand either way. Naming one fixes every draw's
-   * law: the estimate does not adapt (see {@link Query.adapt}).
+   * law: the estimate does not adapt unless `adapt(true)` asks it to (see {@link Query.adapt}).
    */
   proposal(choice: ProposalChoice): Query {
     const next = this.#with({ options: { proposal: choice } });
@@ -233,7 +233,8 @@ export class Query {
    * Whether α adapts to the terminal's own draws on a model without a calibrated profile (default
    * true; false on a flow model, where it was measured to raise the variance): a pilot round from
    * the model's prior, then rounds from a profile fitted on the rounds so far, combined without
-   * bias (`plan().adapt` shows the rounds). `false` draws every α from the prior.
+   * bias (`plan().adapt` shows the rounds). `false` draws every α from the prior; `true` adapts
+   * on a flow model, or from a named proposal or the model's calibrated profile, too.
    */
   adapt(on: boolean): Query {
     const next = this.#with({ options: { adapt: on } });

@@ -38,6 +38,7 @@ export {
 export { resultFromFile, type StudyResult } from "./result-from-file.ts";
 export {
   CALIBRATION_ROWS,
+  ROW_ADAPT_MIN_SAMPLES,
   runCalibratedStudy,
   type StudyProfilePlan,
   studyProfilePlan,

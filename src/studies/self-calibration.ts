@@ -4,12 +4,16 @@
  * fits the profile from their draws as `calibrateProfile` does (`fitProfile`), stores it in
  * infodiff's cache keyed by the model's identity, and draws every other row from it.
  *
- * - **The calibration rows' estimates are kept.** Each drew α from a proposal fixed before its
- *   draws (the prior, independent of every row's data), so each is the ordinary unbiased
- *   importance-sampling estimate with its usual standard error; the profile is fitted from other
- *   rows' draws than the ones it is later used on, so every later row is unbiased given it. They
- *   cost no extra model call: the calibration is the first rows of the study, at the study's
- *   draws.
+ * - **The calibration rows' estimates are kept.** Each draws from the prior: alone, or at 100
+ *   draws or more ({@link ROW_ADAPT_MIN_SAMPLES}) adapting within the row as a query does (a pilot
+ *   from the prior, the rest from a refit on the pilot, the rounds weighed by weights fixed before
+ *   any draw). Either is unbiased; the profile is fitted from other rows' draws than the ones it
+ *   is later used on, so every later row is unbiased given it. They cost no extra model call: the
+ *   calibration is the first rows of the study, at the study's draws.
+ * - **Every later row draws from the profile and, at 100 draws or more, adapts within itself**:
+ *   a pilot of half its draws (at most 50) from the profile, the rest from a refit on them, so an image
+ *   whose words sit at other α than the calibration images' gets its own draws there; each round
+ *   unbiased given the ones before, the estimate is unbiased.
  * - **One profile per model, shared by every shard, resume and later study.** Shard 0 runs the
  *   calibration rows (they are its alone: the rest are dealt to the shards as usual) and stores
  *   the profile; the other shards wait for the file (`waitSeconds`), so a Slurm array needs no
@@ -19,8 +23,13 @@
  *   `calibration`, the profile's own record (the rows, draws and prior it was fitted from), so
  *   resumed runs and shards refuse to mix profiles.
  * - **A short study calibrates on at most half its rows** (12 of a study of 24 or more).
- * - The calibration rows draw from the prior alone (no adaptation within the row), and the fitted
- *   profile is mixed with the logistic at `SELF_FIT_SHARE` (0.25), both measured on the banks.
+ * - The fitted profile is mixed with the logistic at `SELF_FIT_SHARE` (0.25), measured on the
+ *   banks. Both kinds of row adapt since 2026-12-07 (before, the calibration rows drew from the
+ *   prior alone and the rows after from the profile alone): at 100 draws the calibration rows cost
+ *   less and fit a better profile (on the exact oracle over 40 images their own variance is a
+ *   query's 0.46 of i.i.d.'s against the prior's 0.54, and the rows after, from the profile alone,
+ *   drew at 0.29–0.31 against 0.33–0.34), and adapting the rows after lowers them further
+ *   ({@link ROW_ADAPT_MIN_SAMPLES}).
  *
  * @module
  */
@@ -35,7 +44,7 @@ import {
   waitForStoredProfile,
 } from "../models/profile-file.ts";
 import type { EstimatorOptions } from "../estimators/options.ts";
-import { defaultProposal, profileFits, resolveOptions } from "../estimators/options.ts";
+import { defaultProposal, pilotDraws, profileFits, resolveOptions } from "../estimators/options.ts";
 import {
   type ContrastDraws,
   fitProfile,
@@ -79,6 +88,49 @@ export interface StudyProfilePlan {
   readonly path?: string;
   /** the stored profile ("stored") */
   readonly profile?: LogSnrProfile;
+  /**
+   * "calibrate" and "stored": present when each row drawing from the profile adapts within the
+   * row ({@link ROW_ADAPT_MIN_SAMPLES}): a pilot of this many draws from the profile, the rest
+   * from a refit on the pilot
+   */
+  readonly rowPilot?: number;
+}
+
+/**
+ * The fewest draws at which a self-calibrating study adapts within its rows: its calibration rows
+ * as a query adapts from the prior, and every later row from the study's profile as a query
+ * adapts from its prior — a pilot of half its draws (at most 50) from the profile, the rest from a
+ * refit on them (`adapt: true`). Measured at 100 draws (bench/self-calibration.ts `--row-adapt`,
+ * `--calibration-adapt`) on the exact oracle over two sets of 40 held-out images: the rows at
+ * 0.26–0.28 of i.i.d.'s variance (worst contrast 0.37–0.41) against 0.33–0.34 (0.40–0.44) as
+ * before — the calibration rows from the prior alone and the rows from the profile alone — since
+ * each image's words sit at α of their own, every contrast as well served or better; on
+ * shapes-tiny's banks 0.24 against 0.23 in median and 0.62 against 0.68 at the worst contrast. A
+ * pilot of 30 lowered the oracle's median to 0.25–0.26 only by raising its worst contrast to
+ * 0.50–0.62, above what it drew without adapting, so the pilot stays a query's. At 40 draws a
+ * pilot of 20 places neither: on the banks the rows' worst contrast rose from 0.79 to 0.92 of
+ * i.i.d.'s with the calibration rows adapting, and to 0.95 with the rows adapting. So both adapt
+ * from 100 draws (the default).
+ */
+export const ROW_ADAPT_MIN_SAMPLES = 100;
+
+/**
+ * The pilot of a study's rows adapting from its profile, when they do (see
+ * {@link ROW_ADAPT_MIN_SAMPLES}): where a query on the model would adapt from the prior (not on a
+ * flow model unless asked, not with the reference's design or `adapt: false`), without a
+ * precision target, at {@link ROW_ADAPT_MIN_SAMPLES} draws or more; `adapt: true` asks for it at
+ * any size a query adapts at.
+ */
+function studyRowPilot(model: Denoiser, estimator: EstimatorOptions): number | undefined {
+  const asked = resolveOptions(model, estimator);
+  if (!asked.adapt || asked.precision) return undefined;
+  if (estimator.adapt !== true && asked.samples < ROW_ADAPT_MIN_SAMPLES) return undefined;
+  return pilotDraws(asked.samples);
+}
+
+/** What a study's calibration rows run with: adapting within the row where its rows adapt. */
+function calibrationOptions(model: Denoiser, estimator: EstimatorOptions): EstimatorOptions {
+  return studyRowPilot(model, estimator) ? estimator : { ...estimator, adapt: false };
 }
 
 /**
@@ -102,24 +154,23 @@ export async function studyProfilePlan(
   calibration: false | StudyCalibration | undefined,
   items: number,
 ): Promise<StudyProfilePlan> {
-  // the calibration rows draw from the prior alone, without adapting within the row: on the banks
-  // their draws fitted as good a profile (0.24 against 0.24 of i.i.d.'s variance) and their own
-  // estimates' worst contrast was 0.64 of i.i.d.'s, against 0.82 adapting
-  const resolved = resolveOptions(model, { ...estimator, adapt: false });
-  const settings = estimatorSettings(model, resolved);
-  const prior = { proposal: settings.proposal as Record<string, unknown> | string };
+  const prior = (options: EstimatorOptions) => {
+    const resolved = resolveOptions(model, options);
+    const proposal = estimatorSettings(model, resolved).proposal as
+      | Record<string, unknown>
+      | string;
+    return { proposal, ...(resolved.adapt ? { adapt: { ...resolved.adapt } } : {}) };
+  };
   if (estimator.proposal !== undefined || defaultProposal(model) === "fitted") {
-    return { mode: "model", prior: prior.proposal, rows: 0 };
+    return { mode: "model", prior: prior(estimator).proposal, rows: 0 };
   }
-  if (calibration === false || resolved.design === "reference") {
-    // every row as the options say, adapting within the row where they do
-    const rows = resolveOptions(model, estimator);
-    return {
-      mode: "off",
-      prior: { ...prior, ...(rows.adapt ? { adapt: { ...rows.adapt } } : {}) },
-      rows: 0,
-    };
+  // every row as the options say, adapting within the row where a query would
+  if (calibration === false || resolveOptions(model, estimator).design === "reference") {
+    return { mode: "off", prior: prior(estimator), rows: 0 };
   }
+  const rowPilot = studyRowPilot(model, estimator);
+  const rowsAdapt = rowPilot ? { rowPilot } : {};
+  const calibrating = prior(calibrationOptions(model, estimator));
   const spec = checkCalibration(calibration ?? {});
   // named rows calibrate as named; a count takes at most half the study, so a short study still
   // draws most of its rows from the profile
@@ -133,12 +184,25 @@ export async function studyProfilePlan(
   const path = identity && storedProfilePath(identity, store!, model.logSnrRange);
   const legacy = identity && model.logSnrRange ? storedProfilePath(identity, store!) : undefined;
   const profile = path ? await readStoredProfile(path) : undefined;
-  if (profile) return { mode: "stored", prior, rows, path, profile };
+  if (profile) return { mode: "stored", prior: calibrating, rows, path, profile, ...rowsAdapt };
   const old = legacy ? await readStoredProfile(legacy) : undefined;
   if (old && profileFits(old, model)) {
-    return { mode: "stored", prior, rows, path: legacy!, profile: old };
+    return {
+      mode: "stored",
+      prior: calibrating,
+      rows,
+      path: legacy!,
+      profile: old,
+      ...rowsAdapt,
+    };
   }
-  return { mode: "calibrate", prior, rows, ...(path ? { path } : {}) };
+  return {
+    mode: "calibrate",
+    prior: calibrating,
+    rows,
+    ...(path ? { path } : {}),
+    ...rowsAdapt,
+  };
 }
 
 /**
@@ -163,16 +227,24 @@ export function describeProfilePlan(plan: StudyProfilePlan): string {
       const { rows, created } = plan.profile!.calibration as { rows?: unknown; created?: string };
       const fitted = Array.isArray(rows) ? `${rows.length} rows` : `${rows ?? "?"} rows`;
       return `α: every row draws from the profile stored at ${plan.path} (fitted on ${fitted}` +
-        `${created ? `, ${created}` : ""}); no calibration`;
+        `${created ? `, ${created}` : ""})${adapting(plan)}; no calibration`;
     }
     case "calibrate":
       return `α: the first ${plan.rows} rows draw ` +
         `from the prior ${prior} (their estimates kept), then every other row from the profile ` +
-        `fitted on their draws, ${
+        `fitted on their draws${adapting(plan)}, ${
           plan.path ? `stored at ${plan.path} (shards other than 0 wait for it)` : "not stored " +
             "(the model has no identity, or infodiff's cache folder is unknown)"
         }`;
   }
+}
+
+/** How a row drawing from the profile adapts within itself, for the dry run's sentence. */
+function adapting(plan: StudyProfilePlan): string {
+  return plan.rowPilot
+    ? `, each row adapting within itself (${plan.rowPilot} draws from the profile, the rest ` +
+      `from a refit on them)`
+    : "";
 }
 
 /**
@@ -229,8 +301,9 @@ export async function runCalibratedStudy<I, R>(study: {
   const leadingIds = leading.map(idOf);
   const shard = checkShard(options.shard ?? { index: 0, count: 1 });
   if (!plan.path && shard.count > 1) throw unshareable(model, shard.count);
-  // the calibration rows draw from the prior alone (see studyProfilePlan)
-  const prior = { ...estimator, adapt: false };
+  // the calibration rows run from the prior, adapting within the row where the study's rows adapt
+  // (see the module)
+  const prior = calibrationOptions(model, estimator);
   // a calibration that found nothing leaves a marker for this study's rows and settings only, so
   // its shards and reruns draw from the prior too and a later study tries again
   const marker = plan.path
@@ -298,7 +371,10 @@ export async function runCalibratedStudy<I, R>(study: {
   }
   // the rows a profile was fitted on draw from the prior, as they did when they calibrated it, so
   // a resumed shard or a rerun gives them their numbers again; no profile: the prior for every row
-  const calibrated: EstimatorOptions = profile ? { ...estimator, proposal: profile } : estimator;
+  // and each row after them from the profile, adapting within the row from it where it may
+  const calibrated: EstimatorOptions = profile
+    ? { ...estimator, proposal: profile, ...(plan.rowPilot ? { adapt: true } : {}) }
+    : estimator;
   const fittedOn = new Set(profile ? profileRows(profile) : noInformation);
   const description = await describe(calibrated);
   const record = profile
