@@ -84,11 +84,11 @@ export interface EstimatorOptions {
    * and no `proposal` given; default true, but false on a flow model, where adapting was measured
    * to double the variance), or from any proposal when `true` (a self-calibrating study's rows
    * adapt from its profile so, issue 26): a first round from the prior or proposal, then later
-   * rounds from
-   * a profile fitted on the rounds so far (the fit of calibration, `fitProfile`). With a precision
-   * target every later round refits; without one, `samples` of at least {@link ADAPT_MIN_SAMPLES}
-   * are split into a pilot of half of them (at most {@link ADAPT_MAX_PILOT}) and the rest. The
-   * fitted profile is mixed with the logistic at `SELF_FIT_SHARE` (0.25). The pilot weighs
+   * rounds from a profile fitted on the rounds so far (the fit of calibration, `fitProfile`). With
+   * a precision target every later round refits; without one, `samples` of at least
+   * {@link ADAPT_MIN_SAMPLES} are split into a pilot of half of them (at most
+   * {@link ADAPT_MAX_PILOT}) and the rest. The fitted profile is mixed with the logistic at
+   * `SELF_FIT_SHARE` (0.25). The pilot weighs
    * {@link ADAPT_PILOT_DISCOUNT} of its share of the draws and the adapted round the rest (a
    * precision target's rounds weigh by their draws): weights fixed before any draw, each round
    * unbiased given the ones before, so the estimate is unbiased (issue 26). `false` keeps every
@@ -426,9 +426,9 @@ export function defaultProposal(
 /**
  * Whether and how an estimate adapts α to its own draws ({@link EstimatorOptions.adapt}): unasked
  * only from the model's default prior (no profile, no proposal given), and on a flow model or from
- * a proposal only when asked; never with the reference's design; the pilot is the first round of a precision target, else
- * a share of `samples` of at least {@link ADAPT_MIN_SAMPLES} (even, so antithetic pairs stay
- * whole). On every flow model measured adapting did worse than the logistic alone (shapes-flow:
+ * a proposal only when asked; never with the reference's design. The pilot is the first round of a
+ * precision target, else a share of `samples` of at least {@link ADAPT_MIN_SAMPLES} (even, so
+ * antithetic pairs stay whole). On every flow model measured adapting did worse than the logistic alone (shapes-flow:
  * median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1 fixtures 2× and 4.5×):
  * a piecewise-constant fitted profile breaks the stratification of their smooth integrands.
  */

@@ -11,9 +11,9 @@
  *   is later used on, so every later row is unbiased given it. They cost no extra model call: the
  *   calibration is the first rows of the study, at the study's draws.
  * - **Every later row draws from the profile and, at 100 draws or more, adapts within itself**:
- *   a pilot of half its draws (at most 50) from the profile, the rest from a refit on them, so an image
- *   whose words sit at other α than the calibration images' gets its own draws there; each round
- *   unbiased given the ones before, the estimate is unbiased.
+ *   a pilot of half its draws (at most 50) from the profile, the rest from a refit on them, so an
+ *   image whose words sit at other α than the calibration images' gets its own draws there; each
+ *   round unbiased given the ones before, the estimate is unbiased.
  * - **One profile per model, shared by every shard, resume and later study.** Shard 0 runs the
  *   calibration rows (they are its alone: the rest are dealt to the shards as usual) and stores
  *   the profile; the other shards wait for the file (`waitSeconds`), so a Slurm array needs no
