@@ -68,7 +68,11 @@ import { planProposal } from "../src/estimators/contrast-profile.ts";
 import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
-import { fitStudyProfile } from "../src/studies/self-calibration.ts";
+import {
+  calibrationOptions,
+  fitStudyProfile,
+  studyRowPilot,
+} from "../src/studies/self-calibration.ts";
 import { calibrateProfile } from "../src/estimators/calibrate.ts";
 import { perTokenPlan } from "../src/estimators/per-token.ts";
 import { join } from "node:path";
@@ -459,27 +463,31 @@ function studyExperiment(
   const pilot = 2 * Math.round((0.25 * samples) / 2);
   // a row adapting from the study's profile spends half its draws on it, as a query on its prior
   const rowPilot = 2 * Math.round(samples / 4);
+  // a calibration row adapting within itself: `first` draws from the schedule, the rest from a
+  // refit at share λ; the pilot weighing `pilotWeight` of the row's estimate, or by its draws
+  const adaptingRow = (
+    name: string,
+    first: number,
+    lambda: number,
+    pilotWeight?: number,
+  ): RowScheme => ({
+    name,
+    draw(bank, c, random) {
+      const pilotDraws = drawFrom(ctx, schedule, first, random);
+      const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], pilotDraws), {});
+      const next = profile ? queryProposal(ctx, bank, [c], profile, lambda) : schedule;
+      return [pilotDraws, drawFrom(ctx, next, samples - first, random)];
+    },
+    ...(pilotWeight === undefined ? {} : { pilotWeight }),
+  });
   const schemes: RowScheme[] = [
-    {
-      name: `schedule, adapting in each row (pilot ${pilot})`,
-      draw(bank, c, random) {
-        const first = drawFrom(ctx, schedule, pilot, random);
-        const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], first), {});
-        const next = profile ? queryProposal(ctx, bank, [c], profile, DEFENSIVE_SHARE) : schedule;
-        return [first, drawFrom(ctx, next, samples - pilot, random)];
-      },
-    },
-    {
-      name:
-        `schedule, adapting in each row as a query does (pilot ${rowPilot}, discount ${ADAPT_PILOT_DISCOUNT})`,
-      draw(bank, c, random) {
-        const first = drawFrom(ctx, schedule, rowPilot, random);
-        const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], first), {});
-        const next = profile ? queryProposal(ctx, bank, [c], profile, SELF_FIT_SHARE) : schedule;
-        return [first, drawFrom(ctx, next, samples - rowPilot, random)];
-      },
-      pilotWeight: (ADAPT_PILOT_DISCOUNT * rowPilot) / samples,
-    },
+    adaptingRow(`schedule, adapting in each row (pilot ${pilot})`, pilot, DEFENSIVE_SHARE),
+    adaptingRow(
+      `schedule, adapting in each row as a query does (pilot ${rowPilot}, discount ${ADAPT_PILOT_DISCOUNT})`,
+      rowPilot,
+      SELF_FIT_SHARE,
+      (ADAPT_PILOT_DISCOUNT * rowPilot) / samples,
+    ),
     fixed("schedule alone (as shipped)", schedule),
     fixed("logistic alone", logistic),
     fixed("half uniform (calibrate's)", halfUniform),
@@ -758,7 +766,8 @@ async function oracleImages(
   if (queriesOnly) return rows;
   for (let f = 0; f < fits; f++) {
     const profile = await oracleStudyProfile(model, plan, base, 12, f, calibrationAdapt);
-    // each row adapting from the study's profile as a query adapts from the prior (not shipped)
+    // each row adapting from the study's profile as a query adapts from the prior (shipped at 100
+    // draws or more as discount 0.8 and a query's pilot)
     for (const rowAdapt of rowAdapts) {
       const adapt = {
         ...split,
@@ -1004,15 +1013,14 @@ async function familyExperiment(seeds: number, samples: number) {
             other,
             plan,
             resolveOptions(model, {
-              ...base,
-              ...(shipped ? {} : { adapt: false }),
+              ...calibrationOptions(base, shipped ? studyRowPilot(model, base) : undefined),
               seed: 500 + r,
               onDraws: (d) => draws.push(...d),
             }),
           );
         }
         const profile = fitStudyProfile(model, base, draws, benchRecord(model, base, 12))!;
-        const rowsAdapt = shipped && resolveOptions(model, base).adapt !== undefined;
+        const rowsAdapt = shipped && studyRowPilot(model, base) !== undefined;
         add(
           shipped
             ? `as shipped: a study's rows after calibrating on 12 other latents${
@@ -1287,7 +1295,7 @@ if (import.meta.main) {
       lambdas: { type: "string", default: "0.1,0.3" },
       // an adaptive query's pilot round weighed at these fractions of its share of the draws
       "pilot-discounts": { type: "string", default: "" },
-      // a study's rows each adapting from the study's profile, their pilot so discounted
+      // a study's rows each adapting from the study's profile: discount[:pilot draws], …
       "row-adapt": { type: "string", default: "" },
       // with study: only these calibration schemes (their indices, e.g. 1,2)
       schemes: { type: "string" },

@@ -120,17 +120,43 @@ export const ROW_ADAPT_MIN_SAMPLES = 100;
  * flow model unless asked, not with the reference's design or `adapt: false`), without a
  * precision target, at {@link ROW_ADAPT_MIN_SAMPLES} draws or more; `adapt: true` asks for it at
  * any size a query adapts at.
+ *
+ * @example
+ * ```ts
+ * import { studyRowPilot } from "./self-calibration.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const model = exampleOracle();
+ * console.assert(studyRowPilot(model, { samples: 100 }) === 50);
+ * console.assert(studyRowPilot(model, { samples: 60 }) === undefined);
+ * console.assert(studyRowPilot(model, { samples: 60, adapt: true }) === 30);
+ * ```
  */
-function studyRowPilot(model: Denoiser, estimator: EstimatorOptions): number | undefined {
+export function studyRowPilot(
+  model: Denoiser,
+  estimator: EstimatorOptions,
+): number | undefined {
   const asked = resolveOptions(model, estimator);
   if (!asked.adapt || asked.precision) return undefined;
   if (estimator.adapt !== true && asked.samples < ROW_ADAPT_MIN_SAMPLES) return undefined;
   return pilotDraws(asked.samples);
 }
 
-/** What a study's calibration rows run with: adapting within the row where its rows adapt. */
-function calibrationOptions(model: Denoiser, estimator: EstimatorOptions): EstimatorOptions {
-  return studyRowPilot(model, estimator) ? estimator : { ...estimator, adapt: false };
+/**
+ * What a study's calibration rows run with: adapting within the row where its rows adapt (a
+ * `rowPilot` from {@link studyRowPilot}), else from the prior alone.
+ *
+ * @example
+ * ```ts
+ * import { calibrationOptions } from "./self-calibration.ts";
+ * console.assert(calibrationOptions({ samples: 100 }, 50).adapt === undefined);
+ * console.assert(calibrationOptions({ samples: 60 }, undefined).adapt === false);
+ * ```
+ */
+export function calibrationOptions(
+  estimator: EstimatorOptions,
+  rowPilot: number | undefined,
+): EstimatorOptions {
+  return rowPilot ? estimator : { ...estimator, adapt: false };
 }
 
 /**
@@ -169,8 +195,11 @@ export async function studyProfilePlan(
     return { mode: "off", prior: prior(estimator), rows: 0 };
   }
   const rowPilot = studyRowPilot(model, estimator);
-  const rowsAdapt = rowPilot ? { rowPilot } : {};
-  const calibrating = prior(calibrationOptions(model, estimator));
+  // what every plan that calibrates or reads a stored profile shares
+  const shared = {
+    prior: prior(calibrationOptions(estimator, rowPilot)),
+    ...(rowPilot ? { rowPilot } : {}),
+  };
   const spec = checkCalibration(calibration ?? {});
   // named rows calibrate as named; a count takes at most half the study, so a short study still
   // draws most of its rows from the profile
@@ -184,25 +213,12 @@ export async function studyProfilePlan(
   const path = identity && storedProfilePath(identity, store!, model.logSnrRange);
   const legacy = identity && model.logSnrRange ? storedProfilePath(identity, store!) : undefined;
   const profile = path ? await readStoredProfile(path) : undefined;
-  if (profile) return { mode: "stored", prior: calibrating, rows, path, profile, ...rowsAdapt };
+  if (profile) return { mode: "stored", ...shared, rows, path, profile };
   const old = legacy ? await readStoredProfile(legacy) : undefined;
   if (old && profileFits(old, model)) {
-    return {
-      mode: "stored",
-      prior: calibrating,
-      rows,
-      path: legacy!,
-      profile: old,
-      ...rowsAdapt,
-    };
+    return { mode: "stored", ...shared, rows, path: legacy!, profile: old };
   }
-  return {
-    mode: "calibrate",
-    prior: calibrating,
-    rows,
-    ...(path ? { path } : {}),
-    ...rowsAdapt,
-  };
+  return { mode: "calibrate", ...shared, rows, ...(path ? { path } : {}) };
 }
 
 /**
@@ -303,7 +319,7 @@ export async function runCalibratedStudy<I, R>(study: {
   if (!plan.path && shard.count > 1) throw unshareable(model, shard.count);
   // the calibration rows run from the prior, adapting within the row where the study's rows adapt
   // (see the module)
-  const prior = calibrationOptions(model, estimator);
+  const prior = calibrationOptions(estimator, plan.rowPilot);
   // a calibration that found nothing leaves a marker for this study's rows and settings only, so
   // its shards and reruns draw from the prior too and a later study tries again
   const marker = plan.path
