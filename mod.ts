@@ -53,6 +53,7 @@ export {
   logisticProposal,
   type LogSnrProfile,
   type LogSnrProposal,
+  PROFILE_REFIT_SHARE,
   proposalFor,
   type ResolvedProposal,
   SELF_FIT_SHARE,

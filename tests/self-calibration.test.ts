@@ -10,6 +10,7 @@ import { ADAPT_PILOT_DISCOUNT, resolveOptions } from "../src/estimators/options.
 import { drawBlocks } from "../src/estimators/draws.ts";
 import { logSnrCdf, logSnrInterval, logSnrWeight } from "../src/numerics/log-snr.ts";
 import { exampleOracle } from "../src/query/oracles.ts";
+import { PROFILE_REFIT_SHARE, SELF_FIT_SHARE } from "../src/numerics/proposal.ts";
 import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { withMembers } from "../src/models/denoiser.ts";
 import { removeWord } from "../src/text/prompt.ts";
@@ -90,11 +91,13 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
     pilot: 50,
     rest: 50,
     pilotWeight: ADAPT_PILOT_DISCOUNT * 0.5,
+    refitShare: SELF_FIT_SHARE,
   });
   assert.deepEqual(q.samples(400).plan("perToken").adapt, {
     pilot: 50,
     rest: 350,
     pilotWeight: ADAPT_PILOT_DISCOUNT * 0.125,
+    refitShare: SELF_FIT_SHARE,
   });
   // too few draws to split, a named proposal, or adapt(false): every draw from the prior
   assert.equal(q.samples(30).plan("perToken").adapt, undefined);
@@ -110,20 +113,68 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
     mass: [0.5, 0.5],
     calibration: {},
   } as const;
+  // a pilot from a fitted profile refits with less of the logistic
   assert.deepEqual(q.samples(100).proposal(profile).adapt(true).plan("perToken").adapt, {
     pilot: 50,
     rest: 50,
     pilotWeight: ADAPT_PILOT_DISCOUNT * 0.5,
+    refitShare: PROFILE_REFIT_SHARE,
   });
   assert.equal(q.samples(100).proposal(profile).plan("perToken").adapt, undefined);
   assert.deepEqual(q.samples(20).precision(0.01).plan("total").adapt, {
     pilot: 20,
     rest: "precision rounds",
+    refitShare: SELF_FIT_SHARE,
   });
   assert.throws(
     () => resolveOptions(model, { adapt: "yes" as never }),
     /adapt must be true or false/,
   );
+});
+
+Deno.test("a refit keeps the logistic's share by where its pilot drew: 0.25 after a prior, 0.15 after a profile", async () => {
+  const { model, x, plan } = exampleCase();
+  const profile = {
+    kind: "infodiff.logSnrProfile",
+    version: 1,
+    model: { name: model.name, shape: [...model.shape] },
+    edges: [-9, 1, 11],
+    mass: [0.5, 0.5],
+    calibration: {},
+  } as const;
+  // the adapted round draws from (1 − λ)·refit + λ·logistic, so the logistic's density over the
+  // round's q is at most 1/λ, and reaches it where the refit has no mass (a refit on 50 draws
+  // leaves most of the interval empty); each weight also carries the round's share, (2 − d)
+  const scale = 2 - ADAPT_PILOT_DISCOUNT;
+  for (
+    const [start, lambda, extra] of [
+      ["prior", SELF_FIT_SHARE, {}],
+      ["profile", PROFILE_REFIT_SHARE, { proposal: profile, adapt: true }],
+    ] as const
+  ) {
+    const largest: number[] = [];
+    for (let seed = 0; seed < 12; seed++) {
+      const options = {
+        samples: 100,
+        seed,
+        estimator: "standard",
+        logSnr: WIDE,
+        ...extra,
+      } as const;
+      const resolved = resolveOptions(model, options);
+      const out = await estimateContrasts(model, x, plan, resolved);
+      assert.deepEqual(out.rounds, [50, 50]);
+      let most = 0;
+      for (let i = 50; i < 100; i++) {
+        const ratio = out.draws.weight[i] / logSnrWeight(out.draws.logSnr[i], resolved.logSnr);
+        most = Math.max(most, ratio / scale);
+      }
+      largest.push(most);
+    }
+    assert.ok(largest.every((m) => m <= 1 / lambda + 1e-9), `${start}: ${largest}`);
+    const reached = largest.filter((m) => m > 0.99 / lambda).length;
+    assert.ok(reached >= 9, `${start}: 1/λ reached in ${reached} of 12 seeds (${largest})`);
+  }
 });
 
 Deno.test("an SD-schedule model draws α uniformly over its trained timesteps (with 10 % logistic)", () => {
@@ -201,12 +252,18 @@ for (const samples of [24, 100]) {
       assert.deepEqual(
         settings.calibration.prior,
         adapting
-          ? { proposal: "logistic", adapt: { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT } }
+          ? {
+            proposal: "logistic",
+            adapt: { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT, refitShare: SELF_FIT_SHARE },
+          }
           : { proposal: "logistic" },
       );
+      // the rows' pilots draw from the study's profile: their refits keep less of the logistic
       assert.deepEqual(
         settings.adapt,
-        adapting ? { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT } : undefined,
+        adapting
+          ? { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT, refitShare: PROFILE_REFIT_SHARE }
+          : undefined,
       );
       // every row kept, the calibration rows' own estimates too
       // a row's two options share its draws: their errors summed are one independent unit
@@ -359,7 +416,7 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // profile and the rest from a refit on them
   assert.match(
     plan.text,
-    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
   );
   // below 100 draws the rows draw from the profile alone
   assert.match(
@@ -369,7 +426,7 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // off: every row from the prior, adapting within its 100 draws
   assert.match(
     (await run("--calibration-rows", "off")).text,
-    /"adapt":\{"pilot":50,"pilotDiscount":0\.\d+\}\}; calibration off$/,
+    /"adapt":\{"pilot":50,"pilotDiscount":0\.\d+,"refitShare":0\.25\}\}; calibration off$/,
   );
   assert.match((await run("--calibration-rows", "3")).text, /^α: the first 3 rows/);
   await assert.rejects(() => run("--calibration-rows", "0"), /--calibration-rows expects/);

@@ -21,7 +21,7 @@ import {
 } from "./draws.ts";
 import { planProposal } from "./contrast-profile.ts";
 import { fitProfile, outcomeDraws, PROFILE_BINS, profileEdges } from "./profile-fit.ts";
-import { type ResolvedProposal, SELF_FIT_SHARE } from "../numerics/proposal.ts";
+import type { ResolvedProposal } from "../numerics/proposal.ts";
 import { sigmoid } from "../numerics/log-snr.ts";
 import type { DrawBlock } from "./draws.ts";
 import { Estimate } from "./estimate.ts";
@@ -341,8 +341,9 @@ export function adaptivePilot(options: ResolvedOptions, group: number): number |
 /**
  * The proposal of an adaptive estimate's next round: a profile fitted on every draw of the rounds
  * so far (`fitProfile`, as calibration fits, over the sampling's interval), drawn from as a query
- * draws from a calibrated profile (`planProposal`, the logistic's share {@link SELF_FIT_SHARE});
- * the prior again when no contrast carries information beyond 2 SE yet. Each round stays an
+ * draws from a calibrated profile (`planProposal`), mixed with the logistic at the options'
+ * `adapt.refitShare` (less after a pilot from a fitted profile, as a study's rows draw, than after
+ * one from a prior); the prior again when no contrast carries information beyond 2 SE yet. Each round stays an
  * unbiased replicate given the rounds before it, whatever it draws from.
  */
 function adaptedProposal(
@@ -363,6 +364,7 @@ function adaptedProposal(
       },
     };
   });
+  const hook = (globalThis as { REFIT?: { lambda?: number; fitted?: number } }).REFIT ?? {};
   const edges = profileEdges(options.logSnr, PROFILE_BINS);
   const profile = fitProfile(
     model,
@@ -373,7 +375,10 @@ function adaptedProposal(
     },
   );
   if (!profile) return options.proposal;
-  return planProposal({ kind: "fitted", lambda: SELF_FIT_SHARE, profile }, plan);
+  const lambda = options.proposal.kind === "fitted"
+    ? hook.fitted ?? options.adapt!.refitShare
+    : hook.lambda ?? options.adapt!.refitShare;
+  return planProposal({ kind: "fitted", lambda, profile }, plan);
 }
 
 /**

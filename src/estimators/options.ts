@@ -23,7 +23,9 @@ import {
   DEFENSIVE_SHARE,
   LEGACY_DEFENSIVE_SHARE,
   type LogSnrProfile,
+  PROFILE_REFIT_SHARE,
   type ResolvedProposal,
+  SELF_FIT_SHARE,
   TRAINING_LAW_SHARE,
 } from "../numerics/proposal.ts";
 
@@ -234,6 +236,11 @@ export interface ResolvedOptions {
      * by its draws
      */
     readonly pilotDiscount?: number;
+    /**
+     * the logistic's share λ of each refitted round's proposal: `SELF_FIT_SHARE` after a pilot
+     * from a prior, `PROFILE_REFIT_SHARE` after one from a fitted profile (that pilot misses less)
+     */
+    readonly refitShare: number;
   };
   /** items per model call */
   readonly batchSize: number;
@@ -439,7 +446,7 @@ function adaptPlan(
   samples: number,
   precision: { se: number; maxSamples: number } | undefined,
   flow: boolean,
-): { pilot: number; pilotDiscount?: number } | undefined {
+): { pilot: number; pilotDiscount?: number; refitShare: number } | undefined {
   if (options.adapt !== undefined && typeof options.adapt !== "boolean") {
     throw new InvalidArgumentError(
       `adapt must be true or false, got ${JSON.stringify(options.adapt)}`,
@@ -451,11 +458,14 @@ function adaptPlan(
     options.adapt === undefined &&
     (options.proposal !== undefined || proposal.kind === "fitted" || flow)
   ) return undefined;
-  if (precision) return { pilot: samples };
+  // a pilot from a fitted profile already drew where the information lies: its refit misses less
+  const refitShare = proposal.kind === "fitted" ? PROFILE_REFIT_SHARE : SELF_FIT_SHARE;
+  if (precision) return { pilot: samples, refitShare };
   if (samples < ADAPT_MIN_SAMPLES) return undefined;
   return {
     pilot: pilotDraws(samples),
     pilotDiscount: ADAPT_PILOT_DISCOUNT,
+    refitShare,
   };
 }
 

@@ -262,6 +262,21 @@ export const TRAINING_LAW_SHARE = 0.5;
 export const SELF_FIT_SHARE = 0.25;
 
 /**
+ * The logistic's share λ for the profile an adaptive estimate refits on its pilot when the pilot
+ * drew from a fitted profile (a self-calibrating study's rows, `adapt: true` on a calibrated
+ * model) rather than from a prior: such a pilot already put most of its draws where the
+ * information lies, so its refit misses less and needs less of the logistic's cover. Measured at
+ * 100 draws (bench/self-calibration.ts; docs/performance.md, "A row's refit keeps less of the
+ * logistic"): on the exact oracle over two sets of 40 held-out images a study's rows drew at
+ * 0.24–0.26 of i.i.d.'s variance with λ = 0.15 against 0.26–0.28 with λ = {@link SELF_FIT_SHARE},
+ * their worst contrast at 0.30–0.37 against 0.37–0.41; on shapes-tiny's banks at 0.23 against
+ * 0.24, the worst 0.60 against 0.61; λ = 0.1 and 0.2 did not do better. A pilot from a prior keeps
+ * {@link SELF_FIT_SHARE}: there λ = 0.15 moved a query's worst contrast on the banks from 0.77 to
+ * 0.82.
+ */
+export const PROFILE_REFIT_SHARE = 0.15;
+
+/**
  * The truncated logistic as a proposal.
  *
  * @example

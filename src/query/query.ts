@@ -118,12 +118,14 @@ export interface QueryPlan {
    * first round's draws come from `proposal`, later ones from a profile fitted on the rounds
    * before them — `samples` split into the pilot and the rest, or a precision target's rounds;
    * `pilotWeight` is the pilot's fixed share of a split budget's estimate (the rest the adapted
-   * round's), absent where rounds weigh by their draws
+   * round's), absent where rounds weigh by their draws; `refitShare` the logistic's share of each
+   * refitted round's proposal (0.25 after a pilot from a prior, 0.15 after one from a fitted profile)
    */
   readonly adapt?: {
     readonly pilot: number;
     readonly rest: number | "precision rounds";
     readonly pilotWeight?: number;
+    readonly refitShare: number;
   };
   /** the prompts a text encoder's context cuts, per encoder (empty: every prompt fits) */
   readonly truncation: readonly PromptTruncation[];
@@ -578,7 +580,8 @@ function adaptPlanOf(
 ): { adapt?: QueryPlan["adapt"] } {
   if (!resolved.adapt) return {};
   if (resolved.precision) {
-    return { adapt: { pilot: resolved.adapt.pilot, rest: "precision rounds" } };
+    const { pilot, refitShare } = resolved.adapt;
+    return { adapt: { pilot, rest: "precision rounds", refitShare } };
   }
   const pilot = adaptivePilot(resolved, drawsPerLogSnr(model, resolved, conditions));
   if (pilot === undefined) return {};
@@ -590,6 +593,7 @@ function adaptPlanOf(
       ...(discount === undefined
         ? {}
         : { pilotWeight: pilotShare(pilot, resolved.samples, discount) }),
+      refitShare: resolved.adapt.refitShare,
     },
   };
 }

@@ -11,9 +11,10 @@
  *   is later used on, so every later row is unbiased given it. They cost no extra model call: the
  *   calibration is the first rows of the study, at the study's draws.
  * - **Every later row draws from the profile and, at 100 draws or more, adapts within itself**:
- *   a pilot of half its draws (at most 50) from the profile, the rest from a refit on them, so an
- *   image whose words sit at other α than the calibration images' gets its own draws there; each
- *   round unbiased given the ones before, the estimate is unbiased.
+ *   a pilot of half its draws (at most 50) from the profile, the rest from a refit on them (mixed
+ *   with the logistic at `PROFILE_REFIT_SHARE`), so an image whose words sit at other α than the
+ *   calibration images' gets its own draws there; each round unbiased given the ones before, the
+ *   estimate is unbiased.
  * - **One profile per model, shared by every shard, resume and later study.** Shard 0 runs the
  *   calibration rows (they are its alone: the rest are dealt to the shards as usual) and stores
  *   the profile; the other shards wait for the file (`waitSeconds`), so a Slurm array needs no
@@ -105,7 +106,8 @@ export interface StudyProfilePlan {
  * 0.26–0.28 of i.i.d.'s variance (worst contrast 0.37–0.41) against 0.33–0.34 (0.40–0.44) as
  * before — the calibration rows from the prior alone and the rows from the profile alone — since
  * each image's words sit at α of their own, with the worst contrast no worse; on
- * shapes-tiny's banks 0.24 against 0.23 in median and 0.61 against 0.68 at the worst contrast. A
+ * shapes-tiny's banks 0.24 against 0.23 in median and 0.61 against 0.68 at the worst contrast.
+ * With the rows' refit at `PROFILE_REFIT_SHARE` (the same day), 0.24–0.26 (0.30–0.37) and 0.23 (0.60). A
  * pilot of 30 lowered the oracle's median to 0.25–0.26 only by raising its worst contrast to
  * 0.50–0.62, above what it drew without adapting, so the pilot stays a query's. At 40 draws a
  * pilot of 20 places neither: on the banks the rows' worst contrast rose from 0.79 to 0.92 of
