@@ -26,10 +26,6 @@
  *   half the draws, at most 50, as a query's), its refit at `PROFILE_REFIT_SHARE`; shipped since
  *   2026-12-07 at 100 draws or more as `0.8` (a pilot of 30 lowered the oracle's median by raising
  *   its worst contrast);
- * - `REFIT='{"lambda":0.15}'` or `REFIT='{"fitted":0.15}'` in the environment (this commit only;
- *   the engine's hook is removed in the next): every adaptive refit, or only a refit on a pilot
- *   from a fitted profile (a study's rows), at that logistic share, to measure
- *   `PROFILE_REFIT_SHARE`;
  * - `--calibration-adapt` (with `oracle-images`): the study's calibration rows adapting within the
  *   row as a query does (as shipped since 2026-12-07), counted at the query's variance;
  *   `--oracle-first-image 300`: other held-out images than the 200–239 settings were chosen on;
@@ -529,7 +525,7 @@ function studyExperiment(
                   at,
                   samples,
                   pilot ?? rowPilot,
-                  rowRefitShare(),
+                  PROFILE_REFIT_SHARE,
                   replicates,
                   discount,
                 );
@@ -822,10 +818,6 @@ async function oracleImages(
     rowsAfter.map((r) => r * (1 + extra)),
   );
   return rows;
-}
-
-function rowRefitShare(): number {
-  return (globalThis as { REFIT?: { fitted?: number } }).REFIT?.fitted ?? PROFILE_REFIT_SHARE;
 }
 
 /** The draws per image of `infodiff calibrate` as this project runs it (12 images × 300). */
@@ -1295,8 +1287,6 @@ export async function benchSelfCalibration({
 }
 
 if (import.meta.main) {
-  const refit = Deno.env.get("REFIT");
-  if (refit) (globalThis as { REFIT?: unknown }).REFIT = JSON.parse(refit);
   const { values: args } = parseArgs({
     options: {
       samples: { type: "string", default: "40" },

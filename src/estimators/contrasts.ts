@@ -364,7 +364,6 @@ function adaptedProposal(
       },
     };
   });
-  const hook = (globalThis as { REFIT?: { lambda?: number; fitted?: number } }).REFIT ?? {};
   const edges = profileEdges(options.logSnr, PROFILE_BINS);
   const profile = fitProfile(
     model,
@@ -375,10 +374,7 @@ function adaptedProposal(
     },
   );
   if (!profile) return options.proposal;
-  const lambda = options.proposal.kind === "fitted"
-    ? hook.fitted ?? options.adapt!.refitShare
-    : hook.lambda ?? options.adapt!.refitShare;
-  return planProposal({ kind: "fitted", lambda, profile }, plan);
+  return planProposal({ kind: "fitted", lambda: options.adapt!.refitShare, profile }, plan);
 }
 
 /**
