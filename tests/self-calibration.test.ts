@@ -42,6 +42,18 @@ function exampleCase() {
   return { model, x, plan, exact };
 }
 
+/** A profile of the oracle putting half its mass on each side of α = 1 (over the WIDE interval). */
+function halvesProfile(model: { readonly name: string; readonly shape: readonly number[] }) {
+  return {
+    kind: "infodiff.logSnrProfile",
+    version: 1,
+    model: { name: model.name, shape: [...model.shape] },
+    edges: [-9, 1, 11],
+    mass: [0.5, 0.5],
+    calibration: {},
+  } as const;
+}
+
 Deno.test("an adaptive query is unbiased: 300 seeds within 3 SE of the exact values, intervals cover", async () => {
   const { model, x, plan, exact } = exampleCase();
   const seeds = 300;
@@ -105,14 +117,7 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
   assert.equal(q.samples(100).adapt(false).plan("perToken").adapt, undefined);
   // asked for, from a named proposal or a profile too
   assert.equal(q.samples(100).proposal("logistic").adapt(true).plan("perToken").adapt?.pilot, 50);
-  const profile = {
-    kind: "infodiff.logSnrProfile",
-    version: 1,
-    model: { name: model.name, shape: [...model.shape] },
-    edges: [-9, 1, 11],
-    mass: [0.5, 0.5],
-    calibration: {},
-  } as const;
+  const profile = halvesProfile(model);
   // a pilot from a fitted profile refits with less of the logistic
   assert.deepEqual(q.samples(100).proposal(profile).adapt(true).plan("perToken").adapt, {
     pilot: 50,
@@ -134,14 +139,7 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
 
 Deno.test("a refit keeps the logistic's share by where its pilot drew: 0.25 after a prior, 0.15 after a profile", async () => {
   const { model, x, plan } = exampleCase();
-  const profile = {
-    kind: "infodiff.logSnrProfile",
-    version: 1,
-    model: { name: model.name, shape: [...model.shape] },
-    edges: [-9, 1, 11],
-    mass: [0.5, 0.5],
-    calibration: {},
-  } as const;
+  const profile = halvesProfile(model);
   // the adapted round draws from (1 − λ)·refit + λ·logistic, so the logistic's density over the
   // round's q is at most 1/λ, and reaches it where the refit has no mass (a refit on 50 draws
   // leaves most of the interval empty); each weight also carries the round's share, (2 − d)
