@@ -817,6 +817,15 @@ async function oracleImages(
     "study of 100 rows as calibrated, calibration counted",
     rowsAfter.map((r) => r * (1 + extra)),
   );
+  // rows on the calibrated model adapting from its profile as a study's rows adapt from a study's
+  // (`adapt: true`: a pilot of half, the refit at PROFILE_REFIT_SHARE); not shipped: a calibrated
+  // model's rows and queries draw from its profile alone
+  const adapting = ratios(await summed({ ...base, adapt: true }, calibrated));
+  add("as calibrated, each row adapting from the model's profile (adapt: true)", adapting);
+  add(
+    "study of 100 rows as calibrated, adapting, calibration counted",
+    adapting.map((r) => r * (1 + extra)),
+  );
   return rows;
 }
 
