@@ -343,8 +343,8 @@ export function adaptivePilot(options: ResolvedOptions, group: number): number |
  * so far (`fitProfile`, as calibration fits, over the sampling's interval), drawn from as a query
  * draws from a calibrated profile (`planProposal`), mixed with the logistic at the options'
  * `adapt.refitShare` (less after a pilot from a fitted profile, as a study's rows draw, than after
- * one from a prior); the prior again when no contrast carries information beyond 2 SE yet. Each round stays an
- * unbiased replicate given the rounds before it, whatever it draws from.
+ * one from a prior); the prior again when no contrast carries information beyond 2 SE yet. Each
+ * round stays an unbiased replicate given the rounds before it, whatever it draws from.
  */
 function adaptedProposal(
   model: Denoiser,
