@@ -52,6 +52,7 @@ import { parseArgs } from "node:util";
 import { loadModel, type OnnxModel } from "../src/query/load-model.ts";
 import {
   ADAPT_PILOT_DISCOUNT,
+  pilotDraws,
   type ResolvedOptions,
   resolveOptions,
 } from "../src/estimators/options.ts";
@@ -463,8 +464,8 @@ function studyExperiment(
     draw: (_bank, _c, random) => [drawFrom(ctx, at, samples, random)],
   });
   const pilot = 2 * Math.round((0.25 * samples) / 2);
-  // a row adapting from the study's profile spends half its draws on it, as a query on its prior
-  const rowPilot = 2 * Math.round(samples / 4);
+  // a row adapting from the study's profile spends a query's pilot on it (half its draws, at most 50)
+  const rowPilot = pilotDraws(samples);
   // a calibration row adapting within itself: `first` draws from the schedule, the rest from a
   // refit at share λ; the pilot weighing `pilotWeight` of the row's estimate, or by its draws
   const adaptingRow = (

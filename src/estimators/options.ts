@@ -90,7 +90,8 @@ export interface EstimatorOptions {
    * a precision target every later round refits; without one, `samples` of at least
    * {@link ADAPT_MIN_SAMPLES} are split into a pilot of half of them (at most
    * {@link ADAPT_MAX_PILOT}) and the rest. The fitted profile is mixed with the logistic at
-   * `SELF_FIT_SHARE` (0.25). The pilot weighs
+   * `SELF_FIT_SHARE` (0.25) after a pilot from a prior, at `PROFILE_REFIT_SHARE` (0.15) after one
+   * from a fitted profile. The pilot weighs
    * {@link ADAPT_PILOT_DISCOUNT} of its share of the draws and the adapted round the rest (a
    * precision target's rounds weigh by their draws): weights fixed before any draw, each round
    * unbiased given the ones before, so the estimate is unbiased (issue 26). `false` keeps every
@@ -435,8 +436,8 @@ export function defaultProposal(
  * only from the model's default prior (no profile, no proposal given), and on a flow model or from
  * a proposal only when asked; never with the reference's design. The pilot is the first round of a
  * precision target, else a share of `samples` of at least {@link ADAPT_MIN_SAMPLES} (even, so
- * antithetic pairs stay whole). On every flow model measured adapting did worse than the logistic alone (shapes-flow:
- * median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1 fixtures 2× and 4.5×):
+ * antithetic pairs stay whole). On every flow model measured adapting did worse than the logistic
+ * alone (shapes-flow: median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1 fixtures 2× and 4.5×):
  * a piecewise-constant fitted profile breaks the stratification of their smooth integrands.
  */
 function adaptPlan(

@@ -119,7 +119,8 @@ export interface QueryPlan {
    * before them — `samples` split into the pilot and the rest, or a precision target's rounds;
    * `pilotWeight` is the pilot's fixed share of a split budget's estimate (the rest the adapted
    * round's), absent where rounds weigh by their draws; `refitShare` the logistic's share of each
-   * refitted round's proposal (0.25 after a pilot from a prior, 0.15 after one from a fitted profile)
+   * refitted round's proposal (`SELF_FIT_SHARE` after a pilot from a prior, `PROFILE_REFIT_SHARE`
+   * after one from a fitted profile)
    */
   readonly adapt?: {
     readonly pilot: number;
