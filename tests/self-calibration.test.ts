@@ -411,10 +411,10 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   assert.equal(plan.code, 0, plan.text);
   // an SD-schedule export without a profile: its first rows calibrate from the schedule prior,
   // adapting within the row as a query does; every other row draws 50 of its 100 draws from the
-  // profile and the rest from a refit on them
+  // profile and the rest from a refit on them, mixed 85 : 15 with the logistic
   assert.match(
     plan.text,
-    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them, mixed 85 : 15 with the logistic\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
   );
   // below 100 draws the rows draw from the profile alone
   assert.match(

@@ -54,7 +54,12 @@ import {
   profileOf,
 } from "../estimators/profile-fit.ts";
 import type { LogSnrSampling } from "../numerics/log-snr.ts";
-import { checkProfile, type LogSnrProfile, SELF_FIT_SHARE } from "../numerics/proposal.ts";
+import {
+  checkProfile,
+  type LogSnrProfile,
+  PROFILE_REFIT_SHARE,
+  SELF_FIT_SHARE,
+} from "../numerics/proposal.ts";
 import { warn } from "../warnings.ts";
 import {
   runStudy,
@@ -257,11 +262,15 @@ export function describeProfilePlan(plan: StudyProfilePlan): string {
   }
 }
 
-/** How a row drawing from the profile adapts within itself, for the dry run's sentence. */
+/**
+ * How a row drawing from the profile adapts within itself, for the dry run's sentence: its refit
+ * on a pilot from a fitted profile keeps `PROFILE_REFIT_SHARE` of the logistic.
+ */
 function adapting(plan: StudyProfilePlan): string {
+  const logistic = Math.round(100 * PROFILE_REFIT_SHARE);
   return plan.rowPilot
     ? `, each row adapting within itself (${plan.rowPilot} draws from the profile, the rest ` +
-      `from a refit on them)`
+      `from a refit on them, mixed ${100 - logistic} : ${logistic} with the logistic)`
     : "";
 }
 
