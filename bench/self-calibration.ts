@@ -68,7 +68,7 @@ import {
 import type { LogSnrSampling } from "../src/numerics/log-snr.ts";
 import { Random } from "../src/numerics/random.ts";
 import { planProposal } from "../src/estimators/contrast-profile.ts";
-import { adaptivePilot, standardError } from "../src/estimators/contrasts.ts";
+import { adaptiveRounds, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
 import {
@@ -260,32 +260,38 @@ function priorsExperiment(
 }
 
 /**
- * A query over `contrasts` of one bank with N draws: `pilot` from the prior, the rest from the
- * profile fitted on the pilot (the prior again if no contrast is informative), combined by draws.
+ * A query over `contrasts` of one bank whose rounds draw `rounds` draws in order: the first from
+ * the prior, each later one from the profile fitted on every draw before it (the prior again if
+ * no contrast is informative); each round but the last weighs `pilotDiscount` times its share of
+ * the draws, the last the rest (by draws when the discount is 1).
  */
 function adaptiveEstimates(
   ctx: Context,
   bank: Bank,
   contrasts: readonly number[],
   prior: At,
-  N: number,
-  pilot: number,
+  rounds: readonly number[],
   lambda: number,
   replicates: number,
   pilotDiscount = 1,
 ): number[][] {
-  const pilotWeight = (pilotDiscount * pilot) / N;
+  const N = rounds.reduce((sum, n) => sum + n, 0);
+  const pilots = rounds.slice(0, -1).map((n) => (pilotDiscount * n) / N);
+  const weights = [...pilots, 1 - pilots.reduce((sum, w) => sum + w, 0)];
   const random = new Random(11);
   const estimates = contrasts.map(() => [] as number[]);
   for (let r = 0; r < replicates; r++) {
-    const first = drawFrom(ctx, prior, pilot, random);
-    const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, first), {});
-    const next = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
-    const second = drawFrom(ctx, next, N - pilot, random);
-    contrasts.forEach((c, i) => {
-      const e1 = mean(values(bank, c, first)), e2 = mean(values(bank, c, second));
-      estimates[i].push(pilotWeight * e1 + (1 - pilotWeight) * e2);
-    });
+    const sets: SimDraws[] = [];
+    for (const n of rounds) {
+      const profile = sets.length === 0
+        ? undefined
+        : fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, joined(sets)), {});
+      const at = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
+      sets.push(drawFrom(ctx, at, n, random));
+    }
+    contrasts.forEach((c, i) =>
+      estimates[i].push(sets.reduce((sum, d, k) => sum + weights[k] * mean(values(bank, c, d)), 0))
+    );
   }
   return estimates;
 }
@@ -318,26 +324,24 @@ function adaptiveExperiment(
             })
           );
           // the shares asked for, and the library's own split at its own share ("as shipped")
-          const shipped = adaptivePilot(
+          const shipped = adaptiveRounds(
             resolveOptions(ctx.model, { samples: N, proposal: undefined }),
             2,
           );
-          const splits: [number, readonly number[], string][] = [
-            ...shares.map((share) =>
-              [Math.max(6, 2 * Math.round((share * N) / 2)), lambdas, ""] as [
-                number,
-                readonly number[],
-                string,
-              ]
-            ),
+          const splits: [number[], readonly number[], string][] = [
+            ...shares.map((share) => {
+              const pilot = Math.max(6, 2 * Math.round((share * N) / 2));
+              return [[pilot, N - pilot], lambdas, ""] as [number[], readonly number[], string];
+            }),
             ...(shipped === undefined ? [] : [[shipped, [SELF_FIT_SHARE], " (as shipped)"] as [
-              number,
+              number[],
               readonly number[],
               string,
             ]]),
           ];
-          for (const [pilot, lambdaList, tag] of splits) {
-            if (pilot >= N - 1) continue;
+          for (const [rounds, lambdaList, tag] of splits) {
+            if (rounds[rounds.length - 1] < 2) continue;
+            const pilot = rounds.slice(0, -1).join(" + ");
             for (const lambda of lambdaList) {
               // the rounds by their draws, then the pilot discounted as asked
               for (const discount of [undefined, ...pilotDiscounts]) {
@@ -346,8 +350,7 @@ function adaptiveExperiment(
                   bank,
                   contrasts,
                   prior,
-                  N,
-                  pilot,
+                  rounds,
                   lambda,
                   replicates,
                   discount,
@@ -384,8 +387,11 @@ function priorProposals(ctx: Context): [string, At][] {
 interface RowScheme {
   readonly name: string;
   draw(bank: Bank, c: number, random: Random): SimDraws[];
-  /** the first set's share of the row's estimate (absent: each set weighs by its draws) */
-  readonly pilotWeight?: number;
+  /**
+   * each set but the last weighs this times its share of the draws, the last the rest (absent:
+   * each set weighs by its draws), as the engine weighs a split budget's rounds
+   */
+  readonly pilotDiscount?: number;
 }
 
 /** Draw sets joined into one, as the engine reports a multi-round estimate's draws. */
@@ -410,18 +416,19 @@ function joined(sets: readonly SimDraws[]): SimDraws {
   };
 }
 
-/** A row's estimate from its rounds, by their draws or with the pilot weighing `pilotWeight`. */
+/** A row's estimate from its rounds, by their draws or with its pilot rounds discounted. */
 function rowEstimate(
   bank: Bank,
   c: number,
   sets: readonly SimDraws[],
-  pilotWeight?: number,
+  pilotDiscount?: number,
 ): number {
-  if (pilotWeight !== undefined && sets.length === 2) {
-    const [a, b] = sets.map((d) => mean(values(bank, c, d)));
-    return pilotWeight * a + (1 - pilotWeight) * b;
-  }
   const N = sets.reduce((n, d) => n + d.t.length, 0);
+  if (pilotDiscount !== undefined && sets.length >= 2) {
+    const pilots = sets.slice(0, -1).map((d) => (pilotDiscount * d.t.length) / N);
+    const weights = [...pilots, 1 - pilots.reduce((sum, w) => sum + w, 0)];
+    return sets.reduce((sum, d, k) => sum + weights[k] * mean(values(bank, c, d)), 0);
+  }
   return sets.reduce((sum, d) => sum + d.t.length * mean(values(bank, c, d)), 0) / N;
 }
 
@@ -466,30 +473,44 @@ function studyExperiment(
   const pilot = 2 * Math.round((0.25 * samples) / 2);
   // a row adapting from the study's profile spends a query's pilot on it (half its draws, at most 50)
   const rowPilot = pilotDraws(samples);
-  // a calibration row adapting within itself: `first` draws from the schedule, the rest from a
-  // refit at share λ; the pilot weighing `pilotWeight` of the row's estimate, or by its draws
+  // a query's rounds at this budget, as the engine splits it (a pilot of 40 % or more split too)
+  const queryRounds = adaptiveRounds(resolveOptions(ctx.model, { samples }), 2) ??
+    [rowPilot, samples - rowPilot];
+  // a calibration row adapting within itself: its first round from the schedule, each later one
+  // from a refit at share λ on the rounds before; its pilot rounds discounted, or by their draws
   const adaptingRow = (
     name: string,
-    first: number,
+    rounds: readonly number[],
     lambda: number,
-    pilotWeight?: number,
+    pilotDiscount?: number,
   ): RowScheme => ({
     name,
     draw(bank, c, random) {
-      const pilotDraws = drawFrom(ctx, schedule, first, random);
-      const profile = fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], pilotDraws), {});
-      const next = profile ? queryProposal(ctx, bank, [c], profile, lambda) : schedule;
-      return [pilotDraws, drawFrom(ctx, next, samples - first, random)];
+      const sets: SimDraws[] = [];
+      for (const n of rounds) {
+        const profile = sets.length === 0
+          ? undefined
+          : fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], joined(sets)), {});
+        const at = profile ? queryProposal(ctx, bank, [c], profile, lambda) : schedule;
+        sets.push(drawFrom(ctx, at, n, random));
+      }
+      return sets;
     },
-    ...(pilotWeight === undefined ? {} : { pilotWeight }),
+    ...(pilotDiscount === undefined ? {} : { pilotDiscount }),
   });
   const schemes: RowScheme[] = [
-    adaptingRow(`schedule, adapting in each row (pilot ${pilot})`, pilot, DEFENSIVE_SHARE),
     adaptingRow(
-      `schedule, adapting in each row as a query does (pilot ${rowPilot}, discount ${ADAPT_PILOT_DISCOUNT})`,
-      rowPilot,
+      `schedule, adapting in each row (pilot ${pilot})`,
+      [pilot, samples - pilot],
+      DEFENSIVE_SHARE,
+    ),
+    adaptingRow(
+      `schedule, adapting in each row as a query does (rounds ${
+        queryRounds.join(" + ")
+      }, discount ${ADAPT_PILOT_DISCOUNT})`,
+      queryRounds,
       SELF_FIT_SHARE,
-      (ADAPT_PILOT_DISCOUNT * rowPilot) / samples,
+      ADAPT_PILOT_DISCOUNT,
     ),
     fixed("schedule alone (as shipped)", schedule),
     fixed("logistic alone", logistic),
@@ -524,8 +545,7 @@ function studyExperiment(
                   bank,
                   [c],
                   at,
-                  samples,
-                  pilot ?? rowPilot,
+                  [pilot ?? rowPilot, samples - (pilot ?? rowPilot)],
                   PROFILE_REFIT_SHARE,
                   replicates,
                   discount,
@@ -563,7 +583,7 @@ function studyExperiment(
       for (const c of [0, 1]) {
         const random = new Random(7 + b), estimates: number[] = [];
         for (let r = 0; r < replicates; r++) {
-          estimates.push(rowEstimate(bank, c, scheme.draw(bank, c, random), scheme.pilotWeight));
+          estimates.push(rowEstimate(bank, c, scheme.draw(bank, c, random), scheme.pilotDiscount));
         }
         rows.push({
           experiment: "study",

@@ -64,12 +64,12 @@ Deno.test("an adaptive query is unbiased: 300 seeds within 3 SE of the exact val
     const options = { samples: 100, seed, estimator: "standard", logSnr: WIDE } as const;
     const resolved = resolveOptions(model, options);
     const out = await estimateContrasts(model, x, plan, resolved);
-    // a pilot of half (at most 50) from the prior, the rest from the profile fitted on it: the
-    // pilot's weights are the logistic's 1/q(α) times its discount (it counts as that share of its
-    // draws in the estimate), the second round's are not
-    assert.deepEqual(out.rounds, [50, 50]);
+    // a pilot of half (at most 50), itself split: 26 from the prior, 24 from a refit on them, then
+    // 50 from a refit on all 50: the prior's weights are the logistic's 1/q(α) times the discount
+    // (they count as that share of their draws in the estimate), the refitted rounds' are not
+    assert.deepEqual(out.rounds, [26, 24, 50]);
     const logistic = (i: number) => logSnrWeight(out.draws.logSnr[i], resolved.logSnr);
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 26; i++) {
       assert.ok(Math.abs(out.draws.weight[i] / logistic(i) - ADAPT_PILOT_DISCOUNT) < 1e-9);
     }
     // (the prior again only where no contrast of the pilot was informative beyond 2 SE)
@@ -99,18 +99,29 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
   const model = exampleOracle();
   const q = model.info(new Float32Array(3 * 16 * 16)).given(EXAMPLE_PROMPT);
   // the pilot weighs its share of the draws times the discount, the adapted round the rest
+  // a pilot from the prior of 40 % of the budget or more is itself split in two
   assert.deepEqual(q.samples(100).plan("perToken").adapt, {
     pilot: 50,
     rest: 50,
+    rounds: [26, 24, 50],
     pilotWeight: ADAPT_PILOT_DISCOUNT * 0.5,
     refitShare: SELF_FIT_SHARE,
   });
   assert.deepEqual(q.samples(400).plan("perToken").adapt, {
     pilot: 50,
     rest: 350,
+    rounds: [50, 350],
     pilotWeight: ADAPT_PILOT_DISCOUNT * 0.125,
     refitShare: SELF_FIT_SHARE,
   });
+  // the bounds: 48 pilot draws or more (94 draws), 40 % of the budget or more (125 draws)
+  const roundsAt = (n: number) => q.samples(n).plan("perToken").adapt?.rounds;
+  assert.deepEqual([92, 94, 125, 126].map(roundsAt), [
+    [46, 46],
+    [24, 24, 46],
+    [26, 24, 75],
+    [50, 76],
+  ]);
   // too few draws to split, a named proposal, or adapt(false): every draw from the prior
   assert.equal(q.samples(30).plan("perToken").adapt, undefined);
   assert.equal(q.samples(100).proposal("logistic").plan("perToken").adapt, undefined);
@@ -122,6 +133,7 @@ Deno.test("adaptation: only from the prior, shown by plan(), off on request", ()
   assert.deepEqual(q.samples(100).proposal(profile).adapt(true).plan("perToken").adapt, {
     pilot: 50,
     rest: 50,
+    rounds: [50, 50],
     pilotWeight: ADAPT_PILOT_DISCOUNT * 0.5,
     refitShare: PROFILE_REFIT_SHARE,
   });
@@ -142,8 +154,8 @@ Deno.test("a refit keeps the logistic's share by where its pilot drew: 0.25 afte
   const profile = halvesProfile(model);
   // the adapted round draws from (1 − λ)·refit + λ·logistic, so the logistic's density over the
   // round's q is at most 1/λ, and reaches it where the refit has no mass (a refit on 50 draws
-  // leaves most of the interval empty); each weight also carries the round's share, (2 − d)
-  const scale = 2 - ADAPT_PILOT_DISCOUNT;
+  // leaves most of the interval empty); each weight also carries the round's share: (2 − d) for
+  // the last round, d for a split pilot's refitted part (draws 26–49 after the prior)
   for (
     const [start, lambda, extra] of [
       ["prior", SELF_FIT_SHARE, {}],
@@ -161,9 +173,11 @@ Deno.test("a refit keeps the logistic's share by where its pilot drew: 0.25 afte
       } as const;
       const resolved = resolveOptions(model, options);
       const out = await estimateContrasts(model, x, plan, resolved);
-      assert.deepEqual(out.rounds, [50, 50]);
+      const split = start === "prior";
+      assert.deepEqual(out.rounds, split ? [26, 24, 50] : [50, 50]);
       let most = 0;
-      for (let i = 50; i < 100; i++) {
+      for (let i = split ? 26 : 50; i < 100; i++) {
+        const scale = i < 50 ? ADAPT_PILOT_DISCOUNT : 2 - ADAPT_PILOT_DISCOUNT;
         const ratio = out.draws.weight[i] / logSnrWeight(out.draws.logSnr[i], resolved.logSnr);
         most = Math.max(most, ratio / scale);
       }
@@ -252,7 +266,13 @@ for (const samples of [24, 100]) {
         adapting
           ? {
             proposal: "logistic",
-            adapt: { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT, refitShare: SELF_FIT_SHARE },
+            // as a query: its pilot of half the draws split, 26 from the prior, 24 refitted
+            adapt: {
+              pilot: 50,
+              pilotDiscount: ADAPT_PILOT_DISCOUNT,
+              refitShare: SELF_FIT_SHARE,
+              splitPilot: true,
+            },
           }
           : { proposal: "logistic" },
       );
@@ -414,7 +434,7 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // profile and the rest from a refit on them, mixed 85 : 15 with the logistic
   assert.match(
     plan.text,
-    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them, mixed 85 : 15 with the logistic\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25,"splitPilot":true\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them, mixed 85 : 15 with the logistic\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
   );
   // below 100 draws the rows draw from the profile alone
   assert.match(
@@ -424,7 +444,7 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   // off: every row from the prior, adapting within its 100 draws
   assert.match(
     (await run("--calibration-rows", "off")).text,
-    /"adapt":\{"pilot":50,"pilotDiscount":0\.\d+,"refitShare":0\.25\}\}; calibration off$/,
+    /"adapt":\{"pilot":50,"pilotDiscount":0\.\d+,"refitShare":0\.25,"splitPilot":true\}\}; calibration off$/,
   );
   assert.match((await run("--calibration-rows", "3")).text, /^α: the first 3 rows/);
   await assert.rejects(() => run("--calibration-rows", "0"), /--calibration-rows expects/);

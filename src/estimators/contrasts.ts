@@ -210,10 +210,10 @@ export async function estimateContrasts(
   const group = drawsPerLogSnr(model, options, conditions.length);
   // with a precision target the first round is only a start: at least what a standard error
   // needs, within the budget; an adaptive budget starts with its pilot
-  const pilot = adaptivePilot(options, group);
+  const planned = adaptiveRounds(options, group);
   const first = options.precision
     ? Math.min(options.precision.maxSamples, Math.max(options.samples, errorDraws(group)))
-    : pilot ?? options.samples;
+    : planned?.[0] ?? options.samples;
   for (let size = first; size > 0;) {
     const seed = rounds.length === 0 ? options.seed : roundSeed(options.seed, rounds.length);
     // later rounds of an adaptive estimate draw where the rounds so far found the information
@@ -230,8 +230,8 @@ export async function estimateContrasts(
     );
     rounds.push(round);
     drawn += size;
-    size = pilot !== undefined
-      ? (drawn < options.samples ? options.samples - drawn : 0)
+    size = planned !== undefined
+      ? planned[rounds.length] ?? 0
       : nextRound(rounds, options, drawn, targets);
   }
   const weights = roundWeights(rounds, options);
@@ -339,6 +339,33 @@ export function adaptivePilot(options: ResolvedOptions, group: number): number |
 }
 
 /**
+ * The rounds of an adaptive budget (no precision target), their draws in order: the pilot
+ * ({@link adaptivePilot}) and the rest, or with `adapt.splitPilot` the pilot's first part from
+ * the prior (about half, whole groups), its second part from a refit on the first, and the rest;
+ * the pilot stays whole when either part would be too small for a standard error. Undefined when
+ * the budget is not split.
+ *
+ * @example
+ * ```ts
+ * import { adaptiveRounds } from "./contrasts.ts";
+ * import { resolveOptions } from "./options.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const model = exampleOracle();
+ * console.assert(adaptiveRounds(resolveOptions(model, { samples: 100 }), 2)?.join() === "26,24,50");
+ * console.assert(adaptiveRounds(resolveOptions(model, { samples: 200 }), 2)?.join() === "50,150");
+ * ```
+ */
+export function adaptiveRounds(options: ResolvedOptions, group: number): number[] | undefined {
+  const pilot = adaptivePilot(options, group);
+  if (pilot === undefined) return undefined;
+  const rest = options.samples - pilot;
+  if (!options.adapt!.splitPilot) return [pilot, rest];
+  const least = errorDraws(group);
+  const first = group * Math.round(pilot / 2 / group);
+  return first >= least && pilot - first >= least ? [first, pilot - first, rest] : [pilot, rest];
+}
+
+/**
  * The proposal of an adaptive estimate's next round: a profile fitted on every draw of the rounds
  * so far (`fitProfile`, as calibration fits, over the sampling's interval), drawn from as a query
  * draws from a calibrated profile (`planProposal`), mixed with the logistic at the options'
@@ -418,17 +445,20 @@ function precisionTargets(
 
 /**
  * Each round's share of the estimate: fixed before any draw, so the combination of rounds each
- * unbiased given the ones before stays unbiased. A fixed budget split into a pilot and an adapted
- * round gives the pilot its share of the draws times the options' `pilotDiscount` when set;
- * otherwise every round weighs by its draws (n_r / N).
+ * unbiased given the ones before stays unbiased. A fixed budget split into a pilot (one round, or
+ * two when it is split) and an adapted round gives each pilot round its share of the draws times
+ * the options' `pilotDiscount` when set; otherwise every round weighs by its draws (n_r / N).
  */
 function roundWeights(rounds: readonly Round[], options: ResolvedOptions): number[] {
   const discount = options.adapt?.pilotDiscount;
-  if (discount === undefined || options.precision || rounds.length !== 2) {
+  if (discount === undefined || options.precision || rounds.length < 2) {
     return drawWeights(rounds);
   }
-  const pilot = pilotShare(rounds[0].size, rounds[0].size + rounds[1].size, discount);
-  return [pilot, 1 - pilot];
+  // the pilot's rounds (one, or two when it is split) each weigh the discount times their draws'
+  // share; the adapted round takes the rest
+  const N = rounds.reduce((sum, r) => sum + r.size, 0);
+  const pilots = rounds.slice(0, -1).map((r) => pilotShare(r.size, N, discount));
+  return [...pilots, 1 - pilots.reduce((sum, w) => sum + w, 0)];
 }
 
 /**

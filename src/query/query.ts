@@ -15,7 +15,7 @@ import { checkLogSnrSampling } from "../numerics/log-snr.ts";
 import { checkSeed } from "../numerics/random.ts";
 import { conditionalInformation, conditionalPlan } from "../estimators/conditional-information.ts";
 import {
-  adaptivePilot,
+  adaptiveRounds,
   callSchedule,
   type ContrastPlan,
   pilotShare,
@@ -117,14 +117,18 @@ export interface QueryPlan {
    * present when α adapts to the terminal's own draws (a model without a calibrated profile): the
    * first round's draws come from `proposal`, later ones from a profile fitted on the rounds
    * before them — `samples` split into the pilot and the rest, or a precision target's rounds;
+   * `rounds` a split budget's rounds in order (a pilot from a prior of 48 draws or more and at
+   * least 40 % of them, at 94–125 draws, is itself split, its second part drawn from a refit on
+   * its first: `ADAPT_SPLIT_MIN_SHARE`);
    * `pilotWeight` is the pilot's fixed share of a split budget's estimate (the rest the adapted
-   * round's), absent where rounds weigh by their draws; `refitShare` the logistic's share of each
-   * refitted round's proposal (`SELF_FIT_SHARE` after a pilot from a prior, `PROFILE_REFIT_SHARE`
-   * after one from a fitted profile)
+   * round's; a split pilot's parts share it by their draws), absent where rounds weigh by their
+   * draws; `refitShare` the logistic's share of each refitted round's proposal (`SELF_FIT_SHARE`
+   * after a pilot from a prior, `PROFILE_REFIT_SHARE` after one from a fitted profile)
    */
   readonly adapt?: {
     readonly pilot: number;
     readonly rest: number | "precision rounds";
+    readonly rounds?: readonly number[];
     readonly pilotWeight?: number;
     readonly refitShare: number;
   };
@@ -584,13 +588,16 @@ function adaptPlanOf(
     const { pilot, refitShare } = resolved.adapt;
     return { adapt: { pilot, rest: "precision rounds", refitShare } };
   }
-  const pilot = adaptivePilot(resolved, drawsPerLogSnr(model, resolved, conditions));
-  if (pilot === undefined) return {};
+  const rounds = adaptiveRounds(resolved, drawsPerLogSnr(model, resolved, conditions));
+  if (rounds === undefined) return {};
+  const rest = rounds[rounds.length - 1];
+  const pilot = resolved.samples - rest;
   const discount = resolved.adapt.pilotDiscount;
   return {
     adapt: {
       pilot,
-      rest: resolved.samples - pilot,
+      rest,
+      rounds,
       ...(discount === undefined
         ? {}
         : { pilotWeight: pilotShare(pilot, resolved.samples, discount) }),
