@@ -30,6 +30,14 @@
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --start
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 100 --seeds 2 --timing-calls 5
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 80 --seeds 2 --timing-calls 3
+
+ *
+ * Re-measured 2026-12-07 with a query's pilot split (each runs file cut to the reference's full
+ * runs, the earlier infodiff runs and timed slices set aside):
+ *
+ *   nice -n 5 deno run -A bench/headtohead.ts tiny --more 114 --seeds 3 --timing-calls 10
+ *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 100 --seeds 2 --timing-calls 5
+ *   nice -n 5 deno run -A bench/headtohead.ts tiny --more 100 --seeds 3 --timing-calls 10
  *
  * Networks: `tiny` (a tiny diffusers StableDiffusionPipeline, 32² latents, 256² px) and `sd15`
  * (SD 1.5's UNet with random weights, 8² latents, 64² px: the smallest its three downsamplings

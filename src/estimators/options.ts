@@ -89,9 +89,12 @@ export interface EstimatorOptions {
    * rounds from a profile fitted on the rounds so far (the fit of calibration, `fitProfile`). With
    * a precision target every later round refits; without one, `samples` of at least
    * {@link ADAPT_MIN_SAMPLES} are split into a pilot of half of them (at most
-   * {@link ADAPT_MAX_PILOT}) and the rest. The fitted profile is mixed with the logistic at
+   * {@link ADAPT_MAX_PILOT}) and the rest; a pilot from a prior of 48 draws or more and 40 % of the
+   * budget or more (94–125 draws, the default 100 among them) is itself split, its second part
+   * drawn from a refit on its first ({@link ADAPT_SPLIT_MIN_SHARE}), the rest from a refit on the
+   * whole pilot. The fitted profile is mixed with the logistic at
    * `SELF_FIT_SHARE` (0.25) after a pilot from a prior, at `PROFILE_REFIT_SHARE` (0.15) after one
-   * from a fitted profile. The pilot weighs
+   * from a fitted profile. The pilot (each part of a split one) weighs
    * {@link ADAPT_PILOT_DISCOUNT} of its share of the draws and the adapted round the rest (a
    * precision target's rounds weigh by their draws): weights fixed before any draw, each round
    * unbiased given the ones before, so the estimate is unbiased (issue 26). `false` keeps every
