@@ -260,10 +260,34 @@ function priorsExperiment(
 }
 
 /**
- * A query over `contrasts` of one bank whose rounds draw `rounds` draws in order: the first from
- * the prior, each later one from the profile fitted on every draw before it (the prior again if
- * no contrast is informative); each round but the last weighs `pilotDiscount` times its share of
- * the draws, the last the rest (by draws when the discount is 1).
+ * One adaptive estimate's draw sets over `contrasts` of one bank, `rounds` draws in order: the
+ * first from the prior, each later one from the profile fitted on every draw before it (the prior
+ * again if no contrast is informative), mixed with the logistic at share `lambda`.
+ */
+function adaptiveDraws(
+  ctx: Context,
+  bank: Bank,
+  contrasts: readonly number[],
+  prior: At,
+  rounds: readonly number[],
+  lambda: number,
+  random: Random,
+): SimDraws[] {
+  const sets: SimDraws[] = [];
+  for (const n of rounds) {
+    const profile = sets.length === 0
+      ? undefined
+      : fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, joined(sets)), {});
+    const at = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
+    sets.push(drawFrom(ctx, at, n, random));
+  }
+  return sets;
+}
+
+/**
+ * A query over `contrasts` of one bank whose rounds draw `rounds` draws ({@link adaptiveDraws}),
+ * `replicates` times; each round but the last weighs `pilotDiscount` times its share of the draws,
+ * the last the rest (absent: by draws).
  */
 function adaptiveEstimates(
   ctx: Context,
@@ -273,25 +297,13 @@ function adaptiveEstimates(
   rounds: readonly number[],
   lambda: number,
   replicates: number,
-  pilotDiscount = 1,
+  pilotDiscount?: number,
 ): number[][] {
-  const N = rounds.reduce((sum, n) => sum + n, 0);
-  const pilots = rounds.slice(0, -1).map((n) => (pilotDiscount * n) / N);
-  const weights = [...pilots, 1 - pilots.reduce((sum, w) => sum + w, 0)];
   const random = new Random(11);
   const estimates = contrasts.map(() => [] as number[]);
   for (let r = 0; r < replicates; r++) {
-    const sets: SimDraws[] = [];
-    for (const n of rounds) {
-      const profile = sets.length === 0
-        ? undefined
-        : fitProfile(ctx.model, ctx.edges, fitInput(bank, contrasts, joined(sets)), {});
-      const at = profile ? queryProposal(ctx, bank, contrasts, profile, lambda) : prior;
-      sets.push(drawFrom(ctx, at, n, random));
-    }
-    contrasts.forEach((c, i) =>
-      estimates[i].push(sets.reduce((sum, d, k) => sum + weights[k] * mean(values(bank, c, d)), 0))
-    );
+    const sets = adaptiveDraws(ctx, bank, contrasts, prior, rounds, lambda, random);
+    contrasts.forEach((c, i) => estimates[i].push(rowEstimate(bank, c, sets, pilotDiscount)));
   }
   return estimates;
 }
@@ -485,17 +497,7 @@ function studyExperiment(
     pilotDiscount?: number,
   ): RowScheme => ({
     name,
-    draw(bank, c, random) {
-      const sets: SimDraws[] = [];
-      for (const n of rounds) {
-        const profile = sets.length === 0
-          ? undefined
-          : fitProfile(ctx.model, ctx.edges, fitInput(bank, [c], joined(sets)), {});
-        const at = profile ? queryProposal(ctx, bank, [c], profile, lambda) : schedule;
-        sets.push(drawFrom(ctx, at, n, random));
-      }
-      return sets;
-    },
+    draw: (bank, c, random) => adaptiveDraws(ctx, bank, [c], schedule, rounds, lambda, random),
     ...(pilotDiscount === undefined ? {} : { pilotDiscount }),
   });
   const schemes: RowScheme[] = [
