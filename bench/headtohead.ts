@@ -30,7 +30,6 @@
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --start
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 100 --seeds 2 --timing-calls 5
  *   nice -n 5 deno run -A bench/headtohead.ts sd15 --more 80 --seeds 2 --timing-calls 3
-
  *
  * Re-measured 2026-12-07 with a query's pilot split (each runs file cut to the reference's full
  * runs, the earlier infodiff runs and timed slices set aside):

@@ -68,7 +68,7 @@ import {
 import type { LogSnrSampling } from "../src/numerics/log-snr.ts";
 import { Random } from "../src/numerics/random.ts";
 import { planProposal } from "../src/estimators/contrast-profile.ts";
-import { adaptiveRounds, standardError } from "../src/estimators/contrasts.ts";
+import { adaptiveRounds, discountedWeights, standardError } from "../src/estimators/contrasts.ts";
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
 import {
@@ -340,16 +340,16 @@ function adaptiveExperiment(
             resolveOptions(ctx.model, { samples: N, proposal: undefined }),
             2,
           );
-          const splits: [number[], readonly number[], string][] = [
-            ...shares.map((share) => {
+          // each: the rounds' draws, the refit shares to try, a tag for the shipped split
+          type Split = [number[], readonly number[], string];
+          const splits: Split[] = [
+            ...shares.map((share): Split => {
               const pilot = Math.max(6, 2 * Math.round((share * N) / 2));
-              return [[pilot, N - pilot], lambdas, ""] as [number[], readonly number[], string];
+              return [[pilot, N - pilot], lambdas, ""];
             }),
-            ...(shipped === undefined ? [] : [[shipped, [SELF_FIT_SHARE], " (as shipped)"] as [
-              number[],
-              readonly number[],
-              string,
-            ]]),
+            ...(shipped === undefined
+              ? []
+              : [[shipped, [SELF_FIT_SHARE], " (as shipped)"] as Split]),
           ];
           for (const [rounds, lambdaList, tag] of splits) {
             if (rounds[rounds.length - 1] < 2) continue;
@@ -435,12 +435,11 @@ function rowEstimate(
   sets: readonly SimDraws[],
   pilotDiscount?: number,
 ): number {
-  const N = sets.reduce((n, d) => n + d.t.length, 0);
   if (pilotDiscount !== undefined && sets.length >= 2) {
-    const pilots = sets.slice(0, -1).map((d) => (pilotDiscount * d.t.length) / N);
-    const weights = [...pilots, 1 - pilots.reduce((sum, w) => sum + w, 0)];
+    const weights = discountedWeights(sets.map((d) => d.t.length), pilotDiscount);
     return sets.reduce((sum, d, k) => sum + weights[k] * mean(values(bank, c, d)), 0);
   }
+  const N = sets.reduce((n, d) => n + d.t.length, 0);
   return sets.reduce((sum, d) => sum + d.t.length * mean(values(bank, c, d)), 0) / N;
 }
 
@@ -483,7 +482,8 @@ function studyExperiment(
     draw: (_bank, _c, random) => [drawFrom(ctx, at, samples, random)],
   });
   const pilot = 2 * Math.round((0.25 * samples) / 2);
-  // a row adapting from the study's profile spends a query's pilot on it (half its draws, at most 50)
+  // a row adapting from the study's profile spends a query's pilot on it (half its draws, at
+  // most 50)
   const rowPilot = pilotDraws(samples);
   // a query's rounds at this budget, as the engine splits it (a pilot of 40 % or more split too)
   const queryRounds = adaptiveRounds(resolveOptions(ctx.model, { samples }), 2) ??
@@ -541,13 +541,13 @@ function studyExperiment(
               ratios[c].push(fixedRatio(ctx, bank, c, at, samples, replicates, bases[held][c]));
               // each row adapting from the study's profile: half its draws from it, the rest
               // from a refit on them
-              rowAdapts.forEach(({ discount, pilot }, i) => {
+              rowAdapts.forEach(({ discount, pilot: first = rowPilot }, i) => {
                 const [est] = adaptiveEstimates(
                   ctx,
                   bank,
                   [c],
                   at,
-                  [pilot ?? rowPilot, samples - (pilot ?? rowPilot)],
+                  [first, samples - first],
                   PROFILE_REFIT_SHARE,
                   replicates,
                   discount,

@@ -454,10 +454,25 @@ function roundWeights(rounds: readonly Round[], options: ResolvedOptions): numbe
   if (discount === undefined || options.precision || rounds.length < 2) {
     return drawWeights(rounds);
   }
-  // the pilot's rounds (one, or two when it is split) each weigh the discount times their draws'
-  // share; the adapted round takes the rest
-  const N = rounds.reduce((sum, r) => sum + r.size, 0);
-  const pilots = rounds.slice(0, -1).map((r) => pilotShare(r.size, N, discount));
+  return discountedWeights(rounds.map((r) => r.size), discount);
+}
+
+/**
+ * The shares of a split budget's rounds, given their draws in order: each pilot round (every
+ * round but the last: one, or two when the pilot is split) weighs `discount` times its share of
+ * the draws ({@link pilotShare}); the adapted round takes the rest.
+ *
+ * @example
+ * ```ts
+ * import { discountedWeights } from "./contrasts.ts";
+ * const [a, b, last] = discountedWeights([26, 24, 50], 0.8);
+ * console.assert(Math.abs(a - 0.208) < 1e-12 && Math.abs(b - 0.192) < 1e-12);
+ * console.assert(Math.abs(last - 0.6) < 1e-12);
+ * ```
+ */
+export function discountedWeights(sizes: readonly number[], discount: number): number[] {
+  const N = sizes.reduce((sum, n) => sum + n, 0);
+  const pilots = sizes.slice(0, -1).map((n) => pilotShare(n, N, discount));
   return [...pilots, 1 - pilots.reduce((sum, w) => sum + w, 0)];
 }
 
@@ -615,9 +630,9 @@ async function estimateRound(
 /**
  * The rounds as one estimate per number: Σ W_r·mean_r over rounds each an unbiased replicate given
  * the ones before, with shares W_r fixed before any draw ({@link roundWeights}: by their draws,
- * the pilot of a split budget discounted), SE² = Σ W_r²·SE_r², maps averaged the same way, and the per-draw
- * values concatenated (scaled so that their plain mean is the estimate) with their units numbered
- * across rounds.
+ * the pilot of a split budget discounted), SE² = Σ W_r²·SE_r², maps averaged the same way, and
+ * the per-draw values concatenated (scaled so that their plain mean is the estimate) with their
+ * units numbered across rounds.
  */
 function combineRounds(
   model: Denoiser,

@@ -467,8 +467,9 @@ export function defaultProposal(
  * a proposal only when asked; never with the reference's design. The pilot is the first round of a
  * precision target, else a share of `samples` of at least {@link ADAPT_MIN_SAMPLES} (even, so
  * antithetic pairs stay whole). On every flow model measured adapting did worse than the logistic
- * alone (shapes-flow: median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1 fixtures 2× and 4.5×):
- * a piecewise-constant fitted profile breaks the stratification of their smooth integrands.
+ * alone (shapes-flow: median 0.64 of i.i.d.'s variance against 0.54; the exact SD 3 and FLUX.1
+ * fixtures 2× and 4.5×): a piecewise-constant fitted profile breaks the stratification of their
+ * smooth integrands.
  */
 function adaptPlan(
   options: EstimatorOptions,

@@ -112,10 +112,10 @@ export interface StudyProfilePlan {
  * `--calibration-adapt`) on the exact oracle over two sets of 40 held-out images: the rows at
  * 0.26–0.28 of i.i.d.'s variance (worst contrast 0.37–0.41) against 0.33–0.34 (0.40–0.44) as
  * before — the calibration rows from the prior alone and the rows from the profile alone — since
- * each image's words sit at α of their own, with the worst contrast no worse; on
- * shapes-tiny's banks 0.24 against 0.23 in median and 0.61 against 0.68 at the worst contrast.
- * With the rows' refit at `PROFILE_REFIT_SHARE` (the same day), 0.24–0.26 (0.30–0.37) and 0.23
- * (0.60). A pilot of 30 lowered the oracle's median to 0.25–0.26 only by raising its worst contrast to
+ * each image's words sit at α of their own, with the worst contrast no worse; on shapes-tiny's
+ * banks 0.24 against 0.23 in median and 0.61 against 0.68 at the worst contrast. With the rows'
+ * refit at `PROFILE_REFIT_SHARE` (the same day), 0.24–0.26 (0.30–0.37) and 0.23 (0.60). A pilot
+ * of 30 lowered the oracle's median to 0.25–0.26 only by raising its worst contrast to
  * 0.50–0.62, above what it drew without adapting, so the pilot stays a query's. At 40 draws a
  * pilot of 20 places neither: on the banks the rows' worst contrast rose from 0.79 to 0.92 of
  * i.i.d.'s with the calibration rows adapting, and to 0.95 with the rows adapting. So both adapt
