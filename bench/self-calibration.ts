@@ -14,8 +14,9 @@
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
  *   (the i.i.d. variance formula from the integrand's second moment along α);
  * - `oracle-images`: the oracle's prior, query and study over 40 held-out images instead of the one
- *   example image (`--oracle-images 40 --oracle-image-seeds 100`), and the same rows with a
- *   profile calibrated by hand (`calibrateProfile`, 12 other images × 300 draws);
+ *   example image (`--oracle-images 40 --oracle-image-seeds 400`: at 100 seeds per image a
+ *   query's heavy-tailed "circle" moved its median by up to 0.14 between sets of seeds), and the
+ *   same rows with a profile calibrated by hand (`calibrateProfile`, 12 other images × 300 draws);
  *   `oracle-queries` runs only its prior and queries;
  * - `--pilot-discounts 1,0.8,…` (with `adaptive`, `oracle-images` or `oracle-queries`): the adaptive
  *   query again with its pilot weighing these fractions of its share of the draws (1: by draws);
@@ -72,6 +73,7 @@ import { adaptiveRounds, discountedWeights, standardError } from "../src/estimat
 import { type ContrastDraws, fitProfile, profileEdges } from "../src/estimators/profile-fit.ts";
 import { scheduleProfile } from "../src/estimators/family-prior.ts";
 import {
+  calibrationAdapts,
   calibrationOptions,
   fitStudyProfile,
   studyRowPilot,
@@ -1047,7 +1049,7 @@ async function familyExperiment(seeds: number, samples: number) {
             other,
             plan,
             resolveOptions(model, {
-              ...calibrationOptions(base, shipped ? studyRowPilot(model, base) : undefined),
+              ...calibrationOptions(base, shipped && calibrationAdapts(model, base)),
               seed: 500 + r,
               onDraws: (d) => draws.push(...d),
             }),
@@ -1340,7 +1342,7 @@ if (import.meta.main) {
       "oracle-seeds": { type: "string", default: "400" },
       "oracle-samples": { type: "string", default: "100" },
       "oracle-images": { type: "string", default: "40" },
-      "oracle-image-seeds": { type: "string", default: "100" },
+      "oracle-image-seeds": { type: "string", default: "400" },
       // the first held-out image's seed (200: the images settings were chosen on; 300: others)
       "oracle-first-image": { type: "string", default: "200" },
       "family-seeds": { type: "string", default: "60" },

@@ -15,7 +15,10 @@ import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { withMembers } from "../src/models/denoiser.ts";
 import { removeWord } from "../src/text/prompt.ts";
 import { relationStudy } from "../src/studies/relations.ts";
-import { ROW_ADAPT_MIN_SAMPLES, studyProfilePlan } from "../src/studies/self-calibration.ts";
+import {
+  CALIBRATION_ADAPT_MIN_SAMPLES,
+  studyProfilePlan,
+} from "../src/studies/self-calibration.ts";
 import { readResults } from "../src/studies/results-file.ts";
 import { mergeResults } from "../src/studies/merge.ts";
 import { mixtureItems } from "./self-calibration-rows.ts";
@@ -231,11 +234,13 @@ Deno.test("an SD-schedule model draws α uniformly over its trained timesteps (w
   });
 });
 
-for (const samples of [24, 100]) {
+for (const [samples, adapt] of [[24], [100], [100, true]] as [number, true?][]) {
   // at 24 draws every row draws from the prior or the profile alone; at 100 (the default) the
-  // calibration rows adapt within the row from the prior, and every later row from the profile
-  const adapting = samples >= ROW_ADAPT_MIN_SAMPLES;
-  Deno.test(`a study calibrates itself on its first rows, keeps their estimates and stays unbiased (${samples} draws)`, async () => {
+  // calibration rows adapt within the row from the prior and the rows after draw from the profile
+  // alone; asked (adapt: true), the rows after adapt within the row from the profile too
+  const adapting = samples >= CALIBRATION_ADAPT_MIN_SAMPLES || adapt === true;
+  const asked = adapt ? ", rows adapting as asked" : "";
+  Deno.test(`a study calibrates itself on its first rows, keeps their estimates and stays unbiased (${samples} draws${asked})`, async () => {
     const { model, items, exact, loadImage } = mixtureItems(30);
     const errors = { calibration: [] as number[], fitted: [] as number[] };
     for (let seed = 0; seed < 80; seed++) {
@@ -244,6 +249,7 @@ for (const samples of [24, 100]) {
       const options = {
         samples,
         seed,
+        ...(adapt ? { adapt } : {}),
         estimator: "standard",
         // wide enough that the integral over α is the log-density difference to within its errors
         logSnr: WIDE,
@@ -276,10 +282,11 @@ for (const samples of [24, 100]) {
           }
           : { proposal: "logistic" },
       );
-      // the rows' pilots draw from the study's profile: their refits keep less of the logistic
+      // asked, the rows' pilots draw from the study's profile: their refits keep less of the
+      // logistic; unasked, the rows draw from the profile alone
       assert.deepEqual(
         settings.adapt,
-        adapting
+        adapt
           ? { pilot: 50, pilotDiscount: ADAPT_PILOT_DISCOUNT, refitShare: PROFILE_REFIT_SHARE }
           : undefined,
       );
@@ -294,9 +301,14 @@ for (const samples of [24, 100]) {
       });
       // a later run finds the profile stored and calibrates nothing; rerun, the rows it was
       // fitted on draw as they did, so every row gets its numbers again
-      const plan = await studyProfilePlan(model, { samples, logSnr: WIDE }, { store }, 30);
+      const plan = await studyProfilePlan(
+        model,
+        { samples, logSnr: WIDE, ...(adapt ? { adapt } : {}) },
+        { store },
+        30,
+      );
       assert.equal(plan.mode, "stored");
-      assert.equal(plan.rowPilot, adapting ? 50 : undefined);
+      assert.equal(plan.rowPilot, adapt ? 50 : undefined);
       if (seed === 0) {
         const again = await relationStudy(model, items, { ...options, calibration: { store } });
         assert.deepEqual(again.toJSON().items, study.toJSON().items);
@@ -369,8 +381,8 @@ async function slurmArray(samples: number) {
   };
 }
 
-// at 100 draws the calibration rows and the rows after adapt within the row: still one profile,
-// and every row's numbers the same in shards as in one process
+// at 100 draws the calibration rows adapt within the row: still one profile, and every row's
+// numbers the same in shards as in one process
 for (const samples of [24, 100]) {
   Deno.test(`shards under a Slurm array share one calibration: shard 0 fits, the others wait (${samples} draws)`, async () => {
     const { stored, all, one } = await slurmArray(samples);
@@ -378,11 +390,16 @@ for (const samples of [24, 100]) {
     assert.match(stored[0], /^[0-9a-f]{64}\.json$/);
     const settings = all.header!.settings as {
       proposal: { kind: string };
-      calibration: unknown;
+      calibration: { prior: { adapt?: { pilot: number } } };
       adapt?: { pilot: number };
     };
     assert.equal(settings.proposal.kind, "fitted");
-    assert.equal(settings.adapt?.pilot, samples >= ROW_ADAPT_MIN_SAMPLES ? 50 : undefined);
+    // the calibration rows adapt at 100 draws; the rows after draw from the profile alone
+    assert.equal(
+      settings.calibration.prior.adapt?.pilot,
+      samples >= CALIBRATION_ADAPT_MIN_SAMPLES ? 50 : undefined,
+    );
+    assert.equal(settings.adapt, undefined);
     // one process with its own, fresh cache fits the same profile and gives every row the same
     // numbers (each row has its own draws; the profile is a deterministic function of the rows)
     assert.deepEqual(one.header!.settings, all.header!.settings);
@@ -430,16 +447,15 @@ Deno.test("a study's dry run says where α comes from and what its calibration s
   const plan = await run();
   assert.equal(plan.code, 0, plan.text);
   // an SD-schedule export without a profile: its first rows calibrate from the schedule prior,
-  // adapting within the row as a query does; every other row draws 50 of its 100 draws from the
-  // profile and the rest from a refit on them, mixed 85 : 15 with the logistic
+  // adapting within the row as a query does; every other row draws from the profile alone
   assert.match(
     plan.text,
-    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25,"splitPilot":true\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, each row adapting within itself \(50 draws from the profile, the rest from a refit on them, mixed 85 : 15 with the logistic\), stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\},"adapt":\{"pilot":50,"pilotDiscount":0\.8,"refitShare":0\.25,"splitPilot":true\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, stored at .*profiles\/[0-9a-f]{64}-[0-9a-f]{16}\.json \(shards other than 0 wait for it\)$/,
   );
-  // below 100 draws the rows draw from the profile alone
+  // below 100 draws the calibration rows draw from the prior alone
   assert.match(
     (await run("--samples", "60")).text,
-    /then every other row from the profile fitted on their draws, stored at/,
+    /^α: the first 12 rows draw from the prior \{"proposal":\{"kind":"schedule","lambda":0\.1,"timesteps":1000\}\} \(their estimates kept\), then every other row from the profile fitted on their draws, stored at/,
   );
   // off: every row from the prior, adapting within its 100 draws
   assert.match(

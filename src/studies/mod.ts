@@ -37,8 +37,8 @@ export {
 } from "./results-file.ts";
 export { resultFromFile, type StudyResult } from "./result-from-file.ts";
 export {
+  CALIBRATION_ADAPT_MIN_SAMPLES,
   CALIBRATION_ROWS,
-  ROW_ADAPT_MIN_SAMPLES,
   runCalibratedStudy,
   type StudyProfilePlan,
   studyProfilePlan,

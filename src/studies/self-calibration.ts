@@ -5,16 +5,13 @@
  * infodiff's cache keyed by the model's identity, and draws every other row from it.
  *
  * - **The calibration rows' estimates are kept.** Each draws from the prior: alone, or at 100
- *   draws or more ({@link ROW_ADAPT_MIN_SAMPLES}) adapting within the row as a query does (a pilot
- *   from the prior, the rest from a refit on the pilot, the rounds weighed by weights fixed before
- *   any draw). Either is unbiased; the profile is fitted from other rows' draws than the ones it
- *   is later used on, so every later row is unbiased given it. They cost no extra model call: the
- *   calibration is the first rows of the study, at the study's draws.
- * - **Every later row draws from the profile and, at 100 draws or more, adapts within itself**:
- *   a pilot of half its draws (at most 50) from the profile, the rest from a refit on them (mixed
- *   with the logistic at `PROFILE_REFIT_SHARE`), so an image whose words sit at other α than the
- *   calibration images' gets its own draws there; each round unbiased given the ones before, the
- *   estimate is unbiased.
+ *   draws or more ({@link CALIBRATION_ADAPT_MIN_SAMPLES}) adapting within the row as a query does
+ *   (a pilot from the prior, the rest from a refit on the pilot, the rounds weighed by weights
+ *   fixed before any draw). Either is unbiased; the profile is fitted from other rows' draws than
+ *   the ones it is later used on, so every later row is unbiased given it. They cost no extra
+ *   model call: the calibration is the first rows of the study, at the study's draws.
+ * - **Every later row draws from the profile**, and adapts within itself from it only when asked
+ *   (`adapt: true`; {@link studyRowPilot}).
  * - **One profile per model, shared by every shard, resume and later study.** Shard 0 runs the
  *   calibration rows (they are its alone: the rest are dealt to the shards as usual) and stores
  *   the profile; the other shards wait for the file (`waitSeconds`), so a Slurm array needs no
@@ -25,14 +22,13 @@
  *   resumed runs and shards refuse to mix profiles.
  * - **A short study calibrates on at most half its rows** (12 of a study of 24 or more).
  * - The fitted profile is mixed with the logistic at `SELF_FIT_SHARE` (0.25), measured on the
- *   banks. Both kinds of row adapt since 2026-12-07 (before, the calibration rows drew from the
- *   prior alone and the rows after from the profile alone): at 100 draws the calibration rows cost
- *   less and fit a better profile (on the exact oracle over 40 images their own variance is a
- *   query's 0.46 of i.i.d.'s against the prior's 0.54, and the rows after, from the profile alone,
- *   drew at 0.29–0.31 against 0.33–0.34), and adapting the rows after lowers them further
- *   ({@link ROW_ADAPT_MIN_SAMPLES}). Since a query's pilot is split at 100 draws
- *   (`ADAPT_SPLIT_MIN_SHARE`) the calibration rows are at a query's 0.29 and the rows after,
- *   adapting, at 0.23–0.24.
+ *   banks. At 100 draws the calibration rows adapt (since 2026-12-07): they cost less and fit a
+ *   better profile. On the exact oracle over 40 held-out images, 400 seeds each, their own
+ *   variance is a query's 0.31 of i.i.d.'s against the prior's 0.70, and the rows after are at
+ *   0.21 (a study of 100 rows, its calibration rows counted, at 0.22: 4.5× fewer calls). The
+ *   rows after adapted within themselves too on 2026-12-07, from measurements at 100 seeds per
+ *   image; at 400 seeds that was worse (0.25, worst contrast 0.56–0.67 against 0.36–0.39), so
+ *   they draw from the profile alone again.
  *
  * @module
  */
@@ -98,45 +94,64 @@ export interface StudyProfilePlan {
   readonly profile?: LogSnrProfile;
   /**
    * "calibrate" and "stored": present when each row drawing from the profile adapts within the
-   * row ({@link ROW_ADAPT_MIN_SAMPLES}): a pilot of this many draws from the profile, the rest
-   * from a refit on the pilot
+   * row, as asked with `adapt: true` ({@link studyRowPilot}): a pilot of this many draws from the
+   * profile, the rest from a refit on the pilot
    */
   readonly rowPilot?: number;
 }
 
 /**
- * The fewest draws at which a self-calibrating study adapts within its rows: its calibration rows
- * as a query adapts from the prior, and every later row from the study's profile as a query
- * adapts from its prior — a pilot of half its draws (at most 50) from the profile, the rest from a
- * refit on them (`adapt: true`). Measured at 100 draws (bench/self-calibration.ts `--row-adapt`,
- * `--calibration-adapt`) on the exact oracle over two sets of 40 held-out images: the rows at
- * 0.26–0.28 of i.i.d.'s variance (worst contrast 0.37–0.41) against 0.33–0.34 (0.40–0.44) as
- * before — the calibration rows from the prior alone and the rows from the profile alone — since
- * each image's words sit at α of their own, with the worst contrast no worse; on shapes-tiny's
- * banks 0.24 against 0.23 in median and 0.61 against 0.68 at the worst contrast. With the rows'
- * refit at `PROFILE_REFIT_SHARE` (the same day), 0.24–0.26 (0.30–0.37) and 0.23 (0.60). A pilot
- * of 30 lowered the oracle's median to 0.25–0.26 only by raising its worst contrast to
- * 0.50–0.62, above what it drew without adapting, so the pilot stays a query's. At 40 draws a
- * pilot of 20 places neither: on the banks the rows' worst contrast rose from 0.79 to 0.92 of
- * i.i.d.'s with the calibration rows adapting, and to 0.95 with the rows adapting. So both adapt
- * from 100 draws (the default).
+ * The fewest draws at which a self-calibrating study's calibration rows adapt within themselves,
+ * as a query adapts from the prior (a pilot of half the draws, at most 50, split at 100 draws; the
+ * rest from a refit on it). At 100 draws on the exact oracle over 40 held-out images (400 seeds
+ * each) such rows are at a query's 0.31 of i.i.d.'s variance against the prior's 0.70, and the
+ * profile fitted on their draws serves the rows after at 0.21 (bench/self-calibration.ts
+ * `--calibration-adapt`). At 40 draws a pilot of 20 places nothing: on shapes-tiny's banks the
+ * rows' worst contrast rose from 0.79 to 0.92 of i.i.d.'s with the calibration rows adapting.
+ *
+ * The rows after calibration draw from the study's profile alone ({@link studyRowPilot}).
  */
-export const ROW_ADAPT_MIN_SAMPLES = 100;
+export const CALIBRATION_ADAPT_MIN_SAMPLES = 100;
 
 /**
- * The pilot of a study's rows adapting from its profile, when they do (see
- * {@link ROW_ADAPT_MIN_SAMPLES}): where a query on the model would adapt from the prior (not on a
+ * Whether a study's calibration rows adapt within themselves ({@link
+ * CALIBRATION_ADAPT_MIN_SAMPLES}): where a query on the model would adapt from the prior (not on a
  * flow model unless asked, not with the reference's design or `adapt: false`), without a
- * precision target, at {@link ROW_ADAPT_MIN_SAMPLES} draws or more; `adapt: true` asks for it at
- * any size a query adapts at.
+ * precision target, at {@link CALIBRATION_ADAPT_MIN_SAMPLES} draws or more; `adapt: true` asks for
+ * it at any size a query adapts at.
+ *
+ * @example
+ * ```ts
+ * import { calibrationAdapts } from "./self-calibration.ts";
+ * import { exampleOracle } from "../query/oracles.ts";
+ * const model = exampleOracle();
+ * console.assert(calibrationAdapts(model, { samples: 100 }));
+ * console.assert(!calibrationAdapts(model, { samples: 60 }));
+ * console.assert(calibrationAdapts(model, { samples: 60, adapt: true }));
+ * console.assert(!calibrationAdapts(model, { samples: 100, adapt: false }));
+ * ```
+ */
+export function calibrationAdapts(model: Denoiser, estimator: EstimatorOptions): boolean {
+  const asked = resolveOptions(model, estimator);
+  if (!asked.adapt || asked.precision) return false;
+  return estimator.adapt === true || asked.samples >= CALIBRATION_ADAPT_MIN_SAMPLES;
+}
+
+/**
+ * The pilot of a study's rows after calibration when they adapt from the study's profile: only
+ * when asked (`adapt: true`, and where a query would adapt), a pilot of half the draws (at most
+ * 50) from the profile, the rest from a refit on it. Unasked they draw from the profile alone:
+ * measured at 400 seeds per image on the exact oracle's held-out images, rows adapting were at
+ * 0.25 of i.i.d.'s variance (worst contrast 0.56–0.67) against the profile alone's 0.21
+ * (0.36–0.39), and on shapes-tiny's banks at 0.24 (0.61) against 0.23 (0.60).
  *
  * @example
  * ```ts
  * import { studyRowPilot } from "./self-calibration.ts";
  * import { exampleOracle } from "../query/oracles.ts";
  * const model = exampleOracle();
- * console.assert(studyRowPilot(model, { samples: 100 }) === 50);
- * console.assert(studyRowPilot(model, { samples: 60 }) === undefined);
+ * console.assert(studyRowPilot(model, { samples: 100 }) === undefined);
+ * console.assert(studyRowPilot(model, { samples: 100, adapt: true }) === 50);
  * console.assert(studyRowPilot(model, { samples: 60, adapt: true }) === 30);
  * ```
  */
@@ -144,28 +159,28 @@ export function studyRowPilot(
   model: Denoiser,
   estimator: EstimatorOptions,
 ): number | undefined {
+  if (estimator.adapt !== true) return undefined;
   const asked = resolveOptions(model, estimator);
   if (!asked.adapt || asked.precision) return undefined;
-  if (estimator.adapt !== true && asked.samples < ROW_ADAPT_MIN_SAMPLES) return undefined;
   return pilotDraws(asked.samples);
 }
 
 /**
- * What a study's calibration rows run with: adapting within the row where its rows adapt (a
- * `rowPilot` from {@link studyRowPilot}), else from the prior alone.
+ * What a study's calibration rows run with: adapting within the row where they adapt ({@link
+ * calibrationAdapts}), else from the prior alone.
  *
  * @example
  * ```ts
  * import { calibrationOptions } from "./self-calibration.ts";
- * console.assert(calibrationOptions({ samples: 100 }, 50).adapt === undefined);
- * console.assert(calibrationOptions({ samples: 60 }, undefined).adapt === false);
+ * console.assert(calibrationOptions({ samples: 100 }, true).adapt === undefined);
+ * console.assert(calibrationOptions({ samples: 60 }, false).adapt === false);
  * ```
  */
 export function calibrationOptions(
   estimator: EstimatorOptions,
-  rowPilot: number | undefined,
+  adapts: boolean,
 ): EstimatorOptions {
-  return rowPilot ? estimator : { ...estimator, adapt: false };
+  return adapts ? estimator : { ...estimator, adapt: false };
 }
 
 /**
@@ -206,7 +221,7 @@ export async function studyProfilePlan(
   const rowPilot = studyRowPilot(model, estimator);
   // what every plan that calibrates or reads a stored profile shares
   const shared = {
-    prior: prior(calibrationOptions(estimator, rowPilot)),
+    prior: prior(calibrationOptions(estimator, calibrationAdapts(model, estimator))),
     ...(rowPilot ? { rowPilot } : {}),
   };
   const spec = checkCalibration(calibration ?? {});
@@ -330,9 +345,9 @@ export async function runCalibratedStudy<I, R>(study: {
   const leadingIds = leading.map(idOf);
   const shard = checkShard(options.shard ?? { index: 0, count: 1 });
   if (!plan.path && shard.count > 1) throw unshareable(model, shard.count);
-  // the calibration rows run from the prior, adapting within the row where the study's rows adapt
-  // (see the module)
-  const prior = calibrationOptions(estimator, plan.rowPilot);
+  // the calibration rows run from the prior, adapting within the row at 100 draws or more (see
+  // the module)
+  const prior = calibrationOptions(estimator, calibrationAdapts(model, estimator));
   // a calibration that found nothing leaves a marker for this study's rows and settings only, so
   // its shards and reruns draw from the prior too and a later study tries again
   const marker = plan.path
