@@ -25,10 +25,10 @@
  *   banks. At 100 draws the calibration rows adapt (since 2026-12-07): they cost less and fit a
  *   better profile. On the exact oracle over 40 held-out images, 400 seeds each, their own
  *   variance is a query's 0.31 of i.i.d.'s against the prior's 0.70, and the rows after are at
- *   0.21 (a study of 100 rows, its calibration rows counted, at 0.22: 4.5× fewer calls). The
- *   rows after adapted within themselves too on 2026-12-07, from measurements at 100 seeds per
- *   image; at 400 seeds that was worse (0.25, worst contrast 0.56–0.67 against 0.36–0.39), so
- *   they draw from the profile alone again.
+ *   0.21 (a study of 100 rows, its calibration rows counted, at 0.22–0.23: 4.3–4.5× fewer
+ *   calls). The rows after adapted within themselves too on 2026-12-07, from measurements at 100
+ *   seeds per image; at 400 seeds that was worse (0.25, worst contrast 0.56–0.67 against
+ *   0.36–0.39), so they draw from the profile alone again.
  *
  * @module
  */
@@ -143,7 +143,8 @@ export function calibrationAdapts(model: Denoiser, estimator: EstimatorOptions):
  * 50) from the profile, the rest from a refit on it. Unasked they draw from the profile alone:
  * measured at 400 seeds per image on the exact oracle's held-out images, rows adapting were at
  * 0.25 of i.i.d.'s variance (worst contrast 0.56–0.67) against the profile alone's 0.21
- * (0.36–0.39), and on shapes-tiny's banks at 0.24 (0.61) against 0.23 (0.60).
+ * (0.36–0.39); on shapes-tiny's banks at 100 draws the two tie in median (0.24), adapting a little
+ * better at the worst contrast (0.61 against 0.64).
  *
  * @example
  * ```ts
