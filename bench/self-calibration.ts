@@ -24,9 +24,10 @@
  *   logistic at these shares λ (as shipped: `SELF_FIT_SHARE`; 0 is refused, as by any profile);
  * - `--row-adapt 0.8,0.8:30` (with `study` or `oracle-images`): a study's rows each adapting from
  *   the study's profile, the pilot discounted by the first number, its draws the second (default:
- *   half the draws, at most 50, as a query's), its refit at `PROFILE_REFIT_SHARE`; shipped since
- *   2026-12-07 at 100 draws or more as `0.8` (a pilot of 30 lowered the oracle's median by raising
- *   its worst contrast);
+ *   half the draws, at most 50, as a query's), its refit at `PROFILE_REFIT_SHARE`; `0.8` is what
+ *   `adapt: true` does (shipped unasked at 100 draws for one day, 2026-12-07, until 400 seeds per
+ *   image showed the rows from the profile alone better on the oracle; a pilot of 30 lowered the
+ *   oracle's median by raising its worst contrast);
  * - `--calibration-adapt` (with `oracle-images`): the study's calibration rows adapting within the
  *   row as a query does (as shipped since 2026-12-07), counted at the query's variance;
  *   `--oracle-first-image 300`: other held-out images than the 200–239 settings were chosen on;
@@ -674,7 +675,7 @@ async function oracleExperiment(
   add("as shipped: adaptive query", await runSeeds(base));
   // a study: calibration rows are other images of the prompt, at the study's draws, from the
   // prior alone (as before 2026-12-07) or adapting within each row (as shipped since), and the
-  // rows after them from the profile alone or adapting from it (as shipped at 100 draws or more)
+  // rows after them from the profile alone (as shipped) or adapting from it (`adapt: true`)
   for (const adapt of [false, true]) {
     for (let f = 0; f < fits; f++) {
       const profile = await oracleStudyProfile(model, plan, base, calibrationRows, f, adapt);
@@ -793,8 +794,8 @@ async function oracleImages(
   if (queriesOnly) return rows;
   for (let f = 0; f < fits; f++) {
     const profile = await oracleStudyProfile(model, plan, base, 12, f, calibrationAdapt);
-    // each row adapting from the study's profile as a query adapts from the prior (shipped at 100
-    // draws or more as discount 0.8 and a query's pilot)
+    // each row adapting from the study's profile as a query adapts from the prior (`adapt: true`
+    // is discount 0.8 and a query's pilot)
     for (const rowAdapt of rowAdapts) {
       const adapt = {
         ...split,
