@@ -42,7 +42,7 @@ import {
   storeProfile,
   waitForStoredProfile,
 } from "../models/profile-file.ts";
-import type { EstimatorOptions } from "../estimators/options.ts";
+import type { EstimatorOptions, ResolvedOptions } from "../estimators/options.ts";
 import { defaultProposal, pilotDraws, profileFits, resolveOptions } from "../estimators/options.ts";
 import {
   type ContrastDraws,
@@ -132,9 +132,18 @@ export const CALIBRATION_ADAPT_MIN_SAMPLES = 100;
  * ```
  */
 export function calibrationAdapts(model: Denoiser, estimator: EstimatorOptions): boolean {
+  const asked = fixedBudgetAdapting(model, estimator);
+  return asked !== undefined &&
+    (estimator.adapt === true || asked.samples >= CALIBRATION_ADAPT_MIN_SAMPLES);
+}
+
+/** The options resolved where a query with them adapts over a fixed budget (no precision target). */
+function fixedBudgetAdapting(
+  model: Denoiser,
+  estimator: EstimatorOptions,
+): ResolvedOptions | undefined {
   const asked = resolveOptions(model, estimator);
-  if (!asked.adapt || asked.precision) return false;
-  return estimator.adapt === true || asked.samples >= CALIBRATION_ADAPT_MIN_SAMPLES;
+  return asked.adapt && !asked.precision ? asked : undefined;
 }
 
 /**
@@ -161,9 +170,8 @@ export function studyRowPilot(
   estimator: EstimatorOptions,
 ): number | undefined {
   if (estimator.adapt !== true) return undefined;
-  const asked = resolveOptions(model, estimator);
-  if (!asked.adapt || asked.precision) return undefined;
-  return pilotDraws(asked.samples);
+  const asked = fixedBudgetAdapting(model, estimator);
+  return asked && pilotDraws(asked.samples);
 }
 
 /**
