@@ -10,7 +10,10 @@
  *   draws or with the pilot discounted; for the three contrasts of a scene on shared draws (a perToken-like query) and for
  *   each word alone (`about`), at several budgets, to find the break-even;
  * - `oracle`: the same on the exact example oracle, real runs of the engine with exact values (bias
- *   and interval coverage too);
+ *   and interval coverage too); `--oracle-fits 10`: the study's rows after 10 calibrations instead
+ *   of 3 (coverage per calibration is ±1.1 points at 400 seeds); `--oracle-estimator orthogonal`:
+ *   the estimators' default form, whose single-image value is not the log-density difference (its
+ *   bias and coverage against it mean nothing; its variances do);
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
  *   (the i.i.d. variance formula from the integrand's second moment along α);
  * - `oracle-images`: the oracle's prior, query and study over 40 held-out images instead of the one
@@ -85,7 +88,7 @@ import { join } from "node:path";
 import { type Denoiser, withMembers } from "../src/models/denoiser.ts";
 import type { Query } from "../src/query/query.ts";
 import { estimateContrasts } from "../src/estimators/contrasts.ts";
-import type { EstimatorOptions } from "../src/estimators/options.ts";
+import type { EstimatorName, EstimatorOptions } from "../src/estimators/options.ts";
 import { exampleOracle } from "../src/query/oracles.ts";
 import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { removeWord } from "../src/text/prompt.ts";
@@ -635,13 +638,15 @@ async function oracleExperiment(
   samples: number,
   calibrationRows: number,
   fits: number,
+  estimator: EstimatorName = "standard",
 ) {
   const model = exampleOracle();
   const x = model.sample(EXAMPLE_PROMPT, { seed: 1 });
   const { names, plan, exact } = exampleCase(model, x);
-  const base = { samples, estimator: "standard", logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
+  const base = { samples, estimator, logSnr: { loc: 1, scale: 2, clip: 5 } } as const;
   const runSeeds = async (options: EstimatorOptions, first = 0) => {
     const values = names.map(() => [] as number[]), covered = names.map(() => 0);
+    const under = names.map(() => 0); // misses with the truth above the interval
     for (let seed = first; seed < first + seeds; seed++) {
       const out = await estimateContrasts(
         model,
@@ -653,12 +658,13 @@ async function oracleExperiment(
         values[k].push(c.estimate.nats);
         const { low, high } = c.estimate.interval!;
         if (low <= exact[k] && exact[k] <= high) covered[k]++;
+        else if (exact[k] > high) under[k]++;
       });
     }
-    return { values, covered };
+    return { values, covered, under };
   };
   const iid = await runSeeds({ ...base, design: "iid", proposal: "logistic" });
-  const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
+  const rows: (Row & { biasSe?: number; coverage?: number; under?: number })[] = [];
   const add = (scheme: string, r: Awaited<ReturnType<typeof runSeeds>>) =>
     names.forEach((name, k) => {
       const v = r.values[k];
@@ -669,6 +675,7 @@ async function oracleExperiment(
         ratio: variance(v) / variance(iid.values[k]),
         biasSe: (mean(v) - exact[k]) / Math.sqrt(variance(v) / v.length),
         coverage: r.covered[k] / v.length,
+        under: r.under[k] / (v.length - r.covered[k]),
       });
     });
   add("prior alone (stratified-antithetic, logistic)", await runSeeds({ ...base, adapt: false }));
@@ -868,7 +875,8 @@ const CALIBRATE_SAMPLES = 300;
  * (a study's calibration rows) and at 2,000 (no fitting noise left); and (c) each contrast from
  * its own best profile on draws of its own, per draw and per call (what one α draw serving every
  * contrast costs). λ = 0 beside the mixed profiles is the bound of any α proposal. The i.i.d.
- * formula ranks the proposals; the stratified-antithetic design lowers every figure alike.
+ * formula ranks the proposals; the stratified-antithetic design lowers every figure alike. Also
+ * the share of the logistic's variance that is the integrand's spread over ε within each α bin.
  */
 async function oracleCeiling(): Promise<Row[]> {
   const model = exampleOracle();
@@ -887,11 +895,16 @@ async function oracleCeiling(): Promise<Row[]> {
     options({ samples: 40_000, design: "iid", proposal: "logistic", adapt: false, seed: 3 }),
   );
   const m2 = names.map(() => new Float64Array(bins)), counts = new Float64Array(bins);
+  const m1 = names.map(() => new Float64Array(bins));
   out.draws.logSnr.forEach((a, i) => {
     counts[binOf(a)]++;
-    out.contrasts.forEach((c, k) => m2[k][binOf(a)] += (c.perDraw[i] / out.draws.weight[i]) ** 2);
+    out.contrasts.forEach((c, k) => {
+      const value = c.perDraw[i] / out.draws.weight[i];
+      m1[k][binOf(a)] += value;
+      m2[k][binOf(a)] += value ** 2;
+    });
   });
-  m2.forEach((m) => m.forEach((v, b) => m[b] = counts[b] > 0 ? v / counts[b] : 0));
+  for (const m of [...m1, ...m2]) m.forEach((v, b) => m[b] = counts[b] > 0 ? v / counts[b] : 0);
   const exact = out.contrasts.map((c) => c.estimate.nats);
   /** a proposal's density per bin, from its quantile function on a fine grid */
   const density = (proposal: LogSnrProposal) => {
@@ -928,6 +941,18 @@ async function oracleCeiling(): Promise<Row[]> {
   // contrast (8) against the shared draws' 1 + 4 (5), so a call's ratio is the variance × 8/5.
   // λ = 0 is the bound of any α proposal: what is left is the integrand's spread over ε.
   const separateCalls = (2 * names.length) / plan.prompts.length;
+  // the integrand's spread over ε within each α bin, as a share of the logistic's i.i.d. variance:
+  // what the logistic's draws would keep if each bin's α gave its mean exactly
+  names.forEach((contrast, k) =>
+    rows.push({
+      experiment: "oracle ceiling (i.i.d. formula)",
+      scheme: "the spread over ε within α bins (share of the logistic's variance)",
+      contrast,
+      ratio: m2[k].reduce((s, v, b) =>
+        s + (v > 0 ? ((v - m1[k][b] ** 2) / logistic[b]) * width : 0), 0) /
+        iidVariance(logistic, k),
+    })
+  );
   for (const lambda of [SELF_FIT_SHARE, 0]) {
     const shared = mixed(own, lambda);
     add(`the image's own shared profile, λ = ${lambda}`, () => shared);
@@ -1226,8 +1251,10 @@ export async function benchSelfCalibration({
   oracleSeeds = 400,
   oracleSamples = 100,
   oracleImageCount = 40,
-  oracleImageSeeds = 100,
+  oracleImageSeeds = 400,
   oracleFirstImage = 200,
+  oracleFits = 3,
+  oracleEstimator = "standard" as EstimatorName,
   familySeeds = 60,
   studyShares = [SELF_FIT_SHARE] as readonly number[],
   variants = [{ shrink: 1, lambda: DEFENSIVE_SHARE }] as readonly {
@@ -1237,7 +1264,9 @@ export async function benchSelfCalibration({
 } = {}) {
   const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
   if (only.includes("oracle")) {
-    rows.push(...await oracleExperiment(oracleSeeds, oracleSamples, 12, 3));
+    rows.push(
+      ...await oracleExperiment(oracleSeeds, oracleSamples, 12, oracleFits, oracleEstimator),
+    );
   }
   if (only.includes("oracle-ceiling")) rows.push(...await oracleCeiling());
   if (only.includes("oracle-images") || only.includes("oracle-queries")) {
@@ -1346,6 +1375,11 @@ if (import.meta.main) {
       "oracle-image-seeds": { type: "string", default: "400" },
       // the first held-out image's seed (200: the images settings were chosen on; 300: others)
       "oracle-first-image": { type: "string", default: "200" },
+      // with oracle: the study's calibrations (each its own 12 other images)
+      "oracle-fits": { type: "string", default: "3" },
+      // with oracle: the estimator's form (standard: its exact values are the log-density
+      // differences, so bias and coverage mean something; orthogonal: variances only)
+      "oracle-estimator": { type: "string", default: "standard" },
       "family-seeds": { type: "string", default: "60" },
       // with oracle-images: the study's fitted profile mixed with the logistic at these shares
       "study-shares": { type: "string", default: String(SELF_FIT_SHARE) },
@@ -1383,6 +1417,8 @@ if (import.meta.main) {
     oracleImageCount: Number(args["oracle-images"]),
     oracleImageSeeds: Number(args["oracle-image-seeds"]),
     oracleFirstImage: Number(args["oracle-first-image"]),
+    oracleFits: Number(args["oracle-fits"]),
+    oracleEstimator: args["oracle-estimator"] as EstimatorName,
     familySeeds: Number(args["family-seeds"]),
     studyShares: list(args["study-shares"]),
     bankIndices: args.banks === undefined ? undefined : list(args.banks),
@@ -1414,15 +1450,21 @@ if (import.meta.main) {
     ratio: number;
     biasSe: number;
     coverage: number;
+    under?: number;
   }[];
   if (oracle.length > 0) {
-    console.log("\n| oracle scheme | contrast | variance / iid | bias (SE) | interval covers |");
-    console.log("| --- | --- | --- | --- | --- |");
+    console.log(
+      "\n| oracle scheme | contrast | variance / iid | bias (SE) | interval covers | misses below the truth |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- |");
     for (const r of oracle) {
+      const under = r.under === undefined || Number.isNaN(r.under)
+        ? "—"
+        : `${(100 * r.under).toFixed(0)} %`;
       console.log(
         `| ${r.scheme} | ${r.contrast} | ${f(r.ratio)} | ${r.biasSe.toFixed(1)} | ${
           (100 * r.coverage).toFixed(1)
-        } % |`,
+        } % | ${under} |`,
       );
     }
   }
