@@ -897,11 +897,12 @@ async function oracleCeiling(): Promise<Row[]> {
   const m2 = names.map(() => new Float64Array(bins)), counts = new Float64Array(bins);
   const m1 = names.map(() => new Float64Array(bins));
   out.draws.logSnr.forEach((a, i) => {
-    counts[binOf(a)]++;
+    const b = binOf(a);
+    counts[b]++;
     out.contrasts.forEach((c, k) => {
       const value = c.perDraw[i] / out.draws.weight[i];
-      m1[k][binOf(a)] += value;
-      m2[k][binOf(a)] += value ** 2;
+      m1[k][b] += value;
+      m2[k][b] += value ** 2;
     });
   });
   for (const m of [...m1, ...m2]) m.forEach((v, b) => m[b] = counts[b] > 0 ? v / counts[b] : 0);
@@ -1262,7 +1263,7 @@ export async function benchSelfCalibration({
     lambda: number;
   }[],
 } = {}) {
-  const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
+  const rows: (Row & { biasSe?: number; coverage?: number; under?: number })[] = [];
   if (only.includes("oracle")) {
     rows.push(
       ...await oracleExperiment(oracleSeeds, oracleSamples, 12, oracleFits, oracleEstimator),

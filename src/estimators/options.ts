@@ -199,9 +199,10 @@ export const ADAPT_SPLIT_MIN_PILOT = 48;
  * leaves the adapted round 50 draws; split 26 + 24, its first part from the prior weighs 0.2 and
  * the adapted round's refit sees 24 draws placed where the information is: the exact oracle's
  * queries over 40 images fell from 0.46 to 0.28 of i.i.d.'s variance (images 300–339: 0.46 to
- * 0.28) at 100 seeds per image, from 0.38 to 0.31 at 400. With a third of the budget (150 draws) it was a wash (0.32 against 0.35, worst contrast
- * 0.65 against 0.47) and at a quarter (200) worse (0.32 against 0.30): the pilot then already
- * weighs little, and the refit sees fewer draws from the prior.
+ * 0.28) at 100 seeds per image, from 0.38 to 0.31 at 400. With a third of the budget (150 draws)
+ * it was a wash (0.32 against 0.35, worst contrast 0.65 against 0.47) and at a quarter (200) worse
+ * (0.32 against 0.30): the pilot then already weighs little, and the refit sees fewer draws from
+ * the prior.
  */
 export const ADAPT_SPLIT_MIN_SHARE = 0.4;
 
