@@ -15,7 +15,9 @@
  *   the estimators' default form, whose single-image value is not the log-density difference (its
  *   bias and coverage against it mean nothing; its variances do);
  * - `oracle-ceiling`: on the exact oracle, what a profile fitted on other images can reach at most
- *   (the i.i.d. variance formula from the integrand's second moment along α);
+ *   (the i.i.d. variance formula from the integrand's second moment along α), and the most any α
+ *   proposal can do under the shipped design (`designBound`);
+ * - `flow-ceiling`: that design's bound on a trained flow model (shapes-flow), in both forms;
  * - `oracle-images`: the oracle's prior, query and study over 40 held-out images instead of the one
  *   example image (`--oracle-images 40 --oracle-image-seeds 400`: at 100 seeds per image a
  *   query's heavy-tailed "circle" moved its median by up to 0.14 between sets of seeds), and the
@@ -38,7 +40,8 @@
  *   query does, as shipped since 2026-12-07; 2: the schedule alone, as before);
  * - `flow-model`: a trained flow model (shapes-flow): real runs of perToken queries on held-out
  *   scenes, the logistic (as shipped) and the training law alone, adapting, and a study's rows
- *   after its calibration on 12 rows of other scenes, against i.i.d.;
+ *   after its calibration on 12 rows of other scenes, against i.i.d.; `--flow-estimator
+ *   orthogonal` in the estimators' default form (standard unless asked, as first measured);
  * - `families`: the exact SDXL, SD 3 and FLUX.1 fixtures (issue 24), real runs against their
  *   closed forms: the logistic and SDXL's schedule or SD 3's and FLUX's training law alone,
  *   adapting (SDXL as shipped), and after a study's calibration;
@@ -70,7 +73,7 @@ import {
   PROFILE_REFIT_SHARE,
   SELF_FIT_SHARE,
 } from "../src/numerics/proposal.ts";
-import type { LogSnrSampling } from "../src/numerics/log-snr.ts";
+import { logSnrAtQuantile, type LogSnrSampling } from "../src/numerics/log-snr.ts";
 import { Random } from "../src/numerics/random.ts";
 import { planProposal } from "../src/estimators/contrast-profile.ts";
 import { adaptiveRounds, discountedWeights, standardError } from "../src/estimators/contrasts.ts";
@@ -965,6 +968,13 @@ async function oracleCeiling(): Promise<Row[]> {
       separateCalls,
     );
   }
+  const pairs = await estimateContrasts(
+    model,
+    x,
+    plan,
+    options({ samples: 10 * BOUND_PAIRS, design: "antithetic", adapt: false, seed: 4 }),
+  );
+  rows.push(...designBound("oracle ceiling (the shipped design's bound)", names, pairs, sampling));
   for (const perImage of [100, 2000]) {
     const draws: ContrastDraws[] = [];
     for (let r = 0; r < 12; r++) {
@@ -986,6 +996,141 @@ async function oracleCeiling(): Promise<Row[]> {
     if (fitted.kind !== "fitted") throw new Error("the fit gave no profile");
     const q = density(fittedProposal(sampling, fitted.profile, SELF_FIT_SHARE));
     add(`fitted on 12 other images × ${perImage} draws`, () => q);
+  }
+  return rows;
+}
+
+/** Antithetic pairs per bound (`designBound`): 40 to each of the 50 strata of a 100-draw run. */
+const BOUND_PAIRS = 2000;
+
+/**
+ * The most any α proposal can do under the shipped design (stratified α, antithetic ε), from one
+ * run of `design: "antithetic"` at i.i.d. logistic α (each pair shares α, the second draw −ε).
+ * Each contrast's pair mean ḡ = (g(α, ε) + g(α, −ε))/2 of its integrand g = value/weight is
+ * binned in `strata` bins of equal logistic mass (a 100-draw run's 50 strata); per bin its spread
+ * s_b over ε. With α perfectly stratified, drawing α from q costs ∫ s(α)²/q(α) dα per pair, least
+ * at q ∝ s: (∫ s dα)². Relative to the i.i.d. logistic's per-draw variance at equal draws (a pair is
+ * two draws): the logistic itself under the design (against the real runs, a check of the
+ * formula), that bound per contrast, and one α proposal shared by the contrasts (∝ √ of their
+ * normalised s², alone and mixed with the logistic at `SELF_FIT_SHARE`, as fitted profiles are).
+ * A bin's s also holds the spread of ḡ's mean within the bin, so the bound errs high (safe).
+ */
+function designBound(
+  experiment: string,
+  names: readonly string[],
+  out: {
+    readonly draws: { readonly logSnr: Float64Array; readonly weight: Float64Array };
+    readonly contrasts: readonly { readonly perDraw: Float64Array }[];
+  },
+  sampling: LogSnrSampling,
+  strata = 50,
+): Row[] {
+  const { logSnr, weight } = out.draws, pairs = logSnr.length / 2;
+  for (let j = 0; j < pairs; j++) {
+    if (logSnr[2 * j] !== logSnr[2 * j + 1]) {
+      throw new Error(`draws ${2 * j}, ${2 * j + 1} are no pair`);
+    }
+  }
+  const edges = Array.from(
+    { length: strata + 1 },
+    (_, b) => logSnrAtQuantile(b / strata, sampling).logSnr,
+  );
+  const widths = edges.slice(1).map((e, b) => e - edges[b]);
+  const binOf = (a: number) => Math.min(strata - 1, Math.max(0, edges.findIndex((e) => e > a) - 1));
+  const bins = Array.from({ length: pairs }, (_, j) => binOf(logSnr[2 * j]));
+  /** each contrast's spread over ε per bin, of the pair mean of g (s) and of the pair's value */
+  const spreads = out.contrasts.map(({ perDraw }) => {
+    const of = (f: (j: number) => number) => {
+      const sum = new Float64Array(strata),
+        sq = new Float64Array(strata),
+        n = new Float64Array(strata);
+      for (let j = 0; j < pairs; j++) {
+        const v = f(j);
+        sum[bins[j]] += v, sq[bins[j]] += v * v, n[bins[j]]++;
+      }
+      return Array.from(sum, (v, b) => n[b] > 1 ? (sq[b] - (v * v) / n[b]) / (n[b] - 1) : 0);
+    };
+    return {
+      s: of((j) => (perDraw[2 * j] / weight[2 * j] + perDraw[2 * j + 1] / weight[2 * j + 1]) / 2)
+        .map(Math.sqrt),
+      pairValue: of((j) => (perDraw[2 * j] + perDraw[2 * j + 1]) / 2),
+      iid: variance(Array.from(perDraw)),
+    };
+  });
+  const logistic = widths.map((w) => 1 / (strata * w));
+  const cost = (s: readonly number[], q: readonly number[]) =>
+    s.reduce((sum, v, b) => v > 0 ? sum + (v * v * widths[b]) / q[b] : sum, 0);
+  const scale = spreads.map(({ s }) => s.reduce((sum, v, b) => sum + v * widths[b], 0));
+  const shared = (lambda: number) => {
+    const raw = widths.map((_, b) =>
+      Math.sqrt(mean(spreads.map(({ s }, k) => (s[b] / scale[k]) ** 2)))
+    );
+    const z = raw.reduce((sum, v, b) => sum + v * widths[b], 0);
+    return raw.map((v, b) => (1 - lambda) * (v / z) + lambda * logistic[b]);
+  };
+  const schemes: [string, (k: number) => number][] = [
+    ["the logistic under the design (the formula's check)", (k) => mean(spreads[k].pairValue)],
+    ["each contrast its own best α proposal (the bound)", (k) => scale[k] ** 2],
+    ...[0, SELF_FIT_SHARE].map((lambda): [string, (k: number) => number] => {
+      const q = shared(lambda);
+      return [
+        `one α proposal shared by the contrasts, λ = ${lambda}`,
+        (k) => cost(spreads[k].s, q),
+      ];
+    }),
+  ];
+  return schemes.flatMap(([scheme, pairVariance]) =>
+    names.map((contrast, k) => ({
+      experiment,
+      scheme,
+      contrast,
+      ratio: (2 * pairVariance(k)) / spreads[k].iid,
+    }))
+  );
+}
+
+/**
+ * The shipped design's bound (`designBound`) on a trained flow model (`flow-ceiling`): perToken
+ * contrasts of `scenes` held-out scenes of two objects or more, each in the standard and the
+ * orthogonal form, from `BOUND_PAIRS` antithetic pairs at the model's logistic.
+ */
+async function flowCeiling(folder: string, scenes: number): Promise<Row[]> {
+  const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
+  const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
+  const model = await loadModel(folder, { device: "cpu", maxSequenceLength: 16, profile: false });
+  const dir = await Deno.makeTempDir({ prefix: "self-calibration-flow-ceiling-" });
+  const rows: Row[] = [];
+  try {
+    const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
+    await exportShapesDataset(world, dir);
+    const chosen = world.scenes.filter((s) => s.objects.length >= 2).slice(0, scenes);
+    for (const estimator of ["standard", "orthogonal"] as const) {
+      for (const scene of chosen) {
+        const x = await model.prepare(join(dir, "images", `${scene.id}.png`));
+        const { words, plan } = perTokenPlan(scene.caption);
+        const options = resolveOptions(model, {
+          samples: 2 * BOUND_PAIRS,
+          design: "antithetic",
+          proposal: "logistic",
+          adapt: false,
+          estimator,
+          seed: 11,
+        });
+        const out = await estimateContrasts(model, x, plan, options);
+        const names = ["total", ...words.map((w) => w.word)].map((w) => `${scene.caption} − ${w}`);
+        rows.push(
+          ...designBound(
+            `${folder.split("/").pop()} bound (${estimator})`,
+            names,
+            out,
+            options.logSnr,
+          ),
+        );
+      }
+    }
+  } finally {
+    await model.dispose();
+    await Deno.remove(dir, { recursive: true });
   }
   return rows;
 }
@@ -1102,7 +1247,7 @@ async function familyExperiment(seeds: number, samples: number) {
 
 /**
  * A trained flow model (`flow-model`; shapes-flow, FLUX.1-schnell's layout, or `--flow-model`):
- * real runs of a perToken query (standard estimator) on held-out test scenes of two or three
+ * real runs of a perToken query (`--flow-estimator`, standard by default) on held-out test scenes of two or three
  * objects, `seeds` seeds each: the logistic alone (as shipped), the training law alone,
  * adapting from the logistic, and the profile a study fits from 12 calibration rows of other
  * scenes (`studyProfile`), stratified-antithetic, each against i.i.d. logistic draws. No exact
@@ -1113,6 +1258,7 @@ async function flowModelExperiment(
   seeds: number,
   samples: number,
   scenes: number,
+  estimator: EstimatorName,
 ): Promise<Row[]> {
   const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
   const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
@@ -1124,7 +1270,13 @@ async function flowModelExperiment(
     await exportShapesDataset(world, dir);
     const multi = world.scenes.filter((s) => s.objects.length >= 2);
     const chosen = multi.slice(0, scenes);
-    const profile = await studyProfile(model, multi.slice(scenes, scenes + 12), dir, samples);
+    const profile = await studyProfile(
+      model,
+      multi.slice(scenes, scenes + 12),
+      dir,
+      samples,
+      estimator,
+    );
     const schemes: [string, (query: Query) => Query][] = [
       ["iid, logistic", (q) => q.design("iid").proposal("logistic")],
       ["logistic alone (stratified-antithetic; as shipped)", (q) => q.adapt(false)],
@@ -1143,7 +1295,7 @@ async function flowModelExperiment(
         const perWord: number[][] = [];
         for (let seed = 0; seed < seeds; seed++) {
           const result = await scheme(
-            model.info(image).given(scene.caption).estimator("standard").samples(samples)
+            model.info(image).given(scene.caption).estimator(estimator).samples(samples)
               .seed(seed),
           ).perToken();
           words = result.tokens.map((t) => t.word);
@@ -1180,9 +1332,10 @@ async function studyProfile(
   rows: readonly { readonly id: number; readonly caption: string }[],
   dir: string,
   samples: number,
+  estimator: EstimatorName,
 ): Promise<LogSnrProfile> {
   const draws: ContrastDraws[] = [];
-  const base = { samples, estimator: "standard", adapt: false } as const;
+  const base = { samples, estimator, adapt: false } as const;
   for (const [r, row] of rows.entries()) {
     const x = await model.prepare(join(dir, "images", `${row.id}.png`));
     await estimateContrasts(
@@ -1249,6 +1402,7 @@ export async function benchSelfCalibration({
   flowModel = "fixtures/models/shapes-flow",
   flowSeeds = 40,
   flowScenes = 2,
+  flowEstimator = "standard" as EstimatorName,
   oracleSeeds = 400,
   oracleSamples = 100,
   oracleImageCount = 40,
@@ -1287,13 +1441,23 @@ export async function benchSelfCalibration({
     );
   }
   if (only.includes("flow-model")) {
-    rows.push(...await flowModelExperiment(flowModel, flowSeeds, oracleSamples, flowScenes));
+    rows.push(
+      ...await flowModelExperiment(flowModel, flowSeeds, oracleSamples, flowScenes, flowEstimator),
+    );
   }
+  if (only.includes("flow-ceiling")) rows.push(...await flowCeiling(flowModel, flowScenes));
   if (only.includes("families")) rows.push(...await familyExperiment(familySeeds, oracleSamples));
   let banks: Bank[] = [];
   if (
     only.some((o) =>
-      !["oracle", "oracle-ceiling", "oracle-images", "families", "flow-model"].includes(o)
+      ![
+        "oracle",
+        "oracle-ceiling",
+        "oracle-images",
+        "families",
+        "flow-model",
+        "flow-ceiling",
+      ].includes(o)
     )
   ) {
     const model = await loadModel("fixtures/models/shapes-tiny", {
@@ -1392,6 +1556,7 @@ if (import.meta.main) {
       "flow-model": { type: "string", default: "fixtures/models/shapes-flow" },
       "flow-seeds": { type: "string", default: "40" },
       "flow-scenes": { type: "string", default: "2" },
+      "flow-estimator": { type: "string", default: "standard" },
     },
   });
   const list = (s: string) => s.split(",").map(Number);
@@ -1426,6 +1591,7 @@ if (import.meta.main) {
     flowModel: args["flow-model"],
     flowSeeds: Number(args["flow-seeds"]),
     flowScenes: Number(args["flow-scenes"]),
+    flowEstimator: args["flow-estimator"] as EstimatorName,
     variants: args.variants.split(",").map((v) => {
       const [shrink, lambda] = v.split(":").map(Number);
       return { shrink, lambda };
