@@ -95,6 +95,7 @@ import type { EstimatorName, EstimatorOptions } from "../src/estimators/options.
 import { exampleOracle } from "../src/query/oracles.ts";
 import { EXAMPLE_PROMPT } from "../src/models/example.ts";
 import { removeWord } from "../src/text/prompt.ts";
+import type { ShapesScene } from "../src/datasets/shapes/world.ts";
 import { type Bank, bankPrompts, CONTRASTS, loadBanks, NOISES, tabulated } from "./design-bank.ts";
 import { median } from "./summary.ts";
 
@@ -1094,18 +1095,11 @@ function designBound(
  * contrasts of `scenes` held-out scenes of two objects or more, each in the standard and the
  * orthogonal form, from `BOUND_PAIRS` antithetic pairs at the model's logistic.
  */
-async function flowCeiling(folder: string, scenes: number): Promise<Row[]> {
-  const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
-  const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
-  const model = await loadModel(folder, { device: "cpu", maxSequenceLength: 16, profile: false });
-  const dir = await Deno.makeTempDir({ prefix: "self-calibration-flow-ceiling-" });
-  const rows: Row[] = [];
-  try {
-    const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
-    await exportShapesDataset(world, dir);
-    const chosen = world.scenes.filter((s) => s.objects.length >= 2).slice(0, scenes);
+function flowCeiling(folder: string, scenes: number): Promise<Row[]> {
+  return onFlowScenes(folder, scenes, async (model, dir, multi) => {
+    const rows: Row[] = [];
     for (const estimator of ["standard", "orthogonal"] as const) {
-      for (const scene of chosen) {
+      for (const scene of multi.slice(0, scenes)) {
         const x = await model.prepare(join(dir, "images", `${scene.id}.png`));
         const { words, plan } = perTokenPlan(scene.caption);
         const options = resolveOptions(model, {
@@ -1118,21 +1112,36 @@ async function flowCeiling(folder: string, scenes: number): Promise<Row[]> {
         });
         const out = await estimateContrasts(model, x, plan, options);
         const names = ["total", ...words.map((w) => w.word)].map((w) => `${scene.caption} − ${w}`);
-        rows.push(
-          ...designBound(
-            `${folder.split("/").pop()} bound (${estimator})`,
-            names,
-            out,
-            options.logSnr,
-          ),
-        );
+        const experiment = `${folder.split("/").pop()} bound (${estimator})`;
+        rows.push(...designBound(experiment, names, out, options.logSnr));
       }
     }
+    return rows;
+  });
+}
+
+/**
+ * Runs `experiment` on a trained flow model (`folder`, T5 length 16, no profile) with the shapes
+ * world's held-out test scenes of two objects or more (of `4 · scenes`) exported to a temporary
+ * folder, and disposes of both after.
+ */
+async function onFlowScenes(
+  folder: string,
+  scenes: number,
+  experiment: (model: OnnxModel, dir: string, multi: readonly ShapesScene[]) => Promise<Row[]>,
+): Promise<Row[]> {
+  const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
+  const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
+  const model = await loadModel(folder, { device: "cpu", maxSequenceLength: 16, profile: false });
+  const dir = await Deno.makeTempDir({ prefix: "self-calibration-flow-" });
+  try {
+    const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
+    await exportShapesDataset(world, dir);
+    return await experiment(model, dir, world.scenes.filter((s) => s.objects.length >= 2));
   } finally {
     await model.dispose();
     await Deno.remove(dir, { recursive: true });
   }
-  return rows;
 }
 
 /**
@@ -1253,22 +1262,15 @@ async function familyExperiment(seeds: number, samples: number) {
  * scenes (`studyProfile`), stratified-antithetic, each against i.i.d. logistic draws. No exact
  * value: variances only, to about ±30 % at 40 seeds.
  */
-async function flowModelExperiment(
+function flowModelExperiment(
   folder: string,
   seeds: number,
   samples: number,
   scenes: number,
   estimator: EstimatorName,
 ): Promise<Row[]> {
-  const { shapesWorld } = await import("../src/datasets/shapes/world.ts");
-  const { exportShapesDataset } = await import("../src/datasets/shapes/export.ts");
-  const model = await loadModel(folder, { device: "cpu", maxSequenceLength: 16, profile: false });
-  const dir = await Deno.makeTempDir({ prefix: "self-calibration-flow-" });
-  const rows: Row[] = [];
-  try {
-    const world = shapesWorld({ seed: 3, count: 4 * scenes, split: "test" });
-    await exportShapesDataset(world, dir);
-    const multi = world.scenes.filter((s) => s.objects.length >= 2);
+  return onFlowScenes(folder, scenes, async (model, dir, multi) => {
+    const rows: Row[] = [];
     const chosen = multi.slice(0, scenes);
     const profile = await studyProfile(
       model,
@@ -1315,11 +1317,8 @@ async function flowModelExperiment(
         );
       }
     }
-  } finally {
-    await model.dispose();
-    await Deno.remove(dir, { recursive: true });
-  }
-  return rows;
+    return rows;
+  });
 }
 
 /**
