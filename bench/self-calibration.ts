@@ -239,6 +239,16 @@ interface Row {
   readonly ratio: number;
 }
 
+/**
+ * A row against exact values: bias in SE, interval coverage, and (the oracle's) the share of the
+ * misses whose interval lies below the truth.
+ */
+interface OracleRow extends Row {
+  readonly biasSe: number;
+  readonly coverage: number;
+  readonly under?: number;
+}
+
 function priorsExperiment(
   ctx: Context,
   banks: readonly Bank[],
@@ -668,7 +678,7 @@ async function oracleExperiment(
     return { values, covered, under };
   };
   const iid = await runSeeds({ ...base, design: "iid", proposal: "logistic" });
-  const rows: (Row & { biasSe?: number; coverage?: number; under?: number })[] = [];
+  const rows: (Row | OracleRow)[] = [];
   const add = (scheme: string, r: Awaited<ReturnType<typeof runSeeds>>) =>
     names.forEach((name, k) => {
       const v = r.values[k];
@@ -1098,10 +1108,12 @@ function designBound(
 function flowCeiling(folder: string, scenes: number): Promise<Row[]> {
   return onFlowScenes(folder, scenes, async (model, dir, multi) => {
     const rows: Row[] = [];
-    for (const estimator of ["standard", "orthogonal"] as const) {
-      for (const scene of multi.slice(0, scenes)) {
-        const x = await model.prepare(join(dir, "images", `${scene.id}.png`));
-        const { words, plan } = perTokenPlan(scene.caption);
+    for (const scene of multi.slice(0, scenes)) {
+      // each scene's latent prepared once for both forms
+      const x = await model.prepare(join(dir, "images", `${scene.id}.png`));
+      const { words, plan } = perTokenPlan(scene.caption);
+      const names = ["total", ...words.map((w) => w.word)].map((w) => `${scene.caption} − ${w}`);
+      for (const estimator of ["standard", "orthogonal"] as const) {
         const options = resolveOptions(model, {
           samples: 2 * BOUND_PAIRS,
           design: "antithetic",
@@ -1111,7 +1123,6 @@ function flowCeiling(folder: string, scenes: number): Promise<Row[]> {
           seed: 11,
         });
         const out = await estimateContrasts(model, x, plan, options);
-        const names = ["total", ...words.map((w) => w.word)].map((w) => `${scene.caption} − ${w}`);
         const experiment = `${folder.split("/").pop()} bound (${estimator})`;
         rows.push(...designBound(experiment, names, out, options.logSnr));
       }
@@ -1155,7 +1166,7 @@ async function familyExperiment(seeds: number, samples: number) {
   const { informationKernel, readFamilyTruth, fixtureDir, squaredDistance } = await import(
     "../tests/onnx-truth.ts"
   );
-  const rows: (Row & { biasSe?: number; coverage?: number })[] = [];
+  const rows: OracleRow[] = [];
   for (const name of ["exact-sdxl", "exact-sd3", "exact-flux"]) {
     const truth = await readFamilyTruth(name);
     const model = await loadModel(fixtureDir(name), { device: "cpu", profile: false });
@@ -1256,11 +1267,11 @@ async function familyExperiment(seeds: number, samples: number) {
 
 /**
  * A trained flow model (`flow-model`; shapes-flow, FLUX.1-schnell's layout, or `--flow-model`):
- * real runs of a perToken query (`--flow-estimator`, standard by default) on held-out test scenes of two or three
- * objects, `seeds` seeds each: the logistic alone (as shipped), the training law alone,
- * adapting from the logistic, and the profile a study fits from 12 calibration rows of other
- * scenes (`studyProfile`), stratified-antithetic, each against i.i.d. logistic draws. No exact
- * value: variances only, to about ±30 % at 40 seeds.
+ * real runs of a perToken query (`estimator`: `--flow-estimator`, standard by default) on
+ * held-out test scenes of two or three objects, `seeds` seeds each: the logistic alone (as
+ * shipped), the training law alone, adapting from the logistic, and the profile a study fits from
+ * 12 calibration rows of other scenes (`studyProfile`), stratified-antithetic, each against i.i.d.
+ * logistic draws. No exact value: variances only, to about ±30 % at 40 seeds.
  */
 function flowModelExperiment(
   folder: string,
@@ -1416,7 +1427,7 @@ export async function benchSelfCalibration({
     lambda: number;
   }[],
 } = {}) {
-  const rows: (Row & { biasSe?: number; coverage?: number; under?: number })[] = [];
+  const rows: (Row | OracleRow)[] = [];
   if (only.includes("oracle")) {
     rows.push(
       ...await oracleExperiment(oracleSeeds, oracleSamples, 12, oracleFits, oracleEstimator),
@@ -1610,14 +1621,7 @@ if (import.meta.main) {
       } |`,
     );
   }
-  const oracle = report.rows.filter((r) => "biasSe" in r) as {
-    scheme: string;
-    contrast: string;
-    ratio: number;
-    biasSe: number;
-    coverage: number;
-    under?: number;
-  }[];
+  const oracle = report.rows.filter((r): r is OracleRow => "biasSe" in r);
   if (oracle.length > 0) {
     console.log(
       "\n| oracle scheme | contrast | variance / iid | bias (SE) | interval covers | misses below the truth |",
